@@ -1,0 +1,304 @@
+//! The options of `#[pattern(...)]`: read with darling, then validated into
+//! [`StepOptions`] with every error reported at once on the bad value.
+
+use std::time::Duration;
+
+use darling::FromMeta;
+use darling::ast::NestedMeta;
+use proc_macro2::TokenStream;
+use syn::spanned::Spanned as _;
+
+use crate::keys::check_keys;
+use crate::values::{parse_duration, parse_size};
+
+/// Every option `#[pattern]` accepts.
+pub(crate) const KEYS: &[&str] = &[
+    "name",
+    "domain",
+    "timeout",
+    "retries",
+    "retry",
+    "confidence_threshold",
+    "memory",
+    "after",
+    "permissions",
+    "fallback",
+    "compensate",
+];
+
+const RETRY_KEYS: &[&str] = &["max", "initial", "multiplier", "max_delay", "jitter"];
+
+#[derive(FromMeta, Default)]
+struct RawArgs {
+    name: Option<syn::LitStr>,
+    domain: Option<syn::LitStr>,
+    timeout: Option<syn::LitStr>,
+    retries: Option<syn::LitInt>,
+    retry: Option<RawRetry>,
+    confidence_threshold: Option<syn::Lit>,
+    memory: Option<syn::LitStr>,
+    after: Option<PathList>,
+    permissions: Option<StrList>,
+    fallback: Option<StepPath>,
+    compensate: Option<StepPath>,
+}
+
+/// `retry(max = N, initial = "100ms", multiplier = 2.0, max_delay = "10s", jitter = true)`.
+struct RawRetry {
+    span: proc_macro2::Span,
+    max: Option<syn::LitInt>,
+    initial: Option<syn::LitStr>,
+    multiplier: Option<syn::Lit>,
+    max_delay: Option<syn::LitStr>,
+    jitter: Option<syn::LitBool>,
+}
+
+impl FromMeta for RawRetry {
+    fn from_meta(item: &syn::Meta) -> darling::Result<Self> {
+        let syn::Meta::List(list) = item else {
+            return Err(darling::Error::custom(
+                "expected `retry(max = N, …)`; for a plain count write `retries = N`",
+            )
+            .with_span(item));
+        };
+        let mut errors = darling::Error::accumulator();
+        let items = errors
+            .handle(NestedMeta::parse_meta_list(list.tokens.clone()).map_err(Into::into))
+            .unwrap_or_default();
+        let items = check_keys(items, RETRY_KEYS, "`retry(…)`", &mut errors);
+        #[derive(FromMeta)]
+        struct Fields {
+            max: Option<syn::LitInt>,
+            initial: Option<syn::LitStr>,
+            multiplier: Option<syn::Lit>,
+            max_delay: Option<syn::LitStr>,
+            jitter: Option<syn::LitBool>,
+        }
+        let fields = errors.handle(Fields::from_list(&items));
+        errors.finish()?;
+        let Some(f) = fields else {
+            return Err(darling::Error::custom("invalid `retry(…)`").with_span(item));
+        };
+        Ok(Self {
+            span: item.span(),
+            max: f.max,
+            initial: f.initial,
+            multiplier: f.multiplier,
+            max_delay: f.max_delay,
+            jitter: f.jitter,
+        })
+    }
+}
+
+/// `[a, b::c]`, or one path.
+pub(crate) struct PathList(pub(crate) Vec<syn::Path>);
+
+impl FromMeta for PathList {
+    fn from_expr(expr: &syn::Expr) -> darling::Result<Self> {
+        let elems: Vec<&syn::Expr> = match expr {
+            syn::Expr::Array(array) => array.elems.iter().collect(),
+            other => vec![other],
+        };
+        let mut errors = darling::Error::accumulator();
+        let mut paths = Vec::new();
+        for elem in elems {
+            match elem {
+                syn::Expr::Path(p) if p.qself.is_none() => paths.push(p.path.clone()),
+                other => errors.push(
+                    darling::Error::custom("expected the path of a `#[pattern]` step")
+                        .with_span(other),
+                ),
+            }
+        }
+        errors.finish_with(Self(paths))
+    }
+}
+
+/// `["deploy", "read"]`, or one string.
+pub(crate) struct StrList(pub(crate) Vec<syn::LitStr>);
+
+impl FromMeta for StrList {
+    fn from_expr(expr: &syn::Expr) -> darling::Result<Self> {
+        let elems: Vec<&syn::Expr> = match expr {
+            syn::Expr::Array(array) => array.elems.iter().collect(),
+            other => vec![other],
+        };
+        let mut errors = darling::Error::accumulator();
+        let mut strs = Vec::new();
+        for elem in elems {
+            match elem {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => strs.push(s.clone()),
+                other => errors.push(
+                    darling::Error::custom("expected a string literal, such as \"deploy\"")
+                        .with_span(other),
+                ),
+            }
+        }
+        errors.finish_with(Self(strs))
+    }
+}
+
+/// The path of one step.
+pub(crate) struct StepPath(pub(crate) syn::Path);
+
+impl FromMeta for StepPath {
+    fn from_expr(expr: &syn::Expr) -> darling::Result<Self> {
+        match expr {
+            syn::Expr::Path(p) if p.qself.is_none() => Ok(Self(p.path.clone())),
+            other => Err(darling::Error::custom(
+                "expected the path of a `#[pattern]` step, such as `basic_analysis`",
+            )
+            .with_span(other)),
+        }
+    }
+}
+
+/// A validated retry policy.
+pub(crate) struct RetrySpec {
+    pub(crate) span: proc_macro2::Span,
+    pub(crate) max: u32,
+    pub(crate) initial: Option<Duration>,
+    pub(crate) multiplier: Option<f64>,
+    pub(crate) max_delay: Option<Duration>,
+    pub(crate) jitter: Option<bool>,
+}
+
+/// The options of one step, validated.
+#[derive(Default)]
+pub(crate) struct StepOptions {
+    pub(crate) name: Option<syn::LitStr>,
+    pub(crate) domain: Option<syn::LitStr>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) retry: Option<RetrySpec>,
+    pub(crate) confidence_threshold: Option<f64>,
+    pub(crate) memory: Option<u64>,
+    pub(crate) after: Vec<syn::Path>,
+    pub(crate) permissions: Vec<syn::LitStr>,
+    pub(crate) fallback: Option<syn::Path>,
+    pub(crate) compensate: Option<syn::Path>,
+}
+
+/// Reads and validates the attribute's arguments. Every error is reported;
+/// the options that were valid are returned beside them, so that the step
+/// type can still be generated and no cascade of errors follows.
+pub(crate) fn parse(args: TokenStream) -> (StepOptions, darling::Result<()>) {
+    let mut errors = darling::Error::accumulator();
+    let items = errors
+        .handle(NestedMeta::parse_meta_list(args).map_err(Into::into))
+        .unwrap_or_default();
+    let items = check_keys(items, KEYS, "`#[pattern]`", &mut errors);
+    let raw = errors
+        .handle(RawArgs::from_list(&items))
+        .unwrap_or_default();
+
+    let mut opts = StepOptions {
+        name: raw.name,
+        domain: raw.domain,
+        after: raw.after.map(|a| a.0).unwrap_or_default(),
+        permissions: raw.permissions.map(|p| p.0).unwrap_or_default(),
+        fallback: raw.fallback.map(|f| f.0),
+        compensate: raw.compensate.map(|c| c.0),
+        ..StepOptions::default()
+    };
+    if let Some(name) = &opts.name {
+        if name.value().trim().is_empty() {
+            errors.push(darling::Error::custom("a step's `name` cannot be empty").with_span(name));
+        }
+    }
+    opts.timeout = raw.timeout.and_then(|lit| errors.handle(duration(&lit)));
+    opts.memory = raw.memory.and_then(|lit| {
+        errors
+            .handle(parse_size(&lit.value()).map_err(|m| darling::Error::custom(m).with_span(&lit)))
+    });
+    opts.confidence_threshold = raw
+        .confidence_threshold
+        .and_then(|lit| errors.handle(threshold(&lit)));
+    opts.retry = match (raw.retries, raw.retry) {
+        (Some(count), Some(retry)) => {
+            errors.push(
+                darling::Error::custom("give either `retries = N` or `retry(…)`, not both")
+                    .with_span(&count),
+            );
+            errors.handle(retry_spec(retry))
+        }
+        (Some(count), None) => errors
+            .handle(count.base10_parse::<u32>().map_err(Into::into))
+            .map(|max| RetrySpec {
+                span: count.span(),
+                max,
+                initial: None,
+                multiplier: None,
+                max_delay: None,
+                jitter: None,
+            }),
+        (None, Some(retry)) => errors.handle(retry_spec(retry)),
+        (None, None) => None,
+    };
+    (opts, errors.finish())
+}
+
+fn duration(lit: &syn::LitStr) -> darling::Result<Duration> {
+    parse_duration(&lit.value()).map_err(|m| darling::Error::custom(m).with_span(lit))
+}
+
+fn number(lit: &syn::Lit) -> Option<f64> {
+    match lit {
+        syn::Lit::Float(f) => f.base10_parse().ok(),
+        syn::Lit::Int(i) => i.base10_parse::<u32>().ok().map(f64::from),
+        _ => None,
+    }
+}
+
+fn threshold(lit: &syn::Lit) -> darling::Result<f64> {
+    match number(lit) {
+        Some(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        Some(x) => Err(darling::Error::custom(format!(
+            "`confidence_threshold` must be between 0.0 and 1.0, found {x}"
+        ))
+        .with_span(lit)),
+        None => Err(
+            darling::Error::custom("expected a number between 0.0 and 1.0, such as 0.85")
+                .with_span(lit),
+        ),
+    }
+}
+
+fn retry_spec(raw: RawRetry) -> darling::Result<RetrySpec> {
+    let mut errors = darling::Error::accumulator();
+    let max = match &raw.max {
+        Some(lit) => errors.handle(lit.base10_parse::<u32>().map_err(Into::into)),
+        None => {
+            errors.push(darling::Error::from(syn::Error::new(
+                raw.span,
+                "`retry(…)` needs `max = N`, the number of retries",
+            )));
+            None
+        }
+    };
+    let initial = raw.initial.and_then(|l| errors.handle(duration(&l)));
+    let max_delay = raw.max_delay.and_then(|l| errors.handle(duration(&l)));
+    let multiplier = raw.multiplier.and_then(|lit| match number(&lit) {
+        Some(m) if m >= 1.0 => Some(m),
+        _ => {
+            errors.push(
+                darling::Error::custom(
+                    "`multiplier` must be a number of at least 1.0, such as 2.0",
+                )
+                .with_span(&lit),
+            );
+            None
+        }
+    });
+    errors.finish()?;
+    Ok(RetrySpec {
+        span: raw.span,
+        max: max.unwrap_or(0),
+        initial,
+        multiplier,
+        max_delay,
+        jitter: raw.jitter.map(|b| b.value),
+    })
+}

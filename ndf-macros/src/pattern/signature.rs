@@ -1,0 +1,151 @@
+//! The shapes of fn a step may have: `async fn f()`, `async fn f(input: I)`,
+//! `async fn f(input: I, ctx: &PatternContext)` (or `f(ctx: &PatternContext)`),
+//! returning `Result<O, E>`, `O`, or nothing.
+
+use syn::spanned::Spanned as _;
+
+/// What the step's fn returns.
+pub(crate) enum Returns {
+    /// `Result<O, E>` written out: `O` is known.
+    Result(syn::Type),
+    /// An alias such as `io::Result<O>`: `O` is read through a trait.
+    ResultAlias(syn::Type),
+    /// Anything else, `()` included: the step cannot fail.
+    Value(syn::Type),
+}
+
+/// A step fn's signature, validated.
+pub(crate) struct StepSignature {
+    pub(crate) input: Option<syn::Type>,
+    pub(crate) takes_ctx: bool,
+    pub(crate) returns: Returns,
+}
+
+fn error(span: proc_macro2::Span, msg: impl std::fmt::Display) -> darling::Error {
+    darling::Error::from(syn::Error::new(span, msg))
+}
+
+fn is_context(ty: &syn::Type) -> bool {
+    let syn::Type::Reference(r) = ty else {
+        return false;
+    };
+    matches!(&*r.elem, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "PatternContext"))
+}
+
+/// Checks the shape of `f`, reporting every problem.
+pub(crate) fn analyse(f: &syn::ItemFn) -> darling::Result<StepSignature> {
+    let sig = &f.sig;
+    let name = &sig.ident;
+    let mut errors = darling::Error::accumulator();
+    if sig.asyncness.is_none() {
+        errors.push(error(
+            sig.fn_token.span,
+            format!("`{name}` is not async; a `#[pattern]` step must be an `async fn`\nhelp: write `async fn {name}`"),
+        ));
+    }
+    if let Some(c) = &sig.constness {
+        errors.push(error(
+            c.span,
+            format!("`{name}` is a `const fn`; a `#[pattern]` step must be a plain `async fn`"),
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(error(
+            abi.span(),
+            "a `#[pattern]` step cannot have an `extern` ABI",
+        ));
+    }
+    if !matches!(sig.safety, syn::Safety::Default) {
+        errors.push(error(sig.span(), "a `#[pattern]` step cannot be `unsafe`"));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.push(error(
+            sig.generics.span(),
+            format!(
+                "`{name}` is generic; a `#[pattern]` step must have concrete input and output types"
+            ),
+        ));
+    }
+    if let Some(v) = &sig.variadic {
+        errors.push(error(v.span(), "a `#[pattern]` step cannot be variadic"));
+    }
+
+    let mut typed = Vec::new();
+    for arg in &sig.inputs {
+        match arg {
+            syn::FnArg::Receiver(r) => errors.push(error(
+                r.span(),
+                format!(
+                    "`{name}` takes `self`; a `#[pattern]` step is a free `async fn`, not a method\nhelp: move `{name}` out of the `impl` block and pass what it needs as its input"
+                ),
+            )),
+            syn::FnArg::Typed(t) => typed.push(t),
+        }
+    }
+    if typed.len() > 2 {
+        errors.push(error(
+            typed[2].span(),
+            format!(
+                "`{name}` takes {} parameters; a step takes at most two: its input and `&PatternContext`\nhelp: gather the values into one struct or tuple and take that as the input",
+                typed.len()
+            ),
+        ));
+    }
+    let (input, takes_ctx) = match typed.as_slice() {
+        [] => (None, false),
+        [only] if is_context(&only.ty) => (None, true),
+        [input, rest @ ..] => {
+            if let syn::Type::Reference(r) = &*input.ty {
+                errors.push(error(
+                    r.span(),
+                    format!(
+                        "the input of `{name}` is a reference; a step owns its input, since it may be retried or handed to another task\nhelp: take the value (or an `Arc`) instead"
+                    ),
+                ));
+            }
+            if let Some(ctx) = rest.first() {
+                if !is_context(&ctx.ty) {
+                    errors.push(error(
+                        ctx.ty.span(),
+                        format!("the second parameter of `{name}` must be `&PatternContext`"),
+                    ));
+                }
+            }
+            (Some((*input.ty).clone()), rest.first().is_some())
+        }
+    };
+
+    let returns = match &sig.output {
+        syn::ReturnType::Default => Returns::Value(syn::parse_quote!(())),
+        syn::ReturnType::Type(_, ty) => classify_return(ty),
+    };
+    errors.finish_with(StepSignature {
+        input,
+        takes_ctx,
+        returns,
+    })
+}
+
+fn classify_return(ty: &syn::Type) -> Returns {
+    if let syn::Type::Path(p) = ty {
+        if let Some(last) = p.path.segments.last() {
+            if last.ident == "Result" {
+                if let syn::PathArguments::AngleBracketed(args) = &last.arguments {
+                    let types: Vec<&syn::Type> = args
+                        .args
+                        .iter()
+                        .filter_map(|a| match a {
+                            syn::GenericArgument::Type(t) => Some(t),
+                            _ => None,
+                        })
+                        .collect();
+                    return match types.as_slice() {
+                        [ok, _] => Returns::Result((*ok).clone()),
+                        _ => Returns::ResultAlias(ty.clone()),
+                    };
+                }
+            }
+        }
+    }
+    Returns::Value(ty.clone())
+}

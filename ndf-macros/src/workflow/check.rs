@@ -1,0 +1,80 @@
+//! Rules checked on the workflow tree before anything is generated. Rules
+//! that need types (chaining, `after` ordering) are checked by rustc on the
+//! generated code instead; see `expand`.
+
+use super::model::{Stage, Workflow};
+
+/// Checks `workflow` and every nested workflow, reporting every problem.
+pub(crate) fn check(workflow: &Workflow, errors: &mut darling::error::Accumulator) {
+    non_empty(workflow, errors);
+    if let Some(name) = &workflow.name {
+        hierarchical_name(name, errors);
+    }
+    for stage in &workflow.stages {
+        if let Stage::Nested(nested) = stage {
+            check(nested, errors);
+        }
+    }
+}
+
+/// The rule: a workflow has at least one stage.
+fn non_empty(workflow: &Workflow, errors: &mut darling::error::Accumulator) {
+    if workflow.stages.is_empty() {
+        errors.push(darling::Error::from(syn::Error::new(
+            workflow.span,
+            format!(
+                "this `{}` has no stages; an empty workflow does nothing\nhelp: add steps, such as `{}(validate_input => transform_data)`",
+                workflow.kind.macro_name(),
+                workflow.kind.macro_name(),
+            ),
+        )));
+    }
+}
+
+/// Names a workflow may not have, since they say nothing of what it does.
+const GENERIC_WORDS: &[&str] = &[
+    "pattern", "workflow", "flow", "step", "task", "test", "example", "foo",
+];
+
+/// The rule: a workflow name is hierarchical lowercase, `domain.name`, with
+/// segments of `[a-z0-9_]` that say what it is: `pattern1` or `workflow` are
+/// not names.
+fn hierarchical_name(lit: &syn::LitStr, errors: &mut darling::error::Accumulator) {
+    let name = lit.value();
+    let segments: Vec<&str> = name.split('.').collect();
+    let problem = if segments.len() < 2 {
+        Some("it has a single segment".to_owned())
+    } else if segments.iter().any(|s| s.is_empty()) {
+        Some("it has an empty segment".to_owned())
+    } else if let Some(bad) = segments.iter().find(|s| {
+        !s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    }) {
+        Some(format!(
+            "segment `{bad}` has characters other than `a-z`, `0-9` and `_`"
+        ))
+    } else if let Some(bad) = segments
+        .iter()
+        .find(|s| s.starts_with(|c: char| !c.is_ascii_lowercase()))
+    {
+        Some(format!("segment `{bad}` does not start with a letter"))
+    } else {
+        segments
+            .iter()
+            .find(|s| {
+                GENERIC_WORDS
+                    .contains(&s.trim_end_matches(|c: char| c.is_ascii_digit() || c == '_'))
+            })
+            .map(|bad| {
+                format!("segment `{bad}` is generic: it does not say what the workflow does")
+            })
+    };
+    if let Some(problem) = problem {
+        errors.push(
+            darling::Error::custom(format!(
+                "workflow name `{name}` is not a hierarchical name: {problem}\nhelp: name it `domain.what_it_does` in lowercase, such as \"data_processing.etl_pipeline\""
+            ))
+            .with_span(lit),
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! Runtime configuration and its per-environment presets.
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// A deployment environment, each with its own presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Environment {
+    /// Strict: high confidence threshold, slow learning, short timeouts.
+    Production,
+    /// Between production and development.
+    Staging,
+    /// Lenient: the default.
+    Development,
+}
+
+/// How the runtime decides, learns and waits.
+///
+/// `Config::default()` is the development preset.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Confidence a pattern must keep to be run (0..=1), unless the step sets its own.
+    pub confidence_threshold: f64,
+    /// Weight of the newest outcome in the learned confidence (0..=1).
+    pub learning_rate: f64,
+    /// Per-attempt timeout of steps that set none.
+    pub step_timeout: Duration,
+    /// Fraction of failures tolerated before a pattern is reported as degraded (0..=1).
+    pub error_tolerance: f64,
+    /// Outcomes observed before confidence gates anything.
+    pub min_samples: u64,
+    /// CPU use (fraction of the machine) above which new work waits.
+    pub cpu_limit: f64,
+    /// Memory use (fraction of the machine) above which new work waits.
+    pub memory_limit: f64,
+    /// How long constrained work waits for resources before degrading or failing.
+    pub resource_wait: Duration,
+}
+
+impl Config {
+    /// The presets of an environment.
+    ///
+    /// | environment | threshold | learning rate | step timeout | error tolerance |
+    /// |---|---|---|---|---|
+    /// | production | 0.85 | 0.05 | 30 s | 0.02 |
+    /// | staging | 0.75 | 0.10 | 60 s | 0.05 |
+    /// | development | 0.60 | 0.20 | 120 s | 0.10 |
+    #[must_use]
+    pub fn for_environment(env: Environment) -> Self {
+        let (confidence_threshold, learning_rate, timeout_secs, error_tolerance) = match env {
+            Environment::Production => (0.85, 0.05, 30, 0.02),
+            Environment::Staging => (0.75, 0.10, 60, 0.05),
+            Environment::Development => (0.60, 0.20, 120, 0.10),
+        };
+        Self {
+            confidence_threshold,
+            learning_rate,
+            step_timeout: Duration::from_secs(timeout_secs),
+            error_tolerance,
+            min_samples: 10,
+            cpu_limit: 0.8,
+            memory_limit: 0.8,
+            resource_wait: Duration::from_secs(5),
+        }
+    }
+
+    /// Checks every value, naming the first bad key.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the key, its value and the accepted range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fractions = [
+            ("confidence_threshold", self.confidence_threshold),
+            ("learning_rate", self.learning_rate),
+            ("error_tolerance", self.error_tolerance),
+            ("cpu_limit", self.cpu_limit),
+            ("memory_limit", self.memory_limit),
+        ];
+        for (key, value) in fractions {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(ConfigError::new(key, value, "must be between 0 and 1"));
+            }
+        }
+        if self.step_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "step_timeout",
+                format_args!("{:?}", self.step_timeout),
+                "must be longer than zero",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::for_environment(Environment::Development)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_match_the_design_table() {
+        let p = Config::for_environment(Environment::Production);
+        assert_eq!(
+            (p.confidence_threshold, p.learning_rate, p.error_tolerance),
+            (0.85, 0.05, 0.02)
+        );
+        assert_eq!(p.step_timeout, Duration::from_secs(30));
+        let s = Config::for_environment(Environment::Staging);
+        assert_eq!(
+            (s.confidence_threshold, s.learning_rate, s.error_tolerance),
+            (0.75, 0.10, 0.05)
+        );
+        assert_eq!(s.step_timeout, Duration::from_secs(60));
+        let d = Config::default();
+        assert_eq!(
+            (d.confidence_threshold, d.learning_rate, d.error_tolerance),
+            (0.60, 0.20, 0.10)
+        );
+        assert_eq!(d.step_timeout, Duration::from_secs(120));
+        assert_eq!((d.cpu_limit, d.memory_limit), (0.8, 0.8));
+    }
+
+    #[test]
+    fn validate_names_the_bad_key() {
+        let mut c = Config::default();
+        c.cpu_limit = 1.5;
+        let err = c.validate().unwrap_err();
+        assert_eq!(err.key, "cpu_limit");
+        assert_eq!(
+            err.to_string(),
+            "`cpu_limit` = 1.5: must be between 0 and 1"
+        );
+    }
+}

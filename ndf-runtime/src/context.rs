@@ -1,0 +1,199 @@
+//! The context a pattern runs in: domain, caller, priority, permissions and
+//! attributes.
+
+use std::fmt;
+
+use crate::security::{REDACTED, is_secret_key};
+
+/// How urgent a run is.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    /// Background work.
+    Low,
+    /// The default.
+    #[default]
+    Normal,
+    /// User-facing work.
+    High,
+    /// Work that must not wait.
+    Critical,
+}
+
+/// The context of one run: the domain it learns under, who asked, with which
+/// priority and permissions, and free-form attributes.
+///
+/// Attributes whose key contains `password`, `token`, `key`, `secret` or
+/// `credential` (any case) are redacted in `Debug` output and everywhere the
+/// runtime writes; the step itself still reads the real value with
+/// [`PatternContext::attribute_value`].
+///
+/// ```
+/// use ndf::prelude::*;
+///
+/// let ctx = PatternContext::new("data_processing")
+///     .agent_type("etl")
+///     .priority(Priority::High)
+///     .permissions(["deploy"])
+///     .attribute("region", "eu-west-1")
+///     .attribute("api_token", "hunter2");
+/// assert_eq!(ctx.attribute_value("region"), Some("eu-west-1"));
+/// assert!(!format!("{ctx:?}").contains("hunter2"));
+/// ```
+#[derive(Clone, Default)]
+pub struct PatternContext {
+    domain: String,
+    agent_type: Option<String>,
+    priority: Priority,
+    permissions: Vec<String>,
+    attributes: Vec<(String, String)>,
+}
+
+impl PatternContext {
+    /// A context for runs in `domain`.
+    pub fn new(domain: impl Into<String>) -> Self {
+        Self {
+            domain: domain.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the kind of agent that runs the pattern.
+    #[must_use]
+    pub fn agent_type(mut self, agent_type: impl Into<String>) -> Self {
+        self.agent_type = Some(agent_type.into());
+        self
+    }
+
+    /// Sets the priority.
+    #[must_use]
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Grants permissions (added to those already granted).
+    #[must_use]
+    pub fn permissions<P: Into<String>>(
+        mut self,
+        permissions: impl IntoIterator<Item = P>,
+    ) -> Self {
+        self.permissions
+            .extend(permissions.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an attribute, replacing an earlier value of the same key.
+    #[must_use]
+    pub fn attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let (key, value) = (key.into(), value.into());
+        match self.attributes.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.attributes.push((key, value)),
+        }
+        self
+    }
+
+    /// The domain learning is keyed by.
+    #[must_use]
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// The agent type, if set.
+    #[must_use]
+    pub fn agent(&self) -> Option<&str> {
+        self.agent_type.as_deref()
+    }
+
+    /// The priority of the run.
+    #[must_use]
+    pub fn run_priority(&self) -> Priority {
+        self.priority
+    }
+
+    /// The permissions granted.
+    #[must_use]
+    pub fn granted_permissions(&self) -> &[String] {
+        &self.permissions
+    }
+
+    /// The real value of an attribute, secret or not. Only step code should
+    /// call this; everything the runtime writes uses [`Self::redacted_attributes`].
+    #[must_use]
+    pub fn attribute_value(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The attributes as the runtime may write them: secret values replaced
+    /// by `[REDACTED]`.
+    pub fn redacted_attributes(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.attributes.iter().map(|(k, v)| {
+            let shown = if is_secret_key(k) {
+                REDACTED
+            } else {
+                v.as_str()
+            };
+            (k.as_str(), shown)
+        })
+    }
+}
+
+impl fmt::Debug for PatternContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Attrs<'a>(&'a PatternContext);
+        impl fmt::Debug for Attrs<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_map().entries(self.0.redacted_attributes()).finish()
+            }
+        }
+        f.debug_struct("PatternContext")
+            .field("domain", &self.domain)
+            .field("agent_type", &self.agent_type)
+            .field("priority", &self.priority)
+            .field("permissions", &self.permissions)
+            .field("attributes", &Attrs(self))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_secret_attributes_only() {
+        let ctx = PatternContext::new("security")
+            .attribute("DB_Password", "pa55")
+            .attribute("region", "eu-west-1");
+        let shown = format!("{ctx:?}");
+        assert!(!shown.contains("pa55"), "{shown}");
+        assert!(shown.contains(REDACTED), "{shown}");
+        assert!(shown.contains("eu-west-1"), "{shown}");
+        assert_eq!(ctx.attribute_value("DB_Password"), Some("pa55"));
+    }
+
+    #[test]
+    fn attribute_replaces_an_earlier_value() {
+        let ctx = PatternContext::new("d")
+            .attribute("a", "1")
+            .attribute("a", "2");
+        assert_eq!(ctx.attribute_value("a"), Some("2"));
+        assert_eq!(ctx.redacted_attributes().count(), 1);
+    }
+}

@@ -1,0 +1,30 @@
+//! Runtime of ndf: the traits generated code targets, the executor
+//! ([`Ndf`]), policies, learning and stores.
+//!
+//! Users depend on the `ndf` facade, which re-exports everything here.
+
+mod config;
+mod context;
+mod error;
+mod exec;
+mod learning;
+mod ndf;
+mod order;
+mod policy;
+mod security;
+mod step;
+mod store;
+
+#[doc(hidden)]
+pub mod macro_support;
+
+pub use config::{Config, Environment};
+pub use context::{PatternContext, Priority};
+pub use error::{ConfigError, Error, StepError, StoreError};
+pub use exec::Cx;
+pub use learning::PatternStats;
+pub use ndf::{Ndf, NdfBuilder};
+pub use policy::RetryPolicy;
+pub use security::{REDACTED, is_secret_key};
+pub use step::{Step, StepMeta, Workflow};
+pub use store::{LearningStore, MemoryStore, StoredStats};

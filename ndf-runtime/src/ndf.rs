@@ -1,0 +1,199 @@
+//! [`Ndf`], the runtime handle, and its builder.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::context::PatternContext;
+use crate::error::Error;
+use crate::exec::Cx;
+use crate::learning::{PatternStats, StatsTable};
+use crate::security::missing_permissions;
+use crate::step::Workflow;
+use crate::store::{LearningStore, MemoryStore, StoredStats};
+
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) stats: StatsTable,
+    store: Box<dyn LearningStore>,
+}
+
+/// The ndf runtime: runs workflows under their policies and learns from
+/// every run.
+///
+/// Cheap to clone (an `Arc`), `Send + Sync`; every method takes `&self`.
+///
+/// ```
+/// use ndf::prelude::*;
+///
+/// #[pattern]
+/// async fn double(x: u32) -> u32 { x * 2 }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ndf::Error> {
+/// let ndf = Ndf::builder().build()?;
+/// let flow = sequential!(name = "math.double_twice"; double => double);
+/// assert_eq!(ndf.run(&flow, 3, &PatternContext::new("math")).await?, 12);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Ndf {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Ndf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ndf")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ndf {
+    /// A builder with the development config and a [`MemoryStore`].
+    #[must_use]
+    pub fn builder() -> NdfBuilder {
+        NdfBuilder::default()
+    }
+
+    /// The configuration in force.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Runs `workflow` on `input` in `ctx`.
+    ///
+    /// Permissions of every step are checked before any step runs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PermissionDenied`] when the context lacks a permission (nothing
+    /// ran); otherwise the first stage error, after retries, fallback and
+    /// compensation of the completed stages.
+    pub async fn run<W: Workflow>(
+        &self,
+        workflow: &W,
+        input: W::Input,
+        ctx: &PatternContext,
+    ) -> Result<W::Output, Error> {
+        let required = W::PERMISSIONS.iter().flat_map(|p| p.iter().copied());
+        if required.clone().next().is_some() {
+            let missing = missing_permissions(required, ctx.granted_permissions());
+            if !missing.is_empty() {
+                return Err(Error::PermissionDenied {
+                    pattern: W::NAME.to_owned(),
+                    missing,
+                });
+            }
+        }
+        let cx = Cx {
+            inner: &self.inner,
+            ctx,
+            pattern: W::NAME,
+        };
+        let started = tokio::time::Instant::now();
+        let result = workflow.execute(cx, input).await;
+        self.inner
+            .stats
+            .run_finished(W::NAME, ctx.domain(), result.is_ok(), started.elapsed());
+        result
+    }
+
+    /// What has been learned of `pattern` (a workflow or step name) in `domain`.
+    #[must_use]
+    pub fn stats(&self, pattern: &str, domain: &str) -> Option<PatternStats> {
+        self.inner.stats.get(pattern, domain)
+    }
+
+    /// Writes what was learned to the store.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store cannot be written.
+    pub fn flush(&self) -> Result<(), Error> {
+        let rows: Vec<StoredStats> = self
+            .inner
+            .stats
+            .snapshot()
+            .into_iter()
+            .map(|(pattern, domain, stats)| StoredStats {
+                pattern,
+                domain,
+                stats,
+            })
+            .collect();
+        self.inner.store.save(&rows)?;
+        Ok(())
+    }
+
+    /// Flushes learning data; call it before the process exits.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store cannot be written.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        self.flush()
+    }
+}
+
+/// Builds an [`Ndf`].
+#[must_use]
+pub struct NdfBuilder {
+    config: Config,
+    store: Option<Box<dyn LearningStore>>,
+}
+
+impl Default for NdfBuilder {
+    fn default() -> Self {
+        Self {
+            config: Config::default(),
+            store: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for NdfBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NdfBuilder")
+            .field("config", &self.config)
+            .field("store", &self.store.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+impl NdfBuilder {
+    /// Uses this configuration (default: development presets).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Keeps learning data in this store (default: a fresh [`MemoryStore`]).
+    pub fn store(mut self, store: impl LearningStore) -> Self {
+        self.store = Some(Box::new(store));
+        self
+    }
+
+    /// Validates the configuration, loads what the store holds and returns
+    /// the runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming a bad key, [`Error::Store`] when the store
+    /// cannot be read.
+    pub fn build(self) -> Result<Ndf, Error> {
+        self.config.validate()?;
+        let store = self.store.unwrap_or_else(|| Box::new(MemoryStore::new()));
+        let stats = StatsTable::default();
+        for row in store.load()? {
+            stats.seed(&row.pattern, &row.domain, &row.stats);
+        }
+        Ok(Ndf {
+            inner: Arc::new(Inner {
+                config: self.config,
+                stats,
+                store,
+            }),
+        })
+    }
+}

@@ -1,0 +1,7 @@
+//! Per-step policies: retry with backoff, per-attempt timeout.
+
+mod retry;
+mod timeout;
+
+pub use retry::RetryPolicy;
+pub(crate) use timeout::lazy_timeout;

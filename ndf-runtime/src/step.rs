@@ -1,0 +1,131 @@
+//! The traits that `#[pattern]` and the workflow macros implement.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::context::PatternContext;
+use crate::error::{Error, StepError};
+use crate::exec::Cx;
+use crate::policy::RetryPolicy;
+
+/// What `#[pattern]` knows about a step at compile time.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct StepMeta {
+    /// Pattern name (the fn name unless `name = "…"`).
+    pub name: &'static str,
+    /// Domain whose presets apply when the step sets none.
+    pub domain: Option<&'static str>,
+    /// Per-attempt timeout; the config's `step_timeout` when `None`.
+    pub timeout: Option<Duration>,
+    /// Retry policy.
+    pub retry: RetryPolicy,
+    /// Confidence the step must keep to be run.
+    pub confidence_threshold: Option<f64>,
+    /// Declared memory budget in bytes.
+    pub memory: Option<u64>,
+    /// Names of steps that must have run earlier in the workflow.
+    pub after: &'static [&'static str],
+    /// Permissions the context must grant.
+    pub permissions: &'static [&'static str],
+    /// Name of the fallback step.
+    pub fallback: Option<&'static str>,
+    /// Per-attempt timeout of the fallback step.
+    pub fallback_timeout: Option<Duration>,
+    /// Name of the compensating step.
+    pub compensate: Option<&'static str>,
+}
+
+impl StepMeta {
+    /// Metadata of a step called `name` with every option at its default.
+    #[must_use]
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            domain: None,
+            timeout: None,
+            retry: RetryPolicy::NONE,
+            confidence_threshold: None,
+            memory: None,
+            after: &[],
+            permissions: &[],
+            fallback: None,
+            fallback_timeout: None,
+            compensate: None,
+        }
+    }
+}
+
+/// A workflow step: what `#[pattern]` generates for an async fn.
+///
+/// The type has the fn's name and lives in the type namespace, so the fn
+/// stays callable as written. Users do not implement this trait by hand.
+pub trait Step: Send + Sync + 'static {
+    /// The value the step takes.
+    type Input: Send + 'static;
+    /// The value the step returns on success.
+    type Output: Send + 'static;
+    /// What is kept of a completed step so that it can be compensated: `()`
+    /// for a step without `compensate`, a copy of the output otherwise.
+    type Undo: Send + 'static;
+
+    /// The step's pattern name (kept apart from [`Step::META`] so that
+    /// steps can name each other in `after` without a const cycle).
+    const NAME: &'static str;
+    /// Compile-time options.
+    const META: StepMeta;
+
+    /// Runs the user's fn once.
+    fn call(
+        input: Self::Input,
+        ctx: &PatternContext,
+    ) -> impl Future<Output = Result<Self::Output, StepError>> + Send + '_;
+
+    /// A copy of the input for another attempt or the fallback; `None` for
+    /// steps that are neither retried nor have a fallback.
+    fn dup(input: &Self::Input) -> Option<Self::Input>;
+
+    /// What to keep of the output for compensation.
+    fn keep(output: &Self::Output) -> Self::Undo;
+
+    /// Runs the `compensate` step, if any, on what [`Step::keep`] kept.
+    fn compensate(
+        undo: Self::Undo,
+        ctx: &PatternContext,
+    ) -> Option<impl Future<Output = Result<(), StepError>> + Send + '_>;
+
+    /// Runs the `fallback` step, if any, on the input.
+    fn fallback(
+        input: Self::Input,
+        ctx: &PatternContext,
+    ) -> Option<impl Future<Output = Result<Self::Output, StepError>> + Send + '_>;
+}
+
+/// A composed workflow, as `sequential!` and the other workflow macros
+/// generate: a concrete state machine run by [`crate::Ndf::run`].
+pub trait Workflow: Send + Sync {
+    /// The workflow's input: the input of its first stage.
+    type Input: Send;
+    /// The workflow's output: the output of its last stage.
+    type Output: Send;
+
+    /// The workflow's pattern name: its `name` option, or one derived from
+    /// its stages.
+    const NAME: &'static str;
+    /// Whether `name` was given; only named workflows can be registered.
+    const NAMED: bool;
+    /// The permissions of every step, checked before any step runs.
+    const PERMISSIONS: &'static [&'static [&'static str]];
+
+    /// The workflow's pattern name, from a value.
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    /// Runs the workflow. Call it through [`crate::Ndf::run`].
+    fn execute<'a>(
+        &'a self,
+        cx: Cx<'a>,
+        input: Self::Input,
+    ) -> impl Future<Output = Result<Self::Output, Error>> + Send + 'a;
+}

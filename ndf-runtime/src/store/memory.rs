@@ -1,0 +1,67 @@
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::{LearningStore, StoredStats};
+use crate::error::StoreError;
+use crate::learning::PatternStats;
+
+/// A store in memory: for tests, and for services that do not keep learning
+/// data across restarts. Clones share the same data.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    rows: Arc<Mutex<BTreeMap<(String, String), PatternStats>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl LearningStore for MemoryStore {
+    fn load(&self) -> Result<Vec<StoredStats>, StoreError> {
+        let rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(rows
+            .iter()
+            .map(|((pattern, domain), stats)| StoredStats {
+                pattern: pattern.clone(),
+                domain: domain.clone(),
+                stats: *stats,
+            })
+            .collect())
+    }
+
+    fn save(&self, new_rows: &[StoredStats]) -> Result<(), StoreError> {
+        let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
+        for row in new_rows {
+            rows.insert((row.pattern.clone(), row.domain.clone()), row.stats);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_replaces_rows_of_the_same_key() {
+        let store = MemoryStore::new();
+        let mut stats = PatternStats {
+            executions: 1,
+            successes: 1,
+            ..PatternStats::default()
+        };
+        let row = |stats| StoredStats {
+            pattern: "a.b".into(),
+            domain: "d".into(),
+            stats,
+        };
+        store.save(&[row(stats)]).unwrap();
+        stats.executions = 2;
+        store.save(&[row(stats)]).unwrap();
+        assert_eq!(store.load().unwrap(), vec![row(stats)]);
+    }
+}

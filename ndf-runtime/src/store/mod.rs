@@ -1,0 +1,41 @@
+//! Where learning data outlives a run: the [`LearningStore`] trait and its
+//! in-memory implementation.
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+use crate::error::StoreError;
+use crate::learning::PatternStats;
+
+/// One row of learning data: the statistics of a pattern in a domain.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredStats {
+    /// Pattern name.
+    pub pattern: String,
+    /// Domain the pattern ran in.
+    pub domain: String,
+    /// What was learned.
+    pub stats: PatternStats,
+}
+
+/// Keeps learning data between runs of the process.
+///
+/// The runtime loads everything once when it is built and saves absolute
+/// values (not deltas) when it flushes, so a save may be repeated safely.
+pub trait LearningStore: Send + Sync + 'static {
+    /// Everything stored.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the store cannot be read.
+    fn load(&self) -> Result<Vec<StoredStats>, StoreError>;
+
+    /// Stores these rows, replacing earlier rows of the same (pattern, domain).
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the store cannot be written; nothing is then
+    /// half-written.
+    fn save(&self, rows: &[StoredStats]) -> Result<(), StoreError>;
+}

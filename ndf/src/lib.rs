@@ -1,0 +1,46 @@
+//! # ndf — the Natural Delegation Framework
+//!
+//! Mark async functions as steps with [`#[pattern]`](macro@pattern), compose
+//! them with [`sequential!`], and run the result with [`Ndf`]: retries with
+//! backoff, per-attempt timeouts, fallbacks, compensation, permission checks
+//! and learning, with mistakes in how steps fit together caught by the
+//! compiler.
+//!
+//! ```
+//! use ndf::prelude::*;
+//!
+//! #[pattern(retries = 2)]
+//! async fn fetch(id: u32) -> Result<String, StepError> { Ok(format!("record {id}")) }
+//!
+//! #[pattern]
+//! async fn shout(s: String) -> String { s.to_uppercase() }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), ndf::Error> {
+//! let ndf = Ndf::builder().build()?;
+//! let flow = sequential!(name = "demo.fetch_and_shout"; fetch => shout);
+//! let out = ndf.run(&flow, 7, &PatternContext::new("demo")).await?;
+//! assert_eq!(out, "RECORD 7");
+//! # Ok(()) }
+//! ```
+
+pub use ndf_macros::{pattern, sequential};
+pub use ndf_runtime::{
+    Config, ConfigError, Cx, Environment, Error, LearningStore, MemoryStore, Ndf, NdfBuilder,
+    PatternContext, PatternStats, Priority, REDACTED, RetryPolicy, Step, StepError, StepMeta,
+    StoreError, StoredStats, Workflow, is_secret_key,
+};
+
+/// Everything a user of ndf imports: `use ndf::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Config, Environment, MemoryStore, Ndf, PatternContext, Priority, StepError, Workflow,
+        pattern, sequential,
+    };
+}
+
+/// Not public API: what generated code names. It changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use ndf_runtime::macro_support::*;
+}
