@@ -4,8 +4,25 @@
 //! message names both items, and no other error follows, since the
 //! conversion is the only use of the value.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
+
+/// `tokens` with every span set to `span`.
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let TokenTree::Group(g) = &tt {
+                let mut group = Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                tt = TokenTree::Group(group);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
+}
 
 /// Words of one type rule. `{Self}` is the type found, `{__T}` the type
 /// expected.
@@ -23,8 +40,10 @@ pub(crate) struct Check {
 }
 
 impl Check {
-    pub(crate) fn new(id: &str, span: Span, rule: &Rule) -> Self {
-        let trait_ident = format_ident!("__NdfCheck{}", id);
+    /// `name` is the trait's name, which rustc shows in a `help:` line: make
+    /// it read as what is checked, such as `ndf_input_of_store_results`.
+    pub(crate) fn new(name: &str, span: Span, rule: &Rule) -> Self {
+        let trait_ident = format_ident!("{}", name);
         let Rule {
             message,
             label,
@@ -54,6 +73,9 @@ impl Check {
     /// types differ.
     pub(crate) fn convert(&self, value: &TokenStream, target: &TokenStream) -> TokenStream {
         let trait_ident = &self.trait_ident;
+        // rustc reports the failed conversion at the argument: give it the
+        // user's span too.
+        let value = respan(value.clone(), self.span);
         quote_spanned! {self.span=> #trait_ident::<#target>::__ndf_into(#value) }
     }
 }

@@ -60,6 +60,11 @@ impl StepMeta {
 ///
 /// The type has the fn's name and lives in the type namespace, so the fn
 /// stays callable as written. Users do not implement this trait by hand.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an ndf step",
+    label = "not a `#[pattern]` step",
+    note = "a stage is an `async fn` marked `#[pattern]`, or a nested workflow macro such as `sequential!(…)`"
+)]
 pub trait Step: Send + Sync + 'static {
     /// The value the step takes.
     type Input: Send + 'static;

@@ -35,7 +35,7 @@ struct RawArgs {
     timeout: Option<syn::LitStr>,
     retries: Option<syn::LitInt>,
     retry: Option<RawRetry>,
-    confidence_threshold: Option<syn::Lit>,
+    confidence_threshold: Option<syn::Expr>,
     memory: Option<syn::LitStr>,
     after: Option<PathList>,
     permissions: Option<StrList>,
@@ -43,12 +43,35 @@ struct RawArgs {
     compensate: Option<StepPath>,
 }
 
+impl RawArgs {
+    /// Options are read one at a time so that a bad one does not hide the
+    /// others: `from_list` gives up on the first error.
+    fn merge(&mut self, other: Self) {
+        macro_rules! take {
+            ($($field:ident),*) => { $( if other.$field.is_some() { self.$field = other.$field; } )* };
+        }
+        take!(
+            name,
+            domain,
+            timeout,
+            retries,
+            retry,
+            confidence_threshold,
+            memory,
+            after,
+            permissions,
+            fallback,
+            compensate
+        );
+    }
+}
+
 /// `retry(max = N, initial = "100ms", multiplier = 2.0, max_delay = "10s", jitter = true)`.
 struct RawRetry {
     span: proc_macro2::Span,
     max: Option<syn::LitInt>,
     initial: Option<syn::LitStr>,
-    multiplier: Option<syn::Lit>,
+    multiplier: Option<syn::Expr>,
     max_delay: Option<syn::LitStr>,
     jitter: Option<syn::LitBool>,
 }
@@ -70,7 +93,7 @@ impl FromMeta for RawRetry {
         struct Fields {
             max: Option<syn::LitInt>,
             initial: Option<syn::LitStr>,
-            multiplier: Option<syn::Lit>,
+            multiplier: Option<syn::Expr>,
             max_delay: Option<syn::LitStr>,
             jitter: Option<syn::LitBool>,
         }
@@ -190,9 +213,13 @@ pub(crate) fn parse(args: TokenStream) -> (StepOptions, darling::Result<()>) {
         .handle(NestedMeta::parse_meta_list(args).map_err(Into::into))
         .unwrap_or_default();
     let items = check_keys(items, KEYS, "`#[pattern]`", &mut errors);
-    let raw = errors
-        .handle(RawArgs::from_list(&items))
-        .unwrap_or_default();
+    let mut raw = RawArgs::default();
+    for item in &items {
+        match RawArgs::from_list(std::slice::from_ref(item)) {
+            Ok(one) => raw.merge(one),
+            Err(e) => errors.push(reword(item, e)),
+        }
+    }
 
     let mut opts = StepOptions {
         name: raw.name,
@@ -240,19 +267,54 @@ pub(crate) fn parse(args: TokenStream) -> (StepOptions, darling::Result<()>) {
     (opts, errors.finish())
 }
 
+/// darling's own words for a value of the wrong kind ("Unexpected type
+/// `int`") become ours, naming the key and the form it takes.
+fn reword(item: &NestedMeta, error: darling::Error) -> darling::Error {
+    let NestedMeta::Meta(syn::Meta::NameValue(nv)) = item else {
+        return error;
+    };
+    let key = nv
+        .path
+        .get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let form = match key.as_str() {
+        "name" => "a string, such as \"validate_input\"",
+        "domain" => "a string, such as \"data_processing\"",
+        "timeout" => "a duration string, such as \"30s\"",
+        "memory" => "a size string, such as \"512MB\"",
+        "retries" => "a whole number, such as 3",
+        _ => return error,
+    };
+    darling::Error::custom(format!("`{key}` takes {form}")).with_span(&nv.value)
+}
+
 fn duration(lit: &syn::LitStr) -> darling::Result<Duration> {
     parse_duration(&lit.value()).map_err(|m| darling::Error::custom(m).with_span(lit))
 }
 
-fn number(lit: &syn::Lit) -> Option<f64> {
-    match lit {
-        syn::Lit::Float(f) => f.base10_parse().ok(),
-        syn::Lit::Int(i) => i.base10_parse::<u32>().ok().map(f64::from),
+/// A numeric literal, possibly negated.
+fn number(expr: &syn::Expr) -> Option<f64> {
+    match expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Float(f),
+            ..
+        }) => f.base10_parse().ok(),
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(i),
+            ..
+        }) => i.base10_parse::<u32>().ok().map(f64::from),
+        syn::Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            expr,
+            ..
+        }) => number(expr).map(|x| -x),
+        syn::Expr::Paren(p) => number(&p.expr),
         _ => None,
     }
 }
 
-fn threshold(lit: &syn::Lit) -> darling::Result<f64> {
+fn threshold(lit: &syn::Expr) -> darling::Result<f64> {
     match number(lit) {
         Some(x) if (0.0..=1.0).contains(&x) => Ok(x),
         Some(x) => Err(darling::Error::custom(format!(

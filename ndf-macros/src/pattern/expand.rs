@@ -80,7 +80,7 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
             "has a `fallback`"
         };
         let (check, def) = clone_check(
-            "__NdfCopyInput",
+            "ndf_retried_input",
             &format!("step `{name}` {why}, so its input `{{Self}}` must implement `Clone`"),
             "`{Self}` is not `Clone`",
             "each attempt, and the fallback, get their own copy of the input; derive `Clone` for it, or use an `Arc`",
@@ -96,7 +96,7 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
         Some(c) => {
             let c_name = path_name(c);
             let (check, def) = clone_check(
-                "__NdfCopyOutput",
+                "ndf_compensated_output",
                 &format!(
                     "step `{name}` has `compensate = {c_name}`, so its output `{{Self}}` must implement `Clone`"
                 ),
@@ -105,7 +105,7 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
             );
             helpers.extend(def);
             let input_check = Check::new(
-                "CompensateInput",
+                "ndf_compensation_input",
                 c.span(),
                 &Rule {
                     message: format!(
@@ -116,7 +116,7 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
                 },
             );
             let unit_check = Check::new(
-                "CompensateOutput",
+                "ndf_compensation_output",
                 c.span(),
                 &Rule {
                     message: format!(
@@ -155,7 +155,7 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
         Some(fb) => {
             let fb_name = path_name(fb);
             let in_check = Check::new(
-                "FallbackInput",
+                "ndf_fallback_input",
                 fb.span(),
                 &Rule {
                     message: format!(
@@ -166,7 +166,7 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
                 },
             );
             let out_check = Check::new(
-                "FallbackOutput",
+                "ndf_fallback_output",
                 fb.span(),
                 &Rule {
                     message: format!(

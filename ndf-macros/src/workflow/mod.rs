@@ -23,26 +23,20 @@ pub(crate) fn workflow(kind: Kind, tokens: TokenStream) -> TokenStream {
     check::check(&workflow, &mut errors);
     match errors.finish() {
         Ok(()) => expand::expand(&workflow),
-        Err(e) => {
-            let mut out = e.write_errors();
-            out.extend(placeholder());
-            out
-        }
+        Err(e) => with_placeholder(e),
     }
 }
 
 fn fallback(errors: darling::error::Accumulator) -> TokenStream {
-    let mut out = errors
-        .finish()
-        .err()
-        .map(darling::Error::write_errors)
-        .unwrap_or_default();
-    out.extend(placeholder());
-    out
+    match errors.finish() {
+        Ok(()) => with_placeholder(darling::Error::custom("invalid workflow")),
+        Err(e) => with_placeholder(e),
+    }
 }
 
-/// Beside a `compile_error!`, an expression of any type, so that the user's
-/// surrounding code raises no second error.
-fn placeholder() -> TokenStream {
-    quote::quote!(::core::unreachable!())
+/// The errors as statements of a block whose value has any type, so that the
+/// user's surrounding code raises no second error.
+fn with_placeholder(errors: darling::Error) -> TokenStream {
+    let errors = errors.into_iter().map(darling::Error::write_errors);
+    quote::quote!({ #(#errors;)* ::core::unreachable!() })
 }

@@ -41,14 +41,30 @@ impl Stage {
         }
     }
 
-    /// How messages name the stage.
+    /// How messages name the stage, quoted: "`store_results`", "the nested
+    /// `sequential!`".
     pub(crate) fn describe(&self) -> String {
         match self {
-            Stage::Step(path) => path.to_token_stream().to_string().replace(' ', ""),
+            Stage::Step(path) => {
+                format!("`{}`", path.to_token_stream().to_string().replace(' ', ""))
+            }
             Stage::Nested(w) => match &w.name {
-                Some(name) => name.value(),
+                Some(name) => format!("`{}`", name.value()),
                 None => format!("the nested `{}`", w.kind.macro_name()),
             },
+        }
+    }
+
+    /// A fragment of an identifier naming the stage, for generated items
+    /// that rustc may name in a message.
+    pub(crate) fn ident_hint(&self) -> String {
+        match self {
+            Stage::Step(path) => path
+                .segments
+                .last()
+                .map(|s| s.ident.to_string())
+                .unwrap_or_default(),
+            Stage::Nested(w) => w.kind.macro_name().trim_end_matches('!').to_owned(),
         }
     }
 }

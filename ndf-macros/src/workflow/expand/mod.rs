@@ -42,9 +42,9 @@ impl Expander {
         format_ident!("__ndf_{}{}", prefix, self.next_id)
     }
 
-    fn check(&mut self, span: Span, rule: &crate::typecheck::Rule) -> Check {
+    fn check(&mut self, name: &str, span: Span, rule: &crate::typecheck::Rule) -> Check {
         self.next_id += 1;
-        let check = Check::new(&self.next_id.to_string(), span, rule);
+        let check = Check::new(&format!("{name}_{}", self.next_id), span, rule);
         self.checks.extend(check.definition.clone());
         check
     }
@@ -73,7 +73,7 @@ impl Expander {
         }
     }
 
-    /// A future running `stage` on `input`, yielding `Result<(Output, Undo), Error>`.
+    /// An expression awaiting `stage` run on `input`: `Result<(Output, Undo), Error>`.
     fn run(&mut self, stage: &Stage, input: &TokenStream) -> TokenStream {
         match stage {
             Stage::Step(path) => {
@@ -81,7 +81,7 @@ impl Expander {
                 self.next_group += 1;
                 self.steps.push((path.clone(), group));
                 let p = &self.p;
-                quote_spanned!(syn::spanned::Spanned::span(path)=> #p::run_step::<#path>(__cx, #input))
+                quote_spanned!(syn::spanned::Spanned::span(path)=> #p::run_step::<#path>(__cx, #input).await)
             }
             Stage::Nested(w) => match w.kind {
                 Kind::Sequential => self.run_sequential(w, input),
@@ -89,13 +89,13 @@ impl Expander {
         }
     }
 
-    /// A future compensating the completed steps of `stage`, whose kept
-    /// values are `undo`, in reverse order.
+    /// An expression awaiting the compensation of the completed steps of
+    /// `stage`, whose kept values are `undo`, in reverse order.
     fn undo(&mut self, stage: &Stage, undo: &TokenStream) -> TokenStream {
         match stage {
             Stage::Step(path) => {
                 let p = &self.p;
-                quote!(#p::compensate_step::<#path>(__cx, #undo))
+                quote_spanned!(syn::spanned::Spanned::span(path)=> #p::compensate_step::<#path>(__cx, #undo).await)
             }
             Stage::Nested(w) => match w.kind {
                 Kind::Sequential => self.undo_sequential(w, undo),
@@ -107,7 +107,9 @@ impl Expander {
     fn name_parts(&self, stage: &Stage) -> Vec<TokenStream> {
         let p = &self.p;
         match stage {
-            Stage::Step(path) => vec![quote!(<#path as #p::Step>::NAME)],
+            Stage::Step(path) => {
+                vec![quote_spanned!(syn::spanned::Spanned::span(path)=> <#path as #p::Step>::NAME)]
+            }
             Stage::Nested(w) => {
                 if let Some(name) = &w.name {
                     return vec![quote!(#name)];
@@ -167,6 +169,35 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
         }
     });
     let checks = &ex.checks;
+    // rustc checks these items where they stand: put them on the stages
+    // they come from, so that a stage that is not a step is reported there.
+    let input_item = quote_spanned!(first_span(workflow)=> type Input = #input_ty;);
+    let output_item = quote_spanned!(last_span(workflow)=> type Output = #output_ty;);
+
+    // Spanned on the last stage: rustc checks the signature of `execute`
+    // where it stands, and a stage that is not a step is best reported there.
+    let workflow_impl = quote_spanned! {last_span(workflow)=>
+            #[automatically_derived]
+            impl #p::Workflow for __NdfWorkflow {
+                #input_item
+                #output_item
+
+                const NAME: &'static str = #name;
+                const NAMED: bool = #named;
+                const PERMISSIONS: &'static [&'static [&'static str]] = &[#(#perms),*];
+
+                fn execute<'__a>(
+                    &'__a self,
+                    __cx: #p::Cx<'__a>,
+                    __input: Self::Input,
+                ) -> impl #p::Future<Output = #p::Result<Self::Output, #p::Error>> + ::core::marker::Send + '__a {
+                    async move {
+                        let (__output, _) = #run?;
+                        #p::Ok(__output)
+                    }
+                }
+            }
+    };
 
     quote! {{
         #[derive(Clone, Copy, Debug, Default)]
@@ -180,30 +211,27 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
             const __NDF_ORDER: &[#p::OrderStage] = &[#(#order_entries),*];
             #(#order_checks)*
 
-            #[automatically_derived]
-            impl #p::Workflow for __NdfWorkflow {
-                type Input = #input_ty;
-                type Output = #output_ty;
-
-                const NAME: &'static str = #name;
-                const NAMED: bool = #named;
-                const PERMISSIONS: &'static [&'static [&'static str]] = &[#(#perms),*];
-
-                fn execute<'__a>(
-                    &'__a self,
-                    __cx: #p::Cx<'__a>,
-                    __input: Self::Input,
-                ) -> impl #p::Future<Output = #p::Result<Self::Output, #p::Error>> + ::core::marker::Send + '__a {
-                    async move {
-                        let (__output, _) = #run.await?;
-                        #p::Ok(__output)
-                    }
-                }
-            }
+            #workflow_impl
         };
 
         __NdfWorkflow
     }}
+}
+
+fn first_span(w: &Workflow) -> Span {
+    match w.stages.first() {
+        Some(Stage::Nested(inner)) => first_span(inner),
+        Some(stage) => stage.span(),
+        None => w.span,
+    }
+}
+
+fn last_span(w: &Workflow) -> Span {
+    match w.stages.last() {
+        Some(Stage::Nested(inner)) => last_span(inner),
+        Some(stage) => stage.span(),
+        None => w.span,
+    }
 }
 
 /// The top-level workflow as a stage, so that it expands like a nested one.

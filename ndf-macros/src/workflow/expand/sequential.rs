@@ -21,12 +21,13 @@ impl Expander {
                     let prev = w.stages[i - 1].describe();
                     let next = stage.describe();
                     let check = self.check(
+                        &format!("ndf_input_of_{}", stage.ident_hint()),
                         stage.span(),
                         &Rule {
                             message: format!(
-                                "`{next}` cannot follow `{prev}`: it takes `{{__T}}`, but `{prev}` returns `{{Self}}`"
+                                "{next} cannot follow {prev}: it takes `{{__T}}`, but {prev} returns `{{Self}}`"
                             ),
-                            label: format!("`{next}` takes `{{__T}}`"),
+                            label: format!("{next} takes `{{__T}}`"),
                             note: "in `sequential!`, each stage's output is the next stage's input".into(),
                         },
                     );
@@ -38,11 +39,11 @@ impl Expander {
             let out = self.ident("out");
             let undo = self.ident("undo");
             if undos.is_empty() {
-                body.extend(quote!(let (#out, #undo) = #run.await?;));
+                body.extend(quote!(let (#out, #undo) = #run?;));
             } else {
                 let compensate = self.compensate_reversed(w, &undos);
                 body.extend(quote! {
-                    let (#out, #undo) = match #run.await {
+                    let (#out, #undo) = match #run {
                         #p::Ok(__done) => __done,
                         #p::Err(__error) => {
                             #compensate
@@ -58,7 +59,7 @@ impl Expander {
             async move {
                 #body
                 #p::Ok::<_, #p::Error>((#prev_out, (#(#undos,)*)))
-            }
+            }.await
         }
     }
 
@@ -67,7 +68,7 @@ impl Expander {
         let mut out = TokenStream::new();
         for (stage, undo) in w.stages.iter().zip(undos).rev() {
             let fut = self.undo(stage, &quote!(#undo));
-            out.extend(quote!(#fut.await;));
+            out.extend(quote!(#fut;));
         }
         out
     }
@@ -79,7 +80,7 @@ impl Expander {
             async move {
                 let (#(#names,)*) = #undo;
                 #body
-            }
+            }.await
         }
     }
 }

@@ -1,0 +1,5 @@
+use ndf::prelude::*;
+
+fn main() {
+    let _etl = sequential!(name = "data_processing.etl";);
+}

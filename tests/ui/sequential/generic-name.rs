@@ -1,0 +1,10 @@
+use ndf::prelude::*;
+
+#[pattern]
+async fn validate_input(raw: String) -> String {
+    raw
+}
+
+fn main() {
+    let _etl = sequential!(name = "data.workflow1"; validate_input);
+}
