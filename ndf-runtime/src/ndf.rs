@@ -76,16 +76,7 @@ impl Ndf {
         input: W::Input,
         ctx: &PatternContext,
     ) -> Result<W::Output, Error> {
-        let required = W::PERMISSIONS.iter().flat_map(|p| p.iter().copied());
-        if required.clone().next().is_some() {
-            let missing = missing_permissions(required, ctx.granted_permissions());
-            if !missing.is_empty() {
-                return Err(Error::PermissionDenied {
-                    pattern: W::NAME.to_owned(),
-                    missing,
-                });
-            }
-        }
+        check_permissions::<W>(ctx)?;
         let cx = Cx {
             inner: &self.inner,
             ctx,
@@ -133,6 +124,26 @@ impl Ndf {
     /// [`Error::Store`] when the store cannot be written.
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.flush()
+    }
+}
+
+/// The rule: a run starts only when the context grants every permission of
+/// every step. Kept out of `run` so that no iterator over the permission
+/// lists lives across an `.await` (it would make the future's `Send` proof
+/// depend on higher-ranked lifetimes rustc cannot always prove).
+fn check_permissions<W: Workflow>(ctx: &PatternContext) -> Result<(), Error> {
+    if W::PERMISSIONS.iter().all(|p| p.is_empty()) {
+        return Ok(());
+    }
+    let required = W::PERMISSIONS.iter().flat_map(|p| p.iter().copied());
+    let missing = missing_permissions(required, ctx.granted_permissions());
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::PermissionDenied {
+            pattern: W::NAME.to_owned(),
+            missing,
+        })
     }
 }
 

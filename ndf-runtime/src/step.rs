@@ -127,6 +127,11 @@ pub trait Workflow: Send + Sync {
         Self::NAME
     }
 
+    /// Whether the workflow was given a `name` (and so can be registered).
+    fn is_named(&self) -> bool {
+        Self::NAMED
+    }
+
     /// Runs the workflow. Call it through [`crate::Ndf::run`].
     fn execute<'a>(
         &'a self,

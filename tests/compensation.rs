@@ -1,0 +1,209 @@
+//! When a stage fails, the `compensate` steps of the completed stages run in
+//! reverse order, then the error is returned.
+
+mod common;
+
+use common::Trace;
+use ndf::prelude::*;
+
+#[derive(Clone, Debug, Default)]
+struct Order {
+    trace: Trace,
+    fail_at: &'static str,
+    fail_compensation: &'static str,
+}
+
+impl Order {
+    fn step(self, name: &str) -> Result<Self, StepError> {
+        if self.fail_at == name {
+            self.trace.push(format!("{name} failed"));
+            return Err(StepError::msg(format!("{name} failed")));
+        }
+        self.trace.push(name);
+        Ok(self)
+    }
+
+    fn undo(&self, name: &str) -> Result<(), StepError> {
+        if self.fail_compensation == name {
+            self.trace.push(format!("{name} failed"));
+            return Err(StepError::msg(format!("{name} failed")));
+        }
+        self.trace.push(name);
+        Ok(())
+    }
+}
+
+#[pattern(compensate = release_stock)]
+async fn reserve_stock(o: Order) -> Result<Order, StepError> {
+    o.step("reserve_stock")
+}
+
+#[pattern]
+async fn release_stock(o: Order) -> Result<(), StepError> {
+    o.undo("release_stock")
+}
+
+#[pattern(compensate = refund_payment)]
+async fn charge_payment(o: Order) -> Result<Order, StepError> {
+    o.step("charge_payment")
+}
+
+#[pattern]
+async fn refund_payment(o: Order) -> Result<(), StepError> {
+    o.undo("refund_payment")
+}
+
+#[pattern]
+async fn notify_customer(o: Order) -> Result<Order, StepError> {
+    o.step("notify_customer")
+}
+
+#[pattern(compensate = cancel_shipment)]
+async fn ship_order(o: Order) -> Result<Order, StepError> {
+    o.step("ship_order")
+}
+
+#[pattern]
+async fn cancel_shipment(o: Order) {
+    o.trace.push("cancel_shipment");
+}
+
+fn order(fail_at: &'static str) -> Order {
+    Order {
+        fail_at,
+        ..Order::default()
+    }
+}
+
+#[tokio::test]
+async fn completed_steps_are_compensated_in_reverse_order() {
+    let ndf = common::ndf();
+    let flow = sequential!(name = "shop.checkout"; reserve_stock => charge_payment => notify_customer => ship_order);
+    let o = order("ship_order");
+    let err = ndf
+        .run(&flow, o.clone(), &PatternContext::new("shop"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ndf::Error::Execution { step, .. } if step == "ship_order"),
+        "{err}"
+    );
+    assert_eq!(
+        o.trace.events(),
+        [
+            "reserve_stock",
+            "charge_payment",
+            "notify_customer",
+            "ship_order failed",
+            "refund_payment",
+            "release_stock"
+        ]
+    );
+    assert_eq!(
+        ndf.stats("refund_payment", "shop"),
+        None,
+        "compensations are counted on the step they undo"
+    );
+    assert_eq!(
+        ndf.stats("charge_payment", "shop").unwrap().compensations,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_successful_run_compensates_nothing() {
+    let ndf = common::ndf();
+    let flow = sequential!(reserve_stock => charge_payment => ship_order);
+    let o = order("");
+    ndf.run(&flow, o.clone(), &PatternContext::new("shop"))
+        .await
+        .unwrap();
+    assert_eq!(
+        o.trace.events(),
+        ["reserve_stock", "charge_payment", "ship_order"]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_first_stage_compensates_nothing() {
+    let ndf = common::ndf();
+    let flow = sequential!(reserve_stock => charge_payment);
+    let o = order("reserve_stock");
+    ndf.run(&flow, o.clone(), &PatternContext::new("shop"))
+        .await
+        .unwrap_err();
+    assert_eq!(o.trace.events(), ["reserve_stock failed"]);
+}
+
+#[tokio::test]
+async fn nested_workflows_are_compensated_step_by_step_in_reverse() {
+    let ndf = common::ndf();
+    let flow = sequential!(name = "shop.nested_checkout";
+        reserve_stock => sequential!(charge_payment => notify_customer) => ship_order);
+    let o = order("ship_order");
+    ndf.run(&flow, o.clone(), &PatternContext::new("shop"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        o.trace.events(),
+        [
+            "reserve_stock",
+            "charge_payment",
+            "notify_customer",
+            "ship_order failed",
+            "refund_payment",
+            "release_stock"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failure_inside_a_nested_workflow_compensates_outward() {
+    let ndf = common::ndf();
+    let flow = sequential!(reserve_stock => sequential!(charge_payment => ship_order));
+    let o = order("ship_order");
+    ndf.run(&flow, o.clone(), &PatternContext::new("shop"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        o.trace.events(),
+        [
+            "reserve_stock",
+            "charge_payment",
+            "ship_order failed",
+            "refund_payment",
+            "release_stock"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_compensation_does_not_stop_the_others() {
+    let ndf = common::ndf();
+    let flow = sequential!(reserve_stock => charge_payment => ship_order);
+    let o = Order {
+        fail_at: "ship_order",
+        fail_compensation: "refund_payment",
+        ..Order::default()
+    };
+    let err = ndf
+        .run(&flow, o.clone(), &PatternContext::new("shop"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ndf::Error::Execution { step, .. } if step == "ship_order"),
+        "the original error: {err}"
+    );
+    assert_eq!(
+        o.trace.events(),
+        [
+            "reserve_stock",
+            "charge_payment",
+            "ship_order failed",
+            "refund_payment failed",
+            "release_stock"
+        ]
+    );
+    let stats = ndf.stats("charge_payment", "shop").unwrap();
+    assert_eq!((stats.compensations, stats.compensation_failures), (1, 1));
+}
