@@ -1,1 +1,116 @@
-fn main() {}
+//! A 10-step `sequential!` run through `Ndf` against the same chain written
+//! by hand as plain async fns, in the same run, on a current-thread runtime,
+//! with steps that complete without waiting. Prints the time ratio and the
+//! size of both futures.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group};
+use ndf::prelude::*;
+
+macro_rules! steps {
+    ($($step:ident / $hand:ident),*) => {$(
+        #[pattern]
+        async fn $step(x: u64) -> u64 {
+            x.wrapping_mul(3).wrapping_add(1)
+        }
+
+        async fn $hand(x: u64) -> u64 {
+            x.wrapping_mul(3).wrapping_add(1)
+        }
+    )*};
+}
+
+steps!(
+    s0 / h0,
+    s1 / h1,
+    s2 / h2,
+    s3 / h3,
+    s4 / h4,
+    s5 / h5,
+    s6 / h6,
+    s7 / h7,
+    s8 / h8,
+    s9 / h9
+);
+
+async fn hand_written(x: u64) -> Result<u64, StepError> {
+    let x = h0(x).await;
+    let x = h1(x).await;
+    let x = h2(x).await;
+    let x = h3(x).await;
+    let x = h4(x).await;
+    let x = h5(x).await;
+    let x = h6(x).await;
+    let x = h7(x).await;
+    let x = h8(x).await;
+    Ok(h9(x).await)
+}
+
+const GROUP: &str = "sequential_10_steps";
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ndf = Ndf::builder().build().unwrap();
+    let ctx = PatternContext::new("bench");
+    let flow = sequential!(name = "bench.ten_steps"; s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9);
+
+    let expected = rt.block_on(hand_written(1)).unwrap();
+    assert_eq!(rt.block_on(ndf.run(&flow, 1, &ctx)).unwrap(), expected);
+
+    let mut group = c.benchmark_group(GROUP);
+    group.bench_function("hand_written", |b| {
+        b.to_async(&rt).iter(|| hand_written(black_box(1)))
+    });
+    group.bench_function("ndf", |b| {
+        b.to_async(&rt).iter(|| ndf.run(&flow, black_box(1), &ctx))
+    });
+    group.finish();
+
+    println!(
+        "future size: ndf {} bytes, hand-written {} bytes",
+        size_of_val(&ndf.run(&flow, 1, &ctx)),
+        size_of_val(&hand_written(1)),
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = bench
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    report_ratio(GROUP, "ndf", "hand_written");
+}
+
+/// Reads criterion's estimates of this run and prints candidate / baseline.
+fn report_ratio(group: &str, candidate: &str, baseline: &str) {
+    let mean = |id: &str| -> Option<f64> {
+        let path = format!("{}/criterion/{group}/{id}/new/estimates.json", target_dir());
+        let text = std::fs::read_to_string(path).ok()?;
+        let start = text.find("\"mean\"")?;
+        let rest = &text[start..];
+        let at = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
+        let end = rest[at..].find([',', '}'])?;
+        rest[at..at + end].trim().parse().ok()
+    };
+    match (mean(candidate), mean(baseline)) {
+        (Some(c), Some(b)) => println!(
+            "{group}: {candidate} {c:.1} ns, {baseline} {b:.1} ns, ratio {:.2}",
+            c / b
+        ),
+        _ => println!("{group}: no estimates found (run without --test to measure)"),
+    }
+}
+
+fn target_dir() -> String {
+    std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").to_owned())
+}

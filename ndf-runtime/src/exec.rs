@@ -1,6 +1,12 @@
 //! Running one step: permissions are checked by the caller; here come the
-//! attempts with timeout, panic capture, retries with backoff, the fallback,
-//! learning, and compensation.
+//! attempts with timeout and panic capture, retries with backoff, the
+//! fallback, and compensation.
+//!
+//! The first attempt runs inline; only when it fails does the step enter
+//! [`recover`], whose future is boxed. The happy path allocates nothing and
+//! keeps each step's future as small as the user's own future plus a few
+//! words, while retries and fallbacks — rare, and slow by nature — pay one
+//! allocation.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -10,23 +16,32 @@ use futures::FutureExt as _;
 
 use crate::context::PatternContext;
 use crate::error::{Error, StepError};
+use crate::learning::StepRecord;
 use crate::ndf::Inner;
-use crate::policy::lazy_timeout;
+use crate::policy::Deadline;
 use crate::step::Step;
 
 /// The runtime's handle, passed down a running workflow. Opaque to users.
+///
+/// One pointer to the run's state, which lives in [`crate::Ndf::run`]'s
+/// future: every layer of a workflow's state machine that keeps it stores a
+/// word, not five.
 #[derive(Clone, Copy)]
-pub struct Cx<'a> {
+pub struct Cx<'a>(pub(crate) &'a Run<'a>);
+
+/// The state of one run, shared by its steps.
+pub(crate) struct Run<'a> {
     pub(crate) inner: &'a Inner,
     pub(crate) ctx: &'a PatternContext,
     pub(crate) pattern: &'static str,
+    pub(crate) log: &'a [StepRecord],
 }
 
 impl std::fmt::Debug for Cx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cx")
-            .field("pattern", &self.pattern)
-            .field("ctx", self.ctx)
+            .field("pattern", &self.0.pattern)
+            .field("ctx", self.0.ctx)
             .finish_non_exhaustive()
     }
 }
@@ -35,7 +50,11 @@ impl<'a> Cx<'a> {
     /// The context of the run.
     #[must_use]
     pub fn context(&self) -> &'a PatternContext {
-        self.ctx
+        self.0.ctx
+    }
+
+    fn record(&self, index: usize) -> Option<&'a StepRecord> {
+        self.0.log.get(index)
     }
 }
 
@@ -49,92 +68,127 @@ impl Failure {
         match self {
             Failure::Failed(source) => Error::Execution {
                 pattern: pattern.to_owned(),
-                step: S::META.name.to_owned(),
+                step: S::NAME.to_owned(),
                 source,
             },
             Failure::TimedOut(after) => Error::Timeout {
                 pattern: pattern.to_owned(),
-                step: S::META.name.to_owned(),
+                step: S::NAME.to_owned(),
                 after,
             },
         }
     }
 }
 
-/// One bounded, panic-safe attempt.
-async fn attempt<T>(
+/// One bounded, panic-safe attempt: combinators rather than an `async fn`,
+/// so that the step's future is stored once, not once per layer.
+fn attempt<T>(
     fut: impl Future<Output = Result<T, StepError>>,
     timeout: Duration,
-) -> Result<T, Failure> {
-    match lazy_timeout(AssertUnwindSafe(fut).catch_unwind(), timeout).await {
+) -> impl Future<Output = Result<T, Failure>> {
+    Deadline::new(AssertUnwindSafe(fut).catch_unwind(), timeout).map(move |outcome| match outcome {
         Some(Ok(Ok(out))) => Ok(out),
         Some(Ok(Err(error))) => Err(Failure::Failed(error)),
         Some(Err(payload)) => Err(Failure::Failed(StepError::panicked(&*payload))),
         None => Err(Failure::TimedOut(timeout)),
-    }
+    })
 }
 
-/// Runs step `S` under its policies and returns its output with what must be
-/// kept to compensate it.
+fn succeeded<S: Step>(
+    cx: Cx<'_>,
+    index: usize,
+    retries: u32,
+    fallback: bool,
+    out: S::Output,
+) -> (S::Output, S::Undo) {
+    if let Some(record) = cx.record(index) {
+        record.finish(retries, true, fallback);
+    }
+    let undo = S::keep(&out);
+    (out, undo)
+}
+
+fn failed<S: Step>(cx: Cx<'_>, index: usize, retries: u32, failure: Failure) -> Error {
+    if let Some(record) = cx.record(index) {
+        record.finish(retries, false, false);
+    }
+    failure.into_error::<S>(cx.0.pattern)
+}
+
+/// Runs step `S`, stage `index` of the workflow, under its policies, and
+/// returns its output with what must be kept to compensate it.
 ///
 /// # Errors
 ///
 /// [`Error::Execution`] when the last attempt (and the fallback) failed or
 /// panicked, [`Error::Timeout`] when the last attempt timed out.
-pub async fn run_step<S: Step>(cx: Cx<'_>, input: S::Input) -> Result<(S::Output, S::Undo), Error> {
+pub async fn run_step<S: Step>(
+    cx: Cx<'_>,
+    index: usize,
+    input: S::Input,
+) -> Result<(S::Output, S::Undo), Error> {
     let meta = &S::META;
-    let timeout = meta.timeout.unwrap_or(cx.inner.config.step_timeout);
-    let learn = &cx.inner.stats;
+    let timeout = meta.timeout.unwrap_or(cx.0.inner.config.step_timeout);
+    let resilient = meta.retry.max_retries > 0 || meta.fallback.is_some();
+    let (first, spare) = match resilient.then(|| S::dup(&input)).flatten() {
+        Some(copy) => (copy, Some(input)),
+        None => (input, None),
+    };
+    let failure = match attempt(S::call(first, cx.0.ctx), timeout).await {
+        Ok(out) => return Ok(succeeded::<S>(cx, index, 0, false, out)),
+        Err(failure) => failure,
+    };
+    match spare {
+        Some(input) => Box::pin(recover::<S>(cx, index, input, failure, timeout)).await,
+        None => Err(failed::<S>(cx, index, 0, failure)),
+    }
+}
+
+/// After a failed first attempt: the remaining retries with backoff, then
+/// the fallback.
+async fn recover<S: Step>(
+    cx: Cx<'_>,
+    index: usize,
+    input: S::Input,
+    mut failure: Failure,
+    timeout: Duration,
+) -> Result<(S::Output, S::Undo), Error> {
+    let meta = &S::META;
     let mut retries = 0;
     while retries < meta.retry.max_retries {
         let Some(copy) = S::dup(&input) else { break };
-        match attempt(S::call(copy, cx.ctx), timeout).await {
-            Ok(out) => return Ok(learn.step_succeeded::<S>(cx, retries, false, out)),
-            Err(_) => {
-                tokio::time::sleep(meta.retry.delay(retries)).await;
-                retries += 1;
-            }
+        tokio::time::sleep(meta.retry.delay(retries)).await;
+        retries += 1;
+        match attempt(S::call(copy, cx.0.ctx), timeout).await {
+            Ok(out) => return Ok(succeeded::<S>(cx, index, retries, false, out)),
+            Err(again) => failure = again,
         }
     }
-
-    let Some(copy) = meta.fallback.and_then(|_| S::dup(&input)) else {
-        // No fallback: the last attempt may consume the input.
-        return match attempt(S::call(input, cx.ctx), timeout).await {
-            Ok(out) => Ok(learn.step_succeeded::<S>(cx, retries, false, out)),
-            Err(failure) => {
-                learn.step_failed::<S>(cx, retries);
-                Err(failure.into_error::<S>(cx.pattern))
-            }
-        };
-    };
-    let failure = match attempt(S::call(copy, cx.ctx), timeout).await {
-        Ok(out) => return Ok(learn.step_succeeded::<S>(cx, retries, false, out)),
-        Err(failure) => failure,
-    };
-    if let Some(fallback) = S::fallback(input, cx.ctx) {
+    if let Some(fallback) = S::fallback(input, cx.0.ctx) {
         let fallback_timeout = meta
             .fallback_timeout
-            .unwrap_or(cx.inner.config.step_timeout);
+            .unwrap_or(cx.0.inner.config.step_timeout);
         if let Ok(out) = attempt(fallback, fallback_timeout).await {
-            return Ok(learn.step_succeeded::<S>(cx, retries, true, out));
+            return Ok(succeeded::<S>(cx, index, retries, true, out));
         }
     }
-    learn.step_failed::<S>(cx, retries);
-    Err(failure.into_error::<S>(cx.pattern))
+    Err(failed::<S>(cx, index, retries, failure))
 }
 
-/// Runs the `compensate` step of `S` on what was kept of its output. A
-/// failing or panicking compensation is logged and counted; the remaining
-/// compensations still run.
-pub async fn compensate_step<S: Step>(cx: Cx<'_>, undo: S::Undo) {
-    let Some(fut) = S::compensate(undo, cx.ctx) else {
+/// Runs the `compensate` step of `S`, stage `index`, on what was kept of its
+/// output. A failing or panicking compensation is logged and counted; the
+/// remaining compensations still run.
+pub async fn compensate_step<S: Step>(cx: Cx<'_>, index: usize, undo: S::Undo) {
+    let Some(fut) = S::compensate(undo, cx.0.ctx) else {
         return;
     };
-    let timeout = S::META.timeout.unwrap_or(cx.inner.config.step_timeout);
+    let timeout = S::META.timeout.unwrap_or(cx.0.inner.config.step_timeout);
     let outcome = attempt(fut, timeout).await;
-    cx.inner.stats.compensated::<S>(cx, outcome.is_ok());
+    if let Some(record) = cx.record(index) {
+        record.compensated(outcome.is_ok());
+    }
     if let Err(failure) = outcome {
-        let error = failure.into_error::<S>(cx.pattern);
-        tracing::warn!(pattern = cx.pattern, step = S::META.name, %error, "compensation failed");
+        let error = failure.into_error::<S>(cx.0.pattern);
+        tracing::warn!(pattern = cx.0.pattern, step = S::NAME, %error, "compensation failed");
     }
 }

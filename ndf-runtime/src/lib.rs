@@ -22,7 +22,7 @@ pub use config::{Config, Environment};
 pub use context::{PatternContext, Priority};
 pub use error::{ConfigError, Error, StepError, StoreError};
 pub use exec::Cx;
-pub use learning::PatternStats;
+pub use learning::{PatternStats, RunLog, StepRecord};
 pub use ndf::{Ndf, NdfBuilder};
 pub use policy::RetryPolicy;
 pub use security::{REDACTED, is_secret_key};

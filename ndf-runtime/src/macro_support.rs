@@ -2,6 +2,7 @@
 //! without notice.
 
 pub use crate::exec::{Cx, compensate_step, run_step};
+pub use crate::learning::{RunLog, StepRecord};
 pub use crate::step::{Step, StepMeta, Workflow};
 pub use crate::{Error, PatternContext, RetryPolicy, StepError};
 pub use core::future::Future;

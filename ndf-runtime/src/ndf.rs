@@ -5,8 +5,8 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::context::PatternContext;
 use crate::error::Error;
-use crate::exec::Cx;
-use crate::learning::{PatternStats, StatsTable};
+use crate::exec::{Cx, Run};
+use crate::learning::{PatternStats, RunLog, StatsTable};
 use crate::security::missing_permissions;
 use crate::step::Workflow;
 use crate::store::{LearningStore, MemoryStore, StoredStats};
@@ -77,16 +77,23 @@ impl Ndf {
         ctx: &PatternContext,
     ) -> Result<W::Output, Error> {
         check_permissions::<W>(ctx)?;
-        let cx = Cx {
+        let log = <W::Log as RunLog>::empty();
+        let run = Run {
             inner: &self.inner,
             ctx,
             pattern: W::NAME,
+            log: log.records(),
         };
         let started = tokio::time::Instant::now();
-        let result = workflow.execute(cx, input).await;
-        self.inner
-            .stats
-            .run_finished(W::NAME, ctx.domain(), result.is_ok(), started.elapsed());
+        let result = workflow.execute(Cx(&run), input).await;
+        self.inner.stats.record_run(
+            W::NAME,
+            W::STEPS,
+            ctx.domain(),
+            result.is_ok(),
+            started.elapsed(),
+            log.records(),
+        );
         result
     }
 

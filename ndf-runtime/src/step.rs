@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::context::PatternContext;
 use crate::error::{Error, StepError};
 use crate::exec::Cx;
+use crate::learning::RunLog;
 use crate::policy::RetryPolicy;
 
 /// What `#[pattern]` knows about a step at compile time.
@@ -121,6 +122,12 @@ pub trait Workflow: Send + Sync {
     const NAMED: bool;
     /// The permissions of every step, checked before any step runs.
     const PERMISSIONS: &'static [&'static [&'static str]];
+    /// The names of the workflow's step stages in the order of their stage
+    /// index (nested workflows flattened).
+    const STEPS: &'static [&'static str];
+
+    /// What a run records of each step stage: `[StepRecord; STEPS.len()]`.
+    type Log: RunLog;
 
     /// The workflow's pattern name, from a value.
     fn name(&self) -> &'static str {

@@ -44,3 +44,8 @@ pub mod prelude {
 pub mod __private {
     pub use ndf_runtime::macro_support::*;
 }
+
+/// The README's examples are doctests, so its quick start keeps compiling.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -13,13 +13,14 @@ pub(crate) use model::Kind;
 pub(crate) fn workflow(kind: Kind, tokens: TokenStream) -> TokenStream {
     let mut errors = darling::Error::accumulator();
     let span = Span::call_site();
-    let workflow = match parse::parse(kind, span, tokens, &mut errors) {
+    let mut workflow = match parse::parse(kind, span, tokens, &mut errors) {
         Ok(w) => w,
         Err(e) => {
             errors.push(e.into());
             return fallback(errors);
         }
     };
+    workflow.number_steps(&mut 0);
     check::check(&workflow, &mut errors);
     match errors.finish() {
         Ok(()) => expand::expand(&workflow),

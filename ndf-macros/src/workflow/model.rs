@@ -29,14 +29,49 @@ pub(crate) struct Workflow {
 
 /// A stage: a `#[pattern]` step or a nested workflow.
 pub(crate) enum Stage {
-    Step(syn::Path),
+    Step(StepRef),
     Nested(Workflow),
+}
+
+/// A step stage: the path of its step type, and its index among the step
+/// stages of the whole (flattened) workflow, in textual order. The index
+/// says where the run records the step's outcome.
+pub(crate) struct StepRef {
+    pub(crate) path: syn::Path,
+    pub(crate) index: usize,
+}
+
+impl Workflow {
+    /// Numbers the step stages of the tree in textual order.
+    pub(crate) fn number_steps(&mut self, next: &mut usize) {
+        for stage in &mut self.stages {
+            match stage {
+                Stage::Step(step) => {
+                    step.index = *next;
+                    *next += 1;
+                }
+                Stage::Nested(w) => w.number_steps(next),
+            }
+        }
+    }
+
+    /// The step stages of the tree in index order.
+    pub(crate) fn steps(&self) -> Vec<&StepRef> {
+        let mut out = Vec::new();
+        for stage in &self.stages {
+            match stage {
+                Stage::Step(step) => out.push(step),
+                Stage::Nested(w) => out.extend(w.steps()),
+            }
+        }
+        out
+    }
 }
 
 impl Stage {
     pub(crate) fn span(&self) -> Span {
         match self {
-            Stage::Step(path) => syn::spanned::Spanned::span(path),
+            Stage::Step(step) => syn::spanned::Spanned::span(&step.path),
             Stage::Nested(w) => w.span,
         }
     }
@@ -45,9 +80,10 @@ impl Stage {
     /// `sequential!`".
     pub(crate) fn describe(&self) -> String {
         match self {
-            Stage::Step(path) => {
-                format!("`{}`", path.to_token_stream().to_string().replace(' ', ""))
-            }
+            Stage::Step(step) => format!(
+                "`{}`",
+                step.path.to_token_stream().to_string().replace(' ', "")
+            ),
             Stage::Nested(w) => match &w.name {
                 Some(name) => format!("`{}`", name.value()),
                 None => format!("the nested `{}`", w.kind.macro_name()),
@@ -59,7 +95,8 @@ impl Stage {
     /// that rustc may name in a message.
     pub(crate) fn ident_hint(&self) -> String {
         match self {
-            Stage::Step(path) => path
+            Stage::Step(step) => step
+                .path
                 .segments
                 .last()
                 .map(|s| s.ident.to_string())

@@ -8,7 +8,7 @@ use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::parse::{ParseStream, Parser as _};
 use syn::spanned::Spanned as _;
 
-use super::model::{Kind, Stage, Workflow};
+use super::model::{Kind, Stage, StepRef, Workflow};
 use crate::keys::check_keys;
 
 /// Options of `sequential!`.
@@ -113,7 +113,7 @@ fn parse_stage(
                 input.error("a stage names a step; it is not called: remove the parentheses")
             );
         }
-        return Ok(Stage::Step(path));
+        return Ok(Stage::Step(StepRef { path, index: 0 }));
     }
     input.parse::<syn::Token![!]>()?;
     let content;

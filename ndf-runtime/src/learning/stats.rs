@@ -1,9 +1,8 @@
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::exec::Cx;
-use crate::step::Step;
+use super::record::{StepOutcome, StepRecord};
 
 /// Counters kept per (pattern, domain).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -23,7 +22,7 @@ pub struct PatternStats {
     pub compensations: u64,
     /// Compensations that failed.
     pub compensation_failures: u64,
-    /// Sum of run latencies, in microseconds.
+    /// Sum of run latencies of workflows, in microseconds.
     pub total_latency_us: u64,
 }
 
@@ -43,100 +42,217 @@ impl PatternStats {
         self.fallbacks += other.fallbacks;
         self.compensations += other.compensations;
         self.compensation_failures += other.compensation_failures;
-        self.total_latency_us += other.total_latency_us;
+        self.total_latency_us = self.total_latency_us.saturating_add(other.total_latency_us);
+    }
+
+    fn add_step(&mut self, o: StepOutcome) {
+        if o.ran {
+            self.executions += 1;
+            if o.ok {
+                self.successes += 1;
+            } else {
+                self.failures += 1;
+            }
+        }
+        self.retries += u64::from(o.retries);
+        self.fallbacks += u64::from(o.fallback);
+        self.compensations += u64::from(o.compensated);
+        self.compensation_failures += u64::from(o.compensation_failed);
     }
 }
 
-/// The live table of statistics, keyed by pattern then domain.
+/// What was learned of one workflow in one domain: its runs, and its steps by
+/// index.
+#[derive(Debug)]
+struct WorkflowEntry {
+    domain: Box<str>,
+    steps: &'static [&'static str],
+    run: PatternStats,
+    step_stats: Vec<PatternStats>,
+}
+
+/// The live statistics. A run takes the lock once, when it ends; per-step
+/// statistics are kept per workflow, by step index, and summed by name when
+/// asked for (which is rare).
 #[derive(Debug, Default)]
 pub(crate) struct StatsTable {
-    table: Mutex<HashMap<String, HashMap<String, PatternStats>>>,
+    workflows: Mutex<HashMap<&'static str, Vec<WorkflowEntry>>>,
+    /// What the store held when the runtime started, by (pattern, domain).
+    baseline: Mutex<HashMap<(String, String), PatternStats>>,
 }
 
 impl StatsTable {
-    fn update(&self, pattern: &str, domain: &str, f: impl FnOnce(&mut PatternStats)) {
-        let mut table = self
-            .table
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let domains = match table.get_mut(pattern) {
-            Some(domains) => domains,
-            None => table.entry(pattern.to_owned()).or_default(),
-        };
-        let stats = match domains.get_mut(domain) {
-            Some(stats) => stats,
-            None => domains.entry(domain.to_owned()).or_default(),
-        };
-        f(stats);
+    pub(crate) fn seed(&self, pattern: &str, domain: &str, stats: &PatternStats) {
+        let mut baseline = self.baseline.lock().unwrap_or_else(PoisonError::into_inner);
+        baseline
+            .entry((pattern.to_owned(), domain.to_owned()))
+            .or_default()
+            .merge(stats);
     }
 
-    pub(crate) fn get(&self, pattern: &str, domain: &str) -> Option<PatternStats> {
-        let table = self
-            .table
+    pub(crate) fn record_run(
+        &self,
+        workflow: &'static str,
+        steps: &'static [&'static str],
+        domain: &str,
+        ok: bool,
+        latency: Duration,
+        log: &[StepRecord],
+    ) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let mut workflows = self
+            .workflows
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        table.get(pattern)?.get(domain).copied()
+            .unwrap_or_else(PoisonError::into_inner);
+        let entries = workflows.entry(workflow).or_default();
+        let index = match entries.iter().position(|e| {
+            &*e.domain == domain && (std::ptr::eq(e.steps, steps) || e.steps == steps)
+        }) {
+            Some(i) => i,
+            None => {
+                entries.push(WorkflowEntry {
+                    domain: domain.into(),
+                    steps,
+                    run: PatternStats::default(),
+                    step_stats: vec![PatternStats::default(); steps.len()],
+                });
+                entries.len() - 1
+            }
+        };
+        let entry = &mut entries[index];
+        entry.run.executions += 1;
+        if ok {
+            entry.run.successes += 1;
+        } else {
+            entry.run.failures += 1;
+        }
+        entry.run.total_latency_us = entry.run.total_latency_us.saturating_add(micros);
+        for (stats, record) in entry.step_stats.iter_mut().zip(log) {
+            stats.add_step(record.read());
+        }
     }
 
+    /// Everything, summed by (pattern, domain), sorted.
     pub(crate) fn snapshot(&self) -> Vec<(String, String, PatternStats)> {
-        let table = self
-            .table
+        let mut sums: HashMap<(String, String), PatternStats> = self
+            .baseline
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut rows: Vec<_> = table
-            .iter()
-            .flat_map(|(p, ds)| ds.iter().map(|(d, s)| (p.clone(), d.clone(), *s)))
-            .collect();
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let workflows = self
+            .workflows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (name, entries) in workflows.iter() {
+            for e in entries {
+                sums.entry(((*name).to_owned(), e.domain.to_string()))
+                    .or_default()
+                    .merge(&e.run);
+                for (step, stats) in e.steps.iter().zip(&e.step_stats) {
+                    if stats.executions > 0 || stats.compensations > 0 {
+                        sums.entry(((*step).to_owned(), e.domain.to_string()))
+                            .or_default()
+                            .merge(stats);
+                    }
+                }
+            }
+        }
+        let mut rows: Vec<_> = sums.into_iter().map(|((p, d), s)| (p, d, s)).collect();
         rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         rows
     }
 
-    pub(crate) fn seed(&self, pattern: &str, domain: &str, stats: &PatternStats) {
-        self.update(pattern, domain, |s| s.merge(stats));
-    }
-
-    pub(crate) fn run_finished(&self, pattern: &str, domain: &str, ok: bool, latency: Duration) {
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.update(pattern, domain, |s| {
-            s.executions += 1;
-            if ok {
-                s.successes += 1
-            } else {
-                s.failures += 1
+    /// The statistics of `pattern` (a workflow or step name) in `domain`.
+    pub(crate) fn get(&self, pattern: &str, domain: &str) -> Option<PatternStats> {
+        let mut found = self
+            .baseline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(pattern.to_owned(), domain.to_owned()))
+            .copied();
+        let workflows = self
+            .workflows
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (name, entries) in workflows.iter() {
+            for e in entries.iter().filter(|e| &*e.domain == domain) {
+                if *name == pattern {
+                    found.get_or_insert_default().merge(&e.run);
+                }
+                for (step, stats) in e.steps.iter().zip(&e.step_stats) {
+                    if *step == pattern && (stats.executions > 0 || stats.compensations > 0) {
+                        found.get_or_insert_default().merge(stats);
+                    }
+                }
             }
-            s.total_latency_us = s.total_latency_us.saturating_add(micros);
-        });
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static STEPS: &[&str] = &["a", "b", "a"];
+
+    fn log(outcomes: [(bool, bool, u32); 3]) -> [StepRecord; 3] {
+        let log: [StepRecord; 3] = std::array::from_fn(|_| StepRecord::default());
+        for (record, (ran, ok, retries)) in log.iter().zip(outcomes) {
+            if ran {
+                record.finish(retries, ok, false);
+            }
+        }
+        log
     }
 
-    pub(crate) fn step_succeeded<S: Step>(
-        &self,
-        cx: Cx<'_>,
-        retries: u32,
-        fallback: bool,
-        out: S::Output,
-    ) -> (S::Output, S::Undo) {
-        self.update(S::NAME, cx.ctx.domain(), |s| {
-            s.executions += 1;
-            s.successes += 1;
-            s.retries += u64::from(retries);
-            s.fallbacks += u64::from(fallback);
-        });
-        let undo = S::keep(&out);
-        (out, undo)
+    #[test]
+    fn step_statistics_are_summed_by_name_across_positions() {
+        let table = StatsTable::default();
+        let l = log([(true, true, 1), (true, true, 0), (true, false, 2)]);
+        table.record_run("x.flow", STEPS, "d", false, Duration::from_millis(3), &l);
+        let a = table.get("a", "d").unwrap();
+        assert_eq!(
+            (a.executions, a.successes, a.failures, a.retries),
+            (2, 1, 1, 3)
+        );
+        let flow = table.get("x.flow", "d").unwrap();
+        assert_eq!(
+            (flow.executions, flow.failures, flow.total_latency_us),
+            (1, 1, 3000)
+        );
+        assert!(table.get("a", "other").is_none());
     }
 
-    pub(crate) fn step_failed<S: Step>(&self, cx: Cx<'_>, retries: u32) {
-        self.update(S::NAME, cx.ctx.domain(), |s| {
-            s.executions += 1;
-            s.failures += 1;
-            s.retries += u64::from(retries);
-        });
+    #[test]
+    fn steps_that_did_not_run_are_not_counted() {
+        let table = StatsTable::default();
+        let l = log([(true, false, 0), (false, false, 0), (false, false, 0)]);
+        table.record_run("x.flow", STEPS, "d", false, Duration::ZERO, &l);
+        assert!(table.get("b", "d").is_none());
+        assert_eq!(table.get("a", "d").unwrap().executions, 1);
     }
 
-    pub(crate) fn compensated<S: Step>(&self, cx: Cx<'_>, ok: bool) {
-        self.update(S::NAME, cx.ctx.domain(), |s| {
-            s.compensations += 1;
-            s.compensation_failures += u64::from(!ok);
-        });
+    #[test]
+    fn the_baseline_from_the_store_is_added() {
+        let table = StatsTable::default();
+        let seeded = PatternStats {
+            executions: 5,
+            successes: 5,
+            ..PatternStats::default()
+        };
+        table.seed("x.flow", "d", &seeded);
+        table.record_run(
+            "x.flow",
+            STEPS,
+            "d",
+            true,
+            Duration::ZERO,
+            &log([(false, false, 0); 3]),
+        );
+        assert_eq!(table.get("x.flow", "d").unwrap().executions, 6);
+        let snapshot = table.snapshot();
+        assert_eq!(snapshot.len(), 1, "{snapshot:?}");
+        assert_eq!(snapshot[0].2.executions, 6);
     }
 }

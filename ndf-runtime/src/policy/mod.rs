@@ -4,4 +4,4 @@ mod retry;
 mod timeout;
 
 pub use retry::RetryPolicy;
-pub(crate) use timeout::lazy_timeout;
+pub(crate) use timeout::Deadline;

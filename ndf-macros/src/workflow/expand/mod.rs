@@ -13,7 +13,7 @@ mod sequential;
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
-use super::model::{Kind, Stage, Workflow};
+use super::model::{Kind, Stage, StepRef, Workflow};
 use crate::typecheck::Check;
 
 pub(crate) struct Expander {
@@ -21,9 +21,7 @@ pub(crate) struct Expander {
     next_id: usize,
     /// Local trait definitions of type checks.
     checks: TokenStream,
-    /// Steps in execution order, with the parallel group of each.
-    steps: Vec<(syn::Path, u32)>,
-    next_group: u32,
+    check_names: Vec<String>,
 }
 
 impl Expander {
@@ -32,19 +30,31 @@ impl Expander {
             p: quote!(::ndf::__private),
             next_id: 0,
             checks: TokenStream::new(),
-            steps: Vec::new(),
-            next_group: 0,
+            check_names: Vec::new(),
         }
     }
 
-    fn ident(&mut self, prefix: &str) -> syn::Ident {
+    fn fresh(&mut self) -> usize {
         self.next_id += 1;
-        format_ident!("__ndf_{}{}", prefix, self.next_id)
+        self.next_id
     }
 
+    fn ident(&mut self, prefix: &str) -> syn::Ident {
+        let id = self.fresh();
+        format_ident!("__ndf_{}{}", prefix, id)
+    }
+
+    /// A type check named `name` (rustc may show the name: keep it
+    /// readable), suffixed only when the name is already taken.
     fn check(&mut self, name: &str, span: Span, rule: &crate::typecheck::Rule) -> Check {
-        self.next_id += 1;
-        let check = Check::new(&format!("{name}_{}", self.next_id), span, rule);
+        let mut unique = name.to_owned();
+        let mut n = 1;
+        while self.check_names.contains(&unique) {
+            n += 1;
+            unique = format!("{name}_{n}");
+        }
+        self.check_names.push(unique.clone());
+        let check = Check::new(&unique, span, rule);
         self.checks.extend(check.definition.clone());
         check
     }
@@ -52,7 +62,8 @@ impl Expander {
     fn input_ty(&self, stage: &Stage) -> TokenStream {
         let p = &self.p;
         match stage {
-            Stage::Step(path) => {
+            Stage::Step(step) => {
+                let path = &step.path;
                 quote_spanned!(syn::spanned::Spanned::span(path)=> <#path as #p::Step>::Input)
             }
             Stage::Nested(w) => match w.kind {
@@ -64,7 +75,8 @@ impl Expander {
     fn output_ty(&self, stage: &Stage) -> TokenStream {
         let p = &self.p;
         match stage {
-            Stage::Step(path) => {
+            Stage::Step(step) => {
+                let path = &step.path;
                 quote_spanned!(syn::spanned::Spanned::span(path)=> <#path as #p::Step>::Output)
             }
             Stage::Nested(w) => match w.kind {
@@ -76,12 +88,10 @@ impl Expander {
     /// An expression awaiting `stage` run on `input`: `Result<(Output, Undo), Error>`.
     fn run(&mut self, stage: &Stage, input: &TokenStream) -> TokenStream {
         match stage {
-            Stage::Step(path) => {
-                let group = self.next_group;
-                self.next_group += 1;
-                self.steps.push((path.clone(), group));
+            Stage::Step(step) => {
+                let (path, index) = (&step.path, step.index);
                 let p = &self.p;
-                quote_spanned!(syn::spanned::Spanned::span(path)=> #p::run_step::<#path>(__cx, #input).await)
+                quote_spanned!(syn::spanned::Spanned::span(path)=> #p::run_step::<#path>(__cx, #index, #input).await)
             }
             Stage::Nested(w) => match w.kind {
                 Kind::Sequential => self.run_sequential(w, input),
@@ -93,9 +103,10 @@ impl Expander {
     /// `stage`, whose kept values are `undo`, in reverse order.
     fn undo(&mut self, stage: &Stage, undo: &TokenStream) -> TokenStream {
         match stage {
-            Stage::Step(path) => {
+            Stage::Step(step) => {
+                let (path, index) = (&step.path, step.index);
                 let p = &self.p;
-                quote_spanned!(syn::spanned::Spanned::span(path)=> #p::compensate_step::<#path>(__cx, #undo).await)
+                quote_spanned!(syn::spanned::Spanned::span(path)=> #p::compensate_step::<#path>(__cx, #index, #undo).await)
             }
             Stage::Nested(w) => match w.kind {
                 Kind::Sequential => self.undo_sequential(w, undo),
@@ -107,7 +118,8 @@ impl Expander {
     fn name_parts(&self, stage: &Stage) -> Vec<TokenStream> {
         let p = &self.p;
         match stage {
-            Stage::Step(path) => {
+            Stage::Step(step) => {
+                let path = &step.path;
                 vec![quote_spanned!(syn::spanned::Spanned::span(path)=> <#path as #p::Step>::NAME)]
             }
             Stage::Nested(w) => {
@@ -154,15 +166,27 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
         }
     };
 
-    let perms = ex
-        .steps
-        .iter()
-        .map(|(path, _)| quote!(<#path as #p::Step>::META.permissions));
-    let order_entries = ex.steps.iter().map(|(path, group)| {
-        quote!(#p::OrderStage { name: <#path as #p::Step>::NAME, after: <#path as #p::Step>::META.after, group: #group })
+    // Each step of a sequence is its own ordering group; `parallel!` will
+    // put its tasks in one.
+    let steps: Vec<(&syn::Path, u32)> = workflow
+        .steps()
+        .into_iter()
+        .map(|s| (&s.path, u32::try_from(s.index).unwrap_or(u32::MAX)))
+        .collect();
+    let step_count = steps.len();
+    let step_names = steps.iter().map(
+        |(path, _)| quote_spanned!(syn::spanned::Spanned::span(*path)=> <#path as #p::Step>::NAME),
+    );
+    let perms = steps.iter().map(|(path, _)| {
+        quote_spanned!(syn::spanned::Spanned::span(*path)=> <#path as #p::Step>::META.permissions)
     });
-    let order_checks = ex.steps.iter().enumerate().map(|(i, (path, _))| {
-        quote_spanned! {syn::spanned::Spanned::span(path)=>
+    let order_entries = steps.iter().map(|(path, group)| {
+        quote_spanned! {syn::spanned::Spanned::span(*path)=>
+            #p::OrderStage { name: <#path as #p::Step>::NAME, after: <#path as #p::Step>::META.after, group: #group }
+        }
+    });
+    let order_checks = steps.iter().enumerate().map(|(i, (path, _))| {
+        quote_spanned! {syn::spanned::Spanned::span(*path)=>
             const _: () = if let #p::Some(__v) = #p::check_order(__NDF_ORDER, #i, <__NdfWorkflow as #p::Workflow>::NAME) {
                 ::core::panic!("{}", __v.as_str())
             };
@@ -185,6 +209,8 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
                 const NAME: &'static str = #name;
                 const NAMED: bool = #named;
                 const PERMISSIONS: &'static [&'static [&'static str]] = &[#(#perms),*];
+                const STEPS: &'static [&'static str] = &[#(#step_names),*];
+                type Log = [#p::StepRecord; #step_count];
 
                 fn execute<'__a>(
                     &'__a self,
@@ -246,7 +272,10 @@ fn clone_shallow(w: &Workflow) -> Workflow {
 
 fn clone_stage(s: &Stage) -> Stage {
     match s {
-        Stage::Step(p) => Stage::Step(p.clone()),
+        Stage::Step(step) => Stage::Step(StepRef {
+            path: step.path.clone(),
+            index: step.index,
+        }),
         Stage::Nested(w) => Stage::Nested(clone_shallow(w)),
     }
 }

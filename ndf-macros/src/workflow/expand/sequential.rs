@@ -1,5 +1,10 @@
 //! `sequential!`: each stage's output is the next stage's input; when a
 //! stage fails, the completed stages are compensated in reverse order.
+//!
+//! A sequence expands to a plain block, not an `async` block: its awaits
+//! belong to the enclosing state machine, so nesting adds no layer. What each
+//! completed stage kept for compensation waits in an `Option` (one byte for
+//! steps without `compensate`); the node's undo value is the tuple of them.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -11,8 +16,12 @@ use crate::workflow::model::Workflow;
 impl Expander {
     pub(super) fn run_sequential(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {
         let p = self.p.clone();
+        let label = syn::Lifetime::new(
+            &format!("'__ndf_stages{}", self.fresh()),
+            proc_macro2::Span::call_site(),
+        );
+        let undos: Vec<syn::Ident> = w.stages.iter().map(|_| self.ident("undo")).collect();
         let mut body = TokenStream::new();
-        let mut undos: Vec<syn::Ident> = Vec::new();
         let mut prev_out: Option<syn::Ident> = None;
         for (i, stage) in w.stages.iter().enumerate() {
             let stage_input = match &prev_out {
@@ -37,38 +46,48 @@ impl Expander {
             };
             let run = self.run(stage, &stage_input);
             let out = self.ident("out");
-            let undo = self.ident("undo");
-            if undos.is_empty() {
-                body.extend(quote!(let (#out, #undo) = #run?;));
-            } else {
-                let compensate = self.compensate_reversed(w, &undos);
-                body.extend(quote! {
-                    let (#out, #undo) = match #run {
-                        #p::Ok(__done) => __done,
-                        #p::Err(__error) => {
-                            #compensate
-                            return #p::Err(__error);
-                        }
-                    };
-                });
-            }
-            undos.push(undo);
+            let undo = &undos[i];
+            body.extend(quote! {
+                let #out = match #run {
+                    #p::Ok((__out, __undo)) => {
+                        #undo = #p::Some(__undo);
+                        __out
+                    }
+                    #p::Err(__error) => break #label #p::Err(__error),
+                };
+            });
             prev_out = Some(out);
         }
-        quote! {
-            async move {
+        let compensate = self.compensate_reversed(w, &undos);
+        quote! {{
+            #(let mut #undos = #p::None;)*
+            let __result: #p::Result<_, #p::Error> = #label: {
                 #body
-                #p::Ok::<_, #p::Error>((#prev_out, (#(#undos,)*)))
-            }.await
-        }
+                #p::Ok(#prev_out)
+            };
+            match __result {
+                #p::Ok(__out) => #p::Ok((__out, (#(#undos,)*))),
+                #p::Err(__error) => {
+                    #compensate
+                    #p::Err(__error)
+                }
+            }
+        }}
     }
 
-    /// Compensates the first `undos.len()` stages of `w`, last first.
+    /// Compensates the stages of `w` whose kept values are `Some` in `undos`,
+    /// last first.
     fn compensate_reversed(&mut self, w: &Workflow, undos: &[syn::Ident]) -> TokenStream {
+        let p = self.p.clone();
         let mut out = TokenStream::new();
         for (stage, undo) in w.stages.iter().zip(undos).rev() {
-            let fut = self.undo(stage, &quote!(#undo));
-            out.extend(quote!(#fut;));
+            let kept = self.ident("kept");
+            let fut = self.undo(stage, &quote!(#kept));
+            out.extend(quote! {
+                if let #p::Some(#kept) = #undo {
+                    #fut;
+                }
+            });
         }
         out
     }
@@ -76,11 +95,9 @@ impl Expander {
     pub(super) fn undo_sequential(&mut self, w: &Workflow, undo: &TokenStream) -> TokenStream {
         let names: Vec<syn::Ident> = w.stages.iter().map(|_| self.ident("u")).collect();
         let body = self.compensate_reversed(w, &names);
-        quote! {
-            async move {
-                let (#(#names,)*) = #undo;
-                #body
-            }.await
-        }
+        quote! {{
+            let (#(#names,)*) = #undo;
+            #body
+        }}
     }
 }

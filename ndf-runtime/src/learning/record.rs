@@ -1,0 +1,114 @@
+//! What happened to each step of one run, kept in the run's own future and
+//! applied to the statistics once, when the run ends: a step touches no lock
+//! and no shared cache line.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const RETRIES: u32 = 0xFFFF;
+const OK: u32 = 1 << 16;
+const FAILED: u32 = 1 << 17;
+const FALLBACK: u32 = 1 << 18;
+const COMPENSATED: u32 = 1 << 19;
+const COMPENSATION_FAILED: u32 = 1 << 20;
+
+/// The outcome of one step in one run, in one atomic word.
+///
+/// Only the runner of that step stage writes it, one write after another
+/// (the outcome, then perhaps the compensation), so a relaxed load and store
+/// suffice: no read-modify-write instruction on the hot path. The atomic is
+/// there so that the run's future stays `Send`.
+#[derive(Debug, Default)]
+pub struct StepRecord(AtomicU32);
+
+/// A decoded [`StepRecord`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct StepOutcome {
+    pub(crate) ran: bool,
+    pub(crate) ok: bool,
+    pub(crate) retries: u32,
+    pub(crate) fallback: bool,
+    pub(crate) compensated: bool,
+    pub(crate) compensation_failed: bool,
+}
+
+impl StepRecord {
+    pub(crate) fn finish(&self, retries: u32, ok: bool, fallback: bool) {
+        let mut bits = retries.min(RETRIES) | if ok { OK } else { FAILED };
+        if fallback {
+            bits |= FALLBACK;
+        }
+        self.set(bits);
+    }
+
+    fn set(&self, bits: u32) {
+        self.0
+            .store(self.0.load(Ordering::Relaxed) | bits, Ordering::Relaxed);
+    }
+
+    pub(crate) fn compensated(&self, ok: bool) {
+        self.set(COMPENSATED | if ok { 0 } else { COMPENSATION_FAILED });
+    }
+
+    pub(crate) fn read(&self) -> StepOutcome {
+        let bits = self.0.load(Ordering::Relaxed);
+        StepOutcome {
+            ran: bits & (OK | FAILED) != 0,
+            ok: bits & OK != 0,
+            retries: bits & RETRIES,
+            fallback: bits & FALLBACK != 0,
+            compensated: bits & COMPENSATED != 0,
+            compensation_failed: bits & COMPENSATION_FAILED != 0,
+        }
+    }
+}
+
+/// The records of one run: an array with one record per step stage, as the
+/// workflow macros declare it (`type Log = [StepRecord; N]`).
+pub trait RunLog: Send + Sync {
+    /// A log where nothing has happened yet.
+    fn empty() -> Self;
+    /// The records, by step index.
+    fn records(&self) -> &[StepRecord];
+}
+
+impl<const N: usize> RunLog for [StepRecord; N] {
+    fn empty() -> Self {
+        std::array::from_fn(|_| StepRecord::default())
+    }
+
+    fn records(&self) -> &[StepRecord] {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let r = StepRecord::default();
+        assert!(!r.read().ran);
+        r.finish(3, true, true);
+        r.compensated(false);
+        assert_eq!(
+            r.read(),
+            StepOutcome {
+                ran: true,
+                ok: true,
+                retries: 3,
+                fallback: true,
+                compensated: true,
+                compensation_failed: true
+            }
+        );
+    }
+
+    #[test]
+    fn retries_saturate() {
+        let r = StepRecord::default();
+        r.finish(u32::MAX, false, false);
+        let out = r.read();
+        assert_eq!((out.retries, out.ok, out.ran), (0xFFFF, false, true));
+    }
+}
