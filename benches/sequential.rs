@@ -64,10 +64,10 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group(GROUP);
     group.bench_function("hand_written", |b| {
-        b.to_async(&rt).iter(|| hand_written(black_box(1)))
+        b.to_async(&rt).iter(|| hand_written(black_box(1)));
     });
     group.bench_function("ndf", |b| {
-        b.to_async(&rt).iter(|| ndf.run(&flow, black_box(1), &ctx))
+        b.to_async(&rt).iter(|| ndf.run(&flow, black_box(1), &ctx));
     });
     group.finish();
 

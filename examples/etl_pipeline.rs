@@ -1,5 +1,5 @@
 //! An ETL pipeline in the shape of the guide's `data_processing_pipeline`:
-//! validate_input → transform_data → store_results → send_notifications.
+//! `validate_input` → `transform_data` → `store_results` → `send_notifications`.
 //!
 //! The warehouse drops the first connection, so `store_results` fails once
 //! and is retried with backoff; the output shows each step as it runs and

@@ -9,9 +9,7 @@ use ndf::prelude::*;
 
 #[pattern]
 async fn explode(x: u32) -> u32 {
-    if x > 0 {
-        panic!("boom at {x}");
-    }
+    assert!(x == 0, "boom at {x}");
     x
 }
 
@@ -20,9 +18,8 @@ struct Counter(Arc<AtomicU32>);
 
 #[pattern(retries = 1)]
 async fn panics_once(c: Counter) -> u32 {
-    if c.0.fetch_add(1, Ordering::SeqCst) == 0 {
-        panic!("first attempt panics");
-    }
+    let attempt = c.0.fetch_add(1, Ordering::SeqCst);
+    assert!(attempt > 0, "first attempt panics");
     7
 }
 

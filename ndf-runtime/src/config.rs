@@ -118,20 +118,22 @@ mod tests {
             (s.confidence_threshold, s.learning_rate, s.error_tolerance),
             (0.75, 0.10, 0.05)
         );
-        assert_eq!(s.step_timeout, Duration::from_secs(60));
+        assert_eq!(s.step_timeout, Duration::from_mins(1));
         let d = Config::default();
         assert_eq!(
             (d.confidence_threshold, d.learning_rate, d.error_tolerance),
             (0.60, 0.20, 0.10)
         );
-        assert_eq!(d.step_timeout, Duration::from_secs(120));
+        assert_eq!(d.step_timeout, Duration::from_mins(2));
         assert_eq!((d.cpu_limit, d.memory_limit), (0.8, 0.8));
     }
 
     #[test]
     fn validate_names_the_bad_key() {
-        let mut c = Config::default();
-        c.cpu_limit = 1.5;
+        let c = Config {
+            cpu_limit: 1.5,
+            ..Config::default()
+        };
         let err = c.validate().unwrap_err();
         assert_eq!(err.key, "cpu_limit");
         assert_eq!(

@@ -53,7 +53,7 @@ impl<'a> Cx<'a> {
         self.0.ctx
     }
 
-    fn record(&self, index: usize) -> Option<&'a StepRecord> {
+    fn record(self, index: usize) -> Option<&'a StepRecord> {
         self.0.log.get(index)
     }
 }

@@ -50,7 +50,6 @@ impl std::fmt::Debug for Ndf {
 
 impl Ndf {
     /// A builder with the development config and a [`MemoryStore`].
-    #[must_use]
     pub fn builder() -> NdfBuilder {
         NdfBuilder::default()
     }
@@ -129,6 +128,10 @@ impl Ndf {
     /// # Errors
     ///
     /// [`Error::Store`] when the store cannot be written.
+    #[allow(
+        clippy::unused_async,
+        reason = "async in the contract: flushing to a file-backed store will wait on blocking I/O"
+    )]
     pub async fn shutdown(&self) -> Result<(), Error> {
         self.flush()
     }
@@ -156,18 +159,10 @@ fn check_permissions<W: Workflow>(ctx: &PatternContext) -> Result<(), Error> {
 
 /// Builds an [`Ndf`].
 #[must_use]
+#[derive(Default)]
 pub struct NdfBuilder {
     config: Config,
     store: Option<Box<dyn LearningStore>>,
-}
-
-impl Default for NdfBuilder {
-    fn default() -> Self {
-        Self {
-            config: Config::default(),
-            store: None,
-        }
-    }
 }
 
 impl std::fmt::Debug for NdfBuilder {

@@ -89,15 +89,7 @@ impl FromMeta for RawRetry {
             .handle(NestedMeta::parse_meta_list(list.tokens.clone()).map_err(Into::into))
             .unwrap_or_default();
         let items = check_keys(items, RETRY_KEYS, "`retry(…)`", &mut errors);
-        #[derive(FromMeta)]
-        struct Fields {
-            max: Option<syn::LitInt>,
-            initial: Option<syn::LitStr>,
-            multiplier: Option<syn::Expr>,
-            max_delay: Option<syn::LitStr>,
-            jitter: Option<syn::LitBool>,
-        }
-        let fields = errors.handle(Fields::from_list(&items));
+        let fields = errors.handle(RetryFields::from_list(&items));
         errors.finish()?;
         let Some(f) = fields else {
             return Err(darling::Error::custom("invalid `retry(…)`").with_span(item));
@@ -111,6 +103,16 @@ impl FromMeta for RawRetry {
             jitter: f.jitter,
         })
     }
+}
+
+/// The fields of `retry(…)`, read once its keys are checked.
+#[derive(FromMeta)]
+struct RetryFields {
+    max: Option<syn::LitInt>,
+    initial: Option<syn::LitStr>,
+    multiplier: Option<syn::Expr>,
+    max_delay: Option<syn::LitStr>,
+    jitter: Option<syn::LitBool>,
 }
 
 /// `[a, b::c]`, or one path.
@@ -230,10 +232,10 @@ pub(crate) fn parse(args: TokenStream) -> (StepOptions, darling::Result<()>) {
         compensate: raw.compensate.map(|c| c.0),
         ..StepOptions::default()
     };
-    if let Some(name) = &opts.name {
-        if name.value().trim().is_empty() {
-            errors.push(darling::Error::custom("a step's `name` cannot be empty").with_span(name));
-        }
+    if let Some(name) = &opts.name
+        && name.value().trim().is_empty()
+    {
+        errors.push(darling::Error::custom("a step's `name` cannot be empty").with_span(name));
     }
     opts.timeout = raw.timeout.and_then(|lit| errors.handle(duration(&lit)));
     opts.memory = raw.memory.and_then(|lit| {
@@ -330,15 +332,14 @@ fn threshold(lit: &syn::Expr) -> darling::Result<f64> {
 
 fn retry_spec(raw: RawRetry) -> darling::Result<RetrySpec> {
     let mut errors = darling::Error::accumulator();
-    let max = match &raw.max {
-        Some(lit) => errors.handle(lit.base10_parse::<u32>().map_err(Into::into)),
-        None => {
-            errors.push(darling::Error::from(syn::Error::new(
-                raw.span,
-                "`retry(…)` needs `max = N`, the number of retries",
-            )));
-            None
-        }
+    let max = if let Some(lit) = &raw.max {
+        errors.handle(lit.base10_parse::<u32>().map_err(Into::into))
+    } else {
+        errors.push(darling::Error::from(syn::Error::new(
+            raw.span,
+            "`retry(…)` needs `max = N`, the number of retries",
+        )));
+        None
     };
     let initial = raw.initial.and_then(|l| errors.handle(duration(&l)));
     let max_delay = raw.max_delay.and_then(|l| errors.handle(duration(&l)));

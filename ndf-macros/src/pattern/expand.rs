@@ -37,164 +37,53 @@ fn clone_check(
     (ident, def)
 }
 
+/// What every part of the expansion needs to know about the step.
+struct StepParts<'a> {
+    opts: &'a StepOptions,
+    /// The pattern name, for messages.
+    name: String,
+    input_ty: TokenStream,
+    output_ty: TokenStream,
+    p: TokenStream,
+    /// Local trait definitions the parts rely on.
+    helpers: TokenStream,
+}
+
 pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -> TokenStream {
     let ident = &f.sig.ident;
     let vis = &f.vis;
     let fn_name = ident.to_string();
-    let name = opts
-        .name
-        .as_ref()
-        .map_or(fn_name.clone(), syn::LitStr::value);
     let p = quote!(::ndf::__private);
-
     let input_ty = sig.input.clone().unwrap_or_else(|| syn::parse_quote!(()));
     let output_ty: TokenStream = match &sig.returns {
         Returns::Result(ok) => ok.to_token_stream(),
         Returns::ResultAlias(ty) => quote!(<#ty as #p::Fallible>::Ok),
         Returns::Value(ty) => ty.to_token_stream(),
     };
-    let mut args = Vec::new();
-    if sig.input.is_some() {
-        args.push(quote!(__input));
-    }
-    if sig.takes_ctx {
-        args.push(quote!(__ctx));
-    }
-    let ignore_input = sig.input.is_none().then(|| quote!(let () = __input;));
-    let call = match &sig.returns {
-        Returns::Value(_) => quote!(#p::infallible(#ident(#(#args),*).await)),
-        _ => quote!(#p::IntoStepResult::into_step_result(#ident(#(#args),*).await)),
+    let mut parts = StepParts {
+        opts,
+        name: opts
+            .name
+            .as_ref()
+            .map_or(fn_name.clone(), syn::LitStr::value),
+        input_ty: input_ty.to_token_stream(),
+        output_ty: output_ty.clone(),
+        p: p.clone(),
+        helpers: TokenStream::new(),
     };
-
-    let mut helpers = TokenStream::new();
-
-    // Retries and the fallback each need a fresh copy of the input.
-    let retried = opts.retry.as_ref().filter(|r| r.max > 0);
-    let dup = if let Some(span) = retried
-        .map(|r| r.span)
-        .or(opts.fallback.as_ref().map(syn::Path::span))
-    {
-        let why = if retried.is_some() {
-            "is retried"
-        } else {
-            "has a `fallback`"
-        };
-        let (check, def) = clone_check(
-            "ndf_retried_input",
-            &format!("step `{name}` {why}, so its input `{{Self}}` must implement `Clone`"),
-            "`{Self}` is not `Clone`",
-            "each attempt, and the fallback, get their own copy of the input; derive `Clone` for it, or use an `Arc`",
-        );
-        helpers.extend(def);
-        let copy = quote_spanned!(span=> <#input_ty as #check>::__ndf_copy(__input));
-        quote!(#p::Some(#copy))
-    } else {
-        quote!(#p::None)
-    };
-
-    let (undo_ty, keep, compensate) = match &opts.compensate {
-        Some(c) => {
-            let c_name = path_name(c);
-            let (check, def) = clone_check(
-                "ndf_compensated_output",
-                &format!(
-                    "step `{name}` has `compensate = {c_name}`, so its output `{{Self}}` must implement `Clone`"
-                ),
-                "`{Self}` is not `Clone`",
-                "the output goes on to the next stage; a copy is kept to compensate the step if a later stage fails",
-            );
-            helpers.extend(def);
-            let input_check = Check::new(
-                "ndf_compensation_input",
-                c.span(),
-                &Rule {
-                    message: format!(
-                        "`{c_name}` cannot compensate `{name}`: it takes `{{__T}}`, but `{name}` returns `{{Self}}`"
-                    ),
-                    label: format!("`{c_name}` takes `{{__T}}`"),
-                    note: "a `compensate` step takes the output of the step it undoes".into(),
-                },
-            );
-            let unit_check = Check::new(
-                "ndf_compensation_output",
-                c.span(),
-                &Rule {
-                    message: format!(
-                        "`{c_name}` must return `()` to compensate `{name}`, but it returns `{{Self}}`"
-                    ),
-                    label: "compensating steps return nothing".into(),
-                    note: "a `compensate` step undoes work; it has no output to pass on".into(),
-                },
-            );
-            helpers.extend(input_check.definition.clone());
-            helpers.extend(unit_check.definition.clone());
-            let c_input = quote!(<#c as #p::Step>::Input);
-            let arg = input_check.convert(&quote!(__undo), &c_input);
-            let unit = unit_check.convert(&quote!(__out), &quote!(()));
-            let keep_span = c.span();
-            (
-                quote!(#output_ty),
-                quote_spanned!(keep_span=> <#output_ty as #check>::__ndf_copy(__output)),
-                quote! {
-                    #p::Some(async move {
-                        let __out = <#c as #p::Step>::call(#arg, __ctx).await?;
-                        let () = #unit;
-                        #p::Ok(())
-                    })
-                },
-            )
-        }
-        None => (
-            quote!(()),
-            quote!(let _ = __output;),
-            quote!(#p::None::<::core::future::Ready<#p::Result<(), #p::StepError>>>),
-        ),
-    };
-
-    let fallback = match &opts.fallback {
-        Some(fb) => {
-            let fb_name = path_name(fb);
-            let in_check = Check::new(
-                "ndf_fallback_input",
-                fb.span(),
-                &Rule {
-                    message: format!(
-                        "fallback `{fb_name}` must take the input of `{name}`: it takes `{{__T}}`, `{name}` takes `{{Self}}`"
-                    ),
-                    label: format!("`{fb_name}` takes `{{__T}}`"),
-                    note: "a fallback runs in place of the step, so its input and output types must be the step's".into(),
-                },
-            );
-            let out_check = Check::new(
-                "ndf_fallback_output",
-                fb.span(),
-                &Rule {
-                    message: format!(
-                        "fallback `{fb_name}` must return the output of `{name}`: it returns `{{Self}}`, `{name}` returns `{{__T}}`"
-                    ),
-                    label: format!("`{fb_name}` returns `{{Self}}`"),
-                    note: "a fallback runs in place of the step, so its input and output types must be the step's".into(),
-                },
-            );
-            helpers.extend(in_check.definition.clone());
-            helpers.extend(out_check.definition.clone());
-            let arg = in_check.convert(&quote!(__input), &quote!(<#fb as #p::Step>::Input));
-            let out = out_check.convert(&quote!(__out), &output_ty);
-            quote! {
-                #p::Some(async move {
-                    let __out = <#fb as #p::Step>::call(#arg, __ctx).await?;
-                    #p::Ok(#out)
-                })
-            }
-        }
-        None => quote!(#p::None::<::core::future::Ready<#p::Result<Self::Output, #p::StepError>>>),
-    };
-
+    let call = call(ident, sig, &p);
+    let dup = parts.dup();
+    let (undo_ty, keep, compensate) = parts.compensation();
+    let fallback = parts.fallback();
     let meta = meta(opts, &p);
+    let name = &parts.name;
+    let helpers = &parts.helpers;
     let doc =
         format!("The ndf step of [`{fn_name}()`](fn@{fn_name}): use it as a stage of a workflow.");
 
     quote! {
+        // A step must be an `async fn` even when it does not wait.
+        #[allow(clippy::unused_async)]
         #f
 
         #[doc = #doc]
@@ -218,9 +107,7 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
                     __input: Self::Input,
                     __ctx: &#p::PatternContext,
                 ) -> impl #p::Future<Output = #p::Result<Self::Output, #p::StepError>> + ::core::marker::Send + '_ {
-                    #ignore_input
-                    let _ = __ctx;
-                    async move { #call }
+                    #call
                 }
 
                 #[inline]
@@ -251,6 +138,160 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
                 }
             }
         };
+    }
+}
+
+/// The body of `Step::call`: the user's fn, its result made a step result.
+fn call(ident: &syn::Ident, sig: &StepSignature, p: &TokenStream) -> TokenStream {
+    let mut args = Vec::new();
+    if sig.input.is_some() {
+        args.push(quote!(__input));
+    }
+    if sig.takes_ctx {
+        args.push(quote!(__ctx));
+    }
+    let ignore_input = sig.input.is_none().then(|| quote!(let () = __input;));
+    let result = if let Returns::Value(_) = &sig.returns {
+        quote!(#p::infallible(#ident(#(#args),*).await))
+    } else {
+        quote!(#p::IntoStepResult::into_step_result(#ident(#(#args),*).await))
+    };
+    quote! {
+        #ignore_input
+        let _ = __ctx;
+        async move { #result }
+    }
+}
+
+impl StepParts<'_> {
+    /// `Step::dup`: retries and the fallback each need a fresh copy of the input.
+    fn dup(&mut self) -> TokenStream {
+        let p = &self.p;
+        let retried = self.opts.retry.as_ref().filter(|r| r.max > 0);
+        let Some(span) =
+            retried
+                .map(|r| r.span)
+                .or(self.opts.fallback.as_ref().map(syn::Path::span))
+        else {
+            return quote!(#p::None);
+        };
+        let why = if retried.is_some() {
+            "is retried"
+        } else {
+            "has a `fallback`"
+        };
+        let (check, def) = clone_check(
+            "ndf_retried_input",
+            &format!(
+                "step `{}` {why}, so its input `{{Self}}` must implement `Clone`",
+                self.name
+            ),
+            "`{Self}` is not `Clone`",
+            "each attempt, and the fallback, get their own copy of the input; derive `Clone` for it, or use an `Arc`",
+        );
+        self.helpers.extend(def);
+        let input_ty = &self.input_ty;
+        let copy = quote_spanned!(span=> <#input_ty as #check>::__ndf_copy(__input));
+        quote!(#p::Some(#copy))
+    }
+
+    /// `Step::Undo`, `Step::keep` and `Step::compensate`.
+    fn compensation(&mut self) -> (TokenStream, TokenStream, TokenStream) {
+        let p = self.p.clone();
+        let Some(c) = &self.opts.compensate else {
+            return (
+                quote!(()),
+                quote!(let _ = __output;),
+                quote!(#p::None::<::core::future::Ready<#p::Result<(), #p::StepError>>>),
+            );
+        };
+        let (name, c_name, output_ty) = (&self.name, path_name(c), &self.output_ty);
+        let (check, def) = clone_check(
+            "ndf_compensated_output",
+            &format!(
+                "step `{name}` has `compensate = {c_name}`, so its output `{{Self}}` must implement `Clone`"
+            ),
+            "`{Self}` is not `Clone`",
+            "the output goes on to the next stage; a copy is kept to compensate the step if a later stage fails",
+        );
+        self.helpers.extend(def);
+        let takes_output = Check::new(
+            "ndf_compensation_input",
+            c.span(),
+            &Rule {
+                message: format!(
+                    "`{c_name}` cannot compensate `{name}`: it takes `{{__T}}`, but `{name}` returns `{{Self}}`"
+                ),
+                label: format!("`{c_name}` takes `{{__T}}`"),
+                note: "a `compensate` step takes the output of the step it undoes".into(),
+            },
+        );
+        let returns_unit = Check::new(
+            "ndf_compensation_output",
+            c.span(),
+            &Rule {
+                message: format!(
+                    "`{c_name}` must return `()` to compensate `{name}`, but it returns `{{Self}}`"
+                ),
+                label: "compensating steps return nothing".into(),
+                note: "a `compensate` step undoes work; it has no output to pass on".into(),
+            },
+        );
+        self.helpers.extend(takes_output.definition.clone());
+        self.helpers.extend(returns_unit.definition.clone());
+        let arg = takes_output.convert(&quote!(__undo), &quote!(<#c as #p::Step>::Input));
+        let unit = returns_unit.convert(&quote!(__out), &quote!(()));
+        let keep = quote_spanned!(c.span()=> <#output_ty as #check>::__ndf_copy(__output));
+        let compensate = quote! {
+            #p::Some(async move {
+                let __out = <#c as #p::Step>::call(#arg, __ctx).await?;
+                let () = #unit;
+                #p::Ok(())
+            })
+        };
+        (output_ty.clone(), keep, compensate)
+    }
+
+    /// `Step::fallback`.
+    fn fallback(&mut self) -> TokenStream {
+        let p = self.p.clone();
+        let Some(fb) = &self.opts.fallback else {
+            return quote!(#p::None::<::core::future::Ready<#p::Result<Self::Output, #p::StepError>>>);
+        };
+        let (name, fb_name) = (&self.name, path_name(fb));
+        let note = "a fallback runs in place of the step, so its input and output types must be the step's";
+        let same_input = Check::new(
+            "ndf_fallback_input",
+            fb.span(),
+            &Rule {
+                message: format!(
+                    "fallback `{fb_name}` must take the input of `{name}`: it takes `{{__T}}`, `{name}` takes `{{Self}}`"
+                ),
+                label: format!("`{fb_name}` takes `{{__T}}`"),
+                note: note.into(),
+            },
+        );
+        let same_output = Check::new(
+            "ndf_fallback_output",
+            fb.span(),
+            &Rule {
+                message: format!(
+                    "fallback `{fb_name}` must return the output of `{name}`: it returns `{{Self}}`, `{name}` returns `{{__T}}`"
+                ),
+                label: format!("`{fb_name}` returns `{{Self}}`"),
+                note: note.into(),
+            },
+        );
+        self.helpers.extend(same_input.definition.clone());
+        self.helpers.extend(same_output.definition.clone());
+        let arg = same_input.convert(&quote!(__input), &quote!(<#fb as #p::Step>::Input));
+        let out = same_output.convert(&quote!(__out), &self.output_ty);
+        quote! {
+            #p::Some(async move {
+                let __out = <#fb as #p::Step>::call(#arg, __ctx).await?;
+                #p::Ok(#out)
+            })
+        }
     }
 }
 

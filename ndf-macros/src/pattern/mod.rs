@@ -10,17 +10,14 @@ use quote::ToTokens as _;
 
 /// Entry point of `#[pattern]`.
 pub(crate) fn pattern(args: TokenStream, item: TokenStream) -> TokenStream {
-    let f: syn::ItemFn = match syn::parse2(item.clone()) {
-        Ok(f) => f,
-        Err(_) => {
-            let error = syn::Error::new_spanned(
-                &item,
-                "`#[pattern]` goes on an `async fn`, such as `async fn validate_input(raw: Raw) -> Result<Valid, MyError>`",
-            );
-            let mut out = error.to_compile_error();
-            out.extend(item);
-            return out;
-        }
+    let Ok(f) = syn::parse2::<syn::ItemFn>(item.clone()) else {
+        let error = syn::Error::new_spanned(
+            &item,
+            "`#[pattern]` goes on an `async fn`, such as `async fn validate_input(raw: Raw) -> Result<Valid, MyError>`",
+        );
+        let mut out = error.to_compile_error();
+        out.extend(item);
+        return out;
     };
     let (options, option_errors) = args::parse(args);
     match signature::analyse(&f) {

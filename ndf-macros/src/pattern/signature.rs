@@ -103,15 +103,15 @@ pub(crate) fn analyse(f: &syn::ItemFn) -> darling::Result<StepSignature> {
                     ),
                 ));
             }
-            if let Some(ctx) = rest.first() {
-                if !is_context(&ctx.ty) {
-                    errors.push(error(
-                        ctx.ty.span(),
-                        format!("the second parameter of `{name}` must be `&PatternContext`"),
-                    ));
-                }
+            if let Some(ctx) = rest.first()
+                && !is_context(&ctx.ty)
+            {
+                errors.push(error(
+                    ctx.ty.span(),
+                    format!("the second parameter of `{name}` must be `&PatternContext`"),
+                ));
             }
-            (Some((*input.ty).clone()), rest.first().is_some())
+            (Some((*input.ty).clone()), !rest.is_empty())
         }
     };
 
@@ -126,26 +126,26 @@ pub(crate) fn analyse(f: &syn::ItemFn) -> darling::Result<StepSignature> {
     })
 }
 
+/// `Result<O, E>` written out, a `Result` alias, or a plain value: told
+/// apart by the last path segment, since the macro cannot resolve types.
 fn classify_return(ty: &syn::Type) -> Returns {
-    if let syn::Type::Path(p) = ty {
-        if let Some(last) = p.path.segments.last() {
-            if last.ident == "Result" {
-                if let syn::PathArguments::AngleBracketed(args) = &last.arguments {
-                    let types: Vec<&syn::Type> = args
-                        .args
-                        .iter()
-                        .filter_map(|a| match a {
-                            syn::GenericArgument::Type(t) => Some(t),
-                            _ => None,
-                        })
-                        .collect();
-                    return match types.as_slice() {
-                        [ok, _] => Returns::Result((*ok).clone()),
-                        _ => Returns::ResultAlias(ty.clone()),
-                    };
-                }
-            }
-        }
+    if let syn::Type::Path(p) = ty
+        && let Some(last) = p.path.segments.last()
+        && last.ident == "Result"
+        && let syn::PathArguments::AngleBracketed(args) = &last.arguments
+    {
+        let types: Vec<&syn::Type> = args
+            .args
+            .iter()
+            .filter_map(|a| match a {
+                syn::GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        return match types.as_slice() {
+            [ok, _] => Returns::Result((*ok).clone()),
+            _ => Returns::ResultAlias(ty.clone()),
+        };
     }
     Returns::Value(ty.clone())
 }

@@ -21,6 +21,10 @@ const COMPENSATION_FAILED: u32 = 1 << 20;
 pub struct StepRecord(AtomicU32);
 
 /// A decoded [`StepRecord`].
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "the decoded flags of a bit field"
+)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct StepOutcome {
     pub(crate) ran: bool,

@@ -105,20 +105,18 @@ impl StatsTable {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let entries = workflows.entry(workflow).or_default();
-        let index = match entries.iter().position(|e| {
+        let found = entries.iter().position(|e| {
             &*e.domain == domain && (std::ptr::eq(e.steps, steps) || e.steps == steps)
-        }) {
-            Some(i) => i,
-            None => {
-                entries.push(WorkflowEntry {
-                    domain: domain.into(),
-                    steps,
-                    run: PatternStats::default(),
-                    step_stats: vec![PatternStats::default(); steps.len()],
-                });
-                entries.len() - 1
-            }
-        };
+        });
+        let index = found.unwrap_or_else(|| {
+            entries.push(WorkflowEntry {
+                domain: domain.into(),
+                steps,
+                run: PatternStats::default(),
+                step_stats: vec![PatternStats::default(); steps.len()],
+            });
+            entries.len() - 1
+        });
         let entry = &mut entries[index];
         entry.run.executions += 1;
         if ok {

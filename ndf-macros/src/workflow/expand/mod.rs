@@ -13,7 +13,7 @@ mod sequential;
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
-use super::model::{Kind, Stage, StepRef, Workflow};
+use super::model::{Kind, Stage, Workflow};
 use crate::typecheck::Check;
 
 pub(crate) struct Expander {
@@ -66,9 +66,7 @@ impl Expander {
                 let path = &step.path;
                 quote_spanned!(syn::spanned::Spanned::span(path)=> <#path as #p::Step>::Input)
             }
-            Stage::Nested(w) => match w.kind {
-                Kind::Sequential => self.input_ty(&w.stages[0]),
-            },
+            Stage::Nested(w) => self.workflow_input_ty(w),
         }
     }
 
@@ -79,9 +77,19 @@ impl Expander {
                 let path = &step.path;
                 quote_spanned!(syn::spanned::Spanned::span(path)=> <#path as #p::Step>::Output)
             }
-            Stage::Nested(w) => match w.kind {
-                Kind::Sequential => self.output_ty(&w.stages[w.stages.len() - 1]),
-            },
+            Stage::Nested(w) => self.workflow_output_ty(w),
+        }
+    }
+
+    fn workflow_input_ty(&self, w: &Workflow) -> TokenStream {
+        match w.kind {
+            Kind::Sequential => self.input_ty(&w.stages[0]),
+        }
+    }
+
+    fn workflow_output_ty(&self, w: &Workflow) -> TokenStream {
+        match w.kind {
+            Kind::Sequential => self.output_ty(&w.stages[w.stages.len() - 1]),
         }
     }
 
@@ -93,9 +101,13 @@ impl Expander {
                 let p = &self.p;
                 quote_spanned!(syn::spanned::Spanned::span(path)=> #p::run_step::<#path>(__cx, #index, #input).await)
             }
-            Stage::Nested(w) => match w.kind {
-                Kind::Sequential => self.run_sequential(w, input),
-            },
+            Stage::Nested(w) => self.run_workflow(w, input),
+        }
+    }
+
+    fn run_workflow(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {
+        match w.kind {
+            Kind::Sequential => self.run_sequential(w, input),
         }
     }
 
@@ -114,115 +126,123 @@ impl Expander {
         }
     }
 
-    /// Parts whose concatenation is the derived name of `stage`.
-    fn name_parts(&self, stage: &Stage) -> Vec<TokenStream> {
+    /// Parts whose concatenation is the derived name of `w`: stage names
+    /// joined by `>`, a nested workflow's name where it has one.
+    fn name_parts(&self, w: &Workflow) -> Vec<TokenStream> {
         let p = &self.p;
-        match stage {
-            Stage::Step(step) => {
-                let path = &step.path;
-                vec![quote_spanned!(syn::spanned::Spanned::span(path)=> <#path as #p::Step>::NAME)]
+        let mut parts = Vec::new();
+        for (i, stage) in w.stages.iter().enumerate() {
+            if i > 0 {
+                parts.push(quote!(">"));
             }
-            Stage::Nested(w) => {
-                if let Some(name) = &w.name {
-                    return vec![quote!(#name)];
+            match stage {
+                Stage::Step(step) => {
+                    let path = &step.path;
+                    parts.push(quote_spanned!(syn::spanned::Spanned::span(path)=> <#path as #p::Step>::NAME));
                 }
-                let mut parts = Vec::new();
-                for (i, s) in w.stages.iter().enumerate() {
-                    if i > 0 {
-                        parts.push(quote!(">"));
-                    }
-                    parts.extend(self.name_parts(s));
-                }
-                parts
+                Stage::Nested(nested) => match &nested.name {
+                    Some(name) => parts.push(quote!(#name)),
+                    None => parts.extend(self.name_parts(nested)),
+                },
             }
         }
+        parts
     }
+
+    /// The workflow's `NAME`: its `name`, or one derived at compile time from
+    /// its stages' names.
+    fn name_const(&self, w: &Workflow) -> TokenStream {
+        let p = &self.p;
+        if let Some(name) = &w.name {
+            return quote!(#name);
+        }
+        let parts = self.name_parts(w);
+        quote! {{
+            const __PARTS: &[&str] = &[#(#parts),*];
+            const __BYTES: [u8; #p::name_len(__PARTS)] = #p::write_name(__PARTS);
+            match ::core::str::from_utf8(&__BYTES) {
+                #p::Ok(__name) => __name,
+                #p::Err(_) => "workflow",
+            }
+        }}
+    }
+}
+
+/// What the compile-time `after` rule and the runtime need of each step
+/// stage: the stage's `OrderStage`, one const check per stage (each spanned on
+/// its stage, so a violation is reported there), its name and permissions.
+fn step_items(
+    workflow: &Workflow,
+    p: &TokenStream,
+) -> (
+    Vec<TokenStream>,
+    Vec<TokenStream>,
+    Vec<TokenStream>,
+    Vec<TokenStream>,
+) {
+    let mut order = Vec::new();
+    let mut checks = Vec::new();
+    let mut names = Vec::new();
+    let mut perms = Vec::new();
+    for (i, step) in workflow.steps().into_iter().enumerate() {
+        let path = &step.path;
+        let span = syn::spanned::Spanned::span(path);
+        // Each step of a sequence is its own ordering group.
+        let group = u32::try_from(step.index).unwrap_or(u32::MAX);
+        order.push(quote_spanned! {span=>
+            #p::OrderStage { name: <#path as #p::Step>::NAME, after: <#path as #p::Step>::META.after, group: #group }
+        });
+        checks.push(quote_spanned! {span=>
+            const _: () = if let #p::Some(__v) = #p::check_order(__NDF_ORDER, #i, <__NdfWorkflow as #p::Workflow>::NAME) {
+                ::core::panic!("{}", __v.as_str())
+            };
+        });
+        names.push(quote_spanned!(span=> <#path as #p::Step>::NAME));
+        perms.push(quote_spanned!(span=> <#path as #p::Step>::META.permissions));
+    }
+    (order, checks, names, perms)
 }
 
 /// Expands a checked workflow.
 pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
     let mut ex = Expander::new();
-    let top = Stage::Nested(clone_shallow(workflow));
-    let input_ty = ex.input_ty(&top);
-    let output_ty = ex.output_ty(&top);
-    let run = ex.run(&top, &quote!(__input));
     let p = ex.p.clone();
-
-    let (name, named) = match &workflow.name {
-        Some(name) => (quote!(#name), true),
-        None => {
-            let parts = ex.name_parts(&top);
-            (
-                quote! {{
-                    const __PARTS: &[&str] = &[#(#parts),*];
-                    const __BYTES: [u8; #p::name_len(__PARTS)] = #p::write_name(__PARTS);
-                    match ::core::str::from_utf8(&__BYTES) {
-                        #p::Ok(__name) => __name,
-                        #p::Err(_) => "workflow",
-                    }
-                }},
-                false,
-            )
-        }
-    };
-
-    // Each step of a sequence is its own ordering group; `parallel!` will
-    // put its tasks in one.
-    let steps: Vec<(&syn::Path, u32)> = workflow
-        .steps()
-        .into_iter()
-        .map(|s| (&s.path, u32::try_from(s.index).unwrap_or(u32::MAX)))
-        .collect();
-    let step_count = steps.len();
-    let step_names = steps.iter().map(
-        |(path, _)| quote_spanned!(syn::spanned::Spanned::span(*path)=> <#path as #p::Step>::NAME),
-    );
-    let perms = steps.iter().map(|(path, _)| {
-        quote_spanned!(syn::spanned::Spanned::span(*path)=> <#path as #p::Step>::META.permissions)
-    });
-    let order_entries = steps.iter().map(|(path, group)| {
-        quote_spanned! {syn::spanned::Spanned::span(*path)=>
-            #p::OrderStage { name: <#path as #p::Step>::NAME, after: <#path as #p::Step>::META.after, group: #group }
-        }
-    });
-    let order_checks = steps.iter().enumerate().map(|(i, (path, _))| {
-        quote_spanned! {syn::spanned::Spanned::span(*path)=>
-            const _: () = if let #p::Some(__v) = #p::check_order(__NDF_ORDER, #i, <__NdfWorkflow as #p::Workflow>::NAME) {
-                ::core::panic!("{}", __v.as_str())
-            };
-        }
-    });
+    let input_ty = ex.workflow_input_ty(workflow);
+    let output_ty = ex.workflow_output_ty(workflow);
+    let run = ex.run_workflow(workflow, &quote!(__input));
+    let name = ex.name_const(workflow);
+    let named = workflow.name.is_some();
+    let (order_entries, order_checks, step_names, perms) = step_items(workflow, &p);
+    let step_count = step_names.len();
     let checks = &ex.checks;
-    // rustc checks these items where they stand: put them on the stages
-    // they come from, so that a stage that is not a step is reported there.
+
+    // rustc checks these items where they stand: put them on the stages they
+    // come from, so that a stage that is not a step is reported there.
     let input_item = quote_spanned!(first_span(workflow)=> type Input = #input_ty;);
     let output_item = quote_spanned!(last_span(workflow)=> type Output = #output_ty;);
-
-    // Spanned on the last stage: rustc checks the signature of `execute`
-    // where it stands, and a stage that is not a step is best reported there.
     let workflow_impl = quote_spanned! {last_span(workflow)=>
-            #[automatically_derived]
-            impl #p::Workflow for __NdfWorkflow {
-                #input_item
-                #output_item
+        #[automatically_derived]
+        impl #p::Workflow for __NdfWorkflow {
+            #input_item
+            #output_item
 
-                const NAME: &'static str = #name;
-                const NAMED: bool = #named;
-                const PERMISSIONS: &'static [&'static [&'static str]] = &[#(#perms),*];
-                const STEPS: &'static [&'static str] = &[#(#step_names),*];
-                type Log = [#p::StepRecord; #step_count];
+            const NAME: &'static str = #name;
+            const NAMED: bool = #named;
+            const PERMISSIONS: &'static [&'static [&'static str]] = &[#(#perms),*];
+            const STEPS: &'static [&'static str] = &[#(#step_names),*];
+            type Log = [#p::StepRecord; #step_count];
 
-                fn execute<'__a>(
-                    &'__a self,
-                    __cx: #p::Cx<'__a>,
-                    __input: Self::Input,
-                ) -> impl #p::Future<Output = #p::Result<Self::Output, #p::Error>> + ::core::marker::Send + '__a {
-                    async move {
-                        let (__output, _) = #run?;
-                        #p::Ok(__output)
-                    }
+            fn execute<'__a>(
+                &'__a self,
+                __cx: #p::Cx<'__a>,
+                __input: Self::Input,
+            ) -> impl #p::Future<Output = #p::Result<Self::Output, #p::Error>> + ::core::marker::Send + '__a {
+                async move {
+                    let (__output, _) = #run?;
+                    #p::Ok(__output)
                 }
             }
+        }
     };
 
     quote! {{
@@ -257,25 +277,5 @@ fn last_span(w: &Workflow) -> Span {
         Some(Stage::Nested(inner)) => last_span(inner),
         Some(stage) => stage.span(),
         None => w.span,
-    }
-}
-
-/// The top-level workflow as a stage, so that it expands like a nested one.
-fn clone_shallow(w: &Workflow) -> Workflow {
-    Workflow {
-        kind: w.kind,
-        span: w.span,
-        name: w.name.clone(),
-        stages: w.stages.iter().map(clone_stage).collect(),
-    }
-}
-
-fn clone_stage(s: &Stage) -> Stage {
-    match s {
-        Stage::Step(step) => Stage::Step(StepRef {
-            path: step.path.clone(),
-            index: step.index,
-        }),
-        Stage::Nested(w) => Stage::Nested(clone_shallow(w)),
     }
 }
