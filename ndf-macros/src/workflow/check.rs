@@ -78,3 +78,46 @@ fn hierarchical_name(lit: &syn::LitStr, errors: &mut darling::error::Accumulator
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(name: &str) -> usize {
+        let mut errors = darling::Error::accumulator();
+        hierarchical_name(
+            &syn::LitStr::new(name, proc_macro2::Span::call_site()),
+            &mut errors,
+        );
+        errors.finish().err().map_or(0, |e| e.len())
+    }
+
+    #[test]
+    fn hierarchical_lowercase_names_pass() {
+        for name in [
+            "data_processing.etl_pipeline",
+            "ops.service_health_checks",
+            "a.b.c",
+            "deployment.v2_rollout",
+        ] {
+            assert_eq!(problems(name), 0, "{name}");
+        }
+    }
+
+    #[test]
+    fn other_names_fail() {
+        for name in [
+            "etl",
+            "DataProcessing.etl",
+            "data..etl",
+            "data.etl-pipeline",
+            "data.2fast",
+            "data.workflow",
+            "data.pattern1",
+            "ops.task_2",
+            "",
+        ] {
+            assert_eq!(problems(name), 1, "{name}");
+        }
+    }
+}

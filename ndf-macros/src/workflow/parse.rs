@@ -137,3 +137,62 @@ fn parse_stage(
     let tokens: TokenStream = content.parse()?;
     parse(kind, path.span(), tokens, errors).map(Stage::Nested)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn parse_ok(tokens: TokenStream) -> (Workflow, usize) {
+        let mut errors = darling::Error::accumulator();
+        let w = parse(Kind::Sequential, Span::call_site(), tokens, &mut errors).expect("parses");
+        let n = errors.finish().err().map_or(0, |e| e.len());
+        (w, n)
+    }
+
+    #[test]
+    fn options_come_before_the_semicolon() {
+        let (w, errors) = parse_ok(quote!(name = "a.b"; x => y::z => sequential!(p => q)));
+        assert_eq!(errors, 0);
+        assert_eq!(w.name.map(|n| n.value()).as_deref(), Some("a.b"));
+        assert_eq!(w.stages.len(), 3);
+        assert!(matches!(&w.stages[2], Stage::Nested(n) if n.stages.len() == 2));
+    }
+
+    #[test]
+    fn a_body_without_options_starts_with_a_stage() {
+        let (w, errors) = parse_ok(quote!(x => y));
+        assert_eq!((errors, w.stages.len()), (0, 2));
+        assert!(w.name.is_none());
+    }
+
+    #[test]
+    fn commas_between_stages_point_to_parallel() {
+        let mut errors = darling::Error::accumulator();
+        let err = parse(
+            Kind::Sequential,
+            Span::call_site(),
+            quote!(a, b),
+            &mut errors,
+        )
+        .err()
+        .expect("a syntax error");
+        errors.finish().expect("no option errors");
+        assert!(err.to_string().contains("parallel!"), "{err}");
+    }
+
+    #[test]
+    fn calling_a_stage_is_rejected() {
+        let mut errors = darling::Error::accumulator();
+        let err = parse(
+            Kind::Sequential,
+            Span::call_site(),
+            quote!(a() => b),
+            &mut errors,
+        )
+        .err()
+        .expect("a syntax error");
+        errors.finish().expect("no option errors");
+        assert!(err.to_string().contains("remove the parentheses"), "{err}");
+    }
+}
