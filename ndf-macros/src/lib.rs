@@ -84,3 +84,121 @@ pub fn pattern(args: TokenStream, item: TokenStream) -> TokenStream {
 pub fn sequential(input: TokenStream) -> TokenStream {
     workflow::workflow(workflow::Kind::Sequential, input.into()).into()
 }
+
+/// Runs tasks side by side, each with a copy of the one input; the output is
+/// the tuple of their outputs in declared order.
+///
+/// `parallel!([name = "…", max_concurrent = N, resource_threshold = x, min_success = k;] a, b, c)`.
+/// The compiler checks that every task takes the same input, that the input
+/// is `Clone`, and that no task is `after` another of the same group.
+///
+/// - `max_concurrent = N` bounds the tasks in flight; the others wait their turn.
+/// - `resource_threshold = x` holds back new tasks while CPU or memory use
+///   (from the runtime's `ResourceProbe`) is above `x`; past the config's
+///   `resource_wait` the group fails with `ResourceExhausted`.
+/// - `min_success = k` tolerates failures: each element of the output is a
+///   `Result<O, StepError>`, and the group fails only if fewer than `k` tasks
+///   succeed.
+///
+/// Without `min_success`, the first failure cancels the tasks still running
+/// and compensates the completed ones. Dropping the workflow's future
+/// cancels every task: nothing keeps running. The tasks share one state
+/// machine and the thread that polls it; for CPU-heavy work, have a step
+/// call `tokio::task::spawn_blocking` itself.
+///
+/// ```
+/// use ndf::prelude::*;
+///
+/// #[pattern]
+/// async fn check_database(host: String) -> bool { !host.is_empty() }
+/// #[pattern]
+/// async fn check_cache(host: String) -> u32 { host.len() as u32 }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ndf::Error> {
+/// let checks = parallel!(name = "ops.checks", max_concurrent = 2; check_database, check_cache);
+/// let ndf = Ndf::builder().build()?;
+/// let (db, cache) = ndf.run(&checks, "db-1".to_owned(), &PatternContext::new("ops")).await?;
+/// assert_eq!((db, cache), (true, 4));
+/// # Ok(()) }
+/// ```
+#[proc_macro]
+pub fn parallel(input: TokenStream) -> TokenStream {
+    workflow::workflow(workflow::Kind::Parallel, input.into()).into()
+}
+
+/// Tries alternatives in order of preference: the first runs, a failure
+/// moves to the next, and the run records which level served.
+///
+/// `degrade!([name = "…";] a | b | c)`: every alternative takes the input and
+/// returns the output of the first (the compiler checks it), and the input
+/// is `Clone` so that a later alternative can have it after an earlier one
+/// failed.
+///
+/// ```
+/// use ndf::prelude::*;
+///
+/// #[pattern]
+/// async fn deep_analysis(text: String) -> Result<usize, StepError> {
+///     Err(StepError::msg("model unavailable"))
+/// }
+/// #[pattern]
+/// async fn basic_analysis(text: String) -> Result<usize, StepError> { Ok(text.len()) }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ndf::Error> {
+/// let analysis = degrade!(name = "analysis.text"; deep_analysis | basic_analysis);
+/// let ndf = Ndf::builder().build()?;
+/// assert_eq!(ndf.run(&analysis, "hello".to_owned(), &PatternContext::new("analysis")).await?, 5);
+/// assert_eq!(ndf.stats("analysis.text", "analysis").unwrap().degradations, 1);
+/// # Ok(()) }
+/// ```
+#[proc_macro]
+pub fn degrade(input: TokenStream) -> TokenStream {
+    workflow::workflow(workflow::Kind::Degrade, input.into()).into()
+}
+
+/// Runs named phases in order, each phase's output feeding the next, with
+/// conditions checked as each phase completes and a rollback policy.
+///
+/// ```text
+/// orchestrate!([name = "…", rollback = phase_level | workflow_level;]
+///     phase: workflow [, success(min_success = x)] [, rollback_if(error_rate > x, slowdown > y)];
+///     …)
+/// ```
+///
+/// - `success(min_success = x)`: at least this fraction of the phase's step
+///   runs must have succeeded (meaningful with a tolerant `parallel!`).
+/// - `rollback_if(error_rate > x)`: failed step attempts, retries included,
+///   over all attempts; `slowdown > y`: the phase's duration over its learned
+///   median (after five runs), minus one.
+/// - `rollback = workflow_level` (the default) compensates every completed
+///   phase, last first, when a phase fails; `phase_level` compensates the
+///   failed phase's own work only.
+///
+/// An `orchestrate!` needs at least two phases, with distinct names.
+///
+/// ```
+/// use ndf::prelude::*;
+///
+/// #[pattern]
+/// async fn plan(n: u32) -> u32 { n }
+/// #[pattern]
+/// async fn apply(n: u32) -> u32 { n + 1 }
+/// #[pattern]
+/// async fn verify(n: u32) -> bool { n > 0 }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ndf::Error> {
+/// let rollout = orchestrate!(name = "deployment.rollout", rollback = phase_level;
+///     planning: sequential!(plan);
+///     applying: sequential!(apply), rollback_if(error_rate > 0.1);
+///     checking: sequential!(verify));
+/// let ndf = Ndf::builder().build()?;
+/// assert!(ndf.run(&rollout, 1, &PatternContext::new("deployment")).await?);
+/// # Ok(()) }
+/// ```
+#[proc_macro]
+pub fn orchestrate(input: TokenStream) -> TokenStream {
+    workflow::workflow(workflow::Kind::Orchestrate, input.into()).into()
+}

@@ -54,6 +54,27 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes.round() as u64)
 }
 
+/// A numeric literal, possibly negated or parenthesised.
+pub(crate) fn number(expr: &syn::Expr) -> Option<f64> {
+    match expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Float(f),
+            ..
+        }) => f.base10_parse().ok(),
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(i),
+            ..
+        }) => i.base10_parse::<u32>().ok().map(f64::from),
+        syn::Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            expr,
+            ..
+        }) => number(expr).map(|x| -x),
+        syn::Expr::Paren(p) => number(&p.expr),
+        _ => None,
+    }
+}
+
 fn split_number(text: &str) -> Option<(f64, &str)> {
     let text = text.trim();
     let end = text

@@ -92,6 +92,37 @@ pub enum Error {
         found: String,
     },
 
+    /// Fewer tasks of a `parallel!` with `min_success` succeeded than it
+    /// requires. The completed tasks were compensated.
+    #[error(
+        "pattern `{pattern}`: only {succeeded} of {tasks} parallel tasks succeeded, {required} required; first error: {source}"
+    )]
+    InsufficientSuccess {
+        /// The pattern that was run.
+        pattern: String,
+        /// Tasks that succeeded.
+        succeeded: usize,
+        /// Tasks in the group.
+        tasks: usize,
+        /// The `min_success` of the group.
+        required: usize,
+        /// The first task error.
+        #[source]
+        source: StepError,
+    },
+
+    /// A phase of an `orchestrate!` completed but broke one of its
+    /// conditions (`success(…)`, `rollback_if(…)`); its work was rolled back.
+    #[error("pattern `{pattern}` rolled back phase `{phase}`: {reason}")]
+    RolledBack {
+        /// The pattern that was run.
+        pattern: String,
+        /// The phase whose condition failed.
+        phase: String,
+        /// Which condition, with the measured value and the bound.
+        reason: String,
+    },
+
     /// A pattern with this name is already registered.
     #[error("a pattern named `{name}` is already registered")]
     DuplicatePattern {

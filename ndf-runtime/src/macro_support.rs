@@ -2,15 +2,21 @@
 //! without notice.
 
 pub use crate::exec::{Cx, compensate_step, run_step};
+pub use crate::flow::{PhaseRule, alternative_failed, check_phase, insufficient, record_level};
+pub use crate::join::{Gate, Task, TaskPoll, lost_result, tolerate};
 pub use crate::learning::{RunLog, StepRecord};
-pub use crate::step::{Step, StepMeta, Workflow};
+pub use crate::step::{Shape, Step, StepMeta, Workflow};
 pub use crate::{Error, PatternContext, RetryPolicy, StepError};
 pub use core::future::Future;
+pub use core::future::poll_fn;
 pub use core::option::Option::{self, None, Some};
+pub use core::pin::pin;
 pub use core::result::Result::{self, Err, Ok};
+pub use core::task::Poll;
 pub use core::time::Duration;
+pub use tokio::time::Instant;
 
-pub use crate::order::{OrderStage, Violation, check_order, name_len, write_name};
+pub use crate::order::{OrderStage, PathSeg, Violation, check_order, name_len, node, write_name};
 
 /// Turns what a step fn returns into the step's result.
 pub trait IntoStepResult<O> {

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::context::PatternContext;
 use crate::error::Error;
 use crate::exec::{Cx, Run};
+use crate::gating::{IdleProbe, ResourceProbe};
 use crate::learning::{PatternStats, RunLog, StatsTable};
 use crate::security::missing_permissions;
 use crate::step::Workflow;
@@ -13,6 +14,7 @@ use crate::store::{LearningStore, MemoryStore, StoredStats};
 
 pub(crate) struct Inner {
     pub(crate) config: Config,
+    pub(crate) probe: Box<dyn ResourceProbe>,
     pub(crate) stats: StatsTable,
     store: Box<dyn LearningStore>,
 }
@@ -163,6 +165,7 @@ fn check_permissions<W: Workflow>(ctx: &PatternContext) -> Result<(), Error> {
 pub struct NdfBuilder {
     config: Config,
     store: Option<Box<dyn LearningStore>>,
+    probe: Option<Box<dyn ResourceProbe>>,
 }
 
 impl std::fmt::Debug for NdfBuilder {
@@ -187,6 +190,13 @@ impl NdfBuilder {
         self
     }
 
+    /// Reads CPU and memory use from this probe (default: [`IdleProbe`],
+    /// which reads an idle machine).
+    pub fn resource_probe(mut self, probe: impl ResourceProbe) -> Self {
+        self.probe = Some(Box::new(probe));
+        self
+    }
+
     /// Validates the configuration, loads what the store holds and returns
     /// the runtime.
     ///
@@ -204,6 +214,7 @@ impl NdfBuilder {
         Ok(Ndf {
             inner: Arc::new(Inner {
                 config: self.config,
+                probe: self.probe.unwrap_or_else(|| Box::new(IdleProbe)),
                 stats,
                 store,
             }),

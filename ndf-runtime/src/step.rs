@@ -107,6 +107,56 @@ pub trait Step: Send + Sync + 'static {
     ) -> Option<impl Future<Output = Result<Self::Output, StepError>> + Send + '_>;
 }
 
+/// The static shape of a workflow, for the runtime and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Shape {
+    /// The phases of an `orchestrate!` at the top, in order; empty otherwise.
+    pub phases: &'static [&'static str],
+    /// Step stages, counting repeats.
+    pub steps: usize,
+    /// `parallel!` groups.
+    pub parallel_groups: usize,
+    /// The most tasks of one `parallel!`.
+    pub max_parallelism: usize,
+    /// `degrade!` chains.
+    pub degradation_chains: usize,
+    /// Nesting depth: 1 for a flat workflow.
+    pub depth: usize,
+    /// One per step, plus one per parallel task beyond the first of each
+    /// group, two per alternative beyond the first of each chain, and one
+    /// per nesting level beyond the first.
+    pub complexity: usize,
+}
+
+impl Shape {
+    /// A shape; used by generated code.
+    #[must_use]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one argument per field of a const"
+    )]
+    pub const fn new(
+        phases: &'static [&'static str],
+        steps: usize,
+        parallel_groups: usize,
+        max_parallelism: usize,
+        degradation_chains: usize,
+        depth: usize,
+        complexity: usize,
+    ) -> Self {
+        Self {
+            phases,
+            steps,
+            parallel_groups,
+            max_parallelism,
+            degradation_chains,
+            depth,
+            complexity,
+        }
+    }
+}
+
 /// A composed workflow, as `sequential!` and the other workflow macros
 /// generate: a concrete state machine run by [`crate::Ndf::run`].
 pub trait Workflow: Send + Sync {
@@ -122,9 +172,12 @@ pub trait Workflow: Send + Sync {
     const NAMED: bool;
     /// The permissions of every step, checked before any step runs.
     const PERMISSIONS: &'static [&'static [&'static str]];
-    /// The names of the workflow's step stages in the order of their stage
-    /// index (nested workflows flattened).
+    /// The names of what a run records, by record index: step stages and
+    /// `degrade!` nodes, in textual order (nested workflows flattened).
     const STEPS: &'static [&'static str];
+
+    /// The workflow's static shape.
+    const SHAPE: Shape;
 
     /// What a run records of each step stage: `[StepRecord; STEPS.len()]`.
     type Log: RunLog;

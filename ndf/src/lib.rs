@@ -24,18 +24,19 @@
 //! # Ok(()) }
 //! ```
 
-pub use ndf_macros::{pattern, sequential};
+pub use ndf_macros::{degrade, orchestrate, parallel, pattern, sequential};
 pub use ndf_runtime::{
-    Config, ConfigError, Cx, Environment, Error, LearningStore, MemoryStore, Ndf, NdfBuilder,
-    PatternContext, PatternStats, Priority, REDACTED, RetryPolicy, Step, StepError, StepMeta,
-    StoreError, StoredStats, Workflow, is_secret_key,
+    Config, ConfigError, Cx, Environment, Error, IdleProbe, LearningStore, MemoryStore, Ndf,
+    NdfBuilder, PatternContext, PatternStats, PhaseRule, Priority, REDACTED, ResourceProbe,
+    ResourceUsage, RetryPolicy, RunLog, Shape, Step, StepError, StepMeta, StepRecord, StoreError,
+    StoredStats, Workflow, is_secret_key,
 };
 
 /// Everything a user of ndf imports: `use ndf::prelude::*;`.
 pub mod prelude {
     pub use crate::{
         Config, Environment, MemoryStore, Ndf, PatternContext, Priority, StepError, Workflow,
-        pattern, sequential,
+        degrade, orchestrate, parallel, pattern, sequential,
     };
 }
 

@@ -9,7 +9,7 @@ use proc_macro2::TokenStream;
 use syn::spanned::Spanned as _;
 
 use crate::keys::check_keys;
-use crate::values::{parse_duration, parse_size};
+use crate::values::{number, parse_duration, parse_size};
 
 /// Every option `#[pattern]` accepts.
 pub(crate) const KEYS: &[&str] = &[
@@ -293,27 +293,6 @@ fn reword(item: &NestedMeta, error: darling::Error) -> darling::Error {
 
 fn duration(lit: &syn::LitStr) -> darling::Result<Duration> {
     parse_duration(&lit.value()).map_err(|m| darling::Error::custom(m).with_span(lit))
-}
-
-/// A numeric literal, possibly negated.
-fn number(expr: &syn::Expr) -> Option<f64> {
-    match expr {
-        syn::Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Float(f),
-            ..
-        }) => f.base10_parse().ok(),
-        syn::Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Int(i),
-            ..
-        }) => i.base10_parse::<u32>().ok().map(f64::from),
-        syn::Expr::Unary(syn::ExprUnary {
-            op: syn::UnOp::Neg(_),
-            expr,
-            ..
-        }) => number(expr).map(|x| -x),
-        syn::Expr::Paren(p) => number(&p.expr),
-        _ => None,
-    }
 }
 
 fn threshold(lit: &syn::Expr) -> darling::Result<f64> {

@@ -2,13 +2,19 @@
 //! that need types (chaining, `after` ordering) are checked by rustc on the
 //! generated code instead; see `expand`.
 
-use super::model::{Stage, Workflow};
+use super::model::{Kind, Stage, Workflow};
 
 /// Checks `workflow` and every nested workflow, reporting every problem.
 pub(crate) fn check(workflow: &Workflow, errors: &mut darling::error::Accumulator) {
     non_empty(workflow, errors);
-    if let Some(name) = &workflow.name {
+    if let Some(name) = workflow.name() {
         hierarchical_name(name, errors);
+    }
+    match workflow.kind {
+        Kind::Orchestrate => phases(workflow, errors),
+        Kind::Parallel => min_success_within_tasks(workflow, errors),
+        Kind::Degrade => alternatives(workflow, errors),
+        Kind::Sequential => {}
     }
     for stage in &workflow.stages {
         if let Stage::Nested(nested) = stage {
@@ -17,17 +23,85 @@ pub(crate) fn check(workflow: &Workflow, errors: &mut darling::error::Accumulato
     }
 }
 
+fn error(span: proc_macro2::Span, message: String) -> darling::Error {
+    darling::Error::from(syn::Error::new(span, message))
+}
+
 /// The rule: a workflow has at least one stage.
 fn non_empty(workflow: &Workflow, errors: &mut darling::error::Accumulator) {
     if workflow.stages.is_empty() {
-        errors.push(darling::Error::from(syn::Error::new(
+        let m = workflow.kind.macro_name();
+        let example = match workflow.kind {
+            Kind::Sequential => "sequential!(validate_input => transform_data)",
+            Kind::Parallel => "parallel!(check_database, check_api)",
+            Kind::Degrade => "degrade!(deep_analysis | basic_analysis)",
+            Kind::Orchestrate => "orchestrate!(plan: sequential!(…); apply: parallel!(…))",
+        };
+        errors.push(error(
             workflow.span,
+            format!("this `{m}` has no stages; an empty workflow does nothing\nhelp: add stages, such as `{example}`"),
+        ));
+    }
+}
+
+/// The rules of `orchestrate!`: at least two phases (one phase is a plain
+/// workflow), each name used once.
+fn phases(workflow: &Workflow, errors: &mut darling::error::Accumulator) {
+    if workflow.phases.len() == 1 {
+        let phase = &workflow.phases[0].name;
+        errors.push(error(
+            phase.span(),
             format!(
-                "this `{}` has no stages; an empty workflow does nothing\nhelp: add steps, such as `{}(validate_input => transform_data)`",
-                workflow.kind.macro_name(),
-                workflow.kind.macro_name(),
+                "this `orchestrate!` has a single phase, `{phase}`; phases exist to order several workflows\nhelp: use the phase's workflow directly, such as `sequential!(…)` or `parallel!(…)`"
             ),
-        )));
+        ));
+    }
+    for (i, phase) in workflow.phases.iter().enumerate() {
+        if workflow.phases[..i].iter().any(|p| p.name == phase.name) {
+            errors.push(error(
+                phase.name.span(),
+                format!("phase `{}` is defined twice; each phase of an `orchestrate!` needs its own name", phase.name),
+            ));
+        }
+    }
+}
+
+/// The rule: `min_success` of a `parallel!` is at most its number of tasks.
+fn min_success_within_tasks(workflow: &Workflow, errors: &mut darling::error::Accumulator) {
+    if let Some(lit) = &workflow.options.min_success
+        && let Ok(k) = lit.base10_parse::<usize>()
+        && k > workflow.stages.len()
+    {
+        errors.push(error(
+            lit.span(),
+            format!(
+                "`min_success = {k}`, but this `parallel!` has {} tasks",
+                workflow.stages.len()
+            ),
+        ));
+    }
+}
+
+/// The rules of `degrade!`: at least two alternatives, each named once
+/// (a repeated alternative would run the same thing again).
+fn alternatives(workflow: &Workflow, errors: &mut darling::error::Accumulator) {
+    if workflow.stages.len() == 1 {
+        errors.push(error(
+            workflow.stages[0].span(),
+            "a `degrade!` needs at least two alternatives, in order of preference, such as `degrade!(deep_analysis | basic_analysis)`".into(),
+        ));
+    }
+    for (i, stage) in workflow.stages.iter().enumerate() {
+        let Stage::Step(step) = stage else { continue };
+        let repeated = workflow.stages[..i]
+            .iter()
+            .any(|s| matches!(s, Stage::Step(other) if other.path == step.path));
+        if repeated {
+            errors.push(error(
+                stage.span(),
+                format!("{} is an alternative twice in this `degrade!`; a failed alternative is not tried again", stage.describe()),
+            ));
+        }
     }
 }
 

@@ -20,7 +20,7 @@ pub(crate) fn workflow(kind: Kind, tokens: TokenStream) -> TokenStream {
             return fallback(errors);
         }
     };
-    workflow.number_steps(&mut 0);
+    workflow.number(&mut 0, &mut Vec::new());
     check::check(&workflow, &mut errors);
     match errors.finish() {
         Ok(()) => expand::expand(&workflow),

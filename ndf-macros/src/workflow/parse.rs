@@ -1,22 +1,38 @@
-//! Syntax of the workflow macros: `[key = value, …;] body`, where the body of
-//! `sequential!` is `stage => stage => …` and a stage is a step path or a
-//! nested workflow macro.
+//! Syntax of the workflow macros: `[key = value, …;] body`. A stage is a
+//! step path or a nested workflow macro; stages are joined by `=>` in
+//! `sequential!`, `,` in `parallel!`, `|` in `degrade!`, and an
+//! `orchestrate!` is a list of `phase: stage [, success(…)] [, rollback_if(…)];`.
 
-use darling::FromMeta as _;
+use darling::FromMeta;
 use darling::ast::NestedMeta;
 use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::parse::{ParseStream, Parser as _};
 use syn::spanned::Spanned as _;
 
-use super::model::{Kind, Stage, StepRef, Workflow};
+use super::model::{Kind, Options, Phase, Rollback, Stage, StepRef, Workflow};
 use crate::keys::check_keys;
 
-/// Options of `sequential!`.
-pub(crate) const SEQUENTIAL_KEYS: &[&str] = &["name"];
+/// The options each macro accepts.
+pub(crate) fn keys(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::Sequential | Kind::Degrade => &["name"],
+        Kind::Parallel => &[
+            "name",
+            "max_concurrent",
+            "resource_threshold",
+            "min_success",
+        ],
+        Kind::Orchestrate => &["name", "rollback"],
+    }
+}
 
-#[derive(darling::FromMeta, Default)]
-struct SequentialOptions {
+#[derive(FromMeta, Default)]
+struct RawOptions {
     name: Option<syn::LitStr>,
+    max_concurrent: Option<syn::LitInt>,
+    resource_threshold: Option<syn::Expr>,
+    min_success: Option<syn::LitInt>,
+    rollback: Option<syn::Expr>,
 }
 
 /// Parses the input of a workflow macro of `kind`. Syntax errors end the
@@ -31,26 +47,95 @@ pub(crate) fn parse(
     let mut workflow = Workflow {
         kind,
         span,
-        name: None,
+        options: Options::default(),
         stages: Vec::new(),
+        phases: Vec::new(),
+        record: 0,
     };
     if let Some(options) = options {
-        let items = errors
-            .handle(NestedMeta::parse_meta_list(options).map_err(Into::into))
-            .unwrap_or_default();
-        let items = check_keys(
-            items,
-            SEQUENTIAL_KEYS,
-            &format!("`{}`", kind.macro_name()),
-            errors,
-        );
-        if let Some(opts) = errors.handle(SequentialOptions::from_list(&items)) {
-            workflow.name = opts.name;
+        workflow.options = parse_options(kind, options, errors);
+    }
+    let parser = |input: ParseStream<'_>| -> syn::Result<()> {
+        if kind == Kind::Orchestrate {
+            let (stages, phases) = parse_phases(input, errors)?;
+            workflow.stages = stages;
+            workflow.phases = phases;
+        } else {
+            workflow.stages = parse_stages(kind, input, errors)?;
+        }
+        Ok(())
+    };
+    parser.parse2(body)?;
+    Ok(workflow)
+}
+
+fn parse_options(
+    kind: Kind,
+    tokens: TokenStream,
+    errors: &mut darling::error::Accumulator,
+) -> Options {
+    let items = errors
+        .handle(NestedMeta::parse_meta_list(tokens).map_err(Into::into))
+        .unwrap_or_default();
+    let items = check_keys(
+        items,
+        keys(kind),
+        &format!("`{}`", kind.macro_name()),
+        errors,
+    );
+    let mut options = Options::default();
+    for item in &items {
+        let Some(raw) = errors.handle(RawOptions::from_list(std::slice::from_ref(item))) else {
+            continue;
+        };
+        if raw.name.is_some() {
+            options.name = raw.name;
+        }
+        if let Some(lit) = raw.max_concurrent {
+            match lit.base10_parse::<usize>() {
+                Ok(n) if n >= 1 => options.max_concurrent = Some(n),
+                _ => errors.push(
+                    darling::Error::custom("`max_concurrent` must be a whole number of at least 1")
+                        .with_span(&lit),
+                ),
+            }
+        }
+        if let Some(expr) = raw.resource_threshold {
+            match crate::values::number(&expr) {
+                Some(x) if (0.0..=1.0).contains(&x) => options.resource_threshold = Some(x),
+                _ => errors.push(
+                    darling::Error::custom(
+                        "`resource_threshold` must be a number between 0.0 and 1.0, such as 0.7",
+                    )
+                    .with_span(&expr),
+                ),
+            }
+        }
+        if let Some(lit) = raw.min_success {
+            match lit.base10_parse::<usize>() {
+                Ok(_) => options.min_success = Some(lit),
+                Err(_) => errors.push(
+                    darling::Error::custom("`min_success` must be a whole number of tasks")
+                        .with_span(&lit),
+                ),
+            }
+        }
+        if let Some(expr) = raw.rollback {
+            let word = match &expr {
+                syn::Expr::Path(p) => p.path.get_ident().map(ToString::to_string),
+                _ => None,
+            };
+            match word.as_deref() {
+                Some("phase_level") => options.rollback = Some(Rollback::PhaseLevel),
+                Some("workflow_level") => options.rollback = Some(Rollback::WorkflowLevel),
+                _ => errors.push(
+                    darling::Error::custom("`rollback` is `phase_level` or `workflow_level`")
+                        .with_span(&expr),
+                ),
+            }
         }
     }
-    let parser = |input: ParseStream<'_>| parse_sequential_body(input, errors);
-    workflow.stages = parser.parse2(body)?;
-    Ok(workflow)
+    options
 }
 
 /// Options come first as `key = value` pairs ended by `;`. They are present
@@ -77,27 +162,158 @@ fn split_options(tokens: TokenStream) -> (Option<TokenStream>, TokenStream) {
     }
 }
 
-fn parse_sequential_body(
+/// What separates the stages of `kind`, and how a mistaken separator is
+/// explained.
+fn separator(kind: Kind, input: ParseStream<'_>) -> syn::Result<bool> {
+    let (ours, word) = match kind {
+        Kind::Sequential => (input.peek(syn::Token![=>]), "`=>`"),
+        Kind::Parallel => (input.peek(syn::Token![,]), "`,`"),
+        _ => (input.peek(syn::Token![|]), "`|`"),
+    };
+    if ours {
+        match kind {
+            Kind::Sequential => drop(input.parse::<syn::Token![=>]>()?),
+            Kind::Parallel => drop(input.parse::<syn::Token![,]>()?),
+            _ => drop(input.parse::<syn::Token![|]>()?),
+        }
+        return Ok(true);
+    }
+    let hint = if input.peek(syn::Token![=>]) {
+        "; for stages that run one after another use `sequential!`"
+    } else if input.peek(syn::Token![,]) {
+        "; for stages that run side by side use `parallel!`"
+    } else if input.peek(syn::Token![|]) {
+        "; for alternatives use `degrade!`"
+    } else {
+        ""
+    };
+    Err(input.error(format!(
+        "stages of `{}` are separated by {word}{hint}",
+        kind.macro_name()
+    )))
+}
+
+fn parse_stages(
+    kind: Kind,
     input: ParseStream<'_>,
     errors: &mut darling::error::Accumulator,
 ) -> syn::Result<Vec<Stage>> {
     let mut stages = Vec::new();
-    if input.is_empty() {
-        return Ok(stages);
-    }
-    loop {
+    while !input.is_empty() {
         stages.push(parse_stage(input, errors)?);
         if input.is_empty() {
-            return Ok(stages);
+            break;
         }
-        if input.peek(syn::Token![,]) {
-            return Err(input.error("stages of `sequential!` are joined by `=>`; for stages that run side by side use `parallel!`"));
-        }
-        input.parse::<syn::Token![=>]>()?;
-        if input.is_empty() {
-            return Err(input.error("expected a stage after `=>`"));
+        separator(kind, input)?;
+        if input.is_empty() && kind != Kind::Parallel {
+            return Err(input.error("expected a stage after the separator"));
         }
     }
+    Ok(stages)
+}
+
+fn parse_phases(
+    input: ParseStream<'_>,
+    errors: &mut darling::error::Accumulator,
+) -> syn::Result<(Vec<Stage>, Vec<Phase>)> {
+    let mut stages = Vec::new();
+    let mut phases = Vec::new();
+    while !input.is_empty() {
+        let name: syn::Ident = input.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected a phase: `name: workflow`, such as `assessment: sequential!(…)`",
+            )
+        })?;
+        input.parse::<syn::Token![:]>()?;
+        stages.push(parse_stage(input, errors)?);
+        let mut phase = Phase {
+            name,
+            min_success: None,
+            max_error_rate: None,
+            max_slowdown: None,
+        };
+        while input.peek(syn::Token![,]) {
+            input.parse::<syn::Token![,]>()?;
+            parse_phase_condition(input, &mut phase, errors)?;
+        }
+        phases.push(phase);
+        if input.is_empty() {
+            break;
+        }
+        input
+            .parse::<syn::Token![;]>()
+            .map_err(|e| syn::Error::new(e.span(), "phases are separated by `;`"))?;
+    }
+    Ok((stages, phases))
+}
+
+/// `success(min_success = x)` or `rollback_if(error_rate > x, slowdown > y)`.
+fn parse_phase_condition(
+    input: ParseStream<'_>,
+    phase: &mut Phase,
+    errors: &mut darling::error::Accumulator,
+) -> syn::Result<()> {
+    let word: syn::Ident = input.parse()?;
+    let content;
+    syn::parenthesized!(content in input);
+    let fraction = |expr: &syn::Expr, what: &str, errors: &mut darling::error::Accumulator| {
+        match crate::values::number(expr) {
+            Some(x) if (0.0..=1.0).contains(&x) || (what == "slowdown" && x >= 0.0) => Some(x),
+            _ => {
+                let range = if what == "slowdown" {
+                    "a number of at least 0.0, such as 0.2"
+                } else {
+                    "a number between 0.0 and 1.0"
+                };
+                errors.push(
+                    darling::Error::custom(format!("`{what}` takes {range}")).with_span(expr),
+                );
+                None
+            }
+        }
+    };
+    match word.to_string().as_str() {
+        "success" => {
+            let key: syn::Ident = content.parse()?;
+            if key != "min_success" {
+                return Err(syn::Error::new(
+                    key.span(),
+                    "expected `success(min_success = x)`",
+                ));
+            }
+            content.parse::<syn::Token![=]>()?;
+            let value: syn::Expr = content.parse()?;
+            phase.min_success = fraction(&value, "min_success", errors);
+        }
+        "rollback_if" => {
+            while !content.is_empty() {
+                let key: syn::Ident = content.parse()?;
+                content.parse::<syn::Token![>]>()?;
+                let value: syn::Expr = content.parse()?;
+                match key.to_string().as_str() {
+                    "error_rate" => phase.max_error_rate = fraction(&value, "error_rate", errors),
+                    "slowdown" => phase.max_slowdown = fraction(&value, "slowdown", errors),
+                    other => errors.push(darling::Error::from(syn::Error::new(
+                        key.span(),
+                        format!("unknown rollback condition `{other}`; expected `error_rate > x` or `slowdown > y`"),
+                    ))),
+                }
+                if !content.is_empty() {
+                    content.parse::<syn::Token![,]>()?;
+                }
+            }
+        }
+        other => {
+            return Err(syn::Error::new(
+                word.span(),
+                format!(
+                    "unknown phase condition `{other}`; expected `success(min_success = x)` or `rollback_if(error_rate > x, slowdown > y)`"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_stage(
@@ -105,7 +321,10 @@ fn parse_stage(
     errors: &mut darling::error::Accumulator,
 ) -> syn::Result<Stage> {
     let path = input.call(syn::Path::parse_mod_style).map_err(|e| {
-        syn::Error::new(e.span(), "expected a stage: the path of a `#[pattern]` step, or a nested workflow macro such as `sequential!(…)`")
+        syn::Error::new(
+            e.span(),
+            "expected a stage: the path of a `#[pattern]` step, or a nested workflow macro such as `sequential!(…)`",
+        )
     })?;
     if !input.peek(syn::Token![!]) {
         if input.peek(syn::token::Paren) {
@@ -113,7 +332,11 @@ fn parse_stage(
                 input.error("a stage names a step; it is not called: remove the parentheses")
             );
         }
-        return Ok(Stage::Step(StepRef { path, index: 0 }));
+        return Ok(Stage::Step(StepRef {
+            path,
+            record: 0,
+            tree: Vec::new(),
+        }));
     }
     input.parse::<syn::Token![!]>()?;
     let content;
@@ -123,16 +346,13 @@ fn parse_stage(
         .last()
         .map(|s| s.ident.to_string())
         .unwrap_or_default();
-    let kind = match macro_ident.as_str() {
-        "sequential" => Kind::Sequential,
-        other => {
-            return Err(syn::Error::new(
-                path.span(),
-                format!(
-                    "`{other}!` cannot stand as a stage here; nest `sequential!(…)` or name a `#[pattern]` step"
-                ),
-            ));
-        }
+    let Some(kind) = Kind::from_macro(&macro_ident) else {
+        return Err(syn::Error::new(
+            path.span(),
+            format!(
+                "`{macro_ident}!` cannot stand as a stage; nest `sequential!`, `parallel!`, `degrade!` or `orchestrate!`, or name a `#[pattern]` step"
+            ),
+        ));
     };
     let tokens: TokenStream = content.parse()?;
     parse(kind, path.span(), tokens, errors).map(Stage::Nested)
@@ -154,7 +374,7 @@ mod tests {
     fn options_come_before_the_semicolon() {
         let (w, errors) = parse_ok(quote!(name = "a.b"; x => y::z => sequential!(p => q)));
         assert_eq!(errors, 0);
-        assert_eq!(w.name.map(|n| n.value()).as_deref(), Some("a.b"));
+        assert_eq!(w.name().map(syn::LitStr::value).as_deref(), Some("a.b"));
         assert_eq!(w.stages.len(), 3);
         assert!(matches!(&w.stages[2], Stage::Nested(n) if n.stages.len() == 2));
     }
@@ -163,7 +383,7 @@ mod tests {
     fn a_body_without_options_starts_with_a_stage() {
         let (w, errors) = parse_ok(quote!(x => y));
         assert_eq!((errors, w.stages.len()), (0, 2));
-        assert!(w.name.is_none());
+        assert!(w.name().is_none());
     }
 
     #[test]

@@ -10,6 +10,8 @@ const FAILED: u32 = 1 << 17;
 const FALLBACK: u32 = 1 << 18;
 const COMPENSATED: u32 = 1 << 19;
 const COMPENSATION_FAILED: u32 = 1 << 20;
+/// The low bits hold the level a `degrade!` node served at, not retries.
+const LEVEL: u32 = 1 << 21;
 
 /// The outcome of one step in one run, in one atomic word.
 ///
@@ -33,6 +35,8 @@ pub(crate) struct StepOutcome {
     pub(crate) fallback: bool,
     pub(crate) compensated: bool,
     pub(crate) compensation_failed: bool,
+    /// For a `degrade!` node: the level that served (or the last tried).
+    pub(crate) level: Option<u32>,
 }
 
 impl StepRecord {
@@ -49,6 +53,10 @@ impl StepRecord {
             .store(self.0.load(Ordering::Relaxed) | bits, Ordering::Relaxed);
     }
 
+    pub(crate) fn level(&self, level: u32, ok: bool) {
+        self.set(level.min(RETRIES) | LEVEL | if ok { OK } else { FAILED });
+    }
+
     pub(crate) fn compensated(&self, ok: bool) {
         self.set(COMPENSATED | if ok { 0 } else { COMPENSATION_FAILED });
     }
@@ -58,7 +66,8 @@ impl StepRecord {
         StepOutcome {
             ran: bits & (OK | FAILED) != 0,
             ok: bits & OK != 0,
-            retries: bits & RETRIES,
+            retries: if bits & LEVEL == 0 { bits & RETRIES } else { 0 },
+            level: (bits & LEVEL != 0).then_some(bits & RETRIES),
             fallback: bits & FALLBACK != 0,
             compensated: bits & COMPENSATED != 0,
             compensation_failed: bits & COMPENSATION_FAILED != 0,
@@ -103,9 +112,18 @@ mod tests {
                 retries: 3,
                 fallback: true,
                 compensated: true,
-                compensation_failed: true
+                compensation_failed: true,
+                level: None,
             }
         );
+    }
+
+    #[test]
+    fn levels_are_not_retries() {
+        let r = StepRecord::default();
+        r.level(2, true);
+        let out = r.read();
+        assert_eq!((out.level, out.retries, out.ok), (Some(2), 0, true));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -22,6 +22,8 @@ pub struct PatternStats {
     pub compensations: u64,
     /// Compensations that failed.
     pub compensation_failures: u64,
+    /// Runs of a `degrade!` served below its preferred level.
+    pub degradations: u64,
     /// Sum of run latencies of workflows, in microseconds.
     pub total_latency_us: u64,
 }
@@ -42,6 +44,7 @@ impl PatternStats {
         self.fallbacks += other.fallbacks;
         self.compensations += other.compensations;
         self.compensation_failures += other.compensation_failures;
+        self.degradations += other.degradations;
         self.total_latency_us = self.total_latency_us.saturating_add(other.total_latency_us);
     }
 
@@ -55,6 +58,7 @@ impl PatternStats {
             }
         }
         self.retries += u64::from(o.retries);
+        self.degradations += u64::from(o.level.is_some_and(|level| level > 0));
         self.fallbacks += u64::from(o.fallback);
         self.compensations += u64::from(o.compensated);
         self.compensation_failures += u64::from(o.compensation_failed);
@@ -79,7 +83,15 @@ pub(crate) struct StatsTable {
     workflows: Mutex<HashMap<&'static str, Vec<WorkflowEntry>>>,
     /// What the store held when the runtime started, by (pattern, domain).
     baseline: Mutex<HashMap<(String, String), PatternStats>>,
+    /// Recent durations of `orchestrate!` phases, by (workflow, phase,
+    /// domain), for their learned median.
+    phases: Mutex<HashMap<(&'static str, &'static str, Box<str>), VecDeque<Duration>>>,
 }
+
+/// Durations kept per phase for its median.
+const PHASE_SAMPLES: usize = 64;
+/// Durations needed before a phase's median counts.
+const PHASE_MIN_SAMPLES: usize = 5;
 
 impl StatsTable {
     pub(crate) fn seed(&self, pattern: &str, domain: &str, stats: &PatternStats) {
@@ -128,6 +140,40 @@ impl StatsTable {
         for (stats, record) in entry.step_stats.iter_mut().zip(log) {
             stats.add_step(record.read());
         }
+    }
+
+    /// The median of the recent durations of a phase, once there are enough.
+    pub(crate) fn phase_median(
+        &self,
+        workflow: &'static str,
+        phase: &'static str,
+        domain: &str,
+    ) -> Option<Duration> {
+        let phases = self.phases.lock().unwrap_or_else(PoisonError::into_inner);
+        let samples = phases.get(&(workflow, phase, Box::from(domain)))?;
+        if samples.len() < PHASE_MIN_SAMPLES {
+            return None;
+        }
+        let mut sorted: Vec<Duration> = samples.iter().copied().collect();
+        sorted.sort_unstable();
+        Some(sorted[sorted.len() / 2])
+    }
+
+    pub(crate) fn record_phase(
+        &self,
+        workflow: &'static str,
+        phase: &'static str,
+        domain: &str,
+        took: Duration,
+    ) {
+        let mut phases = self.phases.lock().unwrap_or_else(PoisonError::into_inner);
+        let samples = phases
+            .entry((workflow, phase, Box::from(domain)))
+            .or_default();
+        if samples.len() == PHASE_SAMPLES {
+            samples.pop_front();
+        }
+        samples.push_back(took);
     }
 
     /// Everything, summed by (pattern, domain), sorted.

@@ -1,20 +1,26 @@
 //! Generates a workflow: one unit struct per macro invocation implementing
 //! `Workflow`, whose `execute` is a single `async` block. Nested workflows are
-//! expanded inline as nested `async` blocks, so the whole tree is one
-//! concrete state machine with no boxing and no dynamic dispatch.
+//! expanded inline as plain blocks whose awaits belong to that one state
+//! machine (`parallel!` tasks are `async` blocks pinned inside it), so the
+//! whole tree is one concrete future with no boxing and no dynamic dispatch.
 //!
-//! Every node expands to a future of `Result<(Output, Undo), Error>` that has
-//! already compensated its own completed steps when it fails; `Undo` holds
-//! what its completed steps kept, so an enclosing node can compensate them
-//! if a later stage fails.
+//! Every node expands to an expression of type `Result<(Output, Undo),
+//! Error>` that has already compensated its own completed steps when it
+//! fails. `Undo` is a tuple with one `Option` per child, `Some` for children
+//! that completed, so that an enclosing node can compensate them if a later
+//! stage fails: last child first.
 
+mod degrade;
+mod orchestrate;
+mod parallel;
 mod sequential;
+mod shape;
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
-use super::model::{Kind, Stage, Workflow};
-use crate::typecheck::Check;
+use super::model::{Kind, Record, Stage, Workflow};
+use crate::typecheck::{Check, Rule};
 
 pub(crate) struct Expander {
     p: TokenStream,
@@ -44,9 +50,14 @@ impl Expander {
         format_ident!("__ndf_{}{}", prefix, id)
     }
 
+    fn label(&mut self, prefix: &str) -> syn::Lifetime {
+        let id = self.fresh();
+        syn::Lifetime::new(&format!("'__ndf_{prefix}{id}"), Span::call_site())
+    }
+
     /// A type check named `name` (rustc may show the name: keep it
     /// readable), suffixed only when the name is already taken.
-    fn check(&mut self, name: &str, span: Span, rule: &crate::typecheck::Rule) -> Check {
+    fn check(&mut self, name: &str, span: Span, rule: &Rule) -> Check {
         let mut unique = name.to_owned();
         let mut n = 1;
         while self.check_names.contains(&unique) {
@@ -57,6 +68,42 @@ impl Expander {
         let check = Check::new(&unique, span, rule);
         self.checks.extend(check.definition.clone());
         check
+    }
+
+    /// `value` of type `T: Clone`, copied; the message says why the copy is
+    /// needed. `value` is a place expression.
+    fn copy(
+        &mut self,
+        name: &str,
+        span: Span,
+        message: &str,
+        note: &str,
+        value: &TokenStream,
+    ) -> TokenStream {
+        let mut unique = name.to_owned();
+        let mut n = 1;
+        while self.check_names.contains(&unique) {
+            n += 1;
+            unique = format!("{name}_{n}");
+        }
+        self.check_names.push(unique.clone());
+        let ident = format_ident!("{}", unique);
+        let label = "`{Self}` is not `Clone`";
+        self.checks.extend(quote! {
+            #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+            #[allow(non_camel_case_types)]
+            trait #ident: ::core::marker::Sized {
+                fn __ndf_copy(&self) -> Self;
+            }
+            impl<__T: ::core::clone::Clone> #ident for __T {
+                #[inline(always)]
+                fn __ndf_copy(&self) -> Self {
+                    ::core::clone::Clone::clone(self)
+                }
+            }
+        });
+        let value = crate::typecheck::respan(value.clone(), span);
+        quote_spanned!(span=> #ident::__ndf_copy(&#value))
     }
 
     fn input_ty(&self, stage: &Stage) -> TokenStream {
@@ -82,14 +129,22 @@ impl Expander {
     }
 
     fn workflow_input_ty(&self, w: &Workflow) -> TokenStream {
-        match w.kind {
-            Kind::Sequential => self.input_ty(&w.stages[0]),
-        }
+        self.input_ty(&w.stages[0])
     }
 
     fn workflow_output_ty(&self, w: &Workflow) -> TokenStream {
         match w.kind {
-            Kind::Sequential => self.output_ty(&w.stages[w.stages.len() - 1]),
+            Kind::Sequential | Kind::Orchestrate => self.output_ty(&w.stages[w.stages.len() - 1]),
+            Kind::Degrade => self.output_ty(&w.stages[0]),
+            Kind::Parallel => {
+                let p = &self.p;
+                let outs = w.stages.iter().map(|s| self.output_ty(s));
+                if w.options.min_success.is_some() {
+                    quote!((#(#p::Result<#outs, #p::StepError>,)*))
+                } else {
+                    quote!((#(#outs,)*))
+                }
+            }
         }
     }
 
@@ -97,9 +152,9 @@ impl Expander {
     fn run(&mut self, stage: &Stage, input: &TokenStream) -> TokenStream {
         match stage {
             Stage::Step(step) => {
-                let (path, index) = (&step.path, step.index);
+                let (path, record) = (&step.path, step.record);
                 let p = &self.p;
-                quote_spanned!(syn::spanned::Spanned::span(path)=> #p::run_step::<#path>(__cx, #index, #input).await)
+                quote_spanned!(syn::spanned::Spanned::span(path)=> #p::run_step::<#path>(__cx, #record, #input).await)
             }
             Stage::Nested(w) => self.run_workflow(w, input),
         }
@@ -108,52 +163,88 @@ impl Expander {
     fn run_workflow(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {
         match w.kind {
             Kind::Sequential => self.run_sequential(w, input),
+            Kind::Parallel => self.run_parallel(w, input),
+            Kind::Degrade => self.run_degrade(w, input),
+            Kind::Orchestrate => self.run_orchestrate(w, input),
         }
     }
 
     /// An expression awaiting the compensation of the completed steps of
-    /// `stage`, whose kept values are `undo`, in reverse order.
+    /// `stage`, whose kept values are `undo`, last first.
     fn undo(&mut self, stage: &Stage, undo: &TokenStream) -> TokenStream {
         match stage {
             Stage::Step(step) => {
-                let (path, index) = (&step.path, step.index);
+                let (path, record) = (&step.path, step.record);
                 let p = &self.p;
-                quote_spanned!(syn::spanned::Spanned::span(path)=> #p::compensate_step::<#path>(__cx, #index, #undo).await)
+                quote_spanned!(syn::spanned::Spanned::span(path)=> #p::compensate_step::<#path>(__cx, #record, #undo).await)
             }
-            Stage::Nested(w) => match w.kind {
-                Kind::Sequential => self.undo_sequential(w, undo),
-            },
+            Stage::Nested(w) => {
+                let names: Vec<syn::Ident> = w.stages.iter().map(|_| self.ident("u")).collect();
+                let body = self.compensate_reversed(&w.stages, &names);
+                quote! {{
+                    let (#(mut #names,)*) = #undo;
+                    #body
+                }}
+            }
         }
     }
 
-    /// Parts whose concatenation is the derived name of `w`: stage names
-    /// joined by `>`, a nested workflow's name where it has one.
+    /// Compensates the `stages` whose kept values (`Option`s, in `undos`)
+    /// are `Some`, last first, taking them.
+    fn compensate_reversed(&mut self, stages: &[Stage], undos: &[syn::Ident]) -> TokenStream {
+        let p = self.p.clone();
+        let mut out = TokenStream::new();
+        for (stage, undo) in stages.iter().zip(undos).rev() {
+            let kept = self.ident("kept");
+            let fut = self.undo(stage, &quote!(#kept));
+            out.extend(quote! {
+                if let #p::Some(#kept) = #undo.take() {
+                    #fut;
+                }
+            });
+        }
+        out
+    }
+
+    /// Parts whose concatenation is the derived name of `w`.
     fn name_parts(&self, w: &Workflow) -> Vec<TokenStream> {
         let p = &self.p;
-        let mut parts = Vec::new();
+        let (open, sep, close) = match w.kind {
+            Kind::Sequential => ("", ">", ""),
+            Kind::Parallel => ("(", ",", ")"),
+            Kind::Degrade => ("", "|", ""),
+            Kind::Orchestrate => ("", ">", ""),
+        };
+        let mut parts = vec![quote!(#open)];
         for (i, stage) in w.stages.iter().enumerate() {
             if i > 0 {
-                parts.push(quote!(">"));
+                parts.push(quote!(#sep));
+            }
+            if w.kind == Kind::Orchestrate {
+                let phase = w.phases[i].name.to_string();
+                parts.push(quote!(#phase));
+                continue;
             }
             match stage {
                 Stage::Step(step) => {
                     let path = &step.path;
                     parts.push(quote_spanned!(syn::spanned::Spanned::span(path)=> <#path as #p::Step>::NAME));
                 }
-                Stage::Nested(nested) => match &nested.name {
+                Stage::Nested(nested) => match nested.name() {
                     Some(name) => parts.push(quote!(#name)),
                     None => parts.extend(self.name_parts(nested)),
                 },
             }
         }
+        parts.push(quote!(#close));
         parts
     }
 
-    /// The workflow's `NAME`: its `name`, or one derived at compile time from
-    /// its stages' names.
-    fn name_const(&self, w: &Workflow) -> TokenStream {
+    /// A `&'static str` naming `w`: its `name`, or one derived at compile
+    /// time from its stages' names.
+    fn name_expr(&self, w: &Workflow) -> TokenStream {
         let p = &self.p;
-        if let Some(name) = &w.name {
+        if let Some(name) = w.name() {
             return quote!(#name);
         }
         let parts = self.name_parts(w);
@@ -168,39 +259,58 @@ impl Expander {
     }
 }
 
-/// What the compile-time `after` rule and the runtime need of each step
-/// stage: the stage's `OrderStage`, one const check per stage (each spanned on
-/// its stage, so a violation is reported there), its name and permissions.
-fn step_items(
-    workflow: &Workflow,
-    p: &TokenStream,
-) -> (
-    Vec<TokenStream>,
-    Vec<TokenStream>,
-    Vec<TokenStream>,
-    Vec<TokenStream>,
-) {
-    let mut order = Vec::new();
-    let mut checks = Vec::new();
-    let mut names = Vec::new();
-    let mut perms = Vec::new();
-    for (i, step) in workflow.steps().into_iter().enumerate() {
-        let path = &step.path;
-        let span = syn::spanned::Spanned::span(path);
-        // Each step of a sequence is its own ordering group.
-        let group = u32::try_from(step.index).unwrap_or(u32::MAX);
-        order.push(quote_spanned! {span=>
-            #p::OrderStage { name: <#path as #p::Step>::NAME, after: <#path as #p::Step>::META.after, group: #group }
-        });
-        checks.push(quote_spanned! {span=>
-            const _: () = if let #p::Some(__v) = #p::check_order(__NDF_ORDER, #i, <__NdfWorkflow as #p::Workflow>::NAME) {
-                ::core::panic!("{}", __v.as_str())
-            };
-        });
-        names.push(quote_spanned!(span=> <#path as #p::Step>::NAME));
-        perms.push(quote_spanned!(span=> <#path as #p::Step>::META.permissions));
+/// What the compile-time `after` rule and the runtime need of each record:
+/// the steps' `OrderStage`s, one const check per step (each spanned on its
+/// step, so a violation is reported there), the names of all records, and
+/// the steps' permissions.
+struct RecordItems {
+    order: Vec<TokenStream>,
+    checks: Vec<TokenStream>,
+    names: Vec<TokenStream>,
+    perms: Vec<TokenStream>,
+}
+
+fn record_items(ex: &Expander, workflow: &Workflow) -> RecordItems {
+    let p = &ex.p;
+    let mut items = RecordItems {
+        order: Vec::new(),
+        checks: Vec::new(),
+        names: Vec::new(),
+        perms: Vec::new(),
+    };
+    for record in workflow.records() {
+        match record {
+            Record::Step(step) => {
+                let path = &step.path;
+                let span = syn::spanned::Spanned::span(path);
+                let segs = step.tree.iter().map(|(kind, child)| {
+                    let kind = format_ident!("{}", kind.node_const());
+                    quote!(#p::PathSeg { kind: #p::node::#kind, child: #child })
+                });
+                let i = items.order.len();
+                items.order.push(quote_spanned! {span=>
+                    #p::OrderStage {
+                        name: <#path as #p::Step>::NAME,
+                        after: <#path as #p::Step>::META.after,
+                        path: &[#(#segs),*],
+                    }
+                });
+                items.checks.push(quote_spanned! {span=>
+                    const _: () = if let #p::Some(__v) = #p::check_order(__NDF_ORDER, #i, <__NdfWorkflow as #p::Workflow>::NAME) {
+                        ::core::panic!("{}", __v.as_str())
+                    };
+                });
+                items
+                    .names
+                    .push(quote_spanned!(span=> <#path as #p::Step>::NAME));
+                items
+                    .perms
+                    .push(quote_spanned!(span=> <#path as #p::Step>::META.permissions));
+            }
+            Record::Degrade(node) => items.names.push(ex.name_expr(node)),
+        }
     }
-    (order, checks, names, perms)
+    items
 }
 
 /// Expands a checked workflow.
@@ -210,10 +320,16 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
     let input_ty = ex.workflow_input_ty(workflow);
     let output_ty = ex.workflow_output_ty(workflow);
     let run = ex.run_workflow(workflow, &quote!(__input));
-    let name = ex.name_const(workflow);
-    let named = workflow.name.is_some();
-    let (order_entries, order_checks, step_names, perms) = step_items(workflow, &p);
-    let step_count = step_names.len();
+    let name = ex.name_expr(workflow);
+    let named = workflow.name().is_some();
+    let shape = shape::shape(workflow, &p);
+    let RecordItems {
+        order,
+        checks: order_checks,
+        names,
+        perms,
+    } = record_items(&ex, workflow);
+    let record_count = names.len();
     let checks = &ex.checks;
 
     // rustc checks these items where they stand: put them on the stages they
@@ -229,8 +345,9 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
             const NAME: &'static str = #name;
             const NAMED: bool = #named;
             const PERMISSIONS: &'static [&'static [&'static str]] = &[#(#perms),*];
-            const STEPS: &'static [&'static str] = &[#(#step_names),*];
-            type Log = [#p::StepRecord; #step_count];
+            const STEPS: &'static [&'static str] = &[#(#names),*];
+            const SHAPE: #p::Shape = #shape;
+            type Log = [#p::StepRecord; #record_count];
 
             fn execute<'__a>(
                 &'__a self,
@@ -254,7 +371,7 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
         const _: () = {
             #checks
 
-            const __NDF_ORDER: &[#p::OrderStage] = &[#(#order_entries),*];
+            const __NDF_ORDER: &[#p::OrderStage] = &[#(#order),*];
             #(#order_checks)*
 
             #workflow_impl

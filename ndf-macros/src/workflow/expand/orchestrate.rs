@@ -1,0 +1,136 @@
+//! `orchestrate!`: named phases in order, each phase's output feeding the
+//! next. A phase with conditions is timed and checked when it completes;
+//! when a phase fails, `rollback` decides what is compensated: the failed
+//! phase's own work (`phase_level`) or every completed phase, last first
+//! (`workflow_level`, the default, as in `sequential!`).
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::Expander;
+use crate::workflow::model::{Record, Rollback, Stage, Workflow};
+
+/// The record indices a stage's steps use.
+fn record_range(stage: &Stage) -> (usize, usize) {
+    match stage {
+        Stage::Step(step) => (step.record, step.record + 1),
+        Stage::Nested(w) => {
+            let indices: Vec<usize> = w
+                .records()
+                .iter()
+                .map(|r| match r {
+                    Record::Step(s) => s.record,
+                    Record::Degrade(d) => d.record,
+                })
+                .collect();
+            let lo = indices.iter().copied().min().unwrap_or(0);
+            let hi = indices.iter().copied().max().map_or(lo, |m| m + 1);
+            (lo, hi)
+        }
+    }
+}
+
+impl Expander {
+    pub(super) fn run_orchestrate(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {
+        let p = self.p.clone();
+        let label = self.label("phases");
+        let undos: Vec<syn::Ident> = w.stages.iter().map(|_| self.ident("undo")).collect();
+        let mut body = TokenStream::new();
+        let mut prev_out: Option<syn::Ident> = None;
+        for (i, (stage, phase)) in w.stages.iter().zip(&w.phases).enumerate() {
+            let stage_input = self.chained_input(
+                &w.stages,
+                i,
+                input,
+                prev_out.as_ref(),
+                "in `orchestrate!`, each phase's output is the next phase's input",
+            );
+            let run = self.run(stage, &stage_input);
+            let out = self.ident("out");
+            let undo = &undos[i];
+            let has_rule = phase.min_success.is_some()
+                || phase.max_error_rate.is_some()
+                || phase.max_slowdown.is_some();
+            let (start, check) = if has_rule {
+                let name = phase.name.to_string();
+                let opt = |x: Option<f64>| match x {
+                    Some(x) => quote!(#p::Some(#x)),
+                    None => quote!(#p::None),
+                };
+                let (min_success, max_error_rate, max_slowdown) = (
+                    opt(phase.min_success),
+                    opt(phase.max_error_rate),
+                    opt(phase.max_slowdown),
+                );
+                let (lo, hi) = record_range(stage);
+                (
+                    quote!(let __started = #p::Instant::now();),
+                    quote! {
+                        const __RULE: #p::PhaseRule = #p::PhaseRule {
+                            name: #name,
+                            min_success: #min_success,
+                            max_error_rate: #max_error_rate,
+                            max_slowdown: #max_slowdown,
+                        };
+                        if let #p::Err(__error) = #p::check_phase(__cx, &__RULE, #lo..#hi, __started) {
+                            break #label #p::Err((#i, __error));
+                        }
+                    },
+                )
+            } else {
+                (TokenStream::new(), TokenStream::new())
+            };
+            body.extend(quote! {
+                #start
+                let #out = match #run {
+                    #p::Ok((__out, __undo)) => {
+                        #undo = #p::Some(__undo);
+                        #check
+                        __out
+                    }
+                    #p::Err(__error) => break #label #p::Err((#i, __error)),
+                };
+            });
+            prev_out = Some(out);
+        }
+        let rollback = match w.options.rollback.unwrap_or(Rollback::WorkflowLevel) {
+            Rollback::WorkflowLevel => self.compensate_reversed(&w.stages, &undos),
+            Rollback::PhaseLevel => {
+                // A phase that failed inside has compensated itself; one that
+                // completed and broke a condition is compensated here.
+                let mut arms = TokenStream::new();
+                for (i, stage) in w.stages.iter().enumerate() {
+                    let undo = &undos[i];
+                    let kept = self.ident("kept");
+                    let fut = self.undo(stage, &quote!(#kept));
+                    arms.extend(quote! {
+                        #i => if let #p::Some(#kept) = #undo.take() {
+                            #fut;
+                        },
+                    });
+                }
+                quote! {
+                    match __phase {
+                        #arms
+                        _ => {}
+                    }
+                }
+            }
+        };
+        quote! {{
+            #(let mut #undos = #p::None;)*
+            let __result: #p::Result<_, (usize, #p::Error)> = #label: {
+                #body
+                #p::Ok(#prev_out)
+            };
+            match __result {
+                #p::Ok(__out) => #p::Ok((__out, (#(#undos,)*))),
+                #p::Err((__phase, __error)) => {
+                    let _ = __phase;
+                    #rollback
+                    #p::Err(__error)
+                }
+            }
+        }}
+    }
+}

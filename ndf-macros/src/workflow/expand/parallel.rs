@@ -1,0 +1,178 @@
+//! `parallel!`: every task gets a copy of the one input; the output is the
+//! tuple of the outputs in declared order.
+//!
+//! The tasks are `async` blocks pinned in place, polled by one `poll_fn`
+//! through a gate that bounds how many are in flight. On the first failure
+//! the others are cancelled (dropped) and the completed ones compensated,
+//! unless `min_success` makes failures tolerable: then every element of the
+//! tuple is a `Result`, and the group fails only when too few succeed.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::Expander;
+use crate::typecheck::Rule;
+use crate::workflow::model::Workflow;
+
+impl Expander {
+    pub(super) fn run_parallel(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {
+        let p = self.p.clone();
+        let n = w.stages.len();
+        let tasks: Vec<syn::Ident> = (0..n).map(|_| self.ident("task")).collect();
+        let mut task_defs = TokenStream::new();
+        for (i, stage) in w.stages.iter().enumerate() {
+            let task_input = if i == 0 && n == 1 {
+                quote!(__shared)
+            } else {
+                let copied = if i + 1 == n {
+                    quote!(__shared)
+                } else {
+                    self.copy(
+                        "ndf_shared_input",
+                        w.stages[(i + 1).min(n - 1)].span(),
+                        "the tasks of this `parallel!` each get a copy of its input, so `{Self}` must implement `Clone`",
+                        "derive `Clone` for the input, or share it through an `Arc`",
+                        &quote!(__shared),
+                    )
+                };
+                if i == 0 {
+                    copied
+                } else {
+                    let first = w.stages[0].describe();
+                    let this = stage.describe();
+                    let check = self.check(
+                        &format!("ndf_input_of_{}", stage.ident_hint()),
+                        stage.span(),
+                        &Rule {
+                            message: format!(
+                                "parallel task {this} takes `{{__T}}`, but the tasks of this `parallel!` share the input `{{Self}}` of {first}"
+                            ),
+                            label: format!("{this} takes `{{__T}}`"),
+                            note: "in `parallel!`, every task gets a copy of the same input".into(),
+                        },
+                    );
+                    let target = self.input_ty(stage);
+                    check.convert(&copied, &target)
+                }
+            };
+            // The copy is made here, not in the task: the task's `async move`
+            // block must capture only its own input.
+            let own_input = self.ident("input");
+            let run = self.run(stage, &quote!(#own_input));
+            let task = &tasks[i];
+            task_defs.extend(quote! {
+                let #own_input = #task_input;
+                let mut #task = #p::pin!(#p::Task::new(async move { #run }));
+            });
+        }
+
+        let max = w.options.max_concurrent.unwrap_or(usize::MAX);
+        let threshold = match w.options.resource_threshold {
+            Some(x) => quote!(#p::Some(#x)),
+            None => quote!(#p::None),
+        };
+        let required = w
+            .options
+            .min_success
+            .as_ref()
+            .and_then(|k| k.base10_parse::<usize>().ok());
+        let allowed_failures = required.map_or(0, |k| n - k.min(n));
+        let join = quote! {
+            let mut __gate = #p::Gate::new(#max, #threshold);
+            let __joined: #p::Result<(), #p::Error> = #p::poll_fn(|__w| loop {
+                let (mut __running, mut __waiting, mut __failed) = (false, false, 0usize);
+                #(
+                    match #tasks.as_mut().poll_task(__w, &mut __gate, __cx) {
+                        #p::TaskPoll::Waiting => __waiting = true,
+                        #p::TaskPoll::Running => __running = true,
+                        #p::TaskPoll::Succeeded => {}
+                        #p::TaskPoll::Failed => __failed += 1,
+                    }
+                )*
+                if __failed > #allowed_failures || (!__running && !__waiting) {
+                    return #p::Poll::Ready(#p::Ok(()));
+                }
+                match __gate.end_pass(__w, __cx, __waiting) {
+                    #p::Err(__error) => return #p::Poll::Ready(#p::Err(__error)),
+                    #p::Ok(true) => continue,
+                    #p::Ok(false) => return #p::Poll::Pending,
+                }
+            })
+            .await;
+            // Whatever still runs is cancelled before anything is compensated.
+            #(#tasks.as_mut().cancel();)*
+        };
+
+        let outcome = match required {
+            None => self.parallel_all(w, &tasks),
+            Some(k) => self.parallel_tolerant(w, &tasks, k),
+        };
+        quote! {{
+            let __shared = #input;
+            #task_defs
+            #join
+            #outcome
+        }}
+    }
+
+    /// Every task must succeed.
+    fn parallel_all(&mut self, w: &Workflow, tasks: &[syn::Ident]) -> TokenStream {
+        let p = self.p.clone();
+        let outs: Vec<syn::Ident> = tasks.iter().map(|_| self.ident("o")).collect();
+        let undos: Vec<syn::Ident> = tasks.iter().map(|_| self.ident("u")).collect();
+        let results: Vec<syn::Ident> = tasks.iter().map(|_| self.ident("r")).collect();
+        let compensate = self.compensate_reversed(&w.stages, &undos);
+        quote! {
+            #(let #results = #tasks.as_mut().take();)*
+            match (__joined, #(#results,)*) {
+                (#p::Ok(()), #(#p::Some(#p::Ok((#outs, #undos))),)*) => {
+                    #p::Ok(((#(#outs,)*), (#(#p::Some(#undos),)*)))
+                }
+                (__joined, #(#results,)*) => {
+                    let mut __error = __joined.err();
+                    #(
+                        let mut #undos = match #results {
+                            #p::Some(#p::Ok((_, __undo))) => #p::Some(__undo),
+                            #p::Some(#p::Err(__e)) => {
+                                __error.get_or_insert(__e);
+                                #p::None
+                            }
+                            #p::None => #p::None,
+                        };
+                    )*
+                    #compensate
+                    #p::Err(__error.unwrap_or_else(|| #p::lost_result(__cx)))
+                }
+            }
+        }
+    }
+
+    /// `min_success = required`: failures are tolerated down to `required`
+    /// successes, and each element of the output is a `Result`.
+    fn parallel_tolerant(
+        &mut self,
+        w: &Workflow,
+        tasks: &[syn::Ident],
+        required: usize,
+    ) -> TokenStream {
+        let p = self.p.clone();
+        let n = tasks.len();
+        let outs: Vec<syn::Ident> = tasks.iter().map(|_| self.ident("o")).collect();
+        let undos: Vec<syn::Ident> = tasks.iter().map(|_| self.ident("u")).collect();
+        let compensate = self.compensate_reversed(&w.stages, &undos);
+        quote! {
+            #(let (#outs, mut #undos) = #p::tolerate(#tasks.as_mut().take());)*
+            let __succeeded = 0usize #(+ usize::from(#outs.is_ok()))*;
+            match __joined {
+                #p::Ok(()) if __succeeded >= #required => {
+                    #p::Ok(((#(#outs,)*), (#(#undos,)*)))
+                }
+                __joined => {
+                    let __first = __joined.err().map(#p::StepError::new) #(.or(#outs.err()))*;
+                    #compensate
+                    #p::Err(#p::insufficient(__cx, __succeeded, #n, #required, __first))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The pieces `parallel!` expands to: a slot per task and a gate bounding how
+//! many run at once. The generated code polls the slots in one `poll_fn`, so
+//! a group of k tasks is one state machine: no spawn, no allocation per task,
+//! and no switch to a different algorithm as k grows.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Context;
+use std::time::Duration;
+
+use futures::future::MaybeDone;
+use tokio::time::{Instant, Sleep};
+
+use crate::error::{Error, StepError};
+use crate::exec::Cx;
+
+/// What polling a task slot found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskPoll {
+    /// Not started: the gate holds it back.
+    Waiting,
+    /// Started and not finished.
+    Running,
+    /// Finished with `Ok` (now or earlier).
+    Succeeded,
+    /// Finished with `Err` (now or earlier).
+    Failed,
+}
+
+pin_project_lite::pin_project! {
+    /// One task of a `parallel!`: its future, whether it has started, and
+    /// its result once finished.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Task<F: Future> {
+        #[pin]
+        fut: MaybeDone<F>,
+        started: bool,
+        finished: bool,
+    }
+}
+
+impl<F: Future> std::fmt::Debug for Task<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Task")
+            .field("started", &self.started)
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, F: Future<Output = Result<T, Error>>> Task<F> {
+    /// A task that has not started.
+    pub fn new(fut: F) -> Self {
+        Self {
+            fut: MaybeDone::Future(fut),
+            started: false,
+            finished: false,
+        }
+    }
+
+    /// Polls the task, starting it first if the gate lets it.
+    pub fn poll_task(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        gate: &mut Gate,
+        run: Cx<'_>,
+    ) -> TaskPoll {
+        let mut this = self.project();
+        if !*this.started {
+            if !gate.try_start(run) {
+                return TaskPoll::Waiting;
+            }
+            *this.started = true;
+        }
+        if !*this.finished {
+            if this.fut.as_mut().poll(cx).is_pending() {
+                return TaskPoll::Running;
+            }
+            *this.finished = true;
+            gate.finish();
+        }
+        match this.fut.as_mut().output_mut() {
+            Some(Ok(_)) => TaskPoll::Succeeded,
+            // A cancelled task (`Gone`) counts as failed.
+            Some(Err(_)) | None => TaskPoll::Failed,
+        }
+    }
+
+    /// The task's result, once; `None` if it did not finish.
+    pub fn take(self: Pin<&mut Self>) -> Option<Result<T, Error>> {
+        self.project().fut.take_output()
+    }
+
+    /// Drops the task's future if it has not finished: cancellation.
+    pub fn cancel(self: Pin<&mut Self>) {
+        let mut this = self.project();
+        if !*this.finished {
+            this.fut.set(MaybeDone::Gone);
+            *this.finished = true;
+        }
+    }
+}
+
+/// Bounds how many tasks of one `parallel!` run at once, and holds new ones
+/// back while the resource probe reads above the threshold.
+#[derive(Debug)]
+pub struct Gate {
+    max: usize,
+    threshold: Option<f64>,
+    in_flight: usize,
+    /// Set when a task was held back for resources in this pass.
+    constrained: Option<(&'static str, f64)>,
+    since: Option<Instant>,
+    recheck: Option<Pin<Box<Sleep>>>,
+}
+
+/// How often held-back tasks look at the probe again.
+const RECHECK: Duration = Duration::from_millis(50);
+
+impl Gate {
+    /// At most `max` tasks in flight; none started while CPU or memory use
+    /// is above `threshold`.
+    #[must_use]
+    pub fn new(max: usize, threshold: Option<f64>) -> Self {
+        Self {
+            max: max.max(1),
+            threshold,
+            in_flight: 0,
+            constrained: None,
+            since: None,
+            recheck: None,
+        }
+    }
+
+    fn try_start(&mut self, run: Cx<'_>) -> bool {
+        if self.in_flight >= self.max {
+            return false;
+        }
+        if let Some(limit) = self.threshold
+            && let Some(over) = run.0.inner.probe.sample().over(limit)
+        {
+            self.constrained = Some(over);
+            return false;
+        }
+        self.in_flight += 1;
+        true
+    }
+
+    fn finish(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// Called after each pass over the tasks, `waiting` when some task was
+    /// held back. Returns whether to pass again at once: a task finished in
+    /// this pass and made room for one held back before it. While tasks are
+    /// held back for resources, re-polls after a short delay; past the
+    /// configured `resource_wait`, fails.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ResourceExhausted`] naming the resource, its reading and the
+    /// threshold.
+    pub fn end_pass(
+        &mut self,
+        cx: &mut Context<'_>,
+        run: Cx<'_>,
+        waiting: bool,
+    ) -> Result<bool, Error> {
+        let Some((resource, usage)) = self.constrained.take() else {
+            self.since = None;
+            return Ok(waiting && self.in_flight < self.max);
+        };
+        let now = Instant::now();
+        let since = *self.since.get_or_insert(now);
+        if now.duration_since(since) >= run.0.inner.config.resource_wait {
+            return Err(Error::ResourceExhausted {
+                resource: resource.to_owned(),
+                usage,
+                limit: self.threshold.unwrap_or(1.0),
+            });
+        }
+        let timer = self
+            .recheck
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(RECHECK)));
+        if timer.as_mut().poll(cx).is_ready() {
+            timer.as_mut().reset(Instant::now() + RECHECK);
+            cx.waker().wake_by_ref();
+        }
+        Ok(false)
+    }
+}
+
+/// A task of a tolerant `parallel!` (`min_success`): its result as the tuple
+/// element, and what to keep to compensate it.
+#[must_use]
+pub fn tolerate<O, U>(result: Option<Result<(O, U), Error>>) -> (Result<O, StepError>, Option<U>) {
+    match result {
+        Some(Ok((out, undo))) => (Ok(out), Some(undo)),
+        Some(Err(error)) => (Err(StepError::new(error)), None),
+        None => (Err(StepError::msg("the task was cancelled")), None),
+    }
+}
+
+/// The error of a `parallel!` whose tasks' results went missing; the
+/// generated code cannot reach it, but it returns an error, not a panic.
+#[must_use]
+pub fn lost_result(run: Cx<'_>) -> Error {
+    Error::Execution {
+        pattern: run.0.pattern.to_owned(),
+        step: "parallel!".to_owned(),
+        source: StepError::msg("a task's result was lost"),
+    }
+}
