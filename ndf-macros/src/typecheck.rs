@@ -7,8 +7,20 @@
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 
-/// `tokens` with every span set to `span`.
+/// A span that resolves names like the macro's own output (call-site
+/// hygiene) but points at `user`'s tokens in messages.
+///
+/// Generated locals must never take a user token's span directly: when the
+/// user's tokens come from a `macro_rules!` expansion, they carry its
+/// hygiene, and a local declared with one span would not be found from the
+/// other.
+pub(crate) fn at(user: Span) -> Span {
+    Span::call_site().located_at(user)
+}
+
+/// `tokens` pointing at `span` in messages (see [`at`]).
 pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    let span = at(span);
     tokens
         .into_iter()
         .map(|mut tt| {
@@ -76,6 +88,6 @@ impl Check {
         // rustc reports the failed conversion at the argument: give it the
         // user's span too.
         let value = respan(value.clone(), self.span);
-        quote_spanned! {self.span=> #trait_ident::<#target>::__ndf_into(#value) }
+        quote_spanned! {at(self.span)=> #trait_ident::<#target>::__ndf_into(#value) }
     }
 }

@@ -187,6 +187,11 @@ pub trait Workflow: Send + Sync {
         Self::NAME
     }
 
+    /// The workflow's static shape, from a value.
+    fn shape(&self) -> Shape {
+        Self::SHAPE
+    }
+
     /// Whether the workflow was given a `name` (and so can be registered).
     fn is_named(&self) -> bool {
         Self::NAMED

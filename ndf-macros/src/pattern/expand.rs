@@ -191,7 +191,8 @@ impl StepParts<'_> {
         );
         self.helpers.extend(def);
         let input_ty = &self.input_ty;
-        let copy = quote_spanned!(span=> <#input_ty as #check>::__ndf_copy(__input));
+        let copy =
+            quote_spanned!(crate::typecheck::at(span)=> <#input_ty as #check>::__ndf_copy(__input));
         quote!(#p::Some(#copy))
     }
 
@@ -241,7 +242,7 @@ impl StepParts<'_> {
         self.helpers.extend(returns_unit.definition.clone());
         let arg = takes_output.convert(&quote!(__undo), &quote!(<#c as #p::Step>::Input));
         let unit = returns_unit.convert(&quote!(__out), &quote!(()));
-        let keep = quote_spanned!(c.span()=> <#output_ty as #check>::__ndf_copy(__output));
+        let keep = quote_spanned!(crate::typecheck::at(c.span())=> <#output_ty as #check>::__ndf_copy(__output));
         let compensate = quote! {
             #p::Some(async move {
                 let __out = <#c as #p::Step>::call(#arg, __ctx).await?;
@@ -335,7 +336,7 @@ fn meta(opts: &StepOptions, p: &TokenStream) -> TokenStream {
         let names = opts
             .after
             .iter()
-            .map(|a| quote_spanned!(a.span()=> <#a as #p::Step>::NAME));
+            .map(|a| quote_spanned!(crate::typecheck::at(a.span())=> <#a as #p::Step>::NAME));
         sets.push(quote!(__m.after = &[#(#names),*];));
     }
     if !opts.permissions.is_empty() {
@@ -343,13 +344,13 @@ fn meta(opts: &StepOptions, p: &TokenStream) -> TokenStream {
         sets.push(quote!(__m.permissions = &[#(#perms),*];));
     }
     if let Some(fb) = &opts.fallback {
-        sets.push(quote_spanned!(fb.span()=>
+        sets.push(quote_spanned!(crate::typecheck::at(fb.span())=>
             __m.fallback = #p::Some(<#fb as #p::Step>::NAME);
             __m.fallback_timeout = <#fb as #p::Step>::META.timeout;
         ));
     }
     if let Some(c) = &opts.compensate {
-        sets.push(quote_spanned!(c.span()=> __m.compensate = #p::Some(<#c as #p::Step>::NAME);));
+        sets.push(quote_spanned!(crate::typecheck::at(c.span())=> __m.compensate = #p::Some(<#c as #p::Step>::NAME);));
     }
     quote! {{
         #[allow(unused_mut)]

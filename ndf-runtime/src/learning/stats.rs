@@ -137,8 +137,15 @@ impl StatsTable {
             entry.run.failures += 1;
         }
         entry.run.total_latency_us = entry.run.total_latency_us.saturating_add(micros);
-        for (stats, record) in entry.step_stats.iter_mut().zip(log) {
-            stats.add_step(record.read());
+        for ((stats, record), name) in entry.step_stats.iter_mut().zip(log).zip(steps) {
+            let outcome = record.read();
+            if outcome.level.is_some() && *name == workflow {
+                // A `degrade!` at the top is the workflow itself: its run is
+                // counted once, above; only the level it served adds here.
+                entry.run.degradations += u64::from(outcome.ok && outcome.level > Some(0));
+                continue;
+            }
+            stats.add_step(outcome);
         }
     }
 

@@ -103,7 +103,7 @@ impl Expander {
             }
         });
         let value = crate::typecheck::respan(value.clone(), span);
-        quote_spanned!(span=> #ident::__ndf_copy(&#value))
+        quote_spanned!(crate::typecheck::at(span)=> #ident::__ndf_copy(&#value))
     }
 
     fn input_ty(&self, stage: &Stage) -> TokenStream {
@@ -111,7 +111,7 @@ impl Expander {
         match stage {
             Stage::Step(step) => {
                 let path = &step.path;
-                quote_spanned!(syn::spanned::Spanned::span(path)=> <#path as #p::Step>::Input)
+                quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> <#path as #p::Step>::Input)
             }
             Stage::Nested(w) => self.workflow_input_ty(w),
         }
@@ -122,7 +122,7 @@ impl Expander {
         match stage {
             Stage::Step(step) => {
                 let path = &step.path;
-                quote_spanned!(syn::spanned::Spanned::span(path)=> <#path as #p::Step>::Output)
+                quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> <#path as #p::Step>::Output)
             }
             Stage::Nested(w) => self.workflow_output_ty(w),
         }
@@ -154,7 +154,7 @@ impl Expander {
             Stage::Step(step) => {
                 let (path, record) = (&step.path, step.record);
                 let p = &self.p;
-                quote_spanned!(syn::spanned::Spanned::span(path)=> #p::run_step::<#path>(__cx, #record, #input).await)
+                quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> #p::run_step::<#path>(__cx, #record, #input).await)
             }
             Stage::Nested(w) => self.run_workflow(w, input),
         }
@@ -176,7 +176,7 @@ impl Expander {
             Stage::Step(step) => {
                 let (path, record) = (&step.path, step.record);
                 let p = &self.p;
-                quote_spanned!(syn::spanned::Spanned::span(path)=> #p::compensate_step::<#path>(__cx, #record, #undo).await)
+                quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> #p::compensate_step::<#path>(__cx, #record, #undo).await)
             }
             Stage::Nested(w) => {
                 let names: Vec<syn::Ident> = w.stages.iter().map(|_| self.ident("u")).collect();
@@ -228,7 +228,7 @@ impl Expander {
             match stage {
                 Stage::Step(step) => {
                     let path = &step.path;
-                    parts.push(quote_spanned!(syn::spanned::Spanned::span(path)=> <#path as #p::Step>::NAME));
+                    parts.push(quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> <#path as #p::Step>::NAME));
                 }
                 Stage::Nested(nested) => match nested.name() {
                     Some(name) => parts.push(quote!(#name)),
@@ -288,24 +288,26 @@ fn record_items(ex: &Expander, workflow: &Workflow) -> RecordItems {
                     quote!(#p::PathSeg { kind: #p::node::#kind, child: #child })
                 });
                 let i = items.order.len();
-                items.order.push(quote_spanned! {span=>
-                    #p::OrderStage {
-                        name: <#path as #p::Step>::NAME,
-                        after: <#path as #p::Step>::META.after,
-                        path: &[#(#segs),*],
-                    }
-                });
-                items.checks.push(quote_spanned! {span=>
+                items
+                    .order
+                    .push(quote_spanned! {crate::typecheck::at(span)=>
+                        #p::OrderStage {
+                            name: <#path as #p::Step>::NAME,
+                            after: <#path as #p::Step>::META.after,
+                            path: &[#(#segs),*],
+                        }
+                    });
+                items.checks.push(quote_spanned!{crate::typecheck::at(span)=>
                     const _: () = if let #p::Some(__v) = #p::check_order(__NDF_ORDER, #i, <__NdfWorkflow as #p::Workflow>::NAME) {
                         ::core::panic!("{}", __v.as_str())
                     };
                 });
                 items
                     .names
-                    .push(quote_spanned!(span=> <#path as #p::Step>::NAME));
+                    .push(quote_spanned!(crate::typecheck::at(span)=> <#path as #p::Step>::NAME));
                 items
                     .perms
-                    .push(quote_spanned!(span=> <#path as #p::Step>::META.permissions));
+                    .push(quote_spanned!(crate::typecheck::at(span)=> <#path as #p::Step>::META.permissions));
             }
             Record::Degrade(node) => items.names.push(ex.name_expr(node)),
         }
@@ -334,9 +336,11 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
 
     // rustc checks these items where they stand: put them on the stages they
     // come from, so that a stage that is not a step is reported there.
-    let input_item = quote_spanned!(first_span(workflow)=> type Input = #input_ty;);
-    let output_item = quote_spanned!(last_span(workflow)=> type Output = #output_ty;);
-    let workflow_impl = quote_spanned! {last_span(workflow)=>
+    let input_item =
+        quote_spanned!(crate::typecheck::at(first_span(workflow))=> type Input = #input_ty;);
+    let output_item =
+        quote_spanned!(crate::typecheck::at(last_span(workflow))=> type Output = #output_ty;);
+    let workflow_impl = quote_spanned! {crate::typecheck::at(last_span(workflow))=>
         #[automatically_derived]
         impl #p::Workflow for __NdfWorkflow {
             #input_item

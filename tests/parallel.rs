@@ -1,0 +1,291 @@
+//! `parallel!`: tuple order, bounded concurrency with real overlap,
+//! fail-fast cancellation, `min_success`, resource gating, cancellation on
+//! drop, and `Send` futures.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::Trace;
+use ndf::prelude::*;
+use ndf::{ResourceProbe, ResourceUsage};
+
+#[pattern]
+async fn slow_a(delay_ms: u64) -> &'static str {
+    tokio::time::sleep(Duration::from_millis(delay_ms * 3)).await;
+    "a"
+}
+
+#[pattern]
+async fn slow_b(delay_ms: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(delay_ms * 2)).await;
+    2
+}
+
+#[pattern]
+async fn slow_c(delay_ms: u64) -> bool {
+    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    true
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_output_tuple_follows_declared_order_not_completion_order() {
+    let ndf = common::ndf();
+    let flow = parallel!(name = "ops.ordered"; slow_a, slow_b, slow_c);
+    let started = tokio::time::Instant::now();
+    let out = ndf
+        .run(&flow, 10, &PatternContext::new("ops"))
+        .await
+        .unwrap();
+    assert_eq!(out, ("a", 2, true));
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(30),
+        "tasks overlap: the slowest sets the pace"
+    );
+}
+
+/// Counts tasks in flight and the most seen at once.
+#[derive(Clone, Default)]
+struct Load {
+    now: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+    done: Arc<AtomicUsize>,
+}
+
+#[pattern]
+async fn busy(load: Load) -> usize {
+    let now = load.now.fetch_add(1, Ordering::SeqCst) + 1;
+    load.peak.fetch_max(now, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    load.now.fetch_sub(1, Ordering::SeqCst);
+    load.done.fetch_add(1, Ordering::SeqCst) + 1
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_concurrent_bounds_tasks_in_flight_and_tasks_overlap() {
+    let ndf = common::ndf();
+    let flow = parallel!(name = "ops.bounded", max_concurrent = 3; busy, busy, busy, busy, busy, busy, busy, busy);
+    let load = Load::default();
+    let started = tokio::time::Instant::now();
+    ndf.run(&flow, load.clone(), &PatternContext::new("ops"))
+        .await
+        .unwrap();
+    assert_eq!(load.peak.load(Ordering::SeqCst), 3);
+    assert_eq!(load.done.load(Ordering::SeqCst), 8);
+    // ceil(8 / 3) = 3 waves of 10 ms.
+    assert_eq!(started.elapsed(), Duration::from_millis(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_bound_every_task_runs_at_once() {
+    let ndf = common::ndf();
+    let flow = parallel!(busy, busy, busy, busy, busy, busy);
+    let load = Load::default();
+    ndf.run(&flow, load.clone(), &PatternContext::new("ops"))
+        .await
+        .unwrap();
+    assert_eq!(load.peak.load(Ordering::SeqCst), 6);
+}
+
+#[derive(Clone, Default, Debug)]
+struct Job {
+    trace: Trace,
+    finished_late: Arc<AtomicBool>,
+}
+
+#[pattern(compensate = undo_quick)]
+async fn quick(job: Job) -> Result<Job, StepError> {
+    job.trace.push("quick");
+    Ok(job)
+}
+
+#[pattern]
+async fn undo_quick(job: Job) {
+    job.trace.push("undo_quick");
+}
+
+#[pattern]
+async fn failing(job: Job) -> Result<Job, StepError> {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    job.trace.push("failing");
+    Err(StepError::msg("disk full"))
+}
+
+#[pattern]
+async fn lingering(job: Job) -> Result<Job, StepError> {
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    job.finished_late.store(true, Ordering::SeqCst);
+    Ok(job)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_failure_cancels_running_tasks_and_compensates_completed_ones() {
+    let ndf = common::ndf();
+    let flow = parallel!(name = "ops.fail_fast"; quick, failing, lingering);
+    let job = Job::default();
+    let err = ndf
+        .run(&flow, job.clone(), &PatternContext::new("ops"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ndf::Error::Execution { step, .. } if step == "failing"),
+        "{err}"
+    );
+    assert_eq!(job.trace.events(), ["quick", "failing", "undo_quick"]);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert!(
+        !job.finished_late.load(Ordering::SeqCst),
+        "the lingering task was cancelled"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn min_success_returns_partial_results() {
+    let ndf = common::ndf();
+    let flow = parallel!(name = "ops.tolerant", min_success = 2; quick, failing, quick);
+    let (a, b, c) = ndf
+        .run(&flow, Job::default(), &PatternContext::new("ops"))
+        .await
+        .unwrap();
+    assert!(a.is_ok() && c.is_ok());
+    let b = b.unwrap_err();
+    assert!(b.to_string().contains("disk full"), "{b}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn min_success_fails_when_too_few_succeed_and_compensates() {
+    let ndf = common::ndf();
+    let flow = parallel!(name = "ops.tolerant", min_success = 2; quick, failing, failing);
+    let job = Job::default();
+    let err = ndf
+        .run(&flow, job.clone(), &PatternContext::new("ops"))
+        .await
+        .unwrap_err();
+    match &err {
+        ndf::Error::InsufficientSuccess {
+            succeeded,
+            tasks,
+            required,
+            source,
+            ..
+        } => {
+            assert_eq!((*succeeded, *tasks, *required), (1, 3, 2));
+            assert!(source.to_string().contains("disk full"), "{source}");
+        }
+        other => panic!("expected InsufficientSuccess, got {other:?}"),
+    }
+    assert_eq!(job.trace.count("undo_quick"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_run_cancels_every_task() {
+    let ndf = common::ndf();
+    let flow = parallel!(lingering, lingering);
+    let job = Job::default();
+    let ctx = PatternContext::new("ops");
+    let run = ndf.run(&flow, job.clone(), &ctx);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(10), run)
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert!(
+        !job.finished_late.load(Ordering::SeqCst),
+        "nothing keeps running after the drop"
+    );
+}
+
+/// A probe that reads busy until a moment, then idle.
+struct BusyUntil {
+    idle_at: tokio::time::Instant,
+}
+
+impl ResourceProbe for BusyUntil {
+    fn sample(&self) -> ResourceUsage {
+        if tokio::time::Instant::now() < self.idle_at {
+            ResourceUsage {
+                cpu: 0.95,
+                memory: 0.4,
+            }
+        } else {
+            ResourceUsage {
+                cpu: 0.2,
+                memory: 0.4,
+            }
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn tasks_wait_while_resources_are_above_the_threshold() {
+    let idle_at = tokio::time::Instant::now() + Duration::from_millis(500);
+    let ndf = Ndf::builder()
+        .resource_probe(BusyUntil { idle_at })
+        .build()
+        .unwrap();
+    let flow = parallel!(name = "ops.gated", resource_threshold = 0.7; busy, busy);
+    let load = Load::default();
+    ndf.run(&flow, load.clone(), &PatternContext::new("ops"))
+        .await
+        .unwrap();
+    let elapsed = tokio::time::Instant::now() - (idle_at - Duration::from_millis(500));
+    assert!(
+        elapsed >= Duration::from_millis(510),
+        "no task started before the machine was idle: {elapsed:?}"
+    );
+    assert_eq!(load.done.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn resources_that_stay_high_end_in_resource_exhausted() {
+    let idle_at = tokio::time::Instant::now() + Duration::from_secs(3600);
+    let mut config = Config::default();
+    config.resource_wait = Duration::from_secs(2);
+    let ndf = Ndf::builder()
+        .config(config)
+        .resource_probe(BusyUntil { idle_at })
+        .build()
+        .unwrap();
+    let flow = parallel!(resource_threshold = 0.7; busy, busy);
+    let load = Load::default();
+    let err = ndf
+        .run(&flow, load.clone(), &PatternContext::new("ops"))
+        .await
+        .unwrap_err();
+    match err {
+        ndf::Error::ResourceExhausted {
+            resource,
+            usage,
+            limit,
+        } => {
+            assert_eq!((resource.as_str(), usage, limit), ("cpu", 0.95, 0.7));
+        }
+        other => panic!("expected ResourceExhausted, got {other:?}"),
+    }
+    assert_eq!(load.done.load(Ordering::SeqCst), 0, "nothing ran");
+}
+
+#[pattern]
+async fn double(x: u64) -> u64 {
+    x * 2
+}
+
+#[pattern]
+async fn sum_pair(pair: (u64, u64)) -> u64 {
+    pair.0 + pair.1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nested_workflows_are_send_and_spawnable() {
+    let ndf = common::ndf();
+    let handle = tokio::spawn(async move {
+        let flow = sequential!(name = "math.fan";
+            parallel!(sequential!(double => double), double) => sum_pair);
+        ndf.run(&flow, 5, &PatternContext::new("math")).await
+    });
+    assert_eq!(handle.await.unwrap().unwrap(), 30);
+}
