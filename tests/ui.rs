@@ -9,4 +9,7 @@ fn ui() {
     t.pass("tests/ui/pass/*.rs");
     t.compile_fail("tests/ui/pattern/*.rs");
     t.compile_fail("tests/ui/sequential/*.rs");
+    t.compile_fail("tests/ui/parallel/*.rs");
+    t.compile_fail("tests/ui/degrade/*.rs");
+    t.compile_fail("tests/ui/orchestrate/*.rs");
 }

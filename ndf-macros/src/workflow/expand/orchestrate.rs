@@ -37,13 +37,21 @@ impl Expander {
         let undos: Vec<syn::Ident> = w.stages.iter().map(|_| self.ident("undo")).collect();
         let mut body = TokenStream::new();
         let mut prev_out: Option<syn::Ident> = None;
+        let names: Vec<String> = w
+            .phases
+            .iter()
+            .map(|ph| format!("phase `{}`", ph.name))
+            .collect();
         for (i, (stage, phase)) in w.stages.iter().zip(&w.phases).enumerate() {
             let stage_input = self.chained_input(
                 &w.stages,
                 i,
                 input,
                 prev_out.as_ref(),
-                "in `orchestrate!`, each phase's output is the next phase's input",
+                (
+                    &names,
+                    "in `orchestrate!`, each phase's output is the next phase's input",
+                ),
             );
             let run = self.run(stage, &stage_input);
             let out = self.ident("out");

@@ -13,24 +13,36 @@ use super::Expander;
 use crate::typecheck::Rule;
 use crate::workflow::model::{Stage, Workflow};
 
+/// `name` as a fragment of an identifier: "phase `migration`" becomes
+/// `phase_migration`.
+fn ident_fragment(name: &str) -> String {
+    let words: Vec<String> = name
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    words.join("_")
+}
+
 impl Expander {
     /// The input of stage `i` of a chain (`sequential!` stages or
     /// `orchestrate!` phases): the workflow's input for the first, the
     /// previous output, checked to be the type the stage takes, for the others.
+    /// `names` are how messages name the stages.
     pub(super) fn chained_input(
         &mut self,
         stages: &[Stage],
         i: usize,
         input: &TokenStream,
         prev_out: Option<&syn::Ident>,
-        note: &str,
+        (names, note): (&[String], &str),
     ) -> TokenStream {
         let Some(out) = prev_out else {
             return input.clone();
         };
-        let (prev, next) = (stages[i - 1].describe(), stages[i].describe());
+        let (prev, next) = (&names[i - 1], &names[i]);
         let check = self.check(
-            &format!("ndf_input_of_{}", stages[i].ident_hint()),
+            &format!("ndf_input_of_{}", ident_fragment(next)),
             stages[i].span(),
             &Rule {
                 message: format!(
@@ -50,13 +62,17 @@ impl Expander {
         let undos: Vec<syn::Ident> = w.stages.iter().map(|_| self.ident("undo")).collect();
         let mut body = TokenStream::new();
         let mut prev_out: Option<syn::Ident> = None;
+        let names: Vec<String> = w.stages.iter().map(Stage::describe).collect();
         for (i, stage) in w.stages.iter().enumerate() {
             let stage_input = self.chained_input(
                 &w.stages,
                 i,
                 input,
                 prev_out.as_ref(),
-                "in `sequential!`, each stage's output is the next stage's input",
+                (
+                    &names,
+                    "in `sequential!`, each stage's output is the next stage's input",
+                ),
             );
             let run = self.run(stage, &stage_input);
             let out = self.ident("out");

@@ -1,0 +1,5 @@
+use ndf::prelude::*;
+
+fn main() {
+    let _analysis = degrade!(name = "analysis.complex";);
+}

@@ -1,0 +1,18 @@
+use ndf::prelude::*;
+
+#[pattern]
+async fn system_analysis(plan: String) -> String {
+    plan
+}
+
+#[pattern]
+async fn data_migration(plan: String) -> String {
+    plan
+}
+
+fn main() {
+    let _migration = orchestrate!(name = "deployment.enterprise_migration";
+        assessment: sequential!(system_analysis);
+        migration: sequential!(data_migration);
+        assessment: sequential!(system_analysis));
+}
