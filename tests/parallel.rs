@@ -116,7 +116,7 @@ async fn failing(job: Job) -> Result<Job, StepError> {
 
 #[pattern]
 async fn lingering(job: Job) -> Result<Job, StepError> {
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_mins(1)).await;
     job.finished_late.store(true, Ordering::SeqCst);
     Ok(job)
 }
@@ -135,7 +135,7 @@ async fn the_first_failure_cancels_running_tasks_and_compensates_completed_ones(
         "{err}"
     );
     assert_eq!(job.trace.events(), ["quick", "failing", "undo_quick"]);
-    tokio::time::sleep(Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_mins(2)).await;
     assert!(
         !job.finished_late.load(Ordering::SeqCst),
         "the lingering task was cancelled"
@@ -192,7 +192,7 @@ async fn dropping_the_run_cancels_every_task() {
             .await
             .is_err()
     );
-    tokio::time::sleep(Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_mins(2)).await;
     assert!(
         !job.finished_late.load(Ordering::SeqCst),
         "nothing keeps running after the drop"
@@ -242,7 +242,7 @@ async fn tasks_wait_while_resources_are_above_the_threshold() {
 
 #[tokio::test(start_paused = true)]
 async fn resources_that_stay_high_end_in_resource_exhausted() {
-    let idle_at = tokio::time::Instant::now() + Duration::from_secs(3600);
+    let idle_at = tokio::time::Instant::now() + Duration::from_hours(1);
     let mut config = Config::default();
     config.resource_wait = Duration::from_secs(2);
     let ndf = Ndf::builder()

@@ -87,6 +87,7 @@ impl<T, F: Future<Output = Result<T, Error>>> Task<F> {
     }
 
     /// The task's result, once; `None` if it did not finish.
+    #[must_use]
     pub fn take(self: Pin<&mut Self>) -> Option<Result<T, Error>> {
         self.project().fut.take_output()
     }
@@ -192,7 +193,6 @@ impl Gate {
 
 /// A task of a tolerant `parallel!` (`min_success`): its result as the tuple
 /// element, and what to keep to compensate it.
-#[must_use]
 pub fn tolerate<O, U>(result: Option<Result<(O, U), Error>>) -> (Result<O, StepError>, Option<U>) {
     match result {
         Some(Ok((out, undo))) => (Ok(out), Some(undo)),

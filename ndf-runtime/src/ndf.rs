@@ -173,6 +173,7 @@ impl std::fmt::Debug for NdfBuilder {
         f.debug_struct("NdfBuilder")
             .field("config", &self.config)
             .field("store", &self.store.as_ref().map(|_| "…"))
+            .field("resource_probe", &self.probe.as_ref().map(|_| "…"))
             .finish()
     }
 }

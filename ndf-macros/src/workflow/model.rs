@@ -133,7 +133,7 @@ impl Workflow {
             match stage {
                 Stage::Step(step) => {
                     step.record = *next;
-                    step.tree = tree.clone();
+                    step.tree.clone_from(tree);
                     *next += 1;
                 }
                 Stage::Nested(w) => w.number(next, tree),

@@ -85,8 +85,11 @@ pub(crate) struct StatsTable {
     baseline: Mutex<HashMap<(String, String), PatternStats>>,
     /// Recent durations of `orchestrate!` phases, by (workflow, phase,
     /// domain), for their learned median.
-    phases: Mutex<HashMap<(&'static str, &'static str, Box<str>), VecDeque<Duration>>>,
+    phases: Mutex<HashMap<PhaseKey, VecDeque<Duration>>>,
 }
+
+/// (workflow, phase, domain).
+type PhaseKey = (&'static str, &'static str, Box<str>);
 
 /// Durations kept per phase for its median.
 const PHASE_SAMPLES: usize = 64;

@@ -209,20 +209,19 @@ impl Expander {
     /// Parts whose concatenation is the derived name of `w`.
     fn name_parts(&self, w: &Workflow) -> Vec<TokenStream> {
         let p = &self.p;
-        let (open, sep, close) = match w.kind {
-            Kind::Sequential => ("", ">", ""),
+        let (open, separator, close) = match w.kind {
+            Kind::Sequential | Kind::Orchestrate => ("", ">", ""),
             Kind::Parallel => ("(", ",", ")"),
             Kind::Degrade => ("", "|", ""),
-            Kind::Orchestrate => ("", ">", ""),
         };
         let mut parts = vec![quote!(#open)];
         for (i, stage) in w.stages.iter().enumerate() {
             if i > 0 {
-                parts.push(quote!(#sep));
+                parts.push(quote!(#separator));
             }
             if w.kind == Kind::Orchestrate {
-                let phase = w.phases[i].name.to_string();
-                parts.push(quote!(#phase));
+                let phase_name = w.phases[i].name.to_string();
+                parts.push(quote!(#phase_name));
                 continue;
             }
             match stage {
@@ -230,9 +229,9 @@ impl Expander {
                     let path = &step.path;
                     parts.push(quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> <#path as #p::Step>::NAME));
                 }
-                Stage::Nested(nested) => match nested.name() {
+                Stage::Nested(inner) => match inner.name() {
                     Some(name) => parts.push(quote!(#name)),
-                    None => parts.extend(self.name_parts(nested)),
+                    None => parts.extend(self.name_parts(inner)),
                 },
             }
         }

@@ -8,7 +8,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::Expander;
-use crate::workflow::model::{Record, Rollback, Stage, Workflow};
+use crate::workflow::model::{Phase, Record, Rollback, Stage, Workflow};
 
 /// The record indices a stage's steps use.
 fn record_range(stage: &Stage) -> (usize, usize) {
@@ -31,6 +31,47 @@ fn record_range(stage: &Stage) -> (usize, usize) {
 }
 
 impl Expander {
+    /// For a phase with conditions: the statement that starts its clock, and
+    /// the check run once it completed, breaking out of `label` with the
+    /// phase's index when a condition fails. Nothing for a phase without.
+    fn phase_rule(
+        &self,
+        phase: &Phase,
+        stage: &Stage,
+        i: usize,
+        label: &syn::Lifetime,
+    ) -> (TokenStream, TokenStream) {
+        let p = &self.p;
+        if phase.min_success.is_none()
+            && phase.max_error_rate.is_none()
+            && phase.max_slowdown.is_none()
+        {
+            return (TokenStream::new(), TokenStream::new());
+        }
+        let name = phase.name.to_string();
+        let opt = |x: Option<f64>| x.map_or_else(|| quote!(#p::None), |x| quote!(#p::Some(#x)));
+        let (min_success, max_error_rate, max_slowdown) = (
+            opt(phase.min_success),
+            opt(phase.max_error_rate),
+            opt(phase.max_slowdown),
+        );
+        let (lo, hi) = record_range(stage);
+        (
+            quote!(let __started = #p::Instant::now();),
+            quote! {
+                const __RULE: #p::PhaseRule = #p::PhaseRule {
+                    name: #name,
+                    min_success: #min_success,
+                    max_error_rate: #max_error_rate,
+                    max_slowdown: #max_slowdown,
+                };
+                if let #p::Err(__error) = #p::check_phase(__cx, &__RULE, #lo..#hi, __started) {
+                    break #label #p::Err((#i, __error));
+                }
+            },
+        )
+    }
+
     pub(super) fn run_orchestrate(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {
         let p = self.p.clone();
         let label = self.label("phases");
@@ -56,38 +97,7 @@ impl Expander {
             let run = self.run(stage, &stage_input);
             let out = self.ident("out");
             let undo = &undos[i];
-            let has_rule = phase.min_success.is_some()
-                || phase.max_error_rate.is_some()
-                || phase.max_slowdown.is_some();
-            let (start, check) = if has_rule {
-                let name = phase.name.to_string();
-                let opt = |x: Option<f64>| match x {
-                    Some(x) => quote!(#p::Some(#x)),
-                    None => quote!(#p::None),
-                };
-                let (min_success, max_error_rate, max_slowdown) = (
-                    opt(phase.min_success),
-                    opt(phase.max_error_rate),
-                    opt(phase.max_slowdown),
-                );
-                let (lo, hi) = record_range(stage);
-                (
-                    quote!(let __started = #p::Instant::now();),
-                    quote! {
-                        const __RULE: #p::PhaseRule = #p::PhaseRule {
-                            name: #name,
-                            min_success: #min_success,
-                            max_error_rate: #max_error_rate,
-                            max_slowdown: #max_slowdown,
-                        };
-                        if let #p::Err(__error) = #p::check_phase(__cx, &__RULE, #lo..#hi, __started) {
-                            break #label #p::Err((#i, __error));
-                        }
-                    },
-                )
-            } else {
-                (TokenStream::new(), TokenStream::new())
-            };
+            let (start, check) = self.phase_rule(phase, stage, i, &label);
             body.extend(quote! {
                 #start
                 let #out = match #run {

@@ -67,10 +67,10 @@ impl Expander {
         }
 
         let max = w.options.max_concurrent.unwrap_or(usize::MAX);
-        let threshold = match w.options.resource_threshold {
-            Some(x) => quote!(#p::Some(#x)),
-            None => quote!(#p::None),
-        };
+        let threshold = w
+            .options
+            .resource_threshold
+            .map_or_else(|| quote!(#p::None), |x| quote!(#p::Some(#x)));
         let required = w
             .options
             .min_success
