@@ -9,6 +9,9 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group};
 use ndf::prelude::*;
 
+#[path = "support/ratio.rs"]
+mod ratio;
+
 macro_rules! steps {
     ($($step:ident / $hand:ident),*) => {$(
         #[pattern]
@@ -87,30 +90,5 @@ criterion_group! {
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
-    report_ratio(GROUP, "ndf", "hand_written");
-}
-
-/// Reads criterion's estimates of this run and prints candidate / baseline.
-fn report_ratio(group: &str, candidate: &str, baseline: &str) {
-    let mean = |id: &str| -> Option<f64> {
-        let path = format!("{}/criterion/{group}/{id}/new/estimates.json", target_dir());
-        let text = std::fs::read_to_string(path).ok()?;
-        let start = text.find("\"mean\"")?;
-        let rest = &text[start..];
-        let at = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
-        let end = rest[at..].find([',', '}'])?;
-        rest[at..at + end].trim().parse().ok()
-    };
-    match (mean(candidate), mean(baseline)) {
-        (Some(c), Some(b)) => println!(
-            "{group}: {candidate} {c:.1} ns, {baseline} {b:.1} ns, ratio {:.2}",
-            c / b
-        ),
-        _ => println!("{group}: no estimates found (run without --test to measure)"),
-    }
-}
-
-fn target_dir() -> String {
-    std::env::var("CARGO_TARGET_DIR")
-        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").to_owned())
+    ratio::report(GROUP, "ndf", "hand_written");
 }

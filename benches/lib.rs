@@ -1,0 +1,1 @@
+//! Criterion benchmarks of ndf; see `sequential.rs` and `parallel.rs`.

@@ -1,0 +1,26 @@
+//! Reads criterion's estimates of this run and prints candidate / baseline.
+
+/// Prints the mean times of `candidate` and `baseline` in `group` and their
+/// ratio, from the estimates criterion wrote in this run.
+pub fn report(group: &str, candidate: &str, baseline: &str) {
+    match (mean_ns(group, candidate), mean_ns(group, baseline)) {
+        (Some(c), Some(b)) => println!(
+            "{group}: {candidate} {c:.1} ns, {baseline} {b:.1} ns, ratio {:.2}",
+            c / b
+        ),
+        _ => println!(
+            "{group}: {candidate} vs {baseline}: no estimates (run without --test to measure)"
+        ),
+    }
+}
+
+fn mean_ns(group: &str, id: &str) -> Option<f64> {
+    let dir = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_owned());
+    let path = format!("{dir}/criterion/{group}/{id}/new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let rest = &text[text.find("\"mean\"")?..];
+    let at = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
+    let end = rest[at..].find([',', '}'])?;
+    rest[at..at + end].trim().parse().ok()
+}
