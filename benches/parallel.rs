@@ -22,7 +22,10 @@ async fn t(x: u64) -> u64 {
     x.wrapping_mul(3).wrapping_add(1)
 }
 
-#[allow(clippy::unused_async, reason = "the baseline: the same step as a plain async fn")]
+#[allow(
+    clippy::unused_async,
+    reason = "the baseline: the same step as a plain async fn"
+)]
 async fn h(x: u64) -> u64 {
     x.wrapping_mul(3).wrapping_add(1)
 }
@@ -37,12 +40,18 @@ async fn join_pair(pair: (u64, u64)) -> u64 {
     pair.0.wrapping_add(pair.1)
 }
 
-#[allow(clippy::unused_async, reason = "the baseline: the same step as a plain async fn")]
+#[allow(
+    clippy::unused_async,
+    reason = "the baseline: the same step as a plain async fn"
+)]
 async fn hand_seed(x: u64) -> u64 {
     x ^ 0x5555
 }
 
-#[allow(clippy::too_many_lines, reason = "the stage lists of k = 2, 8, 31 and 64 are written out")]
+#[allow(
+    clippy::too_many_lines,
+    reason = "the stage lists of k = 2, 8, 31 and 64 are written out"
+)]
 fn bench_parallel(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -289,3 +289,108 @@ async fn nested_workflows_are_send_and_spawnable() {
     });
     assert_eq!(handle.await.unwrap().unwrap(), 30);
 }
+
+/// Two tasks that can only finish if they run at the same time: each
+/// signals the other and blocks its thread until it hears back.
+#[derive(Clone)]
+struct Rendezvous {
+    pairs: Arc<std::sync::Mutex<Vec<std::sync::mpsc::Sender<()>>>>,
+    inbox: Arc<std::sync::Mutex<Vec<std::sync::mpsc::Receiver<()>>>>,
+}
+
+impl Rendezvous {
+    fn new() -> Self {
+        let (a_tx, a_rx) = std::sync::mpsc::channel();
+        let (b_tx, b_rx) = std::sync::mpsc::channel();
+        Self {
+            // The first task to arrive takes `a_tx` and `b_rx`, the second
+            // `b_tx` and `a_rx`: each hears only from the other.
+            pairs: Arc::new(std::sync::Mutex::new(vec![b_tx, a_tx])),
+            inbox: Arc::new(std::sync::Mutex::new(vec![a_rx, b_rx])),
+        }
+    }
+
+    /// Blocks the thread (as CPU-heavy code does) until the other task has
+    /// arrived too; false if it never does.
+    fn meet(&self) -> bool {
+        let tx = self.pairs.lock().unwrap().pop().unwrap();
+        let rx = self.inbox.lock().unwrap().pop().unwrap();
+        // The other may have given up already: then nobody hears this.
+        let _ = tx.send(());
+        rx.recv_timeout(Duration::from_secs(1)).is_ok()
+    }
+}
+
+#[pattern]
+async fn cpu_heavy(r: Rendezvous) -> bool {
+    r.meet()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_runs_the_tasks_steps_on_worker_threads_in_parallel() {
+    let ndf = common::ndf();
+    let flow = parallel!(name = "ops.crunch", spawn = true; cpu_heavy, cpu_heavy);
+    let (a, b) = ndf
+        .run(&flow, Rendezvous::new(), &PatternContext::new("ops"))
+        .await
+        .unwrap();
+    assert!(
+        a && b,
+        "both blocking tasks ran at the same time on different threads"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_spawn_the_tasks_share_the_polling_thread() {
+    let ndf = common::ndf();
+    let flow = parallel!(name = "ops.crunch"; cpu_heavy, cpu_heavy);
+    let (a, b) = ndf
+        .run(&flow, Rendezvous::new(), &PatternContext::new("ops"))
+        .await
+        .unwrap();
+    // One thread polls both tasks: the first blocks it until its wait gives
+    // up; only then does the second run, and find the first's message.
+    assert_eq!((a, b), (false, true));
+}
+
+#[pattern]
+async fn panics_on_a_worker(x: u64) -> u64 {
+    assert!(x == 0, "worker panic at {x}");
+    x
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_a_spawned_step_is_an_execution_error() {
+    let ndf = common::ndf();
+    let flow = parallel!(spawn = true; panics_on_a_worker, panics_on_a_worker);
+    let err = ndf
+        .run(&flow, 3, &PatternContext::new("ops"))
+        .await
+        .unwrap_err();
+    match err {
+        ndf::Error::Execution { step, source, .. } => {
+            assert_eq!(step, "panics_on_a_worker");
+            assert!(source.is_panic(), "{source}");
+        }
+        other => panic!("expected Execution, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_run_aborts_its_spawned_steps() {
+    let ndf = common::ndf();
+    let flow = parallel!(spawn = true; lingering, lingering);
+    let job = Job::default();
+    let ctx = PatternContext::new("ops");
+    let run = ndf.run(&flow, job.clone(), &ctx);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(10), run)
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(Duration::from_mins(2)).await;
+    assert!(
+        !job.finished_late.load(Ordering::SeqCst),
+        "the spawned steps were aborted"
+    );
+}

@@ -88,7 +88,7 @@ pub fn sequential(input: TokenStream) -> TokenStream {
 /// Runs tasks side by side, each with a copy of the one input; the output is
 /// the tuple of their outputs in declared order.
 ///
-/// `parallel!([name = "…", max_concurrent = N, resource_threshold = x, min_success = k;] a, b, c)`.
+/// `parallel!([name = "…", max_concurrent = N, resource_threshold = x, min_success = k, spawn = true;] a, b, c)`.
 /// The compiler checks that every task takes the same input, that the input
 /// is `Clone`, and that no task is `after` another of the same group.
 ///
@@ -100,11 +100,19 @@ pub fn sequential(input: TokenStream) -> TokenStream {
 ///   `Result<O, StepError>`, and the group fails only if fewer than `k` tasks
 ///   succeed.
 ///
+/// - `spawn = true` runs the code of the tasks' steps on spawned tokio tasks,
+///   which the multi-threaded runtime spreads over its worker threads; the
+///   policies (timeouts, retries, learning) stay with the workflow. Each
+///   step attempt then costs a task spawn, a copy of the context and a
+///   cross-thread hand-off (about a microsecond): worth it for CPU-heavy
+///   steps, a loss for steps that mostly wait, and no gain at all on a
+///   current-thread runtime.
+///
 /// Without `min_success`, the first failure cancels the tasks still running
 /// and compensates the completed ones. Dropping the workflow's future
-/// cancels every task: nothing keeps running. The tasks share one state
-/// machine and the thread that polls it; for CPU-heavy work, have a step
-/// call `tokio::task::spawn_blocking` itself.
+/// cancels every task, spawned steps included: nothing keeps running.
+/// Without `spawn`, the tasks share one state machine and the thread that
+/// polls it: no spawn and no allocation per task.
 ///
 /// ```
 /// use ndf::prelude::*;

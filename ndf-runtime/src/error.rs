@@ -244,7 +244,7 @@ impl StepError {
         self.0
     }
 
-    pub(crate) fn panicked(payload: &(dyn std::any::Any + Send)) -> Self {
+    pub(crate) fn panicked(payload: &(dyn std::any::Any + Send + 'static)) -> Self {
         let message = payload
             .downcast_ref::<&str>()
             .map(|s| (*s).to_owned())

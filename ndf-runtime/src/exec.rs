@@ -115,6 +115,67 @@ fn failed<S: Step>(cx: Cx<'_>, index: usize, retries: u32, failure: Failure) -> 
     failure.into_error::<S>(cx.0.pattern)
 }
 
+/// Where a step's own code runs: on the task that polls the workflow, or on
+/// a task of its own that the runtime's scheduler may move to another worker.
+trait Placement {
+    fn call<S: Step>(
+        input: S::Input,
+        ctx: &PatternContext,
+    ) -> impl Future<Output = Result<S::Output, StepError>> + Send + '_;
+}
+
+/// The step's code runs inside the workflow's own state machine.
+struct Inline;
+
+impl Placement for Inline {
+    fn call<S: Step>(
+        input: S::Input,
+        ctx: &PatternContext,
+    ) -> impl Future<Output = Result<S::Output, StepError>> + Send + '_ {
+        S::call(input, ctx)
+    }
+}
+
+/// The step's code runs on a spawned task, with its own copy of the
+/// context; dropping the attempt aborts the task.
+struct Spawned;
+
+impl Placement for Spawned {
+    fn call<S: Step>(
+        input: S::Input,
+        ctx: &PatternContext,
+    ) -> impl Future<Output = Result<S::Output, StepError>> + Send + '_ {
+        let ctx = ctx.clone();
+        let task = AbortOnDrop(tokio::spawn(async move { S::call(input, &ctx).await }));
+        task.map(|joined| match joined {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => Err(StepError::panicked(&*e.into_panic())),
+            Err(_) => Err(StepError::msg("the spawned step was cancelled")),
+        })
+    }
+}
+
+/// A spawned task that is aborted when its handle is dropped, so that
+/// cancelling a workflow cancels its spawned steps too.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
 /// Runs step `S`, stage `index` of the workflow, under its policies, and
 /// returns its output with what must be kept to compensate it.
 ///
@@ -127,6 +188,28 @@ pub async fn run_step<S: Step>(
     index: usize,
     input: S::Input,
 ) -> Result<(S::Output, S::Undo), Error> {
+    run::<S, Inline>(cx, index, input).await
+}
+
+/// [`run_step`], with each attempt of the step's code on a spawned task
+/// (`parallel!(spawn = true; …)`).
+///
+/// # Errors
+///
+/// As [`run_step`].
+pub async fn run_step_spawned<S: Step>(
+    cx: Cx<'_>,
+    index: usize,
+    input: S::Input,
+) -> Result<(S::Output, S::Undo), Error> {
+    run::<S, Spawned>(cx, index, input).await
+}
+
+async fn run<S: Step, P: Placement>(
+    cx: Cx<'_>,
+    index: usize,
+    input: S::Input,
+) -> Result<(S::Output, S::Undo), Error> {
     let meta = &S::META;
     let timeout = meta.timeout.unwrap_or(cx.0.inner.config.step_timeout);
     let resilient = meta.retry.max_retries > 0 || meta.fallback.is_some();
@@ -134,19 +217,19 @@ pub async fn run_step<S: Step>(
         Some(copy) => (copy, Some(input)),
         None => (input, None),
     };
-    let failure = match attempt(S::call(first, cx.0.ctx), timeout).await {
+    let failure = match attempt(P::call::<S>(first, cx.0.ctx), timeout).await {
         Ok(out) => return Ok(succeeded::<S>(cx, index, 0, false, out)),
         Err(failure) => failure,
     };
     match spare {
-        Some(input) => Box::pin(recover::<S>(cx, index, input, failure, timeout)).await,
+        Some(input) => Box::pin(recover::<S, P>(cx, index, input, failure, timeout)).await,
         None => Err(failed::<S>(cx, index, 0, failure)),
     }
 }
 
 /// After a failed first attempt: the remaining retries with backoff, then
 /// the fallback.
-async fn recover<S: Step>(
+async fn recover<S: Step, P: Placement>(
     cx: Cx<'_>,
     index: usize,
     input: S::Input,
@@ -159,7 +242,7 @@ async fn recover<S: Step>(
         let Some(copy) = S::dup(&input) else { break };
         tokio::time::sleep(meta.retry.delay(retries)).await;
         retries += 1;
-        match attempt(S::call(copy, cx.0.ctx), timeout).await {
+        match attempt(P::call::<S>(copy, cx.0.ctx), timeout).await {
             Ok(out) => return Ok(succeeded::<S>(cx, index, retries, false, out)),
             Err(again) => failure = again,
         }

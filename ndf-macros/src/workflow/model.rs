@@ -64,6 +64,8 @@ pub(crate) struct Options {
     pub(crate) resource_threshold: Option<f64>,
     /// `parallel!`: tasks that must succeed; failures are then tolerated.
     pub(crate) min_success: Option<syn::LitInt>,
+    /// `parallel!`: run the code of the tasks' steps on spawned tasks.
+    pub(crate) spawn: bool,
     /// `orchestrate!`: what a failed phase rolls back.
     pub(crate) rollback: Option<Rollback>,
 }

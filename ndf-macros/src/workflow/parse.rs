@@ -21,6 +21,7 @@ pub(crate) fn keys(kind: Kind) -> &'static [&'static str] {
             "max_concurrent",
             "resource_threshold",
             "min_success",
+            "spawn",
         ],
         Kind::Orchestrate => &["name", "rollback"],
     }
@@ -32,6 +33,7 @@ struct RawOptions {
     max_concurrent: Option<syn::LitInt>,
     resource_threshold: Option<syn::Expr>,
     min_success: Option<syn::LitInt>,
+    spawn: Option<syn::LitBool>,
     rollback: Option<syn::Expr>,
 }
 
@@ -119,6 +121,9 @@ fn parse_options(
                         .with_span(&lit),
                 ),
             }
+        }
+        if let Some(lit) = raw.spawn {
+            options.spawn = lit.value;
         }
         if let Some(expr) = raw.rollback {
             let word = match &expr {

@@ -28,6 +28,9 @@ pub(crate) struct Expander {
     /// Local trait definitions of type checks.
     checks: TokenStream,
     check_names: Vec<String>,
+    /// Inside the tasks of a `parallel!(spawn = true; …)`: steps run their
+    /// code on spawned tasks.
+    spawn: bool,
 }
 
 impl Expander {
@@ -37,6 +40,7 @@ impl Expander {
             next_id: 0,
             checks: TokenStream::new(),
             check_names: Vec::new(),
+            spawn: false,
         }
     }
 
@@ -154,7 +158,12 @@ impl Expander {
             Stage::Step(step) => {
                 let (path, record) = (&step.path, step.record);
                 let p = &self.p;
-                quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> #p::run_step::<#path>(__cx, #record, #input).await)
+                let runner = if self.spawn {
+                    quote!(run_step_spawned)
+                } else {
+                    quote!(run_step)
+                };
+                quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> #p::#runner::<#path>(__cx, #record, #input).await)
             }
             Stage::Nested(w) => self.run_workflow(w, input),
         }

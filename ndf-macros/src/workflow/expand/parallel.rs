@@ -58,7 +58,10 @@ impl Expander {
             // The copy is made here, not in the task: the task's `async move`
             // block must capture only its own input.
             let own_input = self.ident("input");
+            let outer_spawn = self.spawn;
+            self.spawn |= w.options.spawn;
             let run = self.run(stage, &quote!(#own_input));
+            self.spawn = outer_spawn;
             let task = &tasks[i];
             task_defs.extend(quote! {
                 let #own_input = #task_input;
