@@ -137,3 +137,38 @@ async fn an_unnamed_chain_is_named_after_its_alternatives() {
         (1, 2, 4)
     );
 }
+
+struct Saturated;
+
+impl ndf::ResourceProbe for Saturated {
+    fn sample(&self) -> ndf::ResourceUsage {
+        ndf::ResourceUsage {
+            cpu: 0.97,
+            memory: 0.5,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_saturated_machine_skips_to_the_last_level() {
+    let ndf = Ndf::builder().resource_probe(Saturated).build().unwrap();
+    let flow =
+        degrade!(name = "analysis.complex"; deep_analysis | standard_analysis | basic_analysis);
+    let r = request(&[]);
+    let (quality, _) = ndf
+        .run(&flow, r.clone(), &PatternContext::new("analysis"))
+        .await
+        .unwrap();
+    assert_eq!(quality, 1);
+    assert_eq!(
+        r.trace.events(),
+        ["basic_analysis"],
+        "the costly levels never ran"
+    );
+    assert_eq!(
+        ndf.stats("analysis.complex", "analysis")
+            .unwrap()
+            .degradations,
+        1
+    );
+}

@@ -135,8 +135,12 @@ pub fn parallel(input: TokenStream) -> TokenStream {
     workflow::workflow(workflow::Kind::Parallel, input.into()).into()
 }
 
-/// Tries alternatives in order of preference: the first runs, a failure
-/// moves to the next, and the run records which level served.
+/// Tries alternatives in order of preference: the first that is admitted
+/// runs, a failure moves to the next, and the run records which level served.
+///
+/// While the resource probe reads CPU or memory above the config's
+/// `cpu_limit`/`memory_limit`, every level but the last is skipped: the
+/// cheapest alternative serves.
 ///
 /// `degrade!([name = "…";] a | b | c)`: every alternative takes the input and
 /// returns the output of the first (the compiler checks it), and the input

@@ -20,6 +20,26 @@ pub fn record_level(run: Cx<'_>, index: usize, level: usize, ok: bool) {
     }
 }
 
+/// Whether a `degrade!` may run a level other than its last: not while the
+/// resource probe reads CPU or memory above the configured limits, when the
+/// cheaper levels below should serve instead.
+#[must_use]
+pub fn admit_level(run: Cx<'_>, level: usize) -> bool {
+    let config = &run.0.inner.config;
+    let usage = run.0.inner.probe.sample();
+    let over = usage.cpu > config.cpu_limit || usage.memory > config.memory_limit;
+    if over {
+        tracing::debug!(
+            pattern = run.0.pattern,
+            level,
+            cpu = usage.cpu,
+            memory = usage.memory,
+            "resources constrained, skipping a degradation level"
+        );
+    }
+    !over
+}
+
 /// An alternative of a `degrade!` failed; the next one runs.
 pub fn alternative_failed(run: Cx<'_>, level: usize, error: &Error) {
     tracing::debug!(pattern = run.0.pattern, level, %error, "degradation level failed, trying the next");

@@ -2,7 +2,9 @@
 //! without notice.
 
 pub use crate::exec::{Cx, compensate_step, run_step, run_step_spawned};
-pub use crate::flow::{PhaseRule, alternative_failed, check_phase, insufficient, record_level};
+pub use crate::flow::{
+    PhaseRule, admit_level, alternative_failed, check_phase, insufficient, record_level,
+};
 pub use crate::join::{Gate, Task, TaskPoll, lost_result, tolerate};
 pub use crate::learning::{RunLog, StepRecord};
 pub use crate::step::{Shape, Step, StepMeta, Workflow};

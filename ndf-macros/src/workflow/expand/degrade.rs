@@ -1,6 +1,7 @@
 //! `degrade!`: alternatives in order of preference, with the input and
-//! output types of the first. The first runs; a failure moves to the next;
-//! the run records which level served.
+//! output types of the first. The first that is admitted runs (every level
+//! but the last is skipped while resources are above the configured
+//! limits); a failure moves to the next; the run records which level served.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -85,10 +86,12 @@ impl Expander {
                 }
             } else {
                 quote! {
-                    let #own_input = #stage_input;
-                    match #run {
-                        #p::Ok((__out, __undo)) => break #label #p::Ok(#served),
-                        #p::Err(__error) => #p::alternative_failed(__cx, #level, &__error),
+                    if #p::admit_level(__cx, #level) {
+                        let #own_input = #stage_input;
+                        match #run {
+                            #p::Ok((__out, __undo)) => break #label #p::Ok(#served),
+                            #p::Err(__error) => #p::alternative_failed(__cx, #level, &__error),
+                        }
                     }
                 }
             });
