@@ -91,3 +91,29 @@ impl Check {
         quote_spanned! {at(self.span)=> #trait_ident::<#target>::__ndf_into(#value) }
     }
 }
+
+/// A local trait implemented for every `Clone` type, whose message says why
+/// a copy is needed (`{Self}` is the type). Returns the trait's name, to call
+/// `Trait::__ndf_copy(&value)`, and its definition.
+pub(crate) fn clone_check(
+    trait_name: &str,
+    message: &str,
+    note: &str,
+) -> (syn::Ident, TokenStream) {
+    let ident = syn::Ident::new(trait_name, Span::call_site());
+    let label = "`{Self}` is not `Clone`";
+    let def = quote! {
+        #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+        #[allow(non_camel_case_types)]
+        trait #ident: ::core::marker::Sized {
+            fn __ndf_copy(&self) -> Self;
+        }
+        impl<__T: ::core::clone::Clone> #ident for __T {
+            #[inline(always)]
+            fn __ndf_copy(&self) -> Self {
+                ::core::clone::Clone::clone(self)
+            }
+        }
+    };
+    (ident, def)
+}

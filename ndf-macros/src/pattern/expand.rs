@@ -1,40 +1,15 @@
 //! Generates the step type and its `Step` impl.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{ToTokens as _, quote, quote_spanned};
 use syn::spanned::Spanned as _;
 
 use super::args::StepOptions;
 use super::signature::{Returns, StepSignature};
-use crate::typecheck::{Check, Rule};
+use crate::typecheck::{Check, Rule, clone_check};
 
 fn path_name(path: &syn::Path) -> String {
     path.to_token_stream().to_string().replace(' ', "")
-}
-
-/// A local trait implemented for every `Clone` type, whose message says why
-/// the step needs `Clone`.
-fn clone_check(
-    trait_name: &str,
-    message: &str,
-    label: &str,
-    note: &str,
-) -> (syn::Ident, TokenStream) {
-    let ident = syn::Ident::new(trait_name, Span::call_site());
-    let def = quote! {
-        #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
-        #[allow(non_camel_case_types)]
-        trait #ident: ::core::marker::Sized {
-            fn __ndf_copy(&self) -> Self;
-        }
-        impl<__T: ::core::clone::Clone> #ident for __T {
-            #[inline(always)]
-            fn __ndf_copy(&self) -> Self {
-                ::core::clone::Clone::clone(self)
-            }
-        }
-    };
-    (ident, def)
 }
 
 /// What every part of the expansion needs to know about the step.
@@ -186,7 +161,6 @@ impl StepParts<'_> {
                 "step `{}` {why}, so its input `{{Self}}` must implement `Clone`",
                 self.name
             ),
-            "`{Self}` is not `Clone`",
             "each attempt, and the fallback, get their own copy of the input; derive `Clone` for it, or use an `Arc`",
         );
         self.helpers.extend(def);
@@ -212,7 +186,6 @@ impl StepParts<'_> {
             &format!(
                 "step `{name}` has `compensate = {c_name}`, so its output `{{Self}}` must implement `Clone`"
             ),
-            "`{Self}` is not `Clone`",
             "the output goes on to the next stage; a copy is kept to compensate the step if a later stage fails",
         );
         self.helpers.extend(def);

@@ -20,7 +20,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
 use super::model::{Kind, Record, Stage, Workflow};
-use crate::typecheck::{Check, Rule};
+use crate::typecheck::{Check, Rule, clone_check};
 
 pub(crate) struct Expander {
     p: TokenStream,
@@ -59,9 +59,9 @@ impl Expander {
         syn::Lifetime::new(&format!("'__ndf_{prefix}{id}"), Span::call_site())
     }
 
-    /// A type check named `name` (rustc may show the name: keep it
-    /// readable), suffixed only when the name is already taken.
-    fn check(&mut self, name: &str, span: Span, rule: &Rule) -> Check {
+    /// `name`, suffixed when a check of that name exists already. rustc may
+    /// show the names of checks: they stay readable.
+    fn unique_check_name(&mut self, name: &str) -> String {
         let mut unique = name.to_owned();
         let mut n = 1;
         while self.check_names.contains(&unique) {
@@ -69,7 +69,12 @@ impl Expander {
             unique = format!("{name}_{n}");
         }
         self.check_names.push(unique.clone());
-        let check = Check::new(&unique, span, rule);
+        unique
+    }
+
+    /// A type check named after `name`.
+    fn check(&mut self, name: &str, span: Span, rule: &Rule) -> Check {
+        let check = Check::new(&self.unique_check_name(name), span, rule);
         self.checks.extend(check.definition.clone());
         check
     }
@@ -84,28 +89,8 @@ impl Expander {
         note: &str,
         value: &TokenStream,
     ) -> TokenStream {
-        let mut unique = name.to_owned();
-        let mut n = 1;
-        while self.check_names.contains(&unique) {
-            n += 1;
-            unique = format!("{name}_{n}");
-        }
-        self.check_names.push(unique.clone());
-        let ident = format_ident!("{}", unique);
-        let label = "`{Self}` is not `Clone`";
-        self.checks.extend(quote! {
-            #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
-            #[allow(non_camel_case_types)]
-            trait #ident: ::core::marker::Sized {
-                fn __ndf_copy(&self) -> Self;
-            }
-            impl<__T: ::core::clone::Clone> #ident for __T {
-                #[inline(always)]
-                fn __ndf_copy(&self) -> Self {
-                    ::core::clone::Clone::clone(self)
-                }
-            }
-        });
+        let (ident, def) = clone_check(&self.unique_check_name(name), message, note);
+        self.checks.extend(def);
         let value = crate::typecheck::respan(value.clone(), span);
         quote_spanned!(crate::typecheck::at(span)=> #ident::__ndf_copy(&#value))
     }
