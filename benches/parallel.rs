@@ -359,7 +359,7 @@ fn bench_orchestrate(c: &mut Criterion) {
     let fan_out = orchestrate!(name = "bench.fan_out";
         source: sequential!(seed);
         fan: parallel!(t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t));
-    group.bench_function("fan_out_100/futures_unordered", |b| {
+    group.bench_function("fan_out_100_futures_unordered", |b| {
         b.to_async(&rt).iter(|| async {
             let x = hand_seed(black_box(1)).await;
             let mut tasks: FuturesUnordered<_> = (0..100).map(|_| h(x)).collect();
@@ -370,7 +370,7 @@ fn bench_orchestrate(c: &mut Criterion) {
             outs
         });
     });
-    group.bench_function("fan_out_100/ndf", |b| {
+    group.bench_function("fan_out_100_ndf", |b| {
         b.to_async(&rt)
             .iter(|| ndf.run(&fan_out, black_box(1), &ctx));
     });
@@ -379,7 +379,7 @@ fn bench_orchestrate(c: &mut Criterion) {
         top: sequential!(seed);
         middle: parallel!(t, t);
         bottom: sequential!(join_pair));
-    group.bench_function("diamond_4/futures_unordered", |b| {
+    group.bench_function("diamond_4_futures_unordered", |b| {
         b.to_async(&rt).iter(|| async {
             let x = hand_seed(black_box(1)).await;
             let mut middle: FuturesUnordered<_> = [h(x), h(x)].into_iter().collect();
@@ -390,7 +390,7 @@ fn bench_orchestrate(c: &mut Criterion) {
             sum
         });
     });
-    group.bench_function("diamond_4/ndf", |b| {
+    group.bench_function("diamond_4_ndf", |b| {
         b.to_async(&rt)
             .iter(|| ndf.run(&diamond, black_box(1), &ctx));
     });
@@ -412,12 +412,12 @@ fn main() {
     ratio::report("parallel", "ndf/64", "tokio_join/64");
     ratio::report(
         "orchestrate",
-        "fan_out_100/ndf",
-        "fan_out_100/futures_unordered",
+        "fan_out_100_ndf",
+        "fan_out_100_futures_unordered",
     );
     ratio::report(
         "orchestrate",
-        "diamond_4/ndf",
-        "diamond_4/futures_unordered",
+        "diamond_4_ndf",
+        "diamond_4_futures_unordered",
     );
 }
