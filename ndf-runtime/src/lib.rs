@@ -14,6 +14,7 @@ mod learning;
 mod ndf;
 mod order;
 mod policy;
+mod registry;
 mod security;
 mod step;
 mod store;

@@ -1,0 +1,212 @@
+//! Workflows registered by name, for callers that know a workflow only by
+//! its name at run time.
+
+use std::any::{Any, TypeId, type_name};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::context::PatternContext;
+use crate::error::Error;
+use crate::ndf::Ndf;
+use crate::step::Workflow;
+
+type BoxedRun<'a> = Pin<Box<dyn Future<Output = Result<Box<dyn Any + Send>, Error>> + Send + 'a>>;
+
+/// A registered workflow with its types erased.
+trait Erased: Send + Sync {
+    fn input(&self) -> (TypeId, &'static str);
+    fn output(&self) -> (TypeId, &'static str);
+    fn run<'a>(
+        &'a self,
+        ndf: &'a Ndf,
+        input: Box<dyn Any + Send>,
+        ctx: &'a PatternContext,
+    ) -> BoxedRun<'a>;
+}
+
+impl<W> Erased for W
+where
+    W: Workflow + 'static,
+    W::Input: 'static,
+    W::Output: 'static,
+{
+    fn input(&self) -> (TypeId, &'static str) {
+        (TypeId::of::<W::Input>(), type_name::<W::Input>())
+    }
+
+    fn output(&self) -> (TypeId, &'static str) {
+        (TypeId::of::<W::Output>(), type_name::<W::Output>())
+    }
+
+    fn run<'a>(
+        &'a self,
+        ndf: &'a Ndf,
+        input: Box<dyn Any + Send>,
+        ctx: &'a PatternContext,
+    ) -> BoxedRun<'a> {
+        Box::pin(async move {
+            // `run_named` checked the type before calling.
+            let input = input
+                .downcast::<W::Input>()
+                .map_err(|_| Error::TypeMismatch {
+                    name: W::NAME.to_owned(),
+                    expected: type_name::<W::Input>().to_owned(),
+                    found: "another input type".to_owned(),
+                })?;
+            let output = ndf.run(self, *input, ctx).await?;
+            Ok(Box::new(output) as Box<dyn Any + Send>)
+        })
+    }
+}
+
+/// The registered workflows, by name.
+#[derive(Default)]
+pub(crate) struct Registry {
+    workflows: RwLock<BTreeMap<&'static str, Arc<dyn Erased>>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.names();
+        f.debug_struct("Registry")
+            .field("workflows", &names)
+            .finish()
+    }
+}
+
+/// The domain of a pattern name: its first segment.
+fn domain_of(name: &str) -> &str {
+    name.split('.').next().unwrap_or(name)
+}
+
+/// Registered names nearest to `name`, best first (at most three).
+fn nearest<'a>(name: &str, names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut scored: Vec<(f64, &str)> = names
+        .map(|n| (strsim::normalized_damerau_levenshtein(name, n), n))
+        .filter(|(score, _)| *score >= 0.6)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, n)| n.to_owned())
+        .collect()
+}
+
+impl Registry {
+    pub(crate) fn register<W>(&self, workflow: W) -> Result<(), Error>
+    where
+        W: Workflow + 'static,
+        W::Input: 'static,
+        W::Output: 'static,
+    {
+        if !W::NAMED {
+            return Err(Error::Config(crate::error::ConfigError {
+                key: "name".to_owned(),
+                value: W::NAME.to_owned(),
+                reason: "only a workflow with a `name` can be registered; give it `name = \"domain.what_it_does\"`".to_owned(),
+            }));
+        }
+        let mut workflows = self
+            .workflows
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if workflows.contains_key(W::NAME) {
+            return Err(Error::DuplicatePattern {
+                name: W::NAME.to_owned(),
+            });
+        }
+        workflows.insert(W::NAME, Arc::new(workflow));
+        Ok(())
+    }
+
+    pub(crate) fn names(&self) -> Vec<&'static str> {
+        self.workflows
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    pub(crate) fn by_domain(&self, domain: &str) -> Vec<&'static str> {
+        self.names()
+            .into_iter()
+            .filter(|n| domain_of(n) == domain)
+            .collect()
+    }
+
+    pub(crate) async fn run<I, O>(
+        &self,
+        ndf: &Ndf,
+        name: &str,
+        input: I,
+        ctx: &PatternContext,
+    ) -> Result<O, Error>
+    where
+        I: Send + 'static,
+        O: Send + 'static,
+    {
+        let workflow = {
+            let workflows = self
+                .workflows
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            match workflows.get(name) {
+                Some(w) => Arc::clone(w),
+                None => {
+                    return Err(Error::PatternNotFound {
+                        name: name.to_owned(),
+                        suggestions: nearest(name, workflows.keys().copied()),
+                    });
+                }
+            }
+        };
+        let ((input_id, input_name), (output_id, output_name)) =
+            (workflow.input(), workflow.output());
+        if input_id != TypeId::of::<I>() || output_id != TypeId::of::<O>() {
+            return Err(Error::TypeMismatch {
+                name: name.to_owned(),
+                expected: format!("{input_name} -> {output_name}"),
+                found: format!("{} -> {}", type_name::<I>(), type_name::<O>()),
+            });
+        }
+        let output = workflow.run(ndf, Box::new(input), ctx).await?;
+        output
+            .downcast::<O>()
+            .map(|o| *o)
+            .map_err(|_| Error::TypeMismatch {
+                name: name.to_owned(),
+                expected: output_name.to_owned(),
+                found: type_name::<O>().to_owned(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_names_come_best_first() {
+        let names = [
+            "data_processing.etl_pipeline",
+            "data_processing.etl_backfill",
+            "ops.health",
+        ];
+        let found = nearest("data_processing.etl_pipelin", names.into_iter());
+        assert_eq!(
+            found.first().map(String::as_str),
+            Some("data_processing.etl_pipeline")
+        );
+        assert!(!found.iter().any(|n| n == "ops.health"));
+        assert!(nearest("zzz", names.into_iter()).is_empty());
+    }
+
+    #[test]
+    fn the_domain_is_the_first_segment() {
+        assert_eq!(domain_of("data_processing.etl.v2"), "data_processing");
+    }
+}
