@@ -121,3 +121,51 @@ async fn steps_without_a_timeout_use_the_configured_one() {
     );
     assert_eq!(started.elapsed(), Duration::from_secs(7));
 }
+
+#[pattern(domain = "web_development")]
+async fn render_page(work: Work) -> u32 {
+    work.run().await
+}
+
+#[pattern(domain = "web_development", timeout = "2s")]
+async fn render_fast(work: Work) -> u32 {
+    work.run().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_steps_domain_picks_its_preset_timeout_when_it_sets_none() {
+    let ndf = common::ndf();
+    let started = tokio::time::Instant::now();
+    let err = ndf
+        .run(
+            &sequential!(render_page),
+            work(&[3600]),
+            &PatternContext::new("web"),
+        )
+        .await;
+    assert!(
+        matches!(err, Err(ndf::Error::Timeout { after, .. }) if after == Duration::from_mins(1))
+    );
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_mins(1),
+        "web_development's preset is 60 s"
+    );
+
+    let started = tokio::time::Instant::now();
+    let err = ndf
+        .run(
+            &sequential!(render_fast),
+            work(&[3600]),
+            &PatternContext::new("web"),
+        )
+        .await;
+    assert!(
+        matches!(err, Err(ndf::Error::Timeout { after, .. }) if after == Duration::from_secs(2))
+    );
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(2),
+        "the step's own timeout wins"
+    );
+}

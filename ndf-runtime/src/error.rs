@@ -198,7 +198,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(key: &str, value: impl fmt::Display, reason: impl Into<String>) -> Self {
+    /// An error for `key`, whose `value` was rejected for `reason`.
+    pub fn new(key: &str, value: impl fmt::Display, reason: impl Into<String>) -> Self {
         Self {
             key: key.to_owned(),
             value: value.to_string(),

@@ -14,12 +14,13 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 
+use crate::config::Config;
 use crate::context::PatternContext;
 use crate::error::{Error, StepError};
 use crate::learning::StepRecord;
 use crate::ndf::Inner;
 use crate::policy::Deadline;
-use crate::step::Step;
+use crate::step::{Step, StepMeta};
 
 /// The runtime's handle, passed down a running workflow. Opaque to users.
 ///
@@ -78,6 +79,18 @@ impl Failure {
             },
         }
     }
+}
+
+/// A step's per-attempt timeout: its own, else its domain's preset, else the
+/// configured default.
+fn timeout_of(meta: &StepMeta, config: &Config) -> Duration {
+    meta.timeout
+        .or_else(|| {
+            meta.domain
+                .and_then(|d| config.domain_preset(d))
+                .map(|p| p.step_timeout)
+        })
+        .unwrap_or(config.step_timeout)
 }
 
 /// One bounded, panic-safe attempt: combinators rather than an `async fn`,
@@ -211,7 +224,7 @@ async fn run<S: Step, P: Placement>(
     input: S::Input,
 ) -> Result<(S::Output, S::Undo), Error> {
     let meta = &S::META;
-    let timeout = meta.timeout.unwrap_or(cx.0.inner.config.step_timeout);
+    let timeout = timeout_of(meta, &cx.0.inner.config);
     let resilient = meta.retry.max_retries > 0 || meta.fallback.is_some();
     let (first, spare) = match resilient.then(|| S::dup(&input)).flatten() {
         Some(copy) => (copy, Some(input)),
@@ -265,7 +278,7 @@ pub async fn compensate_step<S: Step>(cx: Cx<'_>, index: usize, undo: S::Undo) {
     let Some(fut) = S::compensate(undo, cx.0.ctx) else {
         return;
     };
-    let timeout = S::META.timeout.unwrap_or(cx.0.inner.config.step_timeout);
+    let timeout = timeout_of(&S::META, &cx.0.inner.config);
     let outcome = attempt(fut, timeout).await;
     if let Some(record) = cx.record(index) {
         record.compensated(outcome.is_ok());

@@ -22,7 +22,7 @@ mod store;
 #[doc(hidden)]
 pub mod macro_support;
 
-pub use config::{Config, Environment};
+pub use config::{Config, DomainPreset, Environment};
 pub use context::{PatternContext, Priority};
 pub use error::{ConfigError, Error, StepError, StoreError};
 pub use exec::Cx;

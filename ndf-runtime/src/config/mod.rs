@@ -1,8 +1,40 @@
-//! Runtime configuration and its per-environment presets.
+//! Runtime configuration: per-environment presets, per-domain presets, and
+//! loading from the environment or a TOML file.
 
+mod load;
+
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::ConfigError;
+
+/// What a step's `domain` option picks when the step sets none of these
+/// itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DomainPreset {
+    /// Confidence the domain's steps must keep.
+    pub confidence_threshold: f64,
+    /// Per-attempt timeout of the domain's steps.
+    pub step_timeout: Duration,
+    /// Memory budget of the domain's steps, in bytes.
+    pub memory: u64,
+}
+
+const GIB: u64 = 1 << 30;
+
+/// The presets of the guide's domains.
+fn default_domains() -> BTreeMap<String, DomainPreset> {
+    let preset = |confidence_threshold, secs, memory| DomainPreset {
+        confidence_threshold,
+        step_timeout: Duration::from_secs(secs),
+        memory,
+    };
+    BTreeMap::from([
+        ("data_processing".to_owned(), preset(0.8, 300, 2 * GIB)),
+        ("web_development".to_owned(), preset(0.75, 60, GIB / 2)),
+        ("security".to_owned(), preset(0.9, 120, GIB)),
+    ])
+}
 
 /// A deployment environment, each with its own presets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,6 +69,9 @@ pub struct Config {
     pub memory_limit: f64,
     /// How long constrained work waits for resources before degrading or failing.
     pub resource_wait: Duration,
+    /// Presets by domain name: `data_processing`, `web_development` and
+    /// `security` by default.
+    pub domains: BTreeMap<String, DomainPreset>,
 }
 
 impl Config {
@@ -63,7 +98,14 @@ impl Config {
             cpu_limit: 0.8,
             memory_limit: 0.8,
             resource_wait: Duration::from_secs(5),
+            domains: default_domains(),
         }
+    }
+
+    /// The presets of `domain`, if it has any.
+    #[must_use]
+    pub fn domain_preset(&self, domain: &str) -> Option<&DomainPreset> {
+        self.domains.get(domain)
     }
 
     /// Checks every value, naming the first bad key.
@@ -90,6 +132,15 @@ impl Config {
                 format_args!("{:?}", self.step_timeout),
                 "must be longer than zero",
             ));
+        }
+        for (domain, preset) in &self.domains {
+            if !(0.0..=1.0).contains(&preset.confidence_threshold) {
+                return Err(ConfigError::new(
+                    &format!("domains.{domain}.confidence_threshold"),
+                    preset.confidence_threshold,
+                    "must be between 0 and 1",
+                ));
+            }
         }
         Ok(())
     }
@@ -126,6 +177,27 @@ mod tests {
         );
         assert_eq!(d.step_timeout, Duration::from_mins(2));
         assert_eq!((d.cpu_limit, d.memory_limit), (0.8, 0.8));
+    }
+
+    #[test]
+    fn domain_presets_match_the_guide() {
+        let c = Config::default();
+        let d = c.domain_preset("data_processing").unwrap();
+        assert_eq!(
+            (d.confidence_threshold, d.step_timeout, d.memory),
+            (0.8, Duration::from_mins(5), 2 << 30)
+        );
+        let w = c.domain_preset("web_development").unwrap();
+        assert_eq!(
+            (w.confidence_threshold, w.step_timeout, w.memory),
+            (0.75, Duration::from_mins(1), 512 << 20)
+        );
+        let s = c.domain_preset("security").unwrap();
+        assert_eq!(
+            (s.confidence_threshold, s.step_timeout, s.memory),
+            (0.9, Duration::from_mins(2), 1 << 30)
+        );
+        assert!(c.domain_preset("ops").is_none());
     }
 
     #[test]
