@@ -28,7 +28,7 @@ pub use error::{ConfigError, Error, StepError, StoreError};
 pub use exec::Cx;
 pub use flow::PhaseRule;
 pub use gating::{IdleProbe, ResourceProbe, ResourceUsage};
-pub use learning::{PatternStats, RunLog, StepRecord};
+pub use learning::{Confidence, Evidence, PatternStats, Prior, RunLog, StepRecord};
 pub use ndf::{Ndf, NdfBuilder};
 pub use policy::RetryPolicy;
 pub use security::{REDACTED, is_secret_key};

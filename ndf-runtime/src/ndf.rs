@@ -7,7 +7,7 @@ use crate::context::PatternContext;
 use crate::error::Error;
 use crate::exec::{Cx, Run};
 use crate::gating::{IdleProbe, ResourceProbe};
-use crate::learning::{PatternStats, RunLog, StatsTable};
+use crate::learning::{Confidence, PatternStats, RunLog, RunRecord, StatsTable};
 use crate::registry::Registry;
 use crate::security::missing_permissions;
 use crate::step::Workflow;
@@ -89,14 +89,21 @@ impl Ndf {
         };
         let started = tokio::time::Instant::now();
         let result = workflow.execute(Cx(&run), input).await;
-        self.inner.stats.record_run(
-            W::NAME,
-            W::STEPS,
-            ctx.domain(),
-            result.is_ok(),
-            started.elapsed(),
-            log.records(),
-        );
+        let record = RunRecord {
+            workflow: W::NAME,
+            steps: W::STEPS,
+            domain: ctx.domain(),
+            ok: result.is_ok(),
+            latency: started.elapsed(),
+            log: log.records(),
+        };
+        if self
+            .inner
+            .stats
+            .record_run(&record, self.inner.config.learning_rate)
+        {
+            tracing::warn!(pattern = W::NAME, domain = ctx.domain(), latency = ?record.latency, "latency outlier");
+        }
         result
     }
 
@@ -163,6 +170,15 @@ impl Ndf {
         self.inner.registry.names()
     }
 
+    /// The confidence ndf has in `pattern` (a workflow or step name) in
+    /// `domain`; `None` before its first outcome there.
+    #[must_use]
+    pub fn confidence(&self, pattern: &str, domain: &str) -> Option<Confidence> {
+        self.inner
+            .stats
+            .confidence(pattern, domain, self.inner.config.prior)
+    }
+
     /// What has been learned of `pattern` (a workflow or step name) in `domain`.
     #[must_use]
     pub fn stats(&self, pattern: &str, domain: &str) -> Option<PatternStats> {
@@ -180,10 +196,11 @@ impl Ndf {
             .stats
             .snapshot()
             .into_iter()
-            .map(|(pattern, domain, stats)| StoredStats {
+            .map(|(pattern, domain, stats, evidence)| StoredStats {
                 pattern,
                 domain,
                 stats,
+                evidence,
             })
             .collect();
         self.inner.store.save(&rows)?;
@@ -275,7 +292,7 @@ impl NdfBuilder {
         let store = self.store.unwrap_or_else(|| Box::new(MemoryStore::new()));
         let stats = StatsTable::default();
         for row in store.load()? {
-            stats.seed(&row.pattern, &row.domain, &row.stats);
+            stats.seed(&row.pattern, &row.domain, &row.stats, &row.evidence);
         }
         Ok(Ndf {
             inner: Arc::new(Inner {

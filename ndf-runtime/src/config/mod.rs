@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::ConfigError;
+use crate::learning::Prior;
 
 /// What a step's `domain` option picks when the step sets none of these
 /// itself.
@@ -72,6 +73,8 @@ pub struct Config {
     /// Presets by domain name: `data_processing`, `web_development` and
     /// `security` by default.
     pub domains: BTreeMap<String, DomainPreset>,
+    /// The prior of every confidence posterior (default `Beta(1, 1)`).
+    pub prior: Prior,
 }
 
 impl Config {
@@ -99,6 +102,7 @@ impl Config {
             memory_limit: 0.8,
             resource_wait: Duration::from_secs(5),
             domains: default_domains(),
+            prior: Prior::default(),
         }
     }
 

@@ -2,6 +2,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use super::confidence::{Confidence, Evidence, Prior};
+use super::outliers::LatencyWindow;
 use super::record::{StepOutcome, StepRecord};
 
 /// Counters kept per (pattern, domain).
@@ -24,6 +26,9 @@ pub struct PatternStats {
     pub compensation_failures: u64,
     /// Runs of a `degrade!` served below its preferred level.
     pub degradations: u64,
+    /// Runs whose latency was an outlier against the recent ones (median
+    /// absolute deviation).
+    pub outliers: u64,
     /// Sum of run latencies of workflows, in microseconds.
     pub total_latency_us: u64,
 }
@@ -45,6 +50,7 @@ impl PatternStats {
         self.compensations += other.compensations;
         self.compensation_failures += other.compensation_failures;
         self.degradations += other.degradations;
+        self.outliers += other.outliers;
         self.total_latency_us = self.total_latency_us.saturating_add(other.total_latency_us);
     }
 
@@ -65,24 +71,36 @@ impl PatternStats {
     }
 }
 
-/// What was learned of one workflow in one domain: its runs, and its steps by
-/// index.
+/// What was learned of one workflow in one domain: its runs, and its
+/// steps by record index, with the confidence slots they update.
 #[derive(Debug)]
 struct WorkflowEntry {
     domain: Box<str>,
     steps: &'static [&'static str],
     run: PatternStats,
     step_stats: Vec<PatternStats>,
+    run_slot: usize,
+    step_slots: Vec<usize>,
+    latencies: LatencyWindow,
 }
 
-/// The live statistics. A run takes the lock once, when it ends; per-step
-/// statistics are kept per workflow, by step index, and summed by name when
-/// asked for (which is rare).
+/// Everything behind the one lock a run takes when it ends.
+#[derive(Debug, Default)]
+struct Tables {
+    workflows: HashMap<&'static str, Vec<WorkflowEntry>>,
+    /// Confidence evidence by slot; a slot is one (pattern, domain).
+    evidence: Vec<Evidence>,
+    slots: HashMap<(String, String), usize>,
+    /// What the store held when the runtime started, by (pattern, domain).
+    baseline: HashMap<(String, String), PatternStats>,
+}
+
+/// The live statistics and confidence. A run takes the lock once, when it
+/// ends, finds its workflow's entry with one lookup, and updates counters and
+/// confidence slots by index; sums by name are made when asked for (rare).
 #[derive(Debug, Default)]
 pub(crate) struct StatsTable {
-    workflows: Mutex<HashMap<&'static str, Vec<WorkflowEntry>>>,
-    /// What the store held when the runtime started, by (pattern, domain).
-    baseline: Mutex<HashMap<(String, String), PatternStats>>,
+    tables: Mutex<Tables>,
     /// Recent durations of `orchestrate!` phases, by (workflow, phase,
     /// domain), for their learned median.
     phases: Mutex<HashMap<PhaseKey, VecDeque<Duration>>>,
@@ -96,60 +114,120 @@ const PHASE_SAMPLES: usize = 64;
 /// Durations needed before a phase's median counts.
 const PHASE_MIN_SAMPLES: usize = 5;
 
+/// One run, as [`StatsTable::record_run`] learns it.
+pub(crate) struct RunRecord<'a> {
+    pub(crate) workflow: &'static str,
+    pub(crate) steps: &'static [&'static str],
+    pub(crate) domain: &'a str,
+    pub(crate) ok: bool,
+    pub(crate) latency: Duration,
+    pub(crate) log: &'a [StepRecord],
+}
+
 impl StatsTable {
-    pub(crate) fn seed(&self, pattern: &str, domain: &str, stats: &PatternStats) {
-        let mut baseline = self.baseline.lock().unwrap_or_else(PoisonError::into_inner);
-        baseline
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Loads what a store held.
+    pub(crate) fn seed(
+        &self,
+        pattern: &str,
+        domain: &str,
+        stats: &PatternStats,
+        evidence: &Evidence,
+    ) {
+        let mut tables = self.lock();
+        tables
+            .baseline
             .entry((pattern.to_owned(), domain.to_owned()))
             .or_default()
             .merge(stats);
+        let tables = &mut *tables;
+        let slot = resolve(
+            &mut tables.slots,
+            &mut tables.evidence,
+            (pattern.to_owned(), domain.to_owned()),
+        );
+        tables.evidence[slot] = *evidence;
     }
 
-    pub(crate) fn record_run(
-        &self,
-        workflow: &'static str,
-        steps: &'static [&'static str],
-        domain: &str,
-        ok: bool,
-        latency: Duration,
-        log: &[StepRecord],
-    ) {
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        let mut workflows = self
-            .workflows
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let entries = workflows.entry(workflow).or_default();
+    /// Learns one run; returns whether its latency was an outlier.
+    pub(crate) fn record_run(&self, run: &RunRecord<'_>, learning_rate: f64) -> bool {
+        let micros = u64::try_from(run.latency.as_micros()).unwrap_or(u64::MAX);
+        let mut guard = self.lock();
+        let tables = &mut *guard;
+        let entries = tables.workflows.entry(run.workflow).or_default();
         let found = entries.iter().position(|e| {
-            &*e.domain == domain && (std::ptr::eq(e.steps, steps) || e.steps == steps)
+            &*e.domain == run.domain && (std::ptr::eq(e.steps, run.steps) || e.steps == run.steps)
         });
-        let index = found.unwrap_or_else(|| {
+        let index = if let Some(i) = found {
+            i
+        } else {
+            let run_slot = {
+                let key = (run.workflow.to_owned(), run.domain.to_owned());
+                resolve(&mut tables.slots, &mut tables.evidence, key)
+            };
+            let step_slots = run
+                .steps
+                .iter()
+                .map(|name| {
+                    resolve(
+                        &mut tables.slots,
+                        &mut tables.evidence,
+                        ((*name).to_owned(), run.domain.to_owned()),
+                    )
+                })
+                .collect();
             entries.push(WorkflowEntry {
-                domain: domain.into(),
-                steps,
+                domain: run.domain.into(),
+                steps: run.steps,
                 run: PatternStats::default(),
-                step_stats: vec![PatternStats::default(); steps.len()],
+                step_stats: vec![PatternStats::default(); run.steps.len()],
+                run_slot,
+                step_slots,
+                latencies: LatencyWindow::default(),
             });
             entries.len() - 1
-        });
+        };
         let entry = &mut entries[index];
         entry.run.executions += 1;
-        if ok {
+        if run.ok {
             entry.run.successes += 1;
         } else {
             entry.run.failures += 1;
         }
         entry.run.total_latency_us = entry.run.total_latency_us.saturating_add(micros);
-        for ((stats, record), name) in entry.step_stats.iter_mut().zip(log).zip(steps) {
+        let outlier = entry.latencies.observe(run.latency);
+        entry.run.outliers += u64::from(outlier);
+        tables.evidence[entry.run_slot].observe(run.ok, learning_rate);
+        for (i, (stats, record)) in entry.step_stats.iter_mut().zip(run.log).enumerate() {
             let outcome = record.read();
-            if outcome.level.is_some() && *name == workflow {
+            if outcome.level.is_some() && entry.steps[i] == run.workflow {
                 // A `degrade!` at the top is the workflow itself: its run is
                 // counted once, above; only the level it served adds here.
                 entry.run.degradations += u64::from(outcome.ok && outcome.level > Some(0));
                 continue;
             }
             stats.add_step(outcome);
+            if outcome.ran {
+                tables.evidence[entry.step_slots[i]].observe(outcome.ok, learning_rate);
+            }
         }
+        outlier
+    }
+
+    /// The confidence of `pattern` in `domain`, if it was ever learned.
+    pub(crate) fn confidence(
+        &self,
+        pattern: &str,
+        domain: &str,
+        prior: Prior,
+    ) -> Option<Confidence> {
+        let tables = self.lock();
+        let slot = tables.slots.get(&(pattern.to_owned(), domain.to_owned()))?;
+        let evidence = tables.evidence[*slot];
+        (evidence.samples > 0).then(|| evidence.confidence(prior))
     }
 
     /// The median of the recent durations of a phase, once there are enough.
@@ -186,18 +264,12 @@ impl StatsTable {
         samples.push_back(took);
     }
 
-    /// Everything, summed by (pattern, domain), sorted.
-    pub(crate) fn snapshot(&self) -> Vec<(String, String, PatternStats)> {
-        let mut sums: HashMap<(String, String), PatternStats> = self
-            .baseline
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let workflows = self
-            .workflows
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for (name, entries) in workflows.iter() {
+    /// Everything, summed by (pattern, domain), with its confidence
+    /// evidence, sorted.
+    pub(crate) fn snapshot(&self) -> Vec<(String, String, PatternStats, Evidence)> {
+        let tables = self.lock();
+        let mut sums: HashMap<(String, String), PatternStats> = tables.baseline.clone();
+        for (name, entries) in &tables.workflows {
             for e in entries {
                 sums.entry(((*name).to_owned(), e.domain.to_string()))
                     .or_default()
@@ -211,24 +283,29 @@ impl StatsTable {
                 }
             }
         }
-        let mut rows: Vec<_> = sums.into_iter().map(|((p, d), s)| (p, d, s)).collect();
+        let mut rows: Vec<_> = sums
+            .into_iter()
+            .map(|((p, d), s)| {
+                let evidence = tables
+                    .slots
+                    .get(&(p.clone(), d.clone()))
+                    .map(|i| tables.evidence[*i])
+                    .unwrap_or_default();
+                (p, d, s, evidence)
+            })
+            .collect();
         rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         rows
     }
 
     /// The statistics of `pattern` (a workflow or step name) in `domain`.
     pub(crate) fn get(&self, pattern: &str, domain: &str) -> Option<PatternStats> {
-        let mut found = self
+        let tables = self.lock();
+        let mut found = tables
             .baseline
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
             .get(&(pattern.to_owned(), domain.to_owned()))
             .copied();
-        let workflows = self
-            .workflows
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for (name, entries) in workflows.iter() {
+        for (name, entries) in &tables.workflows {
             for e in entries.iter().filter(|e| &*e.domain == domain) {
                 if *name == pattern {
                     found.get_or_insert_default().merge(&e.run);
@@ -244,11 +321,41 @@ impl StatsTable {
     }
 }
 
+/// The slot of `key`, created if new. (A free function, so that it borrows
+/// the two fields, not the whole table.)
+fn resolve(
+    slots: &mut HashMap<(String, String), usize>,
+    evidence: &mut Vec<Evidence>,
+    key: (String, String),
+) -> usize {
+    *slots.entry(key).or_insert_with(|| {
+        evidence.push(Evidence::default());
+        evidence.len() - 1
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     static STEPS: &[&str] = &["a", "b", "a"];
+
+    fn run<'a>(
+        workflow: &'static str,
+        domain: &'a str,
+        ok: bool,
+        latency: Duration,
+        log: &'a [StepRecord],
+    ) -> RunRecord<'a> {
+        RunRecord {
+            workflow,
+            steps: STEPS,
+            domain,
+            ok,
+            latency,
+            log,
+        }
+    }
 
     fn log(outcomes: [(bool, bool, u32); 3]) -> [StepRecord; 3] {
         let log: [StepRecord; 3] = std::array::from_fn(|_| StepRecord::default());
@@ -264,7 +371,10 @@ mod tests {
     fn step_statistics_are_summed_by_name_across_positions() {
         let table = StatsTable::default();
         let l = log([(true, true, 1), (true, true, 0), (true, false, 2)]);
-        table.record_run("x.flow", STEPS, "d", false, Duration::from_millis(3), &l);
+        table.record_run(
+            &run("x.flow", "d", false, Duration::from_millis(3), &l),
+            0.1,
+        );
         let a = table.get("a", "d").unwrap();
         assert_eq!(
             (a.executions, a.successes, a.failures, a.retries),
@@ -282,7 +392,7 @@ mod tests {
     fn steps_that_did_not_run_are_not_counted() {
         let table = StatsTable::default();
         let l = log([(true, false, 0), (false, false, 0), (false, false, 0)]);
-        table.record_run("x.flow", STEPS, "d", false, Duration::ZERO, &l);
+        table.record_run(&run("x.flow", "d", false, Duration::ZERO, &l), 0.1);
         assert!(table.get("b", "d").is_none());
         assert_eq!(table.get("a", "d").unwrap().executions, 1);
     }
@@ -295,18 +405,43 @@ mod tests {
             successes: 5,
             ..PatternStats::default()
         };
-        table.seed("x.flow", "d", &seeded);
-        table.record_run(
-            "x.flow",
-            STEPS,
-            "d",
-            true,
-            Duration::ZERO,
-            &log([(false, false, 0); 3]),
+        let evidence = Evidence {
+            successes: 4.0,
+            failures: 1.0,
+            samples: 5,
+        };
+        table.seed("x.flow", "d", &seeded, &evidence);
+        let l = log([(false, false, 0); 3]);
+        table.record_run(&run("x.flow", "d", true, Duration::ZERO, &l), 0.0);
+        assert_eq!(
+            table
+                .confidence("x.flow", "d", Prior::default())
+                .unwrap()
+                .samples,
+            6
         );
         assert_eq!(table.get("x.flow", "d").unwrap().executions, 6);
         let snapshot = table.snapshot();
         assert_eq!(snapshot.len(), 1, "{snapshot:?}");
         assert_eq!(snapshot[0].2.executions, 6);
+    }
+
+    #[test]
+    fn runs_teach_confidence_per_pattern_and_domain() {
+        let table = StatsTable::default();
+        for ok in [true, true, false, true] {
+            let l = log([(true, ok, 0), (true, true, 0), (false, false, 0)]);
+            table.record_run(&run("x.flow", "d", ok, Duration::ZERO, &l), 0.0);
+        }
+        let flow = table.confidence("x.flow", "d", Prior::default()).unwrap();
+        assert_eq!(flow.samples, 4);
+        assert!((flow.mean - 4.0 / 6.0).abs() < 1e-12, "{flow:?}");
+        let b = table.confidence("b", "d", Prior::default()).unwrap();
+        assert!((b.mean - 5.0 / 6.0).abs() < 1e-12, "{b:?}");
+        assert!(
+            table
+                .confidence("x.flow", "other", Prior::default())
+                .is_none()
+        );
     }
 }

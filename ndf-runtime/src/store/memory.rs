@@ -3,14 +3,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{LearningStore, StoredStats};
 use crate::error::StoreError;
-use crate::learning::PatternStats;
+use crate::learning::{Evidence, PatternStats};
 
 /// A store in memory: for tests, and for services that do not keep learning
 /// data across restarts. Clones share the same data.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
-    rows: Arc<Mutex<BTreeMap<(String, String), PatternStats>>>,
+    rows: Arc<Mutex<BTreeMap<Key, (PatternStats, Evidence)>>>,
 }
+
+/// (pattern, domain).
+type Key = (String, String);
 
 impl MemoryStore {
     /// An empty store.
@@ -25,10 +28,11 @@ impl LearningStore for MemoryStore {
         let rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(rows
             .iter()
-            .map(|((pattern, domain), stats)| StoredStats {
+            .map(|((pattern, domain), (stats, evidence))| StoredStats {
                 pattern: pattern.clone(),
                 domain: domain.clone(),
                 stats: *stats,
+                evidence: *evidence,
             })
             .collect())
     }
@@ -36,7 +40,10 @@ impl LearningStore for MemoryStore {
     fn save(&self, new_rows: &[StoredStats]) -> Result<(), StoreError> {
         let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
         for row in new_rows {
-            rows.insert((row.pattern.clone(), row.domain.clone()), row.stats);
+            rows.insert(
+                (row.pattern.clone(), row.domain.clone()),
+                (row.stats, row.evidence),
+            );
         }
         Ok(())
     }
@@ -58,6 +65,11 @@ mod tests {
             pattern: "a.b".into(),
             domain: "d".into(),
             stats,
+            evidence: Evidence {
+                successes: 1.0,
+                failures: 0.0,
+                samples: 1,
+            },
         };
         store.save(&[row(stats)]).unwrap();
         stats.executions = 2;

@@ -6,7 +6,7 @@ mod memory;
 pub use memory::MemoryStore;
 
 use crate::error::StoreError;
-use crate::learning::PatternStats;
+use crate::learning::{Evidence, PatternStats};
 
 /// One row of learning data: the statistics of a pattern in a domain.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -17,6 +17,8 @@ pub struct StoredStats {
     pub domain: String,
     /// What was learned.
     pub stats: PatternStats,
+    /// The confidence evidence.
+    pub evidence: Evidence,
 }
 
 /// Keeps learning data between runs of the process.
