@@ -36,6 +36,16 @@ pub(crate) struct Run<'a> {
     pub(crate) ctx: &'a PatternContext,
     pub(crate) pattern: &'static str,
     pub(crate) log: &'a [StepRecord],
+    /// Records held back by low confidence in this run (usually none: an
+    /// empty `Vec` does not allocate).
+    pub(crate) blocked: Vec<(usize, Blocked)>,
+}
+
+/// Why a record is held back: its confidence and the threshold it missed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Blocked {
+    pub(crate) confidence: f64,
+    pub(crate) threshold: f64,
 }
 
 impl std::fmt::Debug for Cx<'_> {
@@ -56,6 +66,14 @@ impl<'a> Cx<'a> {
 
     fn record(self, index: usize) -> Option<&'a StepRecord> {
         self.0.log.get(index)
+    }
+
+    pub(crate) fn blocked(self, index: usize) -> Option<Blocked> {
+        self.0
+            .blocked
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, b)| *b)
     }
 }
 
@@ -225,6 +243,9 @@ async fn run<S: Step, P: Placement>(
 ) -> Result<(S::Output, S::Undo), Error> {
     let meta = &S::META;
     let timeout = timeout_of(meta, &cx.0.inner.config);
+    if let Some(blocked) = cx.blocked(index) {
+        return Box::pin(held_back::<S>(cx, index, input, blocked)).await;
+    }
     let resilient = meta.retry.max_retries > 0 || meta.fallback.is_some();
     let (first, spare) = match resilient.then(|| S::dup(&input)).flatten() {
         Some(copy) => (copy, Some(input)),
@@ -269,6 +290,42 @@ async fn recover<S: Step, P: Placement>(
         }
     }
     Err(failed::<S>(cx, index, retries, failure))
+}
+
+/// Step `S` is held back by low confidence: its fallback serves, else the
+/// run fails with [`Error::ConfidenceThreshold`]. The step itself does not
+/// run, so it learns nothing.
+async fn held_back<S: Step>(
+    cx: Cx<'_>,
+    index: usize,
+    input: S::Input,
+    blocked: Blocked,
+) -> Result<(S::Output, S::Undo), Error> {
+    let record = cx.record(index);
+    if let Some(fallback) = S::fallback(input, cx.0.ctx) {
+        let timeout = S::META
+            .fallback_timeout
+            .unwrap_or(cx.0.inner.config.step_timeout);
+        let outcome = attempt(fallback, timeout).await;
+        if let Some(record) = record {
+            record.held(outcome.is_ok());
+        }
+        return match outcome {
+            Ok(out) => {
+                let undo = S::keep(&out);
+                Ok((out, undo))
+            }
+            Err(failure) => Err(failure.into_error::<S>(cx.0.pattern)),
+        };
+    }
+    if let Some(record) = record {
+        record.held(false);
+    }
+    Err(Error::ConfidenceThreshold {
+        pattern: S::NAME.to_owned(),
+        confidence: blocked.confidence,
+        threshold: blocked.threshold,
+    })
 }
 
 /// Runs the `compensate` step of `S`, stage `index`, on what was kept of its

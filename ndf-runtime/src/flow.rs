@@ -20,11 +20,22 @@ pub fn record_level(run: Cx<'_>, index: usize, level: usize, ok: bool) {
     }
 }
 
-/// Whether a `degrade!` may run a level other than its last: not while the
-/// resource probe reads CPU or memory above the configured limits, when the
-/// cheaper levels below should serve instead.
+/// Whether a `degrade!` may run a level other than its last: not while its
+/// step (`record`) is held back by low confidence, nor while the resource
+/// probe reads CPU or memory above the configured limits, when the cheaper
+/// levels below should serve instead.
 #[must_use]
-pub fn admit_level(run: Cx<'_>, level: usize) -> bool {
+pub fn admit_level(run: Cx<'_>, level: usize, record: Option<usize>) -> bool {
+    if let Some(blocked) = record.and_then(|r| run.blocked(r)) {
+        tracing::debug!(
+            pattern = run.0.pattern,
+            level,
+            confidence = blocked.confidence,
+            threshold = blocked.threshold,
+            "confidence below threshold, skipping a degradation level"
+        );
+        return false;
+    }
     let config = &run.0.inner.config;
     let usage = run.0.inner.probe.sample();
     let over = usage.cpu > config.cpu_limit || usage.memory > config.memory_limit;

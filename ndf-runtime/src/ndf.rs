@@ -7,7 +7,7 @@ use crate::context::PatternContext;
 use crate::error::Error;
 use crate::exec::{Cx, Run};
 use crate::gating::{IdleProbe, ResourceProbe};
-use crate::learning::{Confidence, PatternStats, RunLog, RunRecord, StatsTable};
+use crate::learning::{Confidence, GateQuery, PatternStats, RunLog, RunRecord, StatsTable};
 use crate::registry::Registry;
 use crate::security::missing_permissions;
 use crate::step::Workflow;
@@ -80,14 +80,29 @@ impl Ndf {
         ctx: &PatternContext,
     ) -> Result<W::Output, Error> {
         check_permissions::<W>(ctx)?;
+        let started = tokio::time::Instant::now();
+        let query = GateQuery {
+            workflow: W::NAME,
+            steps: W::STEPS,
+            metas: W::METAS,
+            domain: ctx.domain(),
+        };
+        let gates = self.inner.stats.gates(&query, &self.inner.config, started);
+        if let Some(blocked) = gates.workflow {
+            return Err(Error::ConfidenceThreshold {
+                pattern: W::NAME.to_owned(),
+                confidence: blocked.confidence,
+                threshold: blocked.threshold,
+            });
+        }
         let log = <W::Log as RunLog>::empty();
         let run = Run {
             inner: &self.inner,
             ctx,
             pattern: W::NAME,
             log: log.records(),
+            blocked: gates.steps,
         };
-        let started = tokio::time::Instant::now();
         let result = workflow.execute(Cx(&run), input).await;
         let record = RunRecord {
             workflow: W::NAME,

@@ -175,6 +175,9 @@ pub trait Workflow: Send + Sync {
     /// The names of what a run records, by record index: step stages and
     /// `degrade!` nodes, in textual order (nested workflows flattened).
     const STEPS: &'static [&'static str];
+    /// The options of each step stage, by record index (`None` for a
+    /// `degrade!` node): what confidence gating reads.
+    const METAS: &'static [Option<&'static StepMeta>];
 
     /// The workflow's static shape.
     const SHAPE: Shape;

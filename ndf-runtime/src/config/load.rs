@@ -19,6 +19,7 @@ const KEYS: &[&str] = &[
     "cpu_limit",
     "memory_limit",
     "resource_wait",
+    "gate_retry",
 ];
 
 impl Environment {
@@ -84,6 +85,7 @@ impl Config {
             "memory_limit" => self.memory_limit = fraction(shown, text)?,
             "step_timeout" => self.step_timeout = duration(shown, text)?,
             "resource_wait" => self.resource_wait = duration(shown, text)?,
+            "gate_retry" => self.gate_retry = duration(shown, text)?,
             "min_samples" => {
                 self.min_samples = text.trim().parse().map_err(|_| {
                     ConfigError::new(shown, format_args!("{text:?}"), "expected a whole number")

@@ -75,6 +75,9 @@ pub struct Config {
     pub domains: BTreeMap<String, DomainPreset>,
     /// The prior of every confidence posterior (default `Beta(1, 1)`).
     pub prior: Prior,
+    /// How often a pattern held back by low confidence gets one trial run,
+    /// so that it can earn its confidence back.
+    pub gate_retry: Duration,
 }
 
 impl Config {
@@ -103,6 +106,7 @@ impl Config {
             resource_wait: Duration::from_secs(5),
             domains: default_domains(),
             prior: Prior::default(),
+            gate_retry: Duration::from_secs(30),
         }
     }
 

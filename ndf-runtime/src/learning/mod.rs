@@ -8,4 +8,4 @@ mod stats;
 pub use confidence::{Confidence, Evidence, Prior};
 pub use record::{RunLog, StepRecord};
 pub use stats::PatternStats;
-pub(crate) use stats::{RunRecord, StatsTable};
+pub(crate) use stats::{GateQuery, RunRecord, StatsTable};

@@ -12,6 +12,8 @@ const COMPENSATED: u32 = 1 << 19;
 const COMPENSATION_FAILED: u32 = 1 << 20;
 /// The low bits hold the level a `degrade!` node served at, not retries.
 const LEVEL: u32 = 1 << 21;
+/// The step was held back by low confidence and did not run.
+const HELD: u32 = 1 << 22;
 
 /// The outcome of one step in one run, in one atomic word.
 ///
@@ -37,6 +39,8 @@ pub(crate) struct StepOutcome {
     pub(crate) compensation_failed: bool,
     /// For a `degrade!` node: the level that served (or the last tried).
     pub(crate) level: Option<u32>,
+    /// Held back by low confidence: the step did not run.
+    pub(crate) held: bool,
 }
 
 impl StepRecord {
@@ -57,6 +61,12 @@ impl StepRecord {
         self.set(level.min(RETRIES) | LEVEL | if ok { OK } else { FAILED });
     }
 
+    /// The step was held back by low confidence; `served` when its
+    /// fallback served in its place.
+    pub(crate) fn held(&self, served: bool) {
+        self.set(HELD | if served { FALLBACK | OK } else { 0 });
+    }
+
     pub(crate) fn compensated(&self, ok: bool) {
         self.set(COMPENSATED | if ok { 0 } else { COMPENSATION_FAILED });
     }
@@ -64,10 +74,11 @@ impl StepRecord {
     pub(crate) fn read(&self) -> StepOutcome {
         let bits = self.0.load(Ordering::Relaxed);
         StepOutcome {
-            ran: bits & (OK | FAILED) != 0,
+            ran: bits & HELD == 0 && bits & (OK | FAILED) != 0,
             ok: bits & OK != 0,
             retries: if bits & LEVEL == 0 { bits & RETRIES } else { 0 },
             level: (bits & LEVEL != 0).then_some(bits & RETRIES),
+            held: bits & HELD != 0,
             fallback: bits & FALLBACK != 0,
             compensated: bits & COMPENSATED != 0,
             compensation_failed: bits & COMPENSATION_FAILED != 0,
@@ -114,6 +125,7 @@ mod tests {
                 compensated: true,
                 compensation_failed: true,
                 level: None,
+                held: false,
             }
         );
     }

@@ -2,9 +2,14 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::confidence::{Confidence, Evidence, Prior};
 use super::outliers::LatencyWindow;
 use super::record::{StepOutcome, StepRecord};
+use crate::config::Config;
+use crate::exec::Blocked;
+use crate::step::StepMeta;
 
 /// Counters kept per (pattern, domain).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -29,6 +34,9 @@ pub struct PatternStats {
     /// Runs whose latency was an outlier against the recent ones (median
     /// absolute deviation).
     pub outliers: u64,
+    /// Times the step was held back by low confidence (its fallback, if
+    /// any, served: counted in `fallbacks`).
+    pub held_back: u64,
     /// Sum of run latencies of workflows, in microseconds.
     pub total_latency_us: u64,
 }
@@ -51,6 +59,7 @@ impl PatternStats {
         self.compensation_failures += other.compensation_failures;
         self.degradations += other.degradations;
         self.outliers += other.outliers;
+        self.held_back += other.held_back;
         self.total_latency_us = self.total_latency_us.saturating_add(other.total_latency_us);
     }
 
@@ -64,6 +73,7 @@ impl PatternStats {
             }
         }
         self.retries += u64::from(o.retries);
+        self.held_back += u64::from(o.held);
         self.degradations += u64::from(o.level.is_some_and(|level| level > 0));
         self.fallbacks += u64::from(o.fallback);
         self.compensations += u64::from(o.compensated);
@@ -90,6 +100,8 @@ struct Tables {
     workflows: HashMap<&'static str, Vec<WorkflowEntry>>,
     /// Confidence evidence by slot; a slot is one (pattern, domain).
     evidence: Vec<Evidence>,
+    /// When each slot, held back by low confidence, last had a trial run.
+    trials: Vec<Option<Instant>>,
     slots: HashMap<(String, String), usize>,
     /// What the store held when the runtime started, by (pattern, domain).
     baseline: HashMap<(String, String), PatternStats>,
@@ -113,6 +125,21 @@ type PhaseKey = (&'static str, &'static str, Box<str>);
 const PHASE_SAMPLES: usize = 64;
 /// Durations needed before a phase's median counts.
 const PHASE_MIN_SAMPLES: usize = 5;
+
+/// What [`StatsTable::gates`] needs of a run.
+pub(crate) struct GateQuery<'a> {
+    pub(crate) workflow: &'static str,
+    pub(crate) steps: &'static [&'static str],
+    pub(crate) metas: &'static [Option<&'static StepMeta>],
+    pub(crate) domain: &'a str,
+}
+
+/// What a run may not run.
+#[derive(Debug, Default)]
+pub(crate) struct Gates {
+    pub(crate) workflow: Option<Blocked>,
+    pub(crate) steps: Vec<(usize, Blocked)>,
+}
 
 /// One run, as [`StatsTable::record_run`] learns it.
 pub(crate) struct RunRecord<'a> {
@@ -147,6 +174,7 @@ impl StatsTable {
         let slot = resolve(
             &mut tables.slots,
             &mut tables.evidence,
+            &mut tables.trials,
             (pattern.to_owned(), domain.to_owned()),
         );
         tables.evidence[slot] = *evidence;
@@ -166,7 +194,12 @@ impl StatsTable {
         } else {
             let run_slot = {
                 let key = (run.workflow.to_owned(), run.domain.to_owned());
-                resolve(&mut tables.slots, &mut tables.evidence, key)
+                resolve(
+                    &mut tables.slots,
+                    &mut tables.evidence,
+                    &mut tables.trials,
+                    key,
+                )
             };
             let step_slots = run
                 .steps
@@ -175,6 +208,7 @@ impl StatsTable {
                     resolve(
                         &mut tables.slots,
                         &mut tables.evidence,
+                        &mut tables.trials,
                         ((*name).to_owned(), run.domain.to_owned()),
                     )
                 })
@@ -211,10 +245,75 @@ impl StatsTable {
             }
             stats.add_step(outcome);
             if outcome.ran {
-                tables.evidence[entry.step_slots[i]].observe(outcome.ok, learning_rate);
+                // Served by the fallback is a failure of the step itself.
+                tables.evidence[entry.step_slots[i]]
+                    .observe(outcome.ok && !outcome.fallback, learning_rate);
             }
         }
         outlier
+    }
+
+    /// The records of a run held back by low confidence, and whether the
+    /// workflow itself is: a pattern is held back once it has `min_samples`
+    /// outcomes and its mean is below its threshold, except for one trial run
+    /// every `gate_retry`, so that it can earn its confidence back.
+    pub(crate) fn gates(&self, query: &GateQuery<'_>, config: &Config, now: Instant) -> Gates {
+        let mut guard = self.lock();
+        let tables = &mut *guard;
+        let Some(entry) = tables.workflows.get(query.workflow).and_then(|entries| {
+            entries.iter().find(|e| {
+                &*e.domain == query.domain
+                    && (std::ptr::eq(e.steps, query.steps) || e.steps == query.steps)
+            })
+        }) else {
+            return Gates::default();
+        };
+        let mut judge = |slot: usize, threshold: f64| -> Option<Blocked> {
+            let confidence = tables.evidence[slot].confidence(config.prior);
+            if confidence.samples < config.min_samples || confidence.mean >= threshold {
+                tables.trials[slot] = None;
+                return None;
+            }
+            match tables.trials[slot] {
+                Some(last) if now.duration_since(last) >= config.gate_retry => {
+                    tables.trials[slot] = Some(now);
+                    None
+                }
+                Some(_) => Some(Blocked {
+                    confidence: confidence.mean,
+                    threshold,
+                }),
+                None => {
+                    // Just fell below: the cool-down starts now.
+                    tables.trials[slot] = Some(now);
+                    Some(Blocked {
+                        confidence: confidence.mean,
+                        threshold,
+                    })
+                }
+            }
+        };
+        let workflow = judge(entry.run_slot, config.confidence_threshold);
+        let mut steps = Vec::new();
+        for (i, meta) in query.metas.iter().enumerate() {
+            let Some(meta) = meta else { continue };
+            let threshold = meta
+                .confidence_threshold
+                .or_else(|| {
+                    meta.domain
+                        .and_then(|d| config.domain_preset(d))
+                        .map(|p| p.confidence_threshold)
+                })
+                .unwrap_or(config.confidence_threshold);
+            if let Some(blocked) = entry
+                .step_slots
+                .get(i)
+                .and_then(|slot| judge(*slot, threshold))
+            {
+                steps.push((i, blocked));
+            }
+        }
+        Gates { workflow, steps }
     }
 
     /// The confidence of `pattern` in `domain`, if it was ever learned.
@@ -275,7 +374,7 @@ impl StatsTable {
                     .or_default()
                     .merge(&e.run);
                 for (step, stats) in e.steps.iter().zip(&e.step_stats) {
-                    if stats.executions > 0 || stats.compensations > 0 {
+                    if stats.executions > 0 || stats.compensations > 0 || stats.held_back > 0 {
                         sums.entry(((*step).to_owned(), e.domain.to_string()))
                             .or_default()
                             .merge(stats);
@@ -311,7 +410,9 @@ impl StatsTable {
                     found.get_or_insert_default().merge(&e.run);
                 }
                 for (step, stats) in e.steps.iter().zip(&e.step_stats) {
-                    if *step == pattern && (stats.executions > 0 || stats.compensations > 0) {
+                    if *step == pattern
+                        && (stats.executions > 0 || stats.compensations > 0 || stats.held_back > 0)
+                    {
                         found.get_or_insert_default().merge(stats);
                     }
                 }
@@ -326,10 +427,12 @@ impl StatsTable {
 fn resolve(
     slots: &mut HashMap<(String, String), usize>,
     evidence: &mut Vec<Evidence>,
+    trials: &mut Vec<Option<Instant>>,
     key: (String, String),
 ) -> usize {
     *slots.entry(key).or_insert_with(|| {
         evidence.push(Evidence::default());
+        trials.push(None);
         evidence.len() - 1
     })
 }

@@ -8,19 +8,65 @@ use quote::quote;
 
 use super::Expander;
 use crate::typecheck::Rule;
-use crate::workflow::model::Workflow;
+use crate::workflow::model::{Stage, Workflow};
 
 impl Expander {
+    /// The input of alternative `level` (`copied` is its copy of the shared
+    /// input) and its output, both checked against the first alternative's
+    /// types.
+    fn alternative_io(
+        &mut self,
+        w: &Workflow,
+        level: usize,
+        copied: TokenStream,
+    ) -> (TokenStream, TokenStream) {
+        let stage = &w.stages[level];
+        let this = stage.describe();
+        let first = w.stages[0].describe();
+        let output_ty = self.output_ty(&w.stages[0]);
+        let stage_input = if level == 0 {
+            copied
+        } else {
+            let check = self.check(
+                &format!("ndf_input_of_{}", stage.ident_hint()),
+                stage.span(),
+                &Rule {
+                    message: format!(
+                        "alternative {this} takes `{{__T}}`, but this `degrade!` takes `{{Self}}`, the input of {first}"
+                    ),
+                    label: format!("{this} takes `{{__T}}`"),
+                    note: "the alternatives of a `degrade!` stand in for each other: they take the same input and return the same output".into(),
+                },
+            );
+            let target = self.input_ty(stage);
+            check.convert(&copied, &target)
+        };
+        let out = if level == 0 {
+            quote!(__out)
+        } else {
+            let check = self.check(
+                &format!("ndf_output_of_{}", stage.ident_hint()),
+                stage.span(),
+                &Rule {
+                    message: format!(
+                        "alternative {this} returns `{{Self}}`, but this `degrade!` returns `{{__T}}`, the output of {first}"
+                    ),
+                    label: format!("{this} returns `{{Self}}`"),
+                    note: "the alternatives of a `degrade!` stand in for each other: they take the same input and return the same output".into(),
+                },
+            );
+            check.convert(&quote!(__out), &output_ty)
+        };
+        (stage_input, out)
+    }
+
     pub(super) fn run_degrade(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {
         let p = self.p.clone();
         let n = w.stages.len();
         let label = self.label("degrade");
         let record = w.record;
-        let first = w.stages[0].describe();
-        let output_ty = self.output_ty(&w.stages[0]);
         let mut body = TokenStream::new();
         for (level, stage) in w.stages.iter().enumerate() {
-            let this = stage.describe();
             let last = level + 1 == n;
             let copied = if last {
                 quote!(__shared)
@@ -33,39 +79,7 @@ impl Expander {
                     &quote!(__shared),
                 )
             };
-            let stage_input = if level == 0 {
-                copied
-            } else {
-                let check = self.check(
-                    &format!("ndf_input_of_{}", stage.ident_hint()),
-                    stage.span(),
-                    &Rule {
-                        message: format!(
-                            "alternative {this} takes `{{__T}}`, but this `degrade!` takes `{{Self}}`, the input of {first}"
-                        ),
-                        label: format!("{this} takes `{{__T}}`"),
-                        note: "the alternatives of a `degrade!` stand in for each other: they take the same input and return the same output".into(),
-                    },
-                );
-                let target = self.input_ty(stage);
-                check.convert(&copied, &target)
-            };
-            let out = if level == 0 {
-                quote!(__out)
-            } else {
-                let check = self.check(
-                    &format!("ndf_output_of_{}", stage.ident_hint()),
-                    stage.span(),
-                    &Rule {
-                        message: format!(
-                            "alternative {this} returns `{{Self}}`, but this `degrade!` returns `{{__T}}`, the output of {first}"
-                        ),
-                        label: format!("{this} returns `{{Self}}`"),
-                        note: "the alternatives of a `degrade!` stand in for each other: they take the same input and return the same output".into(),
-                    },
-                );
-                check.convert(&quote!(__out), &output_ty)
-            };
+            let (stage_input, out) = self.alternative_io(w, level, copied);
             let undo = (0..n).map(|i| {
                 if i == level {
                     quote!(#p::Some(__undo))
@@ -75,6 +89,13 @@ impl Expander {
             });
             let own_input = self.ident("input");
             let run = self.run(stage, &quote!(#own_input));
+            let gate_record = match stage {
+                Stage::Step(step) => {
+                    let record = step.record;
+                    quote!(#p::Some(#record))
+                }
+                Stage::Nested(_) => quote!(#p::None),
+            };
             let served = quote!((#out, (#(#undo,)*), #level));
             body.extend(if last {
                 quote! {
@@ -86,7 +107,7 @@ impl Expander {
                 }
             } else {
                 quote! {
-                    if #p::admit_level(__cx, #level) {
+                    if #p::admit_level(__cx, #level, #gate_record) {
                         let #own_input = #stage_input;
                         match #run {
                             #p::Ok((__out, __undo)) => break #label #p::Ok(#served),

@@ -260,6 +260,7 @@ struct RecordItems {
     order: Vec<TokenStream>,
     checks: Vec<TokenStream>,
     names: Vec<TokenStream>,
+    metas: Vec<TokenStream>,
     perms: Vec<TokenStream>,
 }
 
@@ -269,6 +270,7 @@ fn record_items(ex: &Expander, workflow: &Workflow) -> RecordItems {
         order: Vec::new(),
         checks: Vec::new(),
         names: Vec::new(),
+        metas: Vec::new(),
         perms: Vec::new(),
     };
     for record in workflow.records() {
@@ -301,8 +303,14 @@ fn record_items(ex: &Expander, workflow: &Workflow) -> RecordItems {
                 items
                     .perms
                     .push(quote_spanned!(crate::typecheck::at(span)=> <#path as #p::Step>::META.permissions));
+                items
+                    .metas
+                    .push(quote_spanned!(crate::typecheck::at(span)=> #p::Some(&<#path as #p::Step>::META)));
             }
-            Record::Degrade(node) => items.names.push(ex.name_expr(node)),
+            Record::Degrade(node) => {
+                items.names.push(ex.name_expr(node));
+                items.metas.push(quote!(#p::None));
+            }
         }
     }
     items
@@ -322,6 +330,7 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
         order,
         checks: order_checks,
         names,
+        metas,
         perms,
     } = record_items(&ex, workflow);
     let record_count = names.len();
@@ -343,6 +352,7 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
             const NAMED: bool = #named;
             const PERMISSIONS: &'static [&'static [&'static str]] = &[#(#perms),*];
             const STEPS: &'static [&'static str] = &[#(#names),*];
+            const METAS: &'static [#p::Option<&'static #p::StepMeta>] = &[#(#metas),*];
             const SHAPE: #p::Shape = #shape;
             type Log = [#p::StepRecord; #record_count];
 
