@@ -18,6 +18,7 @@ mod registry;
 mod security;
 mod step;
 mod store;
+mod telemetry;
 
 #[doc(hidden)]
 pub mod macro_support;
@@ -34,3 +35,4 @@ pub use policy::RetryPolicy;
 pub use security::{REDACTED, is_secret_key};
 pub use step::{Shape, Step, StepMeta, Workflow};
 pub use store::{LearningStore, MemoryStore, StoredStats};
+pub use telemetry::{Alert, AlertKind, AlertSink, PatternReport, Percentiles, Report, TracingSink};

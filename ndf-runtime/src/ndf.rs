@@ -12,9 +12,12 @@ use crate::registry::Registry;
 use crate::security::missing_permissions;
 use crate::step::Workflow;
 use crate::store::{LearningStore, MemoryStore, StoredStats};
+use crate::telemetry::{self, AlertSink, Report, TracingSink};
+use std::time::Duration;
 
 pub(crate) struct Inner {
     pub(crate) config: Config,
+    alerts: Box<dyn AlertSink>,
     registry: Registry,
     pub(crate) probe: Box<dyn ResourceProbe>,
     pub(crate) stats: StatsTable,
@@ -104,20 +107,25 @@ impl Ndf {
             blocked: gates.steps,
         };
         let result = workflow.execute(Cx(&run), input).await;
+        let now = tokio::time::Instant::now();
         let record = RunRecord {
             workflow: W::NAME,
             steps: W::STEPS,
+            metas: W::METAS,
             domain: ctx.domain(),
             ok: result.is_ok(),
-            latency: started.elapsed(),
+            latency: now - started,
             log: log.records(),
         };
-        if self
+        let learned = self
             .inner
             .stats
-            .record_run(&record, self.inner.config.learning_rate)
-        {
+            .record_run(&record, &self.inner.config, now);
+        if learned.outlier {
             tracing::warn!(pattern = W::NAME, domain = ctx.domain(), latency = ?record.latency, "latency outlier");
+        }
+        for alert in &learned.alerts {
+            self.inner.alerts.send(alert);
         }
         result
     }
@@ -183,6 +191,19 @@ impl Ndf {
     #[must_use]
     pub fn registered(&self) -> Vec<&'static str> {
         self.inner.registry.names()
+    }
+
+    /// A report of what ran in the last `window`: per pattern and domain,
+    /// executions, success rate and latency percentiles of the workflows'
+    /// runs in the window, totals of retries, fallbacks, degradations and
+    /// held-back runs, confidence with its recent trend, and recommendations.
+    /// Serializable with serde. Context attributes never appear in it.
+    #[must_use]
+    pub fn report(&self, window: Duration) -> Report {
+        let now = tokio::time::Instant::now();
+        let since = now.checked_sub(window).unwrap_or(now - now.elapsed());
+        let rows = self.inner.stats.report_rows(since, self.inner.config.prior);
+        telemetry::build(rows, window, &self.inner.config)
     }
 
     /// The confidence ndf has in `pattern` (a workflow or step name) in
@@ -263,6 +284,7 @@ pub struct NdfBuilder {
     config: Config,
     store: Option<Box<dyn LearningStore>>,
     probe: Option<Box<dyn ResourceProbe>>,
+    alerts: Option<Box<dyn AlertSink>>,
 }
 
 impl std::fmt::Debug for NdfBuilder {
@@ -271,6 +293,7 @@ impl std::fmt::Debug for NdfBuilder {
             .field("config", &self.config)
             .field("store", &self.store.as_ref().map(|_| "…"))
             .field("resource_probe", &self.probe.as_ref().map(|_| "…"))
+            .field("alert_sink", &self.alerts.as_ref().map(|_| "…"))
             .finish()
     }
 }
@@ -285,6 +308,13 @@ impl NdfBuilder {
     /// Keeps learning data in this store (default: a fresh [`MemoryStore`]).
     pub fn store(mut self, store: impl LearningStore) -> Self {
         self.store = Some(Box::new(store));
+        self
+    }
+
+    /// Sends alerts to this sink (default: [`TracingSink`], a `tracing`
+    /// warning per alert).
+    pub fn alert_sink(mut self, sink: impl AlertSink) -> Self {
+        self.alerts = Some(Box::new(sink));
         self
     }
 
@@ -312,6 +342,7 @@ impl NdfBuilder {
         Ok(Ndf {
             inner: Arc::new(Inner {
                 config: self.config,
+                alerts: self.alerts.unwrap_or_else(|| Box::new(TracingSink)),
                 registry: Registry::default(),
                 probe: self.probe.unwrap_or_else(|| Box::new(IdleProbe)),
                 stats,

@@ -26,10 +26,11 @@
 
 pub use ndf_macros::{degrade, orchestrate, parallel, pattern, sequential};
 pub use ndf_runtime::{
-    Config, ConfigError, Cx, Environment, Error, IdleProbe, LearningStore, MemoryStore, Ndf,
-    NdfBuilder, PatternContext, PatternStats, PhaseRule, Priority, REDACTED, ResourceProbe,
-    ResourceUsage, RetryPolicy, RunLog, Shape, Step, StepError, StepMeta, StepRecord, StoreError,
-    StoredStats, Workflow, is_secret_key,
+    Alert, AlertKind, AlertSink, Confidence, Config, ConfigError, Cx, DomainPreset, Environment,
+    Error, Evidence, IdleProbe, LearningStore, MemoryStore, Ndf, NdfBuilder, PatternContext,
+    PatternReport, PatternStats, Percentiles, PhaseRule, Prior, Priority, REDACTED, Report,
+    ResourceProbe, ResourceUsage, RetryPolicy, RunLog, Shape, Step, StepError, StepMeta,
+    StepRecord, StoreError, StoredStats, TracingSink, Workflow, is_secret_key,
 };
 
 /// Everything a user of ndf imports: `use ndf::prelude::*;`.

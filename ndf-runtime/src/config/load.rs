@@ -20,6 +20,7 @@ const KEYS: &[&str] = &[
     "memory_limit",
     "resource_wait",
     "gate_retry",
+    "latency_alert",
 ];
 
 impl Environment {
@@ -86,6 +87,7 @@ impl Config {
             "step_timeout" => self.step_timeout = duration(shown, text)?,
             "resource_wait" => self.resource_wait = duration(shown, text)?,
             "gate_retry" => self.gate_retry = duration(shown, text)?,
+            "latency_alert" => self.latency_alert = Some(duration(shown, text)?),
             "min_samples" => {
                 self.min_samples = text.trim().parse().map_err(|_| {
                     ConfigError::new(shown, format_args!("{text:?}"), "expected a whole number")

@@ -78,6 +78,9 @@ pub struct Config {
     /// How often a pattern held back by low confidence gets one trial run,
     /// so that it can earn its confidence back.
     pub gate_retry: Duration,
+    /// The p95 latency of recent runs above which a workflow raises a
+    /// latency alert; `None` (the default) raises none.
+    pub latency_alert: Option<Duration>,
 }
 
 impl Config {
@@ -107,6 +110,7 @@ impl Config {
             domains: default_domains(),
             prior: Prior::default(),
             gate_retry: Duration::from_secs(30),
+            latency_alert: None,
         }
     }
 

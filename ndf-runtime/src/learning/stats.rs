@@ -10,6 +10,7 @@ use super::record::{StepOutcome, StepRecord};
 use crate::config::Config;
 use crate::exec::Blocked;
 use crate::step::StepMeta;
+use crate::telemetry::{Alert, AlertKind, AlertState, ReportRow, alert};
 
 /// Counters kept per (pattern, domain).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -92,16 +93,56 @@ struct WorkflowEntry {
     run_slot: usize,
     step_slots: Vec<usize>,
     latencies: LatencyWindow,
+    /// Recent runs: when, how long, whether they succeeded.
+    recent: VecDeque<(Instant, Duration, bool)>,
+    alerts: AlertState,
+}
+
+/// Runs kept per workflow and domain for reports.
+const RECENT: usize = 1024;
+/// Runs judged for success-rate and latency alerts.
+const ALERT_WINDOW: usize = 100;
+
+/// What learning one run found.
+#[derive(Debug, Default)]
+pub(crate) struct Learned {
+    /// Its latency was an outlier.
+    pub(crate) outlier: bool,
+    /// Alerts raised by it.
+    pub(crate) alerts: Vec<Alert>,
+}
+
+/// What is learned of one (pattern, domain) besides its counters.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Slot {
+    pub(crate) evidence: Evidence,
+    /// When the pattern, held back by low confidence, last had a trial run.
+    pub(crate) trial: Option<Instant>,
+    /// Recent confidence means, oldest first.
+    pub(crate) trend: VecDeque<f64>,
+    /// Whether a low-confidence alert is raised (alerts fire on crossings).
+    pub(crate) alerted: bool,
+}
+
+/// Confidence means kept per slot for the report's trend.
+const TREND: usize = 32;
+
+impl Slot {
+    fn observe(&mut self, ok: bool, learning_rate: f64, prior: Prior) {
+        self.evidence.observe(ok, learning_rate);
+        if self.trend.len() == TREND {
+            self.trend.pop_front();
+        }
+        self.trend.push_back(self.evidence.confidence(prior).mean);
+    }
 }
 
 /// Everything behind the one lock a run takes when it ends.
 #[derive(Debug, Default)]
 struct Tables {
     workflows: HashMap<&'static str, Vec<WorkflowEntry>>,
-    /// Confidence evidence by slot; a slot is one (pattern, domain).
-    evidence: Vec<Evidence>,
-    /// When each slot, held back by low confidence, last had a trial run.
-    trials: Vec<Option<Instant>>,
+    /// Confidence by slot; a slot is one (pattern, domain).
+    confidence: Vec<Slot>,
     slots: HashMap<(String, String), usize>,
     /// What the store held when the runtime started, by (pattern, domain).
     baseline: HashMap<(String, String), PatternStats>,
@@ -145,6 +186,7 @@ pub(crate) struct Gates {
 pub(crate) struct RunRecord<'a> {
     pub(crate) workflow: &'static str,
     pub(crate) steps: &'static [&'static str],
+    pub(crate) metas: &'static [Option<&'static StepMeta>],
     pub(crate) domain: &'a str,
     pub(crate) ok: bool,
     pub(crate) latency: Duration,
@@ -173,57 +215,20 @@ impl StatsTable {
         let tables = &mut *tables;
         let slot = resolve(
             &mut tables.slots,
-            &mut tables.evidence,
-            &mut tables.trials,
+            &mut tables.confidence,
             (pattern.to_owned(), domain.to_owned()),
         );
-        tables.evidence[slot] = *evidence;
+        tables.confidence[slot].evidence = *evidence;
     }
 
-    /// Learns one run; returns whether its latency was an outlier.
-    pub(crate) fn record_run(&self, run: &RunRecord<'_>, learning_rate: f64) -> bool {
+    /// Learns one run: counters, confidence, latency outliers, and the
+    /// alerts it raises (returned, to be sent outside the lock).
+    pub(crate) fn record_run(&self, run: &RunRecord<'_>, config: &Config, now: Instant) -> Learned {
         let micros = u64::try_from(run.latency.as_micros()).unwrap_or(u64::MAX);
         let mut guard = self.lock();
         let tables = &mut *guard;
+        let index = entry_index(tables, run);
         let entries = tables.workflows.entry(run.workflow).or_default();
-        let found = entries.iter().position(|e| {
-            &*e.domain == run.domain && (std::ptr::eq(e.steps, run.steps) || e.steps == run.steps)
-        });
-        let index = if let Some(i) = found {
-            i
-        } else {
-            let run_slot = {
-                let key = (run.workflow.to_owned(), run.domain.to_owned());
-                resolve(
-                    &mut tables.slots,
-                    &mut tables.evidence,
-                    &mut tables.trials,
-                    key,
-                )
-            };
-            let step_slots = run
-                .steps
-                .iter()
-                .map(|name| {
-                    resolve(
-                        &mut tables.slots,
-                        &mut tables.evidence,
-                        &mut tables.trials,
-                        ((*name).to_owned(), run.domain.to_owned()),
-                    )
-                })
-                .collect();
-            entries.push(WorkflowEntry {
-                domain: run.domain.into(),
-                steps: run.steps,
-                run: PatternStats::default(),
-                step_stats: vec![PatternStats::default(); run.steps.len()],
-                run_slot,
-                step_slots,
-                latencies: LatencyWindow::default(),
-            });
-            entries.len() - 1
-        };
         let entry = &mut entries[index];
         entry.run.executions += 1;
         if run.ok {
@@ -234,7 +239,53 @@ impl StatsTable {
         entry.run.total_latency_us = entry.run.total_latency_us.saturating_add(micros);
         let outlier = entry.latencies.observe(run.latency);
         entry.run.outliers += u64::from(outlier);
-        tables.evidence[entry.run_slot].observe(run.ok, learning_rate);
+        if entry.recent.len() == RECENT {
+            entry.recent.pop_front();
+        }
+        entry.recent.push_back((now, run.latency, run.ok));
+
+        let mut alerts = Vec::new();
+        let judged: Vec<(Duration, bool)> = entry
+            .recent
+            .iter()
+            .rev()
+            .take(ALERT_WINDOW)
+            .map(|(_, d, ok)| (*d, *ok))
+            .collect();
+        entry.alerts.judge(
+            (run.workflow, run.domain),
+            &judged,
+            config.min_samples,
+            config.error_tolerance,
+            config.latency_alert,
+            &mut alerts,
+        );
+        let (lr, prior) = (config.learning_rate, config.prior);
+        let mut learn = |slot: usize, name: &str, ok: bool, threshold: f64| {
+            let s = &mut tables.confidence[slot];
+            s.observe(ok, lr, prior);
+            let c = s.evidence.confidence(prior);
+            let low = c.samples >= config.min_samples && c.mean < threshold;
+            if low && !s.alerted {
+                alerts.push(alert(
+                    (name, run.domain),
+                    AlertKind::Confidence,
+                    c.mean,
+                    threshold,
+                    &format!(
+                        "confidence {:.2} fell below {threshold:.2} after {} outcomes",
+                        c.mean, c.samples
+                    ),
+                ));
+            }
+            s.alerted = low;
+        };
+        learn(
+            entry.run_slot,
+            run.workflow,
+            run.ok,
+            config.confidence_threshold,
+        );
         for (i, (stats, record)) in entry.step_stats.iter_mut().zip(run.log).enumerate() {
             let outcome = record.read();
             if outcome.level.is_some() && entry.steps[i] == run.workflow {
@@ -245,12 +296,22 @@ impl StatsTable {
             }
             stats.add_step(outcome);
             if outcome.ran {
+                let threshold = run
+                    .metas
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .map_or(config.confidence_threshold, |m| threshold_of(m, config));
                 // Served by the fallback is a failure of the step itself.
-                tables.evidence[entry.step_slots[i]]
-                    .observe(outcome.ok && !outcome.fallback, learning_rate);
+                learn(
+                    entry.step_slots[i],
+                    entry.steps[i],
+                    outcome.ok && !outcome.fallback,
+                    threshold,
+                );
             }
         }
-        outlier
+        Learned { outlier, alerts }
     }
 
     /// The records of a run held back by low confidence, and whether the
@@ -269,14 +330,14 @@ impl StatsTable {
             return Gates::default();
         };
         let mut judge = |slot: usize, threshold: f64| -> Option<Blocked> {
-            let confidence = tables.evidence[slot].confidence(config.prior);
+            let confidence = tables.confidence[slot].evidence.confidence(config.prior);
             if confidence.samples < config.min_samples || confidence.mean >= threshold {
-                tables.trials[slot] = None;
+                tables.confidence[slot].trial = None;
                 return None;
             }
-            match tables.trials[slot] {
+            match tables.confidence[slot].trial {
                 Some(last) if now.duration_since(last) >= config.gate_retry => {
-                    tables.trials[slot] = Some(now);
+                    tables.confidence[slot].trial = Some(now);
                     None
                 }
                 Some(_) => Some(Blocked {
@@ -285,7 +346,7 @@ impl StatsTable {
                 }),
                 None => {
                     // Just fell below: the cool-down starts now.
-                    tables.trials[slot] = Some(now);
+                    tables.confidence[slot].trial = Some(now);
                     Some(Blocked {
                         confidence: confidence.mean,
                         threshold,
@@ -297,14 +358,7 @@ impl StatsTable {
         let mut steps = Vec::new();
         for (i, meta) in query.metas.iter().enumerate() {
             let Some(meta) = meta else { continue };
-            let threshold = meta
-                .confidence_threshold
-                .or_else(|| {
-                    meta.domain
-                        .and_then(|d| config.domain_preset(d))
-                        .map(|p| p.confidence_threshold)
-                })
-                .unwrap_or(config.confidence_threshold);
+            let threshold = threshold_of(meta, config);
             if let Some(blocked) = entry
                 .step_slots
                 .get(i)
@@ -316,6 +370,84 @@ impl StatsTable {
         Gates { workflow, steps }
     }
 
+    /// What a report shows of every (pattern, domain): workflows with their
+    /// runs since `since`, steps with their totals.
+    pub(crate) fn report_rows(&self, since: Instant, prior: Prior) -> Vec<ReportRow> {
+        let tables = self.lock();
+        let confidence = |pattern: &str, domain: &str| {
+            tables
+                .slots
+                .get(&(pattern.to_owned(), domain.to_owned()))
+                .map(|i| &tables.confidence[*i])
+        };
+        let mut rows: Vec<ReportRow> = Vec::new();
+        for (name, entries) in &tables.workflows {
+            for e in entries {
+                let slot = confidence(name, &e.domain);
+                let worst_step = e
+                    .steps
+                    .iter()
+                    .zip(&e.step_stats)
+                    .filter(|(_, s)| s.failures > 0)
+                    .max_by_key(|(_, s)| s.failures)
+                    .map(|(step, s)| ((*step).to_owned(), s.failures));
+                rows.push(ReportRow {
+                    pattern: (*name).to_owned(),
+                    domain: e.domain.to_string(),
+                    workflow: true,
+                    totals: e.run,
+                    recent: e
+                        .recent
+                        .iter()
+                        .filter(|(at, _, _)| *at >= since)
+                        .map(|(_, d, ok)| (*d, *ok))
+                        .collect(),
+                    confidence: slot.map(|s| s.evidence.confidence(prior)),
+                    trend: slot
+                        .map(|s| s.trend.iter().copied().collect())
+                        .unwrap_or_default(),
+                    worst_step,
+                });
+            }
+        }
+        let mut steps: HashMap<(String, String), PatternStats> = HashMap::new();
+        for entries in tables.workflows.values() {
+            for e in entries {
+                for (step, stats) in e.steps.iter().zip(&e.step_stats) {
+                    if stats.executions > 0 || stats.held_back > 0 {
+                        steps
+                            .entry(((*step).to_owned(), e.domain.to_string()))
+                            .or_default()
+                            .merge(stats);
+                    }
+                }
+            }
+        }
+        for ((pattern, domain), totals) in steps {
+            if rows
+                .iter()
+                .any(|r| r.pattern == pattern && r.domain == domain)
+            {
+                continue;
+            }
+            let slot = confidence(&pattern, &domain);
+            rows.push(ReportRow {
+                confidence: slot.map(|s| s.evidence.confidence(prior)),
+                trend: slot
+                    .map(|s| s.trend.iter().copied().collect())
+                    .unwrap_or_default(),
+                pattern,
+                domain,
+                workflow: false,
+                totals,
+                recent: Vec::new(),
+                worst_step: None,
+            });
+        }
+        rows.sort_by(|a, b| (&a.pattern, &a.domain).cmp(&(&b.pattern, &b.domain)));
+        rows
+    }
+
     /// The confidence of `pattern` in `domain`, if it was ever learned.
     pub(crate) fn confidence(
         &self,
@@ -325,7 +457,7 @@ impl StatsTable {
     ) -> Option<Confidence> {
         let tables = self.lock();
         let slot = tables.slots.get(&(pattern.to_owned(), domain.to_owned()))?;
-        let evidence = tables.evidence[*slot];
+        let evidence = tables.confidence[*slot].evidence;
         (evidence.samples > 0).then(|| evidence.confidence(prior))
     }
 
@@ -388,7 +520,7 @@ impl StatsTable {
                 let evidence = tables
                     .slots
                     .get(&(p.clone(), d.clone()))
-                    .map(|i| tables.evidence[*i])
+                    .map(|i| tables.confidence[*i].evidence)
                     .unwrap_or_default();
                 (p, d, s, evidence)
             })
@@ -422,18 +554,60 @@ impl StatsTable {
     }
 }
 
+/// The index of the entry of `run`'s workflow and domain among its
+/// workflow's entries, created (with its confidence slots) if new.
+fn entry_index(tables: &mut Tables, run: &RunRecord<'_>) -> usize {
+    let entries = tables.workflows.entry(run.workflow).or_default();
+    let found = entries.iter().position(|e| {
+        &*e.domain == run.domain && (std::ptr::eq(e.steps, run.steps) || e.steps == run.steps)
+    });
+    found.unwrap_or_else(|| {
+        let mut slot = |name: &str| {
+            resolve(
+                &mut tables.slots,
+                &mut tables.confidence,
+                (name.to_owned(), run.domain.to_owned()),
+            )
+        };
+        let run_slot = slot(run.workflow);
+        let step_slots = run.steps.iter().map(|name| slot(name)).collect();
+        entries.push(WorkflowEntry {
+            domain: run.domain.into(),
+            steps: run.steps,
+            run: PatternStats::default(),
+            step_stats: vec![PatternStats::default(); run.steps.len()],
+            run_slot,
+            step_slots,
+            latencies: LatencyWindow::default(),
+            recent: VecDeque::new(),
+            alerts: AlertState::default(),
+        });
+        entries.len() - 1
+    })
+}
+
+/// A step's confidence threshold: its own, else its domain preset's, else
+/// the configured one.
+fn threshold_of(meta: &StepMeta, config: &Config) -> f64 {
+    meta.confidence_threshold
+        .or_else(|| {
+            meta.domain
+                .and_then(|d| config.domain_preset(d))
+                .map(|p| p.confidence_threshold)
+        })
+        .unwrap_or(config.confidence_threshold)
+}
+
 /// The slot of `key`, created if new. (A free function, so that it borrows
 /// the two fields, not the whole table.)
 fn resolve(
     slots: &mut HashMap<(String, String), usize>,
-    evidence: &mut Vec<Evidence>,
-    trials: &mut Vec<Option<Instant>>,
+    confidence: &mut Vec<Slot>,
     key: (String, String),
 ) -> usize {
     *slots.entry(key).or_insert_with(|| {
-        evidence.push(Evidence::default());
-        trials.push(None);
-        evidence.len() - 1
+        confidence.push(Slot::default());
+        confidence.len() - 1
     })
 }
 
@@ -442,6 +616,13 @@ mod tests {
     use super::*;
 
     static STEPS: &[&str] = &["a", "b", "a"];
+
+    fn config(learning_rate: f64) -> Config {
+        Config {
+            learning_rate,
+            ..Config::default()
+        }
+    }
 
     fn run<'a>(
         workflow: &'static str,
@@ -453,6 +634,7 @@ mod tests {
         RunRecord {
             workflow,
             steps: STEPS,
+            metas: &[],
             domain,
             ok,
             latency,
@@ -476,7 +658,8 @@ mod tests {
         let l = log([(true, true, 1), (true, true, 0), (true, false, 2)]);
         table.record_run(
             &run("x.flow", "d", false, Duration::from_millis(3), &l),
-            0.1,
+            &config(0.1),
+            Instant::now(),
         );
         let a = table.get("a", "d").unwrap();
         assert_eq!(
@@ -495,7 +678,11 @@ mod tests {
     fn steps_that_did_not_run_are_not_counted() {
         let table = StatsTable::default();
         let l = log([(true, false, 0), (false, false, 0), (false, false, 0)]);
-        table.record_run(&run("x.flow", "d", false, Duration::ZERO, &l), 0.1);
+        table.record_run(
+            &run("x.flow", "d", false, Duration::ZERO, &l),
+            &config(0.1),
+            Instant::now(),
+        );
         assert!(table.get("b", "d").is_none());
         assert_eq!(table.get("a", "d").unwrap().executions, 1);
     }
@@ -515,7 +702,11 @@ mod tests {
         };
         table.seed("x.flow", "d", &seeded, &evidence);
         let l = log([(false, false, 0); 3]);
-        table.record_run(&run("x.flow", "d", true, Duration::ZERO, &l), 0.0);
+        table.record_run(
+            &run("x.flow", "d", true, Duration::ZERO, &l),
+            &config(0.0),
+            Instant::now(),
+        );
         assert_eq!(
             table
                 .confidence("x.flow", "d", Prior::default())
@@ -534,7 +725,11 @@ mod tests {
         let table = StatsTable::default();
         for ok in [true, true, false, true] {
             let l = log([(true, ok, 0), (true, true, 0), (false, false, 0)]);
-            table.record_run(&run("x.flow", "d", ok, Duration::ZERO, &l), 0.0);
+            table.record_run(
+                &run("x.flow", "d", ok, Duration::ZERO, &l),
+                &config(0.0),
+                Instant::now(),
+            );
         }
         let flow = table.confidence("x.flow", "d", Prior::default()).unwrap();
         assert_eq!(flow.samples, 4);

@@ -1,0 +1,9 @@
+//! What the runtime tells its operators: alerts and reports.
+
+mod alert;
+mod report;
+
+pub use alert::{Alert, AlertKind, AlertSink, TracingSink};
+pub(crate) use alert::{AlertState, alert, percentile};
+pub use report::{PatternReport, Percentiles, Report};
+pub(crate) use report::{ReportRow, build};

@@ -1,0 +1,242 @@
+//! `Ndf::report` and alerts.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ndf::prelude::*;
+use ndf::{Alert, AlertKind, AlertSink};
+
+#[derive(Clone, Default)]
+struct Collect(Arc<Mutex<Vec<Alert>>>);
+
+impl AlertSink for Collect {
+    fn send(&self, alert: &Alert) {
+        self.0.lock().unwrap().push(alert.clone());
+    }
+}
+
+impl Collect {
+    fn kinds(&self) -> Vec<AlertKind> {
+        self.0.lock().unwrap().iter().map(|a| a.kind).collect()
+    }
+}
+
+/// How long a call takes, and whether it fails.
+#[derive(Clone, Copy)]
+struct Call {
+    ms: u64,
+    fail: bool,
+}
+
+#[pattern]
+async fn handle(call: Call) -> Result<u64, StepError> {
+    tokio::time::sleep(Duration::from_millis(call.ms)).await;
+    if call.fail {
+        Err(StepError::msg("upstream said no"))
+    } else {
+        Ok(call.ms)
+    }
+}
+
+/// Confidence gating off (threshold 0), so that every run runs.
+fn ndf(sink: Collect) -> Ndf {
+    ndf_with_threshold(sink, 0.0)
+}
+
+fn ndf_with_threshold(sink: Collect, confidence_threshold: f64) -> Ndf {
+    let mut config = Config::default();
+    config.confidence_threshold = confidence_threshold;
+    config.min_samples = 5;
+    config.error_tolerance = 0.2;
+    config.latency_alert = Some(Duration::from_millis(500));
+    Ndf::builder()
+        .config(config)
+        .alert_sink(sink)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_report_counts_runs_in_the_window_with_percentiles() {
+    let ndf = ndf(Collect::default());
+    let flow = sequential!(name = "api.handle"; handle);
+    let ctx = PatternContext::new("api");
+    // An hour ago: ten slow failures, outside the window.
+    for _ in 0..10 {
+        let _ = ndf
+            .run(
+                &flow,
+                Call {
+                    ms: 2000,
+                    fail: true,
+                },
+                &ctx,
+            )
+            .await;
+    }
+    tokio::time::sleep(Duration::from_hours(1)).await;
+    for ms in 1..=100 {
+        ndf.run(
+            &flow,
+            Call {
+                ms,
+                fail: ms % 10 == 0,
+            },
+            &ctx,
+        )
+        .await
+        .ok();
+    }
+    let report = ndf.report(Duration::from_mins(10));
+    let row = report
+        .patterns
+        .iter()
+        .find(|p| p.pattern == "api.handle")
+        .expect("a row for the workflow");
+    assert_eq!(
+        (row.kind, row.executions, row.successes, row.failures),
+        ("workflow", 100, 90, 10)
+    );
+    assert_eq!(row.success_rate, Some(0.9));
+    let latency = row.latency.expect("percentiles");
+    assert_eq!(
+        (latency.p50_ms, latency.p95_ms, latency.p99_ms),
+        (50.0, 95.0, 99.0)
+    );
+    let step = report
+        .patterns
+        .iter()
+        .find(|p| p.pattern == "handle")
+        .expect("a row for the step");
+    assert_eq!(
+        (step.kind, step.executions),
+        ("step", 110),
+        "steps report totals"
+    );
+    assert!(row.confidence.is_some() && !row.confidence_trend.is_empty());
+
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["window_secs"], 600.0);
+    assert_eq!(json["patterns"][0]["pattern"], "api.handle");
+    assert_eq!(json["patterns"][0]["latency"]["p95_ms"], 95.0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn recommendations_point_at_what_goes_wrong() {
+    let ndf = ndf(Collect::default());
+    let flow = sequential!(name = "api.flaky"; handle);
+    let ctx = PatternContext::new("api");
+    for i in 0..10 {
+        let _ = ndf
+            .run(
+                &flow,
+                Call {
+                    ms: 10,
+                    fail: i % 2 == 0,
+                },
+                &ctx,
+            )
+            .await;
+    }
+    let report = ndf.report(Duration::from_mins(10));
+    let row = report
+        .patterns
+        .iter()
+        .find(|p| p.pattern == "api.flaky")
+        .unwrap();
+    assert!(
+        row.recommendations
+            .iter()
+            .any(|r| r.contains("success rate 50% is below the 80%")
+                && r.contains("`handle` failed most")),
+        "{:?}",
+        row.recommendations
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn alerts_fire_once_per_crossing() {
+    let sink = Collect::default();
+    let ndf = ndf(sink.clone());
+    let flow = sequential!(name = "api.alerting"; handle);
+    let ctx = PatternContext::new("api");
+    for _ in 0..5 {
+        ndf.run(
+            &flow,
+            Call {
+                ms: 10,
+                fail: false,
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
+    }
+    assert!(sink.kinds().is_empty());
+    // Slow now: p95 crosses 500 ms once, and stays above.
+    for _ in 0..20 {
+        ndf.run(
+            &flow,
+            Call {
+                ms: 800,
+                fail: false,
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(sink.kinds(), [AlertKind::Latency]);
+    // Failing now: the success rate crosses 80%, once.
+    for _ in 0..60 {
+        let _ = ndf
+            .run(
+                &flow,
+                Call {
+                    ms: 800,
+                    fail: true,
+                },
+                &ctx,
+            )
+            .await;
+    }
+    assert_eq!(sink.kinds(), [AlertKind::Latency, AlertKind::SuccessRate]);
+    let alerts = sink.0.lock().unwrap();
+    let rate = &alerts[1];
+    assert!(
+        rate.message
+            .starts_with("`api.alerting` in `api`: success rate"),
+        "{}",
+        rate.message
+    );
+    assert!((rate.threshold - 0.8).abs() < 1e-9);
+}
+
+#[tokio::test(start_paused = true)]
+async fn falling_confidence_alerts_once_per_pattern() {
+    let sink = Collect::default();
+    let ndf = ndf_with_threshold(sink.clone(), 0.6);
+    let flow = sequential!(name = "api.sinking"; handle);
+    let ctx = PatternContext::new("api");
+    for _ in 0..5 {
+        ndf.run(&flow, Call { ms: 1, fail: false }, &ctx)
+            .await
+            .unwrap();
+    }
+    for _ in 0..20 {
+        let _ = ndf.run(&flow, Call { ms: 1, fail: true }, &ctx).await;
+    }
+    let alerts = sink.0.lock().unwrap();
+    let confidence: Vec<&str> = alerts
+        .iter()
+        .filter(|a| a.kind == AlertKind::Confidence)
+        .map(|a| a.pattern.as_str())
+        .collect();
+    assert_eq!(
+        confidence,
+        ["api.sinking", "handle"],
+        "the workflow and its step, once each"
+    );
+}
