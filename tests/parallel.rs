@@ -245,6 +245,8 @@ async fn resources_that_stay_high_end_in_resource_exhausted() {
     let idle_at = tokio::time::Instant::now() + Duration::from_hours(1);
     let mut config = Config::default();
     config.resource_wait = Duration::from_secs(2);
+    // Runs are admitted up to 100% CPU: only the group's own threshold gates.
+    config.cpu_limit = 1.0;
     let ndf = Ndf::builder()
         .config(config)
         .resource_probe(BusyUntil { idle_at })

@@ -111,6 +111,17 @@ fn timeout_of(meta: &StepMeta, config: &Config) -> Duration {
         .unwrap_or(config.step_timeout)
 }
 
+/// A step's declared memory budget: its own, else its domain preset's.
+fn memory_of(meta: &StepMeta, config: &Config) -> Option<u64> {
+    meta.memory
+        .or_else(|| {
+            meta.domain
+                .and_then(|d| config.domain_preset(d))
+                .map(|p| p.memory)
+        })
+        .filter(|bytes| *bytes > 0)
+}
+
 /// One bounded, panic-safe attempt: combinators rather than an `async fn`,
 /// so that the step's future is stored once, not once per layer.
 fn attempt<T>(
@@ -245,6 +256,9 @@ async fn run<S: Step, P: Placement>(
     let timeout = timeout_of(meta, &cx.0.inner.config);
     if let Some(blocked) = cx.blocked(index) {
         return Box::pin(held_back::<S>(cx, index, input, blocked)).await;
+    }
+    if let Some(budget) = memory_of(meta, &cx.0.inner.config) {
+        Box::pin(crate::gating::admit_memory(cx, budget)).await?;
     }
     let resilient = meta.retry.max_retries > 0 || meta.fallback.is_some();
     let (first, spare) = match resilient.then(|| S::dup(&input)).flatten() {

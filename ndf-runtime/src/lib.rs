@@ -28,7 +28,7 @@ pub use context::{PatternContext, Priority};
 pub use error::{ConfigError, Error, StepError, StoreError};
 pub use exec::Cx;
 pub use flow::PhaseRule;
-pub use gating::{IdleProbe, ResourceProbe, ResourceUsage};
+pub use gating::{IdleProbe, ResourceProbe, ResourceUsage, SysinfoProbe};
 pub use learning::{Confidence, Evidence, PatternStats, Prior, RunLog, StepRecord};
 pub use ndf::{Ndf, NdfBuilder};
 pub use policy::RetryPolicy;

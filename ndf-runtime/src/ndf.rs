@@ -98,6 +98,7 @@ impl Ndf {
                 threshold: blocked.threshold,
             });
         }
+        crate::gating::admit_run(&self.inner, W::SHAPE.degradation_chains > 0).await?;
         let log = <W::Log as RunLog>::empty();
         let run = Run {
             inner: &self.inner,

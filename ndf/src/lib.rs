@@ -30,7 +30,7 @@ pub use ndf_runtime::{
     Error, Evidence, IdleProbe, LearningStore, MemoryStore, Ndf, NdfBuilder, PatternContext,
     PatternReport, PatternStats, Percentiles, PhaseRule, Prior, Priority, REDACTED, Report,
     ResourceProbe, ResourceUsage, RetryPolicy, RunLog, Shape, Step, StepError, StepMeta,
-    StepRecord, StoreError, StoredStats, TracingSink, Workflow, is_secret_key,
+    StepRecord, StoreError, StoredStats, SysinfoProbe, TracingSink, Workflow, is_secret_key,
 };
 
 /// Everything a user of ndf imports: `use ndf::prelude::*;`.

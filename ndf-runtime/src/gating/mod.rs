@@ -1,6 +1,10 @@
 //! Resource gating: what the machine's load is, and holding back new work
 //! while it is too high.
 
+mod admission;
 mod probe;
+mod sysinfo;
 
+pub(crate) use admission::{admit_memory, admit_run};
 pub use probe::{IdleProbe, ResourceProbe, ResourceUsage};
+pub use sysinfo::SysinfoProbe;

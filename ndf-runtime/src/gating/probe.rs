@@ -28,6 +28,13 @@ impl ResourceUsage {
 pub trait ResourceProbe: Send + Sync + 'static {
     /// The latest reading.
     fn sample(&self) -> ResourceUsage;
+
+    /// The machine's memory in bytes, if known: declared `memory` budgets
+    /// are admitted against `(1 - memory) × total`. Without it, budgets are
+    /// not checked.
+    fn total_memory(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A probe that always reads an idle machine.

@@ -1,0 +1,202 @@
+//! Admission: runs wait while the machine is above the configured limits,
+//! then degrade or fail with `ResourceExhausted`; declared memory budgets
+//! wait for room.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::Trace;
+use ndf::prelude::*;
+use ndf::{ResourceProbe, ResourceUsage};
+
+/// A probe whose readings the test sets.
+#[derive(Clone)]
+struct Dial {
+    usage: Arc<Mutex<ResourceUsage>>,
+    total: Option<u64>,
+}
+
+impl Dial {
+    fn new(cpu: f64, memory: f64) -> Self {
+        Self {
+            usage: Arc::new(Mutex::new(ResourceUsage { cpu, memory })),
+            total: None,
+        }
+    }
+
+    fn set(&self, cpu: f64, memory: f64) {
+        *self.usage.lock().unwrap() = ResourceUsage { cpu, memory };
+    }
+}
+
+impl ResourceProbe for Dial {
+    fn sample(&self) -> ResourceUsage {
+        *self.usage.lock().unwrap()
+    }
+
+    fn total_memory(&self) -> Option<u64> {
+        self.total
+    }
+}
+
+#[pattern]
+async fn work(t: Trace) -> Trace {
+    t.push("work");
+    t
+}
+
+#[pattern(memory = "4GB")]
+async fn big_join(t: Trace) -> Trace {
+    t.push("big_join");
+    t
+}
+
+#[pattern]
+async fn precise(t: Trace) -> Result<Trace, StepError> {
+    t.push("precise");
+    Ok(t)
+}
+
+#[pattern]
+async fn rough(t: Trace) -> Trace {
+    t.push("rough");
+    t
+}
+
+fn ndf(probe: Dial) -> Ndf {
+    let mut config = Config::default();
+    config.resource_wait = Duration::from_secs(2);
+    Ndf::builder()
+        .config(config)
+        .resource_probe(probe)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_waits_until_the_machine_is_below_the_limits() {
+    let dial = Dial::new(0.95, 0.5);
+    let ndf = ndf(dial.clone());
+    let relief = tokio::spawn({
+        let dial = dial.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            dial.set(0.3, 0.5);
+        }
+    });
+    let started = tokio::time::Instant::now();
+    let t = Trace::default();
+    ndf.run(
+        &sequential!(name = "ops.work"; work),
+        t.clone(),
+        &PatternContext::new("ops"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "it waited: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(t.events(), ["work"]);
+    relief.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_that_cannot_degrade_fails_with_resource_exhausted() {
+    let ndf = ndf(Dial::new(0.4, 0.93));
+    let t = Trace::default();
+    let started = tokio::time::Instant::now();
+    let err = ndf
+        .run(
+            &sequential!(name = "ops.work"; work),
+            t.clone(),
+            &PatternContext::new("ops"),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        ndf::Error::ResourceExhausted {
+            resource,
+            usage,
+            limit,
+        } => {
+            assert_eq!((resource.as_str(), usage, limit), ("memory", 0.93, 0.8));
+        }
+        other => panic!("expected ResourceExhausted, got {other:?}"),
+    }
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(2),
+        "after resource_wait"
+    );
+    assert!(t.events().is_empty(), "nothing ran");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_with_a_degradation_chain_degrades_instead() {
+    let ndf = ndf(Dial::new(0.97, 0.5));
+    let t = Trace::default();
+    let flow = degrade!(name = "ops.estimate"; precise | rough);
+    ndf.run(&flow, t.clone(), &PatternContext::new("ops"))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.events(),
+        ["rough"],
+        "the costly level was skipped after the wait"
+    );
+    assert_eq!(ndf.stats("ops.estimate", "ops").unwrap().degradations, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_memory_budget_waits_for_free_memory() {
+    let dial = Dial {
+        total: Some(16 << 30),
+        ..Dial::new(0.2, 0.78)
+    };
+    let ndf = ndf(dial.clone());
+    let t = Trace::default();
+    // 4 GB of 16 GB needs memory use at most 75%: 78% is too much.
+    let err = ndf
+        .run(
+            &sequential!(name = "ops.join"; big_join),
+            t.clone(),
+            &PatternContext::new("ops"),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        ndf::Error::ResourceExhausted {
+            resource,
+            usage,
+            limit,
+        } => {
+            assert_eq!((resource.as_str(), usage, limit), ("memory", 0.78, 0.75));
+        }
+        other => panic!("expected ResourceExhausted, got {other:?}"),
+    }
+    assert!(t.events().is_empty());
+    dial.set(0.2, 0.5);
+    ndf.run(
+        &sequential!(name = "ops.join"; big_join),
+        t.clone(),
+        &PatternContext::new("ops"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(t.events(), ["big_join"]);
+}
+
+#[test]
+fn the_sysinfo_probe_reads_this_machine() {
+    let probe = ndf::SysinfoProbe::start().unwrap();
+    let usage = probe.sample();
+    assert!(
+        (0.0..=1.0).contains(&usage.cpu) && (0.0..=1.0).contains(&usage.memory),
+        "{usage:?}"
+    );
+    assert!(probe.total_memory().is_some());
+}
