@@ -20,9 +20,7 @@ async fn wait_until_admitted(
     inner: &Inner,
     over: impl Fn(ResourceUsage) -> Option<(&'static str, f64, f64)>,
 ) -> Option<(&'static str, f64, f64)> {
-    let Some(mut excess) = over(inner.probe.sample()) else {
-        return None;
-    };
+    let mut excess = over(inner.probe.sample())?;
     let deadline = Instant::now() + inner.config.resource_wait;
     let mut backoff = FIRST_BACKOFF;
     loop {
