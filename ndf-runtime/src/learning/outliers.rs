@@ -1,7 +1,6 @@
 //! Latency outliers by median absolute deviation: robust to the outliers
 //! themselves, unlike a mean and standard deviation.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Latencies kept per (workflow, domain).
@@ -10,11 +9,34 @@ const WINDOW: usize = 64;
 const MIN_SAMPLES: usize = 8;
 /// Modified z-score above which a latency is an outlier (Iglewicz and Hoaglin).
 const THRESHOLD: f64 = 3.5;
+/// Once the window is warm, the median and MAD are recomputed every this
+/// many observations: sorting on every run would cost more than the run.
+const REFRESH: usize = 8;
 
-/// The recent latencies of one pattern in one domain.
-#[derive(Debug, Default, Clone)]
+/// The recent latencies of one pattern in one domain, in a fixed ring: no
+/// allocation after creation.
+#[derive(Debug, Clone)]
 pub(crate) struct LatencyWindow {
-    recent: VecDeque<f64>,
+    ring: [f64; WINDOW],
+    len: usize,
+    next: usize,
+    since_refresh: usize,
+    /// Median and median absolute deviation of the ring, as last computed.
+    median: f64,
+    mad: f64,
+}
+
+impl Default for LatencyWindow {
+    fn default() -> Self {
+        Self {
+            ring: [0.0; WINDOW],
+            len: 0,
+            next: 0,
+            since_refresh: usize::MAX,
+            median: 0.0,
+            mad: 0.0,
+        }
+    }
 }
 
 fn median(sorted: &[f64]) -> f64 {
@@ -32,24 +54,44 @@ impl LatencyWindow {
     /// trend must be able to become the new normal.
     pub(crate) fn observe(&mut self, latency: Duration) -> bool {
         let x = latency.as_secs_f64();
-        let outlier = self.is_outlier(x);
-        if self.recent.len() == WINDOW {
-            self.recent.pop_front();
+        if self.since_refresh >= REFRESH || self.len < WINDOW / 2 {
+            self.refresh();
         }
-        self.recent.push_back(x);
+        let outlier = self.is_outlier(x);
+        self.ring[self.next] = x;
+        self.next = (self.next + 1) % WINDOW;
+        self.len = (self.len + 1).min(WINDOW);
+        self.since_refresh = self.since_refresh.saturating_add(1);
         outlier
     }
 
+    fn refresh(&mut self) {
+        let mut scratch = [0.0; WINDOW];
+        let values = &mut scratch[..self.len];
+        values.copy_from_slice(&self.ring[..self.len]);
+        values.sort_unstable_by(f64::total_cmp);
+        self.median = if values.is_empty() {
+            0.0
+        } else {
+            median(values)
+        };
+        for v in values.iter_mut() {
+            *v = (*v - self.median).abs();
+        }
+        values.sort_unstable_by(f64::total_cmp);
+        self.mad = if values.is_empty() {
+            0.0
+        } else {
+            median(values)
+        };
+        self.since_refresh = 0;
+    }
+
     fn is_outlier(&self, x: f64) -> bool {
-        if self.recent.len() < MIN_SAMPLES {
+        if self.len < MIN_SAMPLES {
             return false;
         }
-        let mut sorted: Vec<f64> = self.recent.iter().copied().collect();
-        sorted.sort_by(f64::total_cmp);
-        let med = median(&sorted);
-        let mut deviations: Vec<f64> = sorted.iter().map(|v| (v - med).abs()).collect();
-        deviations.sort_by(f64::total_cmp);
-        let mad = median(&deviations);
+        let (med, mad) = (self.median, self.mad);
         if mad > 0.0 {
             0.6745 * (x - med).abs() / mad > THRESHOLD
         } else {
@@ -58,10 +100,12 @@ impl LatencyWindow {
         }
     }
 
-    /// The recent latencies, oldest first.
+    /// The recent latencies, in ring order.
     #[cfg(test)]
     pub(crate) fn recent(&self) -> impl Iterator<Item = Duration> + '_ {
-        self.recent.iter().map(|s| Duration::from_secs_f64(*s))
+        self.ring[..self.len]
+            .iter()
+            .map(|s| Duration::from_secs_f64(*s))
     }
 }
 

@@ -10,7 +10,7 @@ use super::record::{StepOutcome, StepRecord};
 use crate::config::Config;
 use crate::exec::Blocked;
 use crate::step::StepMeta;
-use crate::telemetry::{Alert, AlertKind, AlertState, ReportRow, alert};
+use crate::telemetry::{Alert, AlertKind, AlertRules, AlertState, ReportRow, alert};
 
 /// Counters kept per (pattern, domain).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -100,8 +100,6 @@ struct WorkflowEntry {
 
 /// Runs kept per workflow and domain for reports.
 const RECENT: usize = 1024;
-/// Runs judged for success-rate and latency alerts.
-const ALERT_WINDOW: usize = 100;
 
 /// What learning one run found.
 #[derive(Debug, Default)]
@@ -245,19 +243,16 @@ impl StatsTable {
         entry.recent.push_back((now, run.latency, run.ok));
 
         let mut alerts = Vec::new();
-        let judged: Vec<(Duration, bool)> = entry
-            .recent
-            .iter()
-            .rev()
-            .take(ALERT_WINDOW)
-            .map(|(_, d, ok)| (*d, *ok))
-            .collect();
-        entry.alerts.judge(
+        let rules = AlertRules {
+            min_samples: config.min_samples,
+            error_tolerance: config.error_tolerance,
+            latency_alert: config.latency_alert,
+        };
+        entry.alerts.observe(
             (run.workflow, run.domain),
-            &judged,
-            config.min_samples,
-            config.error_tolerance,
-            config.latency_alert,
+            run.latency,
+            run.ok,
+            rules,
             &mut alerts,
         );
         let (lr, prior) = (config.learning_rate, config.prior);

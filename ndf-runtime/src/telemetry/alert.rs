@@ -57,31 +57,73 @@ impl AlertSink for TracingSink {
     }
 }
 
-/// Whether each kind of alert is raised for one pattern in one domain, so
-/// that an alert fires when a threshold is crossed, not on every run.
-#[derive(Debug, Default, Clone, Copy)]
+/// Runs judged for success-rate and latency alerts.
+pub(crate) const ALERT_WINDOW: usize = 100;
+/// The p95 of the window is recomputed every this many runs.
+const P95_REFRESH: usize = 16;
+
+/// The recent runs of one workflow in one domain, and whether each kind of
+/// alert is raised, so that an alert fires when a threshold is crossed, not
+/// on every run. A fixed ring with running counts: no allocation per run.
+#[derive(Debug, Clone)]
 pub(crate) struct AlertState {
+    ring: [(Duration, bool); ALERT_WINDOW],
+    len: usize,
+    next: usize,
+    ok: usize,
+    since_p95: usize,
+    p95: Duration,
     latency: bool,
     success_rate: bool,
 }
 
+impl Default for AlertState {
+    fn default() -> Self {
+        Self {
+            ring: [(Duration::ZERO, true); ALERT_WINDOW],
+            len: 0,
+            next: 0,
+            ok: 0,
+            since_p95: usize::MAX,
+            p95: Duration::ZERO,
+            latency: false,
+            success_rate: false,
+        }
+    }
+}
+
+/// What a workflow's alerts are judged against.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AlertRules {
+    pub(crate) min_samples: u64,
+    pub(crate) error_tolerance: f64,
+    pub(crate) latency_alert: Option<Duration>,
+}
+
 impl AlertState {
-    /// Judges the recent runs; returns the alerts newly raised.
-    pub(crate) fn judge(
+    /// Records one run and judges the window; pushes the alerts newly raised.
+    pub(crate) fn observe(
         &mut self,
         who: (&str, &str),
-        recent: &[(Duration, bool)],
-        min_samples: u64,
-        error_tolerance: f64,
-        latency_alert: Option<Duration>,
+        latency: Duration,
+        ok: bool,
+        rules: AlertRules,
         out: &mut Vec<Alert>,
     ) {
-        if (recent.len() as u64) < min_samples.max(1) {
+        if self.len == ALERT_WINDOW {
+            self.ok -= usize::from(self.ring[self.next].1);
+        } else {
+            self.len += 1;
+        }
+        self.ring[self.next] = (latency, ok);
+        self.ok += usize::from(ok);
+        self.next = (self.next + 1) % ALERT_WINDOW;
+        self.since_p95 = self.since_p95.saturating_add(1);
+        if (self.len as u64) < rules.min_samples.max(1) {
             return;
         }
-        let ok = recent.iter().filter(|(_, ok)| *ok).count();
-        let rate = ok as f64 / recent.len() as f64;
-        let floor = 1.0 - error_tolerance;
+        let rate = self.ok as f64 / self.len as f64;
+        let floor = 1.0 - rules.error_tolerance;
         let low = rate < floor;
         if low && !self.success_rate {
             out.push(alert(
@@ -91,27 +133,34 @@ impl AlertState {
                 floor,
                 &format!(
                     "success rate of the last {} runs is {:.1}%, below {:.1}%",
-                    recent.len(),
+                    self.len,
                     rate * 100.0,
                     floor * 100.0
                 ),
             ));
         }
         self.success_rate = low;
-        if let Some(limit) = latency_alert {
-            let mut latencies: Vec<Duration> = recent.iter().map(|(d, _)| *d).collect();
-            latencies.sort_unstable();
-            let p95 = percentile(&latencies, 0.95);
-            let slow = p95 > limit;
+        if let Some(limit) = rules.latency_alert {
+            if self.since_p95 >= P95_REFRESH || self.len < 2 * P95_REFRESH {
+                let mut scratch = [Duration::ZERO; ALERT_WINDOW];
+                let values = &mut scratch[..self.len];
+                for (v, (d, _)) in values.iter_mut().zip(&self.ring) {
+                    *v = *d;
+                }
+                values.sort_unstable();
+                self.p95 = percentile(values, 0.95);
+                self.since_p95 = 0;
+            }
+            let slow = self.p95 > limit;
             if slow && !self.latency {
                 out.push(alert(
                     who,
                     AlertKind::Latency,
-                    p95.as_secs_f64(),
+                    self.p95.as_secs_f64(),
                     limit.as_secs_f64(),
                     &format!(
-                        "p95 latency of the last {} runs is {p95:?}, above {limit:?}",
-                        recent.len()
+                        "p95 latency of the last {} runs is {:?}, above {limit:?}",
+                        self.len, self.p95
                     ),
                 ));
             }
@@ -171,17 +220,34 @@ mod tests {
         assert_eq!(percentile(&[], 0.5), Duration::ZERO);
     }
 
+    fn rules(latency_alert: Option<Duration>) -> AlertRules {
+        AlertRules {
+            min_samples: 5,
+            error_tolerance: 0.1,
+            latency_alert,
+        }
+    }
+
+    fn feed(
+        state: &mut AlertState,
+        n: usize,
+        run: (Duration, bool),
+        rules: AlertRules,
+        out: &mut Vec<Alert>,
+    ) {
+        for _ in 0..n {
+            state.observe(("a.b", "d"), run.0, run.1, rules, out);
+        }
+    }
+
     #[test]
     fn an_alert_fires_once_per_crossing() {
         let mut state = AlertState::default();
         let mut out = Vec::new();
-        let bad = vec![(ms(1), false); 10];
-        let good = vec![(ms(1), true); 10];
-        state.judge(("a.b", "d"), &bad, 5, 0.1, None, &mut out);
-        state.judge(("a.b", "d"), &bad, 5, 0.1, None, &mut out);
+        feed(&mut state, 10, (ms(1), false), rules(None), &mut out);
         assert_eq!(out.len(), 1, "still low: no second alert");
-        state.judge(("a.b", "d"), &good, 5, 0.1, None, &mut out);
-        state.judge(("a.b", "d"), &bad, 5, 0.1, None, &mut out);
+        feed(&mut state, 100, (ms(1), true), rules(None), &mut out);
+        feed(&mut state, 100, (ms(1), false), rules(None), &mut out);
         assert_eq!(out.len(), 2, "recovered, then crossed again");
         assert_eq!(out[0].kind, AlertKind::SuccessRate);
     }
@@ -190,10 +256,15 @@ mod tests {
     fn slow_runs_raise_a_latency_alert_when_configured() {
         let mut state = AlertState::default();
         let mut out = Vec::new();
-        let slow = vec![(ms(900), true); 10];
-        state.judge(("a.b", "d"), &slow, 5, 0.1, None, &mut out);
+        feed(&mut state, 10, (ms(900), true), rules(None), &mut out);
         assert!(out.is_empty(), "no latency threshold configured");
-        state.judge(("a.b", "d"), &slow, 5, 0.1, Some(ms(500)), &mut out);
+        feed(
+            &mut state,
+            10,
+            (ms(900), true),
+            rules(Some(ms(500))),
+            &mut out,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].kind, AlertKind::Latency);
         assert!(out[0].message.contains("above 500ms"), "{}", out[0].message);

@@ -4,6 +4,6 @@ mod alert;
 mod report;
 
 pub use alert::{Alert, AlertKind, AlertSink, TracingSink};
-pub(crate) use alert::{AlertState, alert, percentile};
+pub(crate) use alert::{AlertRules, AlertState, alert, percentile};
 pub use report::{PatternReport, Percentiles, Report};
 pub(crate) use report::{ReportRow, build};
