@@ -24,3 +24,11 @@ fn mean_ns(group: &str, id: &str) -> Option<f64> {
     let end = rest[at..].find([',', '}'])?;
     rest[at..at + end].trim().parse().ok()
 }
+
+/// Prints the time `candidate` adds to `baseline` in `group`, in ns.
+#[allow(dead_code, reason = "not every benchmark reports an addition")]
+pub fn added(group: &str, candidate: &str, baseline: &str) {
+    if let (Some(c), Some(b)) = (mean_ns(group, candidate), mean_ns(group, baseline)) {
+        println!("{group}: {candidate} adds {:.1} ns to {baseline}", c - b);
+    }
+}

@@ -90,7 +90,7 @@ impl Ndf {
             metas: W::METAS,
             domain: ctx.domain(),
         };
-        let gates = self.inner.stats.gates(&query, &self.inner.config, started);
+        let mut gates = self.inner.stats.gates(&query, &self.inner.config, started);
         if let Some(blocked) = gates.workflow {
             return Err(Error::ConfidenceThreshold {
                 pattern: W::NAME.to_owned(),
@@ -105,13 +105,13 @@ impl Ndf {
             ctx,
             pattern: W::NAME,
             log: log.records(),
-            blocked: gates.steps,
+            blocked: std::mem::take(&mut gates.steps),
         };
         let result = workflow.execute(Cx(&run), input).await;
         let now = tokio::time::Instant::now();
         let record = RunRecord {
+            entry: gates.entry,
             workflow: W::NAME,
-            steps: W::STEPS,
             metas: W::METAS,
             domain: ctx.domain(),
             ok: result.is_ok(),

@@ -10,8 +10,9 @@ const MIN_SAMPLES: usize = 8;
 /// Modified z-score above which a latency is an outlier (Iglewicz and Hoaglin).
 const THRESHOLD: f64 = 3.5;
 /// Once the window is warm, the median and MAD are recomputed every this
-/// many observations: sorting on every run would cost more than the run.
-const REFRESH: usize = 8;
+/// many observations: recomputing them on every run would cost more than
+/// the run itself.
+const REFRESH: usize = 32;
 
 /// The recent latencies of one pattern in one domain, in a fixed ring: no
 /// allocation after creation.

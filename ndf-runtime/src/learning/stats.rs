@@ -1,4 +1,6 @@
 use std::collections::{HashMap, VecDeque};
+
+use rustc_hash::FxHashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -138,7 +140,8 @@ impl Slot {
 /// Everything behind the one lock a run takes when it ends.
 #[derive(Debug, Default)]
 struct Tables {
-    workflows: HashMap<&'static str, Vec<WorkflowEntry>>,
+    /// Entries by workflow name; Fx-hashed, since a run looks one up.
+    workflows: FxHashMap<&'static str, Vec<WorkflowEntry>>,
     /// Confidence by slot; a slot is one (pattern, domain).
     confidence: Vec<Slot>,
     slots: HashMap<(String, String), usize>,
@@ -173,17 +176,20 @@ pub(crate) struct GateQuery<'a> {
     pub(crate) domain: &'a str,
 }
 
-/// What a run may not run.
+/// What a run may not run, and where it records what it learns.
 #[derive(Debug, Default)]
 pub(crate) struct Gates {
+    /// The run's entry among its workflow's entries.
+    pub(crate) entry: usize,
     pub(crate) workflow: Option<Blocked>,
     pub(crate) steps: Vec<(usize, Blocked)>,
 }
 
 /// One run, as [`StatsTable::record_run`] learns it.
 pub(crate) struct RunRecord<'a> {
+    /// The entry [`StatsTable::gates`] found for the run.
+    pub(crate) entry: usize,
     pub(crate) workflow: &'static str,
-    pub(crate) steps: &'static [&'static str],
     pub(crate) metas: &'static [Option<&'static StepMeta>],
     pub(crate) domain: &'a str,
     pub(crate) ok: bool,
@@ -225,9 +231,10 @@ impl StatsTable {
         let micros = u64::try_from(run.latency.as_micros()).unwrap_or(u64::MAX);
         let mut guard = self.lock();
         let tables = &mut *guard;
-        let index = entry_index(tables, run);
         let entries = tables.workflows.entry(run.workflow).or_default();
-        let entry = &mut entries[index];
+        let Some(entry) = entries.get_mut(run.entry) else {
+            return Learned::default();
+        };
         entry.run.executions += 1;
         if run.ok {
             entry.run.successes += 1;
@@ -316,14 +323,8 @@ impl StatsTable {
     pub(crate) fn gates(&self, query: &GateQuery<'_>, config: &Config, now: Instant) -> Gates {
         let mut guard = self.lock();
         let tables = &mut *guard;
-        let Some(entry) = tables.workflows.get(query.workflow).and_then(|entries| {
-            entries.iter().find(|e| {
-                &*e.domain == query.domain
-                    && (std::ptr::eq(e.steps, query.steps) || e.steps == query.steps)
-            })
-        }) else {
-            return Gates::default();
-        };
+        let index = entry_index(tables, query.workflow, query.steps, query.domain);
+        let entry = &tables.workflows[query.workflow][index];
         let mut judge = |slot: usize, threshold: f64| -> Option<Blocked> {
             let confidence = tables.confidence[slot].evidence.confidence(config.prior);
             if confidence.samples < config.min_samples || confidence.mean >= threshold {
@@ -362,7 +363,11 @@ impl StatsTable {
                 steps.push((i, blocked));
             }
         }
-        Gates { workflow, steps }
+        Gates {
+            entry: index,
+            workflow,
+            steps,
+        }
     }
 
     /// What a report shows of every (pattern, domain): workflows with their
@@ -551,26 +556,31 @@ impl StatsTable {
 
 /// The index of the entry of `run`'s workflow and domain among its
 /// workflow's entries, created (with its confidence slots) if new.
-fn entry_index(tables: &mut Tables, run: &RunRecord<'_>) -> usize {
-    let entries = tables.workflows.entry(run.workflow).or_default();
-    let found = entries.iter().position(|e| {
-        &*e.domain == run.domain && (std::ptr::eq(e.steps, run.steps) || e.steps == run.steps)
-    });
+fn entry_index(
+    tables: &mut Tables,
+    workflow: &'static str,
+    steps: &'static [&'static str],
+    domain: &str,
+) -> usize {
+    let entries = tables.workflows.entry(workflow).or_default();
+    let found = entries
+        .iter()
+        .position(|e| &*e.domain == domain && (std::ptr::eq(e.steps, steps) || e.steps == steps));
     found.unwrap_or_else(|| {
         let mut slot = |name: &str| {
             resolve(
                 &mut tables.slots,
                 &mut tables.confidence,
-                (name.to_owned(), run.domain.to_owned()),
+                (name.to_owned(), domain.to_owned()),
             )
         };
-        let run_slot = slot(run.workflow);
-        let step_slots = run.steps.iter().map(|name| slot(name)).collect();
+        let run_slot = slot(workflow);
+        let step_slots = steps.iter().map(|name| slot(name)).collect();
         entries.push(WorkflowEntry {
-            domain: run.domain.into(),
-            steps: run.steps,
+            domain: domain.into(),
+            steps,
             run: PatternStats::default(),
-            step_stats: vec![PatternStats::default(); run.steps.len()],
+            step_stats: vec![PatternStats::default(); steps.len()],
             run_slot,
             step_slots,
             latencies: LatencyWindow::default(),
@@ -627,14 +637,26 @@ mod tests {
         log: &'a [StepRecord],
     ) -> RunRecord<'a> {
         RunRecord {
+            entry: 0,
             workflow,
-            steps: STEPS,
             metas: &[],
             domain,
             ok,
             latency,
             log,
         }
+    }
+
+    /// Learns `run` as `Ndf::run` does: its entry first, then the run.
+    fn record(table: &StatsTable, run: &RunRecord<'_>, config: &Config) {
+        let query = GateQuery {
+            workflow: run.workflow,
+            steps: STEPS,
+            metas: &[],
+            domain: run.domain,
+        };
+        let entry = table.gates(&query, config, Instant::now()).entry;
+        table.record_run(&RunRecord { entry, ..*run }, config, Instant::now());
     }
 
     fn log(outcomes: [(bool, bool, u32); 3]) -> [StepRecord; 3] {
@@ -651,10 +673,10 @@ mod tests {
     fn step_statistics_are_summed_by_name_across_positions() {
         let table = StatsTable::default();
         let l = log([(true, true, 1), (true, true, 0), (true, false, 2)]);
-        table.record_run(
+        record(
+            &table,
             &run("x.flow", "d", false, Duration::from_millis(3), &l),
             &config(0.1),
-            Instant::now(),
         );
         let a = table.get("a", "d").unwrap();
         assert_eq!(
@@ -673,10 +695,10 @@ mod tests {
     fn steps_that_did_not_run_are_not_counted() {
         let table = StatsTable::default();
         let l = log([(true, false, 0), (false, false, 0), (false, false, 0)]);
-        table.record_run(
+        record(
+            &table,
             &run("x.flow", "d", false, Duration::ZERO, &l),
             &config(0.1),
-            Instant::now(),
         );
         assert!(table.get("b", "d").is_none());
         assert_eq!(table.get("a", "d").unwrap().executions, 1);
@@ -697,10 +719,10 @@ mod tests {
         };
         table.seed("x.flow", "d", &seeded, &evidence);
         let l = log([(false, false, 0); 3]);
-        table.record_run(
+        record(
+            &table,
             &run("x.flow", "d", true, Duration::ZERO, &l),
             &config(0.0),
-            Instant::now(),
         );
         assert_eq!(
             table
@@ -720,10 +742,10 @@ mod tests {
         let table = StatsTable::default();
         for ok in [true, true, false, true] {
             let l = log([(true, ok, 0), (true, true, 0), (false, false, 0)]);
-            table.record_run(
+            record(
+                &table,
                 &run("x.flow", "d", ok, Duration::ZERO, &l),
                 &config(0.0),
-                Instant::now(),
             );
         }
         let flow = table.confidence("x.flow", "d", Prior::default()).unwrap();

@@ -60,7 +60,7 @@ impl AlertSink for TracingSink {
 /// Runs judged for success-rate and latency alerts.
 pub(crate) const ALERT_WINDOW: usize = 100;
 /// The p95 of the window is recomputed every this many runs.
-const P95_REFRESH: usize = 16;
+const P95_REFRESH: usize = 32;
 
 /// The recent runs of one workflow in one domain, and whether each kind of
 /// alert is raised, so that an alert fires when a threshold is crossed, not
@@ -147,8 +147,7 @@ impl AlertState {
                 for (v, (d, _)) in values.iter_mut().zip(&self.ring) {
                     *v = *d;
                 }
-                values.sort_unstable();
-                self.p95 = percentile(values, 0.95);
+                self.p95 = select_percentile(values, 0.95);
                 self.since_p95 = 0;
             }
             let slow = self.p95 > limit;
@@ -187,20 +186,32 @@ pub(crate) fn alert(
     }
 }
 
-/// The `q` quantile (0..=1) of `sorted` (ascending), nearest rank; zero
-/// when empty.
-pub(crate) fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    let values = sorted;
+/// The `q` quantile (0..=1) of `values`, nearest rank, by selection
+/// (reorders them); zero when empty.
+fn select_percentile(values: &mut [Duration], q: f64) -> Duration {
     if values.is_empty() {
         return Duration::ZERO;
     }
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "q is in 0..=1, the rank within len"
-    )]
-    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
-    values[rank - 1]
+    let rank = nearest_rank(values.len(), q);
+    *values.select_nth_unstable(rank - 1).1
+}
+
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "q is in 0..=1, the rank within len"
+)]
+fn nearest_rank(len: usize, q: f64) -> usize {
+    ((q * len as f64).ceil() as usize).clamp(1, len)
+}
+
+/// The `q` quantile (0..=1) of `sorted` (ascending), nearest rank; zero
+/// when empty.
+pub(crate) fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[nearest_rank(sorted.len(), q) - 1]
 }
 
 #[cfg(test)]
@@ -218,6 +229,8 @@ mod tests {
         assert_eq!(percentile(&v, 0.95), ms(95));
         assert_eq!(percentile(&v, 0.99), ms(99));
         assert_eq!(percentile(&[], 0.5), Duration::ZERO);
+        let mut shuffled: Vec<Duration> = (1..=100).rev().map(ms).collect();
+        assert_eq!(select_percentile(&mut shuffled, 0.95), ms(95));
     }
 
     fn rules(latency_alert: Option<Duration>) -> AlertRules {
