@@ -234,8 +234,14 @@ async fn main() -> Result<(), ndf::Error> {
         "send_notifications",
     ] {
         if let Some(s) = ndf.stats(pattern, "data_processing") {
+            let confidence =
+                ndf.confidence(pattern, "data_processing")
+                    .map_or_else(String::new, |c| {
+                        let plural = if c.samples == 1 { "" } else { "s" };
+                        format!("  confidence {:.2} ({} outcome{plural})", c.mean, c.samples)
+                    });
             println!(
-                "  {pattern:<34} runs {}  ok {}  failed {}  retries {}",
+                "  {pattern:<30} runs {}  ok {}  failed {}  retries {}{confidence}",
                 s.executions, s.successes, s.failures, s.retries
             );
         }
