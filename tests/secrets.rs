@@ -63,6 +63,7 @@ async fn secrets_appear_nowhere_the_runtime_writes() {
         .attribute("signingKey", SECRET)
         .attribute("client_secret", SECRET)
         .attribute("aws_credentials", SECRET)
+        .secret("vault_ref", SECRET)
         .attribute("region", "eu-west-1");
 
     let mut written = Vec::new();
@@ -104,4 +105,8 @@ async fn secrets_appear_nowhere_the_runtime_writes() {
     }
     // The step itself could read it.
     assert_eq!(ctx.attribute_value("db_password"), Some(SECRET));
+    assert_eq!(
+        ndf::ExposeSecret::expose_secret(ctx.secret_value("vault_ref").unwrap()),
+        SECRET
+    );
 }

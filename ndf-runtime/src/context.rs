@@ -2,8 +2,20 @@
 //! attributes.
 
 use std::fmt;
+use std::sync::Arc;
+
+use secrecy::SecretString;
 
 use crate::security::{REDACTED, is_secret_key};
+
+/// An attribute's value: plain text, or a secret the user marked with
+/// [`PatternContext::secret`], kept in a [`SecretString`] (zeroed on drop,
+/// never shown).
+#[derive(Clone)]
+enum Value {
+    Plain(String),
+    Secret(Arc<SecretString>),
+}
 
 /// How urgent a run is.
 #[derive(
@@ -58,7 +70,7 @@ pub struct PatternContext {
     agent_type: Option<String>,
     priority: Priority,
     permissions: Vec<String>,
-    attributes: Vec<(String, String)>,
+    attributes: Vec<(String, Value)>,
 }
 
 impl PatternContext {
@@ -97,8 +109,28 @@ impl PatternContext {
 
     /// Sets an attribute, replacing an earlier value of the same key.
     #[must_use]
-    pub fn attribute(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        let (key, value) = (key.into(), value.into());
+    pub fn attribute(self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.set(key.into(), Value::Plain(value.into()))
+    }
+
+    /// Sets a secret attribute, whatever its key: it is never shown, and
+    /// steps read it with [`PatternContext::secret_value`].
+    ///
+    /// ```
+    /// use ndf::prelude::*;
+    /// use ndf::ExposeSecret as _;
+    ///
+    /// let ctx = PatternContext::new("billing").secret("stripe", "sk_live_123");
+    /// assert!(!format!("{ctx:?}").contains("sk_live_123"));
+    /// assert_eq!(ctx.secret_value("stripe").unwrap().expose_secret(), "sk_live_123");
+    /// assert_eq!(ctx.attribute_value("stripe"), None);
+    /// ```
+    #[must_use]
+    pub fn secret(self, key: impl Into<String>, value: impl Into<SecretString>) -> Self {
+        self.set(key.into(), Value::Secret(Arc::new(value.into())))
+    }
+
+    fn set(mut self, key: String, value: Value) -> Self {
         match self.attributes.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
             None => self.attributes.push((key, value)),
@@ -130,24 +162,35 @@ impl PatternContext {
         &self.permissions
     }
 
-    /// The real value of an attribute, secret or not. Only step code should
-    /// call this; everything the runtime writes uses [`Self::redacted_attributes`].
+    /// The value of an attribute set with [`PatternContext::attribute`],
+    /// even when its key marks it secret. Only step code should call this;
+    /// everything the runtime writes uses [`Self::redacted_attributes`].
+    /// Attributes set with [`PatternContext::secret`] are read with
+    /// [`PatternContext::secret_value`].
     #[must_use]
     pub fn attribute_value(&self, key: &str) -> Option<&str> {
-        self.attributes
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        match self.attributes.iter().find(|(k, _)| k == key) {
+            Some((_, Value::Plain(v))) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A secret set with [`PatternContext::secret`].
+    #[must_use]
+    pub fn secret_value(&self, key: &str) -> Option<&SecretString> {
+        match self.attributes.iter().find(|(k, _)| k == key) {
+            Some((_, Value::Secret(v))) => Some(v),
+            _ => None,
+        }
     }
 
     /// The attributes as the runtime may write them: secret values replaced
     /// by `[REDACTED]`.
     pub fn redacted_attributes(&self) -> impl Iterator<Item = (&str, &str)> {
         self.attributes.iter().map(|(k, v)| {
-            let shown = if is_secret_key(k) {
-                REDACTED
-            } else {
-                v.as_str()
+            let shown = match v {
+                Value::Plain(v) if !is_secret_key(k) => v.as_str(),
+                _ => REDACTED,
             };
             (k.as_str(), shown)
         })
@@ -175,6 +218,7 @@ impl fmt::Debug for PatternContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret as _;
 
     #[test]
     fn debug_redacts_secret_attributes_only() {
@@ -186,6 +230,27 @@ mod tests {
         assert!(shown.contains(REDACTED), "{shown}");
         assert!(shown.contains("eu-west-1"), "{shown}");
         assert_eq!(ctx.attribute_value("DB_Password"), Some("pa55"));
+    }
+
+    #[test]
+    fn explicit_secrets_are_redacted_whatever_their_key() {
+        let ctx = PatternContext::new("billing")
+            .secret("vault_ref", "abc-123")
+            .attribute("plan", "pro");
+        let shown = format!("{ctx:?}");
+        assert!(
+            !shown.contains("abc-123") && shown.contains("pro"),
+            "{shown}"
+        );
+        assert_eq!(
+            ctx.secret_value("vault_ref")
+                .map(|s| s.expose_secret().to_owned())
+                .as_deref(),
+            Some("abc-123")
+        );
+        assert_eq!(ctx.attribute_value("vault_ref"), None);
+        let cloned = ctx.clone();
+        assert!(cloned.secret_value("vault_ref").is_some());
     }
 
     #[test]

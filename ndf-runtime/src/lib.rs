@@ -32,6 +32,7 @@ pub use gating::{IdleProbe, ResourceProbe, ResourceUsage, SysinfoProbe};
 pub use learning::{Confidence, Evidence, PatternStats, Prior, RunLog, StepRecord};
 pub use ndf::{Ndf, NdfBuilder};
 pub use policy::RetryPolicy;
+pub use secrecy::{ExposeSecret, SecretString};
 pub use security::{REDACTED, is_secret_key};
 pub use step::{Shape, Step, StepMeta, Workflow};
 pub use store::{LearningStore, MemoryStore, StoredStats};

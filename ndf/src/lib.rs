@@ -27,10 +27,11 @@
 pub use ndf_macros::{degrade, orchestrate, parallel, pattern, sequential};
 pub use ndf_runtime::{
     Alert, AlertKind, AlertSink, Confidence, Config, ConfigError, Cx, DomainPreset, Environment,
-    Error, Evidence, IdleProbe, LearningStore, MemoryStore, Ndf, NdfBuilder, PatternContext,
-    PatternReport, PatternStats, Percentiles, PhaseRule, Prior, Priority, REDACTED, Report,
-    ResourceProbe, ResourceUsage, RetryPolicy, RunLog, Shape, Step, StepError, StepMeta,
-    StepRecord, StoreError, StoredStats, SysinfoProbe, TracingSink, Workflow, is_secret_key,
+    Error, Evidence, ExposeSecret, IdleProbe, LearningStore, MemoryStore, Ndf, NdfBuilder,
+    PatternContext, PatternReport, PatternStats, Percentiles, PhaseRule, Prior, Priority, REDACTED,
+    Report, ResourceProbe, ResourceUsage, RetryPolicy, RunLog, SecretString, Shape, Step,
+    StepError, StepMeta, StepRecord, StoreError, StoredStats, SysinfoProbe, TracingSink, Workflow,
+    is_secret_key,
 };
 
 /// Everything a user of ndf imports: `use ndf::prelude::*;`.
