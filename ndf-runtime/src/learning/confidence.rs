@@ -65,6 +65,14 @@ impl Evidence {
         }
     }
 
+    /// The posterior mean under `prior` (what gating compares).
+    #[must_use]
+    pub fn mean(&self, prior: Prior) -> f64 {
+        let alpha = prior.alpha + self.successes;
+        let total = alpha + prior.beta + self.failures;
+        if total > 0.0 { alpha / total } else { 0.5 }
+    }
+
     /// The posterior under `prior`.
     #[must_use]
     pub fn confidence(&self, prior: Prior) -> Confidence {

@@ -128,12 +128,15 @@ pub(crate) struct Slot {
 const TREND: usize = 32;
 
 impl Slot {
-    fn observe(&mut self, ok: bool, learning_rate: f64, prior: Prior) {
+    /// Learns one outcome; returns the new posterior mean.
+    fn observe(&mut self, ok: bool, learning_rate: f64, prior: Prior) -> f64 {
         self.evidence.observe(ok, learning_rate);
+        let mean = self.evidence.mean(prior);
         if self.trend.len() == TREND {
             self.trend.pop_front();
         }
-        self.trend.push_back(self.evidence.confidence(prior).mean);
+        self.trend.push_back(mean);
+        mean
     }
 }
 
@@ -265,18 +268,17 @@ impl StatsTable {
         let (lr, prior) = (config.learning_rate, config.prior);
         let mut learn = |slot: usize, name: &str, ok: bool, threshold: f64| {
             let s = &mut tables.confidence[slot];
-            s.observe(ok, lr, prior);
-            let c = s.evidence.confidence(prior);
-            let low = c.samples >= config.min_samples && c.mean < threshold;
+            let mean = s.observe(ok, lr, prior);
+            let samples = s.evidence.samples;
+            let low = samples >= config.min_samples && mean < threshold;
             if low && !s.alerted {
                 alerts.push(alert(
                     (name, run.domain),
                     AlertKind::Confidence,
-                    c.mean,
+                    mean,
                     threshold,
                     &format!(
-                        "confidence {:.2} fell below {threshold:.2} after {} outcomes",
-                        c.mean, c.samples
+                        "confidence {mean:.2} fell below {threshold:.2} after {samples} outcomes"
                     ),
                 ));
             }
@@ -326,8 +328,9 @@ impl StatsTable {
         let index = entry_index(tables, query.workflow, query.steps, query.domain);
         let entry = &tables.workflows[query.workflow][index];
         let mut judge = |slot: usize, threshold: f64| -> Option<Blocked> {
-            let confidence = tables.confidence[slot].evidence.confidence(config.prior);
-            if confidence.samples < config.min_samples || confidence.mean >= threshold {
+            let evidence = &tables.confidence[slot].evidence;
+            let mean = evidence.mean(config.prior);
+            if evidence.samples < config.min_samples || mean >= threshold {
                 tables.confidence[slot].trial = None;
                 return None;
             }
@@ -337,14 +340,14 @@ impl StatsTable {
                     None
                 }
                 Some(_) => Some(Blocked {
-                    confidence: confidence.mean,
+                    confidence: mean,
                     threshold,
                 }),
                 None => {
                     // Just fell below: the cool-down starts now.
                     tables.confidence[slot].trial = Some(now);
                     Some(Blocked {
-                        confidence: confidence.mean,
+                        confidence: mean,
                         threshold,
                     })
                 }
