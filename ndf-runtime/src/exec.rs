@@ -14,13 +14,12 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 
-use crate::config::Config;
 use crate::context::PatternContext;
 use crate::error::{Error, StepError};
 use crate::learning::StepRecord;
 use crate::ndf::Inner;
 use crate::policy::Deadline;
-use crate::step::{Step, StepMeta};
+use crate::step::Step;
 
 /// The runtime's handle, passed down a running workflow. Opaque to users.
 ///
@@ -97,29 +96,6 @@ impl Failure {
             },
         }
     }
-}
-
-/// A step's per-attempt timeout: its own, else its domain's preset, else the
-/// configured default.
-fn timeout_of(meta: &StepMeta, config: &Config) -> Duration {
-    meta.timeout
-        .or_else(|| {
-            meta.domain
-                .and_then(|d| config.domain_preset(d))
-                .map(|p| p.step_timeout)
-        })
-        .unwrap_or(config.step_timeout)
-}
-
-/// A step's declared memory budget: its own, else its domain preset's.
-fn memory_of(meta: &StepMeta, config: &Config) -> Option<u64> {
-    meta.memory
-        .or_else(|| {
-            meta.domain
-                .and_then(|d| config.domain_preset(d))
-                .map(|p| p.memory)
-        })
-        .filter(|bytes| *bytes > 0)
 }
 
 /// One bounded, panic-safe attempt: combinators rather than an `async fn`,
@@ -253,11 +229,11 @@ async fn run<S: Step, P: Placement>(
     input: S::Input,
 ) -> Result<(S::Output, S::Undo), Error> {
     let meta = &S::META;
-    let timeout = timeout_of(meta, &cx.0.inner.config);
+    let timeout = cx.0.inner.config.timeout_of(meta);
     if let Some(blocked) = cx.blocked(index) {
         return Box::pin(held_back::<S>(cx, index, input, blocked)).await;
     }
-    if let Some(budget) = memory_of(meta, &cx.0.inner.config) {
+    if let Some(budget) = cx.0.inner.config.memory_of(meta) {
         Box::pin(crate::gating::admit_memory(cx, budget)).await?;
     }
     let resilient = meta.retry.max_retries > 0 || meta.fallback.is_some();
@@ -349,7 +325,7 @@ pub async fn compensate_step<S: Step>(cx: Cx<'_>, index: usize, undo: S::Undo) {
     let Some(fut) = S::compensate(undo, cx.0.ctx) else {
         return;
     };
-    let timeout = timeout_of(&S::META, &cx.0.inner.config);
+    let timeout = cx.0.inner.config.timeout_of(&S::META);
     let outcome = attempt(fut, timeout).await;
     if let Some(record) = cx.record(index) {
         record.compensated(outcome.is_ok());

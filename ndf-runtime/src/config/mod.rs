@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::learning::Prior;
+use crate::step::StepMeta;
 
 /// What a step's `domain` option picks when the step sets none of these
 /// itself.
@@ -118,6 +119,36 @@ impl Config {
     #[must_use]
     pub fn domain_preset(&self, domain: &str) -> Option<&DomainPreset> {
         self.domains.get(domain)
+    }
+
+    /// A step's setting: its own, else its domain preset's.
+    fn step_setting<T>(
+        &self,
+        own: Option<T>,
+        meta: &StepMeta,
+        preset: impl FnOnce(&DomainPreset) -> T,
+    ) -> Option<T> {
+        own.or_else(|| meta.domain.and_then(|d| self.domain_preset(d)).map(preset))
+    }
+
+    /// A step's per-attempt timeout: its own, else its domain preset's, else
+    /// `step_timeout`.
+    pub(crate) fn timeout_of(&self, meta: &StepMeta) -> Duration {
+        self.step_setting(meta.timeout, meta, |p| p.step_timeout)
+            .unwrap_or(self.step_timeout)
+    }
+
+    /// A step's confidence threshold: its own, else its domain preset's,
+    /// else `confidence_threshold`.
+    pub(crate) fn threshold_of(&self, meta: &StepMeta) -> f64 {
+        self.step_setting(meta.confidence_threshold, meta, |p| p.confidence_threshold)
+            .unwrap_or(self.confidence_threshold)
+    }
+
+    /// A step's memory budget: its own, else its domain preset's.
+    pub(crate) fn memory_of(&self, meta: &StepMeta) -> Option<u64> {
+        self.step_setting(meta.memory, meta, |p| p.memory)
+            .filter(|bytes| *bytes > 0)
     }
 
     /// Checks every value, naming the first bad key.

@@ -305,7 +305,7 @@ impl StatsTable {
                     .get(i)
                     .copied()
                     .flatten()
-                    .map_or(config.confidence_threshold, |m| threshold_of(m, config));
+                    .map_or(config.confidence_threshold, |m| config.threshold_of(m));
                 // Served by the fallback is a failure of the step itself.
                 learn(
                     entry.step_slots[i],
@@ -357,7 +357,7 @@ impl StatsTable {
         let mut steps = Vec::new();
         for (i, meta) in query.metas.iter().enumerate() {
             let Some(meta) = meta else { continue };
-            let threshold = threshold_of(meta, config);
+            let threshold = config.threshold_of(meta);
             if let Some(blocked) = entry
                 .step_slots
                 .get(i)
@@ -592,18 +592,6 @@ fn entry_index(
         });
         entries.len() - 1
     })
-}
-
-/// A step's confidence threshold: its own, else its domain preset's, else
-/// the configured one.
-fn threshold_of(meta: &StepMeta, config: &Config) -> f64 {
-    meta.confidence_threshold
-        .or_else(|| {
-            meta.domain
-                .and_then(|d| config.domain_preset(d))
-                .map(|p| p.confidence_threshold)
-        })
-        .unwrap_or(config.confidence_threshold)
 }
 
 /// The slot of `key`, created if new. (A free function, so that it borrows
