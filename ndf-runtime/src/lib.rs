@@ -35,5 +35,5 @@ pub use policy::RetryPolicy;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use security::{REDACTED, is_secret_key};
 pub use step::{Shape, Step, StepMeta, Workflow};
-pub use store::{LearningStore, MemoryStore, StoredStats};
+pub use store::{LearningStore, MemoryStore, SqliteStore, StoredStats};
 pub use telemetry::{Alert, AlertKind, AlertSink, PatternReport, Percentiles, Report, TracingSink};

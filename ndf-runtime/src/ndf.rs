@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::context::PatternContext;
-use crate::error::Error;
+use crate::error::{Error, StoreError};
 use crate::exec::{Cx, Run};
 use crate::gating::{IdleProbe, ResourceProbe};
 use crate::learning::{Confidence, GateQuery, PatternStats, RunLog, RunRecord, StatsTable};
@@ -21,7 +21,7 @@ pub(crate) struct Inner {
     registry: Registry,
     pub(crate) probe: Box<dyn ResourceProbe>,
     pub(crate) stats: StatsTable,
-    store: Box<dyn LearningStore>,
+    store: Arc<dyn LearningStore>,
 }
 
 /// The ndf runtime: runs workflows under their policies and learns from
@@ -222,14 +222,8 @@ impl Ndf {
         self.inner.stats.get(pattern, domain)
     }
 
-    /// Writes what was learned to the store.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Store`] when the store cannot be written.
-    pub fn flush(&self) -> Result<(), Error> {
-        let rows: Vec<StoredStats> = self
-            .inner
+    fn stored_rows(&self) -> Vec<StoredStats> {
+        self.inner
             .stats
             .snapshot()
             .into_iter()
@@ -239,22 +233,38 @@ impl Ndf {
                 stats,
                 evidence,
             })
-            .collect();
-        self.inner.store.save(&rows)?;
-        Ok(())
+            .collect()
     }
 
-    /// Flushes learning data; call it before the process exits.
+    /// Writes what was learned to the store, blocking the calling thread on
+    /// its I/O: from async code, prefer [`Ndf::shutdown`].
     ///
     /// # Errors
     ///
     /// [`Error::Store`] when the store cannot be written.
-    #[allow(
-        clippy::unused_async,
-        reason = "async in the contract: flushing to a file-backed store will wait on blocking I/O"
-    )]
+    pub fn flush(&self) -> Result<(), Error> {
+        self.inner.store.save(&self.stored_rows())?;
+        Ok(())
+    }
+
+    /// Writes what was learned to the store on tokio's blocking pool (never
+    /// on an async worker); call it before the process exits. When it
+    /// returns `Ok`, the data is in the store.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store cannot be written.
     pub async fn shutdown(&self) -> Result<(), Error> {
-        self.flush()
+        let rows = self.stored_rows();
+        let store = Arc::clone(&self.inner.store);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle
+                .spawn_blocking(move || store.save(&rows))
+                .await
+                .map_err(|e| StoreError::with_source("the store's writer stopped", e))??,
+            Err(_) => store.save(&rows)?,
+        }
+        Ok(())
     }
 }
 
@@ -335,7 +345,10 @@ impl NdfBuilder {
     /// cannot be read.
     pub fn build(self) -> Result<Ndf, Error> {
         self.config.validate()?;
-        let store = self.store.unwrap_or_else(|| Box::new(MemoryStore::new()));
+        let store: Arc<dyn LearningStore> = match self.store {
+            Some(store) => Arc::from(store),
+            None => Arc::new(MemoryStore::new()),
+        };
         let stats = StatsTable::default();
         for row in store.load()? {
             stats.seed(&row.pattern, &row.domain, &row.stats, &row.evidence);

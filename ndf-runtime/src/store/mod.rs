@@ -2,8 +2,10 @@
 //! in-memory implementation.
 
 mod memory;
+mod sqlite;
 
 pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
 
 use crate::error::StoreError;
 use crate::learning::{Evidence, PatternStats};

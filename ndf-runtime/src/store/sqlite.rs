@@ -1,0 +1,212 @@
+//! The embedded default store: one SQLite file (bundled SQLite, WAL).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+use super::{LearningStore, StoredStats};
+use crate::error::{Error, StoreError};
+use crate::learning::{Evidence, PatternStats};
+
+/// The schema this build writes, and the newest it reads.
+const SCHEMA_VERSION: i64 = 1;
+
+const CREATE: &str = "
+CREATE TABLE IF NOT EXISTS ndf_schema (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ndf_learning (
+    pattern TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    executions INTEGER NOT NULL,
+    successes INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    retries INTEGER NOT NULL,
+    fallbacks INTEGER NOT NULL,
+    compensations INTEGER NOT NULL,
+    compensation_failures INTEGER NOT NULL,
+    degradations INTEGER NOT NULL,
+    outliers INTEGER NOT NULL,
+    held_back INTEGER NOT NULL,
+    total_latency_us INTEGER NOT NULL,
+    evidence_successes REAL NOT NULL,
+    evidence_failures REAL NOT NULL,
+    evidence_samples INTEGER NOT NULL,
+    PRIMARY KEY (pattern, domain)
+);
+";
+
+/// Learning data in one SQLite file, written in write-ahead-log mode.
+///
+/// A save is one transaction: once [`LearningStore::save`] (and so
+/// `Ndf::flush` or `Ndf::shutdown`) returns `Ok`, the rows survive the
+/// process being killed. Opening a file written by a newer ndf, a corrupt
+/// file or a file that is not a database is an [`Error::Store`] naming the
+/// path; nothing is reset.
+///
+/// ```no_run
+/// use ndf::prelude::*;
+///
+/// # fn main() -> Result<(), ndf::Error> {
+/// let ndf = Ndf::builder().store(ndf::SqliteStore::open("ndf.db")?).build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+fn sql_error(path: &Path, what: &str, e: rusqlite::Error) -> StoreError {
+    StoreError::with_source(format!("{}: {what}: {e}", path.display()), e)
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store at `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] naming the path when the file cannot be opened or
+    /// created, is not an ndf database, is corrupt, or was written by a
+    /// newer version of ndf.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open(&path).map_err(|e| sql_error(&path, "cannot open", e))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| sql_error(&path, "is not a usable SQLite database", e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| sql_error(&path, "cannot set synchronous mode", e))?;
+        conn.execute_batch(CREATE)
+            .map_err(|e| sql_error(&path, "cannot create the ndf tables", e))?;
+        let version: Option<i64> = conn
+            .query_row("SELECT MAX(version) FROM ndf_schema", [], |row| row.get(0))
+            .optional()
+            .map_err(|e| sql_error(&path, "cannot read the schema version", e))?
+            .flatten();
+        match version {
+            None => {
+                conn.execute(
+                    "INSERT INTO ndf_schema (version) VALUES (?1)",
+                    [SCHEMA_VERSION],
+                )
+                .map_err(|e| sql_error(&path, "cannot write the schema version", e))?;
+            }
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::new(format!(
+                    "{}: written by a newer ndf (schema version {v}; this build reads up to {SCHEMA_VERSION}); it was left untouched",
+                    path.display()
+                ))
+                .into());
+            }
+            Some(_) => {}
+        }
+        let integrity: String = conn
+            .query_row("PRAGMA quick_check", [], |row| row.get(0))
+            .map_err(|e| sql_error(&path, "cannot check integrity", e))?;
+        if integrity != "ok" {
+            return Err(StoreError::new(format!(
+                "{}: the database is corrupt: {integrity}",
+                path.display()
+            ))
+            .into());
+        }
+        Ok(Self {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The file the store lives in.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl LearningStore for SqliteStore {
+    fn load(&self) -> Result<Vec<StoredStats>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut stmt = conn
+            .prepare(
+                "SELECT pattern, domain, executions, successes, failures, retries, fallbacks, compensations,
+                        compensation_failures, degradations, outliers, held_back, total_latency_us,
+                        evidence_successes, evidence_failures, evidence_samples
+                 FROM ndf_learning ORDER BY pattern, domain",
+            )
+            .map_err(|e| sql_error(&self.path, "cannot read learning data", e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let mut stats = PatternStats::default();
+                stats.executions = to_u64(r.get(2)?);
+                stats.successes = to_u64(r.get(3)?);
+                stats.failures = to_u64(r.get(4)?);
+                stats.retries = to_u64(r.get(5)?);
+                stats.fallbacks = to_u64(r.get(6)?);
+                stats.compensations = to_u64(r.get(7)?);
+                stats.compensation_failures = to_u64(r.get(8)?);
+                stats.degradations = to_u64(r.get(9)?);
+                stats.outliers = to_u64(r.get(10)?);
+                stats.held_back = to_u64(r.get(11)?);
+                stats.total_latency_us = to_u64(r.get(12)?);
+                Ok(StoredStats {
+                    pattern: r.get(0)?,
+                    domain: r.get(1)?,
+                    stats,
+                    evidence: Evidence {
+                        successes: r.get(13)?,
+                        failures: r.get(14)?,
+                        samples: to_u64(r.get(15)?),
+                    },
+                })
+            })
+            .map_err(|e| sql_error(&self.path, "cannot read learning data", e))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| sql_error(&self.path, "cannot read learning data", e))
+    }
+
+    fn save(&self, rows: &[StoredStats]) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn
+            .transaction()
+            .map_err(|e| sql_error(&self.path, "cannot begin a transaction", e))?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO ndf_learning VALUES
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                )
+                .map_err(|e| sql_error(&self.path, "cannot write learning data", e))?;
+            for row in rows {
+                let s = &row.stats;
+                stmt.execute(params![
+                    row.pattern,
+                    row.domain,
+                    to_i64(s.executions),
+                    to_i64(s.successes),
+                    to_i64(s.failures),
+                    to_i64(s.retries),
+                    to_i64(s.fallbacks),
+                    to_i64(s.compensations),
+                    to_i64(s.compensation_failures),
+                    to_i64(s.degradations),
+                    to_i64(s.outliers),
+                    to_i64(s.held_back),
+                    to_i64(s.total_latency_us),
+                    row.evidence.successes,
+                    row.evidence.failures,
+                    to_i64(row.evidence.samples),
+                ])
+                .map_err(|e| sql_error(&self.path, "cannot write learning data", e))?;
+            }
+        }
+        tx.commit()
+            .map_err(|e| sql_error(&self.path, "cannot commit learning data", e))
+    }
+}

@@ -1,0 +1,134 @@
+//! `SqliteStore`: learning survives a restart; bad files are clear errors,
+//! never a panic and never a silent reset.
+
+use std::path::PathBuf;
+
+use ndf::prelude::*;
+use ndf::{LearningStore, SqliteStore};
+
+#[pattern]
+async fn charge(amount: u32) -> Result<u32, StepError> {
+    if amount == 0 {
+        return Err(StepError::msg("nothing to charge"));
+    }
+    Ok(amount)
+}
+
+/// A fresh directory under the target dir, removed first if left over.
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn learning_survives_a_restart() {
+    let path = scratch("sqlite-restart").join("ndf.db");
+    let flow = sequential!(name = "billing.charge"; charge);
+    let ctx = PatternContext::new("billing");
+    let (stats, confidence) = {
+        let ndf = Ndf::builder()
+            .store(SqliteStore::open(&path).unwrap())
+            .build()
+            .unwrap();
+        for amount in [5, 0, 7, 9] {
+            let _ = ndf.run(&flow, amount, &ctx).await;
+        }
+        ndf.shutdown().await.unwrap();
+        (
+            ndf.stats("billing.charge", "billing").unwrap(),
+            ndf.confidence("charge", "billing").unwrap(),
+        )
+    };
+    assert_eq!((stats.executions, stats.failures), (4, 1));
+
+    let ndf = Ndf::builder()
+        .store(SqliteStore::open(&path).unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(ndf.stats("billing.charge", "billing"), Some(stats));
+    assert_eq!(ndf.confidence("charge", "billing"), Some(confidence));
+    ndf.run(&flow, 3, &ctx).await.unwrap();
+    ndf.shutdown().await.unwrap();
+
+    let rows = SqliteStore::open(&path).unwrap().load().unwrap();
+    let row = rows.iter().find(|r| r.pattern == "billing.charge").unwrap();
+    assert_eq!(row.stats.executions, 5);
+    assert_eq!(row.evidence.samples, 5);
+}
+
+fn store_error(result: Result<SqliteStore, ndf::Error>) -> String {
+    match result {
+        Err(e @ ndf::Error::Store(_)) => e.to_string(),
+        Err(other) => panic!("expected Error::Store, got {other:?}"),
+        Ok(_) => panic!("expected Error::Store, the file opened"),
+    }
+}
+
+#[test]
+fn a_text_file_is_not_a_database() {
+    let path = scratch("sqlite-text").join("notes.txt");
+    let text = "these are my notes, not a database\n".repeat(200);
+    std::fs::write(&path, &text).unwrap();
+    let message = store_error(SqliteStore::open(&path));
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "the file was left untouched"
+    );
+}
+
+#[test]
+fn a_corrupt_database_is_reported() {
+    let path = scratch("sqlite-corrupt").join("ndf.db");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        let row = ndf::StoredStats {
+            pattern: "billing.charge".into(),
+            domain: "billing".into(),
+            stats: ndf::PatternStats::default(),
+            evidence: ndf::Evidence::default(),
+        };
+        store.save(&vec![row; 1]).unwrap();
+    }
+    let _ = std::fs::remove_file(path.with_extension("db-wal"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Keep SQLite's header, scramble the pages after it.
+    for b in bytes.iter_mut().skip(100) {
+        *b = b.wrapping_mul(31).wrapping_add(7);
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let message = store_error(SqliteStore::open(&path));
+    assert!(message.contains(&path.display().to_string()), "{message}");
+}
+
+#[test]
+fn a_newer_schema_is_refused_not_reset() {
+    let path = scratch("sqlite-future").join("ndf.db");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE ndf_schema SET version = 99", [])
+        .unwrap();
+    drop(conn);
+    let message = store_error(SqliteStore::open(&path));
+    assert!(
+        message.contains("newer ndf") && message.contains("schema version 99"),
+        "{message}"
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("SELECT version FROM ndf_schema", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 99, "nothing was reset");
+}
+
+#[test]
+fn a_path_that_cannot_be_written_is_reported() {
+    let message = store_error(SqliteStore::open("/proc/ndf-cannot-live-here.db"));
+    assert!(
+        message.contains("/proc/ndf-cannot-live-here.db"),
+        "{message}"
+    );
+}
