@@ -1,4 +1,4 @@
-//! The embedded default store: one SQLite file (bundled SQLite, WAL).
+//! The embedded default store: one `SQLite` file (bundled `SQLite`, WAL).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS ndf_learning (
 );
 ";
 
-/// Learning data in one SQLite file, written in write-ahead-log mode.
+/// Learning data in one `SQLite` file, written in write-ahead-log mode.
 ///
 /// A save is one transaction: once [`LearningStore::save`] (and so
 /// `Ndf::flush` or `Ndf::shutdown`) returns `Ok`, the rows survive the
@@ -143,18 +143,19 @@ impl LearningStore for SqliteStore {
             .map_err(|e| sql_error(&self.path, "cannot read learning data", e))?;
         let rows = stmt
             .query_map([], |r| {
-                let mut stats = PatternStats::default();
-                stats.executions = to_u64(r.get(2)?);
-                stats.successes = to_u64(r.get(3)?);
-                stats.failures = to_u64(r.get(4)?);
-                stats.retries = to_u64(r.get(5)?);
-                stats.fallbacks = to_u64(r.get(6)?);
-                stats.compensations = to_u64(r.get(7)?);
-                stats.compensation_failures = to_u64(r.get(8)?);
-                stats.degradations = to_u64(r.get(9)?);
-                stats.outliers = to_u64(r.get(10)?);
-                stats.held_back = to_u64(r.get(11)?);
-                stats.total_latency_us = to_u64(r.get(12)?);
+                let stats = PatternStats {
+                    executions: to_u64(r.get(2)?),
+                    successes: to_u64(r.get(3)?),
+                    failures: to_u64(r.get(4)?),
+                    retries: to_u64(r.get(5)?),
+                    fallbacks: to_u64(r.get(6)?),
+                    compensations: to_u64(r.get(7)?),
+                    compensation_failures: to_u64(r.get(8)?),
+                    degradations: to_u64(r.get(9)?),
+                    outliers: to_u64(r.get(10)?),
+                    held_back: to_u64(r.get(11)?),
+                    total_latency_us: to_u64(r.get(12)?),
+                };
                 Ok(StoredStats {
                     pattern: r.get(0)?,
                     domain: r.get(1)?,
