@@ -5,7 +5,8 @@
 //! and is retried with backoff; the output shows each step as it runs and
 //! what the runtime learned.
 //!
-//! Run it with `cargo run --example etl_pipeline`.
+//! Run it with `cargo run --example etl_pipeline` (twice, to see what the
+//! first run learned carried over through `etl_pipeline.db`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -192,7 +193,14 @@ async fn send_notifications(report: LoadReport) -> LoadReport {
 
 #[tokio::main]
 async fn main() -> Result<(), ndf::Error> {
-    let ndf = Ndf::builder().build()?;
+    // What the runtime learns is kept in SQLite: run the example twice and
+    // the second run starts from what the first one learned.
+    let db = std::env::var("NDF_DB").unwrap_or_else(|_| "etl_pipeline.db".to_owned());
+    let ndf = Ndf::builder().store(ndf::SqliteStore::open(&db)?).build()?;
+    let before = ndf
+        .stats("data_processing.etl_pipeline", "data_processing")
+        .map_or(0, |s| s.executions);
+    println!("learning store {db}: {before} earlier runs of this pipeline");
     let etl = sequential!(name = "data_processing.etl_pipeline";
         validate_input => transform_data => store_results => send_notifications);
 
