@@ -13,6 +13,8 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use futures::FutureExt as _;
+use futures::future::Either;
+use tracing::Instrument as _;
 
 use crate::context::PatternContext;
 use crate::error::{Error, StepError};
@@ -110,6 +112,51 @@ fn attempt<T>(
         Some(Err(payload)) => Err(Failure::Failed(StepError::panicked(&*payload))),
         None => Err(Failure::TimedOut(timeout)),
     })
+}
+
+/// [`attempt`] of step `S`; when a subscriber listens at debug level,
+/// inside a `ndf.step` span. Without one, this costs one level check: the
+/// traced path is boxed so that it adds nothing to the step's future.
+fn step_attempt<'a, S: Step, T: 'a>(
+    cx: Cx<'a>,
+    number: u32,
+    fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
+    timeout: Duration,
+) -> impl Future<Output = Result<T, Failure>> + 'a {
+    if tracing::level_enabled!(tracing::Level::DEBUG) {
+        Either::Left(Box::pin(traced_attempt::<S, T>(cx, number, fut, timeout)))
+    } else {
+        Either::Right(attempt(fut, timeout))
+    }
+}
+
+/// [`attempt`] of step `S`, inside a `ndf.step` span (pattern, step,
+/// domain, attempt number, outcome); the span is attached to the future,
+/// never entered across an `.await`. Context attributes are not recorded.
+async fn traced_attempt<S: Step, T>(
+    cx: Cx<'_>,
+    number: u32,
+    fut: impl Future<Output = Result<T, StepError>>,
+    timeout: Duration,
+) -> Result<T, Failure> {
+    let span = tracing::debug_span!(
+        "ndf.step",
+        pattern = cx.0.pattern,
+        step = S::NAME,
+        domain = cx.0.ctx.domain(),
+        attempt = number,
+        outcome = tracing::field::Empty,
+    );
+    let result = attempt(fut, timeout).instrument(span.clone()).await;
+    span.record(
+        "outcome",
+        match &result {
+            Ok(_) => "ok",
+            Err(Failure::Failed(_)) => "error",
+            Err(Failure::TimedOut(_)) => "timeout",
+        },
+    );
+    result
 }
 
 fn succeeded<S: Step>(
@@ -241,7 +288,7 @@ async fn run<S: Step, P: Placement>(
         Some(copy) => (copy, Some(input)),
         None => (input, None),
     };
-    let failure = match attempt(P::call::<S>(first, cx.0.ctx), timeout).await {
+    let failure = match step_attempt::<S, _>(cx, 1, P::call::<S>(first, cx.0.ctx), timeout).await {
         Ok(out) => return Ok(succeeded::<S>(cx, index, 0, false, out)),
         Err(failure) => failure,
     };
@@ -266,7 +313,7 @@ async fn recover<S: Step, P: Placement>(
         let Some(copy) = S::dup(&input) else { break };
         tokio::time::sleep(meta.retry.delay(retries)).await;
         retries += 1;
-        match attempt(P::call::<S>(copy, cx.0.ctx), timeout).await {
+        match step_attempt::<S, _>(cx, retries + 1, P::call::<S>(copy, cx.0.ctx), timeout).await {
             Ok(out) => return Ok(succeeded::<S>(cx, index, retries, false, out)),
             Err(again) => failure = again,
         }

@@ -14,6 +14,7 @@ use crate::step::Workflow;
 use crate::store::{LearningStore, MemoryStore, StoredStats};
 use crate::telemetry::{self, AlertSink, Report, TracingSink};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 pub(crate) struct Inner {
     pub(crate) config: Config,
@@ -107,7 +108,21 @@ impl Ndf {
             log: log.records(),
             blocked: std::mem::take(&mut gates.steps),
         };
-        let result = workflow.execute(Cx(&run), input).await;
+        let result = if tracing::level_enabled!(tracing::Level::INFO) {
+            // A `ndf.workflow` span, attached to the run's future (boxed, so
+            // that without a subscriber the future carries no span).
+            let span = tracing::info_span!(
+                "ndf.workflow",
+                pattern = W::NAME,
+                domain = ctx.domain(),
+                outcome = tracing::field::Empty,
+            );
+            let result = Box::pin(workflow.execute(Cx(&run), input).instrument(span.clone())).await;
+            span.record("outcome", if result.is_ok() { "ok" } else { "error" });
+            result
+        } else {
+            workflow.execute(Cx(&run), input).await
+        };
         let now = tokio::time::Instant::now();
         let record = RunRecord {
             entry: gates.entry,

@@ -1,0 +1,87 @@
+//! With a subscriber listening, each workflow run and each step attempt is
+//! a span carrying pattern, step, domain, attempt and outcome.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use ndf::prelude::*;
+use tracing_subscriber::fmt::format::FmtSpan;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Clone, Default)]
+struct Flaky(Arc<Mutex<u32>>);
+
+#[pattern(retry(max = 2, initial = "1ms", jitter = false))]
+async fn fetch(f: Flaky) -> Result<u32, StepError> {
+    let mut n = f.0.lock().unwrap();
+    *n += 1;
+    if *n == 1 {
+        Err(StepError::msg("first attempt fails"))
+    } else {
+        Ok(*n)
+    }
+}
+
+#[pattern]
+async fn store(n: u32) -> u32 {
+    n
+}
+
+#[tokio::test(start_paused = true)]
+async fn runs_and_attempts_are_spans() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_span_events(FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let ndf = Ndf::builder().build().unwrap();
+    let flow = sequential!(name = "sync.orders"; fetch => store);
+    let ctx = PatternContext::new("sync").attribute("api_key", "k-123");
+    ndf.run(&flow, Flaky::default(), &ctx).await.unwrap();
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let closes: Vec<&str> = logs.lines().filter(|l| l.contains("close")).collect();
+    let step = |name: &str, attempt: u32| {
+        closes.iter().any(|l| {
+            l.contains("ndf.step")
+                && l.contains(&format!("step=\"{name}\""))
+                && l.contains(&format!("attempt={attempt}"))
+                && l.contains("pattern=\"sync.orders\"")
+                && l.contains("domain=\"sync\"")
+        })
+    };
+    assert!(
+        step("fetch", 1) && step("fetch", 2) && step("store", 1),
+        "{logs}"
+    );
+    assert!(
+        closes
+            .iter()
+            .any(|l| l.contains("outcome=\"error\"") && l.contains("attempt=1")),
+        "{logs}"
+    );
+    assert!(
+        closes.iter().any(|l| l.contains("ndf.workflow")
+            && l.contains("outcome=\"ok\"")
+            && l.contains("pattern=\"sync.orders\"")),
+        "{logs}"
+    );
+    assert!(!logs.contains("k-123"), "no attribute value is recorded");
+}
