@@ -36,19 +36,19 @@ pub fn admit_level(run: Cx<'_>, level: usize, record: Option<usize>) -> bool {
         );
         return false;
     }
-    let config = &run.0.inner.config;
-    let usage = run.0.inner.probe.sample();
-    let over = usage.cpu > config.cpu_limit || usage.memory > config.memory_limit;
-    if over {
-        tracing::debug!(
-            pattern = run.0.pattern,
-            level,
-            cpu = usage.cpu,
-            memory = usage.memory,
-            "resources constrained, skipping a degradation level"
-        );
-    }
-    !over
+    let Some((resource, usage, limit)) = run.0.inner.config.over_limits(run.0.inner.probe.sample())
+    else {
+        return true;
+    };
+    tracing::debug!(
+        pattern = run.0.pattern,
+        level,
+        resource,
+        usage,
+        limit,
+        "resources constrained, skipping a degradation level"
+    );
+    false
 }
 
 /// An alternative of a `degrade!` failed; the next one runs.

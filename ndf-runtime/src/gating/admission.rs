@@ -44,17 +44,7 @@ async fn wait_until_admitted(
 /// [`Error::ResourceExhausted`] naming the resource, the reading and the
 /// limit.
 pub(crate) async fn admit_run(inner: &Inner, can_degrade: bool) -> Result<(), Error> {
-    let (cpu_limit, memory_limit) = (inner.config.cpu_limit, inner.config.memory_limit);
-    let over = |u: ResourceUsage| {
-        if u.cpu > cpu_limit {
-            Some(("cpu", u.cpu, cpu_limit))
-        } else if u.memory > memory_limit {
-            Some(("memory", u.memory, memory_limit))
-        } else {
-            None
-        }
-    };
-    match wait_until_admitted(inner, over).await {
+    match wait_until_admitted(inner, |u| inner.config.over_limits(u)).await {
         None => Ok(()),
         Some(_) if can_degrade => Ok(()),
         Some((resource, usage, limit)) => Err(Error::ResourceExhausted {
