@@ -12,7 +12,9 @@ use super::record::{StepOutcome, StepRecord};
 use crate::config::Config;
 use crate::exec::Blocked;
 use crate::step::StepMeta;
-use crate::telemetry::{Alert, AlertKind, AlertRules, AlertState, ReportRow, alert};
+use crate::telemetry::{
+    Alert, AlertKind, AlertRules, AlertState, EntryMetrics, ReportRow, StepOutcomeView, alert,
+};
 
 /// Counters kept per (pattern, domain).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -98,6 +100,7 @@ struct WorkflowEntry {
     /// Recent runs: when, how long, whether they succeeded.
     recent: VecDeque<(Instant, Duration, bool)>,
     alerts: AlertState,
+    metrics: EntryMetrics,
 }
 
 /// Runs kept per workflow and domain for reports.
@@ -283,19 +286,33 @@ impl StatsTable {
                 ));
             }
             s.alerted = low;
+            mean
         };
-        learn(
+        let run_mean = learn(
             entry.run_slot,
             run.workflow,
             run.ok,
             config.confidence_threshold,
         );
+        entry.metrics.run(run.ok, run.latency, outlier, run_mean);
         for (i, (stats, record)) in entry.step_stats.iter_mut().zip(run.log).enumerate() {
             let outcome = record.read();
+            let mut view = StepOutcomeView {
+                ran: outcome.ran,
+                ok: outcome.ok,
+                retries: outcome.retries,
+                fallback: outcome.fallback,
+                held: outcome.held,
+                degraded: outcome.ok && outcome.level > Some(0),
+                confidence: None,
+            };
             if outcome.level.is_some() && entry.steps[i] == run.workflow {
                 // A `degrade!` at the top is the workflow itself: its run is
                 // counted once, above; only the level it served adds here.
-                entry.run.degradations += u64::from(outcome.ok && outcome.level > Some(0));
+                entry.run.degradations += u64::from(view.degraded);
+                entry
+                    .metrics
+                    .step(i, &StepOutcomeView { ran: false, ..view });
                 continue;
             }
             stats.add_step(outcome);
@@ -307,13 +324,14 @@ impl StatsTable {
                     .flatten()
                     .map_or(config.confidence_threshold, |m| config.threshold_of(m));
                 // Served by the fallback is a failure of the step itself.
-                learn(
+                view.confidence = Some(learn(
                     entry.step_slots[i],
                     entry.steps[i],
                     outcome.ok && !outcome.fallback,
                     threshold,
-                );
+                ));
             }
+            entry.metrics.step(i, &view);
         }
         Learned { outlier, alerts }
     }
@@ -589,6 +607,7 @@ fn entry_index(
             latencies: LatencyWindow::default(),
             recent: VecDeque::new(),
             alerts: AlertState::default(),
+            metrics: EntryMetrics::register(workflow, steps),
         });
         entries.len() - 1
     })

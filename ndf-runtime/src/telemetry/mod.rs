@@ -1,9 +1,11 @@
 //! What the runtime tells its operators: alerts and reports.
 
 mod alert;
+mod metrics;
 mod report;
 
 pub use alert::{Alert, AlertKind, AlertSink, TracingSink};
 pub(crate) use alert::{AlertRules, AlertState, alert, percentile};
+pub(crate) use metrics::{EntryMetrics, StepOutcomeView};
 pub use report::{PatternReport, Percentiles, Report};
 pub(crate) use report::{ReportRow, build};

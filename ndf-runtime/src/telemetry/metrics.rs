@@ -1,0 +1,109 @@
+//! Counters, histograms and gauges through the `metrics` facade, with
+//! bounded label sets: pattern and step names and outcomes, never ids,
+//! domains or attribute values. Handles are registered once per workflow
+//! entry, so a run only increments them (no key is built on the hot path);
+//! install the recorder before building the runtime.
+
+use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+
+/// The handles of one step record of a workflow.
+struct StepMetrics {
+    ok: Counter,
+    failed: Counter,
+    retries: Counter,
+    fallbacks: Counter,
+    held_back: Counter,
+    degraded: Counter,
+    confidence: Gauge,
+}
+
+/// The handles of one workflow (and its steps).
+pub(crate) struct EntryMetrics {
+    runs_ok: Counter,
+    runs_failed: Counter,
+    duration: Histogram,
+    outliers: Counter,
+    confidence: Gauge,
+    steps: Vec<StepMetrics>,
+}
+
+impl std::fmt::Debug for EntryMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntryMetrics")
+            .field("steps", &self.steps.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EntryMetrics {
+    pub(crate) fn register(workflow: &'static str, steps: &'static [&'static str]) -> Self {
+        Self {
+            runs_ok: counter!("ndf_runs_total", "pattern" => workflow, "outcome" => "ok"),
+            runs_failed: counter!("ndf_runs_total", "pattern" => workflow, "outcome" => "error"),
+            duration: histogram!("ndf_run_duration_seconds", "pattern" => workflow),
+            outliers: counter!("ndf_latency_outliers_total", "pattern" => workflow),
+            confidence: gauge!("ndf_confidence", "pattern" => workflow),
+            steps: steps
+                .iter()
+                .map(|step| StepMetrics {
+                    ok: counter!("ndf_step_executions_total", "pattern" => workflow, "step" => *step, "outcome" => "ok"),
+                    failed: counter!("ndf_step_executions_total", "pattern" => workflow, "step" => *step, "outcome" => "error"),
+                    retries: counter!("ndf_step_retries_total", "pattern" => workflow, "step" => *step),
+                    fallbacks: counter!("ndf_step_fallbacks_total", "pattern" => workflow, "step" => *step),
+                    held_back: counter!("ndf_step_held_back_total", "pattern" => workflow, "step" => *step),
+                    degraded: counter!("ndf_degradations_total", "pattern" => workflow, "step" => *step),
+                    confidence: gauge!("ndf_confidence", "pattern" => *step),
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn run(&self, ok: bool, latency: Duration, outlier: bool, confidence: f64) {
+        if ok { &self.runs_ok } else { &self.runs_failed }.increment(1);
+        self.duration.record(latency.as_secs_f64());
+        if outlier {
+            self.outliers.increment(1);
+        }
+        self.confidence.set(confidence);
+    }
+
+    /// What step record `index` did in a run.
+    pub(crate) fn step(&self, index: usize, outcome: &StepOutcomeView) {
+        let Some(m) = self.steps.get(index) else {
+            return;
+        };
+        if outcome.ran {
+            if outcome.ok { &m.ok } else { &m.failed }.increment(1);
+        }
+        if outcome.retries > 0 {
+            m.retries.increment(u64::from(outcome.retries));
+        }
+        if outcome.fallback {
+            m.fallbacks.increment(1);
+        }
+        if outcome.held {
+            m.held_back.increment(1);
+        }
+        if outcome.degraded {
+            m.degraded.increment(1);
+        }
+        if let Some(c) = outcome.confidence {
+            m.confidence.set(c);
+        }
+    }
+}
+
+/// What the metrics need of a step's outcome in one run.
+#[allow(clippy::struct_excessive_bools, reason = "the flags of one outcome")]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StepOutcomeView {
+    pub(crate) ran: bool,
+    pub(crate) ok: bool,
+    pub(crate) retries: u32,
+    pub(crate) fallback: bool,
+    pub(crate) held: bool,
+    pub(crate) degraded: bool,
+    pub(crate) confidence: Option<f64>,
+}
