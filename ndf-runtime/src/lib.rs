@@ -8,6 +8,7 @@ mod context;
 mod error;
 mod exec;
 mod flow;
+mod flush;
 mod gating;
 mod join;
 mod learning;

@@ -4,14 +4,15 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::context::PatternContext;
-use crate::error::{Error, StoreError};
+use crate::error::Error;
 use crate::exec::{Cx, Run};
+use crate::flush::FlushState;
 use crate::gating::{IdleProbe, ResourceProbe};
 use crate::learning::{Confidence, GateQuery, PatternStats, RunLog, RunRecord, StatsTable};
 use crate::registry::Registry;
 use crate::security::missing_permissions;
 use crate::step::Workflow;
-use crate::store::{LearningStore, MemoryStore, StoredStats};
+use crate::store::{LearningStore, MemoryStore};
 use crate::telemetry::{self, AlertSink, Report, TracingSink};
 use std::time::Duration;
 use tracing::Instrument as _;
@@ -22,7 +23,8 @@ pub(crate) struct Inner {
     registry: Registry,
     pub(crate) probe: Box<dyn ResourceProbe>,
     pub(crate) stats: StatsTable,
-    store: Arc<dyn LearningStore>,
+    pub(crate) store: Arc<dyn LearningStore>,
+    pub(crate) flush: FlushState,
 }
 
 /// The ndf runtime: runs workflows under their policies and learns from
@@ -143,6 +145,7 @@ impl Ndf {
         for alert in &learned.alerts {
             self.inner.alerts.send(alert);
         }
+        self.inner.flush.run_finished(self.inner.config.flush_every);
         result
     }
 
@@ -237,49 +240,28 @@ impl Ndf {
         self.inner.stats.get(pattern, domain)
     }
 
-    fn stored_rows(&self) -> Vec<StoredStats> {
-        self.inner
-            .stats
-            .snapshot()
-            .into_iter()
-            .map(|(pattern, domain, stats, evidence)| StoredStats {
-                pattern,
-                domain,
-                stats,
-                evidence,
-            })
-            .collect()
-    }
-
     /// Writes what was learned to the store, blocking the calling thread on
-    /// its I/O: from async code, prefer [`Ndf::shutdown`].
+    /// its I/O: from async code, prefer [`Ndf::shutdown`]. Learning data is
+    /// also saved in the background every `flush_interval` and after
+    /// `flush_every` runs.
     ///
     /// # Errors
     ///
     /// [`Error::Store`] when the store cannot be written.
     pub fn flush(&self) -> Result<(), Error> {
-        self.inner.store.save(&self.stored_rows())?;
-        Ok(())
+        self.inner.save_here()
     }
 
     /// Writes what was learned to the store on tokio's blocking pool (never
     /// on an async worker); call it before the process exits. When it
-    /// returns `Ok`, the data is in the store.
+    /// returns `Ok`, the data is in the store: that is what "acknowledged"
+    /// means.
     ///
     /// # Errors
     ///
     /// [`Error::Store`] when the store cannot be written.
     pub async fn shutdown(&self) -> Result<(), Error> {
-        let rows = self.stored_rows();
-        let store = Arc::clone(&self.inner.store);
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => handle
-                .spawn_blocking(move || store.save(&rows))
-                .await
-                .map_err(|e| StoreError::with_source("the store's writer stopped", e))??,
-            Err(_) => store.save(&rows)?,
-        }
-        Ok(())
+        crate::flush::save(&self.inner).await
     }
 }
 
@@ -368,15 +350,16 @@ impl NdfBuilder {
         for row in store.load()? {
             stats.seed(&row.pattern, &row.domain, &row.stats, &row.evidence);
         }
-        Ok(Ndf {
-            inner: Arc::new(Inner {
-                config: self.config,
-                alerts: self.alerts.unwrap_or_else(|| Box::new(TracingSink)),
-                registry: Registry::default(),
-                probe: self.probe.unwrap_or_else(|| Box::new(IdleProbe)),
-                stats,
-                store,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            config: self.config,
+            alerts: self.alerts.unwrap_or_else(|| Box::new(TracingSink)),
+            registry: Registry::default(),
+            probe: self.probe.unwrap_or_else(|| Box::new(IdleProbe)),
+            stats,
+            store,
+            flush: FlushState::default(),
+        });
+        crate::flush::start(&inner);
+        Ok(Ndf { inner })
     }
 }

@@ -21,6 +21,8 @@ const KEYS: &[&str] = &[
     "resource_wait",
     "gate_retry",
     "latency_alert",
+    "flush_interval",
+    "flush_every",
 ];
 
 impl Environment {
@@ -88,6 +90,17 @@ impl Config {
             "resource_wait" => self.resource_wait = duration(shown, text)?,
             "gate_retry" => self.gate_retry = duration(shown, text)?,
             "latency_alert" => self.latency_alert = Some(duration(shown, text)?),
+            "flush_interval" => self.flush_interval = duration(shown, text)?,
+            "flush_every" => {
+                self.flush_every =
+                    text.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        ConfigError::new(
+                            shown,
+                            format_args!("{text:?}"),
+                            "expected a whole number of runs, at least 1",
+                        )
+                    })?;
+            }
             "min_samples" => {
                 self.min_samples = text.trim().parse().map_err(|_| {
                     ConfigError::new(shown, format_args!("{text:?}"), "expected a whole number")

@@ -83,6 +83,12 @@ pub struct Config {
     /// The p95 latency of recent runs above which a workflow raises a
     /// latency alert; `None` (the default) raises none.
     pub latency_alert: Option<Duration>,
+    /// How often learning data is saved to the store in the background
+    /// (when the runtime is built inside a tokio runtime).
+    pub flush_interval: Duration,
+    /// Runs after which learning data is saved to the store without waiting
+    /// for the interval.
+    pub flush_every: u64,
 }
 
 impl Config {
@@ -113,6 +119,8 @@ impl Config {
             prior: Prior::default(),
             gate_retry: Duration::from_secs(30),
             latency_alert: None,
+            flush_interval: Duration::from_secs(5),
+            flush_every: 10_000,
         }
     }
 

@@ -1,0 +1,86 @@
+//! Saving learning data to the store: on demand, at shutdown, and in the
+//! background every `flush_interval` or after `flush_every` runs. Saves run
+//! on tokio's blocking pool, never on an async worker.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::error::{Error, StoreError};
+use crate::ndf::Inner;
+use crate::store::StoredStats;
+
+/// Runs since the last save, and the signal that wakes the background saver.
+#[derive(Debug, Default)]
+pub(crate) struct FlushState {
+    runs: AtomicU64,
+    wake: Arc<Notify>,
+}
+
+impl FlushState {
+    /// Counts one run; past `flush_every`, wakes the background saver.
+    pub(crate) fn run_finished(&self, flush_every: u64) {
+        if self.runs.fetch_add(1, Ordering::Relaxed) + 1 == flush_every {
+            self.wake.notify_one();
+        }
+    }
+}
+
+impl Inner {
+    pub(crate) fn stored_rows(&self) -> Vec<StoredStats> {
+        self.stats
+            .snapshot()
+            .into_iter()
+            .map(|(pattern, domain, stats, evidence)| StoredStats {
+                pattern,
+                domain,
+                stats,
+                evidence,
+            })
+            .collect()
+    }
+
+    /// Saves on the calling thread.
+    pub(crate) fn save_here(&self) -> Result<(), Error> {
+        self.flush.runs.store(0, Ordering::Relaxed);
+        self.store.save(&self.stored_rows())?;
+        Ok(())
+    }
+}
+
+/// Saves on tokio's blocking pool when inside a runtime, here otherwise.
+pub(crate) async fn save(inner: &Arc<Inner>) -> Result<(), Error> {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return inner.save_here();
+    };
+    let inner = Arc::clone(inner);
+    handle
+        .spawn_blocking(move || inner.save_here())
+        .await
+        .map_err(|e| StoreError::with_source("the store's writer stopped", e))?
+}
+
+/// Starts the background saver when the runtime is built inside tokio. It
+/// holds only a weak reference: it ends when the last `Ndf` is dropped.
+pub(crate) fn start(inner: &Arc<Inner>) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let weak: Weak<Inner> = Arc::downgrade(inner);
+    let wake = Arc::clone(&inner.flush.wake);
+    let interval: Duration = inner.config.flush_interval;
+    handle.spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = wake.notified() => {}
+            }
+            let Some(inner) = weak.upgrade() else { return };
+            if let Err(error) = save(&inner).await {
+                tracing::warn!(%error, "saving learning data failed; it stays in memory and is tried again");
+            }
+        }
+    });
+}
