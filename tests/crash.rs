@@ -24,9 +24,17 @@ const CHILD_ENV: &str = "NDF_CRASH_CHILD_DB";
 #[test]
 #[ignore = "run by `killed_while_saving_keeps_every_acknowledged_update` as its child process"]
 fn crash_child() {
-    let Ok(path) = std::env::var(CHILD_ENV) else { return };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let ndf = Ndf::builder().store(SqliteStore::open(&path).unwrap()).build().unwrap();
+    let Ok(path) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ndf = Ndf::builder()
+        .store(SqliteStore::open(&path).unwrap())
+        .build()
+        .unwrap();
     let flow = sequential!(name = "crash.ticks"; tick);
     let ctx = PatternContext::new("crash");
     rt.block_on(async {
@@ -43,7 +51,12 @@ fn crash_child() {
 
 fn saved_executions(path: &PathBuf) -> u64 {
     let store = SqliteStore::open(path).expect("the store opens cleanly after a kill");
-    store.load().unwrap().iter().find(|r| r.pattern == "crash.ticks").map_or(0, |r| r.stats.executions)
+    store
+        .load()
+        .unwrap()
+        .iter()
+        .find(|r| r.pattern == "crash.ticks")
+        .map_or(0, |r| r.stats.executions)
 }
 
 #[test]
@@ -55,7 +68,13 @@ fn killed_while_saving_keeps_every_acknowledged_update() {
     let mut acknowledged = 0;
     for round in 0..6 {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--ignored",
+                "--exact",
+                "crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, &path)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -79,7 +98,13 @@ fn killed_while_saving_keeps_every_acknowledged_update() {
         child.kill().unwrap(); // SIGKILL on Unix
         child.wait().unwrap();
         let saved = saved_executions(&path);
-        assert!(saved >= acknowledged, "round {round}: {saved} saved, {acknowledged} acknowledged");
+        assert!(
+            saved >= acknowledged,
+            "round {round}: {saved} saved, {acknowledged} acknowledged"
+        );
     }
-    assert!(acknowledged >= 6 * 100, "every round resumed from the last: {acknowledged}");
+    assert!(
+        acknowledged >= 6 * 100,
+        "every round resumed from the last: {acknowledged}"
+    );
 }

@@ -137,6 +137,10 @@ pub enum Error {
     /// A configuration value is invalid.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+
+    /// Telemetry could not be set up.
+    #[error("telemetry: {0}")]
+    Telemetry(String),
 }
 
 fn did_you_mean(suggestions: &[String]) -> String {

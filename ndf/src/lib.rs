@@ -25,6 +25,8 @@
 //! ```
 
 pub use ndf_macros::{degrade, orchestrate, parallel, pattern, sequential};
+#[cfg(feature = "prometheus")]
+pub use ndf_runtime::serve_prometheus;
 pub use ndf_runtime::{
     Alert, AlertKind, AlertSink, Confidence, Config, ConfigError, Cx, DomainPreset, Environment,
     Error, Evidence, ExposeSecret, IdleProbe, LearningStore, MemoryStore, Ndf, NdfBuilder,

@@ -1,0 +1,59 @@
+//! The `prometheus` feature serves the runtime's metrics on `/metrics`.
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+
+use ndf::prelude::*;
+
+#[pattern]
+async fn measure(n: u32) -> u32 {
+    n * 2
+}
+
+fn get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_in_prometheus_format() {
+    // A free loopback port.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    ndf::serve_prometheus(addr).unwrap();
+
+    let ndf = Ndf::builder().build().unwrap();
+    let flow = sequential!(name = "obs.metered"; measure);
+    for n in 0..3 {
+        ndf.run(&flow, n, &PatternContext::new("obs"))
+            .await
+            .unwrap();
+    }
+    let page = tokio::task::spawn_blocking(move || get(addr, "/metrics"))
+        .await
+        .unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(
+        page.contains(r#"ndf_runs_total{pattern="obs.metered",outcome="ok"} 3"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            r#"ndf_step_executions_total{pattern="obs.metered",step="measure",outcome="ok"} 3"#
+        ),
+        "{page}"
+    );
+    assert!(page.contains("ndf_run_duration_seconds"), "{page}");
+
+    let again = ndf::serve_prometheus(addr).unwrap_err();
+    assert!(matches!(again, ndf::Error::Telemetry(_)), "{again}");
+}
