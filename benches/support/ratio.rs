@@ -32,3 +32,11 @@ pub fn added(group: &str, candidate: &str, baseline: &str) {
         println!("{group}: {candidate} adds {:.1} ns to {baseline}", c - b);
     }
 }
+
+/// Prints how many `items` per second one iteration of `id` in `group` gives.
+#[allow(dead_code, reason = "not every benchmark reports a throughput")]
+pub fn throughput(group: &str, id: &str, items: u64) {
+    if let Some(ns) = mean_ns(group, id) {
+        println!("{group}: {id} {:.0} items/s", items as f64 / (ns / 1e9));
+    }
+}
