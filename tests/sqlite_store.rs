@@ -132,3 +132,35 @@ fn a_path_that_cannot_be_written_is_reported() {
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn building_on_a_worker_thread_loads_without_stalling_it() {
+    let path = scratch("sqlite-worker").join("ndf.db");
+    {
+        let ndf = Ndf::builder()
+            .store(SqliteStore::open(&path).unwrap())
+            .build()
+            .unwrap();
+        ndf.run(
+            &sequential!(name = "billing.charge"; charge),
+            4,
+            &PatternContext::new("billing"),
+        )
+        .await
+        .unwrap();
+        ndf.shutdown().await.unwrap();
+    }
+    // Built on a worker: the load is handed off with block_in_place.
+    let ndf = tokio::spawn(async move {
+        Ndf::builder()
+            .store(SqliteStore::open(&path).unwrap())
+            .build()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        ndf.stats("billing.charge", "billing").unwrap().executions,
+        1
+    );
+}

@@ -39,6 +39,42 @@ async fn store(n: u32) -> u32 {
     n
 }
 
+#[pattern]
+async fn precise(n: u32) -> Result<u32, StepError> {
+    let _ = n;
+    Err(StepError::msg("model unavailable"))
+}
+
+#[pattern]
+async fn rough(n: u32) -> u32 {
+    n
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_degraded_run_records_its_level_on_the_workflow_span() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_span_events(FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let ndf = Ndf::builder().build().unwrap();
+    let flow = sequential!(name = "sync.estimate"; degrade!(precise | rough));
+    ndf.run(&flow, 3, &PatternContext::new("sync"))
+        .await
+        .unwrap();
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.lines().any(|l| l.contains("ndf.workflow")
+            && l.contains("degradation_level=1")
+            && l.contains("close")),
+        "{logs}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn runs_and_attempts_are_spans() {
     let captured = Captured::default();

@@ -8,7 +8,9 @@ use crate::error::Error;
 use crate::exec::{Cx, Run};
 use crate::flush::FlushState;
 use crate::gating::{IdleProbe, ResourceProbe};
-use crate::learning::{Confidence, GateQuery, PatternStats, RunLog, RunRecord, StatsTable};
+use crate::learning::{
+    Confidence, GateQuery, PatternStats, RunLog, RunRecord, StatsTable, StepRecord,
+};
 use crate::registry::Registry;
 use crate::security::missing_permissions;
 use crate::step::Workflow;
@@ -118,9 +120,18 @@ impl Ndf {
                 pattern = W::NAME,
                 domain = ctx.domain(),
                 outcome = tracing::field::Empty,
+                degradation_level = tracing::field::Empty,
             );
             let result = Box::pin(workflow.execute(Cx(&run), input).instrument(span.clone())).await;
             span.record("outcome", if result.is_ok() { "ok" } else { "error" });
+            if let Some(level) = log
+                .records()
+                .iter()
+                .filter_map(StepRecord::level_served)
+                .max()
+            {
+                span.record("degradation_level", level);
+            }
             result
         } else {
             workflow.execute(Cx(&run), input).await
@@ -347,7 +358,15 @@ impl NdfBuilder {
             None => Arc::new(MemoryStore::new()),
         };
         let stats = StatsTable::default();
-        for row in store.load()? {
+        // Loading blocks on I/O: on a multi-threaded runtime's worker, hand
+        // the worker's other tasks off first.
+        let rows = match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| store.load())
+            }
+            _ => store.load(),
+        };
+        for row in rows? {
             stats.seed(&row.pattern, &row.domain, &row.stats, &row.evidence);
         }
         let inner = Arc::new(Inner {

@@ -71,6 +71,13 @@ impl StepRecord {
         self.set(COMPENSATED | if ok { 0 } else { COMPENSATION_FAILED });
     }
 
+    /// For a `degrade!` node that served: the level that served.
+    #[must_use]
+    pub fn level_served(&self) -> Option<u32> {
+        let outcome = self.read();
+        outcome.level.filter(|_| outcome.ok)
+    }
+
     pub(crate) fn read(&self) -> StepOutcome {
         let bits = self.0.load(Ordering::Relaxed);
         StepOutcome {
