@@ -30,6 +30,7 @@ fn rows(round: u64) -> Vec<StoredStats> {
                 failures: 1.0,
                 samples: round + 1,
             },
+            recent: Vec::new(),
         })
         .collect()
 }

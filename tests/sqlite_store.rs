@@ -49,13 +49,26 @@ async fn learning_survives_a_restart() {
         .unwrap();
     assert_eq!(ndf.stats("billing.charge", "billing"), Some(stats));
     assert_eq!(ndf.confidence("charge", "billing"), Some(confidence));
-    ndf.run(&flow, 3, &ctx).await.unwrap();
+    ndf.run(&flow, 2, &ctx).await.unwrap();
+    let report = ndf.report(std::time::Duration::from_hours(1));
+    let row = report
+        .patterns
+        .iter()
+        .find(|p| p.pattern == "billing.charge")
+        .unwrap();
+    assert_eq!(
+        (row.executions, row.successes),
+        (5, 4),
+        "the report's window holds the runs from before the restart"
+    );
     ndf.shutdown().await.unwrap();
 
     let rows = SqliteStore::open(&path).unwrap().load().unwrap();
     let row = rows.iter().find(|r| r.pattern == "billing.charge").unwrap();
     assert_eq!(row.stats.executions, 5);
     assert_eq!(row.evidence.samples, 5);
+    assert_eq!(row.recent.len(), 5, "the recent runs are kept for reports");
+    assert_eq!(row.recent.iter().filter(|r| !r.ok).count(), 1);
 }
 
 fn store_error(result: Result<SqliteStore, ndf::Error>) -> String {
@@ -90,6 +103,7 @@ fn a_corrupt_database_is_reported() {
             domain: "billing".into(),
             stats: ndf::PatternStats::default(),
             evidence: ndf::Evidence::default(),
+            recent: Vec::new(),
         };
         store.save(&vec![row; 1]).unwrap();
     }

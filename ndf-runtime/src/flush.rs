@@ -30,16 +30,7 @@ impl FlushState {
 
 impl Inner {
     pub(crate) fn stored_rows(&self) -> Vec<StoredStats> {
-        self.stats
-            .snapshot()
-            .into_iter()
-            .map(|(pattern, domain, stats, evidence)| StoredStats {
-                pattern,
-                domain,
-                stats,
-                evidence,
-            })
-            .collect()
+        self.stats.snapshot()
     }
 
     /// Saves on the calling thread.

@@ -36,7 +36,7 @@ pub use policy::RetryPolicy;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use security::{REDACTED, is_secret_key};
 pub use step::{Shape, Step, StepMeta, Workflow};
-pub use store::{LearningStore, MemoryStore, SqliteStore, StoredStats};
+pub use store::{LearningStore, MemoryStore, RecentRun, SqliteStore, StoredStats};
 #[cfg(feature = "prometheus")]
 pub use telemetry::serve_prometheus;
 pub use telemetry::{Alert, AlertKind, AlertSink, PatternReport, Percentiles, Report, TracingSink};

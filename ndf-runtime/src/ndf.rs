@@ -367,7 +367,7 @@ impl NdfBuilder {
             _ => store.load(),
         };
         for row in rows? {
-            stats.seed(&row.pattern, &row.domain, &row.stats, &row.evidence);
+            stats.seed(&row);
         }
         let inner = Arc::new(Inner {
             config: self.config,

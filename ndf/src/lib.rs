@@ -31,9 +31,9 @@ pub use ndf_runtime::{
     Alert, AlertKind, AlertSink, Confidence, Config, ConfigError, Cx, DomainPreset, Environment,
     Error, Evidence, ExposeSecret, IdleProbe, LearningStore, MemoryStore, Ndf, NdfBuilder,
     PatternContext, PatternReport, PatternStats, Percentiles, PhaseRule, Prior, Priority, REDACTED,
-    Report, ResourceProbe, ResourceUsage, RetryPolicy, RunLog, SecretString, Shape, SqliteStore,
-    Step, StepError, StepMeta, StepRecord, StoreError, StoredStats, SysinfoProbe, TracingSink,
-    Workflow, is_secret_key,
+    RecentRun, Report, ResourceProbe, ResourceUsage, RetryPolicy, RunLog, SecretString, Shape,
+    SqliteStore, Step, StepError, StepMeta, StepRecord, StoreError, StoredStats, SysinfoProbe,
+    TracingSink, Workflow, is_secret_key,
 };
 
 /// Everything a user of ndf imports: `use ndf::prelude::*;`.

@@ -12,6 +12,7 @@ use super::record::{StepOutcome, StepRecord};
 use crate::config::Config;
 use crate::exec::Blocked;
 use crate::step::StepMeta;
+use crate::store::{RecentRun, StoredStats};
 use crate::telemetry::{
     Alert, AlertKind, AlertRules, AlertState, EntryMetrics, ReportRow, StepOutcomeView, alert,
 };
@@ -98,7 +99,7 @@ struct WorkflowEntry {
     step_slots: Vec<usize>,
     latencies: LatencyWindow,
     /// Recent runs: when, how long, whether they succeeded.
-    recent: VecDeque<(Instant, Duration, bool)>,
+    recent: VecDeque<Run>,
     alerts: AlertState,
     metrics: EntryMetrics,
 }
@@ -153,7 +154,13 @@ struct Tables {
     slots: HashMap<(String, String), usize>,
     /// What the store held when the runtime started, by (pattern, domain).
     baseline: HashMap<(String, String), PatternStats>,
+    /// Recent runs the store held for workflows, by (pattern, domain).
+    baseline_recent: HashMap<(String, String), Vec<Run>>,
 }
+
+/// A run as the statistics remember it: when it ended, how long it took,
+/// whether it succeeded.
+type Run = (Instant, Duration, bool);
 
 /// The live statistics and confidence. A run takes the lock once, when it
 /// ends, finds its workflow's entry with one lookup, and updates counters and
@@ -209,14 +216,29 @@ impl StatsTable {
     }
 
     /// Loads what a store held.
-    pub(crate) fn seed(
-        &self,
-        pattern: &str,
-        domain: &str,
-        stats: &PatternStats,
-        evidence: &Evidence,
-    ) {
+    pub(crate) fn seed(&self, row: &StoredStats) {
+        let (pattern, domain, stats, evidence) = (
+            row.pattern.as_str(),
+            row.domain.as_str(),
+            &row.stats,
+            &row.evidence,
+        );
         let mut tables = self.lock();
+        if !row.recent.is_empty() {
+            let clock = Clock::now();
+            let runs = row.recent.iter().map(|r| {
+                (
+                    clock.instant(r.at_unix_ms),
+                    Duration::from_micros(r.latency_us),
+                    r.ok,
+                )
+            });
+            tables
+                .baseline_recent
+                .entry((pattern.to_owned(), domain.to_owned()))
+                .or_default()
+                .extend(runs);
+        }
         tables
             .baseline
             .entry((pattern.to_owned(), domain.to_owned()))
@@ -412,14 +434,18 @@ impl StatsTable {
                     .filter(|(_, s)| s.failures > 0)
                     .max_by_key(|(_, s)| s.failures)
                     .map(|(step, s)| ((*step).to_owned(), s.failures));
+                let earlier = tables
+                    .baseline_recent
+                    .get(&((*name).to_owned(), e.domain.to_string()))
+                    .into_iter()
+                    .flatten();
                 rows.push(ReportRow {
                     pattern: (*name).to_owned(),
                     domain: e.domain.to_string(),
                     workflow: true,
                     totals: e.run,
-                    recent: e
-                        .recent
-                        .iter()
+                    recent: earlier
+                        .chain(e.recent.iter())
                         .filter(|(at, _, _)| *at >= since)
                         .map(|(_, d, ok)| (*d, *ok))
                         .collect(),
@@ -518,8 +544,26 @@ impl StatsTable {
 
     /// Everything, summed by (pattern, domain), with its confidence
     /// evidence, sorted.
-    pub(crate) fn snapshot(&self) -> Vec<(String, String, PatternStats, Evidence)> {
+    pub(crate) fn snapshot(&self) -> Vec<StoredStats> {
         let tables = self.lock();
+        let clock = Clock::now();
+        let mut recent: HashMap<(String, String), Vec<RecentRun>> = HashMap::new();
+        for ((pattern, domain), runs) in &tables.baseline_recent {
+            recent
+                .entry((pattern.clone(), domain.clone()))
+                .or_default()
+                .extend(runs.iter().map(|r| clock.stored(*r)));
+        }
+        for (name, entries) in &tables.workflows {
+            for e in entries {
+                let runs = recent
+                    .entry(((*name).to_owned(), e.domain.to_string()))
+                    .or_default();
+                runs.extend(e.recent.iter().map(|r| clock.stored(*r)));
+                let excess = runs.len().saturating_sub(RECENT);
+                runs.drain(..excess);
+            }
+        }
         let mut sums: HashMap<(String, String), PatternStats> = tables.baseline.clone();
         for (name, entries) in &tables.workflows {
             for e in entries {
@@ -543,10 +587,17 @@ impl StatsTable {
                     .get(&(p.clone(), d.clone()))
                     .map(|i| tables.confidence[*i].evidence)
                     .unwrap_or_default();
-                (p, d, s, evidence)
+                let recent = recent.remove(&(p.clone(), d.clone())).unwrap_or_default();
+                StoredStats {
+                    pattern: p,
+                    domain: d,
+                    stats: s,
+                    evidence,
+                    recent,
+                }
             })
             .collect();
-        rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        rows.sort_by(|a, b| (&a.pattern, &a.domain).cmp(&(&b.pattern, &b.domain)));
         rows
     }
 
@@ -611,6 +662,40 @@ fn entry_index(
         });
         entries.len() - 1
     })
+}
+
+/// Converts between the monotonic clock runs are timed with and the wall
+/// clock stored runs carry, at one moment.
+struct Clock {
+    instant: Instant,
+    unix_ms: u64,
+}
+
+impl Clock {
+    fn now() -> Self {
+        let unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Self {
+            instant: Instant::now(),
+            unix_ms,
+        }
+    }
+
+    fn instant(&self, unix_ms: u64) -> Instant {
+        let ago = Duration::from_millis(self.unix_ms.saturating_sub(unix_ms));
+        self.instant.checked_sub(ago).unwrap_or(self.instant)
+    }
+
+    fn stored(&self, (at, latency, ok): Run) -> RecentRun {
+        let ago = u64::try_from(self.instant.saturating_duration_since(at).as_millis())
+            .unwrap_or(u64::MAX);
+        RecentRun {
+            at_unix_ms: self.unix_ms.saturating_sub(ago),
+            latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            ok,
+        }
+    }
 }
 
 /// The slot of `key`, created if new. (A free function, so that it borrows
@@ -727,7 +812,13 @@ mod tests {
             failures: 1.0,
             samples: 5,
         };
-        table.seed("x.flow", "d", &seeded, &evidence);
+        table.seed(&StoredStats {
+            pattern: "x.flow".into(),
+            domain: "d".into(),
+            stats: seeded,
+            evidence,
+            recent: Vec::new(),
+        });
         let l = log([(false, false, 0); 3]);
         record(
             &table,
@@ -744,7 +835,7 @@ mod tests {
         assert_eq!(table.get("x.flow", "d").unwrap().executions, 6);
         let snapshot = table.snapshot();
         assert_eq!(snapshot.len(), 1, "{snapshot:?}");
-        assert_eq!(snapshot[0].2.executions, 6);
+        assert_eq!(snapshot[0].stats.executions, 6);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{LearningStore, StoredStats};
+use super::{LearningStore, RecentRun, StoredStats};
 use crate::error::StoreError;
 use crate::learning::{Evidence, PatternStats};
 
@@ -9,11 +9,13 @@ use crate::learning::{Evidence, PatternStats};
 /// data across restarts. Clones share the same data.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
-    rows: Arc<Mutex<BTreeMap<Key, (PatternStats, Evidence)>>>,
+    rows: Arc<Mutex<BTreeMap<Key, Row>>>,
 }
 
 /// (pattern, domain).
 type Key = (String, String);
+/// What is stored of one key.
+type Row = (PatternStats, Evidence, Vec<RecentRun>);
 
 impl MemoryStore {
     /// An empty store.
@@ -28,12 +30,15 @@ impl LearningStore for MemoryStore {
         let rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(rows
             .iter()
-            .map(|((pattern, domain), (stats, evidence))| StoredStats {
-                pattern: pattern.clone(),
-                domain: domain.clone(),
-                stats: *stats,
-                evidence: *evidence,
-            })
+            .map(
+                |((pattern, domain), (stats, evidence, recent))| StoredStats {
+                    pattern: pattern.clone(),
+                    domain: domain.clone(),
+                    stats: *stats,
+                    evidence: *evidence,
+                    recent: recent.clone(),
+                },
+            )
             .collect())
     }
 
@@ -42,7 +47,7 @@ impl LearningStore for MemoryStore {
         for row in new_rows {
             rows.insert(
                 (row.pattern.clone(), row.domain.clone()),
-                (row.stats, row.evidence),
+                (row.stats, row.evidence, row.recent.clone()),
             );
         }
         Ok(())
@@ -70,6 +75,11 @@ mod tests {
                 failures: 0.0,
                 samples: 1,
             },
+            recent: vec![RecentRun {
+                at_unix_ms: 1,
+                latency_us: 2,
+                ok: true,
+            }],
         };
         store.save(&[row(stats)]).unwrap();
         stats.executions = 2;

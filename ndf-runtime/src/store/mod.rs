@@ -21,6 +21,20 @@ pub struct StoredStats {
     pub stats: PatternStats,
     /// The confidence evidence.
     pub evidence: Evidence,
+    /// The most recent runs of a workflow (empty for steps), oldest first,
+    /// for reports over a window after a restart.
+    pub recent: Vec<RecentRun>,
+}
+
+/// One recent run of a workflow, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RecentRun {
+    /// When it ended, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// How long it took, in microseconds.
+    pub latency_us: u64,
+    /// Whether it succeeded.
+    pub ok: bool,
 }
 
 /// Keeps learning data between runs of the process.

@@ -5,7 +5,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::{LearningStore, StoredStats};
+use super::{LearningStore, RecentRun, StoredStats};
 use crate::error::{Error, StoreError};
 use crate::learning::{Evidence, PatternStats};
 
@@ -33,6 +33,14 @@ CREATE TABLE IF NOT EXISTS ndf_learning (
     evidence_samples INTEGER NOT NULL,
     PRIMARY KEY (pattern, domain)
 );
+CREATE TABLE IF NOT EXISTS ndf_recent_runs (
+    pattern TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    at_unix_ms INTEGER NOT NULL,
+    latency_us INTEGER NOT NULL,
+    ok INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ndf_recent_runs_key ON ndf_recent_runs (pattern, domain);
 ";
 
 /// Learning data in one `SQLite` file, written in write-ahead-log mode.
@@ -165,11 +173,32 @@ impl LearningStore for SqliteStore {
                         failures: r.get(14)?,
                         samples: to_u64(r.get(15)?),
                     },
+                    recent: Vec::new(),
                 })
             })
             .map_err(|e| sql_error(&self.path, "cannot read learning data", e))?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(|e| sql_error(&self.path, "cannot read learning data", e))
+        let mut rows = rows
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| sql_error(&self.path, "cannot read learning data", e))?;
+        let mut recent = conn
+            .prepare(
+                "SELECT at_unix_ms, latency_us, ok FROM ndf_recent_runs
+                 WHERE pattern = ?1 AND domain = ?2 ORDER BY at_unix_ms, rowid",
+            )
+            .map_err(|e| sql_error(&self.path, "cannot read recent runs", e))?;
+        for row in &mut rows {
+            row.recent = recent
+                .query_map(params![row.pattern, row.domain], |r| {
+                    Ok(RecentRun {
+                        at_unix_ms: to_u64(r.get(0)?),
+                        latency_us: to_u64(r.get(1)?),
+                        ok: r.get(2)?,
+                    })
+                })
+                .and_then(Iterator::collect)
+                .map_err(|e| sql_error(&self.path, "cannot read recent runs", e))?;
+        }
+        Ok(rows)
     }
 
     fn save(&self, rows: &[StoredStats]) -> Result<(), StoreError> {
@@ -205,6 +234,28 @@ impl LearningStore for SqliteStore {
                     to_i64(row.evidence.samples),
                 ])
                 .map_err(|e| sql_error(&self.path, "cannot write learning data", e))?;
+            }
+            let mut forget = tx
+                .prepare_cached("DELETE FROM ndf_recent_runs WHERE pattern = ?1 AND domain = ?2")
+                .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
+            let mut remember = tx
+                .prepare_cached("INSERT INTO ndf_recent_runs VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
+            for row in rows.iter().filter(|r| !r.recent.is_empty()) {
+                forget
+                    .execute(params![row.pattern, row.domain])
+                    .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
+                for run in &row.recent {
+                    remember
+                        .execute(params![
+                            row.pattern,
+                            row.domain,
+                            to_i64(run.at_unix_ms),
+                            to_i64(run.latency_us),
+                            run.ok
+                        ])
+                        .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
+                }
             }
         }
         tx.commit()
