@@ -178,3 +178,23 @@ async fn building_on_a_worker_thread_loads_without_stalling_it() {
         1
     );
 }
+
+#[tokio::test]
+async fn shutdown_folds_the_write_ahead_log_into_the_file() {
+    let path = scratch("sqlite-close").join("ndf.db");
+    let ndf = Ndf::builder()
+        .store(SqliteStore::open(&path).unwrap())
+        .build()
+        .unwrap();
+    ndf.run(
+        &sequential!(name = "billing.charge"; charge),
+        4,
+        &PatternContext::new("billing"),
+    )
+    .await
+    .unwrap();
+    ndf.shutdown().await.unwrap();
+    let wal = std::fs::metadata(path.with_extension("db-wal")).map_or(0, |m| m.len());
+    assert_eq!(wal, 0, "the log was checkpointed and truncated");
+    assert_eq!(SqliteStore::open(&path).unwrap().load().unwrap().len(), 2);
+}

@@ -41,14 +41,24 @@ impl Inner {
     }
 }
 
-/// Saves on tokio's blocking pool when inside a runtime, here otherwise.
-pub(crate) async fn save(inner: &Arc<Inner>) -> Result<(), Error> {
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return inner.save_here();
+/// Saves on tokio's blocking pool when inside a runtime, here otherwise;
+/// with `close`, then lets the store tidy up.
+pub(crate) async fn save(inner: &Arc<Inner>, close: bool) -> Result<(), Error> {
+    let work = {
+        let inner = Arc::clone(inner);
+        move || {
+            inner.save_here()?;
+            if close {
+                inner.store.close()?;
+            }
+            Ok(())
+        }
     };
-    let inner = Arc::clone(inner);
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return work();
+    };
     handle
-        .spawn_blocking(move || inner.save_here())
+        .spawn_blocking(work)
         .await
         .map_err(|e| StoreError::with_source("the store's writer stopped", e))?
 }
@@ -69,7 +79,7 @@ pub(crate) fn start(inner: &Arc<Inner>) {
                 () = wake.notified() => {}
             }
             let Some(inner) = weak.upgrade() else { return };
-            if let Err(error) = save(&inner).await {
+            if let Err(error) = save(&inner, false).await {
                 tracing::warn!(%error, "saving learning data failed; it stays in memory and is tried again");
             }
         }

@@ -264,15 +264,16 @@ impl Ndf {
     }
 
     /// Writes what was learned to the store on tokio's blocking pool (never
-    /// on an async worker); call it before the process exits. When it
-    /// returns `Ok`, the data is in the store: that is what "acknowledged"
-    /// means.
+    /// on an async worker) and lets the store tidy up (`SQLite` folds its
+    /// write-ahead log into the file); call it before the process exits.
+    /// When it returns `Ok`, the data is in the store: that is what
+    /// "acknowledged" means. The runtime stays usable.
     ///
     /// # Errors
     ///
     /// [`Error::Store`] when the store cannot be written.
     pub async fn shutdown(&self) -> Result<(), Error> {
-        crate::flush::save(&self.inner).await
+        crate::flush::save(&self.inner, true).await
     }
 }
 

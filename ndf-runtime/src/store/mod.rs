@@ -56,4 +56,15 @@ pub trait LearningStore: Send + Sync + 'static {
     /// A [`StoreError`] when the store cannot be written; nothing is then
     /// half-written.
     fn save(&self, rows: &[StoredStats]) -> Result<(), StoreError>;
+
+    /// Called by `Ndf::shutdown` after the last save: release what can be
+    /// released (the `SQLite` store folds its write-ahead log back into the
+    /// database file). The store stays usable.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the store cannot be tidied; the data is saved.
+    fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -261,4 +261,10 @@ impl LearningStore for SqliteStore {
         tx.commit()
             .map_err(|e| sql_error(&self.path, "cannot commit learning data", e))
     }
+
+    fn close(&self) -> Result<(), StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(|e| sql_error(&self.path, "cannot checkpoint the write-ahead log", e))
+    }
 }
