@@ -1,11 +1,14 @@
 //! What the runtime learns from every run.
 
 mod confidence;
+mod gates;
 mod outliers;
 mod record;
+mod reporting;
 mod stats;
 
 pub use confidence::{Confidence, Evidence, Prior};
+pub(crate) use gates::GateQuery;
 pub use record::{RunLog, StepRecord};
 pub use stats::PatternStats;
-pub(crate) use stats::{GateQuery, RunRecord, StatsTable};
+pub(crate) use stats::{RunRecord, StatsTable};

@@ -10,11 +10,10 @@ use super::confidence::{Confidence, Evidence, Prior};
 use super::outliers::LatencyWindow;
 use super::record::{StepOutcome, StepRecord};
 use crate::config::Config;
-use crate::exec::Blocked;
 use crate::step::StepMeta;
 use crate::store::{RecentRun, StoredStats};
 use crate::telemetry::{
-    Alert, AlertKind, AlertRules, AlertState, EntryMetrics, ReportRow, StepOutcomeView, alert,
+    Alert, AlertKind, AlertRules, AlertState, EntryMetrics, StepOutcomeView, alert,
 };
 
 /// Counters kept per (pattern, domain).
@@ -90,18 +89,18 @@ impl PatternStats {
 /// What was learned of one workflow in one domain: its runs, and its
 /// steps by record index, with the confidence slots they update.
 #[derive(Debug)]
-struct WorkflowEntry {
-    domain: Box<str>,
-    steps: &'static [&'static str],
-    run: PatternStats,
-    step_stats: Vec<PatternStats>,
-    run_slot: usize,
-    step_slots: Vec<usize>,
-    latencies: LatencyWindow,
+pub(super) struct WorkflowEntry {
+    pub(super) domain: Box<str>,
+    pub(super) steps: &'static [&'static str],
+    pub(super) run: PatternStats,
+    pub(super) step_stats: Vec<PatternStats>,
+    pub(super) run_slot: usize,
+    pub(super) step_slots: Vec<usize>,
+    pub(super) latencies: LatencyWindow,
     /// Recent runs: when, how long, whether they succeeded.
-    recent: VecDeque<Run>,
-    alerts: AlertState,
-    metrics: EntryMetrics,
+    pub(super) recent: VecDeque<Run>,
+    pub(super) alerts: AlertState,
+    pub(super) metrics: EntryMetrics,
 }
 
 /// Runs kept per workflow and domain for reports.
@@ -146,21 +145,21 @@ impl Slot {
 
 /// Everything behind the one lock a run takes when it ends.
 #[derive(Debug, Default)]
-struct Tables {
+pub(super) struct Tables {
     /// Entries by workflow name; Fx-hashed, since a run looks one up.
-    workflows: FxHashMap<&'static str, Vec<WorkflowEntry>>,
+    pub(super) workflows: FxHashMap<&'static str, Vec<WorkflowEntry>>,
     /// Confidence by slot; a slot is one (pattern, domain).
-    confidence: Vec<Slot>,
-    slots: HashMap<(String, String), usize>,
+    pub(super) confidence: Vec<Slot>,
+    pub(super) slots: HashMap<(String, String), usize>,
     /// What the store held when the runtime started, by (pattern, domain).
-    baseline: HashMap<(String, String), PatternStats>,
+    pub(super) baseline: HashMap<(String, String), PatternStats>,
     /// Recent runs the store held for workflows, by (pattern, domain).
-    baseline_recent: HashMap<(String, String), Vec<Run>>,
+    pub(super) baseline_recent: HashMap<(String, String), Vec<Run>>,
 }
 
 /// A run as the statistics remember it: when it ended, how long it took,
 /// whether it succeeded.
-type Run = (Instant, Duration, bool);
+pub(super) type Run = (Instant, Duration, bool);
 
 /// The live statistics and confidence. A run takes the lock once, when it
 /// ends, finds its workflow's entry with one lookup, and updates counters and
@@ -181,23 +180,6 @@ const PHASE_SAMPLES: usize = 64;
 /// Durations needed before a phase's median counts.
 const PHASE_MIN_SAMPLES: usize = 5;
 
-/// What [`StatsTable::gates`] needs of a run.
-pub(crate) struct GateQuery<'a> {
-    pub(crate) workflow: &'static str,
-    pub(crate) steps: &'static [&'static str],
-    pub(crate) metas: &'static [Option<&'static StepMeta>],
-    pub(crate) domain: &'a str,
-}
-
-/// What a run may not run, and where it records what it learns.
-#[derive(Debug, Default)]
-pub(crate) struct Gates {
-    /// The run's entry among its workflow's entries.
-    pub(crate) entry: usize,
-    pub(crate) workflow: Option<Blocked>,
-    pub(crate) steps: Vec<(usize, Blocked)>,
-}
-
 /// One run, as [`StatsTable::record_run`] learns it.
 pub(crate) struct RunRecord<'a> {
     /// The entry [`StatsTable::gates`] found for the run.
@@ -211,7 +193,7 @@ pub(crate) struct RunRecord<'a> {
 }
 
 impl StatsTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
         self.tables.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -358,143 +340,6 @@ impl StatsTable {
         Learned { outlier, alerts }
     }
 
-    /// The records of a run held back by low confidence, and whether the
-    /// workflow itself is: a pattern is held back once it has `min_samples`
-    /// outcomes and its mean is below its threshold, except for one trial run
-    /// every `gate_retry`, so that it can earn its confidence back.
-    pub(crate) fn gates(&self, query: &GateQuery<'_>, config: &Config, now: Instant) -> Gates {
-        let mut guard = self.lock();
-        let tables = &mut *guard;
-        let index = entry_index(tables, query.workflow, query.steps, query.domain);
-        let entry = &tables.workflows[query.workflow][index];
-        let mut judge = |slot: usize, threshold: f64| -> Option<Blocked> {
-            let evidence = &tables.confidence[slot].evidence;
-            let mean = evidence.mean(config.prior);
-            if evidence.samples < config.min_samples || mean >= threshold {
-                tables.confidence[slot].trial = None;
-                return None;
-            }
-            match tables.confidence[slot].trial {
-                Some(last) if now.duration_since(last) >= config.gate_retry => {
-                    tables.confidence[slot].trial = Some(now);
-                    None
-                }
-                Some(_) => Some(Blocked {
-                    confidence: mean,
-                    threshold,
-                }),
-                None => {
-                    // Just fell below: the cool-down starts now.
-                    tables.confidence[slot].trial = Some(now);
-                    Some(Blocked {
-                        confidence: mean,
-                        threshold,
-                    })
-                }
-            }
-        };
-        let workflow = judge(entry.run_slot, config.confidence_threshold);
-        let mut steps = Vec::new();
-        for (i, meta) in query.metas.iter().enumerate() {
-            let Some(meta) = meta else { continue };
-            let threshold = config.threshold_of(meta);
-            if let Some(blocked) = entry
-                .step_slots
-                .get(i)
-                .and_then(|slot| judge(*slot, threshold))
-            {
-                steps.push((i, blocked));
-            }
-        }
-        Gates {
-            entry: index,
-            workflow,
-            steps,
-        }
-    }
-
-    /// What a report shows of every (pattern, domain): workflows with their
-    /// runs since `since`, steps with their totals.
-    pub(crate) fn report_rows(&self, since: Instant, prior: Prior) -> Vec<ReportRow> {
-        let tables = self.lock();
-        let confidence = |pattern: &str, domain: &str| {
-            tables
-                .slots
-                .get(&(pattern.to_owned(), domain.to_owned()))
-                .map(|i| &tables.confidence[*i])
-        };
-        let mut rows: Vec<ReportRow> = Vec::new();
-        for (name, entries) in &tables.workflows {
-            for e in entries {
-                let slot = confidence(name, &e.domain);
-                let worst_step = e
-                    .steps
-                    .iter()
-                    .zip(&e.step_stats)
-                    .filter(|(_, s)| s.failures > 0)
-                    .max_by_key(|(_, s)| s.failures)
-                    .map(|(step, s)| ((*step).to_owned(), s.failures));
-                let earlier = tables
-                    .baseline_recent
-                    .get(&((*name).to_owned(), e.domain.to_string()))
-                    .into_iter()
-                    .flatten();
-                rows.push(ReportRow {
-                    pattern: (*name).to_owned(),
-                    domain: e.domain.to_string(),
-                    workflow: true,
-                    totals: e.run,
-                    recent: earlier
-                        .chain(e.recent.iter())
-                        .filter(|(at, _, _)| *at >= since)
-                        .map(|(_, d, ok)| (*d, *ok))
-                        .collect(),
-                    confidence: slot.map(|s| s.evidence.confidence(prior)),
-                    trend: slot
-                        .map(|s| s.trend.iter().copied().collect())
-                        .unwrap_or_default(),
-                    worst_step,
-                });
-            }
-        }
-        let mut steps: HashMap<(String, String), PatternStats> = HashMap::new();
-        for entries in tables.workflows.values() {
-            for e in entries {
-                for (step, stats) in e.steps.iter().zip(&e.step_stats) {
-                    if stats.executions > 0 || stats.held_back > 0 {
-                        steps
-                            .entry(((*step).to_owned(), e.domain.to_string()))
-                            .or_default()
-                            .merge(stats);
-                    }
-                }
-            }
-        }
-        for ((pattern, domain), totals) in steps {
-            if rows
-                .iter()
-                .any(|r| r.pattern == pattern && r.domain == domain)
-            {
-                continue;
-            }
-            let slot = confidence(&pattern, &domain);
-            rows.push(ReportRow {
-                confidence: slot.map(|s| s.evidence.confidence(prior)),
-                trend: slot
-                    .map(|s| s.trend.iter().copied().collect())
-                    .unwrap_or_default(),
-                pattern,
-                domain,
-                workflow: false,
-                totals,
-                recent: Vec::new(),
-                worst_step: None,
-            });
-        }
-        rows.sort_by(|a, b| (&a.pattern, &a.domain).cmp(&(&b.pattern, &b.domain)));
-        rows
-    }
-
     /// The confidence of `pattern` in `domain`, if it was ever learned.
     pub(crate) fn confidence(
         &self,
@@ -628,7 +473,7 @@ impl StatsTable {
 
 /// The index of the entry of `run`'s workflow and domain among its
 /// workflow's entries, created (with its confidence slots) if new.
-fn entry_index(
+pub(super) fn entry_index(
     tables: &mut Tables,
     workflow: &'static str,
     steps: &'static [&'static str],
@@ -714,6 +559,7 @@ fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::learning::GateQuery;
 
     static STEPS: &[&str] = &["a", "b", "a"];
 
