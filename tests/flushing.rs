@@ -11,6 +11,20 @@ async fn step(n: u32) -> u32 {
     n
 }
 
+/// Waits, in real time (the save runs on a blocking-pool thread, which
+/// paused tokio time knows nothing of), up to five seconds for the store to
+/// hold `expected` executions of `pattern`.
+async fn saved(store: &MemoryStore, pattern: &str, expected: u64) -> u64 {
+    for _ in 0..500 {
+        if executions(store, pattern) == expected {
+            break;
+        }
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    executions(store, pattern)
+}
+
 fn executions(store: &MemoryStore, pattern: &str) -> u64 {
     store
         .load()
@@ -42,14 +56,7 @@ async fn learning_is_saved_every_flush_interval() {
         "nothing saved before the interval"
     );
     tokio::time::sleep(Duration::from_secs(6)).await;
-    // The save runs on the blocking pool: give it a moment to land.
-    for _ in 0..100 {
-        if executions(&store, "jobs.ticking") == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(executions(&store, "jobs.ticking"), 3);
+    assert_eq!(saved(&store, "jobs.ticking", 3).await, 3);
 }
 
 #[tokio::test(start_paused = true)]
