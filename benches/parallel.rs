@@ -48,10 +48,39 @@ async fn hand_seed(x: u64) -> u64 {
     x ^ 0x5555
 }
 
-#[allow(
-    clippy::too_many_lines,
-    reason = "the stage lists of k = 2, 8, 31 and 64 are written out"
-)]
+/// `h(black_box(x))`, once for each stage named: the baseline's task list
+/// stays as long as the `parallel!` it is measured against.
+macro_rules! baseline_task {
+    ($stage:ident, $x:ident) => {
+        h(black_box($x))
+    };
+}
+
+/// For one k: `parallel!` over the stages given against `tokio::join!` of
+/// as many plain calls, both benchmarked in `group`; prints the sizes of
+/// both futures.
+macro_rules! bench_k {
+    ($group:ident, $rt:ident, $ndf:ident, $ctx:ident; $k:literal, $name:literal; $($stage:ident),+) => {{
+        let flow = parallel!(name = $name; $($stage),+);
+        let join = || async {
+            let x = 1;
+            tokio::join!($(baseline_task!($stage, x)),+)
+        };
+        $group.bench_with_input(BenchmarkId::new("tokio_join", $k), &$k, |b, _| {
+            b.to_async(&$rt).iter(join);
+        });
+        $group.bench_with_input(BenchmarkId::new("ndf", $k), &$k, |b, _| {
+            b.to_async(&$rt).iter(|| $ndf.run(&flow, black_box(1), &$ctx));
+        });
+        let size_ndf = size_of_val(&$ndf.run(&flow, 1, &$ctx));
+        let size_join = size_of_val(&join());
+        println!(
+            "parallel k={}: future size ndf {size_ndf} B, tokio::join! {size_join} B",
+            $k
+        );
+    }};
+}
+
 fn bench_parallel(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -60,290 +89,10 @@ fn bench_parallel(c: &mut Criterion) {
     let ndf = Ndf::builder().build().unwrap();
     let ctx = PatternContext::new("bench");
     let mut group = c.benchmark_group("parallel");
-    {
-        let flow = parallel!(name = "bench.parallel_2"; t, t);
-        group.bench_with_input(BenchmarkId::new("tokio_join", 2), &2, |b, _| {
-            b.to_async(&rt).iter(|| async {
-                let x = 1;
-                tokio::join!(h(black_box(x)), h(black_box(x)))
-            });
-        });
-        group.bench_with_input(BenchmarkId::new("ndf", 2), &2, |b, _| {
-            b.to_async(&rt).iter(|| ndf.run(&flow, black_box(1), &ctx));
-        });
-        let size_ndf = size_of_val(&ndf.run(&flow, 1, &ctx));
-        let size_join = size_of_val(&async {
-            let x = 1;
-            tokio::join!(h(black_box(x)), h(black_box(x)))
-        });
-        println!("parallel k=2: future size ndf {size_ndf} B, tokio::join! {size_join} B");
-    }
-    {
-        let flow = parallel!(name = "bench.parallel_8"; t, t, t, t, t, t, t, t);
-        group.bench_with_input(BenchmarkId::new("tokio_join", 8), &8, |b, _| {
-            b.to_async(&rt).iter(|| async {
-                let x = 1;
-                tokio::join!(
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x))
-                )
-            });
-        });
-        group.bench_with_input(BenchmarkId::new("ndf", 8), &8, |b, _| {
-            b.to_async(&rt).iter(|| ndf.run(&flow, black_box(1), &ctx));
-        });
-        let size_ndf = size_of_val(&ndf.run(&flow, 1, &ctx));
-        let size_join = size_of_val(&async {
-            let x = 1;
-            tokio::join!(
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x))
-            )
-        });
-        println!("parallel k=8: future size ndf {size_ndf} B, tokio::join! {size_join} B");
-    }
-    {
-        let flow = parallel!(name = "bench.parallel_31"; t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t);
-        group.bench_with_input(BenchmarkId::new("tokio_join", 31), &31, |b, _| {
-            b.to_async(&rt).iter(|| async {
-                let x = 1;
-                tokio::join!(
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x))
-                )
-            });
-        });
-        group.bench_with_input(BenchmarkId::new("ndf", 31), &31, |b, _| {
-            b.to_async(&rt).iter(|| ndf.run(&flow, black_box(1), &ctx));
-        });
-        let size_ndf = size_of_val(&ndf.run(&flow, 1, &ctx));
-        let size_join = size_of_val(&async {
-            let x = 1;
-            tokio::join!(
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x))
-            )
-        });
-        println!("parallel k=31: future size ndf {size_ndf} B, tokio::join! {size_join} B");
-    }
-    {
-        let flow = parallel!(name = "bench.parallel_64"; t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t);
-        group.bench_with_input(BenchmarkId::new("tokio_join", 64), &64, |b, _| {
-            b.to_async(&rt).iter(|| async {
-                let x = 1;
-                tokio::join!(
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x)),
-                    h(black_box(x))
-                )
-            });
-        });
-        group.bench_with_input(BenchmarkId::new("ndf", 64), &64, |b, _| {
-            b.to_async(&rt).iter(|| ndf.run(&flow, black_box(1), &ctx));
-        });
-        let size_ndf = size_of_val(&ndf.run(&flow, 1, &ctx));
-        let size_join = size_of_val(&async {
-            let x = 1;
-            tokio::join!(
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x)),
-                h(black_box(x))
-            )
-        });
-        println!("parallel k=64: future size ndf {size_ndf} B, tokio::join! {size_join} B");
-    }
+    bench_k!(group, rt, ndf, ctx; 2, "bench.parallel_2"; t, t);
+    bench_k!(group, rt, ndf, ctx; 8, "bench.parallel_8"; t, t, t, t, t, t, t, t);
+    bench_k!(group, rt, ndf, ctx; 31, "bench.parallel_31"; t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t);
+    bench_k!(group, rt, ndf, ctx; 64, "bench.parallel_64"; t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t, t);
     group.finish();
 }
 
