@@ -27,9 +27,10 @@ impl Expander {
         let stage_input = if level == 0 {
             copied
         } else {
-            let check = self.check(
-                &format!("ndf_input_of_{}", stage.ident_hint()),
-                stage.span(),
+            self.checked_input_of(
+                stage,
+                &stage.ident_hint(),
+                &copied,
                 &Rule {
                     message: format!(
                         "alternative {this} takes `{{__T}}`, but this `degrade!` takes `{{Self}}`, the input of {first}"
@@ -37,9 +38,7 @@ impl Expander {
                     label: format!("{this} takes `{{__T}}`"),
                     note: "the alternatives of a `degrade!` stand in for each other: they take the same input and return the same output".into(),
                 },
-            );
-            let target = self.input_ty(stage);
-            check.convert(&copied, &target)
+            )
         };
         let out = if level == 0 {
             quote!(__out)

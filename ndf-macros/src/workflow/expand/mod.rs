@@ -79,6 +79,20 @@ impl Expander {
         check
     }
 
+    /// `value`, checked to be the input type of `stage` by a check named
+    /// `ndf_input_of_{hint}` and reported by `rule` at the stage.
+    fn checked_input_of(
+        &mut self,
+        stage: &Stage,
+        hint: &str,
+        value: &TokenStream,
+        rule: &Rule,
+    ) -> TokenStream {
+        let check = self.check(&format!("ndf_input_of_{hint}"), stage.span(), rule);
+        let target = self.input_ty(stage);
+        check.convert(value, &target)
+    }
+
     /// `value` of type `T: Clone`, copied; the message says why the copy is
     /// needed. `value` is a place expression.
     fn copy(

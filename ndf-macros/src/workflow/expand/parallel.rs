@@ -40,9 +40,10 @@ impl Expander {
                 } else {
                     let first = w.stages[0].describe();
                     let this = stage.describe();
-                    let check = self.check(
-                        &format!("ndf_input_of_{}", stage.ident_hint()),
-                        stage.span(),
+                    self.checked_input_of(
+                        stage,
+                        &stage.ident_hint(),
+                        &copied,
                         &Rule {
                             message: format!(
                                 "parallel task {this} takes `{{__T}}`, but the tasks of this `parallel!` share the input `{{Self}}` of {first}"
@@ -50,9 +51,7 @@ impl Expander {
                             label: format!("{this} takes `{{__T}}`"),
                             note: "in `parallel!`, every task gets a copy of the same input".into(),
                         },
-                    );
-                    let target = self.input_ty(stage);
-                    check.convert(&copied, &target)
+                    )
                 }
             };
             // The copy is made here, not in the task: the task's `async move`

@@ -41,9 +41,10 @@ impl Expander {
             return input.clone();
         };
         let (prev, next) = (&names[i - 1], &names[i]);
-        let check = self.check(
-            &format!("ndf_input_of_{}", ident_fragment(next)),
-            stages[i].span(),
+        self.checked_input_of(
+            &stages[i],
+            &ident_fragment(next),
+            &quote!(#out),
             &Rule {
                 message: format!(
                     "{next} cannot follow {prev}: it takes `{{__T}}`, but {prev} returns `{{Self}}`"
@@ -51,9 +52,7 @@ impl Expander {
                 label: format!("{next} takes `{{__T}}`"),
                 note: note.into(),
             },
-        );
-        let target = self.input_ty(&stages[i]);
-        check.convert(&quote!(#out), &target)
+        )
     }
 
     pub(super) fn run_sequential(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {
