@@ -1,26 +1,14 @@
 //! A secret in a context attribute appears nowhere the runtime writes:
 //! errors, `Debug` output, reports, alerts, logs.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::Duration;
 
+use common::Captured;
 use ndf::prelude::*;
 
 const SECRET: &str = "s3cr3t-Pa55w0rd-9f2c";
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[pattern(retries = 1)]
 async fn login(user: String, ctx: &PatternContext) -> Result<String, StepError> {
@@ -79,7 +67,7 @@ async fn secrets_appear_nowhere_the_runtime_writes() {
     written.push(format!("{ctx:?}"));
     written.push(format!("{ndf:?}"));
     written.push(serde_json::to_string(&ndf.report(Duration::from_hours(1))).unwrap());
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("confidence") && logs.contains("auth.login"),
         "alerts were logged: {logs}"

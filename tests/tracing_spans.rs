@@ -1,24 +1,13 @@
 //! With a subscriber listening, each workflow run and each step attempt is
 //! a span carrying pattern, step, domain, attempt and outcome.
 
-use std::io::Write;
+mod common;
+
 use std::sync::{Arc, Mutex};
 
+use common::Captured;
 use ndf::prelude::*;
 use tracing_subscriber::fmt::format::FmtSpan;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[derive(Clone, Default)]
 struct Flaky(Arc<Mutex<u32>>);
@@ -66,7 +55,7 @@ async fn a_degraded_run_records_its_level_on_the_workflow_span() {
     ndf.run(&flow, 3, &PatternContext::new("sync"))
         .await
         .unwrap();
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.lines().any(|l| l.contains("ndf.workflow")
             && l.contains("degradation_level=1")
@@ -92,7 +81,7 @@ async fn runs_and_attempts_are_spans() {
     let ctx = PatternContext::new("sync").attribute("api_key", "k-123");
     ndf.run(&flow, Flaky::default(), &ctx).await.unwrap();
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     let closes: Vec<&str> = logs.lines().filter(|l| l.contains("close")).collect();
     let step = |name: &str, attempt: u32| {
         closes.iter().any(|l| {
