@@ -117,16 +117,7 @@ async fn a_run_that_cannot_degrade_fails_with_resource_exhausted() {
         )
         .await
         .unwrap_err();
-    match err {
-        ndf::Error::ResourceExhausted {
-            resource,
-            usage,
-            limit,
-        } => {
-            assert_eq!((resource.as_str(), usage, limit), ("memory", 0.93, 0.8));
-        }
-        other => panic!("expected ResourceExhausted, got {other:?}"),
-    }
+    common::assert_exhausted(err, ("memory", 0.93, 0.8));
     assert_eq!(
         started.elapsed(),
         Duration::from_secs(2),
@@ -168,16 +159,7 @@ async fn a_memory_budget_waits_for_free_memory() {
         )
         .await
         .unwrap_err();
-    match err {
-        ndf::Error::ResourceExhausted {
-            resource,
-            usage,
-            limit,
-        } => {
-            assert_eq!((resource.as_str(), usage, limit), ("memory", 0.78, 0.75));
-        }
-        other => panic!("expected ResourceExhausted, got {other:?}"),
-    }
+    common::assert_exhausted(err, ("memory", 0.78, 0.75));
     assert!(t.events().is_empty());
     dial.set(0.2, 0.5);
     ndf.run(

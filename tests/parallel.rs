@@ -258,16 +258,7 @@ async fn resources_that_stay_high_end_in_resource_exhausted() {
         .run(&flow, load.clone(), &PatternContext::new("ops"))
         .await
         .unwrap_err();
-    match err {
-        ndf::Error::ResourceExhausted {
-            resource,
-            usage,
-            limit,
-        } => {
-            assert_eq!((resource.as_str(), usage, limit), ("cpu", 0.95, 0.7));
-        }
-        other => panic!("expected ResourceExhausted, got {other:?}"),
-    }
+    common::assert_exhausted(err, ("cpu", 0.95, 0.7));
     assert_eq!(load.done.load(Ordering::SeqCst), 0, "nothing ran");
 }
 

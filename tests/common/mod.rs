@@ -49,6 +49,20 @@ impl std::io::Write for Captured {
     }
 }
 
+/// Asserts that `err` is `Error::ResourceExhausted` with this resource,
+/// usage and limit.
+#[track_caller]
+pub fn assert_exhausted(err: ndf::Error, expected: (&str, f64, f64)) {
+    match err {
+        ndf::Error::ResourceExhausted {
+            resource,
+            usage,
+            limit,
+        } => assert_eq!((resource.as_str(), usage, limit), expected),
+        other => panic!("expected ResourceExhausted, got {other:?}"),
+    }
+}
+
 pub fn ndf() -> ndf::Ndf {
     ndf::Ndf::builder()
         .build()
