@@ -1,7 +1,7 @@
 //! `SqliteStore`: learning survives a restart; bad files are clear errors,
 //! never a panic and never a silent reset.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ndf::prelude::*;
 use ndf::{LearningStore, SqliteStore};
@@ -147,23 +147,27 @@ fn a_path_that_cannot_be_written_is_reported() {
     );
 }
 
+/// One run of `billing.charge` on a runtime keeping its learning in the
+/// file at `path`, then a shutdown.
+async fn charge_once_and_shut_down(path: &Path) {
+    let ndf = Ndf::builder()
+        .store(SqliteStore::open(path).unwrap())
+        .build()
+        .unwrap();
+    ndf.run(
+        &sequential!(name = "billing.charge"; charge),
+        4,
+        &PatternContext::new("billing"),
+    )
+    .await
+    .unwrap();
+    ndf.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn building_on_a_worker_thread_loads_without_stalling_it() {
     let path = scratch("sqlite-worker").join("ndf.db");
-    {
-        let ndf = Ndf::builder()
-            .store(SqliteStore::open(&path).unwrap())
-            .build()
-            .unwrap();
-        ndf.run(
-            &sequential!(name = "billing.charge"; charge),
-            4,
-            &PatternContext::new("billing"),
-        )
-        .await
-        .unwrap();
-        ndf.shutdown().await.unwrap();
-    }
+    charge_once_and_shut_down(&path).await;
     // Built on a worker: the load is handed off with block_in_place.
     let ndf = tokio::spawn(async move {
         Ndf::builder()
@@ -182,18 +186,7 @@ async fn building_on_a_worker_thread_loads_without_stalling_it() {
 #[tokio::test]
 async fn shutdown_folds_the_write_ahead_log_into_the_file() {
     let path = scratch("sqlite-close").join("ndf.db");
-    let ndf = Ndf::builder()
-        .store(SqliteStore::open(&path).unwrap())
-        .build()
-        .unwrap();
-    ndf.run(
-        &sequential!(name = "billing.charge"; charge),
-        4,
-        &PatternContext::new("billing"),
-    )
-    .await
-    .unwrap();
-    ndf.shutdown().await.unwrap();
+    charge_once_and_shut_down(&path).await;
     let wal = std::fs::metadata(path.with_extension("db-wal")).map_or(0, |m| m.len());
     assert_eq!(wal, 0, "the log was checkpointed and truncated");
     assert_eq!(SqliteStore::open(&path).unwrap().load().unwrap().len(), 2);
