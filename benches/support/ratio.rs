@@ -19,10 +19,8 @@ fn mean_ns(group: &str, id: &str) -> Option<f64> {
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../target").to_owned());
     let path = format!("{dir}/criterion/{group}/{id}/new/estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
-    let rest = &text[text.find("\"mean\"")?..];
-    let at = rest.find("\"point_estimate\":")? + "\"point_estimate\":".len();
-    let end = rest[at..].find([',', '}'])?;
-    rest[at..at + end].trim().parse().ok()
+    let estimates: serde_json::Value = serde_json::from_str(&text).ok()?;
+    estimates["mean"]["point_estimate"].as_f64()
 }
 
 /// Prints the time `candidate` adds to `baseline` in `group`, in ns.
