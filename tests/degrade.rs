@@ -113,6 +113,26 @@ async fn when_every_alternative_fails_the_last_error_is_returned() {
 }
 
 #[tokio::test]
+async fn a_chain_that_no_alternative_served_is_not_counted_as_degraded() {
+    let ndf = common::ndf();
+    // Once at the top (the chain is the workflow), once nested in a sequence.
+    let top = degrade!(name = "analysis.complex"; deep_analysis | basic_analysis);
+    let nested = sequential!(name = "analysis.outer"; degrade!(deep_analysis | basic_analysis));
+    let ctx = PatternContext::new("analysis");
+    let both_fail = || request(&["deep_analysis", "basic_analysis"]);
+    ndf.run(&top, both_fail(), &ctx).await.unwrap_err();
+    ndf.run(&nested, both_fail(), &ctx).await.unwrap_err();
+    for name in ["analysis.complex", "deep_analysis|basic_analysis"] {
+        let stats = ndf.stats(name, "analysis").unwrap();
+        assert_eq!(
+            (stats.failures, stats.degradations),
+            (1, 0),
+            "{name}: nothing served, below the preferred level or otherwise"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_alternative_that_served_is_compensated_when_a_later_stage_fails() {
     let ndf = common::ndf();
     let flow =

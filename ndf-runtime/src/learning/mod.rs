@@ -9,6 +9,7 @@ mod stats;
 
 pub use confidence::{Confidence, Evidence, Prior};
 pub(crate) use gates::GateQuery;
+pub(crate) use record::StepOutcome;
 pub use record::{RunLog, StepRecord};
 pub use stats::PatternStats;
 pub(crate) use stats::{RunRecord, StatsTable};

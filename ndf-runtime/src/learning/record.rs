@@ -43,6 +43,14 @@ pub(crate) struct StepOutcome {
     pub(crate) held: bool,
 }
 
+impl StepOutcome {
+    /// A `degrade!` node served by an alternative below its preferred one.
+    /// A chain that every alternative failed served nothing: not degraded.
+    pub(crate) fn degraded(self) -> bool {
+        self.ok && self.level > Some(0)
+    }
+}
+
 impl StepRecord {
     pub(crate) fn finish(&self, retries: u32, ok: bool, fallback: bool) {
         let mut bits = retries.min(RETRIES) | if ok { OK } else { FAILED };

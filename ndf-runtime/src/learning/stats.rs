@@ -12,9 +12,7 @@ use super::record::{StepOutcome, StepRecord};
 use crate::config::Config;
 use crate::step::StepMeta;
 use crate::store::{RecentRun, StoredStats};
-use crate::telemetry::{
-    Alert, AlertKind, AlertRules, AlertState, EntryMetrics, StepOutcomeView, alert,
-};
+use crate::telemetry::{Alert, AlertKind, AlertRules, AlertState, EntryMetrics, alert};
 
 /// Counters kept per (pattern, domain).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -79,7 +77,7 @@ impl PatternStats {
         }
         self.retries += u64::from(o.retries);
         self.held_back += u64::from(o.held);
-        self.degradations += u64::from(o.level.is_some_and(|level| level > 0));
+        self.degradations += u64::from(o.degraded());
         self.fallbacks += u64::from(o.fallback);
         self.compensations += u64::from(o.compensated);
         self.compensation_failures += u64::from(o.compensation_failed);
@@ -301,26 +299,22 @@ impl StatsTable {
         entry.metrics.run(run.ok, run.latency, outlier, run_mean);
         for (i, (stats, record)) in entry.step_stats.iter_mut().zip(run.log).enumerate() {
             let outcome = record.read();
-            let mut view = StepOutcomeView {
-                ran: outcome.ran,
-                ok: outcome.ok,
-                retries: outcome.retries,
-                fallback: outcome.fallback,
-                held: outcome.held,
-                degraded: outcome.ok && outcome.level > Some(0),
-                confidence: None,
-            };
             if outcome.level.is_some() && entry.steps[i] == run.workflow {
                 // A `degrade!` at the top is the workflow itself: its run is
                 // counted once, above; only the level it served adds here.
-                entry.run.degradations += u64::from(view.degraded);
-                entry
-                    .metrics
-                    .step(i, &StepOutcomeView { ran: false, ..view });
+                entry.run.degradations += u64::from(outcome.degraded());
+                entry.metrics.step(
+                    i,
+                    StepOutcome {
+                        ran: false,
+                        ..outcome
+                    },
+                    None,
+                );
                 continue;
             }
             stats.add_step(outcome);
-            if outcome.ran {
+            let confidence = outcome.ran.then(|| {
                 let threshold = run
                     .metas
                     .get(i)
@@ -328,14 +322,14 @@ impl StatsTable {
                     .flatten()
                     .map_or(config.confidence_threshold, |m| config.threshold_of(m));
                 // Served by the fallback is a failure of the step itself.
-                view.confidence = Some(learn(
+                learn(
                     entry.step_slots[i],
                     entry.steps[i],
                     outcome.ok && !outcome.fallback,
                     threshold,
-                ));
-            }
-            entry.metrics.step(i, &view);
+                )
+            });
+            entry.metrics.step(i, outcome, confidence);
         }
         Learned { outlier, alerts }
     }

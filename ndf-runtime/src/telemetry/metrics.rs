@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
+use crate::learning::StepOutcome;
+
 /// The handles of one step record of a workflow.
 struct StepMetrics {
     ok: Counter,
@@ -69,8 +71,9 @@ impl EntryMetrics {
         self.confidence.set(confidence);
     }
 
-    /// What step record `index` did in a run.
-    pub(crate) fn step(&self, index: usize, outcome: &StepOutcomeView) {
+    /// What step record `index` did in a run, and the confidence it left
+    /// if it learned.
+    pub(crate) fn step(&self, index: usize, outcome: StepOutcome, confidence: Option<f64>) {
         let Some(m) = self.steps.get(index) else {
             return;
         };
@@ -86,24 +89,11 @@ impl EntryMetrics {
         if outcome.held {
             m.held_back.increment(1);
         }
-        if outcome.degraded {
+        if outcome.degraded() {
             m.degraded.increment(1);
         }
-        if let Some(c) = outcome.confidence {
+        if let Some(c) = confidence {
             m.confidence.set(c);
         }
     }
-}
-
-/// What the metrics need of a step's outcome in one run.
-#[allow(clippy::struct_excessive_bools, reason = "the flags of one outcome")]
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct StepOutcomeView {
-    pub(crate) ran: bool,
-    pub(crate) ok: bool,
-    pub(crate) retries: u32,
-    pub(crate) fallback: bool,
-    pub(crate) held: bool,
-    pub(crate) degraded: bool,
-    pub(crate) confidence: Option<f64>,
 }

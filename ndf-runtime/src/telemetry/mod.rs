@@ -8,7 +8,7 @@ mod report;
 
 pub use alert::{Alert, AlertKind, AlertSink, TracingSink};
 pub(crate) use alert::{AlertRules, AlertState, alert, percentile};
-pub(crate) use metrics::{EntryMetrics, StepOutcomeView};
+pub(crate) use metrics::EntryMetrics;
 #[cfg(feature = "prometheus")]
 pub use prometheus::serve_prometheus;
 pub use report::{PatternReport, Percentiles, Report};
