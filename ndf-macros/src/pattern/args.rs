@@ -115,27 +115,36 @@ struct RetryFields {
     jitter: Option<syn::LitBool>,
 }
 
+/// `[a, b]` or one element, each read by `one`; every element that `one`
+/// refuses is reported, not only the first.
+fn one_or_list<T>(
+    expr: &syn::Expr,
+    one: impl Fn(&syn::Expr) -> darling::Result<T>,
+) -> darling::Result<Vec<T>> {
+    let elems: Vec<&syn::Expr> = match expr {
+        syn::Expr::Array(array) => array.elems.iter().collect(),
+        other => vec![other],
+    };
+    let mut errors = darling::Error::accumulator();
+    let items = elems
+        .into_iter()
+        .filter_map(|elem| errors.handle(one(elem)))
+        .collect();
+    errors.finish_with(items)
+}
+
 /// `[a, b::c]`, or one path.
 pub(crate) struct PathList(pub(crate) Vec<syn::Path>);
 
 impl FromMeta for PathList {
     fn from_expr(expr: &syn::Expr) -> darling::Result<Self> {
-        let elems: Vec<&syn::Expr> = match expr {
-            syn::Expr::Array(array) => array.elems.iter().collect(),
-            other => vec![other],
-        };
-        let mut errors = darling::Error::accumulator();
-        let mut paths = Vec::new();
-        for elem in elems {
-            match elem {
-                syn::Expr::Path(p) if p.qself.is_none() => paths.push(p.path.clone()),
-                other => errors.push(
-                    darling::Error::custom("expected the path of a `#[pattern]` step")
-                        .with_span(other),
-                ),
-            }
-        }
-        errors.finish_with(Self(paths))
+        one_or_list(expr, |elem| match elem {
+            syn::Expr::Path(p) if p.qself.is_none() => Ok(p.path.clone()),
+            other => Err(
+                darling::Error::custom("expected the path of a `#[pattern]` step").with_span(other),
+            ),
+        })
+        .map(Self)
     }
 }
 
@@ -144,25 +153,17 @@ pub(crate) struct StrList(pub(crate) Vec<syn::LitStr>);
 
 impl FromMeta for StrList {
     fn from_expr(expr: &syn::Expr) -> darling::Result<Self> {
-        let elems: Vec<&syn::Expr> = match expr {
-            syn::Expr::Array(array) => array.elems.iter().collect(),
-            other => vec![other],
-        };
-        let mut errors = darling::Error::accumulator();
-        let mut strs = Vec::new();
-        for elem in elems {
-            match elem {
-                syn::Expr::Lit(syn::ExprLit {
-                    lit: syn::Lit::Str(s),
-                    ..
-                }) => strs.push(s.clone()),
-                other => errors.push(
-                    darling::Error::custom("expected a string literal, such as \"deploy\"")
-                        .with_span(other),
-                ),
-            }
-        }
-        errors.finish_with(Self(strs))
+        one_or_list(expr, |elem| match elem {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(s),
+                ..
+            }) => Ok(s.clone()),
+            other => Err(
+                darling::Error::custom("expected a string literal, such as \"deploy\"")
+                    .with_span(other),
+            ),
+        })
+        .map(Self)
     }
 }
 
