@@ -1,6 +1,8 @@
 //! Learning data reaches the store in the background: every
 //! `flush_interval`, and after `flush_every` runs.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use ndf::LearningStore;
@@ -13,16 +15,21 @@ async fn step(n: u32) -> u32 {
 
 /// Waits, in real time (the save runs on a blocking-pool thread, which
 /// paused tokio time knows nothing of), up to five seconds for the store to
-/// hold `expected` executions of `pattern`.
+/// hold `expected` executions of `pattern`; returns what it holds.
 async fn saved(store: &MemoryStore, pattern: &str, expected: u64) -> u64 {
+    eventually(|| executions(store, pattern) == expected).await;
+    executions(store, pattern)
+}
+
+/// Waits in real time, as [`saved`] does, up to five seconds for `done`.
+async fn eventually(done: impl Fn() -> bool) {
     for _ in 0..500 {
-        if executions(store, pattern) == expected {
-            break;
+        if done() {
+            return;
         }
         tokio::task::yield_now().await;
         std::thread::sleep(Duration::from_millis(10));
     }
-    executions(store, pattern)
 }
 
 fn executions(store: &MemoryStore, pattern: &str) -> u64 {
@@ -76,14 +83,8 @@ async fn learning_is_saved_after_flush_every_runs() {
             .await
             .unwrap();
     }
-    for _ in 0..100 {
-        if executions(&store, "jobs.counting") == 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
     assert_eq!(
-        executions(&store, "jobs.counting"),
+        saved(&store, "jobs.counting", 4).await,
         4,
         "saved without waiting an hour"
     );
@@ -102,4 +103,95 @@ async fn shutdown_acknowledges_a_save() {
     .unwrap();
     ndf.shutdown().await.unwrap();
     assert_eq!(executions(&store, "jobs.final"), 1);
+}
+
+/// A `MemoryStore` that counts its saves.
+#[derive(Clone, Default)]
+struct Counting {
+    inner: MemoryStore,
+    saves: Arc<AtomicU32>,
+}
+
+impl LearningStore for Counting {
+    fn load(&self) -> Result<Vec<ndf::StoredStats>, ndf::StoreError> {
+        self.inner.load()
+    }
+
+    fn save(&self, rows: &[ndf::StoredStats]) -> Result<(), ndf::StoreError> {
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        self.inner.save(rows)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_runtime_does_not_save_again() {
+    let store = Counting::default();
+    let mut config = Config::default();
+    config.flush_interval = Duration::from_secs(5);
+    let ndf = Ndf::builder()
+        .config(config)
+        .store(store.clone())
+        .build()
+        .unwrap();
+    ndf.run(
+        &sequential!(name = "jobs.once"; step),
+        1,
+        &PatternContext::new("jobs"),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(saved(&store.inner, "jobs.once", 1).await, 1);
+    // Six more intervals without a run: nothing new to write.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    ndf.shutdown().await.unwrap();
+    assert_eq!(
+        store.saves.load(Ordering::SeqCst),
+        2,
+        "one save after the run, one at shutdown"
+    );
+}
+
+/// A `MemoryStore` whose first save fails.
+#[derive(Clone, Default)]
+struct FailsOnce {
+    inner: MemoryStore,
+    attempts: Arc<AtomicU32>,
+}
+
+impl LearningStore for FailsOnce {
+    fn load(&self) -> Result<Vec<ndf::StoredStats>, ndf::StoreError> {
+        self.inner.load()
+    }
+
+    fn save(&self, rows: &[ndf::StoredStats]) -> Result<(), ndf::StoreError> {
+        if self.attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(ndf::StoreError::new("disk full"));
+        }
+        self.inner.save(rows)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_background_save_is_tried_again() {
+    let store = FailsOnce::default();
+    let mut config = Config::default();
+    config.flush_interval = Duration::from_secs(5);
+    let ndf = Ndf::builder()
+        .config(config)
+        .store(store.clone())
+        .build()
+        .unwrap();
+    ndf.run(
+        &sequential!(name = "jobs.retried"; step),
+        1,
+        &PatternContext::new("jobs"),
+    )
+    .await
+    .unwrap();
+    // The first interval's save fails; a later one, with no new run, saves.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    eventually(|| store.attempts.load(Ordering::SeqCst) > 0).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(saved(&store.inner, "jobs.retried", 1).await, 1);
 }

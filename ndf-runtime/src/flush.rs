@@ -1,6 +1,7 @@
 //! Saving learning data to the store: on demand, at shutdown, and in the
-//! background every `flush_interval` or after `flush_every` runs. Saves run
-//! on tokio's blocking pool, never on an async worker.
+//! background every `flush_interval` or after `flush_every` runs (when a
+//! run finished since the last save). Saves run on tokio's blocking pool,
+//! never on an async worker.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -10,7 +11,6 @@ use tokio::sync::Notify;
 
 use crate::error::{Error, StoreError};
 use crate::ndf::Inner;
-use crate::store::StoredStats;
 
 /// Runs since the last save, and the signal that wakes the background saver.
 #[derive(Debug, Default)]
@@ -26,17 +26,24 @@ impl FlushState {
             self.wake.notify_one();
         }
     }
+
+    /// Whether a run finished since the last save: only runs change what
+    /// is learned.
+    fn pending(&self) -> bool {
+        self.runs.load(Ordering::Relaxed) > 0
+    }
 }
 
 impl Inner {
-    pub(crate) fn stored_rows(&self) -> Vec<StoredStats> {
-        self.stats.snapshot()
-    }
-
-    /// Saves on the calling thread.
+    /// Saves on the calling thread. The count is reset before the snapshot
+    /// is taken, so a run that ends meanwhile is saved now or next time; a
+    /// save that fails leaves the data pending, to be tried again.
     pub(crate) fn save_here(&self) -> Result<(), Error> {
-        self.flush.runs.store(0, Ordering::Relaxed);
-        self.store.save(&self.stored_rows())?;
+        let runs = self.flush.runs.swap(0, Ordering::Relaxed);
+        if let Err(error) = self.store.save(&self.stats.snapshot()) {
+            self.flush.runs.fetch_add(runs.max(1), Ordering::Relaxed);
+            return Err(error.into());
+        }
         Ok(())
     }
 }
@@ -79,6 +86,9 @@ pub(crate) fn start(inner: &Arc<Inner>) {
                 () = wake.notified() => {}
             }
             let Some(inner) = weak.upgrade() else { return };
+            if !inner.flush.pending() {
+                continue;
+            }
             if let Err(error) = save(&inner, false).await {
                 tracing::warn!(%error, "saving learning data failed; it stays in memory and is tried again");
             }

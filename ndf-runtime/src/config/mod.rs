@@ -84,7 +84,8 @@ pub struct Config {
     /// latency alert; `None` (the default) raises none.
     pub latency_alert: Option<Duration>,
     /// How often learning data is saved to the store in the background
-    /// (when the runtime is built inside a tokio runtime).
+    /// (when the runtime is built inside a tokio runtime, and only if a run
+    /// finished since the last save).
     pub flush_interval: Duration,
     /// Runs after which learning data is saved to the store without waiting
     /// for the interval.
