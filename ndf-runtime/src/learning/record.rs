@@ -44,10 +44,15 @@ pub(crate) struct StepOutcome {
 }
 
 impl StepOutcome {
+    /// For a `degrade!` node that served: the level that served. A chain
+    /// that every alternative failed served nothing.
+    pub(crate) fn level_served(self) -> Option<u32> {
+        self.level.filter(|_| self.ok)
+    }
+
     /// A `degrade!` node served by an alternative below its preferred one.
-    /// A chain that every alternative failed served nothing: not degraded.
     pub(crate) fn degraded(self) -> bool {
-        self.ok && self.level > Some(0)
+        self.level_served() > Some(0)
     }
 }
 
@@ -82,8 +87,7 @@ impl StepRecord {
     /// For a `degrade!` node that served: the level that served.
     #[must_use]
     pub fn level_served(&self) -> Option<u32> {
-        let outcome = self.read();
-        outcome.level.filter(|_| outcome.ok)
+        self.read().level_served()
     }
 
     pub(crate) fn read(&self) -> StepOutcome {
