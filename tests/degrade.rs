@@ -169,7 +169,7 @@ impl ndf::ResourceProbe for Saturated {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_saturated_machine_skips_to_the_last_level() {
     let ndf = Ndf::builder().resource_probe(Saturated).build().unwrap();
     let flow =
