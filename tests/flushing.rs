@@ -105,76 +105,31 @@ async fn shutdown_acknowledges_a_save() {
     assert_eq!(executions(&store, "jobs.final"), 1);
 }
 
-/// A `MemoryStore` that counts its saves.
+/// A `MemoryStore` that counts the saves asked of it, and fails the first
+/// one when `fail_first` is set.
 #[derive(Clone, Default)]
-struct Counting {
-    inner: MemoryStore,
-    saves: Arc<AtomicU32>,
-}
-
-impl LearningStore for Counting {
-    fn load(&self) -> Result<Vec<ndf::StoredStats>, ndf::StoreError> {
-        self.inner.load()
-    }
-
-    fn save(&self, rows: &[ndf::StoredStats]) -> Result<(), ndf::StoreError> {
-        self.saves.fetch_add(1, Ordering::SeqCst);
-        self.inner.save(rows)
-    }
-}
-
-#[tokio::test(start_paused = true)]
-async fn an_idle_runtime_does_not_save_again() {
-    let store = Counting::default();
-    let mut config = Config::default();
-    config.flush_interval = Duration::from_secs(5);
-    let ndf = Ndf::builder()
-        .config(config)
-        .store(store.clone())
-        .build()
-        .unwrap();
-    ndf.run(
-        &sequential!(name = "jobs.once"; step),
-        1,
-        &PatternContext::new("jobs"),
-    )
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(saved(&store.inner, "jobs.once", 1).await, 1);
-    // Six more intervals without a run: nothing new to write.
-    tokio::time::sleep(Duration::from_secs(30)).await;
-    ndf.shutdown().await.unwrap();
-    assert_eq!(
-        store.saves.load(Ordering::SeqCst),
-        2,
-        "one save after the run, one at shutdown"
-    );
-}
-
-/// A `MemoryStore` whose first save fails.
-#[derive(Clone, Default)]
-struct FailsOnce {
+struct Watched {
     inner: MemoryStore,
     attempts: Arc<AtomicU32>,
+    fail_first: bool,
 }
 
-impl LearningStore for FailsOnce {
+impl LearningStore for Watched {
     fn load(&self) -> Result<Vec<ndf::StoredStats>, ndf::StoreError> {
         self.inner.load()
     }
 
     fn save(&self, rows: &[ndf::StoredStats]) -> Result<(), ndf::StoreError> {
-        if self.attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+        if self.attempts.fetch_add(1, Ordering::SeqCst) == 0 && self.fail_first {
             return Err(ndf::StoreError::new("disk full"));
         }
         self.inner.save(rows)
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_failed_background_save_is_tried_again() {
-    let store = FailsOnce::default();
+/// A runtime saving to `store` every five seconds, after one run of
+/// `jobs.watched`.
+async fn ran_once(store: &Watched) -> Ndf {
     let mut config = Config::default();
     config.flush_interval = Duration::from_secs(5);
     let ndf = Ndf::builder()
@@ -183,15 +138,41 @@ async fn a_failed_background_save_is_tried_again() {
         .build()
         .unwrap();
     ndf.run(
-        &sequential!(name = "jobs.retried"; step),
+        &sequential!(name = "jobs.watched"; step),
         1,
         &PatternContext::new("jobs"),
     )
     .await
     .unwrap();
+    ndf
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_runtime_does_not_save_again() {
+    let store = Watched::default();
+    let ndf = ran_once(&store).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(saved(&store.inner, "jobs.watched", 1).await, 1);
+    // Six more intervals without a run: nothing new to write.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    ndf.shutdown().await.unwrap();
+    assert_eq!(
+        store.attempts.load(Ordering::SeqCst),
+        2,
+        "one save after the run, one at shutdown"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_background_save_is_tried_again() {
+    let store = Watched {
+        fail_first: true,
+        ..Watched::default()
+    };
+    let _ndf = ran_once(&store).await;
     // The first interval's save fails; a later one, with no new run, saves.
     tokio::time::sleep(Duration::from_secs(6)).await;
     eventually(|| store.attempts.load(Ordering::SeqCst) > 0).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(saved(&store.inner, "jobs.retried", 1).await, 1);
+    assert_eq!(saved(&store.inner, "jobs.watched", 1).await, 1);
 }
