@@ -61,6 +61,20 @@ impl StatsTable {
             }
         };
         let workflow = judge(entry.run_slot, config.confidence_threshold);
+        if workflow.is_some() {
+            // Refused before it started: not an execution, but counted, so
+            // that reports and the dashboard show the refusals.
+            let entries = tables.workflows.get_mut(query.workflow);
+            if let Some(entry) = entries.and_then(|e| e.get_mut(index)) {
+                entry.run.held_back += 1;
+            }
+            return Gates {
+                entry: index,
+                workflow,
+                steps: Vec::new(),
+            };
+        }
+        let entry = &tables.workflows[query.workflow][index];
         let mut steps = Vec::new();
         for (i, meta) in query.metas.iter().enumerate() {
             let Some(meta) = meta else { continue };
