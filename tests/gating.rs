@@ -136,6 +136,12 @@ async fn without_a_fallback_the_run_fails_with_confidence_threshold() {
         other => panic!("expected ConfidenceThreshold, got {other:?}"),
     }
     assert!(call.trace.events().is_empty(), "nothing ran");
+    let stats = ndf.stats("pricing.strict", "pricing").unwrap();
+    assert_eq!(
+        (stats.executions, stats.held_back),
+        (4, 1),
+        "the refusal is counted, not as a run"
+    );
 }
 
 #[tokio::test(start_paused = true)]
