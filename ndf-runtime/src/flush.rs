@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::error::{Error, StoreError};
+use crate::learning::Clock;
 use crate::ndf::Inner;
 
 /// Runs since the last save, and the signal that wakes the background saver.
@@ -44,7 +45,21 @@ impl Inner {
             self.flush.runs.fetch_add(runs.max(1), Ordering::Relaxed);
             return Err(error.into());
         }
+        let points = self.timeline.take_pending();
+        let retain_since = Clock::now()
+            .unix_ms
+            .saturating_sub(u64::try_from(self.config.retention.as_millis()).unwrap_or(u64::MAX));
+        if let Err(error) = self.store.save_timeline(&points, retain_since) {
+            self.timeline.restore_pending(points);
+            return Err(error.into());
+        }
         Ok(())
+    }
+
+    /// Whether anything waits to be saved: only runs change what is
+    /// learned, and the timeline's points come from runs.
+    fn pending(&self) -> bool {
+        self.flush.pending() || self.timeline.has_pending()
     }
 }
 
@@ -86,7 +101,7 @@ pub(crate) fn start(inner: &Arc<Inner>) {
                 () = wake.notified() => {}
             }
             let Some(inner) = weak.upgrade() else { return };
-            if !inner.flush.pending() {
+            if !inner.pending() {
                 continue;
             }
             if let Err(error) = save(&inner, false).await {

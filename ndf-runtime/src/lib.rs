@@ -39,4 +39,9 @@ pub use step::{Shape, Step, StepMeta, Workflow};
 pub use store::{LearningStore, MemoryStore, RecentRun, SqliteStore, StoredStats};
 #[cfg(feature = "prometheus")]
 pub use telemetry::serve_prometheus;
-pub use telemetry::{Alert, AlertKind, AlertSink, PatternReport, Percentiles, Report, TracingSink};
+pub use telemetry::{
+    Alert, AlertKind, AlertSink, Dashboard, HistogramBin, Overview, PatternPanel, PatternReport,
+    Percentiles, Report, Resources, ResponseSeries, StoredPoint, TimelinePoint, TracingSink, Usage,
+};
+#[cfg(feature = "dashboard")]
+pub use telemetry::{DashboardHandle, DashboardOptions};

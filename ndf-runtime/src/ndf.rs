@@ -4,18 +4,18 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::context::PatternContext;
-use crate::error::Error;
+use crate::error::{Error, StoreError};
 use crate::exec::{Cx, Run};
 use crate::flush::FlushState;
 use crate::gating::{IdleProbe, ResourceProbe};
 use crate::learning::{
-    Confidence, GateQuery, PatternStats, RunLog, RunRecord, StatsTable, StepRecord,
+    Clock, Confidence, GateQuery, PatternStats, RunLog, RunRecord, StatsTable, StepRecord,
 };
 use crate::registry::Registry;
 use crate::security::missing_permissions;
 use crate::step::Workflow;
 use crate::store::{LearningStore, MemoryStore};
-use crate::telemetry::{self, AlertSink, Report, TracingSink};
+use crate::telemetry::{self, AlertSink, Report, Timeline, TracingSink};
 use std::time::Duration;
 use tracing::Instrument as _;
 
@@ -27,6 +27,7 @@ pub(crate) struct Inner {
     pub(crate) stats: StatsTable,
     pub(crate) store: Arc<dyn LearningStore>,
     pub(crate) flush: FlushState,
+    pub(crate) timeline: Timeline,
 }
 
 /// The ndf runtime: runs workflows under their policies and learns from
@@ -236,6 +237,30 @@ impl Ndf {
         telemetry::build(rows, window, &self.inner.config)
     }
 
+    /// What the dashboard shows: the day's runs, success rate and response
+    /// time, a row per pattern and domain, CPU and memory use, the alerts
+    /// raised, response-time series, usage and a confidence histogram.
+    /// Serializable with serde; with the `dashboard` feature,
+    /// [`Ndf::serve_dashboard`] serves it with a page that draws it.
+    /// Context attributes never appear in it.
+    #[must_use]
+    pub fn dashboard(&self) -> telemetry::Dashboard {
+        let inner = &self.inner;
+        let clock = Clock::now();
+        let prior = inner.config.prior;
+        let since = clock
+            .unix_ms
+            .saturating_sub(u64::try_from(telemetry::DAY.as_millis()).unwrap_or(u64::MAX));
+        let sources = telemetry::Sources {
+            report: self.report(telemetry::DAY),
+            series: inner.timeline.read(&inner.stats, prior, since),
+            confidences: inner.stats.confidences(prior),
+            alerts: inner.stats.active_alerts(),
+            usage: inner.probe.sample(),
+        };
+        telemetry::build_dashboard(sources, &inner.config, &clock)
+    }
+
     /// The confidence ndf has in `pattern` (a workflow or step name) in
     /// `domain`; `None` before its first outcome there.
     #[must_use]
@@ -361,15 +386,21 @@ impl NdfBuilder {
         let stats = StatsTable::default();
         // Loading blocks on I/O: on a multi-threaded runtime's worker, hand
         // the worker's other tasks off first.
-        let rows = match tokio::runtime::Handle::try_current() {
+        let retain_since = Clock::now()
+            .unix_ms
+            .saturating_sub(u64::try_from(self.config.retention.as_millis()).unwrap_or(u64::MAX));
+        let load = || Ok::<_, StoreError>((store.load()?, store.load_timeline(retain_since)?));
+        let (rows, points) = match tokio::runtime::Handle::try_current() {
             Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| store.load())
+                tokio::task::block_in_place(load)
             }
-            _ => store.load(),
-        };
-        for row in rows? {
+            _ => load(),
+        }?;
+        for row in rows {
             stats.seed(&row);
         }
+        let timeline = Timeline::default();
+        timeline.seed(points, self.config.timeline_points);
         let inner = Arc::new(Inner {
             config: self.config,
             alerts: self.alerts.unwrap_or_else(|| Box::new(TracingSink)),
@@ -378,8 +409,10 @@ impl NdfBuilder {
             stats,
             store,
             flush: FlushState::default(),
+            timeline,
         });
         crate::flush::start(&inner);
+        telemetry::start_sampler(&inner);
         Ok(Ndf { inner })
     }
 }

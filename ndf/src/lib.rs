@@ -28,13 +28,16 @@ pub use ndf_macros::{degrade, orchestrate, parallel, pattern, sequential};
 #[cfg(feature = "prometheus")]
 pub use ndf_runtime::serve_prometheus;
 pub use ndf_runtime::{
-    Alert, AlertKind, AlertSink, Confidence, Config, ConfigError, Cx, DomainPreset, Environment,
-    Error, Evidence, ExposeSecret, IdleProbe, LearningStore, MemoryStore, Ndf, NdfBuilder,
-    PatternContext, PatternReport, PatternStats, Percentiles, PhaseRule, Prior, Priority, REDACTED,
-    RecentRun, Report, ResourceProbe, ResourceUsage, RetryPolicy, RunLog, SecretString, Shape,
-    SqliteStore, Step, StepError, StepMeta, StepRecord, StoreError, StoredStats, SysinfoProbe,
-    TracingSink, Workflow, is_secret_key,
+    Alert, AlertKind, AlertSink, Confidence, Config, ConfigError, Cx, Dashboard, DomainPreset,
+    Environment, Error, Evidence, ExposeSecret, HistogramBin, IdleProbe, LearningStore,
+    MemoryStore, Ndf, NdfBuilder, Overview, PatternContext, PatternPanel, PatternReport,
+    PatternStats, Percentiles, PhaseRule, Prior, Priority, REDACTED, RecentRun, Report,
+    ResourceProbe, ResourceUsage, Resources, ResponseSeries, RetryPolicy, RunLog, SecretString,
+    Shape, SqliteStore, Step, StepError, StepMeta, StepRecord, StoreError, StoredPoint,
+    StoredStats, SysinfoProbe, TimelinePoint, TracingSink, Usage, Workflow, is_secret_key,
 };
+#[cfg(feature = "dashboard")]
+pub use ndf_runtime::{DashboardHandle, DashboardOptions};
 
 /// Everything a user of ndf imports: `use ndf::prelude::*;`.
 pub mod prelude {

@@ -23,6 +23,9 @@ const KEYS: &[&str] = &[
     "latency_alert",
     "flush_interval",
     "flush_every",
+    "timeline_interval",
+    "timeline_points",
+    "retention",
 ];
 
 impl Environment {
@@ -76,6 +79,25 @@ fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
     })
 }
 
+/// A whole number of `what`, at least 1.
+fn at_least_one<N: std::str::FromStr + PartialOrd + From<u8>>(
+    key: &str,
+    text: &str,
+    what: &str,
+) -> Result<N, ConfigError> {
+    text.trim()
+        .parse()
+        .ok()
+        .filter(|n| *n >= N::from(1))
+        .ok_or_else(|| {
+            ConfigError::new(
+                key,
+                format_args!("{text:?}"),
+                format!("expected a whole number of {what}, at least 1"),
+            )
+        })
+}
+
 impl Config {
     /// Sets the key `key` (one of the TOML keys) from text; `shown` is how
     /// the user wrote the key, for the error.
@@ -91,16 +113,10 @@ impl Config {
             "gate_retry" => self.gate_retry = duration(shown, text)?,
             "latency_alert" => self.latency_alert = Some(duration(shown, text)?),
             "flush_interval" => self.flush_interval = duration(shown, text)?,
-            "flush_every" => {
-                self.flush_every =
-                    text.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                        ConfigError::new(
-                            shown,
-                            format_args!("{text:?}"),
-                            "expected a whole number of runs, at least 1",
-                        )
-                    })?;
-            }
+            "flush_every" => self.flush_every = at_least_one(shown, text, "runs")?,
+            "timeline_interval" => self.timeline_interval = duration(shown, text)?,
+            "timeline_points" => self.timeline_points = at_least_one(shown, text, "points")?,
+            "retention" => self.retention = duration(shown, text)?,
             "min_samples" => {
                 self.min_samples = text.trim().parse().map_err(|_| {
                     ConfigError::new(shown, format_args!("{text:?}"), "expected a whole number")
@@ -319,6 +335,26 @@ mod tests {
         assert_eq!(c.confidence_threshold.to_bits(), 0.85f64.to_bits());
         assert_eq!(c.step_timeout, Duration::from_secs(45));
         assert_eq!(c.min_samples, 25);
+    }
+
+    #[test]
+    fn the_timeline_keys_are_read_and_checked() {
+        let c = Config::from_vars([
+            ("NDF_TIMELINE_INTERVAL", "10s"),
+            ("NDF_TIMELINE_POINTS", "360"),
+            ("NDF_RETENTION", "7days"),
+        ])
+        .unwrap();
+        assert_eq!(c.timeline_interval, Duration::from_secs(10));
+        assert_eq!(c.timeline_points, 360);
+        assert_eq!(c.retention, Duration::from_hours(7 * 24));
+        let err = Config::from_vars([("NDF_TIMELINE_POINTS", "0")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`NDF_TIMELINE_POINTS` = \"0\": expected a whole number of points, at least 1"
+        );
+        let err = Config::from_toml_str("retention = \"forever\"").unwrap_err();
+        assert_eq!(err.key, "retention");
     }
 
     #[test]

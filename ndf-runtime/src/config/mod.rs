@@ -90,6 +90,15 @@ pub struct Config {
     /// Runs after which learning data is saved to the store without waiting
     /// for the interval.
     pub flush_every: u64,
+    /// How often the timeline behind the dashboard takes a point per
+    /// workflow and domain (runs, failures, latency, confidence).
+    pub timeline_interval: Duration,
+    /// Points kept in memory per workflow and domain (a fixed ring; the
+    /// default, 2880 points of 30 s, is a day).
+    pub timeline_points: usize,
+    /// How long the store keeps timeline points; older ones are deleted
+    /// when it saves.
+    pub retention: Duration,
 }
 
 impl Config {
@@ -122,6 +131,9 @@ impl Config {
             latency_alert: None,
             flush_interval: Duration::from_secs(5),
             flush_every: 10_000,
+            timeline_interval: Duration::from_secs(30),
+            timeline_points: 2880,
+            retention: Duration::from_hours(24 * 30),
         }
     }
 
@@ -191,12 +203,25 @@ impl Config {
                 return Err(ConfigError::new(key, value, "must be between 0 and 1"));
             }
         }
-        if self.step_timeout.is_zero() {
+        if self.timeline_points == 0 {
             return Err(ConfigError::new(
-                "step_timeout",
-                format_args!("{:?}", self.step_timeout),
-                "must be longer than zero",
+                "timeline_points",
+                self.timeline_points,
+                "must be at least 1",
             ));
+        }
+        for (key, value) in [
+            ("step_timeout", self.step_timeout),
+            ("timeline_interval", self.timeline_interval),
+            ("retention", self.retention),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(
+                    key,
+                    format_args!("{value:?}"),
+                    "must be longer than zero",
+                ));
+            }
         }
         for (domain, preset) in &self.domains {
             if !(0.0..=1.0).contains(&preset.confidence_threshold) {

@@ -11,5 +11,6 @@ pub use confidence::{Confidence, Evidence, Prior};
 pub(crate) use gates::GateQuery;
 pub(crate) use record::StepOutcome;
 pub use record::{RunLog, StepRecord};
+pub(crate) use reporting::WorkflowReading;
 pub use stats::PatternStats;
-pub(crate) use stats::{RunRecord, StatsTable};
+pub(crate) use stats::{Clock, RunRecord, StatsTable};

@@ -1,12 +1,13 @@
 //! What the statistics hold for a report.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::confidence::Prior;
+use super::confidence::{Confidence, Prior};
 use super::stats::{PatternStats, StatsTable};
-use crate::telemetry::ReportRow;
+use crate::telemetry::{Alert, ReportRow};
 
 impl StatsTable {
     /// What a report shows of every (pattern, domain): workflows with their
@@ -89,5 +90,64 @@ impl StatsTable {
         }
         rows.sort_by(|a, b| (&a.pattern, &a.domain).cmp(&(&b.pattern, &b.domain)));
         rows
+    }
+}
+
+/// What the timeline reads of one workflow in one domain.
+pub(crate) struct WorkflowReading<'a> {
+    pub(crate) pattern: &'static str,
+    pub(crate) domain: &'a str,
+    /// Its runs since the runtime started.
+    pub(crate) totals: &'a PatternStats,
+    /// Its most recent runs: when they ended, how long they took.
+    pub(crate) recent: &'a VecDeque<(Instant, Duration, bool)>,
+    /// The mean of its confidence.
+    pub(crate) confidence: f64,
+}
+
+impl StatsTable {
+    /// Calls `f` with every workflow's reading, under the statistics lock
+    /// (keep `f` short).
+    pub(crate) fn for_each_workflow(&self, prior: Prior, mut f: impl FnMut(WorkflowReading<'_>)) {
+        let tables = self.lock();
+        for (name, entries) in &tables.workflows {
+            for e in entries {
+                f(WorkflowReading {
+                    pattern: name,
+                    domain: &e.domain,
+                    totals: &e.run,
+                    recent: &e.recent,
+                    confidence: tables.confidence[e.run_slot].evidence.mean(prior),
+                });
+            }
+        }
+    }
+
+    /// The alerts raised and not cleared since, by pattern and domain.
+    pub(crate) fn active_alerts(&self) -> Vec<Alert> {
+        let tables = self.lock();
+        let mut out: Vec<Alert> = tables
+            .workflows
+            .values()
+            .flatten()
+            .flat_map(|e| e.alerts.active().iter().cloned())
+            .chain(tables.confidence.iter().filter_map(|s| s.alerted.clone()))
+            .collect();
+        out.sort_by(|a, b| (&a.pattern, &a.domain).cmp(&(&b.pattern, &b.domain)));
+        out
+    }
+
+    /// The confidence of every (pattern, domain) with outcomes.
+    pub(crate) fn confidences(&self, prior: Prior) -> Vec<(String, String, Confidence)> {
+        let tables = self.lock();
+        let mut out: Vec<_> = tables
+            .slots
+            .iter()
+            .map(|(key, slot)| (key, tables.confidence[*slot].evidence))
+            .filter(|(_, evidence)| evidence.samples > 0)
+            .map(|((p, d), evidence)| (p.clone(), d.clone(), evidence.confidence(prior)))
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
     }
 }

@@ -121,8 +121,8 @@ pub(crate) struct Slot {
     pub(crate) trial: Option<Instant>,
     /// Recent confidence means, oldest first.
     pub(crate) trend: VecDeque<f64>,
-    /// Whether a low-confidence alert is raised (alerts fire on crossings).
-    pub(crate) alerted: bool,
+    /// The low-confidence alert while it is raised (alerts fire on crossings).
+    pub(crate) alerted: Option<Alert>,
 }
 
 /// Confidence means kept per slot for the report's trend.
@@ -276,8 +276,10 @@ impl StatsTable {
             let mean = s.observe(ok, lr, prior);
             let samples = s.evidence.samples;
             let low = samples >= config.min_samples && mean < threshold;
-            if low && !s.alerted {
-                alerts.push(alert(
+            if !low {
+                s.alerted = None;
+            } else if s.alerted.is_none() {
+                let raised = alert(
                     (name, run.domain),
                     AlertKind::Confidence,
                     mean,
@@ -285,9 +287,10 @@ impl StatsTable {
                     &format!(
                         "confidence {mean:.2} fell below {threshold:.2} after {samples} outcomes"
                     ),
-                ));
+                );
+                s.alerted = Some(raised.clone());
+                alerts.push(raised);
             }
-            s.alerted = low;
             mean
         };
         let run_mean = learn(
@@ -505,13 +508,13 @@ pub(super) fn entry_index(
 
 /// Converts between the monotonic clock runs are timed with and the wall
 /// clock stored runs carry, at one moment.
-struct Clock {
-    instant: Instant,
-    unix_ms: u64,
+pub(crate) struct Clock {
+    pub(crate) instant: Instant,
+    pub(crate) unix_ms: u64,
 }
 
 impl Clock {
-    fn now() -> Self {
+    pub(crate) fn now() -> Self {
         let unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));

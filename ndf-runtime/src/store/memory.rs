@@ -4,12 +4,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::{LearningStore, RecentRun, StoredStats};
 use crate::error::StoreError;
 use crate::learning::{Evidence, PatternStats};
+use crate::telemetry::StoredPoint;
 
 /// A store in memory: for tests, and for services that do not keep learning
 /// data across restarts. Clones share the same data.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     rows: Arc<Mutex<BTreeMap<Key, Row>>>,
+    timeline: Arc<Mutex<Vec<StoredPoint>>>,
 }
 
 /// (pattern, domain).
@@ -50,6 +52,27 @@ impl LearningStore for MemoryStore {
                 (row.stats, row.evidence, row.recent.clone()),
             );
         }
+        Ok(())
+    }
+
+    fn load_timeline(&self, since_unix_ms: u64) -> Result<Vec<StoredPoint>, StoreError> {
+        let timeline = self.timeline.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(timeline
+            .iter()
+            .filter(|p| p.point.at_unix_ms >= since_unix_ms)
+            .cloned()
+            .collect())
+    }
+
+    fn save_timeline(
+        &self,
+        points: &[StoredPoint],
+        retain_since_unix_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut timeline = self.timeline.lock().unwrap_or_else(PoisonError::into_inner);
+        timeline.extend_from_slice(points);
+        timeline.retain(|p| p.point.at_unix_ms >= retain_since_unix_ms);
+        timeline.sort_by_key(|p| p.point.at_unix_ms);
         Ok(())
     }
 }

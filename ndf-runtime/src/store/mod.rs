@@ -9,6 +9,7 @@ pub use sqlite::SqliteStore;
 
 use crate::error::StoreError;
 use crate::learning::{Evidence, PatternStats};
+use crate::telemetry::StoredPoint;
 
 /// One row of learning data: the statistics of a pattern in a domain.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -56,6 +57,33 @@ pub trait LearningStore: Send + Sync + 'static {
     /// A [`StoreError`] when the store cannot be written; nothing is then
     /// half-written.
     fn save(&self, rows: &[StoredStats]) -> Result<(), StoreError>;
+
+    /// The timeline points taken at or after `since_unix_ms`, oldest first
+    /// (the dashboard's history after a restart). The default keeps none.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the store cannot be read.
+    fn load_timeline(&self, since_unix_ms: u64) -> Result<Vec<StoredPoint>, StoreError> {
+        let _ = since_unix_ms;
+        Ok(Vec::new())
+    }
+
+    /// Adds these timeline points (each is new) and deletes the points
+    /// taken before `retain_since_unix_ms`. The default keeps none.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the store cannot be written; nothing is then
+    /// half-written.
+    fn save_timeline(
+        &self,
+        points: &[StoredPoint],
+        retain_since_unix_ms: u64,
+    ) -> Result<(), StoreError> {
+        let _ = (points, retain_since_unix_ms);
+        Ok(())
+    }
 
     /// Called by `Ndf::shutdown` after the last save: release what can be
     /// released (the `SQLite` store folds its write-ahead log back into the

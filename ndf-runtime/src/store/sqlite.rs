@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use super::{LearningStore, RecentRun, StoredStats};
 use crate::error::{Error, StoreError};
 use crate::learning::{Evidence, PatternStats};
+use crate::telemetry::{StoredPoint, TimelinePoint};
 
 /// The schema this build writes, and the newest it reads.
 const SCHEMA_VERSION: i64 = 1;
@@ -41,6 +42,17 @@ CREATE TABLE IF NOT EXISTS ndf_recent_runs (
     ok INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ndf_recent_runs_key ON ndf_recent_runs (pattern, domain);
+CREATE TABLE IF NOT EXISTS ndf_timeline (
+    pattern TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    at_unix_ms INTEGER NOT NULL,
+    executions INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    mean_ms REAL NOT NULL,
+    p95_ms REAL NOT NULL,
+    confidence REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ndf_timeline_at ON ndf_timeline (at_unix_ms);
 ";
 
 /// Learning data in one `SQLite` file, written in write-ahead-log mode.
@@ -260,6 +272,68 @@ impl LearningStore for SqliteStore {
         }
         tx.commit()
             .map_err(|e| sql_error(&self.path, "cannot commit learning data", e))
+    }
+
+    fn load_timeline(&self, since_unix_ms: u64) -> Result<Vec<StoredPoint>, StoreError> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let read = |e| sql_error(&self.path, "cannot read the timeline", e);
+        let mut stmt = conn
+            .prepare(
+                "SELECT pattern, domain, at_unix_ms, executions, failures, mean_ms, p95_ms, confidence
+                 FROM ndf_timeline WHERE at_unix_ms >= ?1 ORDER BY at_unix_ms, rowid",
+            )
+            .map_err(read)?;
+        stmt.query_map([to_i64(since_unix_ms)], |r| {
+            Ok(StoredPoint {
+                pattern: r.get(0)?,
+                domain: r.get(1)?,
+                point: TimelinePoint {
+                    at_unix_ms: to_u64(r.get(2)?),
+                    executions: to_u64(r.get(3)?),
+                    failures: to_u64(r.get(4)?),
+                    mean_ms: r.get(5)?,
+                    p95_ms: r.get(6)?,
+                    confidence: r.get(7)?,
+                },
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(read)
+    }
+
+    fn save_timeline(
+        &self,
+        points: &[StoredPoint],
+        retain_since_unix_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let write = |e| sql_error(&self.path, "cannot write the timeline", e);
+        let tx = conn.transaction().map_err(write)?;
+        {
+            let mut add = tx
+                .prepare_cached("INSERT INTO ndf_timeline VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+                .map_err(write)?;
+            for p in points {
+                let t = &p.point;
+                add.execute(params![
+                    p.pattern,
+                    p.domain,
+                    to_i64(t.at_unix_ms),
+                    to_i64(t.executions),
+                    to_i64(t.failures),
+                    t.mean_ms,
+                    t.p95_ms,
+                    t.confidence,
+                ])
+                .map_err(write)?;
+            }
+            tx.execute(
+                "DELETE FROM ndf_timeline WHERE at_unix_ms < ?1",
+                [to_i64(retain_since_unix_ms)],
+            )
+            .map_err(write)?;
+        }
+        tx.commit().map_err(write)
     }
 
     fn close(&self) -> Result<(), StoreError> {

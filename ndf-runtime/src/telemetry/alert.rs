@@ -75,6 +75,8 @@ pub(crate) struct AlertState {
     p95: Duration,
     latency: bool,
     success_rate: bool,
+    /// The alerts raised and not yet cleared, for the dashboard.
+    active: Vec<Alert>,
 }
 
 impl Default for AlertState {
@@ -88,6 +90,7 @@ impl Default for AlertState {
             p95: Duration::ZERO,
             latency: false,
             success_rate: false,
+            active: Vec::new(),
         }
     }
 }
@@ -126,18 +129,23 @@ impl AlertState {
         let floor = 1.0 - rules.error_tolerance;
         let low = rate < floor;
         if low && !self.success_rate {
-            out.push(alert(
-                who,
-                AlertKind::SuccessRate,
-                rate,
-                floor,
-                &format!(
-                    "success rate of the last {} runs is {:.1}%, below {:.1}%",
-                    self.len,
-                    rate * 100.0,
-                    floor * 100.0
+            self.raise(
+                alert(
+                    who,
+                    AlertKind::SuccessRate,
+                    rate,
+                    floor,
+                    &format!(
+                        "success rate of the last {} runs is {:.1}%, below {:.1}%",
+                        self.len,
+                        rate * 100.0,
+                        floor * 100.0
+                    ),
                 ),
-            ));
+                out,
+            );
+        } else if !low && self.success_rate {
+            self.clear(AlertKind::SuccessRate);
         }
         self.success_rate = low;
         if let Some(limit) = rules.latency_alert {
@@ -152,19 +160,40 @@ impl AlertState {
             }
             let slow = self.p95 > limit;
             if slow && !self.latency {
-                out.push(alert(
-                    who,
-                    AlertKind::Latency,
-                    self.p95.as_secs_f64(),
-                    limit.as_secs_f64(),
-                    &format!(
-                        "p95 latency of the last {} runs is {:?}, above {limit:?}",
-                        self.len, self.p95
+                self.raise(
+                    alert(
+                        who,
+                        AlertKind::Latency,
+                        self.p95.as_secs_f64(),
+                        limit.as_secs_f64(),
+                        &format!(
+                            "p95 latency of the last {} runs is {:?}, above {limit:?}",
+                            self.len, self.p95
+                        ),
                     ),
-                ));
+                    out,
+                );
+            } else if !slow && self.latency {
+                self.clear(AlertKind::Latency);
             }
             self.latency = slow;
         }
+    }
+}
+
+impl AlertState {
+    fn raise(&mut self, alert: Alert, out: &mut Vec<Alert>) {
+        self.active.push(alert.clone());
+        out.push(alert);
+    }
+
+    fn clear(&mut self, kind: AlertKind) {
+        self.active.retain(|a| a.kind != kind);
+    }
+
+    /// The alerts raised and not cleared since.
+    pub(crate) fn active(&self) -> &[Alert] {
+        &self.active
     }
 }
 

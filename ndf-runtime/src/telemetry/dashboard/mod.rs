@@ -1,0 +1,371 @@
+//! What the dashboard shows, as data: [`crate::Ndf::dashboard`]. The
+//! `dashboard` feature serves it as JSON beside an HTML page that draws it.
+
+#[cfg(feature = "dashboard")]
+mod server;
+
+#[cfg(feature = "dashboard")]
+pub use server::{DashboardHandle, DashboardOptions};
+
+use std::time::Duration;
+
+use super::{Alert, PatternReport, Report, TimelinePoint};
+use crate::config::Config;
+use crate::gating::ResourceUsage;
+use crate::learning::{Clock, Confidence};
+
+/// Points of each response-time series the dashboard draws (an hour of
+/// the default 30 s points).
+const CHART_POINTS: usize = 120;
+/// Bins of the confidence histogram, each a tenth of 0..=1.
+const BINS: usize = 10;
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Everything the dashboard page draws, serializable with serde.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Dashboard {
+    /// When this was read, in milliseconds since the Unix epoch.
+    pub generated_at_unix_ms: u64,
+    /// The numbers at the top of the page.
+    pub overview: Overview,
+    /// One row per pattern (workflow or step) and domain, sorted.
+    pub patterns: Vec<PatternPanel>,
+    /// CPU and memory use with their limits.
+    pub resources: Resources,
+    /// Alerts raised and not cleared since.
+    pub alerts: Vec<Alert>,
+    /// Response time of each workflow and domain over its recent points.
+    pub response_time: Vec<ResponseSeries>,
+    /// Runs of each workflow and domain in the last 24 hours.
+    pub usage: Vec<Usage>,
+    /// How many patterns have a confidence mean in each tenth of 0..=1.
+    pub confidence_histogram: Vec<HistogramBin>,
+}
+
+/// The numbers at the top of the dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Overview {
+    /// Workflow runs since midnight (UTC).
+    pub executions_today: u64,
+    /// Workflow runs in the last 24 hours.
+    pub executions_24h: u64,
+    /// Of those, the failed ones.
+    pub failures_24h: u64,
+    /// Success rate of the workflow runs of the last 24 hours.
+    pub success_rate_24h: Option<f64>,
+    /// Mean response time of the workflow runs of the last 24 hours, in
+    /// milliseconds.
+    pub avg_response_ms: Option<f64>,
+    /// Workflows (per domain) that ran in the last 24 hours.
+    pub active_patterns: usize,
+    /// Patterns (workflows and steps, per domain) with fewer outcomes than
+    /// `min_samples`: their confidence gates nothing yet.
+    pub learning_patterns: usize,
+}
+
+/// One pattern in one domain.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct PatternPanel {
+    /// The pattern's name.
+    pub pattern: String,
+    /// The domain of its runs.
+    pub domain: String,
+    /// `workflow` or `step`.
+    pub kind: &'static str,
+    /// Runs in the last 24 hours (workflows), or in total (steps).
+    pub executions: u64,
+    /// Of those, the failed ones.
+    pub failures: u64,
+    /// Successful runs over runs; absent without runs.
+    pub success_rate: Option<f64>,
+    /// Median latency of its recent runs, in milliseconds (workflows).
+    pub p50_ms: Option<f64>,
+    /// 95th percentile latency of its recent runs, in milliseconds.
+    pub p95_ms: Option<f64>,
+    /// Retries, in total.
+    pub retries: u64,
+    /// Runs served by a fallback, in total.
+    pub fallbacks: u64,
+    /// Runs served by a lower `degrade!` level, in total.
+    pub degradations: u64,
+    /// Times held back by low confidence, in total.
+    pub held_back: u64,
+    /// The current confidence.
+    pub confidence: Option<Confidence>,
+    /// `learning` (fewer outcomes than `min_samples`), `trusted`, or
+    /// `below threshold` (its confidence mean is below the threshold of its
+    /// domain).
+    pub status: &'static str,
+    /// What to look at, in a sentence each.
+    pub recommendations: Vec<String>,
+}
+
+/// CPU and memory use, as fractions of the machine, with their limits.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Resources {
+    /// CPU use.
+    pub cpu: f64,
+    /// Memory use.
+    pub memory: f64,
+    /// `Config::cpu_limit`.
+    pub cpu_limit: f64,
+    /// `Config::memory_limit`.
+    pub memory_limit: f64,
+}
+
+/// The response time of one workflow in one domain, oldest point first.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ResponseSeries {
+    /// The workflow.
+    pub pattern: String,
+    /// The domain of its runs.
+    pub domain: String,
+    /// Its most recent points (the last one may be the runs since the last
+    /// sample).
+    pub points: Vec<TimelinePoint>,
+}
+
+/// Runs of one workflow in one domain.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Usage {
+    /// The workflow.
+    pub pattern: String,
+    /// The domain of its runs.
+    pub domain: String,
+    /// Runs in the last 24 hours.
+    pub executions: u64,
+}
+
+/// One bin of the confidence histogram: patterns with a mean in
+/// `from..to` (the last bin includes 1).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct HistogramBin {
+    /// Lower edge.
+    pub from: f64,
+    /// Upper edge.
+    pub to: f64,
+    /// Patterns (per domain) in the bin.
+    pub count: usize,
+}
+
+/// What the runtime holds, as the dashboard needs it.
+pub(crate) struct Sources {
+    pub(crate) report: Report,
+    /// Every workflow series' points of the last 24 hours.
+    pub(crate) series: Vec<((String, String), Vec<TimelinePoint>)>,
+    pub(crate) confidences: Vec<(String, String, Confidence)>,
+    pub(crate) alerts: Vec<Alert>,
+    pub(crate) usage: ResourceUsage,
+}
+
+/// The window of the day's numbers.
+pub(crate) const DAY: Duration = Duration::from_hours(24);
+
+/// The dashboard of `sources`, read at `now` (milliseconds since the epoch).
+pub(crate) fn build(sources: Sources, config: &Config, clock: &Clock) -> Dashboard {
+    let now = clock.unix_ms;
+    let midnight = now - now % DAY_MS;
+    let mut overview = Overview {
+        executions_today: 0,
+        executions_24h: 0,
+        failures_24h: 0,
+        success_rate_24h: None,
+        avg_response_ms: None,
+        active_patterns: 0,
+        learning_patterns: 0,
+    };
+    let mut latency_sum = 0.0;
+    let mut usage = Vec::new();
+    let mut response_time = Vec::new();
+    for ((pattern, domain), points) in &sources.series {
+        let executions: u64 = points.iter().map(|p| p.executions).sum();
+        overview.executions_24h += executions;
+        overview.failures_24h += points.iter().map(|p| p.failures).sum::<u64>();
+        overview.executions_today += points
+            .iter()
+            .filter(|p| p.at_unix_ms >= midnight)
+            .map(|p| p.executions)
+            .sum::<u64>();
+        latency_sum += points
+            .iter()
+            .map(|p| p.mean_ms * p.executions as f64)
+            .sum::<f64>();
+        overview.active_patterns += usize::from(executions > 0);
+        usage.push(Usage {
+            pattern: pattern.clone(),
+            domain: domain.clone(),
+            executions,
+        });
+        let skip = points.len().saturating_sub(CHART_POINTS);
+        response_time.push(ResponseSeries {
+            pattern: pattern.clone(),
+            domain: domain.clone(),
+            points: points[skip..].to_vec(),
+        });
+    }
+    overview.success_rate_24h = success_rate(overview.executions_24h, overview.failures_24h);
+    if overview.executions_24h > 0 {
+        overview.avg_response_ms = Some(latency_sum / overview.executions_24h as f64);
+    }
+    let patterns: Vec<PatternPanel> = sources
+        .report
+        .patterns
+        .into_iter()
+        .map(|row| {
+            let day = sources
+                .series
+                .iter()
+                .find(|((p, d), _)| *p == row.pattern && *d == row.domain)
+                .map(|(_, points)| points.as_slice());
+            panel(row, day, config)
+        })
+        .collect();
+    overview.learning_patterns = patterns.iter().filter(|p| p.status == "learning").count();
+    Dashboard {
+        generated_at_unix_ms: now,
+        overview,
+        patterns,
+        resources: Resources {
+            cpu: sources.usage.cpu,
+            memory: sources.usage.memory,
+            cpu_limit: config.cpu_limit,
+            memory_limit: config.memory_limit,
+        },
+        alerts: sources.alerts,
+        response_time,
+        usage,
+        confidence_histogram: histogram(sources.confidences.iter().map(|c| c.2.mean)),
+    }
+}
+
+/// The panel of one report row; a workflow's runs and failures are those of
+/// its timeline (`day`), which counts every run of the last 24 hours.
+fn panel(row: PatternReport, day: Option<&[TimelinePoint]>, config: &Config) -> PatternPanel {
+    let (executions, failures) = match (row.kind, day) {
+        ("workflow", Some(points)) => (
+            points.iter().map(|p| p.executions).sum(),
+            points.iter().map(|p| p.failures).sum(),
+        ),
+        ("workflow", None) => (0, 0),
+        _ => (row.executions, row.failures),
+    };
+    let threshold = config
+        .domain_preset(&row.domain)
+        .map_or(config.confidence_threshold, |p| p.confidence_threshold);
+    let status = match row.confidence {
+        Some(c) if c.samples >= config.min_samples && c.mean < threshold => "below threshold",
+        Some(c) if c.samples >= config.min_samples => "trusted",
+        _ => "learning",
+    };
+    PatternPanel {
+        success_rate: success_rate(executions, failures),
+        executions,
+        failures,
+        p50_ms: row.latency.map(|l| l.p50_ms),
+        p95_ms: row.latency.map(|l| l.p95_ms),
+        retries: row.retries,
+        fallbacks: row.fallbacks,
+        degradations: row.degradations,
+        held_back: row.held_back,
+        confidence: row.confidence,
+        status,
+        recommendations: row.recommendations,
+        pattern: row.pattern,
+        domain: row.domain,
+        kind: row.kind,
+    }
+}
+
+/// Successful runs over runs; `None` without runs.
+fn success_rate(executions: u64, failures: u64) -> Option<f64> {
+    (executions > 0).then(|| executions.saturating_sub(failures) as f64 / executions as f64)
+}
+
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a mean in 0..=1 times BINS is a small bin index"
+)]
+fn histogram(means: impl Iterator<Item = f64>) -> Vec<HistogramBin> {
+    let mut bins: Vec<HistogramBin> = (0..BINS)
+        .map(|i| HistogramBin {
+            from: i as f64 / BINS as f64,
+            to: (i + 1) as f64 / BINS as f64,
+            count: 0,
+        })
+        .collect();
+    for mean in means {
+        let i = ((mean.clamp(0.0, 1.0) * BINS as f64) as usize).min(BINS - 1);
+        bins[i].count += 1;
+    }
+    bins
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_histogram_has_ten_bins_and_puts_one_in_the_last() {
+        let bins = histogram([0.0, 0.05, 0.1, 0.55, 0.999, 1.0].into_iter());
+        let counts: Vec<usize> = bins.iter().map(|b| b.count).collect();
+        assert_eq!(counts, [2, 1, 0, 0, 0, 1, 0, 0, 0, 2]);
+        assert_eq!((bins[0].from, bins[9].to), (0.0, 1.0));
+    }
+
+    fn at(at_unix_ms: u64, executions: u64, failures: u64, mean_ms: f64) -> TimelinePoint {
+        TimelinePoint {
+            at_unix_ms,
+            executions,
+            failures,
+            mean_ms,
+            p95_ms: mean_ms,
+            confidence: 0.9,
+        }
+    }
+
+    #[test]
+    fn the_overview_weighs_latency_by_runs_and_counts_today_from_midnight() {
+        let midnight = 20_000 * DAY_MS;
+        let clock = Clock {
+            instant: tokio::time::Instant::now(),
+            unix_ms: midnight + 1000,
+        };
+        let sources = Sources {
+            report: Report {
+                window_secs: 86_400.0,
+                patterns: Vec::new(),
+            },
+            series: vec![
+                (
+                    ("a.one".into(), "d".into()),
+                    vec![at(midnight - 10, 3, 1, 10.0), at(midnight + 10, 1, 0, 50.0)],
+                ),
+                (
+                    ("a.two".into(), "d".into()),
+                    vec![at(midnight + 20, 0, 0, 0.0)],
+                ),
+            ],
+            confidences: Vec::new(),
+            alerts: Vec::new(),
+            usage: ResourceUsage {
+                cpu: 0.25,
+                memory: 0.5,
+            },
+        };
+        let d = build(sources, &Config::default(), &clock);
+        let o = d.overview;
+        assert_eq!(
+            (o.executions_24h, o.failures_24h, o.executions_today),
+            (4, 1, 1)
+        );
+        assert_eq!(o.success_rate_24h, Some(0.75));
+        assert_eq!(o.avg_response_ms, Some((3.0 * 10.0 + 50.0) / 4.0));
+        assert_eq!(o.active_patterns, 1, "a.two ran nothing");
+        assert_eq!((d.resources.cpu, d.resources.cpu_limit), (0.25, 0.8));
+        assert_eq!(d.usage.len(), 2);
+    }
+}

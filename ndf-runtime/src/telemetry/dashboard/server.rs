@@ -1,0 +1,208 @@
+//! The `dashboard` feature: the dashboard's JSON and a self-contained page
+//! that draws it, served with axum.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Json};
+use axum::routing::get;
+use tokio::sync::oneshot;
+
+use crate::error::{ConfigError, Error};
+use crate::ndf::Ndf;
+
+/// The page: inline CSS, and inline script drawing SVG; no request leaves
+/// the machine it is served from.
+const PAGE: &str = include_str!("page.html");
+
+/// Where and how [`Ndf::serve_dashboard_with`] serves the dashboard.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use ndf::{DashboardOptions, Ndf};
+///
+/// # #[tokio::main] async fn main() -> Result<(), ndf::Error> {
+/// let ndf = Ndf::builder().build()?;
+/// let dashboard = ndf
+///     .serve_dashboard_with(DashboardOptions::new(([127, 0, 0, 1], 8686)).refresh(Duration::from_secs(10)))
+///     .await?;
+/// println!("dashboard on http://{}/", dashboard.local_addr());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub struct DashboardOptions {
+    addr: SocketAddr,
+    refresh: Duration,
+    allow_remote: bool,
+}
+
+impl DashboardOptions {
+    /// Serve on `addr` (port 0 picks a free port), refreshing every 30 s.
+    pub fn new(addr: impl Into<SocketAddr>) -> Self {
+        Self {
+            addr: addr.into(),
+            refresh: Duration::from_secs(30),
+            allow_remote: false,
+        }
+    }
+
+    /// How often the page polls for new data (default 30 s; at least 1 s).
+    pub fn refresh(mut self, every: Duration) -> Self {
+        self.refresh = every.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Allows an address other machines can reach (not loopback): the page
+    /// shows pattern names, domains and alerts to whoever can connect.
+    pub fn allow_remote(mut self) -> Self {
+        self.allow_remote = true;
+        self
+    }
+}
+
+/// A running dashboard server; dropping it (or [`DashboardHandle::shutdown`])
+/// stops it.
+#[derive(Debug)]
+pub struct DashboardHandle {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DashboardHandle {
+    /// The address the server listens on (with the port picked for port 0).
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections and waits for open requests to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for DashboardHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+#[derive(Clone)]
+struct App {
+    ndf: Ndf,
+    page: std::sync::Arc<str>,
+}
+
+impl Ndf {
+    /// Serves the dashboard on `addr`, which must be a loopback address
+    /// (use [`Ndf::serve_dashboard_with`] and
+    /// [`DashboardOptions::allow_remote`] for others): the page at `/`, its
+    /// data as JSON at `/api/dashboard` ([`Ndf::dashboard`]). Must be called
+    /// inside a tokio runtime; the server runs on it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ndf::serve_dashboard_with`].
+    pub async fn serve_dashboard(
+        &self,
+        addr: impl Into<SocketAddr>,
+    ) -> Result<DashboardHandle, Error> {
+        self.serve_dashboard_with(DashboardOptions::new(addr)).await
+    }
+
+    /// Serves the dashboard as `options` say.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an address that is not loopback without
+    /// [`DashboardOptions::allow_remote`]; [`Error::Telemetry`] when the
+    /// address cannot be bound.
+    pub async fn serve_dashboard_with(
+        &self,
+        options: DashboardOptions,
+    ) -> Result<DashboardHandle, Error> {
+        if !options.addr.ip().is_loopback() && !options.allow_remote {
+            return Err(ConfigError::new(
+                "dashboard address",
+                options.addr,
+                "is not a loopback address; other machines could read the dashboard. \
+                 Use `DashboardOptions::allow_remote()` if that is meant",
+            )
+            .into());
+        }
+        let listener = tokio::net::TcpListener::bind(options.addr)
+            .await
+            .map_err(|e| {
+                Error::Telemetry(format!(
+                    "cannot serve the dashboard on {}: {e}",
+                    options.addr
+                ))
+            })?;
+        let addr = listener.local_addr().map_err(|e| {
+            Error::Telemetry(format!(
+                "cannot serve the dashboard on {}: {e}",
+                options.addr
+            ))
+        })?;
+        let page = PAGE.replace(
+            "{{REFRESH_SECS}}",
+            &options.refresh.as_secs().max(1).to_string(),
+        );
+        let app = App {
+            ndf: self.clone(),
+            page: page.into(),
+        };
+        let router = Router::new()
+            .route("/", get(page_handler))
+            .route("/api/dashboard", get(data_handler))
+            .fallback(not_found)
+            .with_state(app);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(error) = served {
+                tracing::warn!(%error, "the dashboard server stopped");
+            }
+        });
+        Ok(DashboardHandle {
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+}
+
+async fn page_handler(State(app): State<App>) -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(app.page.to_string()),
+    )
+}
+
+async fn data_handler(State(app): State<App>) -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(app.ndf.dashboard()),
+    )
+}
+
+async fn not_found() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        "not found: the dashboard serves / and /api/dashboard\n",
+    )
+}
