@@ -125,13 +125,23 @@ impl LearningStore for Watched {
         }
         self.inner.save(rows)
     }
+
+    fn save_timeline(
+        &self,
+        points: &[ndf::StoredPoint],
+        since: u64,
+    ) -> Result<(), ndf::StoreError> {
+        self.inner.save_timeline(points, since)
+    }
 }
 
 /// A runtime saving to `store` every five seconds, after one run of
-/// `jobs.watched`.
+/// `jobs.watched`. Its timeline takes a point every second, so the run's
+/// point is in the first save too.
 async fn ran_once(store: &Watched) -> Ndf {
     let mut config = Config::default();
     config.flush_interval = Duration::from_secs(5);
+    config.timeline_interval = Duration::from_secs(1);
     let ndf = Ndf::builder()
         .config(config)
         .store(store.clone())
@@ -161,6 +171,40 @@ async fn an_idle_runtime_does_not_save_again() {
         2,
         "one save after the run, one at shutdown"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeline_point_taken_after_the_last_save_is_saved_once() {
+    let store = Watched::default();
+    let mut config = Config::default();
+    config.flush_interval = Duration::from_secs(5);
+    let ndf = Ndf::builder()
+        .config(config)
+        .store(store.clone())
+        .build()
+        .unwrap();
+    ndf.run(
+        &sequential!(name = "jobs.watched"; step),
+        1,
+        &PatternContext::new("jobs"),
+    )
+    .await
+    .unwrap();
+    // Saved at 5 s; the point of the run is taken at 30 s, saved at 35 s.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    eventually(|| store.attempts.load(Ordering::SeqCst) == 1).await;
+    assert!(store.inner.load_timeline(0).unwrap().is_empty());
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    eventually(|| !store.inner.load_timeline(0).unwrap().is_empty()).await;
+    let points = store.inner.load_timeline(0).unwrap();
+    assert_eq!(points.len(), 1);
+    assert_eq!(
+        (points[0].pattern.as_str(), points[0].point.executions),
+        ("jobs.watched", 1)
+    );
+    // Then nothing is pending: no more saves.
+    tokio::time::sleep(Duration::from_mins(1)).await;
+    assert_eq!(store.attempts.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test(start_paused = true)]

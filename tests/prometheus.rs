@@ -1,25 +1,14 @@
 //! The `prometheus` feature serves the runtime's metrics on `/metrics`.
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
+use std::net::TcpListener;
 
 use ndf::prelude::*;
 
 #[pattern]
 async fn measure(n: u32) -> u32 {
     n * 2
-}
-
-fn get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut body = String::new();
-    stream.read_to_string(&mut body).unwrap();
-    body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,10 +27,10 @@ async fn metrics_are_served_in_prometheus_format() {
             .await
             .unwrap();
     }
-    let page = tokio::task::spawn_blocking(move || get(addr, "/metrics"))
+    let (status, page) = tokio::task::spawn_blocking(move || common::http_get(addr, "/metrics"))
         .await
         .unwrap();
-    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert_eq!(status, 200, "{page}");
     assert!(
         page.contains(r#"ndf_runs_total{pattern="obs.metered",outcome="ok"} 3"#),
         "{page}"

@@ -191,3 +191,41 @@ async fn shutdown_folds_the_write_ahead_log_into_the_file() {
     assert_eq!(wal, 0, "the log was checkpointed and truncated");
     assert_eq!(SqliteStore::open(&path).unwrap().load().unwrap().len(), 2);
 }
+
+fn point(pattern: &str, at_unix_ms: u64, executions: u64) -> ndf::StoredPoint {
+    ndf::StoredPoint {
+        pattern: pattern.to_owned(),
+        domain: "billing".to_owned(),
+        point: ndf::TimelinePoint {
+            at_unix_ms,
+            executions,
+            failures: 1,
+            mean_ms: 2.5,
+            p95_ms: 4.0,
+            confidence: 0.75,
+        },
+    }
+}
+
+#[test]
+fn timeline_points_are_kept_for_the_retention_and_no_longer() {
+    let path = scratch("sqlite-timeline").join("ndf.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let old = [
+        point("billing.charge", 1_000, 3),
+        point("billing.refund", 2_000, 4),
+    ];
+    store.save_timeline(&old, 0).unwrap();
+    let new = [point("billing.charge", 5_000, 7)];
+    // Saving with a cut-off of 1 500 ms deletes the point taken at 1 000.
+    store.save_timeline(&new, 1_500).unwrap();
+    drop(store);
+
+    let reopened = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        reopened.load_timeline(0).unwrap(),
+        vec![old[1].clone(), new[0].clone()],
+        "oldest first; the point before the cut-off is gone"
+    );
+    assert_eq!(reopened.load_timeline(3_000).unwrap(), vec![new[0].clone()]);
+}
