@@ -291,7 +291,7 @@ async fn the_json_shape_is_stable() {
     );
     assert_eq!(
         keys(&json["patterns"][0]),
-        "confidence,degradations,domain,executions,failures,fallbacks,held_back,kind,p50_ms,p95_ms,pattern,recommendations,retries,status,success_rate"
+        "confidence,confidence_trend,degradations,domain,executions,failures,fallbacks,held_back,kind,p50_ms,p95_ms,pattern,recommendations,retries,status,success_rate"
     );
     assert_eq!(
         keys(&json["patterns"][0]["confidence"]),

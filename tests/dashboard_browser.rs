@@ -202,6 +202,14 @@ fn the_page_renders_the_endpoints_numbers_and_four_charts_in_chromium() {
             p["executions"].as_u64().unwrap().to_string(),
             "{name}"
         );
+        let trend = p["confidence_trend"].as_array().unwrap().len();
+        if trend >= 2 {
+            assert_eq!(
+                attr_of(row, "<polyline", "data-points"),
+                trend.to_string(),
+                "{name}'s confidence trend"
+            );
+        }
         let rate = attr_of(row, "data-field=\"success_rate\"", "data-value");
         match p["success_rate"].as_f64() {
             Some(expected) => assert!((rate.parse::<f64>().unwrap() - expected).abs() < 1e-12),

@@ -95,6 +95,8 @@ pub struct PatternPanel {
     pub held_back: u64,
     /// The current confidence.
     pub confidence: Option<Confidence>,
+    /// Recent confidence means, oldest first.
+    pub confidence_trend: Vec<f64>,
     /// `learning` (fewer outcomes than `min_samples`), `trusted`, or
     /// `below threshold` (its confidence mean is below the threshold of its
     /// domain).
@@ -271,6 +273,7 @@ fn panel(row: PatternReport, day: Option<&[TimelinePoint]>, config: &Config) -> 
         degradations: row.degradations,
         held_back: row.held_back,
         confidence: row.confidence,
+        confidence_trend: row.confidence_trend,
         status,
         recommendations: row.recommendations,
         pattern: row.pattern,
