@@ -25,6 +25,7 @@ fn rows(round: u64) -> Vec<StoredStats> {
             pattern: format!("bench.pattern_{i}"),
             domain: "bench".to_owned(),
             stats: ndf::PatternStats::default(),
+            added: ndf::PatternStats::default(),
             evidence: Evidence {
                 successes: round as f64,
                 failures: 1.0,

@@ -102,6 +102,7 @@ fn a_corrupt_database_is_reported() {
             pattern: "billing.charge".into(),
             domain: "billing".into(),
             stats: ndf::PatternStats::default(),
+            added: ndf::PatternStats::default(),
             evidence: ndf::Evidence::default(),
             recent: Vec::new(),
         };

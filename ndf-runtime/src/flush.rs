@@ -4,7 +4,7 @@
 //! never on an async worker.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -18,6 +18,9 @@ use crate::ndf::Inner;
 pub(crate) struct FlushState {
     runs: AtomicU64,
     wake: Arc<Notify>,
+    /// Held by a save from its snapshot to its acknowledgement: saves never
+    /// overlap, so what one adds is never added again by another.
+    saving: Mutex<()>,
 }
 
 impl FlushState {
@@ -40,11 +43,18 @@ impl Inner {
     /// is taken, so a run that ends meanwhile is saved now or next time; a
     /// save that fails leaves the data pending, to be tried again.
     pub(crate) fn save_here(&self) -> Result<(), Error> {
+        let _saving = self
+            .flush
+            .saving
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let runs = self.flush.runs.swap(0, Ordering::Relaxed);
-        if let Err(error) = self.store.save(&self.stats.snapshot()) {
+        let rows = self.stats.snapshot();
+        if let Err(error) = self.store.save(&rows) {
             self.flush.runs.fetch_add(runs.max(1), Ordering::Relaxed);
             return Err(error.into());
         }
+        self.stats.acknowledge(&rows);
         let points = self.timeline.take_pending();
         let retain_since = Clock::now()
             .unix_ms

@@ -51,6 +51,29 @@ impl PatternStats {
         (self.executions > 0).then(|| self.successes as f64 / self.executions as f64)
     }
 
+    /// What these counts added to `earlier` ones (each count's difference,
+    /// never below zero): what a runtime learned between two snapshots.
+    #[must_use]
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            executions: self.executions.saturating_sub(earlier.executions),
+            successes: self.successes.saturating_sub(earlier.successes),
+            failures: self.failures.saturating_sub(earlier.failures),
+            retries: self.retries.saturating_sub(earlier.retries),
+            fallbacks: self.fallbacks.saturating_sub(earlier.fallbacks),
+            compensations: self.compensations.saturating_sub(earlier.compensations),
+            compensation_failures: self
+                .compensation_failures
+                .saturating_sub(earlier.compensation_failures),
+            degradations: self.degradations.saturating_sub(earlier.degradations),
+            outliers: self.outliers.saturating_sub(earlier.outliers),
+            held_back: self.held_back.saturating_sub(earlier.held_back),
+            total_latency_us: self
+                .total_latency_us
+                .saturating_sub(earlier.total_latency_us),
+        }
+    }
+
     /// Adds `other`'s counts to these.
     pub fn merge(&mut self, other: &Self) {
         self.executions += other.executions;
@@ -153,6 +176,9 @@ pub(super) struct Tables {
     pub(super) baseline: HashMap<(String, String), PatternStats>,
     /// Recent runs the store held for workflows, by (pattern, domain).
     pub(super) baseline_recent: HashMap<(String, String), Vec<Run>>,
+    /// The counters as the store last acknowledged them, by (pattern,
+    /// domain): what a save adds is measured from these.
+    pub(super) saved: HashMap<(String, String), PatternStats>,
 }
 
 /// A run as the statistics remember it: when it ended, how long it took,
@@ -221,6 +247,11 @@ impl StatsTable {
         }
         tables
             .baseline
+            .entry((pattern.to_owned(), domain.to_owned()))
+            .or_default()
+            .merge(stats);
+        tables
+            .saved
             .entry((pattern.to_owned(), domain.to_owned()))
             .or_default()
             .merge(stats);
@@ -429,11 +460,14 @@ impl StatsTable {
                     .get(&(p.clone(), d.clone()))
                     .map(|i| tables.confidence[*i].evidence)
                     .unwrap_or_default();
-                let recent = recent.remove(&(p.clone(), d.clone())).unwrap_or_default();
+                let key = (p, d);
+                let recent = recent.remove(&key).unwrap_or_default();
+                let added = s.since(&tables.saved.get(&key).copied().unwrap_or_default());
                 StoredStats {
-                    pattern: p,
-                    domain: d,
+                    pattern: key.0,
+                    domain: key.1,
                     stats: s,
+                    added,
                     evidence,
                     recent,
                 }
@@ -441,6 +475,17 @@ impl StatsTable {
             .collect();
         rows.sort_by(|a, b| (&a.pattern, &a.domain).cmp(&(&b.pattern, &b.domain)));
         rows
+    }
+
+    /// Records that the store holds `rows`: later saves add what was
+    /// learned since.
+    pub(crate) fn acknowledge(&self, rows: &[StoredStats]) {
+        let mut tables = self.lock();
+        for row in rows {
+            tables
+                .saved
+                .insert((row.pattern.clone(), row.domain.clone()), row.stats);
+        }
     }
 
     /// The statistics of `pattern` (a workflow or step name) in `domain`.
@@ -659,6 +704,7 @@ mod tests {
             pattern: "x.flow".into(),
             domain: "d".into(),
             stats: seeded,
+            added: PatternStats::default(),
             evidence,
             recent: Vec::new(),
         });

@@ -37,6 +37,7 @@ impl LearningStore for MemoryStore {
                     pattern: pattern.clone(),
                     domain: domain.clone(),
                     stats: *stats,
+                    added: PatternStats::default(),
                     evidence: *evidence,
                     recent: recent.clone(),
                 },
@@ -93,6 +94,7 @@ mod tests {
             pattern: "a.b".into(),
             domain: "d".into(),
             stats,
+            added: PatternStats::default(),
             evidence: Evidence {
                 successes: 1.0,
                 failures: 0.0,

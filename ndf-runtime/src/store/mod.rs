@@ -18,8 +18,15 @@ pub struct StoredStats {
     pub pattern: String,
     /// Domain the pattern ran in.
     pub domain: String,
-    /// What was learned.
+    /// What was learned, in total: what the store held when the runtime
+    /// started plus what the runtime learned since.
     pub stats: PatternStats,
+    /// What the runtime learned since its last save that returned `Ok`
+    /// (zero in rows a store loads). A store that one process owns writes
+    /// `stats`; a store shared by several processes adds these counts to
+    /// what it holds, so that no process overwrites another's.
+    #[serde(default)]
+    pub added: PatternStats,
     /// The confidence evidence.
     pub evidence: Evidence,
     /// The most recent runs of a workflow (empty for steps), oldest first,
@@ -40,8 +47,14 @@ pub struct RecentRun {
 
 /// Keeps learning data between runs of the process.
 ///
-/// The runtime loads everything once when it is built and saves absolute
-/// values (not deltas) when it flushes, so a save may be repeated safely.
+/// The runtime loads everything once when it is built and, when it flushes,
+/// saves every row with both its totals (`stats`, safe to write again) and
+/// what it added since the last acknowledged save (`added`, for a store
+/// shared by a fleet, which adds them in commutative upserts). Saves never
+/// overlap; the runtime's own loads and saves run off its async workers (on
+/// tokio's blocking pool), so a store may block on its I/O. The confidence evidence is saved as the
+/// runtime holds it (forgetting makes it a weighted, not an additive,
+/// quantity); a shared store picks its own rule to combine writers'.
 pub trait LearningStore: Send + Sync + 'static {
     /// Everything stored.
     ///

@@ -180,6 +180,7 @@ impl LearningStore for SqliteStore {
                     pattern: r.get(0)?,
                     domain: r.get(1)?,
                     stats,
+                    added: PatternStats::default(),
                     evidence: Evidence {
                         successes: r.get(13)?,
                         failures: r.get(14)?,
