@@ -53,6 +53,8 @@ fn ndf() -> Ndf {
     config.learning_rate = 0.0;
     config.confidence_threshold = 0.6;
     config.gate_retry = Duration::from_secs(30);
+    // Each run is learned as it ends, so the next run's gates see it.
+    config.learning_batch = 1;
     Ndf::builder().config(config).build().unwrap()
 }
 

@@ -31,7 +31,10 @@ async fn one_run_is_counted_with_bounded_labels() {
     let snapshotter = recorder.snapshotter();
     let _guard = metrics::set_default_local_recorder(&recorder);
 
-    let ndf = Ndf::builder().build().unwrap();
+    // Metrics are emitted as runs are learned: learn each one as it ends.
+    let mut config = Config::default();
+    config.learning_batch = 1;
+    let ndf = Ndf::builder().config(config).build().unwrap();
     let flow = sequential!(name = "sync.orders"; fetch => store);
     let ctx = PatternContext::new("sync-tenant-4711").attribute("api_key", "k-123");
     ndf.run(&flow, Flaky::default(), &ctx).await.unwrap();

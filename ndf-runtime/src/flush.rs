@@ -49,6 +49,7 @@ impl Inner {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let runs = self.flush.runs.swap(0, Ordering::Relaxed);
+        self.learn(true);
         let rows = self.stats.snapshot();
         if let Err(error) = self.store.save(&rows) {
             self.flush.runs.fetch_add(runs.max(1), Ordering::Relaxed);

@@ -9,7 +9,7 @@ use crate::exec::{Cx, Run};
 use crate::flush::FlushState;
 use crate::gating::{IdleProbe, ResourceProbe};
 use crate::learning::{
-    Clock, Confidence, GateQuery, PatternStats, RunLog, RunRecord, StatsTable, StepRecord,
+    Clock, Confidence, GateQuery, Learned, PatternStats, RunLog, RunRecord, StatsTable, StepRecord,
 };
 use crate::registry::Registry;
 use crate::security::missing_permissions;
@@ -17,6 +17,7 @@ use crate::step::Workflow;
 use crate::store::{LearningStore, MemoryStore};
 use crate::telemetry::{self, AlertSink, Report, Timeline, TracingSink};
 use std::time::Duration;
+use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 pub(crate) struct Inner {
@@ -28,6 +29,26 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<dyn LearningStore>,
     pub(crate) flush: FlushState,
     pub(crate) timeline: Timeline,
+    /// Wakes the learner: runs were left queued.
+    pub(crate) learning: Arc<Notify>,
+}
+
+impl Inner {
+    /// Applies the queued runs to the statistics (see [`StatsTable::apply`])
+    /// and reports what that found. Returns `false` when, without `wait`,
+    /// another thread held the statistics.
+    pub(crate) fn learn(&self, wait: bool) -> bool {
+        let learned = self.stats.apply(&self.config, wait);
+        self.report(&learned);
+        !learned.busy
+    }
+
+    /// Sends the alerts learning raised.
+    fn report(&self, learned: &Learned) {
+        for alert in &learned.alerts {
+            self.alerts.send(alert);
+        }
+    }
 }
 
 /// The ndf runtime: runs workflows under their policies and learns from
@@ -142,22 +163,19 @@ impl Ndf {
             entry: gates.entry,
             workflow: W::NAME,
             metas: W::METAS,
-            domain: ctx.domain(),
             ok: result.is_ok(),
             latency: now - started,
             log: log.records(),
         };
-        let learned = self
-            .inner
-            .stats
-            .record_run(&record, &self.inner.config, now);
-        if learned.outlier {
-            tracing::warn!(pattern = W::NAME, domain = ctx.domain(), latency = ?record.latency, "latency outlier");
+        let inner = &*self.inner;
+        let (queued, learned) = inner.stats.record_run(&record, &inner.config, now);
+        inner.report(&learned);
+        let applied = queued.waiting >= inner.config.learning_batch && inner.learn(false);
+        if !applied && (queued.first || queued.waiting >= inner.config.learning_batch) {
+            // Left queued: the learner applies it within `learning_interval`.
+            inner.learning.notify_one();
         }
-        for alert in &learned.alerts {
-            self.inner.alerts.send(alert);
-        }
-        self.inner.flush.run_finished(self.inner.config.flush_every);
+        inner.flush.run_finished(inner.config.flush_every);
         result
     }
 
@@ -231,6 +249,7 @@ impl Ndf {
     /// Serializable with serde. Context attributes never appear in it.
     #[must_use]
     pub fn report(&self, window: Duration) -> Report {
+        self.inner.learn(true);
         let now = tokio::time::Instant::now();
         let since = now.checked_sub(window).unwrap_or(now - now.elapsed());
         let rows = self.inner.stats.report_rows(since, self.inner.config.prior);
@@ -246,6 +265,7 @@ impl Ndf {
     #[must_use]
     pub fn dashboard(&self) -> telemetry::Dashboard {
         let inner = &self.inner;
+        inner.learn(true);
         let clock = Clock::now();
         let prior = inner.config.prior;
         let since = clock
@@ -265,6 +285,7 @@ impl Ndf {
     /// `domain`; `None` before its first outcome there.
     #[must_use]
     pub fn confidence(&self, pattern: &str, domain: &str) -> Option<Confidence> {
+        self.inner.learn(true);
         self.inner
             .stats
             .confidence(pattern, domain, self.inner.config.prior)
@@ -273,6 +294,7 @@ impl Ndf {
     /// What has been learned of `pattern` (a workflow or step name) in `domain`.
     #[must_use]
     pub fn stats(&self, pattern: &str, domain: &str) -> Option<PatternStats> {
+        self.inner.learn(true);
         self.inner.stats.get(pattern, domain)
     }
 
@@ -397,7 +419,7 @@ impl NdfBuilder {
             _ => load(),
         }?;
         for row in rows {
-            stats.seed(&row);
+            stats.seed(&row, self.config.prior);
         }
         let timeline = Timeline::default();
         timeline.seed(points, self.config.timeline_points);
@@ -410,8 +432,10 @@ impl NdfBuilder {
             store,
             flush: FlushState::default(),
             timeline,
+            learning: Arc::new(Notify::new()),
         });
         crate::flush::start(&inner);
+        crate::learning::start_learner(&inner);
         telemetry::start_sampler(&inner);
         Ok(Ndf { inner })
     }

@@ -23,6 +23,8 @@ const KEYS: &[&str] = &[
     "latency_alert",
     "flush_interval",
     "flush_every",
+    "learning_batch",
+    "learning_interval",
     "timeline_interval",
     "timeline_points",
     "retention",
@@ -114,6 +116,8 @@ impl Config {
             "latency_alert" => self.latency_alert = Some(duration(shown, text)?),
             "flush_interval" => self.flush_interval = duration(shown, text)?,
             "flush_every" => self.flush_every = at_least_one(shown, text, "runs")?,
+            "learning_batch" => self.learning_batch = at_least_one(shown, text, "runs")?,
+            "learning_interval" => self.learning_interval = duration(shown, text)?,
             "timeline_interval" => self.timeline_interval = duration(shown, text)?,
             "timeline_points" => self.timeline_points = at_least_one(shown, text, "points")?,
             "retention" => self.retention = duration(shown, text)?,
@@ -343,8 +347,12 @@ mod tests {
             ("NDF_TIMELINE_INTERVAL", "10s"),
             ("NDF_TIMELINE_POINTS", "360"),
             ("NDF_RETENTION", "7days"),
+            ("NDF_LEARNING_BATCH", "64"),
+            ("NDF_LEARNING_INTERVAL", "20ms"),
         ])
         .unwrap();
+        assert_eq!(c.learning_batch, 64);
+        assert_eq!(c.learning_interval, Duration::from_millis(20));
         assert_eq!(c.timeline_interval, Duration::from_secs(10));
         assert_eq!(c.timeline_points, 360);
         assert_eq!(c.retention, Duration::from_hours(7 * 24));

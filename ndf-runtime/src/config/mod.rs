@@ -90,6 +90,15 @@ pub struct Config {
     /// Runs after which learning data is saved to the store without waiting
     /// for the interval.
     pub flush_every: u64,
+    /// Runs a thread queues (without a lock) before it applies every queued
+    /// run to the statistics in one batch (default 16). Confidence, gating,
+    /// alerts and metrics lag by up to this many runs per thread, or
+    /// `learning_interval`; 1 learns each run as it ends (exact, for tests
+    /// and low-rate services). Reading statistics always applies first.
+    pub learning_batch: usize,
+    /// How soon queued runs are applied when no run applies them
+    /// (reading statistics, reports or the dashboard always applies first).
+    pub learning_interval: Duration,
     /// How often the timeline behind the dashboard takes a point per
     /// workflow and domain (runs, failures, latency, confidence).
     pub timeline_interval: Duration,
@@ -131,6 +140,8 @@ impl Config {
             latency_alert: None,
             flush_interval: Duration::from_secs(5),
             flush_every: 10_000,
+            learning_batch: 16,
+            learning_interval: Duration::from_millis(100),
             timeline_interval: Duration::from_secs(30),
             timeline_points: 2880,
             retention: Duration::from_hours(24 * 30),
@@ -203,16 +214,18 @@ impl Config {
                 return Err(ConfigError::new(key, value, "must be between 0 and 1"));
             }
         }
-        if self.timeline_points == 0 {
-            return Err(ConfigError::new(
-                "timeline_points",
-                self.timeline_points,
-                "must be at least 1",
-            ));
+        for (key, value) in [
+            ("timeline_points", self.timeline_points),
+            ("learning_batch", self.learning_batch),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(key, value, "must be at least 1"));
+            }
         }
         for (key, value) in [
             ("step_timeout", self.step_timeout),
             ("timeline_interval", self.timeline_interval),
+            ("learning_interval", self.learning_interval),
             ("retention", self.retention),
         ] {
             if value.is_zero() {

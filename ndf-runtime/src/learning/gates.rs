@@ -2,7 +2,9 @@
 
 use tokio::time::Instant;
 
-use super::stats::{StatsTable, entry_index};
+use std::sync::Arc;
+
+use super::stats::{EntryGate, GateIndex, StatsTable, Tables, entry_index};
 use crate::config::Config;
 use crate::exec::Blocked;
 use crate::step::StepMeta;
@@ -30,20 +32,30 @@ impl StatsTable {
     /// outcomes and its mean is below its threshold, except for one trial run
     /// every `gate_retry`, so that it can earn its confidence back.
     pub(crate) fn gates(&self, query: &GateQuery<'_>, config: &Config, now: Instant) -> Gates {
+        if let Some(gates) = self.gates_unlocked(query, config) {
+            return gates;
+        }
         let mut guard = self.lock();
         let tables = &mut *guard;
+        let known = tables.workflows.get(query.workflow).map_or(0, Vec::len);
         let index = entry_index(tables, query.workflow, query.steps, query.domain);
+        if index >= known {
+            self.publish_entry(tables, query.workflow, index);
+        }
         let entry = &tables.workflows[query.workflow][index];
         let mut judge = |slot: usize, threshold: f64| -> Option<Blocked> {
-            let evidence = &tables.confidence[slot].evidence;
+            let evidence = tables.confidence[slot].evidence;
             let mean = evidence.mean(config.prior);
+            let s = &mut tables.confidence[slot];
             if evidence.samples < config.min_samples || mean >= threshold {
-                tables.confidence[slot].trial = None;
+                s.trial = None;
+                s.gate.set_trial(false);
                 return None;
             }
-            match tables.confidence[slot].trial {
+            s.gate.set_trial(true);
+            match s.trial {
                 Some(last) if now.duration_since(last) >= config.gate_retry => {
-                    tables.confidence[slot].trial = Some(now);
+                    s.trial = Some(now);
                     None
                 }
                 Some(_) => Some(Blocked {
@@ -52,7 +64,7 @@ impl StatsTable {
                 }),
                 None => {
                     // Just fell below: the cool-down starts now.
-                    tables.confidence[slot].trial = Some(now);
+                    s.trial = Some(now);
                     Some(Blocked {
                         confidence: mean,
                         threshold,
@@ -92,5 +104,53 @@ impl StatsTable {
             workflow,
             steps,
         }
+    }
+}
+
+impl StatsTable {
+    /// The gates of a run judged without the lock, from what learning
+    /// published: `Some` when its entry exists and nothing is held back or
+    /// cooling down (the happy path); `None` sends the run to the lock.
+    fn gates_unlocked(&self, query: &GateQuery<'_>, config: &Config) -> Option<Gates> {
+        let index = self.index.load();
+        let entry = index.get(query.workflow)?.iter().find(|e| {
+            &*e.domain == query.domain
+                && (std::ptr::eq(e.steps, query.steps) || e.steps == query.steps)
+        })?;
+        if !entry
+            .run
+            .passes(config.confidence_threshold, config.min_samples)
+        {
+            return None;
+        }
+        for (gate, meta) in entry.step_gates.iter().zip(query.metas) {
+            if let Some(meta) = meta
+                && !gate.passes(config.threshold_of(meta), config.min_samples)
+            {
+                return None;
+            }
+        }
+        Some(Gates {
+            entry: entry.index,
+            workflow: None,
+            steps: Vec::new(),
+        })
+    }
+
+    /// Adds the gates of the new entry `index` of `workflow` to the index
+    /// that runs read without the lock (called under the lock).
+    fn publish_entry(&self, tables: &Tables, workflow: &'static str, index: usize) {
+        let e = &tables.workflows[workflow][index];
+        let gate = |slot: usize| Arc::clone(&tables.confidence[slot].gate);
+        let entry = Arc::new(EntryGate {
+            domain: e.domain.clone(),
+            steps: e.steps,
+            index,
+            run: gate(e.run_slot),
+            step_gates: e.step_slots.iter().map(|s| gate(*s)).collect(),
+        });
+        let mut next = GateIndex::clone(&self.index.load());
+        next.entry(workflow).or_default().push(entry);
+        self.index.store(Arc::new(next));
     }
 }

@@ -3,6 +3,7 @@
 mod confidence;
 mod gates;
 mod outliers;
+mod pending;
 mod record;
 mod reporting;
 mod stats;
@@ -13,4 +14,24 @@ pub(crate) use record::StepOutcome;
 pub use record::{RunLog, StepRecord};
 pub(crate) use reporting::WorkflowReading;
 pub use stats::PatternStats;
-pub(crate) use stats::{Clock, RunRecord, StatsTable};
+pub(crate) use stats::{Clock, Learned, RunRecord, StatsTable};
+
+/// Starts the learner when the runtime is built inside tokio: woken when
+/// runs were left queued, it applies them after `learning_interval`. It
+/// holds only a weak reference: it ends when the last `Ndf` is dropped.
+pub(crate) fn start_learner(inner: &std::sync::Arc<crate::ndf::Inner>) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let weak = std::sync::Arc::downgrade(inner);
+    let wake = std::sync::Arc::clone(&inner.learning);
+    let interval = inner.config.learning_interval;
+    handle.spawn(async move {
+        loop {
+            wake.notified().await;
+            tokio::time::sleep(interval).await;
+            let Some(inner) = weak.upgrade() else { return };
+            inner.learn(true);
+        }
+    });
+}

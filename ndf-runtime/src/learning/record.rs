@@ -91,7 +91,18 @@ impl StepRecord {
     }
 
     pub(crate) fn read(&self) -> StepOutcome {
-        let bits = self.0.load(Ordering::Relaxed);
+        StepOutcome::decode(self.bits())
+    }
+
+    /// The record as one word, for [`StepOutcome::decode`].
+    pub(crate) fn bits(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl StepOutcome {
+    /// The outcome a record's [`StepRecord::bits`] hold.
+    pub(crate) fn decode(bits: u32) -> Self {
         StepOutcome {
             ran: bits & HELD == 0 && bits & (OK | FAILED) != 0,
             ok: bits & OK != 0,

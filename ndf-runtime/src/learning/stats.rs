@@ -1,13 +1,17 @@
 use std::collections::{HashMap, VecDeque};
 
 use rustc_hash::FxHashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwap;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::confidence::{Confidence, Evidence, Prior};
 use super::outliers::LatencyWindow;
+use super::pending::{Pending, PendingRun, Queued};
 use super::record::{StepOutcome, StepRecord};
 use crate::config::Config;
 use crate::step::StepMeta;
@@ -127,13 +131,13 @@ pub(super) struct WorkflowEntry {
 /// Runs kept per workflow and domain for reports.
 const RECENT: usize = 1024;
 
-/// What learning one run found.
+/// What applying queued runs found.
 #[derive(Debug, Default)]
 pub(crate) struct Learned {
-    /// Its latency was an outlier.
-    pub(crate) outlier: bool,
-    /// Alerts raised by it.
+    /// Alerts raised by them.
     pub(crate) alerts: Vec<Alert>,
+    /// Another thread held the statistics: nothing was applied.
+    pub(crate) busy: bool,
 }
 
 /// What is learned of one (pattern, domain) besides its counters.
@@ -146,6 +150,39 @@ pub(crate) struct Slot {
     pub(crate) trend: VecDeque<f64>,
     /// The low-confidence alert while it is raised (alerts fire on crossings).
     pub(crate) alerted: Option<Alert>,
+    /// What gating reads of the slot without the lock.
+    pub(crate) gate: Arc<SlotGate>,
+}
+
+/// What gating reads of one (pattern, domain) without a lock: its
+/// confidence mean and outcomes, published whenever they change, and
+/// whether a trial cool-down runs (then gating judges under the lock).
+#[derive(Debug, Default)]
+pub(crate) struct SlotGate {
+    mean: AtomicU64,
+    samples: AtomicU64,
+    trial: AtomicBool,
+}
+
+impl SlotGate {
+    fn publish(&self, evidence: &Evidence, prior: Prior) {
+        self.mean
+            .store(evidence.mean(prior).to_bits(), Ordering::Relaxed);
+        self.samples.store(evidence.samples, Ordering::Relaxed);
+    }
+
+    /// Records whether a trial cool-down runs.
+    pub(super) fn set_trial(&self, running: bool) {
+        self.trial.store(running, Ordering::Relaxed);
+    }
+
+    /// Whether the slot surely holds nothing back: too few outcomes, or a
+    /// mean at or above `threshold`, and no trial cool-down running.
+    pub(super) fn passes(&self, threshold: f64, min_samples: u64) -> bool {
+        !self.trial.load(Ordering::Relaxed)
+            && (self.samples.load(Ordering::Relaxed) < min_samples
+                || f64::from_bits(self.mean.load(Ordering::Relaxed)) >= threshold)
+    }
 }
 
 /// Confidence means kept per slot for the report's trend.
@@ -155,6 +192,7 @@ impl Slot {
     /// Learns one outcome; returns the new posterior mean.
     fn observe(&mut self, ok: bool, learning_rate: f64, prior: Prior) -> f64 {
         self.evidence.observe(ok, learning_rate);
+        self.gate.publish(&self.evidence, prior);
         let mean = self.evidence.mean(prior);
         if self.trend.len() == TREND {
             self.trend.pop_front();
@@ -181,16 +219,142 @@ pub(super) struct Tables {
     pub(super) saved: HashMap<(String, String), PatternStats>,
 }
 
+impl Tables {
+    /// Learns one queued run.
+    fn learn(&mut self, run: &PendingRun, config: &Config, learned: &mut Learned) {
+        let micros = u64::try_from(run.latency.as_micros()).unwrap_or(u64::MAX);
+        let tables = self;
+        let entries = tables.workflows.entry(run.workflow).or_default();
+        let Some(entry) = entries.get_mut(run.entry) else {
+            return;
+        };
+        entry.run.executions += 1;
+        if run.ok {
+            entry.run.successes += 1;
+        } else {
+            entry.run.failures += 1;
+        }
+        entry.run.total_latency_us = entry.run.total_latency_us.saturating_add(micros);
+        let outlier = entry.latencies.observe(run.latency);
+        entry.run.outliers += u64::from(outlier);
+        if entry.recent.len() == RECENT {
+            entry.recent.pop_front();
+        }
+        entry.recent.push_back((run.at, run.latency, run.ok));
+
+        let alerts = &mut learned.alerts;
+        let rules = AlertRules {
+            min_samples: config.min_samples,
+            error_tolerance: config.error_tolerance,
+            latency_alert: config.latency_alert,
+        };
+        let domain: &str = &entry.domain;
+        entry
+            .alerts
+            .observe((run.workflow, domain), run.latency, run.ok, rules, alerts);
+        let (lr, prior) = (config.learning_rate, config.prior);
+        let mut learn = |slot: usize, name: &str, ok: bool, threshold: f64| {
+            let s = &mut tables.confidence[slot];
+            let mean = s.observe(ok, lr, prior);
+            let samples = s.evidence.samples;
+            let low = samples >= config.min_samples && mean < threshold;
+            if !low {
+                s.alerted = None;
+            } else if s.alerted.is_none() {
+                let raised = alert(
+                    (name, domain),
+                    AlertKind::Confidence,
+                    mean,
+                    threshold,
+                    &format!(
+                        "confidence {mean:.2} fell below {threshold:.2} after {samples} outcomes"
+                    ),
+                );
+                s.alerted = Some(raised.clone());
+                alerts.push(raised);
+            }
+            mean
+        };
+        let run_mean = learn(
+            entry.run_slot,
+            run.workflow,
+            run.ok,
+            config.confidence_threshold,
+        );
+        entry.metrics.run(run.ok, run.latency, outlier, run_mean);
+        for (i, (stats, bits)) in entry.step_stats.iter_mut().zip(&run.steps).enumerate() {
+            let outcome = StepOutcome::decode(*bits);
+            if outcome.level.is_some() && entry.steps[i] == run.workflow {
+                // A `degrade!` at the top is the workflow itself: its run is
+                // counted once, above; only the level it served adds here.
+                entry.run.degradations += u64::from(outcome.degraded());
+                entry.metrics.step(
+                    i,
+                    StepOutcome {
+                        ran: false,
+                        ..outcome
+                    },
+                    None,
+                );
+                continue;
+            }
+            stats.add_step(outcome);
+            let confidence = outcome.ran.then(|| {
+                let threshold = run
+                    .metas
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .map_or(config.confidence_threshold, |m| config.threshold_of(m));
+                // Served by the fallback is a failure of the step itself.
+                learn(
+                    entry.step_slots[i],
+                    entry.steps[i],
+                    outcome.ok && !outcome.fallback,
+                    threshold,
+                )
+            });
+            entry.metrics.step(i, outcome, confidence);
+        }
+        if outlier {
+            // Logged here, allocation-free: outliers are common enough.
+            let domain: &str = &entry.domain;
+            tracing::warn!(pattern = run.workflow, domain, latency = ?run.latency, "latency outlier");
+        }
+    }
+}
+
+/// What gating reads of one entry without the lock.
+#[derive(Debug)]
+pub(super) struct EntryGate {
+    pub(super) domain: Box<str>,
+    pub(super) steps: &'static [&'static str],
+    /// The entry's position among its workflow's entries.
+    pub(super) index: usize,
+    pub(super) run: Arc<SlotGate>,
+    pub(super) step_gates: Box<[Arc<SlotGate>]>,
+}
+
+/// Entries' gates by workflow name.
+pub(super) type GateIndex = FxHashMap<&'static str, Vec<Arc<EntryGate>>>;
+
 /// A run as the statistics remember it: when it ended, how long it took,
 /// whether it succeeded.
 pub(super) type Run = (Instant, Duration, bool);
 
-/// The live statistics and confidence. A run takes the lock once, when it
-/// ends, finds its workflow's entry with one lookup, and updates counters and
-/// confidence slots by index; sums by name are made when asked for (rare).
+/// The live statistics and confidence. A run takes no lock on its happy
+/// path: it finds its entry and judges its gates from published atomics
+/// ([`GateIndex`]), and queues its outcome ([`Pending`]); queued runs are
+/// applied in batches under the lock, by index. Sums by name are made when
+/// asked for (rare).
 #[derive(Debug, Default)]
 pub(crate) struct StatsTable {
     tables: Mutex<Tables>,
+    /// Runs ended and not yet learned.
+    pending: Pending,
+    /// Every entry's gates, for judging a run without the lock; replaced
+    /// (under the lock) when an entry is added.
+    pub(super) index: ArcSwap<GateIndex>,
     /// Recent durations of `orchestrate!` phases, by (workflow, phase,
     /// domain), for their learned median.
     phases: Mutex<HashMap<PhaseKey, VecDeque<Duration>>>,
@@ -210,7 +374,6 @@ pub(crate) struct RunRecord<'a> {
     pub(crate) entry: usize,
     pub(crate) workflow: &'static str,
     pub(crate) metas: &'static [Option<&'static StepMeta>],
-    pub(crate) domain: &'a str,
     pub(crate) ok: bool,
     pub(crate) latency: Duration,
     pub(crate) log: &'a [StepRecord],
@@ -222,7 +385,7 @@ impl StatsTable {
     }
 
     /// Loads what a store held.
-    pub(crate) fn seed(&self, row: &StoredStats) {
+    pub(crate) fn seed(&self, row: &StoredStats, prior: Prior) {
         let (pattern, domain, stats, evidence) = (
             row.pattern.as_str(),
             row.domain.as_str(),
@@ -262,112 +425,65 @@ impl StatsTable {
             (pattern.to_owned(), domain.to_owned()),
         );
         tables.confidence[slot].evidence = *evidence;
+        tables.confidence[slot].gate.publish(evidence, prior);
     }
 
-    /// Learns one run: counters, confidence, latency outliers, and the
-    /// alerts it raises (returned, to be sent outside the lock).
-    pub(crate) fn record_run(&self, run: &RunRecord<'_>, config: &Config, now: Instant) -> Learned {
-        let micros = u64::try_from(run.latency.as_micros()).unwrap_or(u64::MAX);
-        let mut guard = self.lock();
-        let tables = &mut *guard;
-        let entries = tables.workflows.entry(run.workflow).or_default();
-        let Some(entry) = entries.get_mut(run.entry) else {
-            return Learned::default();
+    /// Queues one run to be learned, without a lock, and says how many runs
+    /// wait in this thread's shard. Only when that shard is full does it
+    /// learn them first (what that found is returned; otherwise nothing).
+    pub(crate) fn record_run(
+        &self,
+        run: &RunRecord<'_>,
+        config: &Config,
+        now: Instant,
+    ) -> (Queued, Learned) {
+        let make = |steps| PendingRun {
+            workflow: run.workflow,
+            entry: run.entry,
+            metas: run.metas,
+            ok: run.ok,
+            latency: run.latency,
+            at: now,
+            steps,
         };
-        entry.run.executions += 1;
-        if run.ok {
-            entry.run.successes += 1;
+        let mut learned = Learned::default();
+        loop {
+            match self.pending.push(make, run.log) {
+                Ok(queued) => return (queued, learned),
+                // This thread's shard is full: learn what waits, then queue.
+                Err(_) => {
+                    learned.alerts.extend(self.apply(config, true).alerts);
+                }
+            }
+        }
+    }
+
+    /// Learns every queued run: counters, confidence, latency outliers, and
+    /// the alerts they raise (returned, to be sent outside the lock). With
+    /// `wait`, waits for the statistics; otherwise does nothing if another
+    /// thread holds them (that thread, or a later call, applies the runs).
+    pub(crate) fn apply(&self, config: &Config, wait: bool) -> Learned {
+        let mut learned = Learned::default();
+        if self.pending.is_empty() {
+            return learned;
+        }
+        let mut guard = if wait {
+            self.lock()
         } else {
-            entry.run.failures += 1;
-        }
-        entry.run.total_latency_us = entry.run.total_latency_us.saturating_add(micros);
-        let outlier = entry.latencies.observe(run.latency);
-        entry.run.outliers += u64::from(outlier);
-        if entry.recent.len() == RECENT {
-            entry.recent.pop_front();
-        }
-        entry.recent.push_back((now, run.latency, run.ok));
-
-        let mut alerts = Vec::new();
-        let rules = AlertRules {
-            min_samples: config.min_samples,
-            error_tolerance: config.error_tolerance,
-            latency_alert: config.latency_alert,
-        };
-        entry.alerts.observe(
-            (run.workflow, run.domain),
-            run.latency,
-            run.ok,
-            rules,
-            &mut alerts,
-        );
-        let (lr, prior) = (config.learning_rate, config.prior);
-        let mut learn = |slot: usize, name: &str, ok: bool, threshold: f64| {
-            let s = &mut tables.confidence[slot];
-            let mean = s.observe(ok, lr, prior);
-            let samples = s.evidence.samples;
-            let low = samples >= config.min_samples && mean < threshold;
-            if !low {
-                s.alerted = None;
-            } else if s.alerted.is_none() {
-                let raised = alert(
-                    (name, run.domain),
-                    AlertKind::Confidence,
-                    mean,
-                    threshold,
-                    &format!(
-                        "confidence {mean:.2} fell below {threshold:.2} after {samples} outcomes"
-                    ),
-                );
-                s.alerted = Some(raised.clone());
-                alerts.push(raised);
+            match self.tables.try_lock() {
+                Ok(guard) => guard,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    learned.busy = true;
+                    return learned;
+                }
             }
-            mean
         };
-        let run_mean = learn(
-            entry.run_slot,
-            run.workflow,
-            run.ok,
-            config.confidence_threshold,
-        );
-        entry.metrics.run(run.ok, run.latency, outlier, run_mean);
-        for (i, (stats, record)) in entry.step_stats.iter_mut().zip(run.log).enumerate() {
-            let outcome = record.read();
-            if outcome.level.is_some() && entry.steps[i] == run.workflow {
-                // A `degrade!` at the top is the workflow itself: its run is
-                // counted once, above; only the level it served adds here.
-                entry.run.degradations += u64::from(outcome.degraded());
-                entry.metrics.step(
-                    i,
-                    StepOutcome {
-                        ran: false,
-                        ..outcome
-                    },
-                    None,
-                );
-                continue;
-            }
-            stats.add_step(outcome);
-            let confidence = outcome.ran.then(|| {
-                let threshold = run
-                    .metas
-                    .get(i)
-                    .copied()
-                    .flatten()
-                    .map_or(config.confidence_threshold, |m| config.threshold_of(m));
-                // Served by the fallback is a failure of the step itself.
-                learn(
-                    entry.step_slots[i],
-                    entry.steps[i],
-                    outcome.ok && !outcome.fallback,
-                    threshold,
-                )
-            });
-            entry.metrics.step(i, outcome, confidence);
-        }
-        Learned { outlier, alerts }
+        let tables = &mut *guard;
+        self.pending
+            .drain(|run| tables.learn(run, config, &mut learned));
+        learned
     }
-
     /// The confidence of `pattern` in `domain`, if it was ever learned.
     pub(crate) fn confidence(
         &self,
@@ -618,28 +734,31 @@ mod tests {
         ok: bool,
         latency: Duration,
         log: &'a [StepRecord],
-    ) -> RunRecord<'a> {
-        RunRecord {
+    ) -> (RunRecord<'a>, &'a str) {
+        let record = RunRecord {
             entry: 0,
             workflow,
             metas: &[],
-            domain,
             ok,
             latency,
             log,
-        }
+        };
+        (record, domain)
     }
 
-    /// Learns `run` as `Ndf::run` does: its entry first, then the run.
-    fn record(table: &StatsTable, run: &RunRecord<'_>, config: &Config) {
+    /// Learns `run` in its domain as `Ndf::run` does: its entry first, then
+    /// the run, queued and applied.
+    fn record(table: &StatsTable, (run, domain): &(RunRecord<'_>, &str), config: &Config) {
         let query = GateQuery {
             workflow: run.workflow,
             steps: STEPS,
             metas: &[],
-            domain: run.domain,
+            domain,
         };
         let entry = table.gates(&query, config, Instant::now()).entry;
         table.record_run(&RunRecord { entry, ..*run }, config, Instant::now());
+        let learned = table.apply(config, true);
+        assert!(!learned.busy);
     }
 
     fn log(outcomes: [(bool, bool, u32); 3]) -> [StepRecord; 3] {
@@ -700,14 +819,17 @@ mod tests {
             failures: 1.0,
             samples: 5,
         };
-        table.seed(&StoredStats {
-            pattern: "x.flow".into(),
-            domain: "d".into(),
-            stats: seeded,
-            added: PatternStats::default(),
-            evidence,
-            recent: Vec::new(),
-        });
+        table.seed(
+            &StoredStats {
+                pattern: "x.flow".into(),
+                domain: "d".into(),
+                stats: seeded,
+                added: PatternStats::default(),
+                evidence,
+                recent: Vec::new(),
+            },
+            Prior::default(),
+        );
         let l = log([(false, false, 0); 3]);
         record(
             &table,

@@ -231,6 +231,7 @@ pub(crate) fn start_sampler(inner: &Arc<Inner>) {
         loop {
             ticks.tick().await;
             let Some(inner) = weak.upgrade() else { return };
+            inner.learn(true);
             inner.timeline.sample(
                 &inner.stats,
                 inner.config.prior,

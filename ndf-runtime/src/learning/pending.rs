@@ -1,0 +1,135 @@
+//! Runs waiting to be learned. A run ends by queueing its outcome here —
+//! no lock, no allocation once warm — and the queued runs are applied to
+//! the statistics in batches, by whichever thread finds them free.
+//!
+//! The queue is sharded: each thread pushes to its own shard (its own cache
+//! lines), so threads ending runs side by side do not contend.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::CachePadded;
+use tokio::time::Instant;
+
+use super::record::StepRecord;
+use crate::step::StepMeta;
+
+/// A run waiting to be learned.
+#[derive(Debug)]
+pub(super) struct PendingRun {
+    pub(super) workflow: &'static str,
+    /// Its entry among its workflow's entries.
+    pub(super) entry: usize,
+    pub(super) metas: &'static [Option<&'static StepMeta>],
+    pub(super) ok: bool,
+    pub(super) latency: Duration,
+    /// When it ended.
+    pub(super) at: Instant,
+    /// Its step records ([`StepRecord::bits`]), by step index.
+    pub(super) steps: Vec<u32>,
+}
+
+/// Runs a shard holds before the thread that fills it applies them itself.
+const SHARD_CAPACITY: usize = 1024;
+/// Shards at most; there are as many as the machine has threads, up to this.
+const MAX_SHARDS: usize = 64;
+
+#[derive(Debug)]
+struct Shard {
+    runs: ArrayQueue<PendingRun>,
+    /// Emptied step buffers, reused so that a warm run allocates nothing.
+    buffers: ArrayQueue<Vec<u32>>,
+    /// Whether a run was queued since the shard was last drained.
+    queued: AtomicBool,
+}
+
+/// What queueing a run found.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Queued {
+    /// Runs now waiting in the shard.
+    pub(crate) waiting: usize,
+    /// The shard was empty since its last drain: the applier should hear.
+    pub(crate) first: bool,
+}
+
+/// The queue of runs waiting to be learned.
+#[derive(Debug)]
+pub(super) struct Pending {
+    shards: Box<[CachePadded<Shard>]>,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let shards = threads.next_power_of_two().min(MAX_SHARDS);
+        Self {
+            shards: (0..shards)
+                .map(|_| {
+                    CachePadded::new(Shard {
+                        runs: ArrayQueue::new(SHARD_CAPACITY),
+                        buffers: ArrayQueue::new(SHARD_CAPACITY),
+                        queued: AtomicBool::new(false),
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+thread_local! {
+    /// This thread's shard number, assigned when it first queues a run.
+    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// Shard numbers are handed to threads in turn.
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+impl Pending {
+    fn shard(&self) -> &Shard {
+        let n = SHARD.with(|s| {
+            if s.get() == usize::MAX {
+                s.set(NEXT_SHARD.fetch_add(1, Ordering::Relaxed));
+            }
+            s.get()
+        });
+        &self.shards[n & (self.shards.len() - 1)]
+    }
+
+    /// Queues a run; gives it back when this thread's shard is full.
+    pub(super) fn push(
+        &self,
+        run: impl FnOnce(Vec<u32>) -> PendingRun,
+        log: &[StepRecord],
+    ) -> Result<Queued, PendingRun> {
+        let shard = self.shard();
+        let mut steps = shard.buffers.pop().unwrap_or_default();
+        steps.extend(log.iter().map(StepRecord::bits));
+        shard.runs.push(run(steps))?;
+        Ok(Queued {
+            waiting: shard.runs.len(),
+            first: !shard.queued.swap(true, Ordering::AcqRel),
+        })
+    }
+
+    /// Hands every waiting run to `learn`, oldest first within each shard,
+    /// and keeps their buffers for reuse.
+    pub(super) fn drain(&self, mut learn: impl FnMut(&PendingRun)) {
+        for shard in &*self.shards {
+            if !shard.queued.swap(false, Ordering::AcqRel) {
+                continue;
+            }
+            while let Some(mut run) = shard.runs.pop() {
+                learn(&run);
+                run.steps.clear();
+                let _ = shard.buffers.push(std::mem::take(&mut run.steps));
+            }
+        }
+    }
+
+    /// Whether runs are waiting.
+    pub(super) fn is_empty(&self) -> bool {
+        self.shards.iter().all(|s| s.runs.is_empty())
+    }
+}

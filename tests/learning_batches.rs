@@ -1,0 +1,77 @@
+//! Runs are learned in batches, off the hot path: a thread queues up to
+//! `learning_batch` runs before it applies them, the learner applies what
+//! waits after `learning_interval`, and reading statistics applies first.
+//! Gating sees a run once it is applied.
+
+use std::time::Duration;
+
+use ndf::prelude::*;
+
+#[pattern]
+async fn flaky(n: u32) -> Result<u32, StepError> {
+    Err(StepError::msg(format!("{n}: down")))
+}
+
+/// Held back after two failures: two outcomes gate, none is forgotten.
+fn ndf(batch: usize, interval: Duration) -> Ndf {
+    let mut config = Config::default();
+    config.min_samples = 2;
+    config.learning_rate = 0.0;
+    config.confidence_threshold = 0.6;
+    config.gate_retry = Duration::from_hours(1);
+    config.learning_batch = batch;
+    config.learning_interval = interval;
+    Ndf::builder().config(config).build().unwrap()
+}
+
+/// Runs `flaky` once: `true` when it ran (and failed), `false` when it was
+/// held back.
+async fn ran(ndf: &Ndf) -> bool {
+    let flow = sequential!(name = "batch.flaky"; flaky);
+    match ndf.run(&flow, 1, &PatternContext::new("batch")).await {
+        Err(ndf::Error::Execution { .. }) => true,
+        Err(ndf::Error::ConfidenceThreshold { .. }) => false,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_run_is_learned_at_once_with_a_batch_of_one() {
+    let ndf = ndf(1, Duration::from_hours(1));
+    assert!(ran(&ndf).await && ran(&ndf).await);
+    assert!(!ran(&ndf).await, "two failures learned: held back");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_batch_is_learned_by_the_run_that_fills_it() {
+    let ndf = ndf(4, Duration::from_hours(1));
+    for n in 1..=4 {
+        assert!(ran(&ndf).await, "run {n} ran: its gates saw no outcome yet");
+    }
+    assert!(!ran(&ndf).await, "the fourth run applied all four");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_learner_applies_waiting_runs_after_the_interval() {
+    let ndf = ndf(100, Duration::from_millis(50));
+    for _ in 0..3 {
+        assert!(ran(&ndf).await);
+    }
+    assert!(ran(&ndf).await, "still queued");
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert!(!ran(&ndf).await, "the learner applied the four runs");
+}
+
+#[tokio::test(start_paused = true)]
+async fn reading_statistics_applies_what_waits_first() {
+    let ndf = ndf(100, Duration::from_hours(1));
+    for _ in 0..3 {
+        assert!(ran(&ndf).await);
+    }
+    let stats = ndf.stats("batch.flaky", "batch").unwrap();
+    assert_eq!((stats.executions, stats.failures), (3, 3));
+    assert!(
+        !ran(&ndf).await,
+        "the read applied them, and gating sees them"
+    );
+}
