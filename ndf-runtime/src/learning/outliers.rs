@@ -40,13 +40,25 @@ impl Default for LatencyWindow {
     }
 }
 
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        f64::midpoint(sorted[n / 2 - 1], sorted[n / 2])
+/// The median of `values` (reordered), by selection rather than a sort;
+/// zero when empty.
+fn median(values: &mut [f64]) -> f64 {
+    let n = values.len();
+    if n == 0 {
+        return 0.0;
     }
+    let (below, mid, _) = values.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let upper = *mid;
+    if n % 2 == 1 {
+        return upper;
+    }
+    // Even: the middle two are `upper` and the largest value below it.
+    let lower = below
+        .iter()
+        .copied()
+        .max_by(f64::total_cmp)
+        .unwrap_or(upper);
+    f64::midpoint(lower, upper)
 }
 
 impl LatencyWindow {
@@ -70,21 +82,11 @@ impl LatencyWindow {
         let mut scratch = [0.0; WINDOW];
         let values = &mut scratch[..self.len];
         values.copy_from_slice(&self.ring[..self.len]);
-        values.sort_unstable_by(f64::total_cmp);
-        self.median = if values.is_empty() {
-            0.0
-        } else {
-            median(values)
-        };
+        self.median = median(values);
         for v in values.iter_mut() {
             *v = (*v - self.median).abs();
         }
-        values.sort_unstable_by(f64::total_cmp);
-        self.mad = if values.is_empty() {
-            0.0
-        } else {
-            median(values)
-        };
+        self.mad = median(values);
         self.since_refresh = 0;
     }
 
@@ -116,6 +118,26 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn the_median_by_selection_is_the_median_by_sorting() {
+        for n in 0..20_u32 {
+            let values: Vec<f64> = (0..n).map(|i| f64::from((i * 37 + 11) % 23)).collect();
+            let n = values.len();
+            let mut sorted = values.clone();
+            sorted.sort_unstable_by(f64::total_cmp);
+            let expected = match n {
+                0 => 0.0,
+                n if n % 2 == 1 => sorted[n / 2],
+                n => f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]),
+            };
+            assert_eq!(
+                median(&mut values.clone()).to_bits(),
+                expected.to_bits(),
+                "{values:?}"
+            );
+        }
     }
 
     #[test]
