@@ -1,6 +1,7 @@
 //! The happy path of a warm runtime allocates nothing: a step with a
 //! timeout, retries, a confidence threshold and a fallback, run through
-//! `Ndf` with learning, gating and alert judging, in a steady state.
+//! `Ndf` with learning, gating and alert judging, in a steady state; and a
+//! 16-step workflow, whose queued runs keep their records in pooled buffers.
 
 use ndf::prelude::*;
 
@@ -39,14 +40,21 @@ fn a_warm_run_allocates_nothing() {
     let ndf = Ndf::builder().config(config).build().unwrap();
     let ctx = PatternContext::new("bench").attribute("region", "eu-west-1");
     let flow = sequential!(name = "bench.policies"; guarded => parallel!(plain, plain) => sum => degrade!(spare | plain));
+    // More steps than a queued run holds inline: its records go in a
+    // pooled buffer.
+    let long = sequential!(name = "bench.long";
+        plain => plain => plain => plain => plain => plain => plain => plain
+        => plain => plain => plain => plain => plain => plain => plain => plain);
     rt.block_on(async {
         // Warm up: fill every ring, resolve every slot.
         for i in 0..3000 {
             ndf.run(&flow, i, &ctx).await.unwrap();
+            ndf.run(&long, i, &ctx).await.unwrap();
         }
         let before = dhat::HeapStats::get();
         for i in 0..1000 {
             ndf.run(&flow, i, &ctx).await.unwrap();
+            assert_eq!(ndf.run(&long, i, &ctx).await.unwrap(), i + 16);
         }
         let after = dhat::HeapStats::get();
         dhat::assert_eq!(after.total_blocks - before.total_blocks, 0);

@@ -75,3 +75,23 @@ async fn reading_statistics_applies_what_waits_first() {
         "the read applied them, and gating sees them"
     );
 }
+
+#[pattern]
+async fn bump(n: u32) -> u32 {
+    n + 1
+}
+
+#[tokio::test(start_paused = true)]
+async fn long_workflows_are_learned_step_by_step_too() {
+    // Fourteen steps: more than a queued run holds inline.
+    let flow = sequential!(name = "batch.long";
+        bump => bump => bump => bump => bump => bump => bump
+        => bump => bump => bump => bump => bump => bump => bump);
+    let ndf = ndf(3, Duration::from_hours(1));
+    for n in 0..10 {
+        let out = ndf.run(&flow, n, &PatternContext::new("batch")).await;
+        assert_eq!(out.unwrap(), n + 14);
+    }
+    assert_eq!(ndf.stats("batch.long", "batch").unwrap().executions, 10);
+    assert_eq!(ndf.stats("bump", "batch").unwrap().executions, 140);
+}

@@ -20,7 +20,7 @@ pub(crate) struct GateQuery<'a> {
 /// What a run may not run, and where it records what it learns.
 #[derive(Debug, Default)]
 pub(crate) struct Gates {
-    /// The run's entry among its workflow's entries.
+    /// The id of the run's entry.
     pub(crate) entry: usize,
     pub(crate) workflow: Option<Blocked>,
     pub(crate) steps: Vec<(usize, Blocked)>,
@@ -37,12 +37,12 @@ impl StatsTable {
         }
         let mut guard = self.lock();
         let tables = &mut *guard;
-        let known = tables.workflows.get(query.workflow).map_or(0, Vec::len);
+        let known = tables.entries.len();
         let index = entry_index(tables, query.workflow, query.steps, query.domain);
         if index >= known {
-            self.publish_entry(tables, query.workflow, index);
+            self.publish_entry(tables, index);
         }
-        let entry = &tables.workflows[query.workflow][index];
+        let entry = &tables.entries[index];
         let mut judge = |slot: usize, threshold: f64| -> Option<Blocked> {
             let evidence = tables.confidence[slot].evidence;
             let mean = evidence.mean(config.prior);
@@ -76,8 +76,7 @@ impl StatsTable {
         if workflow.is_some() {
             // Refused before it started: not an execution, but counted, so
             // that reports and the dashboard show the refusals.
-            let entries = tables.workflows.get_mut(query.workflow);
-            if let Some(entry) = entries.and_then(|e| e.get_mut(index)) {
+            if let Some(entry) = tables.entries.get_mut(index) {
                 entry.run.held_back += 1;
             }
             return Gates {
@@ -86,7 +85,7 @@ impl StatsTable {
                 steps: Vec::new(),
             };
         }
-        let entry = &tables.workflows[query.workflow][index];
+        let entry = &tables.entries[index];
         let mut steps = Vec::new();
         for (i, meta) in query.metas.iter().enumerate() {
             let Some(meta) = meta else { continue };
@@ -137,10 +136,10 @@ impl StatsTable {
         })
     }
 
-    /// Adds the gates of the new entry `index` of `workflow` to the index
+    /// Adds the gates of the new entry `index` to the index
     /// that runs read without the lock (called under the lock).
-    fn publish_entry(&self, tables: &Tables, workflow: &'static str, index: usize) {
-        let e = &tables.workflows[workflow][index];
+    fn publish_entry(&self, tables: &Tables, index: usize) {
+        let e = &tables.entries[index];
         let gate = |slot: usize| Arc::clone(&tables.confidence[slot].gate);
         let entry = Arc::new(EntryGate {
             domain: e.domain.clone(),
@@ -150,7 +149,7 @@ impl StatsTable {
             step_gates: e.step_slots.iter().map(|s| gate(*s)).collect(),
         });
         let mut next = GateIndex::clone(&self.index.load());
-        next.entry(workflow).or_default().push(entry);
+        next.entry(e.name).or_default().push(entry);
         self.index.store(Arc::new(next));
     }
 }

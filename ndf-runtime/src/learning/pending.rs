@@ -20,7 +20,7 @@ use crate::step::StepMeta;
 #[derive(Debug)]
 pub(super) struct PendingRun {
     pub(super) workflow: &'static str,
-    /// Its entry among its workflow's entries.
+    /// Its entry's id.
     pub(super) entry: usize,
     pub(super) metas: &'static [Option<&'static StepMeta>],
     pub(super) ok: bool,

@@ -21,49 +21,46 @@ impl StatsTable {
                 .map(|i| &tables.confidence[*i])
         };
         let mut rows: Vec<ReportRow> = Vec::new();
-        for (name, entries) in &tables.workflows {
-            for e in entries {
-                let slot = confidence(name, &e.domain);
-                let worst_step = e
-                    .steps
-                    .iter()
-                    .zip(&e.step_stats)
-                    .filter(|(_, s)| s.failures > 0)
-                    .max_by_key(|(_, s)| s.failures)
-                    .map(|(step, s)| ((*step).to_owned(), s.failures));
-                let earlier = tables
-                    .baseline_recent
-                    .get(&((*name).to_owned(), e.domain.to_string()))
-                    .into_iter()
-                    .flatten();
-                rows.push(ReportRow {
-                    pattern: (*name).to_owned(),
-                    domain: e.domain.to_string(),
-                    workflow: true,
-                    totals: e.run,
-                    recent: earlier
-                        .chain(e.recent.iter())
-                        .filter(|(at, _, _)| *at >= since)
-                        .map(|(_, d, ok)| (*d, *ok))
-                        .collect(),
-                    confidence: slot.map(|s| s.evidence.confidence(prior)),
-                    trend: slot
-                        .map(|s| s.trend.iter().copied().collect())
-                        .unwrap_or_default(),
-                    worst_step,
-                });
-            }
+        for e in &tables.entries {
+            let name = &e.name;
+            let slot = confidence(name, &e.domain);
+            let worst_step = e
+                .steps
+                .iter()
+                .zip(&e.step_stats)
+                .filter(|(_, s)| s.failures > 0)
+                .max_by_key(|(_, s)| s.failures)
+                .map(|(step, s)| ((*step).to_owned(), s.failures));
+            let earlier = tables
+                .baseline_recent
+                .get(&((*name).to_owned(), e.domain.to_string()))
+                .into_iter()
+                .flatten();
+            rows.push(ReportRow {
+                pattern: (*name).to_owned(),
+                domain: e.domain.to_string(),
+                workflow: true,
+                totals: e.run,
+                recent: earlier
+                    .chain(e.recent.iter())
+                    .filter(|(at, _, _)| *at >= since)
+                    .map(|(_, d, ok)| (*d, *ok))
+                    .collect(),
+                confidence: slot.map(|s| s.evidence.confidence(prior)),
+                trend: slot
+                    .map(|s| s.trend.iter().copied().collect())
+                    .unwrap_or_default(),
+                worst_step,
+            });
         }
         let mut steps: HashMap<(String, String), PatternStats> = HashMap::new();
-        for entries in tables.workflows.values() {
-            for e in entries {
-                for (step, stats) in e.steps.iter().zip(&e.step_stats) {
-                    if stats.executions > 0 || stats.held_back > 0 {
-                        steps
-                            .entry(((*step).to_owned(), e.domain.to_string()))
-                            .or_default()
-                            .merge(stats);
-                    }
+        for e in &tables.entries {
+            for (step, stats) in e.steps.iter().zip(&e.step_stats) {
+                if stats.executions > 0 || stats.held_back > 0 {
+                    steps
+                        .entry(((*step).to_owned(), e.domain.to_string()))
+                        .or_default()
+                        .merge(stats);
                 }
             }
         }
@@ -110,16 +107,15 @@ impl StatsTable {
     /// (keep `f` short).
     pub(crate) fn for_each_workflow(&self, prior: Prior, mut f: impl FnMut(WorkflowReading<'_>)) {
         let tables = self.lock();
-        for (name, entries) in &tables.workflows {
-            for e in entries {
-                f(WorkflowReading {
-                    pattern: name,
-                    domain: &e.domain,
-                    totals: &e.run,
-                    recent: &e.recent,
-                    confidence: tables.confidence[e.run_slot].evidence.mean(prior),
-                });
-            }
+        for e in &tables.entries {
+            let name = &e.name;
+            f(WorkflowReading {
+                pattern: name,
+                domain: &e.domain,
+                totals: &e.run,
+                recent: &e.recent,
+                confidence: tables.confidence[e.run_slot].evidence.mean(prior),
+            });
         }
     }
 
@@ -127,9 +123,8 @@ impl StatsTable {
     pub(crate) fn active_alerts(&self) -> Vec<Alert> {
         let tables = self.lock();
         let mut out: Vec<Alert> = tables
-            .workflows
-            .values()
-            .flatten()
+            .entries
+            .iter()
             .flat_map(|e| e.alerts.active().iter().cloned())
             .chain(tables.confidence.iter().filter_map(|s| s.alerted.clone()))
             .collect();

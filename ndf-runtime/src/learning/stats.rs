@@ -115,6 +115,7 @@ impl PatternStats {
 /// steps by record index, with the confidence slots they update.
 #[derive(Debug)]
 pub(super) struct WorkflowEntry {
+    pub(super) name: &'static str,
     pub(super) domain: Box<str>,
     pub(super) steps: &'static [&'static str],
     pub(super) run: PatternStats,
@@ -205,8 +206,11 @@ impl Slot {
 /// Everything behind the one lock a run takes when it ends.
 #[derive(Debug, Default)]
 pub(super) struct Tables {
-    /// Entries by workflow name; Fx-hashed, since a run looks one up.
-    pub(super) workflows: FxHashMap<&'static str, Vec<WorkflowEntry>>,
+    /// Every workflow's entries (one per domain), by id: a queued run names
+    /// its entry by id, so learning it needs no lookup.
+    pub(super) entries: Vec<WorkflowEntry>,
+    /// Entry ids by workflow name.
+    pub(super) by_name: FxHashMap<&'static str, Vec<usize>>,
     /// Confidence by slot; a slot is one (pattern, domain).
     pub(super) confidence: Vec<Slot>,
     pub(super) slots: HashMap<(String, String), usize>,
@@ -224,8 +228,7 @@ impl Tables {
     fn learn(&mut self, run: &PendingRun, config: &Config, learned: &mut Learned) {
         let micros = u64::try_from(run.latency.as_micros()).unwrap_or(u64::MAX);
         let tables = self;
-        let entries = tables.workflows.entry(run.workflow).or_default();
-        let Some(entry) = entries.get_mut(run.entry) else {
+        let Some(entry) = tables.entries.get_mut(run.entry) else {
             return;
         };
         entry.run.executions += 1;
@@ -329,7 +332,7 @@ impl Tables {
 pub(super) struct EntryGate {
     pub(super) domain: Box<str>,
     pub(super) steps: &'static [&'static str],
-    /// The entry's position among its workflow's entries.
+    /// The entry's id.
     pub(super) index: usize,
     pub(super) run: Arc<SlotGate>,
     pub(super) step_gates: Box<[Arc<SlotGate>]>,
@@ -543,28 +546,26 @@ impl StatsTable {
                 .or_default()
                 .extend(runs.iter().map(|r| clock.stored(*r)));
         }
-        for (name, entries) in &tables.workflows {
-            for e in entries {
-                let runs = recent
-                    .entry(((*name).to_owned(), e.domain.to_string()))
-                    .or_default();
-                runs.extend(e.recent.iter().map(|r| clock.stored(*r)));
-                let excess = runs.len().saturating_sub(RECENT);
-                runs.drain(..excess);
-            }
+        for e in &tables.entries {
+            let name = &e.name;
+            let runs = recent
+                .entry(((*name).to_owned(), e.domain.to_string()))
+                .or_default();
+            runs.extend(e.recent.iter().map(|r| clock.stored(*r)));
+            let excess = runs.len().saturating_sub(RECENT);
+            runs.drain(..excess);
         }
         let mut sums: HashMap<(String, String), PatternStats> = tables.baseline.clone();
-        for (name, entries) in &tables.workflows {
-            for e in entries {
-                sums.entry(((*name).to_owned(), e.domain.to_string()))
-                    .or_default()
-                    .merge(&e.run);
-                for (step, stats) in e.steps.iter().zip(&e.step_stats) {
-                    if stats.executions > 0 || stats.compensations > 0 || stats.held_back > 0 {
-                        sums.entry(((*step).to_owned(), e.domain.to_string()))
-                            .or_default()
-                            .merge(stats);
-                    }
+        for e in &tables.entries {
+            let name = &e.name;
+            sums.entry(((*name).to_owned(), e.domain.to_string()))
+                .or_default()
+                .merge(&e.run);
+            for (step, stats) in e.steps.iter().zip(&e.step_stats) {
+                if stats.executions > 0 || stats.compensations > 0 || stats.held_back > 0 {
+                    sums.entry(((*step).to_owned(), e.domain.to_string()))
+                        .or_default()
+                        .merge(stats);
                 }
             }
         }
@@ -611,17 +612,16 @@ impl StatsTable {
             .baseline
             .get(&(pattern.to_owned(), domain.to_owned()))
             .copied();
-        for (name, entries) in &tables.workflows {
-            for e in entries.iter().filter(|e| &*e.domain == domain) {
-                if *name == pattern {
-                    found.get_or_insert_default().merge(&e.run);
-                }
-                for (step, stats) in e.steps.iter().zip(&e.step_stats) {
-                    if *step == pattern
-                        && (stats.executions > 0 || stats.compensations > 0 || stats.held_back > 0)
-                    {
-                        found.get_or_insert_default().merge(stats);
-                    }
+        for e in tables.entries.iter().filter(|e| &*e.domain == domain) {
+            let name = &e.name;
+            if *name == pattern {
+                found.get_or_insert_default().merge(&e.run);
+            }
+            for (step, stats) in e.steps.iter().zip(&e.step_stats) {
+                if *step == pattern
+                    && (stats.executions > 0 || stats.compensations > 0 || stats.held_back > 0)
+                {
+                    found.get_or_insert_default().merge(stats);
                 }
             }
         }
@@ -629,18 +629,19 @@ impl StatsTable {
     }
 }
 
-/// The index of the entry of `run`'s workflow and domain among its
-/// workflow's entries, created (with its confidence slots) if new.
+/// The id of the entry of a workflow in a domain, created (with its
+/// confidence slots) if new.
 pub(super) fn entry_index(
     tables: &mut Tables,
     workflow: &'static str,
     steps: &'static [&'static str],
     domain: &str,
 ) -> usize {
-    let entries = tables.workflows.entry(workflow).or_default();
-    let found = entries
-        .iter()
-        .position(|e| &*e.domain == domain && (std::ptr::eq(e.steps, steps) || e.steps == steps));
+    let ids = tables.by_name.entry(workflow).or_default();
+    let found = ids.iter().copied().find(|id| {
+        let e = &tables.entries[*id];
+        &*e.domain == domain && (std::ptr::eq(e.steps, steps) || e.steps == steps)
+    });
     found.unwrap_or_else(|| {
         let mut slot = |name: &str| {
             resolve(
@@ -651,7 +652,9 @@ pub(super) fn entry_index(
         };
         let run_slot = slot(workflow);
         let step_slots = steps.iter().map(|name| slot(name)).collect();
-        entries.push(WorkflowEntry {
+        let id = tables.entries.len();
+        tables.entries.push(WorkflowEntry {
+            name: workflow,
             domain: domain.into(),
             steps,
             run: PatternStats::default(),
@@ -663,7 +666,8 @@ pub(super) fn entry_index(
             alerts: AlertState::default(),
             metrics: EntryMetrics::register(workflow, steps),
         });
-        entries.len() - 1
+        ids.push(id);
+        id
     })
 }
 
