@@ -61,7 +61,11 @@ where
 fn runtime(batch: usize) -> Ndf {
     let mut config = Config::default();
     config.learning_batch = batch;
-    Ndf::builder().config(config).build().unwrap()
+    Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap()
 }
 
 fn bench(c: &mut Criterion) {

@@ -86,7 +86,10 @@ fn bench_parallel(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let ndf = Ndf::builder().build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
     let ctx = PatternContext::new("bench");
     let mut group = c.benchmark_group("parallel");
     bench_k!(group, rt, ndf, ctx; 2, "bench.parallel_2"; t, t);
@@ -101,7 +104,10 @@ fn bench_orchestrate(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let ndf = Ndf::builder().build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
     let ctx = PatternContext::new("bench");
     let mut group = c.benchmark_group("orchestrate");
 

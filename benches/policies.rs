@@ -37,7 +37,11 @@ fn bench(c: &mut Criterion) {
         .unwrap();
     let mut config = Config::default();
     config.latency_alert = Some(Duration::from_secs(1));
-    let ndf = Ndf::builder().config(config).build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap();
     let ctx = PatternContext::new("bench").attribute("region", "eu-west-1");
     let flow = sequential!(name = "bench.one_step"; guarded);
 

@@ -59,7 +59,10 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let ndf = Ndf::builder().build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
     let ctx = PatternContext::new("bench");
     let flow = sequential!(name = "bench.ten_steps"; s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9);
 

@@ -69,8 +69,12 @@ fn bench_hot_path(c: &mut Criterion) {
     let dir = std::env::temp_dir().join("ndf-bench-hot");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let with_memory = Ndf::builder().build().unwrap();
+    let with_memory = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
     let with_sqlite = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
         .store(SqliteStore::open(dir.join("ndf.db")).unwrap())
         .build()
         .unwrap();

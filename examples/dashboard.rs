@@ -139,8 +139,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Points every second, so the charts move while you watch.
     config.timeline_interval = Duration::from_secs(1);
     let mut builder = Ndf::builder().config(config);
-    if args.sysinfo {
-        builder = builder.resource_probe(ndf::SysinfoProbe::start()?);
+    if !args.sysinfo {
+        builder = builder.resource_probe(ndf::IdleProbe);
     }
     let ndf = builder.build()?;
     let dashboard = ndf

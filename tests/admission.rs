@@ -182,3 +182,15 @@ fn the_sysinfo_probe_reads_this_machine() {
     );
     assert!(probe.total_memory().is_some());
 }
+
+#[tokio::test]
+async fn by_default_the_machine_itself_is_read() {
+    // The shared sysinfo sampler: real memory use, never the idle machine's 0.
+    let ndf = Ndf::builder().build().unwrap();
+    let resources = ndf.dashboard().resources;
+    assert!(
+        resources.memory > 0.0 && resources.memory <= 1.0,
+        "{resources:?}"
+    );
+    assert!((0.0..=1.0).contains(&resources.cpu), "{resources:?}");
+}

@@ -37,7 +37,11 @@ fn a_warm_run_allocates_nothing() {
         .unwrap();
     let mut config = Config::default();
     config.latency_alert = Some(std::time::Duration::from_secs(1));
-    let ndf = Ndf::builder().config(config).build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap();
     let ctx = PatternContext::new("bench").attribute("region", "eu-west-1");
     let flow = sequential!(name = "bench.policies"; guarded => parallel!(plain, plain) => sum => degrade!(spare | plain));
     // More steps than a queued run holds inline: its records go in a

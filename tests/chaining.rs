@@ -200,7 +200,11 @@ async fn learning_survives_in_the_store_across_runtimes() {
     let etl = sequential!(name = "data_processing.persisted"; validate_input);
     let ctx = PatternContext::new("data_processing");
     {
-        let ndf = Ndf::builder().store(store.clone()).build().unwrap();
+        let ndf = Ndf::builder()
+            .resource_probe(ndf::IdleProbe)
+            .store(store.clone())
+            .build()
+            .unwrap();
         ndf.run(
             &etl,
             RawRecord {
@@ -213,7 +217,11 @@ async fn learning_survives_in_the_store_across_runtimes() {
         .unwrap();
         ndf.shutdown().await.unwrap();
     }
-    let ndf = Ndf::builder().store(store).build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .store(store)
+        .build()
+        .unwrap();
     ndf.run(
         &etl,
         RawRecord {

@@ -33,7 +33,11 @@ async fn steady(n: u32) -> u32 {
 async fn confidence_follows_outcomes_per_domain() {
     let mut config = Config::default();
     config.learning_rate = 0.0;
-    let ndf = Ndf::builder().config(config).build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap();
     let flow = sequential!(name = "jobs.flaky"; sometimes => steady);
     let gate = Gate {
         fail_every: 4,
@@ -61,7 +65,11 @@ async fn a_higher_learning_rate_forgets_faster() {
     let run_all = |rate: f64| async move {
         let mut config = Config::default();
         config.learning_rate = rate;
-        let ndf = Ndf::builder().config(config).build().unwrap();
+        let ndf = Ndf::builder()
+            .resource_probe(ndf::IdleProbe)
+            .config(config)
+            .build()
+            .unwrap();
         let flow = sequential!(name = "jobs.turning_bad"; sometimes);
         let good = Gate::default();
         for _ in 0..40 {
@@ -92,7 +100,11 @@ async fn confidence_survives_a_restart_through_the_store() {
     let store = MemoryStore::new();
     let flow = sequential!(name = "jobs.persisted"; steady);
     let before = {
-        let ndf = Ndf::builder().store(store.clone()).build().unwrap();
+        let ndf = Ndf::builder()
+            .resource_probe(ndf::IdleProbe)
+            .store(store.clone())
+            .build()
+            .unwrap();
         for n in 0..5 {
             ndf.run(&flow, n, &PatternContext::new("batch"))
                 .await
@@ -101,7 +113,11 @@ async fn confidence_survives_a_restart_through_the_store() {
         ndf.shutdown().await.unwrap();
         ndf.confidence("jobs.persisted", "batch").unwrap()
     };
-    let ndf = Ndf::builder().store(store).build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .store(store)
+        .build()
+        .unwrap();
     assert_eq!(ndf.confidence("jobs.persisted", "batch"), Some(before));
     ndf.run(&flow, 9, &PatternContext::new("batch"))
         .await

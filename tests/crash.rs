@@ -32,6 +32,7 @@ fn crash_child() {
         .build()
         .unwrap();
     let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
         .store(SqliteStore::open(&path).unwrap())
         .build()
         .unwrap();

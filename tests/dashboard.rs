@@ -68,7 +68,11 @@ fn series<'a>(d: &'a Dashboard, pattern: &str) -> &'a ndf::ResponseSeries {
 
 #[tokio::test(start_paused = true)]
 async fn the_dashboard_counts_every_run_and_shows_what_failed() {
-    let ndf = Ndf::builder().config(config(100)).build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config(100))
+        .build()
+        .unwrap();
     run_settle(&ndf, 1..16).await; // 15 runs: 3, 6, 9, 12, 15 fail
     next_tick().await;
     run_settle(&ndf, 16..19).await; // 3 runs: 18 fails
@@ -157,6 +161,7 @@ async fn the_dashboard_counts_every_run_and_shows_what_failed() {
 async fn the_timeline_is_a_bounded_ring_that_survives_a_restart() {
     let store = MemoryStore::new();
     let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
         .config(config(3))
         .store(store.clone())
         .build()
@@ -182,6 +187,7 @@ async fn the_timeline_is_a_bounded_ring_that_survives_a_restart() {
     );
 
     let restarted = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
         .config(config(3))
         .store(store.clone())
         .build()
@@ -196,7 +202,11 @@ async fn the_timeline_is_a_bounded_ring_that_survives_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_answers_on_loopback_with_the_page_the_json_and_404() {
-    let ndf = Ndf::builder().config(config(100)).build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config(100))
+        .build()
+        .unwrap();
     run_settle(&ndf, 1..7).await;
     let server = ndf
         .serve_dashboard_with(
@@ -253,7 +263,10 @@ async fn the_server_answers_on_loopback_with_the_page_the_json_and_404() {
 
 #[tokio::test]
 async fn a_non_loopback_address_is_an_explicit_choice() {
-    let ndf = Ndf::builder().build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
     let err = ndf.serve_dashboard(([0, 0, 0, 0], 0)).await.unwrap_err();
     let ndf::Error::Config(e) = &err else {
         panic!("expected a config error, got {err:?}");
@@ -273,7 +286,11 @@ async fn a_non_loopback_address_is_an_explicit_choice() {
 /// to it is a deliberate one.
 #[tokio::test(start_paused = true)]
 async fn the_json_shape_is_stable() {
-    let ndf = Ndf::builder().config(config(100)).build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config(100))
+        .build()
+        .unwrap();
     run_settle(&ndf, 1..4).await;
     let json = serde_json::to_value(ndf.dashboard()).unwrap();
     let keys = |v: &serde_json::Value| {

@@ -47,6 +47,7 @@ async fn learning_is_saved_every_flush_interval() {
     let mut config = Config::default();
     config.flush_interval = Duration::from_secs(5);
     let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
         .config(config)
         .store(store.clone())
         .build()
@@ -73,6 +74,7 @@ async fn learning_is_saved_after_flush_every_runs() {
     config.flush_interval = Duration::from_hours(1);
     config.flush_every = 4;
     let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
         .config(config)
         .store(store.clone())
         .build()
@@ -93,7 +95,11 @@ async fn learning_is_saved_after_flush_every_runs() {
 #[tokio::test]
 async fn shutdown_acknowledges_a_save() {
     let store = MemoryStore::new();
-    let ndf = Ndf::builder().store(store.clone()).build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .store(store.clone())
+        .build()
+        .unwrap();
     ndf.run(
         &sequential!(name = "jobs.final"; step),
         1,
@@ -143,6 +149,7 @@ async fn ran_once(store: &Watched) -> Ndf {
     config.flush_interval = Duration::from_secs(5);
     config.timeline_interval = Duration::from_secs(1);
     let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
         .config(config)
         .store(store.clone())
         .build()
@@ -179,6 +186,7 @@ async fn a_timeline_point_taken_after_the_last_save_is_saved_once() {
     let mut config = Config::default();
     config.flush_interval = Duration::from_secs(5);
     let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
         .config(config)
         .store(store.clone())
         .build()

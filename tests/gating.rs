@@ -55,7 +55,11 @@ fn ndf() -> Ndf {
     config.gate_retry = Duration::from_secs(30);
     // Each run is learned as it ends, so the next run's gates see it.
     config.learning_batch = 1;
-    Ndf::builder().config(config).build().unwrap()
+    Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap()
 }
 
 fn ctx() -> PatternContext {

@@ -21,7 +21,11 @@ fn ndf(batch: usize, interval: Duration) -> Ndf {
     config.gate_retry = Duration::from_hours(1);
     config.learning_batch = batch;
     config.learning_interval = interval;
-    Ndf::builder().config(config).build().unwrap()
+    Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap()
 }
 
 /// Runs `flaky` once: `true` when it ran (and failed), `false` when it was

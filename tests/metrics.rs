@@ -34,7 +34,11 @@ async fn one_run_is_counted_with_bounded_labels() {
     // Metrics are emitted as runs are learned: learn each one as it ends.
     let mut config = Config::default();
     config.learning_batch = 1;
-    let ndf = Ndf::builder().config(config).build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap();
     let flow = sequential!(name = "sync.orders"; fetch => store);
     let ctx = PatternContext::new("sync-tenant-4711").attribute("api_key", "k-123");
     ndf.run(&flow, Flaky::default(), &ctx).await.unwrap();

@@ -23,7 +23,11 @@ async fn metrics_are_served_in_prometheus_format() {
     // Metrics are emitted as runs are learned: learn each one as it ends.
     let mut config = Config::default();
     config.learning_batch = 1;
-    let ndf = Ndf::builder().config(config).build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap();
     let flow = sequential!(name = "obs.metered"; measure);
     for n in 0..3 {
         ndf.run(&flow, n, &PatternContext::new("obs"))

@@ -52,6 +52,7 @@ fn ndf_with_threshold(sink: Collect, confidence_threshold: f64) -> Ndf {
     config.error_tolerance = 0.2;
     config.latency_alert = Some(Duration::from_millis(500));
     Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
         .config(config)
         .alert_sink(sink)
         .build()

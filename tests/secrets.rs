@@ -42,7 +42,11 @@ async fn secrets_appear_nowhere_the_runtime_writes() {
     let mut config = Config::default();
     config.min_samples = 2;
     config.latency_alert = Some(Duration::from_millis(1));
-    let ndf = Ndf::builder().config(config).build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap();
     let flow = sequential!(name = "auth.login"; login => audit);
     let ctx = PatternContext::new("auth")
         .agent_type("gateway")

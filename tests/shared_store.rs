@@ -85,7 +85,11 @@ async fn run(ndf: &Ndf, times: u32) {
 #[tokio::test]
 async fn a_save_adds_what_was_learned_since_the_last_acknowledged_one() {
     let store = FleetStore::default();
-    let ndf = Ndf::builder().store(store.clone()).build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .store(store.clone())
+        .build()
+        .unwrap();
     run(&ndf, 3).await;
     ndf.flush().unwrap();
     run(&ndf, 2).await;
@@ -109,11 +113,19 @@ async fn a_save_adds_what_was_learned_since_the_last_acknowledged_one() {
 #[tokio::test]
 async fn two_processes_sharing_a_store_lose_no_count() {
     let store = FleetStore::default();
-    let first = Ndf::builder().store(store.clone()).build().unwrap();
+    let first = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .store(store.clone())
+        .build()
+        .unwrap();
     run(&first, 4).await;
     first.flush().unwrap();
     // The second starts from what the first saved, then both keep going.
-    let second = Ndf::builder().store(store.clone()).build().unwrap();
+    let second = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .store(store.clone())
+        .build()
+        .unwrap();
     assert_eq!(second.stats("fleet.count", "fleet").unwrap().executions, 4);
     for _ in 0..3 {
         run(&first, 5).await;

@@ -29,6 +29,7 @@ async fn learning_survives_a_restart() {
     let ctx = PatternContext::new("billing");
     let (stats, confidence) = {
         let ndf = Ndf::builder()
+            .resource_probe(ndf::IdleProbe)
             .store(SqliteStore::open(&path).unwrap())
             .build()
             .unwrap();
@@ -44,6 +45,7 @@ async fn learning_survives_a_restart() {
     assert_eq!((stats.executions, stats.failures), (4, 1));
 
     let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
         .store(SqliteStore::open(&path).unwrap())
         .build()
         .unwrap();
@@ -152,6 +154,7 @@ fn a_path_that_cannot_be_written_is_reported() {
 /// file at `path`, then a shutdown.
 async fn charge_once_and_shut_down(path: &Path) {
     let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
         .store(SqliteStore::open(path).unwrap())
         .build()
         .unwrap();
@@ -172,6 +175,7 @@ async fn building_on_a_worker_thread_loads_without_stalling_it() {
     // Built on a worker: the load is handed off with block_in_place.
     let ndf = tokio::spawn(async move {
         Ndf::builder()
+            .resource_probe(ndf::IdleProbe)
             .store(SqliteStore::open(&path).unwrap())
             .build()
             .unwrap()

@@ -107,7 +107,11 @@ async fn each_attempt_gets_its_own_timeout() {
 async fn steps_without_a_timeout_use_the_configured_one() {
     let mut config = Config::default();
     config.step_timeout = Duration::from_secs(7);
-    let ndf = Ndf::builder().config(config).build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap();
     let started = tokio::time::Instant::now();
     let err = ndf
         .run(

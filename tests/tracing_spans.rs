@@ -50,7 +50,10 @@ async fn a_degraded_run_records_its_level_on_the_workflow_span() {
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let ndf = Ndf::builder().build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
     let flow = sequential!(name = "sync.estimate"; degrade!(precise | rough));
     ndf.run(&flow, 3, &PatternContext::new("sync"))
         .await
@@ -76,7 +79,10 @@ async fn runs_and_attempts_are_spans() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let ndf = Ndf::builder().build().unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
     let flow = sequential!(name = "sync.orders"; fetch => store);
     let ctx = PatternContext::new("sync").attribute("api_key", "k-123");
     ndf.run(&flow, Flaky::default(), &ctx).await.unwrap();

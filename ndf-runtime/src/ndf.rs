@@ -83,7 +83,8 @@ impl std::fmt::Debug for Ndf {
 }
 
 impl Ndf {
-    /// A builder with the development config and a [`MemoryStore`].
+    /// A builder with the development config, a [`MemoryStore`] and the
+    /// machine's CPU and memory read by the shared sysinfo sampler.
     pub fn builder() -> NdfBuilder {
         NdfBuilder::default()
     }
@@ -344,6 +345,19 @@ fn check_permissions<W: Workflow>(ctx: &PatternContext) -> Result<(), Error> {
     }
 }
 
+/// The probe a runtime reads unless told otherwise: the process's shared
+/// sysinfo sampler, or, where sysinfo cannot read the system, none (an idle
+/// machine), with a warning.
+fn default_probe() -> Box<dyn ResourceProbe> {
+    match crate::gating::SysinfoProbe::shared() {
+        Ok(probe) => Box::new(probe),
+        Err(error) => {
+            tracing::warn!(%error, "no resource readings: resource gating is off");
+            Box::new(IdleProbe)
+        }
+    }
+}
+
 /// Builds an [`Ndf`].
 #[must_use]
 #[derive(Default)]
@@ -385,8 +399,10 @@ impl NdfBuilder {
         self
     }
 
-    /// Reads CPU and memory use from this probe (default: [`IdleProbe`],
-    /// which reads an idle machine).
+    /// Reads CPU and memory use from this probe (default:
+    /// [`SysinfoProbe::shared`](crate::SysinfoProbe::shared), the machine's
+    /// own, sampled every second in the background). [`IdleProbe`] reads an
+    /// idle machine: no run ever waits for resources.
     pub fn resource_probe(mut self, probe: impl ResourceProbe) -> Self {
         self.probe = Some(Box::new(probe));
         self
@@ -427,7 +443,7 @@ impl NdfBuilder {
             config: self.config,
             alerts: self.alerts.unwrap_or_else(|| Box::new(TracingSink)),
             registry: Registry::default(),
-            probe: self.probe.unwrap_or_else(|| Box::new(IdleProbe)),
+            probe: self.probe.unwrap_or_else(default_probe),
             stats,
             store,
             flush: FlushState::default(),

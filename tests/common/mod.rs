@@ -65,6 +65,7 @@ pub fn assert_exhausted(err: ndf::Error, expected: (&str, f64, f64)) {
 
 pub fn ndf() -> ndf::Ndf {
     ndf::Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
         .build()
         .expect("default config is valid")
 }

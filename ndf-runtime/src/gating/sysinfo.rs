@@ -2,7 +2,7 @@
 //! the runtime only ever reads cached values.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use super::probe::{ResourceProbe, ResourceUsage};
@@ -37,7 +37,24 @@ pub struct SysinfoProbe {
     readings: Arc<Readings>,
 }
 
+/// The process's shared sampler: the machine is one, so is its sampler.
+static SHARED: OnceLock<Result<SysinfoProbe, String>> = OnceLock::new();
+
 impl SysinfoProbe {
+    /// The process's shared probe, sampling every second on one background
+    /// thread that lives as long as the process; started on first use. It
+    /// is what [`crate::NdfBuilder`] uses unless told otherwise.
+    ///
+    /// # Errors
+    ///
+    /// When sysinfo cannot read this system, or the thread cannot start.
+    pub fn shared() -> Result<Self, Error> {
+        SHARED
+            .get_or_init(|| Self::start().map_err(|e| e.to_string()))
+            .clone()
+            .map_err(|e| Error::Store(StoreError::new(e)))
+    }
+
     /// Samples every second.
     ///
     /// # Errors
