@@ -163,3 +163,33 @@ async fn concurrent_runs_lose_no_update() {
         2 * TASKS * RUNS
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn past_max_entries_new_domains_are_learned_as_overflow() {
+    let mut config = Config::default();
+    config.max_entries = 2;
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "tenants.sync"; tenant_step);
+    for tenant in ["t1", "t2", "t3", "t4", "t3"] {
+        ndf.run(&flow, 1, &PatternContext::new(tenant))
+            .await
+            .unwrap();
+    }
+    let runs = |domain: &str| ndf.stats("tenants.sync", domain).map(|s| s.executions);
+    assert_eq!((runs("t1"), runs("t2")), (Some(1), Some(1)));
+    assert_eq!((runs("t3"), runs("t4")), (None, None), "not kept apart");
+    assert_eq!(runs(ndf::OVERFLOW_DOMAIN), Some(3));
+    assert!(
+        ndf.confidence("tenant_step", ndf::OVERFLOW_DOMAIN)
+            .is_some()
+    );
+}
+
+#[pattern]
+async fn tenant_step(n: u32) -> u32 {
+    n
+}

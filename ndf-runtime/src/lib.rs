@@ -30,7 +30,9 @@ pub use error::{ConfigError, Error, StepError, StoreError};
 pub use exec::Cx;
 pub use flow::PhaseRule;
 pub use gating::{IdleProbe, ResourceProbe, ResourceUsage, SysinfoProbe};
-pub use learning::{Confidence, Evidence, PatternStats, Prior, RunLog, StepRecord};
+pub use learning::{
+    Confidence, Evidence, OVERFLOW_DOMAIN, PatternStats, Prior, RunLog, StepRecord,
+};
 pub use ndf::{Ndf, NdfBuilder};
 pub use policy::RetryPolicy;
 pub use secrecy::{ExposeSecret, SecretString};

@@ -30,11 +30,12 @@ pub use ndf_runtime::serve_prometheus;
 pub use ndf_runtime::{
     Alert, AlertKind, AlertSink, Confidence, Config, ConfigError, Cx, Dashboard, DomainPreset,
     Environment, Error, Evidence, ExposeSecret, HistogramBin, IdleProbe, LearningStore,
-    MemoryStore, Ndf, NdfBuilder, Overview, PatternContext, PatternPanel, PatternReport,
-    PatternStats, Percentiles, PhaseRule, Prior, Priority, REDACTED, RecentRun, Report,
-    ResourceProbe, ResourceUsage, Resources, ResponseSeries, RetryPolicy, RunLog, SecretString,
-    Shape, SqliteStore, Step, StepError, StepMeta, StepRecord, StoreError, StoredPoint,
-    StoredStats, SysinfoProbe, TimelinePoint, TracingSink, Usage, Workflow, is_secret_key,
+    MemoryStore, Ndf, NdfBuilder, OVERFLOW_DOMAIN, Overview, PatternContext, PatternPanel,
+    PatternReport, PatternStats, Percentiles, PhaseRule, Prior, Priority, REDACTED, RecentRun,
+    Report, ResourceProbe, ResourceUsage, Resources, ResponseSeries, RetryPolicy, RunLog,
+    SecretString, Shape, SqliteStore, Step, StepError, StepMeta, StepRecord, StoreError,
+    StoredPoint, StoredStats, SysinfoProbe, TimelinePoint, TracingSink, Usage, Workflow,
+    is_secret_key,
 };
 #[cfg(feature = "dashboard")]
 pub use ndf_runtime::{DashboardHandle, DashboardOptions};

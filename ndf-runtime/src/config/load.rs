@@ -25,6 +25,7 @@ const KEYS: &[&str] = &[
     "flush_every",
     "learning_batch",
     "learning_interval",
+    "max_entries",
     "timeline_interval",
     "timeline_points",
     "retention",
@@ -118,6 +119,7 @@ impl Config {
             "flush_every" => self.flush_every = at_least_one(shown, text, "runs")?,
             "learning_batch" => self.learning_batch = at_least_one(shown, text, "runs")?,
             "learning_interval" => self.learning_interval = duration(shown, text)?,
+            "max_entries" => self.max_entries = at_least_one(shown, text, "entries")?,
             "timeline_interval" => self.timeline_interval = duration(shown, text)?,
             "timeline_points" => self.timeline_points = at_least_one(shown, text, "points")?,
             "retention" => self.retention = duration(shown, text)?,
@@ -349,8 +351,10 @@ mod tests {
             ("NDF_RETENTION", "7days"),
             ("NDF_LEARNING_BATCH", "64"),
             ("NDF_LEARNING_INTERVAL", "20ms"),
+            ("NDF_MAX_ENTRIES", "500"),
         ])
         .unwrap();
+        assert_eq!(c.max_entries, 500);
         assert_eq!(c.learning_batch, 64);
         assert_eq!(c.learning_interval, Duration::from_millis(20));
         assert_eq!(c.timeline_interval, Duration::from_secs(10));

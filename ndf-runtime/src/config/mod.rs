@@ -99,6 +99,11 @@ pub struct Config {
     /// How soon queued runs are applied when no run applies them
     /// (reading statistics, reports or the dashboard always applies first).
     pub learning_interval: Duration,
+    /// (workflow, domain) pairs the runtime keeps statistics for (default
+    /// 10 000). Past it, runs in new domains are learned under the domain
+    /// `(overflow)`, with a warning, so that unbounded domain values (tenant
+    /// or request ids) cannot grow memory without bound.
+    pub max_entries: usize,
     /// How often the timeline behind the dashboard takes a point per
     /// workflow and domain (runs, failures, latency, confidence).
     pub timeline_interval: Duration,
@@ -142,6 +147,7 @@ impl Config {
             flush_every: 10_000,
             learning_batch: 16,
             learning_interval: Duration::from_millis(100),
+            max_entries: 10_000,
             timeline_interval: Duration::from_secs(30),
             timeline_points: 2880,
             retention: Duration::from_hours(24 * 30),
@@ -217,6 +223,7 @@ impl Config {
         for (key, value) in [
             ("timeline_points", self.timeline_points),
             ("learning_batch", self.learning_batch),
+            ("max_entries", self.max_entries),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(key, value, "must be at least 1"));

@@ -38,7 +38,13 @@ impl StatsTable {
         let mut guard = self.lock();
         let tables = &mut *guard;
         let known = tables.entries.len();
-        let index = entry_index(tables, query.workflow, query.steps, query.domain);
+        let index = entry_index(
+            tables,
+            query.workflow,
+            query.steps,
+            query.domain,
+            config.max_entries,
+        );
         if index >= known {
             self.publish_entry(tables, index);
         }

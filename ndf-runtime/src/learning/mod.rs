@@ -13,8 +13,8 @@ pub(crate) use gates::GateQuery;
 pub(crate) use record::StepOutcome;
 pub use record::{RunLog, StepRecord};
 pub(crate) use reporting::WorkflowReading;
-pub use stats::PatternStats;
 pub(crate) use stats::{Clock, Learned, RunRecord, StatsTable};
+pub use stats::{OVERFLOW_DOMAIN, PatternStats};
 
 /// Starts the learner when the runtime is built inside tokio: woken when
 /// runs were left queued, it applies them after `learning_interval`. It

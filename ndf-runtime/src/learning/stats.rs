@@ -211,6 +211,8 @@ pub(super) struct Tables {
     pub(super) entries: Vec<WorkflowEntry>,
     /// Entry ids by workflow name.
     pub(super) by_name: FxHashMap<&'static str, Vec<usize>>,
+    /// Whether new domains have been folded into [`OVERFLOW_DOMAIN`].
+    pub(super) overflowed: bool,
     /// Confidence by slot; a slot is one (pattern, domain).
     pub(super) confidence: Vec<Slot>,
     pub(super) slots: HashMap<(String, String), usize>,
@@ -629,46 +631,70 @@ impl StatsTable {
     }
 }
 
+/// The domain under which runs in new domains are learned once the
+/// statistics hold `Config::max_entries` (workflow, domain) entries.
+pub const OVERFLOW_DOMAIN: &str = "(overflow)";
+
 /// The id of the entry of a workflow in a domain, created (with its
-/// confidence slots) if new.
+/// confidence slots) if new. Past `max_entries` entries, a new domain is
+/// learned as [`OVERFLOW_DOMAIN`]: unbounded domain values (tenant or
+/// request ids) cannot grow memory without bound.
 pub(super) fn entry_index(
     tables: &mut Tables,
     workflow: &'static str,
     steps: &'static [&'static str],
     domain: &str,
+    max_entries: usize,
 ) -> usize {
-    let ids = tables.by_name.entry(workflow).or_default();
-    let found = ids.iter().copied().find(|id| {
-        let e = &tables.entries[*id];
-        &*e.domain == domain && (std::ptr::eq(e.steps, steps) || e.steps == steps)
+    let find = |tables: &Tables, domain: &str| {
+        tables.by_name.get(workflow)?.iter().copied().find(|id| {
+            let e = &tables.entries[*id];
+            &*e.domain == domain && (std::ptr::eq(e.steps, steps) || e.steps == steps)
+        })
+    };
+    if let Some(id) = find(tables, domain) {
+        return id;
+    }
+    let domain = if tables.entries.len() >= max_entries {
+        if !tables.overflowed {
+            tables.overflowed = true;
+            tracing::warn!(
+                max_entries,
+                "the statistics hold `max_entries` workflow and domain entries: runs in new domains are learned as `{OVERFLOW_DOMAIN}`"
+            );
+        }
+        if let Some(id) = find(tables, OVERFLOW_DOMAIN) {
+            return id;
+        }
+        OVERFLOW_DOMAIN
+    } else {
+        domain
+    };
+    let mut slot = |name: &str| {
+        resolve(
+            &mut tables.slots,
+            &mut tables.confidence,
+            (name.to_owned(), domain.to_owned()),
+        )
+    };
+    let run_slot = slot(workflow);
+    let step_slots = steps.iter().map(|name| slot(name)).collect();
+    let id = tables.entries.len();
+    tables.entries.push(WorkflowEntry {
+        name: workflow,
+        domain: domain.into(),
+        steps,
+        run: PatternStats::default(),
+        step_stats: vec![PatternStats::default(); steps.len()],
+        run_slot,
+        step_slots,
+        latencies: LatencyWindow::default(),
+        recent: VecDeque::new(),
+        alerts: AlertState::default(),
+        metrics: EntryMetrics::register(workflow, steps),
     });
-    found.unwrap_or_else(|| {
-        let mut slot = |name: &str| {
-            resolve(
-                &mut tables.slots,
-                &mut tables.confidence,
-                (name.to_owned(), domain.to_owned()),
-            )
-        };
-        let run_slot = slot(workflow);
-        let step_slots = steps.iter().map(|name| slot(name)).collect();
-        let id = tables.entries.len();
-        tables.entries.push(WorkflowEntry {
-            name: workflow,
-            domain: domain.into(),
-            steps,
-            run: PatternStats::default(),
-            step_stats: vec![PatternStats::default(); steps.len()],
-            run_slot,
-            step_slots,
-            latencies: LatencyWindow::default(),
-            recent: VecDeque::new(),
-            alerts: AlertState::default(),
-            metrics: EntryMetrics::register(workflow, steps),
-        });
-        ids.push(id);
-        id
-    })
+    tables.by_name.entry(workflow).or_default().push(id);
+    id
 }
 
 /// Converts between the monotonic clock runs are timed with and the wall
