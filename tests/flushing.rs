@@ -85,6 +85,9 @@ async fn learning_is_saved_after_flush_every_runs() {
             .await
             .unwrap();
     }
+    // Runs count once learned: the learner applies them within
+    // `learning_interval` (100 ms).
+    tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(
         saved(&store, "jobs.counting", 4).await,
         4,

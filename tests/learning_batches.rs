@@ -99,3 +99,18 @@ async fn long_workflows_are_learned_step_by_step_too() {
     assert_eq!(ndf.stats("batch.long", "batch").unwrap().executions, 10);
     assert_eq!(ndf.stats("bump", "batch").unwrap().executions, 140);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_thread_whose_queue_is_full_learns_before_it_queues_more() {
+    // A batch larger than a thread's queue holds (1024 runs): the run that
+    // finds it full learns what waits, and nothing is lost.
+    let ndf = ndf(5000, Duration::from_hours(1));
+    let flow = sequential!(name = "batch.many"; bump);
+    for n in 0..3000 {
+        ndf.run(&flow, n, &PatternContext::new("batch"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(ndf.stats("batch.many", "batch").unwrap().executions, 3000);
+    assert_eq!(ndf.stats("bump", "batch").unwrap().executions, 3000);
+}

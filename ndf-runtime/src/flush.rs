@@ -13,7 +13,8 @@ use crate::error::{Error, StoreError};
 use crate::learning::Clock;
 use crate::ndf::Inner;
 
-/// Runs since the last save, and the signal that wakes the background saver.
+/// Runs learned since the last save, and the signal that wakes the
+/// background saver.
 #[derive(Debug, Default)]
 pub(crate) struct FlushState {
     runs: AtomicU64,
@@ -24,32 +25,38 @@ pub(crate) struct FlushState {
 }
 
 impl FlushState {
-    /// Counts one run; past `flush_every`, wakes the background saver.
-    pub(crate) fn run_finished(&self, flush_every: u64) {
-        if self.runs.fetch_add(1, Ordering::Relaxed) + 1 == flush_every {
+    /// Counts `n` runs just learned (once per batch, not per run: no
+    /// shared counter on a run's path); past `flush_every` since the last
+    /// save, wakes the background saver.
+    pub(crate) fn runs_learned(&self, n: u64, flush_every: u64) {
+        if n == 0 {
+            return;
+        }
+        let before = self.runs.fetch_add(n, Ordering::Relaxed);
+        if before < flush_every && before + n >= flush_every {
             self.wake.notify_one();
         }
     }
 
-    /// Whether a run finished since the last save: only runs change what
-    /// is learned.
+    /// Whether a run was learned since the last save.
     fn pending(&self) -> bool {
         self.runs.load(Ordering::Relaxed) > 0
     }
 }
 
 impl Inner {
-    /// Saves on the calling thread. The count is reset before the snapshot
-    /// is taken, so a run that ends meanwhile is saved now or next time; a
-    /// save that fails leaves the data pending, to be tried again.
+    /// Saves on the calling thread. Queued runs are learned first; the
+    /// count is reset before the snapshot is taken, so a run learned
+    /// meanwhile is saved now or next time; a save that fails leaves the
+    /// data pending, to be tried again.
     pub(crate) fn save_here(&self) -> Result<(), Error> {
         let _saving = self
             .flush
             .saving
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let runs = self.flush.runs.swap(0, Ordering::Relaxed);
         self.learn(true);
+        let runs = self.flush.runs.swap(0, Ordering::Relaxed);
         let rows = self.stats.snapshot();
         if let Err(error) = self.store.save(&rows) {
             self.flush.runs.fetch_add(runs.max(1), Ordering::Relaxed);
@@ -70,7 +77,7 @@ impl Inner {
     /// Whether anything waits to be saved: only runs change what is
     /// learned, and the timeline's points come from runs.
     fn pending(&self) -> bool {
-        self.flush.pending() || self.timeline.has_pending()
+        self.flush.pending() || self.stats.has_queued() || self.timeline.has_pending()
     }
 }
 

@@ -40,6 +40,8 @@ impl Inner {
     pub(crate) fn learn(&self, wait: bool) -> bool {
         let learned = self.stats.apply(&self.config, wait);
         self.report(&learned);
+        self.flush
+            .runs_learned(learned.runs, self.config.flush_every);
         !learned.busy
     }
 
@@ -171,12 +173,14 @@ impl Ndf {
         let inner = &*self.inner;
         let (queued, learned) = inner.stats.record_run(&record, &inner.config, now);
         inner.report(&learned);
+        inner
+            .flush
+            .runs_learned(learned.runs, inner.config.flush_every);
         let applied = queued.waiting >= inner.config.learning_batch && inner.learn(false);
         if !applied && (queued.first || queued.waiting >= inner.config.learning_batch) {
             // Left queued: the learner applies it within `learning_interval`.
             inner.learning.notify_one();
         }
-        inner.flush.run_finished(inner.config.flush_every);
         result
     }
 

@@ -139,6 +139,8 @@ pub(crate) struct Learned {
     pub(crate) alerts: Vec<Alert>,
     /// Another thread held the statistics: nothing was applied.
     pub(crate) busy: bool,
+    /// Runs applied.
+    pub(crate) runs: u64,
 }
 
 /// What is learned of one (pattern, domain) besides its counters.
@@ -453,13 +455,13 @@ impl StatsTable {
         };
         let mut learned = Learned::default();
         loop {
-            match self.pending.push(make, run.log) {
-                Ok(queued) => return (queued, learned),
-                // This thread's shard is full: learn what waits, then queue.
-                Err(_) => {
-                    learned.alerts.extend(self.apply(config, true).alerts);
-                }
+            if let Ok(queued) = self.pending.push(make, run.log) {
+                return (queued, learned);
             }
+            // This thread's shard is full: learn what waits, then queue.
+            let more = self.apply(config, true);
+            learned.alerts.extend(more.alerts);
+            learned.runs += more.runs;
         }
     }
 
@@ -485,9 +487,16 @@ impl StatsTable {
             }
         };
         let tables = &mut *guard;
-        self.pending
-            .drain(|run| tables.learn(run, config, &mut learned));
+        self.pending.drain(|run| {
+            tables.learn(run, config, &mut learned);
+            learned.runs += 1;
+        });
         learned
+    }
+
+    /// Whether runs wait to be learned.
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.pending.is_empty()
     }
     /// The confidence of `pattern` in `domain`, if it was ever learned.
     pub(crate) fn confidence(
