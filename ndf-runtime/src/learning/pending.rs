@@ -114,13 +114,18 @@ impl Pending {
     }
 
     /// Hands every waiting run to `learn`, oldest first within each shard,
-    /// and keeps their buffers for reuse.
+    /// and keeps their buffers for reuse. Takes only the runs waiting when it
+    /// reaches a shard, so threads that keep queueing cannot keep the one
+    /// draining busy forever.
     pub(super) fn drain(&self, mut learn: impl FnMut(&PendingRun)) {
         for shard in &*self.shards {
             if !shard.queued.swap(false, Ordering::AcqRel) {
                 continue;
             }
-            while let Some(mut run) = shard.runs.pop() {
+            for _ in 0..shard.runs.len() {
+                let Some(mut run) = shard.runs.pop() else {
+                    break;
+                };
                 learn(&run);
                 run.steps.clear();
                 let _ = shard.buffers.push(std::mem::take(&mut run.steps));
