@@ -143,6 +143,37 @@ async fn the_first_failure_cancels_running_tasks_and_compensates_completed_ones(
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_cancelled_task_compensates_what_its_nested_workflow_completed() {
+    // The second task is a sequence: `quick` completes, `lingering` is in
+    // flight when `failing` fails. Cancelling that task stops `lingering`
+    // and lets the sequence undo `quick`.
+    let ndf = common::ndf();
+    let flow = parallel!(name = "ops.nested_cancel"; failing, sequential!(quick => lingering));
+    let job = Job::default();
+    let started = tokio::time::Instant::now();
+    let err = ndf
+        .run(&flow, job.clone(), &PatternContext::new("ops"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ndf::Error::Execution { step, .. } if step == "failing"),
+        "the failure, not the cancellation: {err}"
+    );
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(5),
+        "nothing waited for `lingering`"
+    );
+    assert_eq!(job.trace.events(), ["quick", "failing", "undo_quick"]);
+    tokio::time::sleep(Duration::from_mins(2)).await;
+    assert!(!job.finished_late.load(Ordering::SeqCst));
+    // The stopped step is neither a success nor a failure of its own.
+    let lingering = ndf.stats("lingering", "ops");
+    assert_eq!(lingering.map_or(0, |s| s.executions), 0, "{lingering:?}");
+    assert_eq!(ndf.stats("quick", "ops").unwrap().compensations, 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn min_success_returns_partial_results() {
     let ndf = common::ndf();
     let flow = parallel!(name = "ops.tolerant", min_success = 2; quick, failing, quick);
@@ -386,4 +417,31 @@ async fn dropping_a_run_aborts_its_spawned_steps() {
         !job.finished_late.load(Ordering::SeqCst),
         "the spawned steps were aborted"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_degradation_chain_records_no_failure() {
+    // The chain's alternatives are stopped, one after the other, by the
+    // cancellation: no alternative runs, and nothing counts as a failure
+    // but the step that failed.
+    let ndf = common::ndf();
+    let flow = parallel!(name = "ops.cancel_chain"; failing, degrade!(lingering | quick));
+    let job = Job::default();
+    let err = ndf
+        .run(&flow, job.clone(), &PatternContext::new("ops"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ndf::Error::Execution { step, .. } if step == "failing"),
+        "{err}"
+    );
+    assert_eq!(job.trace.events(), ["failing"], "`quick` was not tried");
+    let failed: Vec<String> = ndf
+        .report(Duration::from_hours(1))
+        .patterns
+        .into_iter()
+        .filter(|p| p.kind == "step" && p.failures > 0)
+        .map(|p| p.pattern)
+        .collect();
+    assert_eq!(failed, ["failing"]);
 }

@@ -10,6 +10,8 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::FutureExt as _;
@@ -253,7 +255,7 @@ pub async fn run_step<S: Step>(
     index: usize,
     input: S::Input,
 ) -> Result<(S::Output, S::Undo), Error> {
-    run::<S, Inline>(cx, index, input).await
+    Cancellable::<S, _>::new(cx, run::<S, Inline>(cx, index, input)).await
 }
 
 /// [`run_step`], with each attempt of the step's code on a spawned task
@@ -267,7 +269,69 @@ pub async fn run_step_spawned<S: Step>(
     index: usize,
     input: S::Input,
 ) -> Result<(S::Output, S::Undo), Error> {
-    run::<S, Spawned>(cx, index, input).await
+    Cancellable::<S, _>::new(cx, run::<S, Spawned>(cx, index, input)).await
+}
+
+thread_local! {
+    /// Set while a cancelled `parallel!` task is polled to its end.
+    static CANCELLING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Polls `poll` as the cancelled task it is: every step it reaches stops at
+/// once with an error (nothing recorded for it), so that the workflows
+/// around those steps fail and compensate what they completed; compensation
+/// itself runs normally.
+pub(crate) fn as_cancelled<R>(poll: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CANCELLING.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CANCELLING.with(|c| c.replace(true)));
+    poll()
+}
+
+/// Whether a cancelled `parallel!` task is being polled to its end.
+pub(crate) fn cancelling() -> bool {
+    CANCELLING.with(std::cell::Cell::get)
+}
+
+pin_project_lite::pin_project! {
+    /// A step's run that stops, unrecorded, when its `parallel!` task is
+    /// cancelled.
+    struct Cancellable<'a, S, F> {
+        cx: Cx<'a>,
+        #[pin]
+        run: F,
+        step: std::marker::PhantomData<fn() -> S>,
+    }
+}
+
+impl<'a, S, F> Cancellable<'a, S, F> {
+    fn new(cx: Cx<'a>, run: F) -> Self {
+        Self {
+            cx,
+            run,
+            step: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<S: Step, T, F: Future<Output = Result<T, Error>>> Future for Cancellable<'_, S, F> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if cancelling() {
+            return Poll::Ready(Err(Error::Execution {
+                pattern: this.cx.0.pattern.to_owned(),
+                step: S::NAME.to_owned(),
+                source: StepError::msg("cancelled: another task of its `parallel!` failed"),
+            }));
+        }
+        this.run.poll(cx)
+    }
 }
 
 async fn run<S: Step, P: Placement>(

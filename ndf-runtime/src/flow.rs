@@ -12,6 +12,10 @@ use crate::exec::Cx;
 /// Records that the `degrade!` node with record `index` was served at
 /// `level` (0 is the preferred alternative), or failed at its last level.
 pub fn record_level(run: Cx<'_>, index: usize, level: usize, ok: bool) {
+    if crate::exec::cancelling() {
+        // Stopped by a cancelled `parallel!` task: nothing to learn.
+        return;
+    }
     if let Some(record) = run.0.log.get(index) {
         record.level(u32::try_from(level).unwrap_or(u32::MAX), ok);
     }
@@ -102,7 +106,9 @@ pub fn check_phase(
     let median = rule
         .max_slowdown
         .and_then(|_| stats.phase_median(run.0.pattern, rule.name, domain));
-    stats.record_phase(run.0.pattern, rule.name, domain, took);
+    if !crate::exec::cancelling() {
+        stats.record_phase(run.0.pattern, rule.name, domain, took);
+    }
 
     let rolled_back = |reason: String| Error::RolledBack {
         pattern: run.0.pattern.to_owned(),

@@ -36,6 +36,8 @@ pin_project_lite::pin_project! {
         fut: MaybeDone<F>,
         started: bool,
         finished: bool,
+        // Cancelled while running: polled to its end as cancelled.
+        cancelling: bool,
     }
 }
 
@@ -44,6 +46,7 @@ impl<F: Future> std::fmt::Debug for Task<F> {
         f.debug_struct("Task")
             .field("started", &self.started)
             .field("finished", &self.finished)
+            .field("cancelling", &self.cancelling)
             .finish_non_exhaustive()
     }
 }
@@ -55,6 +58,7 @@ impl<T, F: Future<Output = Result<T, Error>>> Task<F> {
             fut: MaybeDone::Future(fut),
             started: false,
             finished: false,
+            cancelling: false,
         }
     }
 
@@ -92,13 +96,40 @@ impl<T, F: Future<Output = Result<T, Error>>> Task<F> {
         self.project().fut.take_output()
     }
 
-    /// Drops the task's future if it has not finished: cancellation.
+    /// Cancels the task if it has not finished: one that has not started is
+    /// dropped; one that runs is then driven to its end by
+    /// [`Task::poll_cancelled`], its steps stopping at once, so that the
+    /// workflows inside it compensate what they completed.
     pub fn cancel(self: Pin<&mut Self>) {
         let mut this = self.project();
-        if !*this.finished {
+        if *this.finished {
+            return;
+        }
+        if *this.started {
+            *this.cancelling = true;
+        } else {
             this.fut.set(MaybeDone::Gone);
             *this.finished = true;
         }
+    }
+
+    /// Polls a cancelled task towards its end; `true` while it has not
+    /// ended. Its error, if it ends in one, is dropped (the workflows inside
+    /// compensated themselves); a success is kept, to be compensated like
+    /// any completed task's.
+    pub fn poll_cancelled(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
+        let mut this = self.project();
+        if !*this.cancelling || *this.finished {
+            return false;
+        }
+        if crate::exec::as_cancelled(|| this.fut.as_mut().poll(cx)).is_pending() {
+            return true;
+        }
+        *this.finished = true;
+        if matches!(this.fut.as_mut().output_mut(), Some(Err(_))) {
+            this.fut.set(MaybeDone::Gone);
+        }
+        false
     }
 }
 

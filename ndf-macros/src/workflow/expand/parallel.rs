@@ -3,7 +3,9 @@
 //!
 //! The tasks are `async` blocks pinned in place, polled by one `poll_fn`
 //! through a gate that bounds how many are in flight. On the first failure
-//! the others are cancelled (dropped) and the completed ones compensated,
+//! the others are cancelled (the steps in flight stop at once and the
+//! workflows inside them compensate what they completed) and the completed
+//! ones compensated,
 //! unless `min_success` makes failures tolerable: then every element of the
 //! tuple is a `Result`, and the group fails only when too few succeed.
 
@@ -101,8 +103,16 @@ impl Expander {
                 }
             })
             .await;
-            // Whatever still runs is cancelled before anything is compensated.
+            // Whatever still runs is cancelled, and driven to its end (its
+            // steps stop at once; the workflows inside compensate what they
+            // completed) before anything else is compensated.
             #(#tasks.as_mut().cancel();)*
+            #p::poll_fn(|__w| {
+                let mut __ending = false;
+                #(__ending |= #tasks.as_mut().poll_cancelled(__w);)*
+                if __ending { #p::Poll::Pending } else { #p::Poll::Ready(()) }
+            })
+            .await;
         };
 
         let outcome = match required {
