@@ -255,7 +255,7 @@ pub async fn run_step<S: Step>(
     index: usize,
     input: S::Input,
 ) -> Result<(S::Output, S::Undo), Error> {
-    Cancellable::<S, _>::new(cx, run::<S, Inline>(cx, index, input)).await
+    Cancellable::<S, _>::new(run::<S, Inline>(cx, index, input)).await
 }
 
 /// [`run_step`], with each attempt of the step's code on a spawned task
@@ -269,7 +269,7 @@ pub async fn run_step_spawned<S: Step>(
     index: usize,
     input: S::Input,
 ) -> Result<(S::Output, S::Undo), Error> {
-    Cancellable::<S, _>::new(cx, run::<S, Spawned>(cx, index, input)).await
+    Cancellable::<S, _>::new(run::<S, Spawned>(cx, index, input)).await
 }
 
 thread_local! {
@@ -300,32 +300,31 @@ pub(crate) fn cancelling() -> bool {
 pin_project_lite::pin_project! {
     /// A step's run that stops, unrecorded, when its `parallel!` task is
     /// cancelled.
-    struct Cancellable<'a, S, F> {
-        cx: Cx<'a>,
+    struct Cancellable<S, F> {
         #[pin]
         run: F,
         step: std::marker::PhantomData<fn() -> S>,
     }
 }
 
-impl<'a, S, F> Cancellable<'a, S, F> {
-    fn new(cx: Cx<'a>, run: F) -> Self {
+impl<S, F> Cancellable<S, F> {
+    fn new(run: F) -> Self {
         Self {
-            cx,
             run,
             step: std::marker::PhantomData,
         }
     }
 }
 
-impl<S: Step, T, F: Future<Output = Result<T, Error>>> Future for Cancellable<'_, S, F> {
+impl<S: Step, T, F: Future<Output = Result<T, Error>>> Future for Cancellable<S, F> {
     type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if cancelling() {
+            // Never reported: the cancelled task's error is dropped.
             return Poll::Ready(Err(Error::Execution {
-                pattern: this.cx.0.pattern.to_owned(),
+                pattern: String::new(),
                 step: S::NAME.to_owned(),
                 source: StepError::msg("cancelled: another task of its `parallel!` failed"),
             }));
