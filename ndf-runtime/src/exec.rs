@@ -255,11 +255,25 @@ pub async fn run_step<S: Step>(
     index: usize,
     input: S::Input,
 ) -> Result<(S::Output, S::Undo), Error> {
+    run::<S, Inline>(cx, index, input).await
+}
+
+/// [`run_step`] for a step inside a `parallel!` task: it stops at once,
+/// unrecorded, when its task is cancelled.
+///
+/// # Errors
+///
+/// As [`run_step`].
+pub async fn run_step_in_task<S: Step>(
+    cx: Cx<'_>,
+    index: usize,
+    input: S::Input,
+) -> Result<(S::Output, S::Undo), Error> {
     Cancellable::<S, _>::new(run::<S, Inline>(cx, index, input)).await
 }
 
-/// [`run_step`], with each attempt of the step's code on a spawned task
-/// (`parallel!(spawn = true; …)`).
+/// [`run_step_in_task`], with each attempt of the step's code on a spawned
+/// task (`parallel!(spawn = true; …)`).
 ///
 /// # Errors
 ///

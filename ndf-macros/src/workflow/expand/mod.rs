@@ -31,6 +31,9 @@ pub(crate) struct Expander {
     /// Inside the tasks of a `parallel!(spawn = true; …)`: steps run their
     /// code on spawned tasks.
     spawn: bool,
+    /// Inside the tasks of a `parallel!`: steps stop when their task is
+    /// cancelled (only these can be).
+    in_task: bool,
 }
 
 impl Expander {
@@ -41,6 +44,7 @@ impl Expander {
             checks: TokenStream::new(),
             check_names: Vec::new(),
             spawn: false,
+            in_task: false,
         }
     }
 
@@ -159,6 +163,8 @@ impl Expander {
                 let p = &self.p;
                 let runner = if self.spawn {
                     quote!(run_step_spawned)
+                } else if self.in_task {
+                    quote!(run_step_in_task)
                 } else {
                     quote!(run_step)
                 };

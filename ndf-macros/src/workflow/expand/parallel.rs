@@ -59,10 +59,11 @@ impl Expander {
             // The copy is made here, not in the task: the task's `async move`
             // block must capture only its own input.
             let own_input = self.ident("input");
-            let outer_spawn = self.spawn;
+            let (outer_spawn, outer_task) = (self.spawn, self.in_task);
             self.spawn |= w.options.spawn;
+            self.in_task = true;
             let run = self.run(stage, &quote!(#own_input));
-            self.spawn = outer_spawn;
+            (self.spawn, self.in_task) = (outer_spawn, outer_task);
             let task = &tasks[i];
             task_defs.extend(quote! {
                 let #own_input = #task_input;
