@@ -20,56 +20,7 @@ impl Expander {
     pub(super) fn run_parallel(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {
         let p = self.p.clone();
         let n = w.stages.len();
-        let tasks: Vec<syn::Ident> = (0..n).map(|_| self.ident("task")).collect();
-        let mut task_defs = TokenStream::new();
-        for (i, stage) in w.stages.iter().enumerate() {
-            let task_input = if i == 0 && n == 1 {
-                quote!(__shared)
-            } else {
-                let copied = if i + 1 == n {
-                    quote!(__shared)
-                } else {
-                    self.copy(
-                        "ndf_shared_input",
-                        w.stages[(i + 1).min(n - 1)].span(),
-                        "the tasks of this `parallel!` each get a copy of its input, so `{Self}` must implement `Clone`",
-                        "derive `Clone` for the input, or share it through an `Arc`",
-                        &quote!(__shared),
-                    )
-                };
-                if i == 0 {
-                    copied
-                } else {
-                    let first = w.stages[0].describe();
-                    let this = stage.describe();
-                    self.checked_input_of(
-                        stage,
-                        &stage.ident_hint(),
-                        &copied,
-                        &Rule {
-                            message: format!(
-                                "parallel task {this} takes `{{__T}}`, but the tasks of this `parallel!` share the input `{{Self}}` of {first}"
-                            ),
-                            label: format!("{this} takes `{{__T}}`"),
-                            note: "in `parallel!`, every task gets a copy of the same input".into(),
-                        },
-                    )
-                }
-            };
-            // The copy is made here, not in the task: the task's `async move`
-            // block must capture only its own input.
-            let own_input = self.ident("input");
-            let (outer_spawn, outer_task) = (self.spawn, self.in_task);
-            self.spawn |= w.options.spawn;
-            self.in_task = true;
-            let run = self.run(stage, &quote!(#own_input));
-            (self.spawn, self.in_task) = (outer_spawn, outer_task);
-            let task = &tasks[i];
-            task_defs.extend(quote! {
-                let #own_input = #task_input;
-                let mut #task = #p::pin!(#p::Task::new(async move { #run }));
-            });
-        }
+        let (tasks, task_defs) = self.parallel_tasks(w);
 
         let max = w.options.max_concurrent.unwrap_or(usize::MAX);
         let threshold = w
@@ -126,6 +77,64 @@ impl Expander {
             #join
             #outcome
         }}
+    }
+
+    /// One pinned task per stage, each with its own copy of `__shared`
+    /// (checked to be the type the stage takes): their names and definitions.
+    fn parallel_tasks(&mut self, w: &Workflow) -> (Vec<syn::Ident>, TokenStream) {
+        let p = self.p.clone();
+        let n = w.stages.len();
+        let tasks: Vec<syn::Ident> = (0..n).map(|_| self.ident("task")).collect();
+        let mut task_defs = TokenStream::new();
+        for (i, stage) in w.stages.iter().enumerate() {
+            let task_input = if i == 0 && n == 1 {
+                quote!(__shared)
+            } else {
+                let copied = if i + 1 == n {
+                    quote!(__shared)
+                } else {
+                    self.copy(
+                        "ndf_shared_input",
+                        w.stages[(i + 1).min(n - 1)].span(),
+                        "the tasks of this `parallel!` each get a copy of its input, so `{Self}` must implement `Clone`",
+                        "derive `Clone` for the input, or share it through an `Arc`",
+                        &quote!(__shared),
+                    )
+                };
+                if i == 0 {
+                    copied
+                } else {
+                    let first = w.stages[0].describe();
+                    let this = stage.describe();
+                    self.checked_input_of(
+                        stage,
+                        &stage.ident_hint(),
+                        &copied,
+                        &Rule {
+                            message: format!(
+                                "parallel task {this} takes `{{__T}}`, but the tasks of this `parallel!` share the input `{{Self}}` of {first}"
+                            ),
+                            label: format!("{this} takes `{{__T}}`"),
+                            note: "in `parallel!`, every task gets a copy of the same input".into(),
+                        },
+                    )
+                }
+            };
+            // The copy is made here, not in the task: the task's `async move`
+            // block must capture only its own input.
+            let own_input = self.ident("input");
+            let (outer_spawn, outer_task) = (self.spawn, self.in_task);
+            self.spawn |= w.options.spawn;
+            self.in_task = true;
+            let run = self.run(stage, &quote!(#own_input));
+            (self.spawn, self.in_task) = (outer_spawn, outer_task);
+            let task = &tasks[i];
+            task_defs.extend(quote! {
+                let #own_input = #task_input;
+                let mut #task = #p::pin!(#p::Task::new(async move { #run }));
+            });
+        }
+        (tasks, task_defs)
     }
 
     /// Every task must succeed.
