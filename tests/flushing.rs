@@ -85,8 +85,8 @@ async fn learning_is_saved_after_flush_every_runs() {
             .await
             .unwrap();
     }
-    // Runs count once learned: the learner applies them within
-    // `learning_interval` (100 ms).
+    // Runs count towards `flush_every` once learned: at once here, or
+    // within `learning_interval` (100 ms) when they had to queue.
     tokio::time::sleep(Duration::from_millis(150)).await;
     assert_eq!(
         saved(&store, "jobs.counting", 4).await,

@@ -90,11 +90,15 @@ pub struct Config {
     /// Runs after which learning data is saved to the store without waiting
     /// for the interval.
     pub flush_every: u64,
-    /// Runs a thread queues (without a lock) before it applies every queued
-    /// run to the statistics in one batch (default 16). Confidence, gating,
-    /// alerts and metrics lag by up to this many runs per thread, or
-    /// `learning_interval`; 1 learns each run as it ends (exact, for tests
-    /// and low-rate services). Reading statistics always applies first.
+    /// How runs are learned. With 1 (the default), a run learns its own
+    /// outcome as it ends if no other thread is learning (never waiting for
+    /// one), and otherwise queues it without a lock for whoever learns
+    /// next: gating sees every run before the next one starts, and under
+    /// contention runs are learned in batches. With N > 1, every run queues
+    /// without a lock and a thread applies every queued run in one batch
+    /// each N runs (or the learner after `learning_interval`): the cheapest
+    /// hot path, but confidence, gating, alerts and metrics lag by up to N
+    /// runs per thread. Reading statistics always applies what waits first.
     pub learning_batch: usize,
     /// How soon queued runs are applied when no run applies them
     /// (reading statistics, reports or the dashboard always applies first).
@@ -145,7 +149,7 @@ impl Config {
             latency_alert: None,
             flush_interval: Duration::from_secs(5),
             flush_every: 10_000,
-            learning_batch: 16,
+            learning_batch: 1,
             learning_interval: Duration::from_millis(100),
             max_entries: 10_000,
             timeline_interval: Duration::from_secs(30),

@@ -16,9 +16,9 @@ use tokio::time::Instant;
 use super::record::StepRecord;
 use crate::step::StepMeta;
 
-/// A run waiting to be learned.
-#[derive(Debug)]
-pub(super) struct PendingRun {
+/// What learning needs of a run besides its step records.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RunHead {
     pub(super) workflow: &'static str,
     /// Its entry's id.
     pub(super) entry: usize,
@@ -27,6 +27,12 @@ pub(super) struct PendingRun {
     pub(super) latency: Duration,
     /// When it ended.
     pub(super) at: Instant,
+}
+
+/// A run waiting to be learned.
+#[derive(Debug)]
+pub(super) struct PendingRun {
+    pub(super) head: RunHead,
     /// Its step records ([`StepRecord::bits`]), by step index.
     pub(super) steps: Vec<u32>,
 }
@@ -45,8 +51,8 @@ struct Shard {
     queued: AtomicBool,
 }
 
-/// What queueing a run found.
-#[derive(Debug, Clone, Copy)]
+/// What queueing a run found (nothing waits when it was learned at once).
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Queued {
     /// Runs now waiting in the shard.
     pub(crate) waiting: usize,
@@ -114,27 +120,39 @@ impl Pending {
     }
 
     /// Hands every waiting run to `learn`, oldest first within each shard,
-    /// and keeps their buffers for reuse. Takes only the runs waiting when it
-    /// reaches a shard, so threads that keep queueing cannot keep the one
-    /// draining busy forever.
+    /// and keeps their buffers for reuse.
     pub(super) fn drain(&self, mut learn: impl FnMut(&PendingRun)) {
         for shard in &*self.shards {
-            if !shard.queued.swap(false, Ordering::AcqRel) {
-                continue;
-            }
-            for _ in 0..shard.runs.len() {
-                let Some(mut run) = shard.runs.pop() else {
-                    break;
-                };
-                learn(&run);
-                run.steps.clear();
-                let _ = shard.buffers.push(std::mem::take(&mut run.steps));
-            }
+            drain_shard(shard, &mut learn);
         }
+    }
+
+    /// Hands the runs waiting in this thread's shard to `learn`, oldest
+    /// first.
+    pub(super) fn drain_own(&self, mut learn: impl FnMut(&PendingRun)) {
+        drain_shard(self.shard(), &mut learn);
     }
 
     /// Whether runs are waiting.
     pub(super) fn is_empty(&self) -> bool {
         self.shards.iter().all(|s| s.runs.is_empty())
+    }
+}
+
+/// Hands the runs waiting in `shard` to `learn` and keeps their buffers.
+/// Takes only the runs waiting when it starts, so threads that keep
+/// queueing cannot keep the one draining busy forever; what arrives
+/// meanwhile flags the shard again.
+fn drain_shard(shard: &Shard, learn: &mut impl FnMut(&PendingRun)) {
+    if !shard.queued.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    for _ in 0..shard.runs.len() {
+        let Some(mut run) = shard.runs.pop() else {
+            break;
+        };
+        learn(&run);
+        run.steps.clear();
+        let _ = shard.buffers.push(std::mem::take(&mut run.steps));
     }
 }

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::confidence::{Confidence, Evidence, Prior};
 use super::outliers::LatencyWindow;
-use super::pending::{Pending, PendingRun, Queued};
+use super::pending::{Pending, PendingRun, Queued, RunHead};
 use super::record::{StepOutcome, StepRecord};
 use crate::config::Config;
 use crate::step::StepMeta;
@@ -229,7 +229,13 @@ pub(super) struct Tables {
 
 impl Tables {
     /// Learns one queued run.
-    fn learn(&mut self, run: &PendingRun, config: &Config, learned: &mut Learned) {
+    fn learn(
+        &mut self,
+        run: &RunHead,
+        steps: impl Iterator<Item = u32>,
+        config: &Config,
+        learned: &mut Learned,
+    ) {
         let micros = u64::try_from(run.latency.as_micros()).unwrap_or(u64::MAX);
         let tables = self;
         let Some(entry) = tables.entries.get_mut(run.entry) else {
@@ -289,8 +295,8 @@ impl Tables {
             config.confidence_threshold,
         );
         entry.metrics.run(run.ok, run.latency, outlier, run_mean);
-        for (i, (stats, bits)) in entry.step_stats.iter_mut().zip(&run.steps).enumerate() {
-            let outcome = StepOutcome::decode(*bits);
+        for (i, (stats, bits)) in entry.step_stats.iter_mut().zip(steps).enumerate() {
+            let outcome = StepOutcome::decode(bits);
             if outcome.level.is_some() && entry.steps[i] == run.workflow {
                 // A `degrade!` at the top is the workflow itself: its run is
                 // counted once, above; only the level it served adds here.
@@ -391,6 +397,15 @@ impl StatsTable {
         self.tables.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The statistics, if no other thread holds them.
+    fn try_lock(&self) -> Option<std::sync::MutexGuard<'_, Tables>> {
+        match self.tables.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Loads what a store held.
     pub(crate) fn seed(&self, row: &StoredStats, prior: Prior) {
         let (pattern, domain, stats, evidence) = (
@@ -444,15 +459,40 @@ impl StatsTable {
         config: &Config,
         now: Instant,
     ) -> (Queued, Learned) {
-        let make = |steps| PendingRun {
+        let head = RunHead {
             workflow: run.workflow,
             entry: run.entry,
             metas: run.metas,
             ok: run.ok,
             latency: run.latency,
             at: now,
-            steps,
         };
+        if config.learning_batch == 1
+            && let Some(mut tables) = self.try_lock()
+        {
+            // Learned at once, this thread's queued runs first: exact
+            // gating for the next run, without waiting for anyone.
+            let mut learned = Learned::default();
+            let tables = &mut *tables;
+            self.pending.drain_own(|queued| {
+                tables.learn(
+                    &queued.head,
+                    queued.steps.iter().copied(),
+                    config,
+                    &mut learned,
+                );
+                learned.runs += 1;
+            });
+            tables.learn(
+                &head,
+                run.log.iter().map(StepRecord::bits),
+                config,
+                &mut learned,
+            );
+            learned.runs += 1;
+            return (Queued::default(), learned);
+        }
+        let make = |steps| PendingRun { head, steps };
         let mut learned = Learned::default();
         loop {
             if let Ok(queued) = self.pending.push(make, run.log) {
@@ -474,21 +514,18 @@ impl StatsTable {
         if self.pending.is_empty() {
             return learned;
         }
-        let mut guard = if wait {
-            self.lock()
+        let guard = if wait {
+            Some(self.lock())
         } else {
-            match self.tables.try_lock() {
-                Ok(guard) => guard,
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => {
-                    learned.busy = true;
-                    return learned;
-                }
-            }
+            self.try_lock()
+        };
+        let Some(mut guard) = guard else {
+            learned.busy = true;
+            return learned;
         };
         let tables = &mut *guard;
         self.pending.drain(|run| {
-            tables.learn(run, config, &mut learned);
+            tables.learn(&run.head, run.steps.iter().copied(), config, &mut learned);
             learned.runs += 1;
         });
         learned
