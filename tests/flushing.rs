@@ -145,12 +145,11 @@ impl LearningStore for Watched {
 }
 
 /// A runtime saving to `store` every five seconds, after one run of
-/// `jobs.watched`. Its timeline takes a point every second, so the run's
-/// point is in the first save too.
-async fn ran_once(store: &Watched) -> Ndf {
+/// `jobs.watched`, its timeline taking a point every `timeline_interval`.
+async fn ran_once(store: &Watched, timeline_interval: Duration) -> Ndf {
     let mut config = Config::default();
     config.flush_interval = Duration::from_secs(5);
-    config.timeline_interval = Duration::from_secs(1);
+    config.timeline_interval = timeline_interval;
     let ndf = Ndf::builder()
         .resource_probe(ndf::IdleProbe)
         .config(config)
@@ -170,7 +169,8 @@ async fn ran_once(store: &Watched) -> Ndf {
 #[tokio::test(start_paused = true)]
 async fn an_idle_runtime_does_not_save_again() {
     let store = Watched::default();
-    let ndf = ran_once(&store).await;
+    // A point every second: the run's point is in the first save too.
+    let ndf = ran_once(&store, Duration::from_secs(1)).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(saved(&store.inner, "jobs.watched", 1).await, 1);
     // Six more intervals without a run: nothing new to write.
@@ -186,21 +186,8 @@ async fn an_idle_runtime_does_not_save_again() {
 #[tokio::test(start_paused = true)]
 async fn a_timeline_point_taken_after_the_last_save_is_saved_once() {
     let store = Watched::default();
-    let mut config = Config::default();
-    config.flush_interval = Duration::from_secs(5);
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .config(config)
-        .store(store.clone())
-        .build()
-        .unwrap();
-    ndf.run(
-        &sequential!(name = "jobs.watched"; step),
-        1,
-        &PatternContext::new("jobs"),
-    )
-    .await
-    .unwrap();
+    // The default timeline interval: a point every 30 s.
+    let _ndf = ran_once(&store, Duration::from_secs(30)).await;
     // Saved at 5 s; the point of the run is taken at 30 s, saved at 35 s.
     tokio::time::sleep(Duration::from_secs(6)).await;
     eventually(|| store.attempts.load(Ordering::SeqCst) == 1).await;
@@ -224,7 +211,7 @@ async fn a_failed_background_save_is_tried_again() {
         fail_first: true,
         ..Watched::default()
     };
-    let _ndf = ran_once(&store).await;
+    let _ndf = ran_once(&store, Duration::from_secs(1)).await;
     // The first interval's save fails; a later one, with no new run, saves.
     tokio::time::sleep(Duration::from_secs(6)).await;
     eventually(|| store.attempts.load(Ordering::SeqCst) > 0).await;
