@@ -64,9 +64,7 @@ impl Inner {
         }
         self.stats.acknowledge(&rows);
         let points = self.timeline.take_pending();
-        let retain_since = Clock::now()
-            .unix_ms
-            .saturating_sub(u64::try_from(self.config.retention.as_millis()).unwrap_or(u64::MAX));
+        let retain_since = Clock::now().unix_ms_ago(self.config.retention);
         if let Err(error) = self.store.save_timeline(&points, retain_since) {
             self.timeline.restore_pending(points);
             return Err(error.into());

@@ -273,9 +273,7 @@ impl Ndf {
         inner.learn(true);
         let clock = Clock::now();
         let prior = inner.config.prior;
-        let since = clock
-            .unix_ms
-            .saturating_sub(u64::try_from(telemetry::DAY.as_millis()).unwrap_or(u64::MAX));
+        let since = clock.unix_ms_ago(telemetry::DAY);
         let sources = telemetry::Sources {
             report: self.report(telemetry::DAY),
             series: inner.timeline.read(&inner.stats, prior, since),
@@ -428,9 +426,7 @@ impl NdfBuilder {
         let stats = StatsTable::default();
         // Loading blocks on I/O: on a multi-threaded runtime's worker, hand
         // the worker's other tasks off first.
-        let retain_since = Clock::now()
-            .unix_ms
-            .saturating_sub(u64::try_from(self.config.retention.as_millis()).unwrap_or(u64::MAX));
+        let retain_since = Clock::now().unix_ms_ago(self.config.retention);
         let load = || Ok::<_, StoreError>((store.load()?, store.load_timeline(retain_since)?));
         let (rows, points) = match tokio::runtime::Handle::try_current() {
             Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {

@@ -751,6 +751,13 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
+    /// The wall-clock time `ago` before this moment, in milliseconds since
+    /// the Unix epoch.
+    pub(crate) fn unix_ms_ago(&self, ago: Duration) -> u64 {
+        self.unix_ms
+            .saturating_sub(u64::try_from(ago.as_millis()).unwrap_or(u64::MAX))
+    }
+
     pub(crate) fn now() -> Self {
         let unix_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -108,7 +108,8 @@ struct State {
     pending: Vec<StoredPoint>,
 }
 
-/// The timelines of every workflow and domain.
+/// The timelines of every workflow and domain. Taken before the statistics
+/// when both are held (sampling and reading walk the statistics under it).
 #[derive(Debug, Default)]
 pub(crate) struct Timeline {
     state: Mutex<State>,
@@ -135,8 +136,9 @@ impl Timeline {
     /// Takes a point of every workflow that ran since the last one.
     pub(crate) fn sample(&self, table: &StatsTable, prior: Prior, capacity: usize) {
         let clock = Clock::now();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         table.for_each_workflow(prior, |reading| {
-            let mut state = self.lock();
             let key = (reading.pattern.to_owned(), reading.domain.to_owned());
             let series = state.series.entry(key.clone()).or_default();
             let point = series.next_point(&reading, clock.unix_ms);
@@ -145,9 +147,6 @@ impl Timeline {
             series.at = Some(clock.instant);
             if let Some(point) = point {
                 series.push(point, capacity);
-                if state.pending.len() == MAX_PENDING {
-                    state.pending.remove(0);
-                }
                 state.pending.push(StoredPoint {
                     pattern: key.0,
                     domain: key.1,
@@ -155,6 +154,7 @@ impl Timeline {
                 });
             }
         });
+        bound(&mut state.pending);
     }
 
     /// Every series' points since `since_unix_ms`, with the runs since the
@@ -166,9 +166,9 @@ impl Timeline {
         since_unix_ms: u64,
     ) -> Vec<(Key, Vec<TimelinePoint>)> {
         let clock = Clock::now();
+        let state = self.lock();
         let mut live: BTreeMap<Key, TimelinePoint> = BTreeMap::new();
         table.for_each_workflow(prior, |reading| {
-            let state = self.lock();
             let key = (reading.pattern.to_owned(), reading.domain.to_owned());
             let point = match state.series.get(&key) {
                 Some(series) => series.next_point(&reading, clock.unix_ms),
@@ -178,7 +178,6 @@ impl Timeline {
                 live.insert(key, point);
             }
         });
-        let state = self.lock();
         let mut keys: Vec<&Key> = state.series.keys().chain(live.keys()).collect();
         keys.sort();
         keys.dedup();
@@ -210,10 +209,15 @@ impl Timeline {
     pub(crate) fn restore_pending(&self, mut points: Vec<StoredPoint>) {
         let mut state = self.lock();
         points.append(&mut state.pending);
-        let excess = points.len().saturating_sub(MAX_PENDING);
-        points.drain(..excess);
+        bound(&mut points);
         state.pending = points;
     }
+}
+
+/// Drops the oldest of `pending` beyond [`MAX_PENDING`].
+fn bound(pending: &mut Vec<StoredPoint>) {
+    let excess = pending.len().saturating_sub(MAX_PENDING);
+    pending.drain(..excess);
 }
 
 /// Starts the task that takes a point every `timeline_interval`, when the

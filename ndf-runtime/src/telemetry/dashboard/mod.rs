@@ -164,7 +164,7 @@ pub(crate) struct Sources {
 }
 
 /// The window of the day's numbers.
-pub(crate) const DAY: Duration = Duration::from_hours(24);
+pub(crate) const DAY: Duration = Duration::from_millis(DAY_MS);
 
 /// The dashboard of `sources`, read at `now` (milliseconds since the epoch).
 pub(crate) fn build(sources: Sources, config: &Config, clock: &Clock) -> Dashboard {
