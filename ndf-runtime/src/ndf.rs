@@ -40,16 +40,17 @@ impl Inner {
     pub(crate) fn learn(&self, wait: bool) -> bool {
         let learned = self.stats.apply(&self.config, wait);
         self.report(&learned);
-        self.flush
-            .runs_learned(learned.runs, self.config.flush_every);
         !learned.busy
     }
 
-    /// Sends the alerts learning raised.
+    /// Sends the alerts learning raised, and counts the runs it learned
+    /// towards `flush_every`.
     fn report(&self, learned: &Learned) {
         for alert in &learned.alerts {
             self.alerts.send(alert);
         }
+        self.flush
+            .runs_learned(learned.runs, self.config.flush_every);
     }
 }
 
@@ -173,9 +174,6 @@ impl Ndf {
         let inner = &*self.inner;
         let (queued, learned) = inner.stats.record_run(&record, &inner.config, now);
         inner.report(&learned);
-        inner
-            .flush
-            .runs_learned(learned.runs, inner.config.flush_every);
         let applied = queued.waiting >= inner.config.learning_batch && inner.learn(false);
         if !applied && (queued.first || queued.waiting >= inner.config.learning_batch) {
             // Left queued: the learner applies it within `learning_interval`.

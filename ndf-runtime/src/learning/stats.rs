@@ -229,6 +229,11 @@ pub(super) struct Tables {
 
 impl Tables {
     /// Learns one queued run.
+    fn learn_queued(&mut self, run: &PendingRun, config: &Config, learned: &mut Learned) {
+        self.learn(&run.head, run.steps.iter().copied(), config, learned);
+    }
+
+    /// Learns one run from its step records' bits, and counts it.
     fn learn(
         &mut self,
         run: &RunHead,
@@ -241,6 +246,7 @@ impl Tables {
         let Some(entry) = tables.entries.get_mut(run.entry) else {
             return;
         };
+        learned.runs += 1;
         entry.run.executions += 1;
         if run.ok {
             entry.run.successes += 1;
@@ -474,22 +480,14 @@ impl StatsTable {
             // gating for the next run, without waiting for anyone.
             let mut learned = Learned::default();
             let tables = &mut *tables;
-            self.pending.drain_own(|queued| {
-                tables.learn(
-                    &queued.head,
-                    queued.steps.iter().copied(),
-                    config,
-                    &mut learned,
-                );
-                learned.runs += 1;
-            });
+            self.pending
+                .drain_own(|queued| tables.learn_queued(queued, config, &mut learned));
             tables.learn(
                 &head,
                 run.log.iter().map(StepRecord::bits),
                 config,
                 &mut learned,
             );
-            learned.runs += 1;
             return (Queued::default(), learned);
         }
         let make = |steps| PendingRun { head, steps };
@@ -524,10 +522,8 @@ impl StatsTable {
             return learned;
         };
         let tables = &mut *guard;
-        self.pending.drain(|run| {
-            tables.learn(&run.head, run.steps.iter().copied(), config, &mut learned);
-            learned.runs += 1;
-        });
+        self.pending
+            .drain(|run| tables.learn_queued(run, config, &mut learned));
         learned
     }
 
