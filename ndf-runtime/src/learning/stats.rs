@@ -168,9 +168,9 @@ pub(crate) struct SlotGate {
 }
 
 impl SlotGate {
-    fn publish(&self, evidence: &Evidence, prior: Prior) {
-        self.mean
-            .store(evidence.mean(prior).to_bits(), Ordering::Relaxed);
+    /// Publishes `mean`, the mean of `evidence`.
+    fn publish(&self, mean: f64, evidence: &Evidence) {
+        self.mean.store(mean.to_bits(), Ordering::Relaxed);
         self.samples.store(evidence.samples, Ordering::Relaxed);
     }
 
@@ -195,8 +195,8 @@ impl Slot {
     /// Learns one outcome; returns the new posterior mean.
     fn observe(&mut self, ok: bool, learning_rate: f64, prior: Prior) -> f64 {
         self.evidence.observe(ok, learning_rate);
-        self.gate.publish(&self.evidence, prior);
         let mean = self.evidence.mean(prior);
+        self.gate.publish(mean, &self.evidence);
         if self.trend.len() == TREND {
             self.trend.pop_front();
         }
@@ -453,7 +453,9 @@ impl StatsTable {
             (pattern.to_owned(), domain.to_owned()),
         );
         tables.confidence[slot].evidence = *evidence;
-        tables.confidence[slot].gate.publish(evidence, prior);
+        tables.confidence[slot]
+            .gate
+            .publish(evidence.mean(prior), evidence);
     }
 
     /// Queues one run to be learned, without a lock, and says how many runs
