@@ -32,6 +32,7 @@ fn rows(round: u64) -> Vec<StoredStats> {
                 samples: round + 1,
             },
             recent: Vec::new(),
+            ..StoredStats::default()
         })
         .collect()
 }

@@ -1,6 +1,7 @@
-//! Admission: runs wait while the machine is above the configured limits,
-//! then degrade or fail with `ResourceExhausted`; declared memory budgets
-//! wait for room.
+//! Admission: with `resource_gating` on, runs wait while the machine is
+//! above the configured limits, then fail with `ResourceExhausted`; a
+//! `degrade!` goes straight to its cheapest level; declared memory budgets
+//! wait for room. With the defaults, unrelated load stalls nothing.
 
 mod common;
 
@@ -66,8 +67,13 @@ async fn rough(t: Trace) -> Trace {
 }
 
 fn ndf(probe: Dial) -> Ndf {
+    gated(probe, true)
+}
+
+fn gated(probe: Dial, resource_gating: bool) -> Ndf {
     let mut config = Config::default();
     config.resource_wait = Duration::from_secs(2);
+    config.resource_gating = resource_gating;
     Ndf::builder()
         .config(config)
         .resource_probe(probe)
@@ -127,19 +133,50 @@ async fn a_run_that_cannot_degrade_fails_with_resource_exhausted() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_run_with_a_degradation_chain_degrades_instead() {
-    let ndf = ndf(Dial::new(0.97, 0.5));
+async fn by_default_a_loaded_machine_stalls_no_run() {
+    let ndf = gated(Dial::new(0.99, 0.97), false);
     let t = Trace::default();
-    let flow = degrade!(name = "ops.estimate"; precise | rough);
-    ndf.run(&flow, t.clone(), &PatternContext::new("ops"))
+    let started = tokio::time::Instant::now();
+    ndf.run(
+        &sequential!(name = "ops.work"; work),
+        t.clone(),
+        &PatternContext::new("ops"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(started.elapsed(), Duration::ZERO, "no wait");
+    assert_eq!(t.events(), ["work"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn resource_exhausted_names_the_setting_to_change() {
+    let err = ndf(Dial::new(0.95, 0.4))
+        .run(
+            &sequential!(name = "ops.work"; work),
+            Trace::default(),
+            &PatternContext::new("ops"),
+        )
         .await
-        .unwrap();
-    assert_eq!(
-        t.events(),
-        ["rough"],
-        "the costly level was skipped after the wait"
-    );
-    assert_eq!(ndf.stats("ops.estimate", "ops").unwrap().degradations, 1);
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("raise `cpu_limit`"), "{message}");
+    assert!(message.contains("`resource_wait`"), "{message}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_degradation_chain_goes_straight_to_its_cheapest_level() {
+    for resource_gating in [false, true] {
+        let ndf = gated(Dial::new(0.97, 0.5), resource_gating);
+        let t = Trace::default();
+        let flow = degrade!(name = "ops.estimate"; precise | rough);
+        let started = tokio::time::Instant::now();
+        ndf.run(&flow, t.clone(), &PatternContext::new("ops"))
+            .await
+            .unwrap();
+        assert_eq!(started.elapsed(), Duration::ZERO, "no wait first");
+        assert_eq!(t.events(), ["rough"], "the costly level was skipped");
+        assert_eq!(ndf.stats("ops.estimate", "ops").unwrap().degradations, 1);
+    }
 }
 
 #[tokio::test(start_paused = true)]

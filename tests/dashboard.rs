@@ -304,11 +304,11 @@ async fn the_json_shape_is_stable() {
     );
     assert_eq!(
         keys(&json["overview"]),
-        "active_patterns,avg_response_ms,executions_24h,executions_today,failures_24h,learning_patterns,success_rate_24h"
+        "active_patterns,avg_response_ms,executions_24h,executions_today,failures_24h,learning_patterns,refused_24h,success_rate_24h"
     );
     assert_eq!(
         keys(&json["patterns"][0]),
-        "confidence,confidence_trend,degradations,domain,executions,failures,fallbacks,held_back,kind,p50_ms,p95_ms,pattern,recommendations,retries,status,success_rate"
+        "breaker,confidence,confidence_trend,degradations,domain,executions,failures,fallbacks,held_back,kind,p50_ms,p95_ms,pattern,recommendations,refused,retries,status,success_rate"
     );
     assert_eq!(
         keys(&json["patterns"][0]["confidence"]),
@@ -321,7 +321,7 @@ async fn the_json_shape_is_stable() {
     assert_eq!(keys(&json["response_time"][0]), "domain,pattern,points");
     assert_eq!(
         keys(&json["response_time"][0]["points"][0]),
-        "at_unix_ms,confidence,executions,failures,mean_ms,p95_ms"
+        "at_unix_ms,confidence,executions,failures,mean_ms,p95_ms,refused"
     );
     assert_eq!(keys(&json["usage"][0]), "domain,executions,pattern");
     assert_eq!(keys(&json["confidence_histogram"][0]), "count,from,to");

@@ -1,7 +1,8 @@
-//! Confidence gating: a pattern whose confidence has fallen below its
+//! Confidence gating: a pattern whose success rate is credibly below its
 //! threshold (after `min_samples` outcomes) is not run; its fallback or the
 //! next degradation level serves, else the run fails with
-//! `ConfidenceThreshold`. One trial run every `gate_retry` lets it recover.
+//! `ConfidenceThreshold`. After `break_duration`, probes decide whether it
+//! is served again.
 
 mod common;
 
@@ -52,7 +53,10 @@ fn ndf() -> Ndf {
     config.min_samples = 4;
     config.learning_rate = 0.0;
     config.confidence_threshold = 0.6;
-    config.gate_retry = Duration::from_secs(30);
+    // Lenient evidence, so that four failures in a row open the breaker
+    // (three do not): ln(1 / 0.2) = 1.61, and a failure adds 0.45 at 0.6.
+    config.gate_alpha = 0.2;
+    config.break_duration = Duration::from_secs(30);
     // Each run is learned as it ends, so the next run's gates see it.
     config.learning_batch = 1;
     Ndf::builder()
@@ -130,14 +134,35 @@ async fn without_a_fallback_the_run_fails_with_confidence_threshold() {
     let err = ndf.run(&flow, call.clone(), &ctx()).await.unwrap_err();
     match err {
         ndf::Error::ConfidenceThreshold {
-            pattern,
+            ref pattern,
+            ref domain,
             confidence,
             threshold,
+            state,
+            retry_in,
+            failures,
+            calls,
         } => {
             // The workflow failed as often as its step: it is held back first.
-            assert_eq!(pattern, "pricing.strict");
+            assert_eq!(
+                (pattern.as_str(), domain.as_str()),
+                ("pricing.strict", "pricing")
+            );
             assert!(confidence < threshold);
             assert!((threshold - 0.6).abs() < f64::EPSILON);
+            assert_eq!(state, ndf::BreakerState::Open);
+            assert_eq!(retry_in, Some(Duration::from_secs(30)));
+            assert_eq!((failures, calls), (4, 4));
+            let message = err.to_string();
+            for part in [
+                "credibly below the threshold 0.60",
+                "4 of its last 4 outcomes failed",
+                "next probe in 30.0s (`break_duration`)",
+                "`confidence_threshold`",
+                r#"Ndf::reset("pricing.strict", "pricing")"#,
+            ] {
+                assert!(message.contains(part), "{part:?} missing from: {message}");
+            }
         }
         other => panic!("expected ConfidenceThreshold, got {other:?}"),
     }
@@ -171,10 +196,15 @@ async fn a_low_confidence_alternative_is_skipped_in_a_degradation_chain() {
         ndf.stats("pricing.chain", "pricing").unwrap().degradations,
         5
     );
+    assert_eq!(
+        ndf.stats("no_fallback", "pricing").unwrap().held_back,
+        1,
+        "the skipped level is counted as held back"
+    );
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_held_back_step_gets_a_trial_every_gate_retry_and_can_recover() {
+async fn after_the_break_probes_that_succeed_close_the_breaker() {
     let ndf = ndf();
     let flow = sequential!(name = "pricing.quote"; primary);
     for _ in 0..4 {
@@ -183,30 +213,109 @@ async fn a_held_back_step_gets_a_trial_every_gate_retry_and_can_recover() {
     let held = failing();
     ndf.run(&flow, held.clone(), &ctx()).await.unwrap();
     assert_eq!(held.trace.events(), ["cached"]);
-
-    tokio::time::sleep(Duration::from_secs(31)).await;
-    // The primary works again: the trial run reaches it.
-    let healthy = Call::default();
     assert_eq!(
-        ndf.run(&flow, healthy.clone(), &ctx()).await.unwrap(),
+        ndf.breaker("primary", "pricing"),
+        Some(ndf::BreakerState::Open)
+    );
+
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    // The primary works again: ⌈5 × 0.6⌉ = 3 probes must succeed.
+    for probe in 1..=3 {
+        let healthy = Call::default();
+        assert_eq!(
+            ndf.run(&flow, healthy.clone(), &ctx()).await.unwrap(),
+            "fresh"
+        );
+        assert_eq!(healthy.trace.events(), ["primary"], "probe {probe}");
+        let expected = if probe < 3 {
+            ndf::BreakerState::HalfOpen
+        } else {
+            ndf::BreakerState::Closed
+        };
+        assert_eq!(ndf.breaker("primary", "pricing"), Some(expected));
+    }
+    // Closed: every run is served, and one failure does not open it again.
+    ndf.run(&flow, failing(), &ctx()).await.unwrap();
+    let after = Call::default();
+    assert_eq!(
+        ndf.run(&flow, after.clone(), &ctx()).await.unwrap(),
         "fresh"
     );
-    assert_eq!(healthy.trace.events(), ["primary"]);
-    // Until the next trial, it is held back again (1 of 5 is still below 0.6).
-    let again = Call::default();
+    assert_eq!(after.trace.events(), ["primary"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn probes_that_fail_open_the_breaker_for_another_break() {
+    let ndf = ndf();
+    let flow = sequential!(name = "pricing.quote"; primary);
+    for _ in 0..4 {
+        ndf.run(&flow, failing(), &ctx()).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    // 3 of 5 probes must succeed: the third failure settles it.
+    for _ in 0..3 {
+        let probe = failing();
+        assert_eq!(
+            ndf.run(&flow, probe.clone(), &ctx()).await.unwrap(),
+            "cached"
+        );
+        assert_eq!(probe.trace.events(), ["primary", "cached"]);
+    }
     assert_eq!(
-        ndf.run(&flow, again.clone(), &ctx()).await.unwrap(),
-        "cached"
+        ndf.breaker("primary", "pricing"),
+        Some(ndf::BreakerState::Open)
     );
-    assert_eq!(again.trace.events(), ["cached"]);
+    let held = Call::default();
+    ndf.run(&flow, held.clone(), &ctx()).await.unwrap();
+    assert_eq!(
+        held.trace.events(),
+        ["cached"],
+        "held back for another break"
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let probe = Call::default();
+    ndf.run(&flow, probe.clone(), &ctx()).await.unwrap();
+    assert_eq!(probe.trace.events(), ["primary"], "probed again");
+}
+
+#[tokio::test(start_paused = true)]
+async fn reset_forgets_the_gate() {
+    let ndf = ndf();
+    let flow = sequential!(name = "pricing.quote"; primary);
+    for _ in 0..4 {
+        ndf.run(&flow, failing(), &ctx()).await.unwrap();
+    }
+    assert_eq!(
+        ndf.breaker("primary", "pricing"),
+        Some(ndf::BreakerState::Open)
+    );
+    assert!(ndf.reset("primary", "pricing"));
+    assert!(!ndf.reset("primary", "elsewhere"));
+    assert_eq!(
+        ndf.breaker("primary", "pricing"),
+        Some(ndf::BreakerState::Closed)
+    );
+    assert!(
+        ndf.confidence("primary", "pricing").is_none(),
+        "evidence cleared"
+    );
+    let call = Call::default();
+    ndf.run(&flow, call.clone(), &ctx()).await.unwrap();
+    assert_eq!(call.trace.events(), ["primary"]);
+    assert_eq!(
+        ndf.stats("primary", "pricing").unwrap().executions,
+        5,
+        "counters are kept"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_steps_own_threshold_wins_over_the_config() {
     let ndf = ndf();
     let flow = sequential!(name = "pricing.demanding"; demanding);
-    // 3 of 4 succeed: 4/6 = 0.67, above the config's 0.6 but below the step's 0.9.
-    for fails in [false, false, true, false] {
+    // Two failures in four: not credible evidence against the config's 0.6
+    // (the workflow is served), but against the step's own 0.9.
+    for fails in [false, true, true, false] {
         let _ = ndf
             .run(
                 &flow,
@@ -218,8 +327,14 @@ async fn a_steps_own_threshold_wins_over_the_config() {
             )
             .await;
     }
-    let c = ndf.confidence("demanding", "pricing").unwrap();
-    assert!((c.mean - 4.0 / 6.0).abs() < 1e-9, "{c:?}");
+    assert_eq!(
+        ndf.breaker("pricing.demanding", "pricing"),
+        Some(ndf::BreakerState::Closed)
+    );
+    assert_eq!(
+        ndf.breaker("demanding", "pricing"),
+        Some(ndf::BreakerState::Open)
+    );
     let err = ndf.run(&flow, Call::default(), &ctx()).await.unwrap_err();
     assert!(
         matches!(&err, ndf::Error::ConfidenceThreshold { pattern, threshold, .. } if pattern == "demanding" && (*threshold - 0.9).abs() < f64::EPSILON),

@@ -12,13 +12,15 @@ async fn flaky(n: u32) -> Result<u32, StepError> {
     Err(StepError::msg(format!("{n}: down")))
 }
 
-/// Held back after two failures: two outcomes gate, none is forgotten.
+/// Held back after two failures: two outcomes gate, and a lenient
+/// `gate_alpha` makes two failures credible evidence.
 fn ndf(batch: usize, interval: Duration) -> Ndf {
     let mut config = Config::default();
     config.min_samples = 2;
     config.learning_rate = 0.0;
     config.confidence_threshold = 0.6;
-    config.gate_retry = Duration::from_hours(1);
+    config.gate_alpha = 0.5;
+    config.break_duration = Duration::from_hours(1);
     config.learning_batch = batch;
     config.learning_interval = interval;
     Ndf::builder()

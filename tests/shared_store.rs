@@ -51,9 +51,7 @@ impl LearningStore for FleetStore {
                 pattern: pattern.clone(),
                 domain: domain.clone(),
                 stats: *stats,
-                added: PatternStats::default(),
-                evidence: ndf::Evidence::default(),
-                recent: Vec::new(),
+                ..StoredStats::default()
             })
             .collect())
     }

@@ -105,8 +105,7 @@ fn a_corrupt_database_is_reported() {
             domain: "billing".into(),
             stats: ndf::PatternStats::default(),
             added: ndf::PatternStats::default(),
-            evidence: ndf::Evidence::default(),
-            recent: Vec::new(),
+            ..ndf::StoredStats::default()
         };
         store.save(&vec![row; 1]).unwrap();
     }
@@ -205,6 +204,7 @@ fn point(pattern: &str, at_unix_ms: u64, executions: u64) -> ndf::StoredPoint {
             at_unix_ms,
             executions,
             failures: 1,
+            refused: 3,
             mean_ms: 2.5,
             p95_ms: 4.0,
             confidence: 0.75,

@@ -21,8 +21,13 @@ pub enum Error {
         suggestions: Vec<String>,
     },
 
-    /// A step failed after its retries and fallback, or panicked.
-    #[error("pattern `{pattern}` failed in step `{step}`: {source}")]
+    /// A step failed after its retries and fallback, or panicked. When its
+    /// fallback failed too, [`StepError::fallback_error`] holds the
+    /// fallback's own error.
+    #[error(
+        "pattern `{pattern}` failed in step `{step}`: {source}{}",
+        fallback_note(source)
+    )]
     Execution {
         /// The pattern (workflow or step) that was run.
         pattern: String,
@@ -33,22 +38,54 @@ pub enum Error {
         source: StepError,
     },
 
-    /// The pattern's learned confidence is below its threshold and there is
-    /// no fallback or degradation level to run instead.
+    /// The pattern's gate holds it back (its success rate is credibly
+    /// below its threshold: the breaker is open, or half-open with its
+    /// probes out) and there is no fallback or degradation level to run
+    /// instead. Nothing of the pattern ran.
     #[error(
-        "pattern `{pattern}` was not run: its confidence {confidence:.3} is below the threshold {threshold:.3}"
+        "pattern `{pattern}` was held back in domain `{domain}`: its success rate is credibly below the threshold {threshold:.2} ({failures} of its last {calls} outcomes failed; confidence {confidence:.2}); the breaker is {state}{}; lower `confidence_threshold`, or call `Ndf::reset(\"{pattern}\", \"{domain}\")` once the cause is fixed",
+        next_probe(*retry_in)
     )]
     ConfidenceThreshold {
         /// The pattern that was refused.
         pattern: String,
-        /// Its current confidence.
+        /// The domain it was refused in.
+        domain: String,
+        /// Its current confidence (the posterior mean).
         confidence: f64,
         /// The threshold it had to clear.
         threshold: f64,
+        /// The state of its breaker: `open` or `half_open`.
+        state: crate::BreakerState,
+        /// How long until the breaker lets probes through; `None` while
+        /// probes are out (half-open).
+        retry_in: Option<Duration>,
+        /// Failures among the outcomes that opened the breaker.
+        failures: u32,
+        /// Outcomes weighed since the breaker last closed.
+        calls: u64,
     },
 
-    /// A resource stayed above its limit for longer than the runtime waits.
-    #[error("not enough {resource}: usage {usage:.2} stayed above the limit {limit:.2}")]
+    /// A step returned an error classed [`ErrorClass::Rejected`]: the
+    /// caller's fault or an expected business outcome (a declined card, an
+    /// empty order). Returned as is: not retried, no fallback, never
+    /// learned as the pattern's failure. Completed stages were compensated.
+    #[error("pattern `{pattern}` rejected the call in step `{step}`: {source}")]
+    Rejected {
+        /// The pattern that was run.
+        pattern: String,
+        /// The step that rejected the call.
+        step: String,
+        /// The step's own error.
+        #[source]
+        source: StepError,
+    },
+
+    /// A resource stayed above its limit for longer than the runtime waits
+    /// (`resource_wait`).
+    #[error(
+        "not enough {resource}: usage {usage:.2} stayed above the limit {limit:.2} for `resource_wait`; raise `{setting}` or wait longer (`resource_wait`)"
+    )]
     ResourceExhausted {
         /// Which resource (`cpu`, `memory`, …).
         resource: String,
@@ -56,6 +93,9 @@ pub enum Error {
         usage: f64,
         /// The limit it had to stay under.
         limit: f64,
+        /// The setting that holds the limit (`cpu_limit`, `memory_limit`,
+        /// a `parallel!`'s `resource_threshold`, a step's `memory` budget).
+        setting: &'static str,
     },
 
     /// The context lacks permissions that the pattern's steps require.
@@ -143,6 +183,111 @@ pub enum Error {
     Telemetry(String),
 }
 
+fn next_probe(retry_in: Option<Duration>) -> String {
+    match retry_in {
+        Some(after) => format!(", next probe in {after:.1?} (`break_duration`)"),
+        None => ", waiting for its probes".to_owned(),
+    }
+}
+
+fn fallback_note(source: &StepError) -> String {
+    source
+        .fallback_error()
+        .map(|f| format!("; its fallback failed too: {f}"))
+        .unwrap_or_default()
+}
+
+impl Error {
+    /// How this error is classed for retries, learning and breakers: a
+    /// step's error keeps its own class ([`StepError::class`]); a timeout
+    /// is transient; a refusal by the gate, a permission or type error is
+    /// rejected (the call cannot succeed as made).
+    #[must_use]
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Execution { source, .. } | Error::InsufficientSuccess { source, .. } => {
+                source.class()
+            }
+            Error::Rejected { .. }
+            | Error::PermissionDenied { .. }
+            | Error::TypeMismatch { .. }
+            | Error::PatternNotFound { .. }
+            | Error::ConfidenceThreshold { .. } => ErrorClass::Rejected,
+            Error::Config(_) | Error::DuplicatePattern { .. } => ErrorClass::Permanent,
+            _ => ErrorClass::Transient,
+        }
+    }
+}
+
+/// How an error counts for retries, learning and the breaker: one
+/// classification that all of them use.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// It may go away: retried (within `retries`), then the fallback; learned
+    /// as a failure. The default.
+    #[default]
+    Transient,
+    /// It will not go away by retrying (a bad configuration, a missing
+    /// record): not retried; the fallback runs; learned as a failure.
+    Permanent,
+    /// The caller's fault or an expected business outcome (invalid input, a
+    /// declined card): returned as is in [`Error::Rejected`], never retried,
+    /// no fallback, and never learned as the pattern's failure.
+    Rejected,
+}
+
+/// An error type that knows its [`ErrorClass`].
+///
+/// A step returning `Result<T, E>` where `E: Classify` has each error
+/// classed by [`Classify::class`]; other error types are transient. Inside
+/// a step returning `StepError`, keep the class when converting with
+/// [`StepError::classified`] (`?` alone gives a transient error).
+///
+/// ```
+/// use ndf::prelude::*;
+///
+/// #[derive(Debug, thiserror::Error)]
+/// enum PaymentError {
+///     #[error("card declined")]
+///     Declined,
+///     #[error("gateway unreachable")]
+///     Unreachable,
+/// }
+///
+/// impl ndf::Classify for PaymentError {
+///     fn class(&self) -> ndf::ErrorClass {
+///         match self {
+///             PaymentError::Declined => ndf::ErrorClass::Rejected,
+///             PaymentError::Unreachable => ndf::ErrorClass::Transient,
+///         }
+///     }
+/// }
+///
+/// #[pattern(retries = 3)]
+/// async fn charge(cents: u32) -> Result<u32, PaymentError> {
+///     if cents > 10_000 { Err(PaymentError::Declined) } else { Ok(cents) }
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let ndf = Ndf::builder().build().unwrap();
+/// let err = ndf.run(&sequential!(charge), 50_000, &PatternContext::new("shop")).await.unwrap_err();
+/// assert!(matches!(err, ndf::Error::Rejected { .. }), "{err}");
+/// # }
+/// ```
+pub trait Classify {
+    /// This error's class.
+    fn class(&self) -> ErrorClass;
+}
+
+impl Classify for StepError {
+    fn class(&self) -> ErrorClass {
+        self.class
+    }
+}
+
 fn did_you_mean(suggestions: &[String]) -> String {
     if suggestions.is_empty() {
         String::new()
@@ -218,35 +363,97 @@ impl ConfigError {
 /// Like `anyhow::Error`, it converts from any error with `?`, so a step
 /// declared `-> Result<T, StepError>` can use `?` on any fallible call.
 /// [`StepError::msg`] builds one from a message.
-pub struct StepError(Box<dyn std::error::Error + Send + Sync + 'static>);
+pub struct StepError {
+    error: Box<dyn std::error::Error + Send + Sync + 'static>,
+    class: ErrorClass,
+    /// The fallback's own error, when it failed too.
+    fallback: Option<Box<StepError>>,
+}
 
 impl StepError {
-    /// Wraps an error.
-    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self(Box::new(error))
+    fn boxed(error: Box<dyn std::error::Error + Send + Sync + 'static>) -> Self {
+        Self {
+            error,
+            class: ErrorClass::Transient,
+            fallback: None,
+        }
     }
 
-    /// An error that is only a message.
+    /// Wraps an error (transient).
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::boxed(Box::new(error))
+    }
+
+    /// An error that is only a message (transient).
     pub fn msg(message: impl Into<Cow<'static, str>>) -> Self {
-        Self(Box::new(Message(message.into())))
+        Self::boxed(Box::new(Message(message.into())))
+    }
+
+    /// Wraps an error of a type that knows its class.
+    pub fn classified(error: impl std::error::Error + Classify + Send + Sync + 'static) -> Self {
+        let class = error.class();
+        Self::new(error).with_class(class)
+    }
+
+    /// A transient error: retried, then the fallback; learned as a failure.
+    pub fn transient(error: impl Into<StepError>) -> Self {
+        error.into().with_class(ErrorClass::Transient)
+    }
+
+    /// A permanent error: not retried; the fallback runs; learned as a
+    /// failure.
+    pub fn permanent(error: impl Into<StepError>) -> Self {
+        error.into().with_class(ErrorClass::Permanent)
+    }
+
+    /// A rejected call (the caller's fault or an expected business
+    /// outcome): returned as [`Error::Rejected`], never retried, no
+    /// fallback, never learned as the pattern's failure.
+    pub fn rejected(error: impl Into<StepError>) -> Self {
+        error.into().with_class(ErrorClass::Rejected)
+    }
+
+    /// This error, classed `class`.
+    #[must_use]
+    pub fn with_class(mut self, class: ErrorClass) -> Self {
+        self.class = class;
+        self
+    }
+
+    /// How the error counts for retries, learning and the breaker.
+    #[must_use]
+    pub fn class(&self) -> ErrorClass {
+        self.class
+    }
+
+    /// When the step's fallback ran and failed too, the fallback's error
+    /// (this error is the step's own).
+    #[must_use]
+    pub fn fallback_error(&self) -> Option<&StepError> {
+        self.fallback.as_deref()
+    }
+
+    pub(crate) fn with_fallback_error(mut self, fallback: StepError) -> Self {
+        self.fallback = Some(Box::new(fallback));
+        self
     }
 
     /// Whether the step panicked (the runtime caught the panic).
     #[must_use]
     pub fn is_panic(&self) -> bool {
-        self.0.is::<Panicked>()
+        self.error.is::<Panicked>()
     }
 
     /// The underlying error, if it is an `E`.
     #[must_use]
     pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
-        self.0.downcast_ref::<E>()
+        self.error.downcast_ref::<E>()
     }
 
     /// The boxed error.
     #[must_use]
     pub fn into_inner(self) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-        self.0
+        self.error
     }
 
     pub(crate) fn panicked(payload: &(dyn std::any::Any + Send + 'static)) -> Self {
@@ -255,38 +462,38 @@ impl StepError {
             .map(|s| (*s).to_owned())
             .or_else(|| payload.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "a non-string payload".to_owned());
-        Self(Box::new(Panicked(message)))
+        Self::boxed(Box::new(Panicked(message)))
     }
 }
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for StepError {
     fn from(error: E) -> Self {
-        Self(Box::new(error))
+        Self::new(error)
     }
 }
 
 impl From<StepError> for Box<dyn std::error::Error + Send + Sync + 'static> {
     fn from(error: StepError) -> Self {
-        error.0
+        error.error
     }
 }
 
 impl std::ops::Deref for StepError {
     type Target = dyn std::error::Error + Send + Sync + 'static;
     fn deref(&self) -> &Self::Target {
-        &*self.0
+        &*self.error
     }
 }
 
 impl fmt::Debug for StepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
+        fmt::Debug::fmt(&self.error, f)
     }
 }
 
 impl fmt::Display for StepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        fmt::Display::fmt(&self.error, f)
     }
 }
 

@@ -19,7 +19,7 @@ use futures::future::Either;
 use tracing::Instrument as _;
 
 use crate::context::PatternContext;
-use crate::error::{Error, StepError};
+use crate::error::{Error, ErrorClass, StepError};
 use crate::learning::StepRecord;
 use crate::ndf::Inner;
 use crate::policy::Deadline;
@@ -44,11 +44,33 @@ pub(crate) struct Run<'a> {
     pub(crate) blocked: Vec<(usize, Blocked)>,
 }
 
-/// Why a record is held back: its confidence and the threshold it missed.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Why a record is held back: its breaker, its confidence and the
+/// threshold it missed.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Blocked {
     pub(crate) confidence: f64,
     pub(crate) threshold: f64,
+    pub(crate) state: crate::learning::BreakerState,
+    pub(crate) retry_in: Option<Duration>,
+    pub(crate) failures: u32,
+    pub(crate) calls: u64,
+    pub(crate) domain: Box<str>,
+}
+
+impl Blocked {
+    /// The error of a run refused by this gate.
+    pub(crate) fn into_error(self, pattern: &str) -> Error {
+        Error::ConfidenceThreshold {
+            pattern: pattern.to_owned(),
+            domain: self.domain.into(),
+            confidence: self.confidence,
+            threshold: self.threshold,
+            state: self.state,
+            retry_in: self.retry_in,
+            failures: self.failures,
+            calls: self.calls,
+        }
+    }
 }
 
 impl std::fmt::Debug for Cx<'_> {
@@ -71,12 +93,12 @@ impl<'a> Cx<'a> {
         self.0.log.get(index)
     }
 
-    pub(crate) fn blocked(self, index: usize) -> Option<Blocked> {
+    pub(crate) fn blocked(self, index: usize) -> Option<&'a Blocked> {
         self.0
             .blocked
             .iter()
             .find(|(i, _)| *i == index)
-            .map(|(_, b)| *b)
+            .map(|(_, b)| b)
     }
 }
 
@@ -86,8 +108,40 @@ enum Failure {
 }
 
 impl Failure {
+    /// This failure, with the fallback's own failure kept beside it.
+    fn with_fallback(self, fallback: Failure) -> Failure {
+        let fallback = match fallback {
+            Failure::Failed(e) => e,
+            Failure::TimedOut(after) => {
+                StepError::msg(format!("the fallback timed out after {after:?}"))
+            }
+        };
+        match self {
+            Failure::Failed(e) => Failure::Failed(e.with_fallback_error(fallback)),
+            // The step's own last attempt timed out: `Error::Timeout` says
+            // so, and has no source to keep the fallback's error in.
+            Failure::TimedOut(after) => {
+                drop(fallback);
+                Failure::TimedOut(after)
+            }
+        }
+    }
+
+    /// The error's class: a timeout is transient.
+    fn class(&self) -> ErrorClass {
+        match self {
+            Failure::Failed(e) => e.class(),
+            Failure::TimedOut(_) => ErrorClass::Transient,
+        }
+    }
+
     fn into_error<S: Step>(self, pattern: &str) -> Error {
         match self {
+            Failure::Failed(source) if source.class() == ErrorClass::Rejected => Error::Rejected {
+                pattern: pattern.to_owned(),
+                step: S::NAME.to_owned(),
+                source,
+            },
             Failure::Failed(source) => Error::Execution {
                 pattern: pattern.to_owned(),
                 step: S::NAME.to_owned(),
@@ -177,7 +231,11 @@ fn succeeded<S: Step>(
 
 fn failed<S: Step>(cx: Cx<'_>, index: usize, retries: u32, failure: Failure) -> Error {
     if let Some(record) = cx.record(index) {
-        record.finish(retries, false, false);
+        if failure.class() == ErrorClass::Rejected {
+            record.rejected(retries);
+        } else {
+            record.finish(retries, false, false);
+        }
     }
     failure.into_error::<S>(cx.0.pattern)
 }
@@ -355,7 +413,7 @@ async fn run<S: Step, P: Placement>(
     let meta = &S::META;
     let timeout = cx.0.inner.config.timeout_of(meta);
     if let Some(blocked) = cx.blocked(index) {
-        return Box::pin(held_back::<S>(cx, index, input, blocked)).await;
+        return Box::pin(held_back::<S>(cx, index, input, blocked.clone())).await;
     }
     if let Some(budget) = cx.0.inner.config.memory_of(meta) {
         Box::pin(crate::gating::admit_memory(cx, budget)).await?;
@@ -370,13 +428,17 @@ async fn run<S: Step, P: Placement>(
         Err(failure) => failure,
     };
     match spare {
-        Some(input) => Box::pin(recover::<S, P>(cx, index, input, failure, timeout)).await,
-        None => Err(failed::<S>(cx, index, 0, failure)),
+        Some(input) if failure.class() != ErrorClass::Rejected => {
+            Box::pin(recover::<S, P>(cx, index, input, failure, timeout)).await
+        }
+        _ => Err(failed::<S>(cx, index, 0, failure)),
     }
 }
 
-/// After a failed first attempt: the remaining retries with backoff, then
-/// the fallback.
+/// After a failed first attempt: the remaining retries with backoff (for
+/// transient errors only), then the fallback (unless the error is
+/// rejected); when the fallback fails too, its error is kept beside the
+/// step's own.
 async fn recover<S: Step, P: Placement>(
     cx: Cx<'_>,
     index: usize,
@@ -386,7 +448,7 @@ async fn recover<S: Step, P: Placement>(
 ) -> Result<(S::Output, S::Undo), Error> {
     let meta = &S::META;
     let mut retries = 0;
-    while retries < meta.retry.max_retries {
+    while retries < meta.retry.max_retries && failure.class() == ErrorClass::Transient {
         let Some(copy) = S::dup(&input) else { break };
         tokio::time::sleep(meta.retry.delay(retries)).await;
         retries += 1;
@@ -395,12 +457,16 @@ async fn recover<S: Step, P: Placement>(
             Err(again) => failure = again,
         }
     }
+    if failure.class() == ErrorClass::Rejected {
+        return Err(failed::<S>(cx, index, retries, failure));
+    }
     if let Some(fallback) = S::fallback(input, cx.0.ctx) {
         let fallback_timeout = meta
             .fallback_timeout
             .unwrap_or(cx.0.inner.config.step_timeout);
-        if let Ok(out) = attempt(fallback, fallback_timeout).await {
-            return Ok(succeeded::<S>(cx, index, retries, true, out));
+        match attempt(fallback, fallback_timeout).await {
+            Ok(out) => return Ok(succeeded::<S>(cx, index, retries, true, out)),
+            Err(also) => failure = failure.with_fallback(also),
         }
     }
     Err(failed::<S>(cx, index, retries, failure))
@@ -435,11 +501,7 @@ async fn held_back<S: Step>(
     if let Some(record) = record {
         record.held(false);
     }
-    Err(Error::ConfidenceThreshold {
-        pattern: S::NAME.to_owned(),
-        confidence: blocked.confidence,
-        threshold: blocked.threshold,
-    })
+    Err(blocked.into_error(S::NAME))
 }
 
 /// Runs the `compensate` step of `S`, stage `index`, on what was kept of its

@@ -31,6 +31,9 @@ pub fn record_level(run: Cx<'_>, index: usize, level: usize, ok: bool) {
 #[must_use]
 pub fn admit_level(run: Cx<'_>, level: usize, record: Option<usize>) -> bool {
     if let Some(blocked) = record.and_then(|r| run.blocked(r)) {
+        if let Some(held) = record.and_then(|r| run.0.log.get(r)) {
+            held.held(false);
+        }
         tracing::debug!(
             pattern = run.0.pattern,
             level,

@@ -209,6 +209,7 @@ impl Gate {
                 resource: resource.to_owned(),
                 usage,
                 limit: self.threshold.unwrap_or(1.0),
+                setting: "resource_threshold (of the `parallel!`)",
             });
         }
         let timer = self

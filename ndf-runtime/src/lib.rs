@@ -26,12 +26,13 @@ pub mod macro_support;
 
 pub use config::{Config, DomainPreset, Environment};
 pub use context::{PatternContext, Priority};
-pub use error::{ConfigError, Error, StepError, StoreError};
+pub use error::{Classify, ConfigError, Error, ErrorClass, StepError, StoreError};
 pub use exec::Cx;
 pub use flow::PhaseRule;
 pub use gating::{IdleProbe, ResourceProbe, ResourceUsage, SysinfoProbe};
 pub use learning::{
-    Confidence, Evidence, OVERFLOW_DOMAIN, PatternStats, Prior, RunLog, StepRecord,
+    BreakerState, Confidence, Evidence, FAILING_MARGIN, HEALTHY_MARGIN, OVERFLOW_DOMAIN,
+    PatternStats, Prior, RunLog, StepRecord, StoredBreaker,
 };
 pub use ndf::{Ndf, NdfBuilder};
 pub use policy::RetryPolicy;

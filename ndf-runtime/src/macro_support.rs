@@ -36,6 +36,49 @@ impl<O, E: Into<StepError>> IntoStepResult<O> for Result<O, E> {
     }
 }
 
+/// Looks for the [`Classify`](crate::Classify) impl of a step's error type:
+/// `(&&ClassProbe(&error)).ndf_error_class()` finds
+/// [`ClassifyViaTrait`] when the type has one, else [`ClassifyViaDefault`].
+#[allow(missing_debug_implementations)]
+pub struct ClassProbe<'a, E>(pub &'a E);
+
+/// The class of an error type that implements `Classify`.
+pub trait ClassifyViaTrait {
+    /// The error's class.
+    fn ndf_error_class(&self) -> Option<crate::ErrorClass>;
+}
+
+impl<E: crate::Classify> ClassifyViaTrait for &ClassProbe<'_, E> {
+    fn ndf_error_class(&self) -> Option<crate::ErrorClass> {
+        Some(self.0.class())
+    }
+}
+
+/// No class: the error type does not implement `Classify`.
+pub trait ClassifyViaDefault {
+    /// `None`.
+    fn ndf_error_class(&self) -> Option<crate::ErrorClass>;
+}
+
+impl<E> ClassifyViaDefault for ClassProbe<'_, E> {
+    fn ndf_error_class(&self) -> Option<crate::ErrorClass> {
+        None
+    }
+}
+
+/// A step fn's error as a [`StepError`] of class `class` (transient when
+/// `None`, or the `StepError`'s own).
+pub fn into_step_error<E: Into<StepError>>(
+    error: E,
+    class: Option<crate::ErrorClass>,
+) -> StepError {
+    let error = error.into();
+    match class {
+        Some(class) => error.with_class(class),
+        None => error,
+    }
+}
+
 /// The success type of a fallible step fn returning a `Result` alias.
 pub trait Fallible {
     /// The `Ok` type.

@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::context::PatternContext;
-use crate::error::{Error, StoreError};
+use crate::error::{Error, ErrorClass, StoreError};
 use crate::exec::{Cx, Run};
 use crate::flush::FlushState;
 use crate::gating::{IdleProbe, ResourceProbe};
 use crate::learning::{
-    Clock, Confidence, GateQuery, Learned, PatternStats, RunLog, RunRecord, StatsTable, StepRecord,
+    Clock, Confidence, GateQuery, Learned, PatternStats, RunEnd, RunLog, RunRecord, StatsTable,
+    StepRecord,
 };
 use crate::registry::Registry;
 use crate::security::missing_permissions;
@@ -122,12 +123,10 @@ impl Ndf {
             domain: ctx.domain(),
         };
         let mut gates = self.inner.stats.gates(&query, &self.inner.config, started);
-        if let Some(blocked) = gates.workflow {
-            return Err(Error::ConfidenceThreshold {
-                pattern: W::NAME.to_owned(),
-                confidence: blocked.confidence,
-                threshold: blocked.threshold,
-            });
+        if let Some(blocked) = gates.workflow.take() {
+            let error = blocked.into_error(W::NAME);
+            self.refused(gates.entry, W::NAME, W::METAS, &error);
+            return Err(error);
         }
         crate::gating::admit_run(&self.inner, W::SHAPE.degradation_chains > 0).await?;
         let log = <W::Log as RunLog>::empty();
@@ -149,7 +148,15 @@ impl Ndf {
                 degradation_level = tracing::field::Empty,
             );
             let result = Box::pin(workflow.execute(Cx(&run), input).instrument(span.clone())).await;
-            span.record("outcome", if result.is_ok() { "ok" } else { "error" });
+            span.record(
+                "outcome",
+                match &result {
+                    Ok(_) => "ok",
+                    Err(Error::ConfidenceThreshold { .. }) => "refused",
+                    Err(e) if e.class() == ErrorClass::Rejected => "rejected",
+                    Err(_) => "error",
+                },
+            );
             if let Some(level) = log
                 .records()
                 .iter()
@@ -163,23 +170,76 @@ impl Ndf {
             workflow.execute(Cx(&run), input).await
         };
         let now = tokio::time::Instant::now();
+        let end = match &result {
+            Ok(_) => RunEnd::Ok,
+            // A step held back by its gate: the run was refused, not failed.
+            Err(Error::ConfidenceThreshold { .. }) => RunEnd::Refused,
+            Err(e) if e.class() == ErrorClass::Rejected => RunEnd::Rejected,
+            Err(_) => RunEnd::Failed,
+        };
+        if let (RunEnd::Refused, Err(error)) = (end, &result) {
+            tracing::info!(pattern = W::NAME, domain = ctx.domain(), %error, "run refused by a step's gate");
+        }
         let record = RunRecord {
             entry: gates.entry,
             workflow: W::NAME,
             metas: W::METAS,
-            ok: result.is_ok(),
+            end,
             latency: now - started,
             log: log.records(),
         };
+        self.learn_run(&record, now);
+        result
+    }
+
+    /// Queues or learns one ended run (see [`StatsTable::record_run`]).
+    fn learn_run(&self, record: &RunRecord<'_>, now: tokio::time::Instant) {
         let inner = &*self.inner;
-        let (queued, learned) = inner.stats.record_run(&record, &inner.config, now);
+        let (queued, learned) = inner.stats.record_run(record, &inner.config, now);
         inner.report(&learned);
         let applied = queued.waiting >= inner.config.learning_batch && inner.learn(false);
         if !applied && (queued.first || queued.waiting >= inner.config.learning_batch) {
             // Left queued: the learner applies it within `learning_interval`.
             inner.learning.notify_one();
         }
-        result
+    }
+
+    /// A run its workflow's gate refused: an event in a `ndf.workflow`
+    /// span, and the refusal learned (held back, the `refused` outcome of
+    /// `ndf_runs_total`, the success-rate alert).
+    #[cold]
+    fn refused(
+        &self,
+        entry: usize,
+        workflow: &'static str,
+        metas: &'static [Option<&'static crate::step::StepMeta>],
+        error: &Error,
+    ) {
+        let Error::ConfidenceThreshold {
+            pattern, domain, ..
+        } = error
+        else {
+            return;
+        };
+        let span = tracing::info_span!(
+            "ndf.workflow",
+            pattern = %pattern,
+            domain = %domain,
+            outcome = "refused"
+        );
+        span.in_scope(|| tracing::info!(%error, "run refused by the workflow's gate"));
+        let now = tokio::time::Instant::now();
+        self.learn_run(
+            &RunRecord {
+                entry,
+                workflow,
+                metas,
+                end: RunEnd::Refused,
+                latency: Duration::ZERO,
+                log: &[],
+            },
+            now,
+        );
     }
 
     /// Registers a named workflow, for [`Ndf::run_named`].
@@ -290,6 +350,25 @@ impl Ndf {
         self.inner
             .stats
             .confidence(pattern, domain, self.inner.config.prior)
+    }
+
+    /// The state of the gate of `pattern` (a workflow or step name) in
+    /// `domain`: `closed` (served), `open` (held back until its break is
+    /// over) or `half_open` (probes decide); `None` before its first run.
+    #[must_use]
+    pub fn breaker(&self, pattern: &str, domain: &str) -> Option<crate::BreakerState> {
+        self.inner.learn(true);
+        self.inner.stats.breaker(pattern, domain)
+    }
+
+    /// Forgets what the gate learned of `pattern` (a workflow or step name)
+    /// in `domain`: its confidence evidence and its breaker start afresh
+    /// (closed), as after a fix. Counters (executions, failures, …) are
+    /// kept. Returns whether there was anything to reset.
+    #[allow(clippy::must_use_candidate, reason = "called for its effect")]
+    pub fn reset(&self, pattern: &str, domain: &str) -> bool {
+        self.inner.learn(true);
+        self.inner.stats.reset(pattern, domain)
     }
 
     /// What has been learned of `pattern` (a workflow or step name) in `domain`.
@@ -433,7 +512,7 @@ impl NdfBuilder {
             _ => load(),
         }?;
         for row in rows {
-            stats.seed(&row, self.config.prior);
+            stats.seed(&row);
         }
         let timeline = Timeline::default();
         timeline.seed(points, self.config.timeline_points);

@@ -28,12 +28,13 @@ pub use ndf_macros::{degrade, orchestrate, parallel, pattern, sequential};
 #[cfg(feature = "prometheus")]
 pub use ndf_runtime::serve_prometheus;
 pub use ndf_runtime::{
-    Alert, AlertKind, AlertSink, Confidence, Config, ConfigError, Cx, Dashboard, DomainPreset,
-    Environment, Error, Evidence, ExposeSecret, HistogramBin, IdleProbe, LearningStore,
-    MemoryStore, Ndf, NdfBuilder, OVERFLOW_DOMAIN, Overview, PatternContext, PatternPanel,
-    PatternReport, PatternStats, Percentiles, PhaseRule, Prior, Priority, REDACTED, RecentRun,
-    Report, ResourceProbe, ResourceUsage, Resources, ResponseSeries, RetryPolicy, RunLog,
-    SecretString, Shape, SqliteStore, Step, StepError, StepMeta, StepRecord, StoreError,
+    Alert, AlertKind, AlertSink, BreakerState, Classify, Confidence, Config, ConfigError, Cx,
+    Dashboard, DomainPreset, Environment, Error, ErrorClass, Evidence, ExposeSecret,
+    FAILING_MARGIN, HEALTHY_MARGIN, HistogramBin, IdleProbe, LearningStore, MemoryStore, Ndf,
+    NdfBuilder, OVERFLOW_DOMAIN, Overview, PatternContext, PatternPanel, PatternReport,
+    PatternStats, Percentiles, PhaseRule, Prior, Priority, REDACTED, RecentRun, Report,
+    ResourceProbe, ResourceUsage, Resources, ResponseSeries, RetryPolicy, RunLog, SecretString,
+    Shape, SqliteStore, Step, StepError, StepMeta, StepRecord, StoreError, StoredBreaker,
     StoredPoint, StoredStats, SysinfoProbe, TimelinePoint, TracingSink, Usage, Workflow,
     is_secret_key,
 };
@@ -43,8 +44,8 @@ pub use ndf_runtime::{DashboardHandle, DashboardOptions};
 /// Everything a user of ndf imports: `use ndf::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Config, Environment, MemoryStore, Ndf, PatternContext, Priority, StepError, Workflow,
-        degrade, orchestrate, parallel, pattern, sequential,
+        Classify, Config, Environment, ErrorClass, MemoryStore, Ndf, PatternContext, Priority,
+        StepError, Workflow, degrade, orchestrate, parallel, pattern, sequential,
     };
 }
 

@@ -58,6 +58,7 @@ pub fn assert_exhausted(err: ndf::Error, expected: (&str, f64, f64)) {
             resource,
             usage,
             limit,
+            ..
         } => assert_eq!((resource.as_str(), usage, limit), expected),
         other => panic!("expected ResourceExhausted, got {other:?}"),
     }

@@ -129,7 +129,19 @@ fn call(ident: &syn::Ident, sig: &StepSignature, p: &TokenStream) -> TokenStream
     let result = if let Returns::Value(_) = &sig.returns {
         quote!(#p::infallible(#ident(#(#args),*).await))
     } else {
-        quote!(#p::IntoStepResult::into_step_result(#ident(#(#args),*).await))
+        // The error's class: its `Classify` impl when it has one (autoref
+        // specialization on the concrete error type), else transient.
+        quote! {
+            match #ident(#(#args),*).await {
+                #p::Ok(__out) => #p::Ok(__out),
+                #p::Err(__error) => {
+                    #[allow(unused_imports)]
+                    use #p::{ClassifyViaDefault as _, ClassifyViaTrait as _};
+                    let __class = (&&#p::ClassProbe(&__error)).ndf_error_class();
+                    #p::Err(#p::into_step_error(__error, __class))
+                }
+            }
+        }
     };
     quote! {
         #ignore_input

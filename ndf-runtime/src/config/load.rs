@@ -19,7 +19,11 @@ const KEYS: &[&str] = &[
     "cpu_limit",
     "memory_limit",
     "resource_wait",
-    "gate_retry",
+    "break_duration",
+    "half_open_probes",
+    "gate_alpha",
+    "evidence_half_life",
+    "resource_gating",
     "latency_alert",
     "flush_interval",
     "flush_every",
@@ -59,6 +63,31 @@ fn fraction(key: &str, text: &str) -> Result<f64, ConfigError> {
             key,
             format_args!("{text:?}"),
             "expected a number between 0 and 1",
+        )),
+    }
+}
+
+/// A number strictly between 0 and 1.
+fn open_fraction(key: &str, text: &str) -> Result<f64, ConfigError> {
+    match text.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x < 1.0 => Ok(x),
+        _ => Err(ConfigError::new(
+            key,
+            format_args!("{text:?}"),
+            "expected a number above 0 and below 1, such as 0.001",
+        )),
+    }
+}
+
+/// `true` or `false` (also `1`/`0`, `yes`/`no`, `on`/`off`), in any case.
+fn boolean(key: &str, text: &str) -> Result<bool, ConfigError> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::new(
+            key,
+            format_args!("{text:?}"),
+            "expected `true` or `false`",
         )),
     }
 }
@@ -113,7 +142,13 @@ impl Config {
             "memory_limit" => self.memory_limit = fraction(shown, text)?,
             "step_timeout" => self.step_timeout = duration(shown, text)?,
             "resource_wait" => self.resource_wait = duration(shown, text)?,
-            "gate_retry" => self.gate_retry = duration(shown, text)?,
+            "break_duration" => self.break_duration = duration(shown, text)?,
+            "half_open_probes" => {
+                self.half_open_probes = at_least_one(shown, text, "probes")?;
+            }
+            "gate_alpha" => self.gate_alpha = open_fraction(shown, text)?,
+            "evidence_half_life" => self.evidence_half_life = duration(shown, text)?,
+            "resource_gating" => self.resource_gating = boolean(shown, text)?,
             "latency_alert" => self.latency_alert = Some(duration(shown, text)?),
             "flush_interval" => self.flush_interval = duration(shown, text)?,
             "flush_every" => self.flush_every = at_least_one(shown, text, "runs")?,
@@ -270,10 +305,11 @@ fn scalar(key: &str, value: &toml::Value) -> Result<String, ConfigError> {
         toml::Value::String(s) => Ok(s.clone()),
         toml::Value::Integer(i) => Ok(i.to_string()),
         toml::Value::Float(f) => Ok(f.to_string()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
         other => Err(ConfigError::new(
             key,
             kind(other),
-            "expected a number or a string",
+            "expected a number, a boolean or a string",
         )),
     }
 }

@@ -77,9 +77,27 @@ pub struct Config {
     pub domains: BTreeMap<String, DomainPreset>,
     /// The prior of every confidence posterior (default `Beta(1, 1)`).
     pub prior: Prior,
-    /// How often a pattern held back by low confidence gets one trial run,
-    /// so that it can earn its confidence back.
-    pub gate_retry: Duration,
+    /// How long an open breaker refuses a pattern before it lets probes
+    /// through (default 5 s; see [`BreakerState`](crate::BreakerState)).
+    pub break_duration: Duration,
+    /// Probe runs a half-open breaker admits (default 5); it closes once
+    /// `⌈probes × threshold⌉` of them succeed.
+    pub half_open_probes: u32,
+    /// The evidence the gate needs before it holds a pattern back: it opens
+    /// when the recent outcomes are `1 / gate_alpha` times likelier if the
+    /// success rate is 0.15 below the threshold than if it is 0.05 above
+    /// (default 0.001). A pattern at or above threshold + 0.05 is then held
+    /// back falsely at most once per `1 / gate_alpha` runs on average.
+    pub gate_alpha: f64,
+    /// Wall time over which the gate's evidence halves (default 10 min):
+    /// old failures do not hold a pattern back after a quiet spell.
+    pub evidence_half_life: Duration,
+    /// Whether every run waits while the machine's CPU or memory is above
+    /// `cpu_limit`/`memory_limit` (default `false`: only what asked for
+    /// gating waits: a `parallel!`'s `resource_threshold`, a step's
+    /// `memory` budget; a `degrade!` goes straight to its cheapest level
+    /// under pressure either way).
+    pub resource_gating: bool,
     /// The p95 latency of recent runs above which a workflow raises a
     /// latency alert; `None` (the default) raises none.
     pub latency_alert: Option<Duration>,
@@ -145,7 +163,11 @@ impl Config {
             resource_wait: Duration::from_secs(5),
             domains: default_domains(),
             prior: Prior::default(),
-            gate_retry: Duration::from_secs(30),
+            break_duration: Duration::from_secs(5),
+            half_open_probes: 5,
+            gate_alpha: 0.001,
+            evidence_half_life: Duration::from_mins(10),
+            resource_gating: false,
             latency_alert: None,
             flush_interval: Duration::from_secs(5),
             flush_every: 10_000,
@@ -224,6 +246,20 @@ impl Config {
                 return Err(ConfigError::new(key, value, "must be between 0 and 1"));
             }
         }
+        if !(self.gate_alpha > 0.0 && self.gate_alpha < 1.0) {
+            return Err(ConfigError::new(
+                "gate_alpha",
+                self.gate_alpha,
+                "must be above 0 and below 1",
+            ));
+        }
+        if self.half_open_probes == 0 {
+            return Err(ConfigError::new(
+                "half_open_probes",
+                self.half_open_probes,
+                "must be at least 1",
+            ));
+        }
         for (key, value) in [
             ("timeline_points", self.timeline_points),
             ("learning_batch", self.learning_batch),
@@ -235,6 +271,8 @@ impl Config {
         }
         for (key, value) in [
             ("step_timeout", self.step_timeout),
+            ("break_duration", self.break_duration),
+            ("evidence_half_life", self.evidence_half_life),
             ("timeline_interval", self.timeline_interval),
             ("learning_interval", self.learning_interval),
             ("retention", self.retention),

@@ -37,20 +37,29 @@ async fn wait_until_admitted(
     }
 }
 
-/// Admission of a run: while CPU or memory use is above the configured
-/// limits, the run waits up to `resource_wait`. Past it, a workflow with a
-/// degradation chain runs anyway (its chains skip to their cheapest level
-/// while the machine is loaded); any other fails with
-/// [`Error::ResourceExhausted`] naming the resource, the reading and the
-/// limit.
+/// Admission of a run, only with `Config::resource_gating` on (off by
+/// default: unrelated load on the machine never stalls a workflow that did
+/// not ask for gating). A workflow with a degradation chain is admitted at
+/// once: its chains go straight to their cheapest level while the machine
+/// is loaded. Any other waits up to `resource_wait` while CPU or memory use
+/// is above the configured limits, then fails with
+/// [`Error::ResourceExhausted`] naming the resource, the reading, the limit
+/// and the setting.
 pub(crate) async fn admit_run(inner: &Inner, can_degrade: bool) -> Result<(), Error> {
+    if !inner.config.resource_gating || can_degrade {
+        return Ok(());
+    }
     match wait_until_admitted(inner, |u| inner.config.over_limits(u)).await {
         None => Ok(()),
-        Some(_) if can_degrade => Ok(()),
         Some((resource, usage, limit)) => Err(Error::ResourceExhausted {
             resource: resource.to_owned(),
             usage,
             limit,
+            setting: if resource == "cpu" {
+                "cpu_limit"
+            } else {
+                "memory_limit"
+            },
         }),
     }
 }
@@ -73,6 +82,7 @@ pub(crate) async fn admit_memory(run: Cx<'_>, budget: u64) -> Result<(), Error> 
             resource: resource.to_owned(),
             usage,
             limit,
+            setting: "memory (the step's budget)",
         }),
     }
 }

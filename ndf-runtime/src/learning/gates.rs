@@ -4,6 +4,7 @@ use tokio::time::Instant;
 
 use std::sync::Arc;
 
+use super::breaker::{Admission, BreakerState};
 use super::stats::{EntryGate, GateIndex, StatsTable, Tables, entry_index};
 use crate::config::Config;
 use crate::exec::Blocked;
@@ -27,12 +28,12 @@ pub(crate) struct Gates {
 }
 
 impl StatsTable {
-    /// The records of a run held back by low confidence, and whether the
-    /// workflow itself is: a pattern is held back once it has `min_samples`
-    /// outcomes and its mean is below its threshold, except for one trial run
-    /// every `gate_retry`, so that it can earn its confidence back.
+    /// The records of a run held back by their gates, and whether the
+    /// workflow itself is: a pattern whose breaker is open is held back
+    /// until its break is over; a half-open one admits its probes and holds
+    /// back the rest (see [`Breaker`](super::breaker)).
     pub(crate) fn gates(&self, query: &GateQuery<'_>, config: &Config, now: Instant) -> Gates {
-        if let Some(gates) = self.gates_unlocked(query, config) {
+        if let Some(gates) = self.gates_unlocked(query) {
             return gates;
         }
         let mut guard = self.lock();
@@ -49,42 +50,31 @@ impl StatsTable {
             self.publish_entry(tables, index);
         }
         let entry = &tables.entries[index];
+        let domain = &entry.domain;
         let mut judge = |slot: usize, threshold: f64| -> Option<Blocked> {
-            let evidence = tables.confidence[slot].evidence;
-            let mean = evidence.mean(config.prior);
             let s = &mut tables.confidence[slot];
-            if evidence.samples < config.min_samples || mean >= threshold {
-                s.trial = None;
-                s.gate.set_trial(false);
-                return None;
-            }
-            s.gate.set_trial(true);
-            match s.trial {
-                Some(last) if now.duration_since(last) >= config.gate_retry => {
-                    s.trial = Some(now);
+            match s.breaker.admit(now, config) {
+                Admission::Serve => None,
+                Admission::Probe => {
+                    s.gate.publish(BreakerState::HalfOpen);
                     None
                 }
-                Some(_) => Some(Blocked {
-                    confidence: mean,
-                    threshold,
-                }),
-                None => {
-                    // Just fell below: the cool-down starts now.
-                    s.trial = Some(now);
+                Admission::Refuse { state, retry_in } => {
+                    let view = s.breaker.view(config);
                     Some(Blocked {
-                        confidence: mean,
+                        confidence: s.evidence.mean(config.prior),
                         threshold,
+                        state,
+                        retry_in,
+                        failures: view.failures,
+                        calls: view.calls,
+                        domain: domain.clone(),
                     })
                 }
             }
         };
         let workflow = judge(entry.run_slot, config.confidence_threshold);
         if workflow.is_some() {
-            // Refused before it started: not an execution, but counted, so
-            // that reports and the dashboard show the refusals.
-            if let Some(entry) = tables.entries.get_mut(index) {
-                entry.run.held_back += 1;
-            }
             return Gates {
                 entry: index,
                 workflow,
@@ -116,22 +106,17 @@ impl StatsTable {
     /// The gates of a run judged without the lock, from what learning
     /// published: `Some` when its entry exists and nothing is held back or
     /// cooling down (the happy path); `None` sends the run to the lock.
-    fn gates_unlocked(&self, query: &GateQuery<'_>, config: &Config) -> Option<Gates> {
+    fn gates_unlocked(&self, query: &GateQuery<'_>) -> Option<Gates> {
         let index = self.index.load();
         let entry = index.get(query.workflow)?.iter().find(|e| {
             &*e.domain == query.domain
                 && (std::ptr::eq(e.steps, query.steps) || e.steps == query.steps)
         })?;
-        if !entry
-            .run
-            .passes(config.confidence_threshold, config.min_samples)
-        {
+        if !entry.run.passes() {
             return None;
         }
         for (gate, meta) in entry.step_gates.iter().zip(query.metas) {
-            if let Some(meta) = meta
-                && !gate.passes(config.threshold_of(meta), config.min_samples)
-            {
+            if meta.is_some() && !gate.passes() {
                 return None;
             }
         }

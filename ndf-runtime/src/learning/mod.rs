@@ -1,5 +1,6 @@
 //! What the runtime learns from every run.
 
+mod breaker;
 mod confidence;
 mod gates;
 mod outliers;
@@ -8,8 +9,10 @@ mod record;
 mod reporting;
 mod stats;
 
+pub use breaker::{BreakerState, FAILING_MARGIN, HEALTHY_MARGIN, StoredBreaker};
 pub use confidence::{Confidence, Evidence, Prior};
 pub(crate) use gates::GateQuery;
+pub(crate) use pending::RunEnd;
 pub(crate) use record::StepOutcome;
 pub use record::{RunLog, StepRecord};
 pub(crate) use reporting::WorkflowReading;

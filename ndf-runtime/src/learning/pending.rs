@@ -23,10 +23,23 @@ pub(super) struct RunHead {
     /// Its entry's id.
     pub(super) entry: usize,
     pub(super) metas: &'static [Option<&'static StepMeta>],
-    pub(super) ok: bool,
+    pub(super) end: RunEnd,
     pub(super) latency: Duration,
     /// When it ended.
     pub(super) at: Instant,
+}
+
+/// How a run ended, as learning sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunEnd {
+    /// It succeeded.
+    Ok,
+    /// It failed: learned as the pattern's failure.
+    Failed,
+    /// It ended with a rejected error: counted, never learned as a failure.
+    Rejected,
+    /// Its gate refused it: it did not run.
+    Refused,
 }
 
 /// A run waiting to be learned.

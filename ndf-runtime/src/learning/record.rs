@@ -14,6 +14,9 @@ const COMPENSATION_FAILED: u32 = 1 << 20;
 const LEVEL: u32 = 1 << 21;
 /// The step was held back by low confidence and did not run.
 const HELD: u32 = 1 << 22;
+/// The step's error was rejected (see `ErrorClass::Rejected`): counted,
+/// never learned as its failure.
+const REJECTED: u32 = 1 << 23;
 
 /// The outcome of one step in one run, in one atomic word.
 ///
@@ -41,6 +44,8 @@ pub(crate) struct StepOutcome {
     pub(crate) level: Option<u32>,
     /// Held back by low confidence: the step did not run.
     pub(crate) held: bool,
+    /// It ended with a rejected error.
+    pub(crate) rejected: bool,
 }
 
 impl StepOutcome {
@@ -63,6 +68,11 @@ impl StepRecord {
             bits |= FALLBACK;
         }
         self.set(bits);
+    }
+
+    /// The step ended with a rejected error (no retry, no fallback).
+    pub(crate) fn rejected(&self, retries: u32) {
+        self.set(retries.min(RETRIES) | FAILED | REJECTED);
     }
 
     fn set(&self, bits: u32) {
@@ -109,6 +119,7 @@ impl StepOutcome {
             retries: if bits & LEVEL == 0 { bits & RETRIES } else { 0 },
             level: (bits & LEVEL != 0).then_some(bits & RETRIES),
             held: bits & HELD != 0,
+            rejected: bits & REJECTED != 0,
             fallback: bits & FALLBACK != 0,
             compensated: bits & COMPENSATED != 0,
             compensation_failed: bits & COMPENSATION_FAILED != 0,
@@ -156,6 +167,7 @@ mod tests {
                 compensation_failed: true,
                 level: None,
                 held: false,
+                rejected: false,
             }
         );
     }

@@ -46,7 +46,9 @@ impl StatsTable {
                     .filter(|(at, _, _)| *at >= since)
                     .map(|(_, d, ok)| (*d, *ok))
                     .collect(),
+                refused: e.refused.iter().filter(|at| **at >= since).count() as u64,
                 confidence: slot.map(|s| s.evidence.confidence(prior)),
+                breaker: slot.map(|s| s.breaker.state()).unwrap_or_default(),
                 trend: slot
                     .map(|s| s.trend.iter().copied().collect())
                     .unwrap_or_default(),
@@ -74,6 +76,8 @@ impl StatsTable {
             let slot = confidence(&pattern, &domain);
             rows.push(ReportRow {
                 confidence: slot.map(|s| s.evidence.confidence(prior)),
+                breaker: slot.map(|s| s.breaker.state()).unwrap_or_default(),
+                refused: 0,
                 trend: slot
                     .map(|s| s.trend.iter().copied().collect())
                     .unwrap_or_default(),

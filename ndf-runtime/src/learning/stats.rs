@@ -1,7 +1,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use rustc_hash::FxHashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::breaker::{Breaker, BreakerState, Transition};
 use super::confidence::{Confidence, Evidence, Prior};
 use super::outliers::LatencyWindow;
-use super::pending::{Pending, PendingRun, Queued, RunHead};
+use super::pending::{Pending, PendingRun, Queued, RunEnd, RunHead};
 use super::record::{StepOutcome, StepRecord};
 use crate::config::Config;
 use crate::step::StepMeta;
@@ -41,9 +42,17 @@ pub struct PatternStats {
     /// Runs whose latency was an outlier against the recent ones (median
     /// absolute deviation).
     pub outliers: u64,
-    /// Times the step was held back by low confidence (its fallback, if
-    /// any, served: counted in `fallbacks`).
+    /// Times the pattern was held back by its gate and did not run: a
+    /// refused workflow run, or a step whose fallback or next degradation
+    /// level served instead (counted in `fallbacks` when its fallback
+    /// served).
     pub held_back: u64,
+    /// Runs that ended with a rejected error (the caller's fault or an
+    /// expected business outcome, see [`ErrorClass::Rejected`]): neither
+    /// successes nor failures, and never learned as the pattern's failure.
+    ///
+    /// [`ErrorClass::Rejected`]: crate::ErrorClass::Rejected
+    pub rejected: u64,
     /// Sum of run latencies of workflows, in microseconds.
     pub total_latency_us: u64,
 }
@@ -72,6 +81,7 @@ impl PatternStats {
             degradations: self.degradations.saturating_sub(earlier.degradations),
             outliers: self.outliers.saturating_sub(earlier.outliers),
             held_back: self.held_back.saturating_sub(earlier.held_back),
+            rejected: self.rejected.saturating_sub(earlier.rejected),
             total_latency_us: self
                 .total_latency_us
                 .saturating_sub(earlier.total_latency_us),
@@ -90,11 +100,14 @@ impl PatternStats {
         self.degradations += other.degradations;
         self.outliers += other.outliers;
         self.held_back += other.held_back;
+        self.rejected += other.rejected;
         self.total_latency_us = self.total_latency_us.saturating_add(other.total_latency_us);
     }
 
     fn add_step(&mut self, o: StepOutcome) {
-        if o.ran {
+        if o.rejected {
+            self.rejected += 1;
+        } else if o.ran {
             self.executions += 1;
             if o.ok {
                 self.successes += 1;
@@ -125,6 +138,8 @@ pub(super) struct WorkflowEntry {
     pub(super) latencies: LatencyWindow,
     /// Recent runs: when, how long, whether they succeeded.
     pub(super) recent: VecDeque<Run>,
+    /// When recent runs were refused by the gate.
+    pub(super) refused: VecDeque<Instant>,
     pub(super) alerts: AlertState,
     pub(super) metrics: EntryMetrics,
 }
@@ -147,8 +162,8 @@ pub(crate) struct Learned {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Slot {
     pub(crate) evidence: Evidence,
-    /// When the pattern, held back by low confidence, last had a trial run.
-    pub(crate) trial: Option<Instant>,
+    /// The gate of the pattern, as a circuit breaker.
+    pub(crate) breaker: Breaker,
     /// Recent confidence means, oldest first.
     pub(crate) trend: VecDeque<f64>,
     /// The low-confidence alert while it is raised (alerts fire on crossings).
@@ -157,34 +172,67 @@ pub(crate) struct Slot {
     pub(crate) gate: Arc<SlotGate>,
 }
 
-/// What gating reads of one (pattern, domain) without a lock: its
-/// confidence mean and outcomes, published whenever they change, and
-/// whether a trial cool-down runs (then gating judges under the lock).
+/// What gating reads of one (pattern, domain) without a lock: whether its
+/// breaker is closed, published whenever that changes (a breaker that is
+/// not is judged under the lock).
 #[derive(Debug, Default)]
 pub(crate) struct SlotGate {
-    mean: AtomicU64,
-    samples: AtomicU64,
-    trial: AtomicBool,
+    not_closed: AtomicBool,
 }
 
 impl SlotGate {
-    /// Publishes `mean`, the mean of `evidence`.
-    fn publish(&self, mean: f64, evidence: &Evidence) {
-        self.mean.store(mean.to_bits(), Ordering::Relaxed);
-        self.samples.store(evidence.samples, Ordering::Relaxed);
+    /// Publishes the breaker's state.
+    pub(super) fn publish(&self, state: BreakerState) {
+        self.not_closed
+            .store(state != BreakerState::Closed, Ordering::Relaxed);
     }
 
-    /// Records whether a trial cool-down runs.
-    pub(super) fn set_trial(&self, running: bool) {
-        self.trial.store(running, Ordering::Relaxed);
+    /// Whether the breaker is closed: the slot holds nothing back.
+    pub(super) fn passes(&self) -> bool {
+        !self.not_closed.load(Ordering::Relaxed)
     }
+}
 
-    /// Whether the slot surely holds nothing back: too few outcomes, or a
-    /// mean at or above `threshold`, and no trial cool-down running.
-    pub(super) fn passes(&self, threshold: f64, min_samples: u64) -> bool {
-        !self.trial.load(Ordering::Relaxed)
-            && (self.samples.load(Ordering::Relaxed) < min_samples
-                || f64::from_bits(self.mean.load(Ordering::Relaxed)) >= threshold)
+impl Slot {
+    /// Learns one outcome of the pattern `who` (pattern, domain) with
+    /// threshold `threshold`, ended at `at`: its confidence and its
+    /// breaker; an opening breaker raises the confidence alert, a closing
+    /// one clears it. Returns the new confidence mean.
+    fn learn(
+        &mut self,
+        ok: bool,
+        who: (&str, &str),
+        threshold: f64,
+        at: Instant,
+        config: &Config,
+        alerts: &mut Vec<Alert>,
+    ) -> f64 {
+        let mean = self.observe(ok, config.learning_rate, config.prior);
+        match self.breaker.observe(ok, threshold, at, config) {
+            Some(Transition::Opened) => {
+                self.gate.publish(BreakerState::Open);
+                let view = self.breaker.view(config);
+                let raised = alert(
+                    who,
+                    AlertKind::Confidence,
+                    mean,
+                    threshold,
+                    &format!(
+                        "held back: its success rate is credibly below {threshold:.2} ({} of its last {} outcomes failed; confidence {mean:.2}); probes in {:?}",
+                        view.failures, view.calls, config.break_duration
+                    ),
+                );
+                self.alerted = Some(raised.clone());
+                alerts.push(raised);
+            }
+            Some(Transition::Reopened) => self.gate.publish(BreakerState::Open),
+            Some(Transition::Closed) => {
+                self.gate.publish(BreakerState::Closed);
+                self.alerted = None;
+            }
+            None => {}
+        }
+        mean
     }
 }
 
@@ -196,7 +244,6 @@ impl Slot {
     fn observe(&mut self, ok: bool, learning_rate: f64, prior: Prior) -> f64 {
         self.evidence.observe(ok, learning_rate);
         let mean = self.evidence.mean(prior);
-        self.gate.publish(mean, &self.evidence);
         if self.trend.len() == TREND {
             self.trend.pop_front();
         }
@@ -247,20 +294,6 @@ impl Tables {
             return;
         };
         learned.runs += 1;
-        entry.run.executions += 1;
-        if run.ok {
-            entry.run.successes += 1;
-        } else {
-            entry.run.failures += 1;
-        }
-        entry.run.total_latency_us = entry.run.total_latency_us.saturating_add(micros);
-        let outlier = entry.latencies.observe(run.latency);
-        entry.run.outliers += u64::from(outlier);
-        if entry.recent.len() == RECENT {
-            entry.recent.pop_front();
-        }
-        entry.recent.push_back((run.at, run.latency, run.ok));
-
         let alerts = &mut learned.alerts;
         let rules = AlertRules {
             min_samples: config.min_samples,
@@ -268,39 +301,59 @@ impl Tables {
             latency_alert: config.latency_alert,
         };
         let domain: &str = &entry.domain;
-        entry
-            .alerts
-            .observe((run.workflow, domain), run.latency, run.ok, rules, alerts);
-        let (lr, prior) = (config.learning_rate, config.prior);
-        let mut learn = |slot: usize, name: &str, ok: bool, threshold: f64| {
-            let s = &mut tables.confidence[slot];
-            let mean = s.observe(ok, lr, prior);
-            let samples = s.evidence.samples;
-            let low = samples >= config.min_samples && mean < threshold;
-            if !low {
-                s.alerted = None;
-            } else if s.alerted.is_none() {
-                let raised = alert(
-                    (name, domain),
-                    AlertKind::Confidence,
-                    mean,
-                    threshold,
-                    &format!(
-                        "confidence {mean:.2} fell below {threshold:.2} after {samples} outcomes"
-                    ),
-                );
-                s.alerted = Some(raised.clone());
-                alerts.push(raised);
+        match run.end {
+            RunEnd::Refused => {
+                // Refused by its gate before it started: not an execution,
+                // but a call that was not served.
+                entry.run.held_back += 1;
+                if entry.refused.len() == RECENT {
+                    entry.refused.pop_front();
+                }
+                entry.refused.push_back(run.at);
+                entry
+                    .alerts
+                    .observe((run.workflow, domain), run.latency, false, rules, alerts);
+                entry.metrics.refused();
+                return;
             }
-            mean
+            RunEnd::Rejected => entry.run.rejected += 1,
+            RunEnd::Ok | RunEnd::Failed => {
+                let ok = run.end == RunEnd::Ok;
+                entry.run.executions += 1;
+                if ok {
+                    entry.run.successes += 1;
+                } else {
+                    entry.run.failures += 1;
+                }
+                entry.run.total_latency_us = entry.run.total_latency_us.saturating_add(micros);
+            }
+        }
+        let ran = run.end != RunEnd::Rejected;
+        let ok = run.end == RunEnd::Ok;
+        let outlier = ran && entry.latencies.observe(run.latency);
+        entry.run.outliers += u64::from(outlier);
+        if ran {
+            if entry.recent.len() == RECENT {
+                entry.recent.pop_front();
+            }
+            entry.recent.push_back((run.at, run.latency, ok));
+            entry
+                .alerts
+                .observe((run.workflow, domain), run.latency, ok, rules, alerts);
+        }
+        let at = run.at;
+        let mut learn = |slot: usize, name: &str, ok: bool, threshold: f64| {
+            tables.confidence[slot].learn(ok, (name, domain), threshold, at, config, alerts)
         };
-        let run_mean = learn(
-            entry.run_slot,
-            run.workflow,
-            run.ok,
-            config.confidence_threshold,
-        );
-        entry.metrics.run(run.ok, run.latency, outlier, run_mean);
+        let run_mean = ran.then(|| {
+            learn(
+                entry.run_slot,
+                run.workflow,
+                ok,
+                config.confidence_threshold,
+            )
+        });
+        entry.metrics.run(run.end, run.latency, outlier, run_mean);
         for (i, (stats, bits)) in entry.step_stats.iter_mut().zip(steps).enumerate() {
             let outcome = StepOutcome::decode(bits);
             if outcome.level.is_some() && entry.steps[i] == run.workflow {
@@ -318,7 +371,7 @@ impl Tables {
                 continue;
             }
             stats.add_step(outcome);
-            let confidence = outcome.ran.then(|| {
+            let confidence = (outcome.ran && !outcome.rejected).then(|| {
                 let threshold = run
                     .metas
                     .get(i)
@@ -393,7 +446,7 @@ pub(crate) struct RunRecord<'a> {
     pub(crate) entry: usize,
     pub(crate) workflow: &'static str,
     pub(crate) metas: &'static [Option<&'static StepMeta>],
-    pub(crate) ok: bool,
+    pub(crate) end: RunEnd,
     pub(crate) latency: Duration,
     pub(crate) log: &'a [StepRecord],
 }
@@ -413,7 +466,7 @@ impl StatsTable {
     }
 
     /// Loads what a store held.
-    pub(crate) fn seed(&self, row: &StoredStats, prior: Prior) {
+    pub(crate) fn seed(&self, row: &StoredStats) {
         let (pattern, domain, stats, evidence) = (
             row.pattern.as_str(),
             row.domain.as_str(),
@@ -452,10 +505,10 @@ impl StatsTable {
             &mut tables.confidence,
             (pattern.to_owned(), domain.to_owned()),
         );
-        tables.confidence[slot].evidence = *evidence;
-        tables.confidence[slot]
-            .gate
-            .publish(evidence.mean(prior), evidence);
+        let s = &mut tables.confidence[slot];
+        s.evidence = *evidence;
+        s.breaker = Breaker::restored(&row.breaker, &Clock::now());
+        s.gate.publish(s.breaker.state());
     }
 
     /// Queues one run to be learned, without a lock, and says how many runs
@@ -471,7 +524,7 @@ impl StatsTable {
             workflow: run.workflow,
             entry: run.entry,
             metas: run.metas,
-            ok: run.ok,
+            end: run.end,
             latency: run.latency,
             at: now,
         };
@@ -546,6 +599,33 @@ impl StatsTable {
         (evidence.samples > 0).then(|| evidence.confidence(prior))
     }
 
+    /// The state of the breaker of `pattern` in `domain`.
+    pub(crate) fn breaker(&self, pattern: &str, domain: &str) -> Option<BreakerState> {
+        let tables = self.lock();
+        let slot = tables.slots.get(&(pattern.to_owned(), domain.to_owned()))?;
+        Some(tables.confidence[*slot].breaker.state())
+    }
+
+    /// Clears the confidence evidence and the breaker of `pattern` in
+    /// `domain`; whether it had any.
+    pub(crate) fn reset(&self, pattern: &str, domain: &str) -> bool {
+        let mut tables = self.lock();
+        let Some(slot) = tables
+            .slots
+            .get(&(pattern.to_owned(), domain.to_owned()))
+            .copied()
+        else {
+            return false;
+        };
+        let s = &mut tables.confidence[slot];
+        s.evidence = Evidence::default();
+        s.breaker = Breaker::default();
+        s.trend.clear();
+        s.alerted = None;
+        s.gate.publish(BreakerState::Closed);
+        true
+    }
+
     /// The median of the recent durations of a phase, once there are enough.
     pub(crate) fn phase_median(
         &self,
@@ -618,11 +698,12 @@ impl StatsTable {
         let mut rows: Vec<_> = sums
             .into_iter()
             .map(|((p, d), s)| {
-                let evidence = tables
+                let slot = tables
                     .slots
                     .get(&(p.clone(), d.clone()))
-                    .map(|i| tables.confidence[*i].evidence)
-                    .unwrap_or_default();
+                    .map(|i| &tables.confidence[*i]);
+                let evidence = slot.map(|s| s.evidence).unwrap_or_default();
+                let breaker = slot.map(|s| s.breaker.stored(&clock)).unwrap_or_default();
                 let key = (p, d);
                 let recent = recent.remove(&key).unwrap_or_default();
                 let added = s.since(&tables.saved.get(&key).copied().unwrap_or_default());
@@ -632,6 +713,7 @@ impl StatsTable {
                     stats: s,
                     added,
                     evidence,
+                    breaker,
                     recent,
                 }
             })
@@ -734,6 +816,7 @@ pub(super) fn entry_index(
         step_slots,
         latencies: LatencyWindow::default(),
         recent: VecDeque::new(),
+        refused: VecDeque::new(),
         alerts: AlertState::default(),
         metrics: EntryMetrics::register(workflow, steps),
     });
@@ -820,7 +903,7 @@ mod tests {
             entry: 0,
             workflow,
             metas: &[],
-            ok,
+            end: if ok { RunEnd::Ok } else { RunEnd::Failed },
             latency,
             log,
         };
@@ -900,17 +983,15 @@ mod tests {
             failures: 1.0,
             samples: 5,
         };
-        table.seed(
-            &StoredStats {
-                pattern: "x.flow".into(),
-                domain: "d".into(),
-                stats: seeded,
-                added: PatternStats::default(),
-                evidence,
-                recent: Vec::new(),
-            },
-            Prior::default(),
-        );
+        table.seed(&StoredStats {
+            pattern: "x.flow".into(),
+            domain: "d".into(),
+            stats: seeded,
+            added: PatternStats::default(),
+            evidence,
+            recent: Vec::new(),
+            ..StoredStats::default()
+        });
         let l = log([(false, false, 0); 3]);
         record(
             &table,

@@ -1,9 +1,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{LearningStore, RecentRun, StoredStats};
+use super::{LearningStore, StoredStats};
 use crate::error::StoreError;
-use crate::learning::{Evidence, PatternStats};
+use crate::learning::PatternStats;
 use crate::telemetry::StoredPoint;
 
 /// A store in memory: for tests, and for services that do not keep learning
@@ -16,8 +16,8 @@ pub struct MemoryStore {
 
 /// (pattern, domain).
 type Key = (String, String);
-/// What is stored of one key.
-type Row = (PatternStats, Evidence, Vec<RecentRun>);
+/// What is stored of one key: the row as saved, less its key and `added`.
+type Row = StoredStats;
 
 impl MemoryStore {
     /// An empty store.
@@ -31,27 +31,18 @@ impl LearningStore for MemoryStore {
     fn load(&self) -> Result<Vec<StoredStats>, StoreError> {
         let rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(rows
-            .iter()
-            .map(
-                |((pattern, domain), (stats, evidence, recent))| StoredStats {
-                    pattern: pattern.clone(),
-                    domain: domain.clone(),
-                    stats: *stats,
-                    added: PatternStats::default(),
-                    evidence: *evidence,
-                    recent: recent.clone(),
-                },
-            )
+            .values()
+            .map(|row| StoredStats {
+                added: PatternStats::default(),
+                ..row.clone()
+            })
             .collect())
     }
 
     fn save(&self, new_rows: &[StoredStats]) -> Result<(), StoreError> {
         let mut rows = self.rows.lock().unwrap_or_else(PoisonError::into_inner);
         for row in new_rows {
-            rows.insert(
-                (row.pattern.clone(), row.domain.clone()),
-                (row.stats, row.evidence, row.recent.clone()),
-            );
+            rows.insert((row.pattern.clone(), row.domain.clone()), row.clone());
         }
         Ok(())
     }
@@ -81,6 +72,8 @@ impl LearningStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::learning::Evidence;
+    use crate::store::RecentRun;
 
     #[test]
     fn save_replaces_rows_of_the_same_key() {
@@ -105,6 +98,7 @@ mod tests {
                 latency_us: 2,
                 ok: true,
             }],
+            ..StoredStats::default()
         };
         store.save(&[row(stats)]).unwrap();
         stats.executions = 2;

@@ -8,11 +8,11 @@ pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 use crate::error::StoreError;
-use crate::learning::{Evidence, PatternStats};
+use crate::learning::{Evidence, PatternStats, StoredBreaker};
 use crate::telemetry::StoredPoint;
 
 /// One row of learning data: the statistics of a pattern in a domain.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct StoredStats {
     /// Pattern name.
     pub pattern: String,
@@ -29,6 +29,11 @@ pub struct StoredStats {
     pub added: PatternStats,
     /// The confidence evidence.
     pub evidence: Evidence,
+    /// The gate's breaker: its state and evidence. A runtime that loads an
+    /// open or half-open breaker starts it half-open: probes decide at once
+    /// whether the pattern is served again.
+    #[serde(default)]
+    pub breaker: StoredBreaker,
     /// The most recent runs of a workflow (empty for steps), oldest first,
     /// for reports over a window after a restart.
     pub recent: Vec<RecentRun>,

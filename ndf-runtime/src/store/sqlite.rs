@@ -7,11 +7,11 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::{LearningStore, RecentRun, StoredStats};
 use crate::error::{Error, StoreError};
-use crate::learning::{Evidence, PatternStats};
+use crate::learning::{BreakerState, Evidence, PatternStats, StoredBreaker};
 use crate::telemetry::{StoredPoint, TimelinePoint};
 
 /// The schema this build writes, and the newest it reads.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const CREATE: &str = "
 CREATE TABLE IF NOT EXISTS ndf_schema (version INTEGER NOT NULL);
@@ -50,10 +50,39 @@ CREATE TABLE IF NOT EXISTS ndf_timeline (
     failures INTEGER NOT NULL,
     mean_ms REAL NOT NULL,
     p95_ms REAL NOT NULL,
-    confidence REAL NOT NULL
+    confidence REAL NOT NULL,
+    refused INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS ndf_timeline_at ON ndf_timeline (at_unix_ms);
+CREATE TABLE IF NOT EXISTS ndf_gate (
+    pattern TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    rejected INTEGER NOT NULL,
+    breaker_state TEXT NOT NULL,
+    breaker_evidence REAL NOT NULL,
+    breaker_calls INTEGER NOT NULL,
+    breaker_failures INTEGER NOT NULL,
+    breaker_at_unix_ms INTEGER NOT NULL,
+    PRIMARY KEY (pattern, domain)
+);
 ";
+
+/// Brings a schema-1 file to schema 2: the gate table (created above) and
+/// the timeline's `refused` column.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has_refused: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('ndf_timeline') WHERE name = 'refused'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_refused {
+        conn.execute_batch(
+            "ALTER TABLE ndf_timeline ADD COLUMN refused INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
+    conn.execute("UPDATE ndf_schema SET version = ?1", [SCHEMA_VERSION])?;
+    Ok(())
+}
 
 /// Learning data in one `SQLite` file, written in write-ahead-log mode.
 ///
@@ -117,6 +146,15 @@ impl SqliteStore {
                 ))
                 .into());
             }
+            Some(v) if v < SCHEMA_VERSION => {
+                migrate(&conn).map_err(|e| {
+                    sql_error(
+                        &path,
+                        &format!("cannot migrate from schema version {v} to {SCHEMA_VERSION}"),
+                        e,
+                    )
+                })?;
+            }
             Some(_) => {}
         }
         let integrity: String = conn
@@ -174,6 +212,7 @@ impl LearningStore for SqliteStore {
                     degradations: to_u64(r.get(9)?),
                     outliers: to_u64(r.get(10)?),
                     held_back: to_u64(r.get(11)?),
+                    rejected: 0,
                     total_latency_us: to_u64(r.get(12)?),
                 };
                 Ok(StoredStats {
@@ -186,6 +225,7 @@ impl LearningStore for SqliteStore {
                         failures: r.get(14)?,
                         samples: to_u64(r.get(15)?),
                     },
+                    breaker: StoredBreaker::default(),
                     recent: Vec::new(),
                 })
             })
@@ -193,6 +233,39 @@ impl LearningStore for SqliteStore {
         let mut rows = rows
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| sql_error(&self.path, "cannot read learning data", e))?;
+        let mut gate = conn
+            .prepare(
+                "SELECT rejected, breaker_state, breaker_evidence, breaker_calls, breaker_failures,
+                        breaker_at_unix_ms
+                 FROM ndf_gate WHERE pattern = ?1 AND domain = ?2",
+            )
+            .map_err(|e| sql_error(&self.path, "cannot read the gates", e))?;
+        for row in &mut rows {
+            let found = gate
+                .query_row(params![row.pattern, row.domain], |r| {
+                    let state: String = r.get(1)?;
+                    Ok((
+                        to_u64(r.get(0)?),
+                        StoredBreaker {
+                            state: match state.as_str() {
+                                "open" => BreakerState::Open,
+                                "half_open" => BreakerState::HalfOpen,
+                                _ => BreakerState::Closed,
+                            },
+                            evidence: r.get(2)?,
+                            calls: to_u64(r.get(3)?),
+                            failures: u32::try_from(to_u64(r.get(4)?)).unwrap_or(u32::MAX),
+                            at_unix_ms: to_u64(r.get(5)?),
+                        },
+                    ))
+                })
+                .optional()
+                .map_err(|e| sql_error(&self.path, "cannot read the gates", e))?;
+            if let Some((rejected, breaker)) = found {
+                row.stats.rejected = rejected;
+                row.breaker = breaker;
+            }
+        }
         let mut recent = conn
             .prepare(
                 "SELECT at_unix_ms, latency_us, ok FROM ndf_recent_runs
@@ -248,6 +321,25 @@ impl LearningStore for SqliteStore {
                 ])
                 .map_err(|e| sql_error(&self.path, "cannot write learning data", e))?;
             }
+            let mut gate = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO ndf_gate VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(|e| sql_error(&self.path, "cannot write the gates", e))?;
+            for row in rows {
+                let b = &row.breaker;
+                gate.execute(params![
+                    row.pattern,
+                    row.domain,
+                    to_i64(row.stats.rejected),
+                    b.state.as_str(),
+                    b.evidence,
+                    to_i64(b.calls),
+                    i64::from(b.failures),
+                    to_i64(b.at_unix_ms),
+                ])
+                .map_err(|e| sql_error(&self.path, "cannot write the gates", e))?;
+            }
             let mut forget = tx
                 .prepare_cached("DELETE FROM ndf_recent_runs WHERE pattern = ?1 AND domain = ?2")
                 .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
@@ -280,7 +372,8 @@ impl LearningStore for SqliteStore {
         let read = |e| sql_error(&self.path, "cannot read the timeline", e);
         let mut stmt = conn
             .prepare(
-                "SELECT pattern, domain, at_unix_ms, executions, failures, mean_ms, p95_ms, confidence
+                "SELECT pattern, domain, at_unix_ms, executions, failures, mean_ms, p95_ms, confidence,
+                        refused
                  FROM ndf_timeline WHERE at_unix_ms >= ?1 ORDER BY at_unix_ms, rowid",
             )
             .map_err(read)?;
@@ -295,6 +388,7 @@ impl LearningStore for SqliteStore {
                     mean_ms: r.get(5)?,
                     p95_ms: r.get(6)?,
                     confidence: r.get(7)?,
+                    refused: to_u64(r.get(8)?),
                 },
             })
         })
@@ -312,7 +406,9 @@ impl LearningStore for SqliteStore {
         let tx = conn.transaction().map_err(write)?;
         {
             let mut add = tx
-                .prepare_cached("INSERT INTO ndf_timeline VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+                .prepare_cached(
+                    "INSERT INTO ndf_timeline VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
                 .map_err(write)?;
             for p in points {
                 let t = &p.point;
@@ -325,6 +421,7 @@ impl LearningStore for SqliteStore {
                     t.mean_ms,
                     t.p95_ms,
                     t.confidence,
+                    to_i64(t.refused),
                 ])
                 .map_err(write)?;
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
-use crate::learning::StepOutcome;
+use crate::learning::{RunEnd, StepOutcome};
 
 /// The handles of one step record of a workflow.
 struct StepMetrics {
@@ -25,6 +25,8 @@ struct StepMetrics {
 pub(crate) struct EntryMetrics {
     runs_ok: Counter,
     runs_failed: Counter,
+    runs_rejected: Counter,
+    runs_refused: Counter,
     duration: Histogram,
     outliers: Counter,
     confidence: Gauge,
@@ -44,6 +46,8 @@ impl EntryMetrics {
         Self {
             runs_ok: counter!("ndf_runs_total", "pattern" => workflow, "outcome" => "ok"),
             runs_failed: counter!("ndf_runs_total", "pattern" => workflow, "outcome" => "error"),
+            runs_rejected: counter!("ndf_runs_total", "pattern" => workflow, "outcome" => "rejected"),
+            runs_refused: counter!("ndf_runs_total", "pattern" => workflow, "outcome" => "refused"),
             duration: histogram!("ndf_run_duration_seconds", "pattern" => workflow),
             outliers: counter!("ndf_latency_outliers_total", "pattern" => workflow),
             confidence: gauge!("ndf_confidence", "pattern" => workflow),
@@ -62,13 +66,34 @@ impl EntryMetrics {
         }
     }
 
-    pub(crate) fn run(&self, ok: bool, latency: Duration, outlier: bool, confidence: f64) {
-        if ok { &self.runs_ok } else { &self.runs_failed }.increment(1);
+    /// A run that started and ended `end`, with the confidence it left
+    /// if it learned.
+    pub(crate) fn run(
+        &self,
+        end: RunEnd,
+        latency: Duration,
+        outlier: bool,
+        confidence: Option<f64>,
+    ) {
+        match end {
+            RunEnd::Ok => &self.runs_ok,
+            RunEnd::Failed => &self.runs_failed,
+            RunEnd::Rejected => &self.runs_rejected,
+            RunEnd::Refused => &self.runs_refused,
+        }
+        .increment(1);
         self.duration.record(latency.as_secs_f64());
         if outlier {
             self.outliers.increment(1);
         }
-        self.confidence.set(confidence);
+        if let Some(c) = confidence {
+            self.confidence.set(c);
+        }
+    }
+
+    /// A run its gate refused before it started.
+    pub(crate) fn refused(&self) {
+        self.runs_refused.increment(1);
     }
 
     /// What step record `index` did in a run, and the confidence it left

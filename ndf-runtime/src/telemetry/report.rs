@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::percentile;
 use crate::config::Config;
-use crate::learning::{Confidence, PatternStats};
+use crate::learning::{BreakerState, Confidence, PatternStats};
 
 /// Latency percentiles, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -34,7 +34,12 @@ pub struct PatternReport {
     pub successes: u64,
     /// Of those, the failed ones.
     pub failures: u64,
-    /// `successes / executions`; absent without executions.
+    /// Calls refused by the pattern's gate in the window (workflows), or in
+    /// total (steps held back): they did not run, so they are not in
+    /// `executions`.
+    pub refused: u64,
+    /// `successes / (executions + refused)`: of the calls made, the share
+    /// served; absent without calls.
     pub success_rate: Option<f64>,
     /// Latency of the runs in the window (workflows only).
     pub latency: Option<Percentiles>,
@@ -50,6 +55,8 @@ pub struct PatternReport {
     pub outliers: u64,
     /// The current confidence.
     pub confidence: Option<Confidence>,
+    /// The state of the pattern's gate.
+    pub breaker: BreakerState,
     /// Recent confidence means, oldest first.
     pub confidence_trend: Vec<f64>,
     /// What to look at, in a sentence each.
@@ -74,7 +81,10 @@ pub(crate) struct ReportRow {
     pub(crate) totals: PatternStats,
     /// Runs in the window (workflows only).
     pub(crate) recent: Vec<(Duration, bool)>,
+    /// Refusals in the window (workflows only).
+    pub(crate) refused: u64,
     pub(crate) confidence: Option<Confidence>,
+    pub(crate) breaker: BreakerState,
     pub(crate) trend: Vec<f64>,
     /// The step of the workflow that failed most, with its failures.
     pub(crate) worst_step: Option<(String, u64)>,
@@ -93,7 +103,7 @@ pub(crate) fn build(rows: Vec<ReportRow>, window: Duration, config: &Config) -> 
 }
 
 fn pattern_report(row: ReportRow, config: &Config) -> PatternReport {
-    let (executions, successes, latency) = if row.workflow {
+    let (executions, successes, refused, latency) = if row.workflow {
         let ok = row.recent.iter().filter(|(_, ok)| *ok).count() as u64;
         let mut latencies: Vec<Duration> = row.recent.iter().map(|(d, _)| *d).collect();
         latencies.sort_unstable();
@@ -103,11 +113,17 @@ fn pattern_report(row: ReportRow, config: &Config) -> PatternReport {
             p95_ms: ms(0.95),
             p99_ms: ms(0.99),
         });
-        (row.recent.len() as u64, ok, latency)
+        (row.recent.len() as u64, ok, row.refused, latency)
     } else {
-        (row.totals.executions, row.totals.successes, None)
+        (
+            row.totals.executions,
+            row.totals.successes,
+            row.totals.held_back,
+            None,
+        )
     };
-    let success_rate = (executions > 0).then(|| successes as f64 / executions as f64);
+    let calls = executions + refused;
+    let success_rate = (calls > 0).then(|| successes as f64 / calls as f64);
     let recommendations = recommend(&row, success_rate, config);
     PatternReport {
         pattern: row.pattern,
@@ -116,6 +132,7 @@ fn pattern_report(row: ReportRow, config: &Config) -> PatternReport {
         executions,
         successes,
         failures: executions - successes,
+        refused,
         success_rate,
         latency,
         retries: row.totals.retries,
@@ -124,6 +141,7 @@ fn pattern_report(row: ReportRow, config: &Config) -> PatternReport {
         held_back: row.totals.held_back,
         outliers: row.totals.outliers,
         confidence: row.confidence,
+        breaker: row.breaker,
         confidence_trend: row.trend,
         recommendations,
     }

@@ -23,6 +23,10 @@ pub struct TimelinePoint {
     pub executions: u64,
     /// Of those, the failed ones.
     pub failures: u64,
+    /// Calls refused by the workflow's gate in the interval (they did not
+    /// run: not in `executions`).
+    #[serde(default)]
+    pub refused: u64,
     /// Mean latency of the runs, in milliseconds.
     pub mean_ms: f64,
     /// 95th percentile latency of the runs, in milliseconds.
@@ -52,6 +56,7 @@ struct Series {
     /// Runs and failures counted up to the last point.
     executions: u64,
     failures: u64,
+    refused: u64,
     /// When the last point was taken.
     at: Option<Instant>,
 }
@@ -60,7 +65,8 @@ impl Series {
     /// The point of the runs since the last one; `None` when none ran.
     fn next_point(&self, reading: &WorkflowReading<'_>, unix_ms: u64) -> Option<TimelinePoint> {
         let executions = reading.totals.executions.saturating_sub(self.executions);
-        if executions == 0 {
+        let refused = reading.totals.held_back.saturating_sub(self.refused);
+        if executions == 0 && refused == 0 {
             return None;
         }
         // Latency of the runs still in the recent window; counts come from
@@ -83,6 +89,7 @@ impl Series {
             at_unix_ms: unix_ms,
             executions,
             failures: reading.totals.failures.saturating_sub(self.failures),
+            refused,
             mean_ms,
             p95_ms: ms(percentile(&latencies, 0.95)),
             confidence: reading.confidence,
@@ -144,6 +151,7 @@ impl Timeline {
             let point = series.next_point(&reading, clock.unix_ms);
             series.executions = reading.totals.executions;
             series.failures = reading.totals.failures;
+            series.refused = reading.totals.held_back;
             series.at = Some(clock.instant);
             if let Some(point) = point {
                 series.push(point, capacity);
@@ -251,6 +259,7 @@ mod tests {
 
     fn point(at_unix_ms: u64) -> TimelinePoint {
         TimelinePoint {
+            refused: 0,
             at_unix_ms,
             executions: 1,
             failures: 0,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use super::{Alert, PatternReport, Report, TimelinePoint};
 use crate::config::Config;
 use crate::gating::ResourceUsage;
-use crate::learning::{Clock, Confidence};
+use crate::learning::{BreakerState, Clock, Confidence};
 
 /// Points of each response-time series the dashboard draws (an hour of
 /// the default 30 s points).
@@ -53,7 +53,11 @@ pub struct Overview {
     pub executions_24h: u64,
     /// Of those, the failed ones.
     pub failures_24h: u64,
-    /// Success rate of the workflow runs of the last 24 hours.
+    /// Workflow calls refused by their gate in the last 24 hours (not in
+    /// `executions_24h`: they did not run).
+    pub refused_24h: u64,
+    /// Of the workflow calls of the last 24 hours, the share served:
+    /// successful runs over runs and refusals.
     pub success_rate_24h: Option<f64>,
     /// Mean response time of the workflow runs of the last 24 hours, in
     /// milliseconds.
@@ -79,7 +83,10 @@ pub struct PatternPanel {
     pub executions: u64,
     /// Of those, the failed ones.
     pub failures: u64,
-    /// Successful runs over runs; absent without runs.
+    /// Calls refused by its gate in the last 24 hours (workflows), or in
+    /// total (steps held back).
+    pub refused: u64,
+    /// Successful runs over runs and refusals; absent without calls.
     pub success_rate: Option<f64>,
     /// Median latency of its recent runs, in milliseconds (workflows).
     pub p50_ms: Option<f64>,
@@ -97,9 +104,10 @@ pub struct PatternPanel {
     pub confidence: Option<Confidence>,
     /// Recent confidence means, oldest first.
     pub confidence_trend: Vec<f64>,
-    /// `learning` (fewer outcomes than `min_samples`), `trusted`, or
-    /// `below threshold` (its confidence mean is below the threshold of its
-    /// domain).
+    /// The state of its gate: `closed`, `open` or `half_open`.
+    pub breaker: BreakerState,
+    /// `held back` (its gate is open or half-open), `learning` (fewer
+    /// outcomes than `min_samples`), or `trusted`.
     pub status: &'static str,
     /// What to look at, in a sentence each.
     pub recommendations: Vec<String>,
@@ -174,6 +182,7 @@ pub(crate) fn build(sources: Sources, config: &Config, clock: &Clock) -> Dashboa
         executions_today: 0,
         executions_24h: 0,
         failures_24h: 0,
+        refused_24h: 0,
         success_rate_24h: None,
         avg_response_ms: None,
         active_patterns: 0,
@@ -186,6 +195,7 @@ pub(crate) fn build(sources: Sources, config: &Config, clock: &Clock) -> Dashboa
         let executions: u64 = points.iter().map(|p| p.executions).sum();
         overview.executions_24h += executions;
         overview.failures_24h += points.iter().map(|p| p.failures).sum::<u64>();
+        overview.refused_24h += points.iter().map(|p| p.refused).sum::<u64>();
         overview.executions_today += points
             .iter()
             .filter(|p| p.at_unix_ms >= midnight)
@@ -208,7 +218,11 @@ pub(crate) fn build(sources: Sources, config: &Config, clock: &Clock) -> Dashboa
             points: points[skip..].to_vec(),
         });
     }
-    overview.success_rate_24h = success_rate(overview.executions_24h, overview.failures_24h);
+    overview.success_rate_24h = success_rate(
+        overview.executions_24h,
+        overview.failures_24h,
+        overview.refused_24h,
+    );
     if overview.executions_24h > 0 {
         overview.avg_response_ms = Some(latency_sum / overview.executions_24h as f64);
     }
@@ -246,26 +260,26 @@ pub(crate) fn build(sources: Sources, config: &Config, clock: &Clock) -> Dashboa
 /// The panel of one report row; a workflow's runs and failures are those of
 /// its timeline (`day`), which counts every run of the last 24 hours.
 fn panel(row: PatternReport, day: Option<&[TimelinePoint]>, config: &Config) -> PatternPanel {
-    let (executions, failures) = match (row.kind, day) {
+    let (executions, failures, refused) = match (row.kind, day) {
         ("workflow", Some(points)) => (
             points.iter().map(|p| p.executions).sum(),
             points.iter().map(|p| p.failures).sum(),
+            points.iter().map(|p| p.refused).sum(),
         ),
-        ("workflow", None) => (0, 0),
-        _ => (row.executions, row.failures),
+        ("workflow", None) => (0, 0, 0),
+        _ => (row.executions, row.failures, row.refused),
     };
-    let threshold = config
-        .domain_preset(&row.domain)
-        .map_or(config.confidence_threshold, |p| p.confidence_threshold);
     let status = match row.confidence {
-        Some(c) if c.samples >= config.min_samples && c.mean < threshold => "below threshold",
+        _ if row.breaker != BreakerState::Closed => "held back",
         Some(c) if c.samples >= config.min_samples => "trusted",
         _ => "learning",
     };
     PatternPanel {
-        success_rate: success_rate(executions, failures),
+        success_rate: success_rate(executions, failures, refused),
         executions,
         failures,
+        refused,
+        breaker: row.breaker,
         p50_ms: row.latency.map(|l| l.p50_ms),
         p95_ms: row.latency.map(|l| l.p95_ms),
         retries: row.retries,
@@ -282,9 +296,10 @@ fn panel(row: PatternReport, day: Option<&[TimelinePoint]>, config: &Config) -> 
     }
 }
 
-/// Successful runs over runs; `None` without runs.
-fn success_rate(executions: u64, failures: u64) -> Option<f64> {
-    (executions > 0).then(|| executions.saturating_sub(failures) as f64 / executions as f64)
+/// Successful runs over calls (runs and refusals); `None` without calls.
+fn success_rate(executions: u64, failures: u64, refused: u64) -> Option<f64> {
+    let calls = executions + refused;
+    (calls > 0).then(|| executions.saturating_sub(failures) as f64 / calls as f64)
 }
 
 #[allow(
@@ -321,6 +336,7 @@ mod tests {
 
     fn at(at_unix_ms: u64, executions: u64, failures: u64, mean_ms: f64) -> TimelinePoint {
         TimelinePoint {
+            refused: 0,
             at_unix_ms,
             executions,
             failures,

@@ -1,0 +1,515 @@
+//! The confidence gate as a circuit breaker: it holds a pattern back only on
+//! credible evidence that its success rate is below its threshold, lets
+//! probes through after a break, and forgets by time as well as by count.
+//!
+//! # The decision rule
+//!
+//! While the breaker is closed it accumulates, outcome by outcome, the
+//! log-likelihood ratio of two hypotheses about the pattern's success rate
+//! `p` against its threshold `t`: *failing*, `p = t − 0.15`, and *healthy*,
+//! `p = t + 0.05`. The sum never goes below zero (a CUSUM: a run of
+//! successes cannot be banked against a later outage), and it halves every
+//! `evidence_half_life` of wall time, so that old failures fade after a
+//! quiet night. The breaker opens when the sum reaches `ln(1 / gate_alpha)`,
+//! that is when the recent outcomes are `1 / gate_alpha` times likelier
+//! under *failing* than under *healthy*, and only after `min_samples`
+//! outcomes. By Lorden's bound, a pattern whose success rate is at or above
+//! `t + 0.05` opens the breaker falsely at most once per `1 / gate_alpha`
+//! outcomes on average; at `t` itself the rule still leans towards serving.
+//!
+//! # Recovery
+//!
+//! An open breaker refuses runs for `break_duration`, then turns half-open
+//! and admits `half_open_probes` runs. It closes (serving every run again,
+//! with fresh evidence) once `⌈probes × t⌉` of them have succeeded, and
+//! opens again for another `break_duration` as soon as that can no longer
+//! happen. A healed dependency is thus served again after at most the break
+//! plus `half_open_probes` calls.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::Config;
+
+/// The state of a pattern's gate, in circuit-breaker terms.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Every run is served; outcomes are weighed.
+    #[default]
+    Closed,
+    /// Runs are refused (their fallback or next degradation level serves)
+    /// until the break is over.
+    Open,
+    /// A few probe runs are let through; their outcomes decide whether the
+    /// breaker closes or opens again.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// `closed`, `open` or `half_open`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+}
+
+impl std::fmt::Display for BreakerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How far above its threshold a pattern counts as healthy.
+pub const HEALTHY_MARGIN: f64 = 0.05;
+/// How far below its threshold a pattern counts as failing.
+pub const FAILING_MARGIN: f64 = 0.15;
+
+/// Where a breaker is, with what each state needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    Closed,
+    Open {
+        until: Instant,
+    },
+    HalfOpen {
+        succeeded: u32,
+        failed: u32,
+        admitted: u32,
+        last_admitted: Instant,
+    },
+}
+
+/// What the breaker says of a run about to start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Admission {
+    /// Closed: the run is served.
+    Serve,
+    /// Half-open: the run is one of the probes.
+    Probe,
+    /// Open, or half-open with its probes out: the run is refused; the
+    /// next probe is due in `retry_in` (`None` while probes are out).
+    Refuse {
+        state: BreakerState,
+        retry_in: Option<Duration>,
+    },
+}
+
+/// A change of state an outcome caused, to be reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transition {
+    /// Closed → open: the evidence became credible.
+    Opened,
+    /// Half-open → open: the probes failed.
+    Reopened,
+    /// Half-open → closed: the probes succeeded.
+    Closed,
+}
+
+/// One (pattern, domain)'s breaker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Breaker {
+    /// The CUSUM of log-likelihood ratios, failing against healthy (≥ 0).
+    evidence: f64,
+    /// Outcomes weighed since the breaker last closed.
+    calls: u64,
+    /// Failures since the evidence was last zero.
+    failures: u32,
+    /// When the evidence last changed, for forgetting by time.
+    at: Option<Instant>,
+    phase: Phase,
+    /// The threshold the two log-likelihood ratios below were made for.
+    threshold: f64,
+    /// Added to the evidence by a success (negative) and by a failure.
+    on_success: f64,
+    on_failure: f64,
+}
+
+impl Default for Breaker {
+    fn default() -> Self {
+        Self {
+            evidence: 0.0,
+            calls: 0,
+            failures: 0,
+            at: None,
+            phase: Phase::Closed,
+            threshold: f64::NAN,
+            on_success: 0.0,
+            on_failure: 0.0,
+        }
+    }
+}
+
+/// The probes that must succeed to close a half-open breaker with
+/// threshold `threshold`: `⌈probes × threshold⌉`, at least one.
+pub(crate) fn probes_needed(probes: u32, threshold: f64) -> u32 {
+    let needed = (f64::from(probes) * threshold - 1e-9).ceil();
+    // In 0..=probes: the cast cannot truncate.
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let needed = needed.clamp(1.0, f64::from(probes)) as u32;
+    needed
+}
+
+/// What a breaker shows of itself (for errors, the dashboard, the store).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct BreakerView {
+    pub(crate) state: BreakerState,
+    /// The evidence against the pattern, as a fraction of what opens the
+    /// breaker (1 or more: credible).
+    pub(crate) evidence: f64,
+    pub(crate) calls: u64,
+    pub(crate) failures: u32,
+}
+
+impl Breaker {
+    /// The breaker's state.
+    pub(crate) fn state(&self) -> BreakerState {
+        match self.phase {
+            Phase::Closed => BreakerState::Closed,
+            Phase::Open { .. } => BreakerState::Open,
+            Phase::HalfOpen { .. } => BreakerState::HalfOpen,
+        }
+    }
+
+    pub(crate) fn view(&self, config: &Config) -> BreakerView {
+        BreakerView {
+            state: self.state(),
+            evidence: self.evidence / open_at(config),
+            calls: self.calls,
+            failures: self.failures,
+        }
+    }
+
+    /// Decides whether a run starting `now` is served, probes, or is
+    /// refused; moves an open breaker whose break is over to half-open.
+    pub(crate) fn admit(&mut self, now: Instant, config: &Config) -> Admission {
+        if let Phase::Open { until } = self.phase {
+            if now < until {
+                return Admission::Refuse {
+                    state: BreakerState::Open,
+                    retry_in: Some(until - now),
+                };
+            }
+            self.phase = Phase::HalfOpen {
+                succeeded: 0,
+                failed: 0,
+                admitted: 0,
+                last_admitted: now,
+            };
+        }
+        let Phase::HalfOpen {
+            succeeded,
+            failed,
+            admitted,
+            last_admitted,
+        } = &mut self.phase
+        else {
+            return Admission::Serve;
+        };
+        let answered = *succeeded + *failed;
+        if *admitted >= config.half_open_probes
+            && now.duration_since(*last_admitted) >= config.break_duration
+        {
+            // Probes that never reported (their run stopped before the
+            // step, or was dropped): let others take their place.
+            *admitted = answered;
+        }
+        if *admitted < config.half_open_probes {
+            *admitted += 1;
+            *last_admitted = now;
+            return Admission::Probe;
+        }
+        Admission::Refuse {
+            state: BreakerState::HalfOpen,
+            retry_in: None,
+        }
+    }
+
+    /// Weighs one outcome of a pattern with threshold `threshold`, learned
+    /// at `now`; returns the change of state it caused, if any.
+    pub(crate) fn observe(
+        &mut self,
+        ok: bool,
+        threshold: f64,
+        now: Instant,
+        config: &Config,
+    ) -> Option<Transition> {
+        match &mut self.phase {
+            Phase::Closed => {}
+            // A run admitted before the breaker opened: already judged.
+            Phase::Open { .. } => return None,
+            Phase::HalfOpen {
+                succeeded, failed, ..
+            } => {
+                if ok {
+                    *succeeded += 1;
+                } else {
+                    *failed += 1;
+                }
+                let probes = config.half_open_probes;
+                let needed = probes_needed(probes, threshold);
+                if *succeeded >= needed {
+                    self.close();
+                    return Some(Transition::Closed);
+                }
+                if *failed > probes - needed {
+                    self.phase = Phase::Open {
+                        until: now + config.break_duration,
+                    };
+                    return Some(Transition::Reopened);
+                }
+                return None;
+            }
+        }
+        if threshold <= 0.0 {
+            // A threshold of zero holds nothing back.
+            return None;
+        }
+        self.forget(now, config.evidence_half_life);
+        if self.threshold.to_bits() != threshold.to_bits() {
+            self.weigh_for(threshold);
+        }
+        self.calls += 1;
+        if ok {
+            self.evidence = (self.evidence + self.on_success).max(0.0);
+            if self.evidence == 0.0 {
+                self.failures = 0;
+            }
+        } else {
+            self.evidence += self.on_failure;
+            self.failures = self.failures.saturating_add(1);
+        }
+        if self.calls >= config.min_samples && self.evidence >= open_at(config) {
+            self.phase = Phase::Open {
+                until: now + config.break_duration,
+            };
+            return Some(Transition::Opened);
+        }
+        None
+    }
+
+    /// Closes the breaker with fresh evidence.
+    fn close(&mut self) {
+        self.phase = Phase::Closed;
+        self.evidence = 0.0;
+        self.calls = 0;
+        self.failures = 0;
+    }
+
+    /// Halves the evidence every `half_life` since it last changed.
+    fn forget(&mut self, now: Instant, half_life: Duration) {
+        if let Some(at) = self.at
+            && self.evidence > 0.0
+        {
+            let elapsed = now.saturating_duration_since(at).as_secs_f64();
+            self.evidence *= 0.5f64.powf(elapsed / half_life.as_secs_f64());
+        }
+        self.at = Some(now);
+    }
+
+    /// The log-likelihood ratios of a success and a failure, failing
+    /// against healthy, for `threshold`.
+    fn weigh_for(&mut self, threshold: f64) {
+        let healthy = (threshold + HEALTHY_MARGIN).clamp(0.02, 0.9999);
+        let failing = (threshold - FAILING_MARGIN).clamp(0.0001, healthy - 0.01);
+        self.threshold = threshold;
+        self.on_success = (failing / healthy).ln();
+        self.on_failure = ((1.0 - failing) / (1.0 - healthy)).ln();
+    }
+
+    /// What the store keeps of the breaker, at wall time `clock`.
+    pub(crate) fn stored(&self, clock: &super::Clock) -> StoredBreaker {
+        StoredBreaker {
+            state: self.state(),
+            evidence: self.evidence,
+            calls: self.calls,
+            failures: self.failures,
+            at_unix_ms: self.at.map_or(0, |at| {
+                clock.unix_ms_ago(clock.instant.saturating_duration_since(at))
+            }),
+        }
+    }
+
+    /// The breaker a store kept: its evidence ages from when it last
+    /// changed, and a breaker that was open or half-open is half-open now,
+    /// so that probes decide at once whether the pattern is served again.
+    pub(crate) fn restored(kept: &StoredBreaker, clock: &super::Clock) -> Self {
+        let ago = Duration::from_millis(clock.unix_ms.saturating_sub(kept.at_unix_ms));
+        let mut breaker = Breaker {
+            evidence: if kept.evidence.is_finite() {
+                kept.evidence.max(0.0)
+            } else {
+                0.0
+            },
+            calls: kept.calls,
+            failures: kept.failures,
+            at: (kept.at_unix_ms > 0)
+                .then(|| clock.instant.checked_sub(ago))
+                .flatten(),
+            ..Breaker::default()
+        };
+        if kept.state != BreakerState::Closed {
+            breaker.phase = Phase::HalfOpen {
+                succeeded: 0,
+                failed: 0,
+                admitted: 0,
+                last_admitted: clock.instant,
+            };
+        }
+        breaker
+    }
+}
+
+/// The evidence at which a breaker opens: `ln(1 / gate_alpha)`.
+fn open_at(config: &Config) -> f64 {
+    (1.0 / config.gate_alpha).ln()
+}
+
+/// A breaker as a store keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct StoredBreaker {
+    /// The state when it was saved.
+    pub state: BreakerState,
+    /// The evidence against the pattern (a log-likelihood ratio, ≥ 0).
+    pub evidence: f64,
+    /// Outcomes weighed since the breaker last closed.
+    pub calls: u64,
+    /// Failures since the evidence was last zero.
+    pub failures: u32,
+    /// When the evidence last changed, in milliseconds since the Unix
+    /// epoch (0: never).
+    pub at_unix_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Environment;
+
+    fn production() -> Config {
+        Config::for_environment(Environment::Production)
+    }
+
+    #[test]
+    fn a_dead_pattern_opens_after_min_samples() {
+        let config = production();
+        let mut b = Breaker::default();
+        let now = Instant::now();
+        let mut opened_at = None;
+        for call in 1..=30 {
+            if b.observe(false, 0.85, now, &config) == Some(Transition::Opened) {
+                opened_at = Some(call);
+                break;
+            }
+        }
+        assert_eq!(opened_at, Some(config.min_samples));
+        assert_eq!(b.state(), BreakerState::Open);
+    }
+
+    #[test]
+    fn successes_do_not_bank_credit_against_an_outage() {
+        let config = production();
+        let mut b = Breaker::default();
+        let now = Instant::now();
+        for _ in 0..10_000 {
+            b.observe(true, 0.85, now, &config);
+        }
+        let mut failures = 0;
+        while b.observe(false, 0.85, now, &config).is_none() {
+            failures += 1;
+            assert!(failures < 20, "still closed after {failures} failures");
+        }
+    }
+
+    #[test]
+    fn evidence_fades_with_time() {
+        let config = production();
+        let mut b = Breaker::default();
+        let start = Instant::now();
+        for _ in 0..5 {
+            b.observe(false, 0.85, start, &config);
+        }
+        let before = b.evidence;
+        b.observe(true, 0.85, start + config.evidence_half_life * 4, &config);
+        assert!(b.evidence < before / 10.0, "{before} -> {}", b.evidence);
+    }
+
+    #[test]
+    fn half_open_closes_after_the_needed_probes_and_reopens_on_failure() {
+        let config = production();
+        let mut b = Breaker::default();
+        let t0 = Instant::now();
+        while b.observe(false, 0.85, t0, &config).is_none() {}
+        assert!(
+            matches!(b.admit(t0, &config), Admission::Refuse { state: BreakerState::Open, retry_in: Some(d) } if d == config.break_duration)
+        );
+        let t1 = t0 + config.break_duration;
+        for _ in 0..config.half_open_probes {
+            assert_eq!(b.admit(t1, &config), Admission::Probe);
+        }
+        assert!(matches!(
+            b.admit(t1, &config),
+            Admission::Refuse {
+                state: BreakerState::HalfOpen,
+                retry_in: None
+            }
+        ));
+        // Production's 0.85 needs every one of 5 probes: one failure reopens.
+        assert_eq!(probes_needed(5, 0.85), 5);
+        assert_eq!(
+            b.observe(false, 0.85, t1, &config),
+            Some(Transition::Reopened)
+        );
+        let t2 = t1 + config.break_duration;
+        for _ in 0..5 {
+            assert_eq!(b.admit(t2, &config), Admission::Probe);
+        }
+        for i in 0..5 {
+            let change = b.observe(true, 0.85, t2, &config);
+            assert_eq!(change, (i == 4).then_some(Transition::Closed));
+        }
+        assert_eq!(b.admit(t2, &config), Admission::Serve);
+    }
+
+    #[test]
+    fn lost_probes_are_replaced_after_a_break() {
+        let config = production();
+        let mut b = Breaker::default();
+        let t0 = Instant::now();
+        while b.observe(false, 0.85, t0, &config).is_none() {}
+        let t1 = t0 + config.break_duration;
+        for _ in 0..config.half_open_probes {
+            b.admit(t1, &config);
+        }
+        assert!(matches!(b.admit(t1, &config), Admission::Refuse { .. }));
+        assert_eq!(
+            b.admit(t1 + config.break_duration, &config),
+            Admission::Probe
+        );
+    }
+
+    #[test]
+    fn probes_needed_follow_the_threshold() {
+        assert_eq!(probes_needed(5, 0.6), 3);
+        assert_eq!(probes_needed(5, 0.75), 4);
+        assert_eq!(probes_needed(5, 0.8), 4);
+        assert_eq!(probes_needed(5, 0.0), 1);
+        assert_eq!(probes_needed(5, 1.0), 5);
+    }
+
+    #[test]
+    fn a_threshold_of_zero_never_opens() {
+        let config = production();
+        let mut b = Breaker::default();
+        for _ in 0..100 {
+            assert_eq!(b.observe(false, 0.0, Instant::now(), &config), None);
+        }
+    }
+}
