@@ -341,3 +341,88 @@ async fn a_steps_own_threshold_wins_over_the_config() {
         "{err}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_on_a_store_saved_during_an_outage_probes_at_once() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("gate-restart");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ndf.db");
+    let flow = sequential!(name = "pricing.strict"; no_fallback);
+    let production = || {
+        Ndf::builder()
+            .resource_probe(ndf::IdleProbe)
+            .config(Config::for_environment(Environment::Production))
+            .store(ndf::SqliteStore::open(&path).unwrap())
+            .build()
+            .unwrap()
+    };
+    {
+        let ndf = production();
+        for _ in 0..20 {
+            let _ = ndf.run(&flow, failing(), &ctx()).await;
+        }
+        assert_eq!(
+            ndf.breaker("pricing.strict", "pricing"),
+            Some(ndf::BreakerState::Open)
+        );
+        ndf.shutdown().await.unwrap();
+    }
+    let ndf = production();
+    assert_eq!(
+        ndf.breaker("pricing.strict", "pricing"),
+        Some(ndf::BreakerState::HalfOpen),
+        "an open breaker comes back half-open"
+    );
+    // The dependency is back: five probes succeed and every run is served.
+    for _ in 0..50 {
+        let call = Call::default();
+        assert_eq!(ndf.run(&flow, call.clone(), &ctx()).await.unwrap(), "ok");
+        assert_eq!(call.trace.events(), ["no_fallback"]);
+    }
+    assert_eq!(
+        ndf.breaker("pricing.strict", "pricing"),
+        Some(ndf::BreakerState::Closed)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn refusals_are_counted_traced_and_lower_the_success_rate() {
+    let captured = common::Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let ndf = ndf();
+    let flow = sequential!(name = "pricing.strict"; no_fallback);
+    for _ in 0..4 {
+        let _ = ndf.run(&flow, failing(), &ctx()).await;
+    }
+    for _ in 0..4 {
+        let err = ndf.run(&flow, Call::default(), &ctx()).await.unwrap_err();
+        assert!(
+            matches!(err, ndf::Error::ConfidenceThreshold { .. }),
+            "{err}"
+        );
+    }
+    let report = ndf.report(Duration::from_hours(1));
+    let row = report
+        .patterns
+        .iter()
+        .find(|p| p.pattern == "pricing.strict")
+        .unwrap();
+    assert_eq!((row.executions, row.failures, row.refused), (4, 4, 4));
+    assert_eq!(row.success_rate, Some(0.0));
+    assert_eq!(row.breaker, ndf::BreakerState::Open);
+    assert_eq!(ndf.stats("pricing.strict", "pricing").unwrap().held_back, 4);
+    let logs = captured.text();
+    assert_eq!(
+        logs.matches("run refused by the workflow's gate").count(),
+        4,
+        "{logs}"
+    );
+    assert!(logs.contains(r#"outcome="refused""#), "{logs}");
+}

@@ -58,7 +58,7 @@ impl StatsTable {
         let mut steps: HashMap<(String, String), PatternStats> = HashMap::new();
         for e in &tables.entries {
             for (step, stats) in e.steps.iter().zip(&e.step_stats) {
-                if stats.executions > 0 || stats.held_back > 0 {
+                if stats.executions > 0 || stats.held_back > 0 || stats.rejected > 0 {
                     steps
                         .entry(((*step).to_owned(), e.domain.to_string()))
                         .or_default()

@@ -688,7 +688,11 @@ impl StatsTable {
                 .or_default()
                 .merge(&e.run);
             for (step, stats) in e.steps.iter().zip(&e.step_stats) {
-                if stats.executions > 0 || stats.compensations > 0 || stats.held_back > 0 {
+                if stats.executions > 0
+                    || stats.compensations > 0
+                    || stats.held_back > 0
+                    || stats.rejected > 0
+                {
                     sums.entry(((*step).to_owned(), e.domain.to_string()))
                         .or_default()
                         .merge(stats);
@@ -747,7 +751,10 @@ impl StatsTable {
             }
             for (step, stats) in e.steps.iter().zip(&e.step_stats) {
                 if *step == pattern
-                    && (stats.executions > 0 || stats.compensations > 0 || stats.held_back > 0)
+                    && (stats.executions > 0
+                        || stats.compensations > 0
+                        || stats.held_back > 0
+                        || stats.rejected > 0)
                 {
                     found.get_or_insert_default().merge(stats);
                 }
