@@ -231,3 +231,50 @@ async fn by_default_the_machine_itself_is_read() {
     );
     assert!((0.0..=1.0).contains(&resources.cpu), "{resources:?}");
 }
+
+#[pattern(retries = 3, timeout = "5s")]
+async fn fetch_order(id: u32) -> Result<String, StepError> {
+    Ok(format!("order-{id}"))
+}
+
+#[pattern]
+async fn notify(order: String) -> usize {
+    order.len()
+}
+
+/// The README's quick start, with the default builder (the machine's own
+/// CPU read by sysinfo), while two threads keep both cores busy.
+#[tokio::test(start_paused = true)]
+async fn the_quick_start_runs_normally_under_two_cpu_hogs() {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hogs: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+                }
+            })
+        })
+        .collect();
+    // Let the sampler see the load.
+    std::thread::sleep(Duration::from_millis(1500));
+    let ndf = Ndf::builder().build().unwrap();
+    let flow = sequential!(name = "shop.fetch_and_notify"; fetch_order => notify);
+    let started = tokio::time::Instant::now();
+    for _ in 0..20 {
+        assert_eq!(
+            ndf.run(&flow, 42, &PatternContext::new("shop"))
+                .await
+                .unwrap(),
+            8
+        );
+    }
+    assert_eq!(started.elapsed(), Duration::ZERO, "no run waited");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for hog in hogs {
+        hog.join().unwrap();
+    }
+    ndf.shutdown().await.unwrap();
+}
