@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::context::PatternContext;
-use crate::error::{Error, ErrorClass, StoreError};
+use crate::error::{Error, StoreError};
 use crate::exec::{Cx, Run};
 use crate::flush::FlushState;
 use crate::gating::{IdleProbe, ResourceProbe};
@@ -125,7 +125,7 @@ impl Ndf {
         let mut gates = self.inner.stats.gates(&query, &self.inner.config, started);
         if let Some(blocked) = gates.workflow.take() {
             let error = blocked.into_error(W::NAME);
-            self.refused(gates.entry, W::NAME, W::METAS, &error);
+            self.refused(gates.entry, W::NAME, W::METAS, ctx.domain(), &error);
             return Err(error);
         }
         crate::gating::admit_run(&self.inner, W::SHAPE.degradation_chains > 0).await?;
@@ -148,15 +148,7 @@ impl Ndf {
                 degradation_level = tracing::field::Empty,
             );
             let result = Box::pin(workflow.execute(Cx(&run), input).instrument(span.clone())).await;
-            span.record(
-                "outcome",
-                match &result {
-                    Ok(_) => "ok",
-                    Err(Error::ConfidenceThreshold { .. }) => "refused",
-                    Err(e) if e.class() == ErrorClass::Rejected => "rejected",
-                    Err(_) => "error",
-                },
-            );
+            span.record("outcome", RunEnd::of(&result).as_str());
             if let Some(level) = log
                 .records()
                 .iter()
@@ -170,13 +162,7 @@ impl Ndf {
             workflow.execute(Cx(&run), input).await
         };
         let now = tokio::time::Instant::now();
-        let end = match &result {
-            Ok(_) => RunEnd::Ok,
-            // A step held back by its gate: the run was refused, not failed.
-            Err(Error::ConfidenceThreshold { .. }) => RunEnd::Refused,
-            Err(e) if e.class() == ErrorClass::Rejected => RunEnd::Rejected,
-            Err(_) => RunEnd::Failed,
-        };
+        let end = RunEnd::of(&result);
         if let (RunEnd::Refused, Err(error)) = (end, &result) {
             tracing::info!(pattern = W::NAME, domain = ctx.domain(), %error, "run refused by a step's gate");
         }
@@ -213,19 +199,14 @@ impl Ndf {
         entry: usize,
         workflow: &'static str,
         metas: &'static [Option<&'static crate::step::StepMeta>],
+        domain: &str,
         error: &Error,
     ) {
-        let Error::ConfidenceThreshold {
-            pattern, domain, ..
-        } = error
-        else {
-            return;
-        };
         let span = tracing::info_span!(
             "ndf.workflow",
-            pattern = %pattern,
-            domain = %domain,
-            outcome = "refused"
+            pattern = workflow,
+            domain,
+            outcome = RunEnd::Refused.as_str()
         );
         span.in_scope(|| tracing::info!(%error, "run refused by the workflow's gate"));
         let now = tokio::time::Instant::now();
@@ -511,8 +492,9 @@ impl NdfBuilder {
             }
             _ => load(),
         }?;
+        let clock = Clock::now();
         for row in rows {
-            stats.seed(&row);
+            stats.seed(&row, &clock);
         }
         let timeline = Timeline::default();
         timeline.seed(points, self.config.timeline_points);

@@ -87,6 +87,25 @@ enum Phase {
     },
 }
 
+impl Phase {
+    /// Open until `break_duration` after `now`.
+    fn open(now: Instant, config: &Config) -> Self {
+        Phase::Open {
+            until: now + config.break_duration,
+        }
+    }
+
+    /// Half-open from `now`, no probe admitted yet.
+    fn half_open(now: Instant) -> Self {
+        Phase::HalfOpen {
+            succeeded: 0,
+            failed: 0,
+            admitted: 0,
+            last_admitted: now,
+        }
+    }
+}
+
 /// What the breaker says of a run about to start.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Admission {
@@ -157,17 +176,6 @@ pub(crate) fn probes_needed(probes: u32, threshold: f64) -> u32 {
     needed
 }
 
-/// What a breaker shows of itself (for errors, the dashboard, the store).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct BreakerView {
-    pub(crate) state: BreakerState,
-    /// The evidence against the pattern, as a fraction of what opens the
-    /// breaker (1 or more: credible).
-    pub(crate) evidence: f64,
-    pub(crate) calls: u64,
-    pub(crate) failures: u32,
-}
-
 impl Breaker {
     /// The breaker's state.
     pub(crate) fn state(&self) -> BreakerState {
@@ -178,13 +186,14 @@ impl Breaker {
         }
     }
 
-    pub(crate) fn view(&self, config: &Config) -> BreakerView {
-        BreakerView {
-            state: self.state(),
-            evidence: self.evidence / open_at(config),
-            calls: self.calls,
-            failures: self.failures,
-        }
+    /// Failures since the evidence was last zero (for messages).
+    pub(crate) fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Outcomes weighed since the breaker last closed (for messages).
+    pub(crate) fn calls(&self) -> u64 {
+        self.calls
     }
 
     /// Decides whether a run starting `now` is served, probes, or is
@@ -197,12 +206,7 @@ impl Breaker {
                     retry_in: Some(until - now),
                 };
             }
-            self.phase = Phase::HalfOpen {
-                succeeded: 0,
-                failed: 0,
-                admitted: 0,
-                last_admitted: now,
-            };
+            self.phase = Phase::half_open(now);
         }
         let Phase::HalfOpen {
             succeeded,
@@ -260,9 +264,7 @@ impl Breaker {
                     return Some(Transition::Closed);
                 }
                 if *failed > probes - needed {
-                    self.phase = Phase::Open {
-                        until: now + config.break_duration,
-                    };
+                    self.phase = Phase::open(now, config);
                     return Some(Transition::Reopened);
                 }
                 return None;
@@ -287,9 +289,7 @@ impl Breaker {
             self.failures = self.failures.saturating_add(1);
         }
         if self.calls >= config.min_samples && self.evidence >= open_at(config) {
-            self.phase = Phase::Open {
-                until: now + config.break_duration,
-            };
+            self.phase = Phase::open(now, config);
             return Some(Transition::Opened);
         }
         None
@@ -356,12 +356,7 @@ impl Breaker {
             ..Breaker::default()
         };
         if kept.state != BreakerState::Closed {
-            breaker.phase = Phase::HalfOpen {
-                succeeded: 0,
-                failed: 0,
-                admitted: 0,
-                last_admitted: clock.instant,
-            };
+            breaker.phase = Phase::half_open(clock.instant);
         }
         breaker
     }

@@ -4,7 +4,7 @@ use tokio::time::Instant;
 
 use std::sync::Arc;
 
-use super::breaker::{Admission, BreakerState};
+use super::breaker::Admission;
 use super::stats::{EntryGate, GateIndex, StatsTable, Tables, entry_index};
 use crate::config::Config;
 use crate::exec::Blocked;
@@ -54,23 +54,18 @@ impl StatsTable {
         let mut judge = |slot: usize, threshold: f64| -> Option<Blocked> {
             let s = &mut tables.confidence[slot];
             match s.breaker.admit(now, config) {
-                Admission::Serve => None,
-                Admission::Probe => {
-                    s.gate.publish(BreakerState::HalfOpen);
-                    None
-                }
-                Admission::Refuse { state, retry_in } => {
-                    let view = s.breaker.view(config);
-                    Some(Blocked {
-                        confidence: s.evidence.mean(config.prior),
-                        threshold,
-                        state,
-                        retry_in,
-                        failures: view.failures,
-                        calls: view.calls,
-                        domain: domain.clone(),
-                    })
-                }
+                // A probe leaves the published flag as it is: not closed
+                // since the breaker opened (or was restored half-open).
+                Admission::Serve | Admission::Probe => None,
+                Admission::Refuse { state, retry_in } => Some(Blocked {
+                    confidence: s.evidence.mean(config.prior),
+                    threshold,
+                    state,
+                    retry_in,
+                    failures: s.breaker.failures(),
+                    calls: s.breaker.calls(),
+                    domain: domain.clone(),
+                }),
             }
         };
         let workflow = judge(entry.run_slot, config.confidence_threshold);

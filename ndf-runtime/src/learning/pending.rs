@@ -42,6 +42,30 @@ pub(crate) enum RunEnd {
     Refused,
 }
 
+impl RunEnd {
+    /// How `result`, a run's, ended: a step held back by its gate refused
+    /// the run (it did not fail); a rejected error is the caller's.
+    pub(crate) fn of<T>(result: &Result<T, crate::Error>) -> Self {
+        match result {
+            Ok(_) => RunEnd::Ok,
+            Err(crate::Error::ConfidenceThreshold { .. }) => RunEnd::Refused,
+            Err(e) if e.class() == crate::ErrorClass::Rejected => RunEnd::Rejected,
+            Err(_) => RunEnd::Failed,
+        }
+    }
+
+    /// The `outcome` of spans and metrics: `ok`, `error`, `rejected` or
+    /// `refused`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            RunEnd::Ok => "ok",
+            RunEnd::Failed => "error",
+            RunEnd::Rejected => "rejected",
+            RunEnd::Refused => "refused",
+        }
+    }
+}
+
 /// A run waiting to be learned.
 #[derive(Debug)]
 pub(super) struct PendingRun {

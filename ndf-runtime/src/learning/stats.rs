@@ -211,7 +211,7 @@ impl Slot {
         match self.breaker.observe(ok, threshold, at, config) {
             Some(Transition::Opened) => {
                 self.gate.publish(BreakerState::Open);
-                let view = self.breaker.view(config);
+                let (failures, calls) = (self.breaker.failures(), self.breaker.calls());
                 let raised = alert(
                     who,
                     AlertKind::Confidence,
@@ -219,7 +219,7 @@ impl Slot {
                     threshold,
                     &format!(
                         "held back: its success rate is credibly below {threshold:.2} ({} of its last {} outcomes failed; confidence {mean:.2}); probes in {:?}",
-                        view.failures, view.calls, config.break_duration
+                        failures, calls, config.break_duration
                     ),
                 );
                 self.alerted = Some(raised.clone());
@@ -465,8 +465,9 @@ impl StatsTable {
         }
     }
 
-    /// Loads what a store held.
-    pub(crate) fn seed(&self, row: &StoredStats) {
+    /// Loads what a store held, at the moment `clock` (one for every row of
+    /// a load): stored wall times become instants of the run clock.
+    pub(crate) fn seed(&self, row: &StoredStats, clock: &Clock) {
         let (pattern, domain, stats, evidence) = (
             row.pattern.as_str(),
             row.domain.as_str(),
@@ -475,7 +476,6 @@ impl StatsTable {
         );
         let mut tables = self.lock();
         if !row.recent.is_empty() {
-            let clock = Clock::now();
             let runs = row.recent.iter().map(|r| {
                 (
                     clock.instant(r.at_unix_ms),
@@ -507,7 +507,7 @@ impl StatsTable {
         );
         let s = &mut tables.confidence[slot];
         s.evidence = *evidence;
-        s.breaker = Breaker::restored(&row.breaker, &Clock::now());
+        s.breaker = Breaker::restored(&row.breaker, clock);
         s.gate.publish(s.breaker.state());
     }
 
@@ -990,15 +990,18 @@ mod tests {
             failures: 1.0,
             samples: 5,
         };
-        table.seed(&StoredStats {
-            pattern: "x.flow".into(),
-            domain: "d".into(),
-            stats: seeded,
-            added: PatternStats::default(),
-            evidence,
-            recent: Vec::new(),
-            ..StoredStats::default()
-        });
+        table.seed(
+            &StoredStats {
+                pattern: "x.flow".into(),
+                domain: "d".into(),
+                stats: seeded,
+                added: PatternStats::default(),
+                evidence,
+                recent: Vec::new(),
+                ..StoredStats::default()
+            },
+            &Clock::now(),
+        );
         let l = log([(false, false, 0); 3]);
         record(
             &table,
