@@ -326,3 +326,46 @@ async fn the_json_shape_is_stable() {
     assert_eq!(keys(&json["usage"][0]), "domain,executions,pattern");
     assert_eq!(keys(&json["confidence_histogram"][0]), "count,from,to");
 }
+
+#[pattern]
+async fn bank_down(amount: u32) -> Result<u32, StepError> {
+    Err(StepError::msg(format!("{amount}: bank down")))
+}
+
+/// Calls refused by the gate count against the success rates of the
+/// overview and of the workflow's row, whose status says it is held back.
+#[tokio::test(start_paused = true)]
+async fn refused_calls_lower_the_success_rate() {
+    let mut config = config(100);
+    config.confidence_threshold = 0.6;
+    config.min_samples = 4;
+    config.gate_alpha = 0.2;
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap();
+    run_settle(&ndf, 1..3).await; // 2 successful runs
+    let down = sequential!(name = "ledger.down"; bank_down);
+    for amount in 0..10 {
+        let _ = ndf.run(&down, amount, &ctx()).await; // 4 fail, then 6 refused
+    }
+    next_tick().await;
+    let d = ndf.dashboard();
+    let o = d.overview;
+    assert_eq!((o.executions_24h, o.failures_24h, o.refused_24h), (6, 4, 6));
+    assert_eq!(o.success_rate_24h, Some(2.0 / 12.0));
+    let row = d
+        .patterns
+        .iter()
+        .find(|p| p.pattern == "ledger.down")
+        .unwrap();
+    assert_eq!((row.executions, row.failures, row.refused), (4, 4, 6));
+    assert_eq!(row.success_rate, Some(0.0));
+    assert_eq!(
+        (row.status, row.breaker),
+        ("held back", ndf::BreakerState::Open)
+    );
+    let points = &series(&d, "ledger.down").points;
+    assert_eq!(points.iter().map(|p| p.refused).sum::<u64>(), 6);
+}

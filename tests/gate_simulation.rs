@@ -159,3 +159,32 @@ async fn a_healed_dependency_is_served_after_the_break_and_its_probes() {
         );
     }
 }
+
+/// The service of the issue: production preset, 1 % of calls failing,
+/// 100 calls a second for 30 s.
+#[tokio::test(start_paused = true)]
+async fn a_service_with_one_percent_failures_is_not_refused() {
+    let ndf = Ndf::builder()
+        .config(Config::for_environment(Environment::Production))
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    let dependency = Dependency {
+        rng: Arc::new(Mutex::new(fastrand::Rng::with_seed(7))),
+        p: Arc::new(Mutex::new(0.99)),
+    };
+    let flow = sequential!(name = "shop.checkout"; call_dependency);
+    let ctx = PatternContext::new("shop");
+    let (mut refused, mut failed) = (0, 0);
+    for _ in 0..3000 {
+        match ndf.run(&flow, dependency.clone(), &ctx).await {
+            Err(ndf::Error::ConfidenceThreshold { .. }) => refused += 1,
+            Err(_) => failed += 1,
+            Ok(()) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("production, 1% failures, 3000 calls in 30 s: {failed} failed, {refused} refused");
+    assert!(failed > 0, "the failures were injected");
+    assert!(refused <= 30, "{refused} of 3000 calls refused");
+}

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use ndf::prelude::*;
 
 #[derive(Clone, Default)]
@@ -25,6 +25,25 @@ async fn store(n: u32) -> u32 {
     n
 }
 
+/// What the recorder holds, keyed `name{label=value,…}` with the labels
+/// sorted.
+fn snapshot(snapshotter: &Snapshotter) -> BTreeMap<String, DebugValue> {
+    snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, _, _, value)| {
+            let key = key.key();
+            let mut labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            labels.sort();
+            (format!("{}{{{}}}", key.name(), labels.join(",")), value)
+        })
+        .collect()
+}
+
 #[tokio::test(start_paused = true)]
 async fn one_run_is_counted_with_bounded_labels() {
     let recorder = DebuggingRecorder::new();
@@ -43,21 +62,12 @@ async fn one_run_is_counted_with_bounded_labels() {
     let ctx = PatternContext::new("sync-tenant-4711").attribute("api_key", "k-123");
     ndf.run(&flow, Flaky::default(), &ctx).await.unwrap();
 
-    let mut seen: BTreeMap<String, DebugValue> = BTreeMap::new();
-    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
-        let key = key.key();
-        let mut labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}={}", l.key(), l.value()))
-            .collect();
-        labels.sort();
-        for label in &labels {
-            assert!(
-                !label.contains("4711") && !label.contains("k-123"),
-                "unbounded label {label}"
-            );
-        }
-        seen.insert(format!("{}{{{}}}", key.name(), labels.join(",")), value);
+    let seen = snapshot(&snapshotter);
+    for key in seen.keys() {
+        assert!(
+            !key.contains("4711") && !key.contains("k-123"),
+            "unbounded label in {key}"
+        );
     }
     let counter = |k: &str| match seen.get(k) {
         Some(DebugValue::Counter(n)) => *n,
@@ -85,5 +95,67 @@ async fn one_run_is_counted_with_bounded_labels() {
     );
     assert!(
         matches!(seen.get("ndf_confidence{pattern=fetch}"), Some(DebugValue::Gauge(g)) if (g.into_inner() - 2.0 / 3.0).abs() < 1e-9)
+    );
+}
+
+#[pattern]
+async fn down(n: u32) -> Result<u32, StepError> {
+    Err(StepError::msg(format!("{n}: down")))
+}
+
+#[pattern]
+async fn refuse_odd(n: u32) -> Result<u32, StepError> {
+    if n % 2 == 1 {
+        Err(StepError::rejected(StepError::msg("odd input")))
+    } else {
+        Ok(n)
+    }
+}
+
+/// Refused and rejected runs have outcomes of their own, beside `ok` and
+/// `error`.
+#[tokio::test(start_paused = true)]
+async fn refused_and_rejected_runs_have_their_own_outcome() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let mut config = Config::default();
+    config.min_samples = 4;
+    config.gate_alpha = 0.2;
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap();
+    let ctx = PatternContext::new("ops");
+    let failing = sequential!(name = "ops.down"; down);
+    for _ in 0..7 {
+        let _ = ndf.run(&failing, 1, &ctx).await;
+    }
+    let picky = sequential!(name = "ops.picky"; refuse_odd);
+    for n in 0..5 {
+        let _ = ndf.run(&picky, n, &ctx).await;
+    }
+    let counters: BTreeMap<String, u64> = snapshot(&snapshotter)
+        .into_iter()
+        .filter_map(|(key, value)| match value {
+            DebugValue::Counter(n) => Some((key, n)),
+            _ => None,
+        })
+        .collect();
+    let runs = |outcome: &str, pattern: &str| {
+        counters[&format!("ndf_runs_total{{outcome={outcome},pattern={pattern}}}")]
+    };
+    assert_eq!(
+        (runs("error", "ops.down"), runs("refused", "ops.down")),
+        (4, 3)
+    );
+    assert_eq!(
+        (
+            runs("ok", "ops.picky"),
+            runs("rejected", "ops.picky"),
+            runs("error", "ops.picky")
+        ),
+        (3, 2, 0)
     );
 }

@@ -241,3 +241,54 @@ async fn falling_confidence_alerts_once_per_pattern() {
         "the workflow and its step, once each"
     );
 }
+
+#[pattern]
+async fn switchable(down: bool) -> Result<(), StepError> {
+    if down {
+        Err(StepError::msg("down"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Refused calls count against the success-rate alert: failures alone stay
+/// within the tolerance here, and the refusals that follow raise it.
+#[tokio::test(start_paused = true)]
+async fn refusals_raise_the_success_rate_alert() {
+    let sink = Collect::default();
+    let mut config = Config::default();
+    config.min_samples = 4;
+    config.gate_alpha = 0.2;
+    config.error_tolerance = 0.5;
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .alert_sink(sink.clone())
+        .config(config)
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "ops.switchable"; switchable);
+    let ctx = PatternContext::new("ops");
+    for _ in 0..20 {
+        ndf.run(&flow, false, &ctx).await.unwrap();
+    }
+    for _ in 0..4 {
+        let _ = ndf.run(&flow, true, &ctx).await;
+    }
+    let success_rate = |sink: &Collect| {
+        sink.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.kind == AlertKind::SuccessRate && a.pattern == "ops.switchable")
+            .count()
+    };
+    assert_eq!(success_rate(&sink), 0, "20 of 24 succeeded: within 50%");
+    for _ in 0..20 {
+        let err = ndf.run(&flow, false, &ctx).await.unwrap_err();
+        assert!(
+            matches!(err, ndf::Error::ConfidenceThreshold { .. }),
+            "{err}"
+        );
+    }
+    assert_eq!(success_rate(&sink), 1, "20 of 44 calls served: below 50%");
+}

@@ -406,6 +406,44 @@ mod tests {
     }
 
     #[test]
+    fn the_gate_keys_are_read_and_checked() {
+        let c = Config::from_vars([
+            ("NDF_GATE_ALPHA", "0.0005"),
+            ("NDF_BREAK_DURATION", "20s"),
+            ("NDF_HALF_OPEN_PROBES", "3"),
+            ("NDF_EVIDENCE_HALF_LIFE", "1h"),
+            ("NDF_RESOURCE_GATING", "true"),
+        ])
+        .unwrap();
+        assert!((c.gate_alpha - 0.0005).abs() < f64::EPSILON);
+        assert_eq!(c.break_duration, Duration::from_secs(20));
+        assert_eq!(c.half_open_probes, 3);
+        assert_eq!(c.evidence_half_life, Duration::from_hours(1));
+        assert!(c.resource_gating);
+        let t = Config::from_toml_str("resource_gating = true\ngate_alpha = 0.01").unwrap();
+        assert!(t.resource_gating);
+        assert!((t.gate_alpha - 0.01).abs() < f64::EPSILON);
+        let err = Config::from_vars([("NDF_GATE_ALPHA", "1")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`NDF_GATE_ALPHA` = \"1\": expected a number above 0 and below 1, such as 0.001"
+        );
+        let err = Config::from_vars([("NDF_RESOURCE_GATING", "maybe")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`NDF_RESOURCE_GATING` = \"maybe\": expected `true` or `false`"
+        );
+        let err = Config::from_toml_str("half_open_probes = 0").unwrap_err();
+        assert_eq!(err.key, "half_open_probes");
+        let defaults = Config::default();
+        assert!(!defaults.resource_gating, "resource gating is opt-in");
+        assert_eq!(
+            (defaults.break_duration, defaults.half_open_probes),
+            (Duration::from_secs(5), 5)
+        );
+    }
+
+    #[test]
     fn without_deployment_env_it_is_development() {
         let c = Config::from_vars(Vec::<(String, String)>::new()).unwrap();
         assert_eq!(c, Config::default());
