@@ -3,23 +3,25 @@
 //!
 //! Users depend on the `ndf` facade, which re-exports everything here.
 
-mod config;
+// The layers, each importing only those listed above it (checked by
+// `tests/layers.rs`):
+// the leaves and the model: plain data every layer shares,
 mod context;
 mod error;
-mod exec;
-mod flow;
-mod flush;
-mod gating;
-mod join;
-mod learning;
-mod ndf;
+mod model;
 mod order;
 mod policy;
-mod registry;
 mod security;
-mod step;
+// the services,
+mod config;
+mod gating;
+mod learning;
 mod store;
 mod telemetry;
+// the run path,
+mod exec;
+// the runtime.
+mod runtime;
 
 #[doc(hidden)]
 pub mod macro_support;
@@ -27,24 +29,23 @@ pub mod macro_support;
 pub use config::{Config, DomainPreset, Environment};
 pub use context::{PatternContext, Priority};
 pub use error::{Classify, ConfigError, Error, ErrorClass, StepError, StoreError};
-pub use exec::Cx;
-pub use flow::PhaseRule;
+pub use exec::{Cx, PhaseRule, Step, Workflow};
 pub use gating::{IdleProbe, ResourceProbe, ResourceUsage, SysinfoProbe};
-pub use learning::{
-    BreakerState, Confidence, Evidence, FAILING_MARGIN, HEALTHY_MARGIN, OVERFLOW_DOMAIN,
-    PatternStats, Prior, RunLog, StepRecord, StoredBreaker,
+pub use learning::{FAILING_MARGIN, HEALTHY_MARGIN, OVERFLOW_DOMAIN};
+pub use model::{
+    BreakerState, Confidence, Evidence, PatternStats, Prior, RecentRun, RunLog, Shape, StepMeta,
+    StepRecord, StoredBreaker, StoredPoint, StoredStats, TimelinePoint,
 };
-pub use ndf::{Ndf, NdfBuilder};
 pub use policy::RetryPolicy;
+pub use runtime::{Ndf, NdfBuilder};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use security::{REDACTED, is_secret_key};
-pub use step::{Shape, Step, StepMeta, Workflow};
-pub use store::{LearningStore, MemoryStore, RecentRun, SqliteStore, StoredStats};
+pub use store::{LearningStore, MemoryStore, SqliteStore};
 #[cfg(feature = "prometheus")]
 pub use telemetry::serve_prometheus;
 pub use telemetry::{
     Alert, AlertKind, AlertSink, Dashboard, HistogramBin, Overview, PatternPanel, PatternReport,
-    Percentiles, Report, Resources, ResponseSeries, StoredPoint, TimelinePoint, TracingSink, Usage,
+    Percentiles, Report, Resources, ResponseSeries, TracingSink, Usage,
 };
 #[cfg(feature = "dashboard")]
 pub use telemetry::{DashboardHandle, DashboardOptions};

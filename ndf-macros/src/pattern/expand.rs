@@ -335,7 +335,10 @@ fn meta(opts: &StepOptions, p: &TokenStream) -> TokenStream {
         ));
     }
     if let Some(c) = &opts.compensate {
-        sets.push(quote_spanned!(crate::typecheck::at(c.span())=> __m.compensate = #p::Some(<#c as #p::Step>::NAME);));
+        sets.push(quote_spanned!(crate::typecheck::at(c.span())=>
+            __m.compensate = #p::Some(<#c as #p::Step>::NAME);
+            __m.compensate_timeout = <#c as #p::Step>::META.timeout;
+        ));
     }
     quote! {{
         #[allow(unused_mut)]

@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::ConfigError;
-use crate::gating::ResourceUsage;
-use crate::learning::Prior;
-use crate::step::StepMeta;
+use crate::model::{Prior, StepMeta};
 
 /// What a step's `domain` option picks when the step sets none of these
 /// itself.
@@ -216,18 +214,6 @@ impl Config {
     pub(crate) fn threshold_of(&self, meta: &StepMeta) -> f64 {
         self.step_setting(meta.confidence_threshold, meta, |p| p.confidence_threshold)
             .unwrap_or(self.confidence_threshold)
-    }
-
-    /// The resource of `usage` above its limit (`cpu_limit`, `memory_limit`),
-    /// with the reading and the limit; CPU first.
-    pub(crate) fn over_limits(&self, usage: ResourceUsage) -> Option<(&'static str, f64, f64)> {
-        if usage.cpu > self.cpu_limit {
-            Some(("cpu", usage.cpu, self.cpu_limit))
-        } else if usage.memory > self.memory_limit {
-            Some(("memory", usage.memory, self.memory_limit))
-        } else {
-            None
-        }
     }
 
     /// A step's memory budget: its own, else its domain preset's.

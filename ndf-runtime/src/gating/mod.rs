@@ -5,6 +5,6 @@ mod admission;
 mod probe;
 mod sysinfo;
 
-pub(crate) use admission::{admit_memory, admit_run};
+pub(crate) use admission::{Admission, Limits};
 pub use probe::{IdleProbe, ResourceProbe, ResourceUsage};
 pub use sysinfo::SysinfoProbe;

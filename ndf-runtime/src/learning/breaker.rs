@@ -31,41 +31,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::Config;
-
-/// The state of a pattern's gate, in circuit-breaker terms.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakerState {
-    /// Every run is served; outcomes are weighed.
-    #[default]
-    Closed,
-    /// Runs are refused (their fallback or next degradation level serves)
-    /// until the break is over.
-    Open,
-    /// A few probe runs are let through; their outcomes decide whether the
-    /// breaker closes or opens again.
-    HalfOpen,
-}
-
-impl BreakerState {
-    /// `closed`, `open` or `half_open`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-        }
-    }
-}
-
-impl std::fmt::Display for BreakerState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::model::{BreakerState, Clock, StoredBreaker};
 
 /// How far above its threshold a pattern counts as healthy.
 pub const HEALTHY_MARGIN: f64 = 0.05;
@@ -325,22 +291,20 @@ impl Breaker {
     }
 
     /// What the store keeps of the breaker, at wall time `clock`.
-    pub(crate) fn stored(&self, clock: &super::Clock) -> StoredBreaker {
+    pub(crate) fn stored(&self, clock: &Clock) -> StoredBreaker {
         StoredBreaker {
             state: self.state(),
             evidence: self.evidence,
             calls: self.calls,
             failures: self.failures,
-            at_unix_ms: self.at.map_or(0, |at| {
-                clock.unix_ms_ago(clock.instant.saturating_duration_since(at))
-            }),
+            at_unix_ms: self.at.map_or(0, |at| clock.unix_ms_of(at)),
         }
     }
 
     /// The breaker a store kept: its evidence ages from when it last
     /// changed, and a breaker that was open or half-open is half-open now,
     /// so that probes decide at once whether the pattern is served again.
-    pub(crate) fn restored(kept: &StoredBreaker, clock: &super::Clock) -> Self {
+    pub(crate) fn restored(kept: &StoredBreaker, clock: &Clock) -> Self {
         let ago = Duration::from_millis(clock.unix_ms.saturating_sub(kept.at_unix_ms));
         let mut breaker = Breaker {
             evidence: if kept.evidence.is_finite() {
@@ -365,22 +329,6 @@ impl Breaker {
 /// The evidence at which a breaker opens: `ln(1 / gate_alpha)`.
 fn open_at(config: &Config) -> f64 {
     (1.0 / config.gate_alpha).ln()
-}
-
-/// A breaker as a store keeps it.
-#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
-pub struct StoredBreaker {
-    /// The state when it was saved.
-    pub state: BreakerState,
-    /// The evidence against the pattern (a log-likelihood ratio, ≥ 0).
-    pub evidence: f64,
-    /// Outcomes weighed since the breaker last closed.
-    pub calls: u64,
-    /// Failures since the evidence was last zero.
-    pub failures: u32,
-    /// When the evidence last changed, in milliseconds since the Unix
-    /// epoch (0: never).
-    pub at_unix_ms: u64,
 }
 
 #[cfg(test)]

@@ -1,14 +1,61 @@
 //! Judging, at the start of a run, what confidence holds back.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
 use tokio::time::Instant;
 
-use std::sync::Arc;
-
 use super::breaker::Admission;
-use super::stats::{EntryGate, GateIndex, StatsTable, Tables, entry_index};
+use super::entry::{Tables, entry_index};
+use super::slot::SlotGate;
+use super::table::StatsTable;
 use crate::config::Config;
-use crate::exec::Blocked;
-use crate::step::StepMeta;
+use crate::error::Error;
+use crate::model::{BreakerState, StepMeta};
+
+/// Why a record is held back: its breaker, its confidence and the
+/// threshold it missed.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Blocked {
+    pub(crate) confidence: f64,
+    pub(crate) threshold: f64,
+    pub(crate) state: BreakerState,
+    pub(crate) retry_in: Option<Duration>,
+    pub(crate) failures: u32,
+    pub(crate) calls: u64,
+    pub(crate) domain: Box<str>,
+}
+
+impl Blocked {
+    /// The error of a run refused by this gate.
+    pub(crate) fn into_error(self, pattern: &str) -> Error {
+        Error::ConfidenceThreshold {
+            pattern: pattern.to_owned(),
+            domain: self.domain.into(),
+            confidence: self.confidence,
+            threshold: self.threshold,
+            state: self.state,
+            retry_in: self.retry_in,
+            failures: self.failures,
+            calls: self.calls,
+        }
+    }
+}
+
+/// What gating reads of one entry without the lock.
+#[derive(Debug)]
+pub(super) struct EntryGate {
+    pub(super) domain: Box<str>,
+    pub(super) steps: &'static [&'static str],
+    /// The entry's id.
+    pub(super) index: usize,
+    pub(super) run: Arc<SlotGate>,
+    pub(super) step_gates: Box<[Arc<SlotGate>]>,
+}
+
+/// Entries' gates by workflow name.
+pub(super) type GateIndex = FxHashMap<&'static str, Vec<Arc<EntryGate>>>;
 
 /// What [`StatsTable::gates`] needs of a run.
 pub(crate) struct GateQuery<'a> {

@@ -13,8 +13,7 @@ use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
 use tokio::time::Instant;
 
-use super::record::StepRecord;
-use crate::step::StepMeta;
+use crate::model::{RunEnd, StepMeta, StepRecord};
 
 /// What learning needs of a run besides its step records.
 #[derive(Debug, Clone, Copy)]
@@ -27,43 +26,6 @@ pub(super) struct RunHead {
     pub(super) latency: Duration,
     /// When it ended.
     pub(super) at: Instant,
-}
-
-/// How a run ended, as learning sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RunEnd {
-    /// It succeeded.
-    Ok,
-    /// It failed: learned as the pattern's failure.
-    Failed,
-    /// It ended with a rejected error: counted, never learned as a failure.
-    Rejected,
-    /// Its gate refused it: it did not run.
-    Refused,
-}
-
-impl RunEnd {
-    /// How `result`, a run's, ended: a step held back by its gate refused
-    /// the run (it did not fail); a rejected error is the caller's.
-    pub(crate) fn of<T>(result: &Result<T, crate::Error>) -> Self {
-        match result {
-            Ok(_) => RunEnd::Ok,
-            Err(crate::Error::ConfidenceThreshold { .. }) => RunEnd::Refused,
-            Err(e) if e.class() == crate::ErrorClass::Rejected => RunEnd::Rejected,
-            Err(_) => RunEnd::Failed,
-        }
-    }
-
-    /// The `outcome` of spans and metrics: `ok`, `error`, `rejected` or
-    /// `refused`.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            RunEnd::Ok => "ok",
-            RunEnd::Failed => "error",
-            RunEnd::Rejected => "rejected",
-            RunEnd::Refused => "refused",
-        }
-    }
 }
 
 /// A run waiting to be learned.

@@ -5,14 +5,37 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::confidence::{Confidence, Prior};
-use super::stats::{PatternStats, StatsTable};
-use crate::telemetry::{Alert, ReportRow};
+use super::table::StatsTable;
+use crate::model::{BreakerState, Clock, Confidence, PatternStats, Prior};
+
+/// What the statistics hold of one (pattern, domain) for a report (the
+/// read view telemetry builds reports from).
+#[derive(Debug)]
+pub(crate) struct ReportRow {
+    pub(crate) pattern: String,
+    pub(crate) domain: String,
+    pub(crate) workflow: bool,
+    pub(crate) totals: PatternStats,
+    /// Runs in the window (workflows only).
+    pub(crate) recent: Vec<(Duration, bool)>,
+    /// Refusals in the window (workflows only).
+    pub(crate) refused: u64,
+    pub(crate) confidence: Option<Confidence>,
+    pub(crate) breaker: BreakerState,
+    pub(crate) trend: Vec<f64>,
+    /// The step of the workflow that failed most, with its failures.
+    pub(crate) worst_step: Option<(String, u64)>,
+}
 
 impl StatsTable {
     /// What a report shows of every (pattern, domain): workflows with their
-    /// runs since `since`, steps with their totals.
-    pub(crate) fn report_rows(&self, since: Instant, prior: Prior) -> Vec<ReportRow> {
+    /// runs in the last `window`, steps with their totals. Runs are in the
+    /// window by their age: no instant before the monotonic clock's start
+    /// is ever needed, and stored runs are judged on the wall clock.
+    pub(crate) fn report_rows(&self, window: Duration, prior: Prior) -> Vec<ReportRow> {
+        let clock = Clock::now();
+        let since_unix_ms = clock.unix_ms_ago(window);
+        let in_window = |at: Instant| clock.instant.saturating_duration_since(at) <= window;
         let tables = self.lock();
         let confidence = |pattern: &str, domain: &str| {
             tables
@@ -42,11 +65,16 @@ impl StatsTable {
                 workflow: true,
                 totals: e.run,
                 recent: earlier
-                    .chain(e.recent.iter())
-                    .filter(|(at, _, _)| *at >= since)
-                    .map(|(_, d, ok)| (*d, *ok))
+                    .filter(|r| r.at_unix_ms >= since_unix_ms)
+                    .map(|r| (Duration::from_micros(r.latency_us), r.ok))
+                    .chain(
+                        e.recent
+                            .iter()
+                            .filter(|(at, _, _)| in_window(*at))
+                            .map(|(_, d, ok)| (*d, *ok)),
+                    )
                     .collect(),
-                refused: e.refused.iter().filter(|at| **at >= since).count() as u64,
+                refused: e.refused.iter().filter(|at| in_window(**at)).count() as u64,
                 confidence: slot.map(|s| s.evidence.confidence(prior)),
                 breaker: slot.map(|s| s.breaker.state()).unwrap_or_default(),
                 trend: slot
@@ -121,19 +149,6 @@ impl StatsTable {
                 confidence: tables.confidence[e.run_slot].evidence.mean(prior),
             });
         }
-    }
-
-    /// The alerts raised and not cleared since, by pattern and domain.
-    pub(crate) fn active_alerts(&self) -> Vec<Alert> {
-        let tables = self.lock();
-        let mut out: Vec<Alert> = tables
-            .entries
-            .iter()
-            .flat_map(|e| e.alerts.active().iter().cloned())
-            .chain(tables.confidence.iter().filter_map(|s| s.alerted.clone()))
-            .collect();
-        out.sort_by(|a, b| (&a.pattern, &a.domain).cmp(&(&b.pattern, &b.domain)));
-        out
     }
 
     /// The confidence of every (pattern, domain) with outcomes.

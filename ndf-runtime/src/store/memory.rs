@@ -1,10 +1,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{LearningStore, StoredStats};
+use super::LearningStore;
 use crate::error::StoreError;
-use crate::learning::PatternStats;
-use crate::telemetry::StoredPoint;
+use crate::model::{PatternStats, StoredPoint, StoredStats};
 
 /// A store in memory: for tests, and for services that do not keep learning
 /// data across restarts. Clones share the same data.
@@ -72,8 +71,7 @@ impl LearningStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::learning::Evidence;
-    use crate::store::RecentRun;
+    use crate::model::{Evidence, RecentRun};
 
     #[test]
     fn save_replaces_rows_of_the_same_key() {

@@ -8,47 +8,7 @@ pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 use crate::error::StoreError;
-use crate::learning::{Evidence, PatternStats, StoredBreaker};
-use crate::telemetry::StoredPoint;
-
-/// One row of learning data: the statistics of a pattern in a domain.
-#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
-pub struct StoredStats {
-    /// Pattern name.
-    pub pattern: String,
-    /// Domain the pattern ran in.
-    pub domain: String,
-    /// What was learned, in total: what the store held when the runtime
-    /// started plus what the runtime learned since.
-    pub stats: PatternStats,
-    /// What the runtime learned since its last save that returned `Ok`
-    /// (zero in rows a store loads). A store that one process owns writes
-    /// `stats`; a store shared by several processes adds these counts to
-    /// what it holds, so that no process overwrites another's.
-    #[serde(default)]
-    pub added: PatternStats,
-    /// The confidence evidence.
-    pub evidence: Evidence,
-    /// The gate's breaker: its state and evidence. A runtime that loads an
-    /// open or half-open breaker starts it half-open: probes decide at once
-    /// whether the pattern is served again.
-    #[serde(default)]
-    pub breaker: StoredBreaker,
-    /// The most recent runs of a workflow (empty for steps), oldest first,
-    /// for reports over a window after a restart.
-    pub recent: Vec<RecentRun>,
-}
-
-/// One recent run of a workflow, as stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RecentRun {
-    /// When it ended, in milliseconds since the Unix epoch.
-    pub at_unix_ms: u64,
-    /// How long it took, in microseconds.
-    pub latency_us: u64,
-    /// Whether it succeeded.
-    pub ok: bool,
-}
+use crate::model::{StoredPoint, StoredStats};
 
 /// Keeps learning data between runs of the process.
 ///

@@ -5,10 +5,12 @@ use std::sync::{Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::{LearningStore, RecentRun, StoredStats};
+use super::LearningStore;
 use crate::error::{Error, StoreError};
-use crate::learning::{BreakerState, Evidence, PatternStats, StoredBreaker};
-use crate::telemetry::{StoredPoint, TimelinePoint};
+use crate::model::{
+    BreakerState, Evidence, PatternStats, RecentRun, StoredBreaker, StoredPoint, StoredStats,
+    TimelinePoint,
+};
 
 /// The schema this build writes, and the newest it reads.
 const SCHEMA_VERSION: i64 = 2;

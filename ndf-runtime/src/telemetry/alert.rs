@@ -1,5 +1,7 @@
 //! Alerts: raised when a pattern crosses a threshold, once per crossing.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// What an alert is about.
@@ -75,8 +77,6 @@ pub(crate) struct AlertState {
     p95: Duration,
     latency: bool,
     success_rate: bool,
-    /// The alerts raised and not yet cleared, for the dashboard.
-    active: Vec<Alert>,
 }
 
 impl Default for AlertState {
@@ -90,7 +90,6 @@ impl Default for AlertState {
             p95: Duration::ZERO,
             latency: false,
             success_rate: false,
-            active: Vec::new(),
         }
     }
 }
@@ -104,14 +103,15 @@ pub(crate) struct AlertRules {
 }
 
 impl AlertState {
-    /// Records one run and judges the window; pushes the alerts newly raised.
+    /// Records one run and judges the window; raises and clears alerts on
+    /// `board`.
     pub(crate) fn observe(
         &mut self,
         who: (&str, &str),
         latency: Duration,
         ok: bool,
         rules: AlertRules,
-        out: &mut Vec<Alert>,
+        board: &AlertBoard,
     ) {
         if self.len == ALERT_WINDOW {
             self.ok -= usize::from(self.ring[self.next].1);
@@ -129,23 +129,20 @@ impl AlertState {
         let floor = 1.0 - rules.error_tolerance;
         let low = rate < floor;
         if low && !self.success_rate {
-            self.raise(
-                alert(
-                    who,
-                    AlertKind::SuccessRate,
-                    rate,
-                    floor,
-                    &format!(
-                        "success rate of the last {} runs is {:.1}%, below {:.1}%",
-                        self.len,
-                        rate * 100.0,
-                        floor * 100.0
-                    ),
+            board.raise(alert(
+                who,
+                AlertKind::SuccessRate,
+                rate,
+                floor,
+                &format!(
+                    "success rate of the last {} runs is {:.1}%, below {:.1}%",
+                    self.len,
+                    rate * 100.0,
+                    floor * 100.0
                 ),
-                out,
-            );
+            ));
         } else if !low && self.success_rate {
-            self.clear(AlertKind::SuccessRate);
+            board.clear(who, AlertKind::SuccessRate);
         }
         self.success_rate = low;
         if let Some(limit) = rules.latency_alert {
@@ -160,41 +157,78 @@ impl AlertState {
             }
             let slow = self.p95 > limit;
             if slow && !self.latency {
-                self.raise(
-                    alert(
-                        who,
-                        AlertKind::Latency,
-                        self.p95.as_secs_f64(),
-                        limit.as_secs_f64(),
-                        &format!(
-                            "p95 latency of the last {} runs is {:?}, above {limit:?}",
-                            self.len, self.p95
-                        ),
+                board.raise(alert(
+                    who,
+                    AlertKind::Latency,
+                    self.p95.as_secs_f64(),
+                    limit.as_secs_f64(),
+                    &format!(
+                        "p95 latency of the last {} runs is {:?}, above {limit:?}",
+                        self.len, self.p95
                     ),
-                    out,
-                );
+                ));
             } else if !slow && self.latency {
-                self.clear(AlertKind::Latency);
+                board.clear(who, AlertKind::Latency);
             }
             self.latency = slow;
         }
     }
 }
 
-impl AlertState {
-    fn raise(&mut self, alert: Alert, out: &mut Vec<Alert>) {
-        self.active.push(alert.clone());
-        out.push(alert);
+/// The alerts raised and not cleared, and those not yet delivered. Learning
+/// raises them under the statistics lock; whoever learned delivers them
+/// to the sink after letting go of it.
+#[derive(Debug, Default)]
+pub(crate) struct AlertBoard {
+    active: Mutex<Vec<Alert>>,
+    outbox: Mutex<Vec<Alert>>,
+    /// Whether the outbox holds alerts: read on every run, locked rarely.
+    waiting: AtomicBool,
+}
+
+impl AlertBoard {
+    /// Raises `alert`: active until cleared, and delivered next.
+    pub(crate) fn raise(&self, alert: Alert) {
+        lock(&self.active).push(alert.clone());
+        lock(&self.outbox).push(alert);
+        self.waiting.store(true, Ordering::Release);
     }
 
-    fn clear(&mut self, kind: AlertKind) {
-        self.active.retain(|a| a.kind != kind);
+    /// Clears the `kind` alert of `pattern` in `domain`.
+    pub(crate) fn clear(&self, (pattern, domain): (&str, &str), kind: AlertKind) {
+        lock(&self.active)
+            .retain(|a| !(a.kind == kind && a.pattern == pattern && a.domain == domain));
     }
 
-    /// The alerts raised and not cleared since.
-    pub(crate) fn active(&self) -> &[Alert] {
-        &self.active
+    /// The alerts raised and not cleared since, by pattern and domain.
+    pub(crate) fn active(&self) -> Vec<Alert> {
+        let mut out = lock(&self.active).clone();
+        out.sort_by(|a, b| (&a.pattern, &a.domain).cmp(&(&b.pattern, &b.domain)));
+        out
     }
+
+    /// Sends the alerts raised since the last delivery to `sink`, outside
+    /// every lock of the runtime.
+    pub(crate) fn deliver(&self, sink: &dyn AlertSink) {
+        if !self.waiting.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let alerts = std::mem::take(&mut *lock(&self.outbox));
+        for alert in &alerts {
+            sink.send(alert);
+        }
+    }
+
+    /// The alerts waiting for delivery, taken out.
+    #[cfg(test)]
+    pub(crate) fn take(&self) -> Vec<Alert> {
+        self.waiting.store(false, Ordering::Release);
+        std::mem::take(&mut *lock(&self.outbox))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// An alert about `pattern` in `domain`, its message prefixed with both.
@@ -277,9 +311,11 @@ mod tests {
         rules: AlertRules,
         out: &mut Vec<Alert>,
     ) {
+        let board = AlertBoard::default();
         for _ in 0..n {
-            state.observe(("a.b", "d"), run.0, run.1, rules, out);
+            state.observe(("a.b", "d"), run.0, run.1, rules, &board);
         }
+        out.extend(board.take());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
-use crate::learning::{RunEnd, StepOutcome};
+use crate::model::{RunEnd, StepOutcome};
 
 /// The handles of one step record of a workflow.
 struct StepMetrics {

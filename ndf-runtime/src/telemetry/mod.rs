@@ -1,15 +1,18 @@
-//! What the runtime tells its operators: alerts and reports.
+//! What the runtime tells its operators: alerts, metrics, the timeline,
+//! reports and the dashboard, built from what learning observes and from
+//! its read views. Nothing here reaches back into the runtime.
 
 mod alert;
 mod dashboard;
 mod metrics;
+mod monitor;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 mod report;
 mod timeline;
 
 pub use alert::{Alert, AlertKind, AlertSink, TracingSink};
-pub(crate) use alert::{AlertRules, AlertState, alert, percentile};
+pub(crate) use alert::{AlertBoard, percentile};
 pub(crate) use dashboard::build as build_dashboard;
 pub(crate) use dashboard::{DAY, Sources};
 pub use dashboard::{
@@ -17,10 +20,11 @@ pub use dashboard::{
 };
 #[cfg(feature = "dashboard")]
 pub use dashboard::{DashboardHandle, DashboardOptions};
-pub(crate) use metrics::EntryMetrics;
+#[cfg(feature = "dashboard")]
+pub(crate) use dashboard::{DashboardSource, serve};
+pub(crate) use monitor::Monitor;
 #[cfg(feature = "prometheus")]
 pub use prometheus::serve_prometheus;
+pub(crate) use report::build;
 pub use report::{PatternReport, Percentiles, Report};
-pub(crate) use report::{ReportRow, build};
-pub use timeline::{StoredPoint, TimelinePoint};
-pub(crate) use timeline::{Timeline, start_sampler};
+pub(crate) use timeline::Timeline;

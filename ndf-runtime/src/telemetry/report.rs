@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::percentile;
 use crate::config::Config;
-use crate::learning::{BreakerState, Confidence, PatternStats};
+use crate::learning::ReportRow;
+use crate::model::{BreakerState, Confidence};
 
 /// Latency percentiles, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -70,24 +71,6 @@ pub struct Report {
     pub window_secs: f64,
     /// One entry per pattern and domain, sorted.
     pub patterns: Vec<PatternReport>,
-}
-
-/// What the statistics hold of one (pattern, domain) for a report.
-#[derive(Debug)]
-pub(crate) struct ReportRow {
-    pub(crate) pattern: String,
-    pub(crate) domain: String,
-    pub(crate) workflow: bool,
-    pub(crate) totals: PatternStats,
-    /// Runs in the window (workflows only).
-    pub(crate) recent: Vec<(Duration, bool)>,
-    /// Refusals in the window (workflows only).
-    pub(crate) refused: u64,
-    pub(crate) confidence: Option<Confidence>,
-    pub(crate) breaker: BreakerState,
-    pub(crate) trend: Vec<f64>,
-    /// The step of the workflow that failed most, with its failures.
-    pub(crate) worst_step: Option<(String, u64)>,
 }
 
 /// The report of `rows`.

@@ -5,46 +5,14 @@
 //! them for `retention`.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::percentile;
-use crate::learning::{Clock, Prior, StatsTable, WorkflowReading};
-use crate::ndf::Inner;
-
-/// What the runs of one workflow in one domain did in one interval.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct TimelinePoint {
-    /// The end of the interval, in milliseconds since the Unix epoch.
-    pub at_unix_ms: u64,
-    /// Runs that ended in the interval.
-    pub executions: u64,
-    /// Of those, the failed ones.
-    pub failures: u64,
-    /// Calls refused by the workflow's gate in the interval (they did not
-    /// run: not in `executions`).
-    #[serde(default)]
-    pub refused: u64,
-    /// Mean latency of the runs, in milliseconds.
-    pub mean_ms: f64,
-    /// 95th percentile latency of the runs, in milliseconds.
-    pub p95_ms: f64,
-    /// The workflow's confidence mean at the end of the interval.
-    pub confidence: f64,
-}
-
-/// A timeline point of one (pattern, domain), as a store keeps it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct StoredPoint {
-    /// The workflow.
-    pub pattern: String,
-    /// The domain of its runs.
-    pub domain: String,
-    /// What its runs did.
-    pub point: TimelinePoint,
-}
+use crate::learning::{StatsTable, WorkflowReading};
+use crate::model::{Clock, Prior, StoredPoint, TimelinePoint};
 
 /// (pattern, domain).
 type Key = (String, String);
@@ -226,31 +194,6 @@ impl Timeline {
 fn bound(pending: &mut Vec<StoredPoint>) {
     let excess = pending.len().saturating_sub(MAX_PENDING);
     pending.drain(..excess);
-}
-
-/// Starts the task that takes a point every `timeline_interval`, when the
-/// runtime is built inside tokio. It holds only a weak reference: it ends
-/// when the last `Ndf` is dropped.
-pub(crate) fn start_sampler(inner: &Arc<Inner>) {
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    let weak: Weak<Inner> = Arc::downgrade(inner);
-    let interval = inner.config.timeline_interval;
-    handle.spawn(async move {
-        let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let Some(inner) = weak.upgrade() else { return };
-            inner.learn(true);
-            inner.timeline.sample(
-                &inner.stats,
-                inner.config.prior,
-                inner.config.timeline_points,
-            );
-        }
-    });
 }
 
 #[cfg(test)]

@@ -61,7 +61,7 @@ impl Expander {
             #(#tasks.as_mut().cancel();)*
             #p::poll_fn(|__w| {
                 let mut __ending = false;
-                #(__ending |= #tasks.as_mut().poll_cancelled(__w);)*
+                #(__ending |= #tasks.as_mut().poll_cancelled(__w, __cx);)*
                 if __ending { #p::Poll::Pending } else { #p::Poll::Ready(()) }
             })
             .await;

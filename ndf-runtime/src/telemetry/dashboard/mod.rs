@@ -6,13 +6,15 @@ mod server;
 
 #[cfg(feature = "dashboard")]
 pub use server::{DashboardHandle, DashboardOptions};
+#[cfg(feature = "dashboard")]
+pub(crate) use server::{DashboardSource, serve};
 
 use std::time::Duration;
 
-use super::{Alert, PatternReport, Report, TimelinePoint};
+use super::{Alert, PatternReport, Report};
 use crate::config::Config;
 use crate::gating::ResourceUsage;
-use crate::learning::{BreakerState, Clock, Confidence};
+use crate::model::{BreakerState, Clock, Confidence, TimelinePoint};
 
 /// Points of each response-time series the dashboard draws (an hour of
 /// the default 30 s points).

@@ -12,7 +12,6 @@ use axum::routing::get;
 use tokio::sync::oneshot;
 
 use crate::error::{ConfigError, Error};
-use crate::ndf::Ndf;
 
 /// The page: inline CSS, and inline script drawing SVG; no request leaves
 /// the machine it is served from.
@@ -97,93 +96,76 @@ impl Drop for DashboardHandle {
     }
 }
 
+/// Where the served dashboard's data comes from (the runtime).
+pub(crate) trait DashboardSource: Send + Sync + 'static {
+    /// The dashboard as it is now. Called on tokio's blocking pool, never
+    /// on an async worker: building it may wait for the statistics.
+    fn dashboard(&self) -> super::Dashboard;
+}
+
 #[derive(Clone)]
 struct App {
-    ndf: Ndf,
+    source: std::sync::Arc<dyn DashboardSource>,
     page: std::sync::Arc<str>,
 }
 
-impl Ndf {
-    /// Serves the dashboard on `addr`, which must be a loopback address
-    /// (use [`Ndf::serve_dashboard_with`] and
-    /// [`DashboardOptions::allow_remote`] for others): the page at `/`, its
-    /// data as JSON at `/api/dashboard` ([`Ndf::dashboard`]). Must be called
-    /// inside a tokio runtime; the server runs on it.
-    ///
-    /// # Errors
-    ///
-    /// As [`Ndf::serve_dashboard_with`].
-    pub async fn serve_dashboard(
-        &self,
-        addr: impl Into<SocketAddr>,
-    ) -> Result<DashboardHandle, Error> {
-        self.serve_dashboard_with(DashboardOptions::new(addr)).await
-    }
-
-    /// Serves the dashboard as `options` say.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] for an address that is not loopback without
-    /// [`DashboardOptions::allow_remote`]; [`Error::Telemetry`] when the
-    /// address cannot be bound.
-    pub async fn serve_dashboard_with(
-        &self,
-        options: DashboardOptions,
-    ) -> Result<DashboardHandle, Error> {
-        if !options.addr.ip().is_loopback() && !options.allow_remote {
-            return Err(ConfigError::new(
-                "dashboard address",
-                options.addr,
-                "is not a loopback address; other machines could read the dashboard. \
+/// Serves the dashboard of `source` as `options` say.
+pub(crate) async fn serve(
+    source: std::sync::Arc<dyn DashboardSource>,
+    options: DashboardOptions,
+) -> Result<DashboardHandle, Error> {
+    if !options.addr.ip().is_loopback() && !options.allow_remote {
+        return Err(ConfigError::new(
+            "dashboard address",
+            options.addr,
+            "is not a loopback address; other machines could read the dashboard. \
                  Use `DashboardOptions::allow_remote()` if that is meant",
-            )
-            .into());
-        }
-        let listener = tokio::net::TcpListener::bind(options.addr)
-            .await
-            .map_err(|e| {
-                Error::Telemetry(format!(
-                    "cannot serve the dashboard on {}: {e}",
-                    options.addr
-                ))
-            })?;
-        let addr = listener.local_addr().map_err(|e| {
+        )
+        .into());
+    }
+    let listener = tokio::net::TcpListener::bind(options.addr)
+        .await
+        .map_err(|e| {
             Error::Telemetry(format!(
                 "cannot serve the dashboard on {}: {e}",
                 options.addr
             ))
         })?;
-        let page = PAGE.replace(
-            "{{REFRESH_SECS}}",
-            &options.refresh.as_secs().max(1).to_string(),
-        );
-        let app = App {
-            ndf: self.clone(),
-            page: page.into(),
-        };
-        let router = Router::new()
-            .route("/", get(page_handler))
-            .route("/api/dashboard", get(data_handler))
-            .fallback(not_found)
-            .with_state(app);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::warn!(%error, "the dashboard server stopped");
-            }
-        });
-        Ok(DashboardHandle {
-            addr,
-            stop: Some(stop),
-            task,
-        })
-    }
+    let addr = listener.local_addr().map_err(|e| {
+        Error::Telemetry(format!(
+            "cannot serve the dashboard on {}: {e}",
+            options.addr
+        ))
+    })?;
+    let page = PAGE.replace(
+        "{{REFRESH_SECS}}",
+        &options.refresh.as_secs().max(1).to_string(),
+    );
+    let app = App {
+        source,
+        page: page.into(),
+    };
+    let router = Router::new()
+        .route("/", get(page_handler))
+        .route("/api/dashboard", get(data_handler))
+        .fallback(not_found)
+        .with_state(app);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(error) = served {
+            tracing::warn!(%error, "the dashboard server stopped");
+        }
+    });
+    Ok(DashboardHandle {
+        addr,
+        stop: Some(stop),
+        task,
+    })
 }
 
 async fn page_handler(State(app): State<App>) -> impl IntoResponse {
@@ -193,11 +175,18 @@ async fn page_handler(State(app): State<App>) -> impl IntoResponse {
     )
 }
 
-async fn data_handler(State(app): State<App>) -> impl IntoResponse {
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(app.ndf.dashboard()),
-    )
+async fn data_handler(State(app): State<App>) -> axum::response::Response {
+    // Built on the blocking pool: the statistics lock is never waited for
+    // on an async worker that runs workflows.
+    let source = std::sync::Arc::clone(&app.source);
+    match tokio::task::spawn_blocking(move || source.dashboard()).await {
+        Ok(dashboard) => ([(header::CACHE_CONTROL, "no-store")], Json(dashboard)).into_response(),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the dashboard could not be built: {error}\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn not_found() -> impl IntoResponse {

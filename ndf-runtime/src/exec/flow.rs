@@ -6,21 +6,21 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::Cx;
 use crate::error::Error;
-use crate::exec::Cx;
 
 /// Records that the `degrade!` node with record `index` was served at
 /// `level` (0 is the preferred alternative), or failed at its last level.
 pub fn record_level(run: Cx<'_>, index: usize, level: usize, ok: bool) {
-    if crate::exec::cancelling() {
+    if run.cancelling() {
         // Stopped by a cancelled `parallel!` task: nothing to learn.
         return;
     }
-    if let Some(record) = run.0.log.get(index) {
+    if let Some(record) = run.record(index) {
         record.level(u32::try_from(level).unwrap_or(u32::MAX), ok);
     }
     if level > 0 && ok {
-        tracing::debug!(pattern = run.0.pattern, level, "served by a degraded level");
+        tracing::debug!(pattern = run.pattern(), level, "served by a degraded level");
     }
 }
 
@@ -31,11 +31,11 @@ pub fn record_level(run: Cx<'_>, index: usize, level: usize, ok: bool) {
 #[must_use]
 pub fn admit_level(run: Cx<'_>, level: usize, record: Option<usize>) -> bool {
     if let Some(blocked) = record.and_then(|r| run.blocked(r)) {
-        if let Some(held) = record.and_then(|r| run.0.log.get(r)) {
+        if let Some(held) = record.and_then(|r| run.record(r)) {
             held.held(false);
         }
         tracing::debug!(
-            pattern = run.0.pattern,
+            pattern = run.pattern(),
             level,
             confidence = blocked.confidence,
             threshold = blocked.threshold,
@@ -43,12 +43,11 @@ pub fn admit_level(run: Cx<'_>, level: usize, record: Option<usize>) -> bool {
         );
         return false;
     }
-    let Some((resource, usage, limit)) = run.0.inner.config.over_limits(run.0.inner.probe.sample())
-    else {
+    let Some((resource, usage, limit)) = run.admission().over_limits() else {
         return true;
     };
     tracing::debug!(
-        pattern = run.0.pattern,
+        pattern = run.pattern(),
         level,
         resource,
         usage,
@@ -60,7 +59,7 @@ pub fn admit_level(run: Cx<'_>, level: usize, record: Option<usize>) -> bool {
 
 /// An alternative of a `degrade!` failed; the next one runs.
 pub fn alternative_failed(run: Cx<'_>, level: usize, error: &Error) {
-    tracing::debug!(pattern = run.0.pattern, level, %error, "degradation level failed, trying the next");
+    tracing::debug!(pattern = run.pattern(), level, %error, "degradation level failed, trying the next");
 }
 
 /// The conditions of one `orchestrate!` phase.
@@ -94,7 +93,7 @@ pub fn check_phase(
 ) -> Result<(), Error> {
     let took = started.elapsed();
     let (mut runs, mut successes, mut attempts, mut failed_attempts) = (0u64, 0u64, 0u64, 0u64);
-    for record in run.0.log.get(records).unwrap_or_default() {
+    for record in run.records(records) {
         let o = record.read();
         if !o.ran || o.level.is_some() {
             continue;
@@ -104,17 +103,16 @@ pub fn check_phase(
         attempts += 1 + u64::from(o.retries);
         failed_attempts += u64::from(o.retries) + u64::from(!o.ok);
     }
-    let stats = &run.0.inner.stats;
-    let domain = run.0.ctx.domain();
+    let stats = run.stats();
     let median = rule
         .max_slowdown
-        .and_then(|_| stats.phase_median(run.0.pattern, rule.name, domain));
-    if !crate::exec::cancelling() {
-        stats.record_phase(run.0.pattern, rule.name, domain, took);
+        .and_then(|_| stats.phase_median(run.entry(), rule.name));
+    if !run.cancelling() {
+        stats.record_phase(run.entry(), rule.name, took);
     }
 
     let rolled_back = |reason: String| Error::RolledBack {
-        pattern: run.0.pattern.to_owned(),
+        pattern: run.pattern().to_owned(),
         phase: rule.name.to_owned(),
         reason,
     };
@@ -161,7 +159,7 @@ pub fn insufficient(
     first: Option<crate::StepError>,
 ) -> Error {
     Error::InsufficientSuccess {
-        pattern: run.0.pattern.to_owned(),
+        pattern: run.pattern().to_owned(),
         succeeded,
         tasks,
         required,

@@ -18,89 +18,11 @@ use futures::FutureExt as _;
 use futures::future::Either;
 use tracing::Instrument as _;
 
+use super::{Cx, Step};
 use crate::context::PatternContext;
 use crate::error::{Error, ErrorClass, StepError};
-use crate::learning::StepRecord;
-use crate::ndf::Inner;
+use crate::learning::Blocked;
 use crate::policy::Deadline;
-use crate::step::Step;
-
-/// The runtime's handle, passed down a running workflow. Opaque to users.
-///
-/// One pointer to the run's state, which lives in [`crate::Ndf::run`]'s
-/// future: every layer of a workflow's state machine that keeps it stores a
-/// word, not five.
-#[derive(Clone, Copy)]
-pub struct Cx<'a>(pub(crate) &'a Run<'a>);
-
-/// The state of one run, shared by its steps.
-pub(crate) struct Run<'a> {
-    pub(crate) inner: &'a Inner,
-    pub(crate) ctx: &'a PatternContext,
-    pub(crate) pattern: &'static str,
-    pub(crate) log: &'a [StepRecord],
-    /// Records held back by low confidence in this run (usually none: an
-    /// empty `Vec` does not allocate).
-    pub(crate) blocked: Vec<(usize, Blocked)>,
-}
-
-/// Why a record is held back: its breaker, its confidence and the
-/// threshold it missed.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Blocked {
-    pub(crate) confidence: f64,
-    pub(crate) threshold: f64,
-    pub(crate) state: crate::learning::BreakerState,
-    pub(crate) retry_in: Option<Duration>,
-    pub(crate) failures: u32,
-    pub(crate) calls: u64,
-    pub(crate) domain: Box<str>,
-}
-
-impl Blocked {
-    /// The error of a run refused by this gate.
-    pub(crate) fn into_error(self, pattern: &str) -> Error {
-        Error::ConfidenceThreshold {
-            pattern: pattern.to_owned(),
-            domain: self.domain.into(),
-            confidence: self.confidence,
-            threshold: self.threshold,
-            state: self.state,
-            retry_in: self.retry_in,
-            failures: self.failures,
-            calls: self.calls,
-        }
-    }
-}
-
-impl std::fmt::Debug for Cx<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cx")
-            .field("pattern", &self.0.pattern)
-            .field("ctx", self.0.ctx)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'a> Cx<'a> {
-    /// The context of the run.
-    #[must_use]
-    pub fn context(&self) -> &'a PatternContext {
-        self.0.ctx
-    }
-
-    fn record(self, index: usize) -> Option<&'a StepRecord> {
-        self.0.log.get(index)
-    }
-
-    pub(crate) fn blocked(self, index: usize) -> Option<&'a Blocked> {
-        self.0
-            .blocked
-            .iter()
-            .find(|(i, _)| *i == index)
-            .map(|(_, b)| b)
-    }
-}
 
 enum Failure {
     Failed(StepError),
@@ -197,9 +119,9 @@ async fn traced_attempt<S: Step, T>(
 ) -> Result<T, Failure> {
     let span = tracing::debug_span!(
         "ndf.step",
-        pattern = cx.0.pattern,
+        pattern = cx.pattern(),
         step = S::NAME,
-        domain = cx.0.ctx.domain(),
+        domain = cx.context().domain(),
         attempt = number,
         outcome = tracing::field::Empty,
     );
@@ -237,7 +159,7 @@ fn failed<S: Step>(cx: Cx<'_>, index: usize, retries: u32, failure: Failure) -> 
             record.finish(retries, false, false);
         }
     }
-    failure.into_error::<S>(cx.0.pattern)
+    failure.into_error::<S>(cx.pattern())
 }
 
 /// Where a step's own code runs: on the task that polls the workflow, or on
@@ -327,7 +249,7 @@ pub async fn run_step_in_task<S: Step>(
     index: usize,
     input: S::Input,
 ) -> Result<(S::Output, S::Undo), Error> {
-    Cancellable::<S, _>::new(run::<S, Inline>(cx, index, input)).await
+    Cancellable::<S, _>::new(cx, run::<S, Inline>(cx, index, input)).await
 }
 
 /// [`run_step_in_task`], with each attempt of the step's code on a spawned
@@ -341,59 +263,36 @@ pub async fn run_step_spawned<S: Step>(
     index: usize,
     input: S::Input,
 ) -> Result<(S::Output, S::Undo), Error> {
-    Cancellable::<S, _>::new(run::<S, Spawned>(cx, index, input)).await
-}
-
-thread_local! {
-    /// Set while a cancelled `parallel!` task is polled to its end.
-    static CANCELLING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Polls `poll` as the cancelled task it is: every step it reaches stops at
-/// once with an error (nothing recorded for it), so that the workflows
-/// around those steps fail and compensate what they completed; compensation
-/// itself runs normally.
-pub(crate) fn as_cancelled<R>(poll: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            CANCELLING.with(|c| c.set(self.0));
-        }
-    }
-    let _restore = Restore(CANCELLING.with(|c| c.replace(true)));
-    poll()
-}
-
-/// Whether a cancelled `parallel!` task is being polled to its end.
-pub(crate) fn cancelling() -> bool {
-    CANCELLING.with(std::cell::Cell::get)
+    Cancellable::<S, _>::new(cx, run::<S, Spawned>(cx, index, input)).await
 }
 
 pin_project_lite::pin_project! {
     /// A step's run that stops, unrecorded, when its `parallel!` task is
     /// cancelled.
-    struct Cancellable<S, F> {
+    struct Cancellable<'a, S, F> {
         #[pin]
         run: F,
+        of: Cx<'a>,
         step: std::marker::PhantomData<fn() -> S>,
     }
 }
 
-impl<S, F> Cancellable<S, F> {
-    fn new(run: F) -> Self {
+impl<'a, S, F> Cancellable<'a, S, F> {
+    fn new(of: Cx<'a>, run: F) -> Self {
         Self {
             run,
+            of,
             step: std::marker::PhantomData,
         }
     }
 }
 
-impl<S: Step, T, F: Future<Output = Result<T, Error>>> Future for Cancellable<S, F> {
+impl<S: Step, T, F: Future<Output = Result<T, Error>>> Future for Cancellable<'_, S, F> {
     type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if cancelling() {
+        if this.of.cancelling() {
             // Never reported: the cancelled task's error is dropped.
             return Poll::Ready(Err(Error::Execution {
                 pattern: String::new(),
@@ -411,22 +310,23 @@ async fn run<S: Step, P: Placement>(
     input: S::Input,
 ) -> Result<(S::Output, S::Undo), Error> {
     let meta = &S::META;
-    let timeout = cx.0.inner.config.timeout_of(meta);
+    let timeout = cx.config().timeout_of(meta);
     if let Some(blocked) = cx.blocked(index) {
         return Box::pin(held_back::<S>(cx, index, input, blocked.clone())).await;
     }
-    if let Some(budget) = cx.0.inner.config.memory_of(meta) {
-        Box::pin(crate::gating::admit_memory(cx, budget)).await?;
+    if let Some(budget) = cx.config().memory_of(meta) {
+        Box::pin(cx.admission().admit_memory(budget)).await?;
     }
     let resilient = meta.retry.max_retries > 0 || meta.fallback.is_some();
     let (first, spare) = match resilient.then(|| S::dup(&input)).flatten() {
         Some(copy) => (copy, Some(input)),
         None => (input, None),
     };
-    let failure = match step_attempt::<S, _>(cx, 1, P::call::<S>(first, cx.0.ctx), timeout).await {
-        Ok(out) => return Ok(succeeded::<S>(cx, index, 0, false, out)),
-        Err(failure) => failure,
-    };
+    let failure =
+        match step_attempt::<S, _>(cx, 1, P::call::<S>(first, cx.context()), timeout).await {
+            Ok(out) => return Ok(succeeded::<S>(cx, index, 0, false, out)),
+            Err(failure) => failure,
+        };
     match spare {
         Some(input) if failure.class() != ErrorClass::Rejected => {
             Box::pin(recover::<S, P>(cx, index, input, failure, timeout)).await
@@ -452,7 +352,8 @@ async fn recover<S: Step, P: Placement>(
         let Some(copy) = S::dup(&input) else { break };
         tokio::time::sleep(meta.retry.delay(retries)).await;
         retries += 1;
-        match step_attempt::<S, _>(cx, retries + 1, P::call::<S>(copy, cx.0.ctx), timeout).await {
+        match step_attempt::<S, _>(cx, retries + 1, P::call::<S>(copy, cx.context()), timeout).await
+        {
             Ok(out) => return Ok(succeeded::<S>(cx, index, retries, false, out)),
             Err(again) => failure = again,
         }
@@ -460,10 +361,8 @@ async fn recover<S: Step, P: Placement>(
     if failure.class() == ErrorClass::Rejected {
         return Err(failed::<S>(cx, index, retries, failure));
     }
-    if let Some(fallback) = S::fallback(input, cx.0.ctx) {
-        let fallback_timeout = meta
-            .fallback_timeout
-            .unwrap_or(cx.0.inner.config.step_timeout);
+    if let Some(fallback) = S::fallback(input, cx.context()) {
+        let fallback_timeout = meta.fallback_timeout.unwrap_or(cx.config().step_timeout);
         match attempt(fallback, fallback_timeout).await {
             Ok(out) => return Ok(succeeded::<S>(cx, index, retries, true, out)),
             Err(also) => failure = failure.with_fallback(also),
@@ -482,10 +381,8 @@ async fn held_back<S: Step>(
     blocked: Blocked,
 ) -> Result<(S::Output, S::Undo), Error> {
     let record = cx.record(index);
-    if let Some(fallback) = S::fallback(input, cx.0.ctx) {
-        let timeout = S::META
-            .fallback_timeout
-            .unwrap_or(cx.0.inner.config.step_timeout);
+    if let Some(fallback) = S::fallback(input, cx.context()) {
+        let timeout = S::META.fallback_timeout.unwrap_or(cx.config().step_timeout);
         let outcome = attempt(fallback, timeout).await;
         if let Some(record) = record {
             record.held(outcome.is_ok());
@@ -495,7 +392,7 @@ async fn held_back<S: Step>(
                 let undo = S::keep(&out);
                 Ok((out, undo))
             }
-            Err(failure) => Err(failure.into_error::<S>(cx.0.pattern)),
+            Err(failure) => Err(failure.into_error::<S>(cx.pattern())),
         };
     }
     if let Some(record) = record {
@@ -505,19 +402,22 @@ async fn held_back<S: Step>(
 }
 
 /// Runs the `compensate` step of `S`, stage `index`, on what was kept of its
-/// output. A failing or panicking compensation is logged and counted; the
+/// output, under the compensating step's own timeout. A failing or panicking compensation is logged and counted; the
 /// remaining compensations still run.
 pub async fn compensate_step<S: Step>(cx: Cx<'_>, index: usize, undo: S::Undo) {
-    let Some(fut) = S::compensate(undo, cx.0.ctx) else {
+    let Some(fut) = S::compensate(undo, cx.context()) else {
         return;
     };
-    let timeout = cx.0.inner.config.timeout_of(&S::META);
+    // The compensating step's own timeout, not the undone step's.
+    let timeout = S::META
+        .compensate_timeout
+        .unwrap_or(cx.config().step_timeout);
     let outcome = attempt(fut, timeout).await;
     if let Some(record) = cx.record(index) {
         record.compensated(outcome.is_ok());
     }
     if let Err(failure) = outcome {
-        let error = failure.into_error::<S>(cx.0.pattern);
-        tracing::warn!(pattern = cx.0.pattern, step = S::NAME, %error, "compensation failed");
+        let error = failure.into_error::<S>(cx.pattern());
+        tracing::warn!(pattern = cx.pattern(), step = S::NAME, %error, "compensation failed");
     }
 }

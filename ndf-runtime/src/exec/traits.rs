@@ -1,61 +1,11 @@
 //! The traits that `#[pattern]` and the workflow macros implement.
 
 use std::future::Future;
-use std::time::Duration;
 
+use super::Cx;
 use crate::context::PatternContext;
 use crate::error::{Error, StepError};
-use crate::exec::Cx;
-use crate::learning::RunLog;
-use crate::policy::RetryPolicy;
-
-/// What `#[pattern]` knows about a step at compile time.
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub struct StepMeta {
-    /// Pattern name (the fn name unless `name = "…"`).
-    pub name: &'static str,
-    /// Domain whose presets apply when the step sets none.
-    pub domain: Option<&'static str>,
-    /// Per-attempt timeout; the config's `step_timeout` when `None`.
-    pub timeout: Option<Duration>,
-    /// Retry policy.
-    pub retry: RetryPolicy,
-    /// Confidence the step must keep to be run.
-    pub confidence_threshold: Option<f64>,
-    /// Declared memory budget in bytes.
-    pub memory: Option<u64>,
-    /// Names of steps that must have run earlier in the workflow.
-    pub after: &'static [&'static str],
-    /// Permissions the context must grant.
-    pub permissions: &'static [&'static str],
-    /// Name of the fallback step.
-    pub fallback: Option<&'static str>,
-    /// Per-attempt timeout of the fallback step.
-    pub fallback_timeout: Option<Duration>,
-    /// Name of the compensating step.
-    pub compensate: Option<&'static str>,
-}
-
-impl StepMeta {
-    /// Metadata of a step called `name` with every option at its default.
-    #[must_use]
-    pub const fn new(name: &'static str) -> Self {
-        Self {
-            name,
-            domain: None,
-            timeout: None,
-            retry: RetryPolicy::NONE,
-            confidence_threshold: None,
-            memory: None,
-            after: &[],
-            permissions: &[],
-            fallback: None,
-            fallback_timeout: None,
-            compensate: None,
-        }
-    }
-}
+use crate::model::{RunLog, Shape, StepMeta};
 
 /// A workflow step: what `#[pattern]` generates for an async fn.
 ///
@@ -105,56 +55,6 @@ pub trait Step: Send + Sync + 'static {
         input: Self::Input,
         ctx: &PatternContext,
     ) -> Option<impl Future<Output = Result<Self::Output, StepError>> + Send + '_>;
-}
-
-/// The static shape of a workflow, for the runtime and reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Shape {
-    /// The phases of an `orchestrate!` at the top, in order; empty otherwise.
-    pub phases: &'static [&'static str],
-    /// Step stages, counting repeats.
-    pub steps: usize,
-    /// `parallel!` groups.
-    pub parallel_groups: usize,
-    /// The most tasks of one `parallel!`.
-    pub max_parallelism: usize,
-    /// `degrade!` chains.
-    pub degradation_chains: usize,
-    /// Nesting depth: 1 for a flat workflow.
-    pub depth: usize,
-    /// One per step, plus one per parallel task beyond the first of each
-    /// group, two per alternative beyond the first of each chain, and one
-    /// per nesting level beyond the first.
-    pub complexity: usize,
-}
-
-impl Shape {
-    /// A shape; used by generated code.
-    #[must_use]
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one argument per field of a const"
-    )]
-    pub const fn new(
-        phases: &'static [&'static str],
-        steps: usize,
-        parallel_groups: usize,
-        max_parallelism: usize,
-        degradation_chains: usize,
-        depth: usize,
-        complexity: usize,
-    ) -> Self {
-        Self {
-            phases,
-            steps,
-            parallel_groups,
-            max_parallelism,
-            degradation_chains,
-            depth,
-            complexity,
-        }
-    }
 }
 
 /// A composed workflow, as `sequential!` and the other workflow macros

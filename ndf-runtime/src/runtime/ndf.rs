@@ -2,56 +2,64 @@
 
 use std::sync::Arc;
 
+use super::builder::NdfBuilder;
+use super::persist::FlushState;
+use super::registry::Registry;
 use crate::config::Config;
 use crate::context::PatternContext;
-use crate::error::{Error, StoreError};
-use crate::exec::{Cx, Run};
-use crate::flush::FlushState;
-use crate::gating::{IdleProbe, ResourceProbe};
-use crate::learning::{
-    Clock, Confidence, GateQuery, Learned, PatternStats, RunEnd, RunLog, RunRecord, StatsTable,
-    StepRecord,
+use crate::error::Error;
+use crate::exec::{Env, Run, Workflow};
+use crate::learning::{GateQuery, Learned, RunRecord};
+use crate::model::{
+    BreakerState, Clock, Confidence, PatternStats, RunEnd, RunLog, StepMeta, StepRecord,
 };
-use crate::registry::Registry;
 use crate::security::missing_permissions;
-use crate::step::Workflow;
-use crate::store::{LearningStore, MemoryStore};
-use crate::telemetry::{self, AlertSink, Report, Timeline, TracingSink};
+use crate::store::LearningStore;
+use crate::telemetry::{self, AlertBoard, AlertSink, Report, Timeline};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 
+/// The runtime's state, shared by its handles; background tasks hold it
+/// weakly and end when the last handle is dropped (see [`Inner::stopped`]).
 pub(crate) struct Inner {
-    pub(crate) config: Config,
-    alerts: Box<dyn AlertSink>,
-    registry: Registry,
-    pub(crate) probe: Box<dyn ResourceProbe>,
-    pub(crate) stats: StatsTable,
-    pub(crate) store: Arc<dyn LearningStore>,
-    pub(crate) flush: FlushState,
-    pub(crate) timeline: Timeline,
+    /// What the run path reads.
+    pub(crate) env: Env,
+    pub(super) sink: Box<dyn AlertSink>,
+    /// Alerts learning raised, to deliver to `sink`, and the active ones.
+    pub(super) board: Arc<AlertBoard>,
+    pub(super) registry: Registry,
+    pub(super) store: Arc<dyn LearningStore>,
+    pub(super) flush: FlushState,
+    pub(super) timeline: Timeline,
     /// Wakes the learner: runs were left queued.
-    pub(crate) learning: Arc<Notify>,
+    pub(super) learning: Arc<Notify>,
+    /// Dropped with the runtime: its background tasks see the channel close.
+    pub(super) alive: tokio::sync::watch::Sender<()>,
 }
 
 impl Inner {
     /// Applies the queued runs to the statistics (see [`StatsTable::apply`])
-    /// and reports what that found. Returns `false` when, without `wait`,
-    /// another thread held the statistics.
+    /// and delivers the alerts that raised. Returns `false` when, without
+    /// `wait`, another thread held the statistics.
     pub(crate) fn learn(&self, wait: bool) -> bool {
-        let learned = self.stats.apply(&self.config, wait);
-        self.report(&learned);
+        let learned = self.env.stats.apply(&self.env.config, wait);
+        self.learned(&learned);
         !learned.busy
     }
 
-    /// Sends the alerts learning raised, and counts the runs it learned
+    /// Delivers the alerts learning raised, and counts the runs it learned
     /// towards `flush_every`.
-    fn report(&self, learned: &Learned) {
-        for alert in &learned.alerts {
-            self.alerts.send(alert);
-        }
+    fn learned(&self, learned: &Learned) {
+        self.board.deliver(&*self.sink);
         self.flush
-            .runs_learned(learned.runs, self.config.flush_every);
+            .runs_learned(learned.runs, self.env.config.flush_every);
+    }
+
+    /// Resolves when the runtime is dropped (at once if it is already).
+    pub(super) fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut alive = self.alive.subscribe();
+        async move { while alive.changed().await.is_ok() {} }
     }
 }
 
@@ -75,13 +83,13 @@ impl Inner {
 /// ```
 #[derive(Clone)]
 pub struct Ndf {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Ndf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ndf")
-            .field("config", &self.inner.config)
+            .field("config", &self.inner.env.config)
             .finish_non_exhaustive()
     }
 }
@@ -96,7 +104,7 @@ impl Ndf {
     /// The configuration in force.
     #[must_use]
     pub fn config(&self) -> &Config {
-        &self.inner.config
+        &self.inner.env.config
     }
 
     /// Runs `workflow` on `input` in `ctx`.
@@ -122,21 +130,29 @@ impl Ndf {
             metas: W::METAS,
             domain: ctx.domain(),
         };
-        let mut gates = self.inner.stats.gates(&query, &self.inner.config, started);
+        let mut gates = self
+            .inner
+            .env
+            .stats
+            .gates(&query, &self.inner.env.config, started);
         if let Some(blocked) = gates.workflow.take() {
             let error = blocked.into_error(W::NAME);
             self.refused(gates.entry, W::NAME, W::METAS, ctx.domain(), &error);
             return Err(error);
         }
-        crate::gating::admit_run(&self.inner, W::SHAPE.degradation_chains > 0).await?;
+        let env = &self.inner.env;
+        env.admission
+            .admit_run(W::SHAPE.degradation_chains > 0)
+            .await?;
         let log = <W::Log as RunLog>::empty();
-        let run = Run {
-            inner: &self.inner,
+        let run = Run::new(
+            env,
             ctx,
-            pattern: W::NAME,
-            log: log.records(),
-            blocked: std::mem::take(&mut gates.steps),
-        };
+            W::NAME,
+            gates.entry,
+            log.records(),
+            std::mem::take(&mut gates.steps),
+        );
         let result = if tracing::level_enabled!(tracing::Level::INFO) {
             // A `ndf.workflow` span, attached to the run's future (boxed, so
             // that without a subscriber the future carries no span).
@@ -147,7 +163,7 @@ impl Ndf {
                 outcome = tracing::field::Empty,
                 degradation_level = tracing::field::Empty,
             );
-            let result = Box::pin(workflow.execute(Cx(&run), input).instrument(span.clone())).await;
+            let result = Box::pin(workflow.execute(run.cx(), input).instrument(span.clone())).await;
             span.record("outcome", RunEnd::of(&result).as_str());
             if let Some(level) = log
                 .records()
@@ -159,7 +175,7 @@ impl Ndf {
             }
             result
         } else {
-            workflow.execute(Cx(&run), input).await
+            workflow.execute(run.cx(), input).await
         };
         let now = tokio::time::Instant::now();
         let end = RunEnd::of(&result);
@@ -181,10 +197,10 @@ impl Ndf {
     /// Queues or learns one ended run (see [`StatsTable::record_run`]).
     fn learn_run(&self, record: &RunRecord<'_>, now: tokio::time::Instant) {
         let inner = &*self.inner;
-        let (queued, learned) = inner.stats.record_run(record, &inner.config, now);
-        inner.report(&learned);
-        let applied = queued.waiting >= inner.config.learning_batch && inner.learn(false);
-        if !applied && (queued.first || queued.waiting >= inner.config.learning_batch) {
+        let (queued, learned) = inner.env.stats.record_run(record, &inner.env.config, now);
+        inner.learned(&learned);
+        let applied = queued.waiting >= inner.env.config.learning_batch && inner.learn(false);
+        if !applied && (queued.first || queued.waiting >= inner.env.config.learning_batch) {
             // Left queued: the learner applies it within `learning_interval`.
             inner.learning.notify_one();
         }
@@ -198,7 +214,7 @@ impl Ndf {
         &self,
         entry: usize,
         workflow: &'static str,
-        metas: &'static [Option<&'static crate::step::StepMeta>],
+        metas: &'static [Option<&'static StepMeta>],
         domain: &str,
         error: &Error,
     ) {
@@ -294,10 +310,12 @@ impl Ndf {
     #[must_use]
     pub fn report(&self, window: Duration) -> Report {
         self.inner.learn(true);
-        let now = tokio::time::Instant::now();
-        let since = now.checked_sub(window).unwrap_or(now - now.elapsed());
-        let rows = self.inner.stats.report_rows(since, self.inner.config.prior);
-        telemetry::build(rows, window, &self.inner.config)
+        let rows = self
+            .inner
+            .env
+            .stats
+            .report_rows(window, self.inner.env.config.prior);
+        telemetry::build(rows, window, &self.inner.env.config)
     }
 
     /// What the dashboard shows: the day's runs, success rate and response
@@ -311,16 +329,16 @@ impl Ndf {
         let inner = &self.inner;
         inner.learn(true);
         let clock = Clock::now();
-        let prior = inner.config.prior;
+        let prior = inner.env.config.prior;
         let since = clock.unix_ms_ago(telemetry::DAY);
         let sources = telemetry::Sources {
             report: self.report(telemetry::DAY),
-            series: inner.timeline.read(&inner.stats, prior, since),
-            confidences: inner.stats.confidences(prior),
-            alerts: inner.stats.active_alerts(),
-            usage: inner.probe.sample(),
+            series: inner.timeline.read(&inner.env.stats, prior, since),
+            confidences: inner.env.stats.confidences(prior),
+            alerts: inner.board.active(),
+            usage: inner.env.admission.sample(),
         };
-        telemetry::build_dashboard(sources, &inner.config, &clock)
+        telemetry::build_dashboard(sources, &inner.env.config, &clock)
     }
 
     /// The confidence ndf has in `pattern` (a workflow or step name) in
@@ -329,17 +347,18 @@ impl Ndf {
     pub fn confidence(&self, pattern: &str, domain: &str) -> Option<Confidence> {
         self.inner.learn(true);
         self.inner
+            .env
             .stats
-            .confidence(pattern, domain, self.inner.config.prior)
+            .confidence(pattern, domain, self.inner.env.config.prior)
     }
 
     /// The state of the gate of `pattern` (a workflow or step name) in
     /// `domain`: `closed` (served), `open` (held back until its break is
     /// over) or `half_open` (probes decide); `None` before its first run.
     #[must_use]
-    pub fn breaker(&self, pattern: &str, domain: &str) -> Option<crate::BreakerState> {
+    pub fn breaker(&self, pattern: &str, domain: &str) -> Option<BreakerState> {
         self.inner.learn(true);
-        self.inner.stats.breaker(pattern, domain)
+        self.inner.env.stats.breaker(pattern, domain)
     }
 
     /// Forgets what the gate learned of `pattern` (a workflow or step name)
@@ -349,14 +368,14 @@ impl Ndf {
     #[allow(clippy::must_use_candidate, reason = "called for its effect")]
     pub fn reset(&self, pattern: &str, domain: &str) -> bool {
         self.inner.learn(true);
-        self.inner.stats.reset(pattern, domain)
+        self.inner.env.stats.reset(pattern, domain)
     }
 
     /// What has been learned of `pattern` (a workflow or step name) in `domain`.
     #[must_use]
     pub fn stats(&self, pattern: &str, domain: &str) -> Option<PatternStats> {
         self.inner.learn(true);
-        self.inner.stats.get(pattern, domain)
+        self.inner.env.stats.get(pattern, domain)
     }
 
     /// Writes what was learned to the store, blocking the calling thread on
@@ -381,7 +400,7 @@ impl Ndf {
     ///
     /// [`Error::Store`] when the store cannot be written.
     pub async fn shutdown(&self) -> Result<(), Error> {
-        crate::flush::save(&self.inner, true).await
+        super::persist::save(&self.inner, true).await
     }
 }
 
@@ -402,116 +421,5 @@ fn check_permissions<W: Workflow>(ctx: &PatternContext) -> Result<(), Error> {
             pattern: W::NAME.to_owned(),
             missing,
         })
-    }
-}
-
-/// The probe a runtime reads unless told otherwise: the process's shared
-/// sysinfo sampler, or, where sysinfo cannot read the system, none (an idle
-/// machine), with a warning.
-fn default_probe() -> Box<dyn ResourceProbe> {
-    match crate::gating::SysinfoProbe::shared() {
-        Ok(probe) => Box::new(probe),
-        Err(error) => {
-            tracing::warn!(%error, "no resource readings: resource gating is off");
-            Box::new(IdleProbe)
-        }
-    }
-}
-
-/// Builds an [`Ndf`].
-#[must_use]
-#[derive(Default)]
-pub struct NdfBuilder {
-    config: Config,
-    store: Option<Box<dyn LearningStore>>,
-    probe: Option<Box<dyn ResourceProbe>>,
-    alerts: Option<Box<dyn AlertSink>>,
-}
-
-impl std::fmt::Debug for NdfBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NdfBuilder")
-            .field("config", &self.config)
-            .field("store", &self.store.as_ref().map(|_| "…"))
-            .field("resource_probe", &self.probe.as_ref().map(|_| "…"))
-            .field("alert_sink", &self.alerts.as_ref().map(|_| "…"))
-            .finish()
-    }
-}
-
-impl NdfBuilder {
-    /// Uses this configuration (default: development presets).
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
-        self
-    }
-
-    /// Keeps learning data in this store (default: a fresh [`MemoryStore`]).
-    pub fn store(mut self, store: impl LearningStore) -> Self {
-        self.store = Some(Box::new(store));
-        self
-    }
-
-    /// Sends alerts to this sink (default: [`TracingSink`], a `tracing`
-    /// warning per alert).
-    pub fn alert_sink(mut self, sink: impl AlertSink) -> Self {
-        self.alerts = Some(Box::new(sink));
-        self
-    }
-
-    /// Reads CPU and memory use from this probe (default:
-    /// [`SysinfoProbe::shared`](crate::SysinfoProbe::shared), the machine's
-    /// own, sampled every second in the background). [`IdleProbe`] reads an
-    /// idle machine: no run ever waits for resources.
-    pub fn resource_probe(mut self, probe: impl ResourceProbe) -> Self {
-        self.probe = Some(Box::new(probe));
-        self
-    }
-
-    /// Validates the configuration, loads what the store holds and returns
-    /// the runtime.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Config`] naming a bad key, [`Error::Store`] when the store
-    /// cannot be read.
-    pub fn build(self) -> Result<Ndf, Error> {
-        self.config.validate()?;
-        let store: Arc<dyn LearningStore> = match self.store {
-            Some(store) => Arc::from(store),
-            None => Arc::new(MemoryStore::new()),
-        };
-        let stats = StatsTable::default();
-        // Loading blocks on I/O: on a multi-threaded runtime's worker, hand
-        // the worker's other tasks off first.
-        let retain_since = Clock::now().unix_ms_ago(self.config.retention);
-        let load = || Ok::<_, StoreError>((store.load()?, store.load_timeline(retain_since)?));
-        let (rows, points) = match tokio::runtime::Handle::try_current() {
-            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(load)
-            }
-            _ => load(),
-        }?;
-        let clock = Clock::now();
-        for row in rows {
-            stats.seed(&row, &clock);
-        }
-        let timeline = Timeline::default();
-        timeline.seed(points, self.config.timeline_points);
-        let inner = Arc::new(Inner {
-            config: self.config,
-            alerts: self.alerts.unwrap_or_else(|| Box::new(TracingSink)),
-            registry: Registry::default(),
-            probe: self.probe.unwrap_or_else(default_probe),
-            stats,
-            store,
-            flush: FlushState::default(),
-            timeline,
-            learning: Arc::new(Notify::new()),
-        });
-        crate::flush::start(&inner);
-        crate::learning::start_learner(&inner);
-        telemetry::start_sampler(&inner);
-        Ok(Ndf { inner })
     }
 }

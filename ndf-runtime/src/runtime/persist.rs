@@ -4,21 +4,20 @@
 //! never on an async worker.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Notify;
 
+use super::ndf::Inner;
 use crate::error::{Error, StoreError};
-use crate::learning::Clock;
-use crate::ndf::Inner;
+use crate::model::Clock;
 
 /// Runs learned since the last save, and the signal that wakes the
 /// background saver.
 #[derive(Debug, Default)]
 pub(crate) struct FlushState {
     runs: AtomicU64,
-    wake: Arc<Notify>,
+    pub(super) wake: Arc<Notify>,
     /// Held by a save from its snapshot to its acknowledgement: saves never
     /// overlap, so what one adds is never added again by another.
     saving: Mutex<()>,
@@ -57,14 +56,14 @@ impl Inner {
             .unwrap_or_else(PoisonError::into_inner);
         self.learn(true);
         let runs = self.flush.runs.swap(0, Ordering::Relaxed);
-        let rows = self.stats.snapshot();
+        let rows = self.env.stats.snapshot();
         if let Err(error) = self.store.save(&rows) {
             self.flush.runs.fetch_add(runs.max(1), Ordering::Relaxed);
             return Err(error.into());
         }
-        self.stats.acknowledge(&rows);
+        self.env.stats.acknowledge(&rows);
         let points = self.timeline.take_pending();
-        let retain_since = Clock::now().unix_ms_ago(self.config.retention);
+        let retain_since = Clock::now().unix_ms_ago(self.env.config.retention);
         if let Err(error) = self.store.save_timeline(&points, retain_since) {
             self.timeline.restore_pending(points);
             return Err(error.into());
@@ -74,8 +73,8 @@ impl Inner {
 
     /// Whether anything waits to be saved: only runs change what is
     /// learned, and the timeline's points come from runs.
-    fn pending(&self) -> bool {
-        self.flush.pending() || self.stats.has_queued() || self.timeline.has_pending()
+    pub(super) fn pending(&self) -> bool {
+        self.flush.pending() || self.env.stats.has_queued() || self.timeline.has_pending()
     }
 }
 
@@ -99,30 +98,4 @@ pub(crate) async fn save(inner: &Arc<Inner>, close: bool) -> Result<(), Error> {
         .spawn_blocking(work)
         .await
         .map_err(|e| StoreError::with_source("the store's writer stopped", e))?
-}
-
-/// Starts the background saver when the runtime is built inside tokio. It
-/// holds only a weak reference: it ends when the last `Ndf` is dropped.
-pub(crate) fn start(inner: &Arc<Inner>) {
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    let weak: Weak<Inner> = Arc::downgrade(inner);
-    let wake = Arc::clone(&inner.flush.wake);
-    let interval: Duration = inner.config.flush_interval;
-    handle.spawn(async move {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                () = wake.notified() => {}
-            }
-            let Some(inner) = weak.upgrade() else { return };
-            if !inner.pending() {
-                continue;
-            }
-            if let Err(error) = save(&inner, false).await {
-                tracing::warn!(%error, "saving learning data failed; it stays in memory and is tried again");
-            }
-        }
-    });
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use futures::future::MaybeDone;
 use tokio::time::{Instant, Sleep};
 
+use super::Cx;
 use crate::error::{Error, StepError};
-use crate::exec::Cx;
 
 /// What polling a task slot found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,12 +117,12 @@ impl<T, F: Future<Output = Result<T, Error>>> Task<F> {
     /// ended. Its error, if it ends in one, is dropped (the workflows inside
     /// compensated themselves); a success is kept, to be compensated like
     /// any completed task's.
-    pub fn poll_cancelled(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
+    pub fn poll_cancelled(self: Pin<&mut Self>, cx: &mut Context<'_>, run: Cx<'_>) -> bool {
         let mut this = self.project();
         if !*this.cancelling || *this.finished {
             return false;
         }
-        if crate::exec::as_cancelled(|| this.fut.as_mut().poll(cx)).is_pending() {
+        if run.as_cancelled(|| this.fut.as_mut().poll(cx)).is_pending() {
             return true;
         }
         *this.finished = true;
@@ -169,7 +169,7 @@ impl Gate {
             return false;
         }
         if let Some(limit) = self.threshold
-            && let Some(over) = run.0.inner.probe.sample().over(limit)
+            && let Some(over) = run.admission().sample().over(limit)
         {
             self.constrained = Some(over);
             return false;
@@ -204,7 +204,7 @@ impl Gate {
         };
         let now = Instant::now();
         let since = *self.since.get_or_insert(now);
-        if now.duration_since(since) >= run.0.inner.config.resource_wait {
+        if now.duration_since(since) >= run.admission().limits().resource_wait {
             return Err(Error::ResourceExhausted {
                 resource: resource.to_owned(),
                 usage,
@@ -238,7 +238,7 @@ pub fn tolerate<O, U>(result: Option<Result<(O, U), Error>>) -> (Result<O, StepE
 #[must_use]
 pub fn lost_result(run: Cx<'_>) -> Error {
     Error::Execution {
-        pattern: run.0.pattern.to_owned(),
+        pattern: run.pattern().to_owned(),
         step: "parallel!".to_owned(),
         source: StepError::msg("a task's result was lost"),
     }

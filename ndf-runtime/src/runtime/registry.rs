@@ -7,10 +7,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
 
+use super::ndf::Ndf;
 use crate::context::PatternContext;
 use crate::error::Error;
-use crate::ndf::Ndf;
-use crate::step::Workflow;
+use crate::exec::Workflow;
 
 type BoxedRun<'a> = Pin<Box<dyn Future<Output = Result<Box<dyn Any + Send>, Error>> + Send + 'a>>;
 

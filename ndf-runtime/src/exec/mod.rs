@@ -1,0 +1,163 @@
+//! The run path: what generated code calls while a workflow runs. A run
+//! sees the runtime through a narrow [`Env`] (configuration, admission,
+//! statistics) and its own [`Run`] state, both reached through the methods
+//! of [`Cx`]; it never reaches the runtime that started it.
+
+mod flow;
+mod join;
+mod step;
+mod traits;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub use flow::{
+    PhaseRule, admit_level, alternative_failed, check_phase, insufficient, record_level,
+};
+pub use join::{Gate, Task, TaskPoll, lost_result, tolerate};
+pub use step::{compensate_step, run_step, run_step_in_task, run_step_spawned};
+pub use traits::{Step, Workflow};
+
+use crate::config::Config;
+use crate::context::PatternContext;
+use crate::gating::Admission;
+use crate::learning::{Blocked, StatsTable};
+use crate::model::StepRecord;
+
+/// What the run path reads of the runtime.
+#[derive(Debug)]
+pub(crate) struct Env {
+    pub(crate) config: Config,
+    pub(crate) admission: Admission,
+    pub(crate) stats: StatsTable,
+}
+
+/// The runtime's handle, passed down a running workflow. Opaque to users.
+///
+/// One pointer to the run's state, which lives in [`crate::Ndf::run`]'s
+/// future: every layer of a workflow's state machine that keeps it stores a
+/// word, not five.
+#[derive(Clone, Copy)]
+pub struct Cx<'a>(&'a Run<'a>);
+
+/// The state of one run, shared by its steps.
+pub(crate) struct Run<'a> {
+    env: &'a Env,
+    ctx: &'a PatternContext,
+    pattern: &'static str,
+    /// The id of the run's statistics entry.
+    entry: usize,
+    log: &'a [StepRecord],
+    /// Records held back by their gates in this run (usually none: an
+    /// empty `Vec` does not allocate).
+    blocked: Vec<(usize, Blocked)>,
+    /// How deep this run is inside polls of cancelled `parallel!` tasks
+    /// (0: not cancelled). Per run, never per thread: other runs polled
+    /// meanwhile (a compensation calling `Ndf::run`) are not cancelled.
+    cancelling: AtomicU32,
+}
+
+impl<'a> Run<'a> {
+    pub(crate) fn new(
+        env: &'a Env,
+        ctx: &'a PatternContext,
+        pattern: &'static str,
+        entry: usize,
+        log: &'a [StepRecord],
+        blocked: Vec<(usize, Blocked)>,
+    ) -> Self {
+        Self {
+            env,
+            ctx,
+            pattern,
+            entry,
+            log,
+            blocked,
+            cancelling: AtomicU32::new(0),
+        }
+    }
+
+    /// The handle generated code passes down.
+    pub(crate) fn cx(&'a self) -> Cx<'a> {
+        Cx(self)
+    }
+}
+
+impl std::fmt::Debug for Cx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cx")
+            .field("pattern", &self.0.pattern)
+            .field("ctx", self.0.ctx)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Cx<'a> {
+    /// The context of the run.
+    #[must_use]
+    pub fn context(&self) -> &'a PatternContext {
+        self.0.ctx
+    }
+
+    /// The workflow's pattern name.
+    pub(crate) fn pattern(self) -> &'static str {
+        self.0.pattern
+    }
+
+    pub(crate) fn config(self) -> &'a Config {
+        &self.0.env.config
+    }
+
+    pub(crate) fn admission(self) -> &'a Admission {
+        &self.0.env.admission
+    }
+
+    pub(crate) fn stats(self) -> &'a StatsTable {
+        &self.0.env.stats
+    }
+
+    /// The id of the run's statistics entry.
+    pub(crate) fn entry(self) -> usize {
+        self.0.entry
+    }
+
+    /// What step record `index` holds.
+    pub(crate) fn record(self, index: usize) -> Option<&'a StepRecord> {
+        self.0.log.get(index)
+    }
+
+    /// The records of `range`.
+    pub(crate) fn records(self, range: std::ops::Range<usize>) -> &'a [StepRecord] {
+        self.0.log.get(range).unwrap_or_default()
+    }
+
+    /// Why record `index` is held back in this run, if it is.
+    pub(crate) fn blocked(self, index: usize) -> Option<&'a Blocked> {
+        self.0
+            .blocked
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, b)| b)
+    }
+
+    /// Whether a cancelled `parallel!` task of this run is being polled to
+    /// its end.
+    pub(crate) fn cancelling(self) -> bool {
+        self.0.cancelling.load(Ordering::Relaxed) > 0
+    }
+
+    /// Polls `poll` as the cancelled task it is: every step of this run it
+    /// reaches stops at once with an error (nothing recorded for it), so
+    /// that the workflows around those steps fail and compensate what they
+    /// completed; compensation itself runs normally.
+    pub(crate) fn as_cancelled<R>(self, poll: impl FnOnce() -> R) -> R {
+        struct Leave<'a>(&'a AtomicU32);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.0.cancelling.fetch_add(1, Ordering::Relaxed);
+        let _leave = Leave(&self.0.cancelling);
+        poll()
+    }
+}

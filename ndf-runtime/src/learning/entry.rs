@@ -1,0 +1,356 @@
+//! The tables behind the statistics lock: an entry per (workflow, domain),
+//! a confidence slot per (pattern, domain), and learning one run into them.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use rustc_hash::FxHashMap;
+use tokio::time::Instant;
+
+use super::breaker::Transition;
+use super::observe::{BreakerChange, RunObservation, StepObservation, Watcher};
+use super::outliers::LatencyWindow;
+use super::pending::{PendingRun, RunHead};
+use super::slot::Slot;
+use crate::config::Config;
+use crate::model::{PatternStats, RecentRun, RunEnd, StepOutcome};
+
+/// A run as the statistics remember it: when it ended, how long it took,
+/// whether it succeeded.
+pub(super) type Run = (Instant, Duration, bool);
+
+/// Runs kept per workflow and domain for reports.
+pub(super) const RECENT: usize = 1024;
+
+/// The domain under which runs in new domains are learned once the
+/// statistics hold `Config::max_entries` (workflow, domain) entries.
+pub const OVERFLOW_DOMAIN: &str = "(overflow)";
+
+/// (pattern, domain).
+pub(super) type Key = (String, String);
+
+/// What was learned of one workflow in one domain: its runs, and its
+/// steps by record index, with the confidence slots they update.
+#[derive(Debug)]
+pub(super) struct WorkflowEntry {
+    pub(super) name: &'static str,
+    pub(super) domain: Box<str>,
+    pub(super) steps: &'static [&'static str],
+    pub(super) run: PatternStats,
+    pub(super) step_stats: Vec<PatternStats>,
+    pub(super) run_slot: usize,
+    pub(super) step_slots: Vec<usize>,
+    pub(super) latencies: LatencyWindow,
+    /// Recent runs: when, how long, whether they succeeded.
+    pub(super) recent: VecDeque<Run>,
+    /// When recent runs were refused by the gate.
+    pub(super) refused: VecDeque<Instant>,
+}
+
+impl WorkflowEntry {
+    /// Counts one run of the workflow; `None` for a run its gate refused,
+    /// else whether its latency was an outlier.
+    fn count(&mut self, run: &RunHead) -> Option<bool> {
+        match run.end {
+            RunEnd::Refused => {
+                // Refused by its gate before it started: not an execution,
+                // but a call that was not served.
+                self.run.held_back += 1;
+                if self.refused.len() == RECENT {
+                    self.refused.pop_front();
+                }
+                self.refused.push_back(run.at);
+                return None;
+            }
+            RunEnd::Rejected => {
+                self.run.rejected += 1;
+                return Some(false);
+            }
+            RunEnd::Ok | RunEnd::Failed => {}
+        }
+        let ok = run.end == RunEnd::Ok;
+        self.run.executions += 1;
+        if ok {
+            self.run.successes += 1;
+        } else {
+            self.run.failures += 1;
+        }
+        let micros = u64::try_from(run.latency.as_micros()).unwrap_or(u64::MAX);
+        self.run.total_latency_us = self.run.total_latency_us.saturating_add(micros);
+        let outlier = self.latencies.observe(run.latency);
+        self.run.outliers += u64::from(outlier);
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((run.at, run.latency, ok));
+        Some(outlier)
+    }
+}
+
+/// What applying queued runs found.
+#[derive(Debug, Default)]
+pub(crate) struct Learned {
+    /// Another thread held the statistics: nothing was applied.
+    pub(crate) busy: bool,
+    /// Runs applied.
+    pub(crate) runs: u64,
+}
+
+/// Everything behind the one lock a run takes when it ends.
+#[derive(Debug, Default)]
+pub(super) struct Tables {
+    /// Every workflow's entries (one per domain), by id: a queued run names
+    /// its entry by id, so learning it needs no lookup.
+    pub(super) entries: Vec<WorkflowEntry>,
+    /// Entry ids by workflow name.
+    pub(super) by_name: FxHashMap<&'static str, Vec<usize>>,
+    /// Whether new domains have been folded into [`OVERFLOW_DOMAIN`].
+    pub(super) overflowed: bool,
+    /// Confidence by slot; a slot is one (pattern, domain).
+    pub(super) confidence: Vec<Slot>,
+    pub(super) slots: HashMap<Key, usize>,
+    /// What the store held when the runtime started, by (pattern, domain).
+    pub(super) baseline: HashMap<Key, PatternStats>,
+    /// Recent runs the store held for workflows, by (pattern, domain), as
+    /// stored: on the wall clock.
+    pub(super) baseline_recent: HashMap<Key, Vec<RecentRun>>,
+    /// The counters as the store last acknowledged them, by (pattern,
+    /// domain): what a save adds is measured from these.
+    pub(super) saved: HashMap<Key, PatternStats>,
+    /// Who hears what is learned.
+    pub(super) watcher: Watcher,
+}
+
+impl Tables {
+    /// Learns one queued run.
+    pub(super) fn learn_queued(
+        &mut self,
+        run: &PendingRun,
+        config: &Config,
+        learned: &mut Learned,
+    ) {
+        self.learn(&run.head, run.steps.iter().copied(), config, learned);
+    }
+
+    /// Learns one run from its step records' bits, counts it, and tells the
+    /// watcher what it observed.
+    pub(super) fn learn(
+        &mut self,
+        run: &RunHead,
+        steps: impl Iterator<Item = u32>,
+        config: &Config,
+        learned: &mut Learned,
+    ) {
+        let Tables {
+            entries,
+            confidence,
+            watcher,
+            ..
+        } = self;
+        let observer = &mut *watcher.0;
+        let Some(entry) = entries.get_mut(run.entry) else {
+            return;
+        };
+        learned.runs += 1;
+        let outlier = entry.count(run);
+        let domain: &str = &entry.domain;
+        let mut observation = RunObservation {
+            entry: run.entry,
+            workflow: run.workflow,
+            domain,
+            end: run.end,
+            latency: run.latency,
+            outlier: outlier.unwrap_or(false),
+            confidence: None,
+        };
+        if outlier.is_none() {
+            observer.run(&observation);
+            return;
+        }
+        let ran = run.end != RunEnd::Rejected;
+        let ok = run.end == RunEnd::Ok;
+        let at = run.at;
+        // Learns one outcome of a slot; the breaker's change, if any, is
+        // told after the outcome itself.
+        let mut learn = |slot: usize, ok: bool, threshold: f64| {
+            let s = &mut confidence[slot];
+            let (mean, transition) = s.learn(ok, threshold, at, config);
+            let change = transition.map(|transition| Change {
+                transition,
+                confidence: mean,
+                threshold,
+                failures: s.breaker.failures(),
+                calls: s.breaker.calls(),
+            });
+            (mean, change)
+        };
+        let mut run_change = None;
+        if ran {
+            let (mean, change) = learn(entry.run_slot, ok, config.confidence_threshold);
+            observation.confidence = Some(mean);
+            run_change = change;
+        }
+        observer.run(&observation);
+        if let Some(change) = run_change {
+            observer.breaker(&change.of(run.workflow, domain, config));
+        }
+        for (i, (stats, bits)) in entry.step_stats.iter_mut().zip(steps).enumerate() {
+            let outcome = StepOutcome::decode(bits);
+            let mut step = StepObservation {
+                entry: run.entry,
+                index: i,
+                outcome,
+                confidence: None,
+            };
+            if outcome.level.is_some() && entry.steps[i] == run.workflow {
+                // A `degrade!` at the top is the workflow itself: its run is
+                // counted once, above; only the level it served adds here.
+                entry.run.degradations += u64::from(outcome.degraded());
+                step.outcome.ran = false;
+                observer.step(&step);
+                continue;
+            }
+            stats.add_step(outcome);
+            if outcome.ran && !outcome.rejected {
+                let threshold = run
+                    .metas
+                    .get(i)
+                    .copied()
+                    .flatten()
+                    .map_or(config.confidence_threshold, |m| config.threshold_of(m));
+                // Served by the fallback is a failure of the step itself.
+                let (mean, change) = learn(
+                    entry.step_slots[i],
+                    outcome.ok && !outcome.fallback,
+                    threshold,
+                );
+                step.confidence = Some(mean);
+                if let Some(change) = change {
+                    observer.breaker(&change.of(entry.steps[i], domain, config));
+                }
+            }
+            observer.step(&step);
+        }
+    }
+
+    /// The slot of `pattern` in `domain`, if it was ever learned.
+    pub(super) fn slot(&self, pattern: &str, domain: &str) -> Option<&Slot> {
+        let i = self.slots.get(&(pattern.to_owned(), domain.to_owned()))?;
+        Some(&self.confidence[*i])
+    }
+
+    /// Reports that the breaker of `pattern` in `domain` was closed by a
+    /// reset.
+    pub(super) fn reset_reported(&mut self, pattern: &str, domain: &str, slot: usize) {
+        let s = &self.confidence[slot];
+        self.watcher.0.breaker(&BreakerChange {
+            pattern,
+            domain,
+            transition: Transition::Closed,
+            confidence: s.evidence.mean(crate::model::Prior::default()),
+            threshold: f64::NAN,
+            failures: 0,
+            calls: 0,
+            break_duration: Duration::ZERO,
+        });
+    }
+}
+
+/// A breaker's change of state, before it is told.
+struct Change {
+    transition: Transition,
+    confidence: f64,
+    threshold: f64,
+    failures: u32,
+    calls: u64,
+}
+
+impl Change {
+    fn of<'a>(&self, pattern: &'a str, domain: &'a str, config: &Config) -> BreakerChange<'a> {
+        BreakerChange {
+            pattern,
+            domain,
+            transition: self.transition,
+            confidence: self.confidence,
+            threshold: self.threshold,
+            failures: self.failures,
+            calls: self.calls,
+            break_duration: config.break_duration,
+        }
+    }
+}
+
+/// The id of the entry of a workflow in a domain, created (with its
+/// confidence slots) if new. Past `max_entries` entries, a new domain is
+/// learned as [`OVERFLOW_DOMAIN`]: unbounded domain values (tenant or
+/// request ids) cannot grow memory without bound.
+pub(super) fn entry_index(
+    tables: &mut Tables,
+    workflow: &'static str,
+    steps: &'static [&'static str],
+    domain: &str,
+    max_entries: usize,
+) -> usize {
+    let find = |tables: &Tables, domain: &str| {
+        tables.by_name.get(workflow)?.iter().copied().find(|id| {
+            let e = &tables.entries[*id];
+            &*e.domain == domain && (std::ptr::eq(e.steps, steps) || e.steps == steps)
+        })
+    };
+    if let Some(id) = find(tables, domain) {
+        return id;
+    }
+    let domain = if tables.entries.len() >= max_entries {
+        if !tables.overflowed {
+            tables.overflowed = true;
+            tracing::warn!(
+                max_entries,
+                "the statistics hold `max_entries` workflow and domain entries: runs in new domains are learned as `{OVERFLOW_DOMAIN}`"
+            );
+        }
+        if let Some(id) = find(tables, OVERFLOW_DOMAIN) {
+            return id;
+        }
+        OVERFLOW_DOMAIN
+    } else {
+        domain
+    };
+    let mut slot = |name: &str| {
+        resolve(
+            &mut tables.slots,
+            &mut tables.confidence,
+            (name.to_owned(), domain.to_owned()),
+        )
+    };
+    let run_slot = slot(workflow);
+    let step_slots = steps.iter().map(|name| slot(name)).collect();
+    let id = tables.entries.len();
+    tables.entries.push(WorkflowEntry {
+        name: workflow,
+        domain: domain.into(),
+        steps,
+        run: PatternStats::default(),
+        step_stats: vec![PatternStats::default(); steps.len()],
+        run_slot,
+        step_slots,
+        latencies: LatencyWindow::default(),
+        recent: VecDeque::new(),
+        refused: VecDeque::new(),
+    });
+    tables.by_name.entry(workflow).or_default().push(id);
+    tables.watcher.0.entry_added(id, workflow, steps, domain);
+    id
+}
+
+/// The slot of `key`, created if new. (A free function, so that it borrows
+/// the two fields, not the whole table.)
+pub(super) fn resolve(
+    slots: &mut HashMap<Key, usize>,
+    confidence: &mut Vec<Slot>,
+    key: Key,
+) -> usize {
+    *slots.entry(key).or_insert_with(|| {
+        confidence.push(Slot::default());
+        confidence.len() - 1
+    })
+}

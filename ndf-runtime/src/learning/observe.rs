@@ -1,0 +1,101 @@
+//! What learning reports, to whoever watches it. Learning raises no alert,
+//! logs no outlier and touches no metric itself: it tells an [`Observer`]
+//! what a learned run observed, under the statistics lock, in the order it
+//! learned it; the observer (telemetry) decides what an operator sees.
+
+use std::time::Duration;
+
+use super::breaker::Transition;
+use crate::model::{RunEnd, StepOutcome};
+
+/// What learning one run observed of its workflow.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunObservation<'a> {
+    /// The id of the run's entry (see [`Observer::entry_added`]).
+    pub(crate) entry: usize,
+    pub(crate) workflow: &'static str,
+    pub(crate) domain: &'a str,
+    pub(crate) end: RunEnd,
+    pub(crate) latency: Duration,
+    /// Its latency was an outlier against the recent runs'.
+    pub(crate) outlier: bool,
+    /// The workflow's confidence mean after the run, when the run taught it.
+    pub(crate) confidence: Option<f64>,
+}
+
+/// What learning one run observed of one of its step records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepObservation {
+    pub(crate) entry: usize,
+    /// The record's index in the workflow.
+    pub(crate) index: usize,
+    pub(crate) outcome: StepOutcome,
+    /// The step's confidence mean after the run, when the run taught it.
+    pub(crate) confidence: Option<f64>,
+}
+
+/// A pattern's breaker changed state.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BreakerChange<'a> {
+    pub(crate) pattern: &'a str,
+    pub(crate) domain: &'a str,
+    pub(crate) transition: Transition,
+    /// The pattern's confidence mean.
+    pub(crate) confidence: f64,
+    /// The threshold it is held to.
+    pub(crate) threshold: f64,
+    /// Failures and outcomes behind the evidence.
+    pub(crate) failures: u32,
+    pub(crate) calls: u64,
+    /// How long it is now held back (an opening).
+    pub(crate) break_duration: Duration,
+}
+
+/// Watches what learning learns. Called under the statistics lock: keep
+/// each call short, allocate only on rare events.
+pub(crate) trait Observer: Send {
+    /// Entry `entry` (ids count up from 0) now holds `workflow` in `domain`.
+    fn entry_added(
+        &mut self,
+        entry: usize,
+        workflow: &'static str,
+        steps: &'static [&'static str],
+        domain: &str,
+    );
+
+    /// A run was learned; its steps follow.
+    fn run(&mut self, run: &RunObservation<'_>);
+
+    /// A step record of the run just reported was learned.
+    fn step(&mut self, step: &StepObservation);
+
+    /// A breaker opened, opened again or closed (a reset closes it too).
+    fn breaker(&mut self, change: &BreakerChange<'_>);
+}
+
+/// An observer that watches nothing (statistics without telemetry, in
+/// tests).
+#[derive(Debug, Default)]
+pub(crate) struct Unobserved;
+
+impl Observer for Unobserved {
+    fn entry_added(&mut self, _: usize, _: &'static str, _: &'static [&'static str], _: &str) {}
+    fn run(&mut self, _: &RunObservation<'_>) {}
+    fn step(&mut self, _: &StepObservation) {}
+    fn breaker(&mut self, _: &BreakerChange<'_>) {}
+}
+
+/// The observer the statistics report to.
+pub(super) struct Watcher(pub(super) Box<dyn Observer>);
+
+impl Default for Watcher {
+    fn default() -> Self {
+        Self(Box::new(Unobserved))
+    }
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Watcher")
+    }
+}

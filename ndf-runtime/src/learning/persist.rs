@@ -1,0 +1,136 @@
+//! What the statistics load from a store and save to it.
+
+use std::collections::HashMap;
+
+use super::breaker::Breaker;
+use super::entry::{RECENT, Run, resolve};
+use super::table::StatsTable;
+use crate::model::{Clock, PatternStats, RecentRun, StoredStats};
+
+impl StatsTable {
+    /// Loads what a store held, at the moment `clock` (one for every row of
+    /// a load). Stored runs keep their wall-clock times: they age out of
+    /// report windows and are saved again as they were.
+    pub(crate) fn seed(&self, row: &StoredStats, clock: &Clock) {
+        let (pattern, domain, stats, evidence) = (
+            row.pattern.as_str(),
+            row.domain.as_str(),
+            &row.stats,
+            &row.evidence,
+        );
+        let mut tables = self.lock();
+        if !row.recent.is_empty() {
+            tables
+                .baseline_recent
+                .entry((pattern.to_owned(), domain.to_owned()))
+                .or_default()
+                .extend(row.recent.iter().copied());
+        }
+        tables
+            .baseline
+            .entry((pattern.to_owned(), domain.to_owned()))
+            .or_default()
+            .merge(stats);
+        tables
+            .saved
+            .entry((pattern.to_owned(), domain.to_owned()))
+            .or_default()
+            .merge(stats);
+        let tables = &mut *tables;
+        let slot = resolve(
+            &mut tables.slots,
+            &mut tables.confidence,
+            (pattern.to_owned(), domain.to_owned()),
+        );
+        let s = &mut tables.confidence[slot];
+        s.evidence = *evidence;
+        s.breaker = Breaker::restored(&row.breaker, clock);
+        s.gate.publish(s.breaker.state());
+    }
+
+    /// Everything, summed by (pattern, domain), with its confidence
+    /// evidence, sorted.
+    pub(crate) fn snapshot(&self) -> Vec<StoredStats> {
+        let tables = self.lock();
+        let clock = Clock::now();
+        let mut recent: HashMap<(String, String), Vec<RecentRun>> = HashMap::new();
+        for ((pattern, domain), runs) in &tables.baseline_recent {
+            recent
+                .entry((pattern.clone(), domain.clone()))
+                .or_default()
+                .extend(runs.iter().copied());
+        }
+        for e in &tables.entries {
+            let name = &e.name;
+            let runs = recent
+                .entry(((*name).to_owned(), e.domain.to_string()))
+                .or_default();
+            runs.extend(e.recent.iter().map(|r| stored(&clock, *r)));
+            let excess = runs.len().saturating_sub(RECENT);
+            runs.drain(..excess);
+        }
+        let mut sums: HashMap<(String, String), PatternStats> = tables.baseline.clone();
+        for e in &tables.entries {
+            let name = &e.name;
+            sums.entry(((*name).to_owned(), e.domain.to_string()))
+                .or_default()
+                .merge(&e.run);
+            for (step, stats) in e.steps.iter().zip(&e.step_stats) {
+                if stats.executions > 0
+                    || stats.compensations > 0
+                    || stats.held_back > 0
+                    || stats.rejected > 0
+                {
+                    sums.entry(((*step).to_owned(), e.domain.to_string()))
+                        .or_default()
+                        .merge(stats);
+                }
+            }
+        }
+        let mut rows: Vec<_> = sums
+            .into_iter()
+            .map(|((p, d), s)| {
+                let slot = tables
+                    .slots
+                    .get(&(p.clone(), d.clone()))
+                    .map(|i| &tables.confidence[*i]);
+                let evidence = slot.map(|s| s.evidence).unwrap_or_default();
+                let breaker = slot.map(|s| s.breaker.stored(&clock)).unwrap_or_default();
+                let key = (p, d);
+                let recent = recent.remove(&key).unwrap_or_default();
+                let added = s.since(&tables.saved.get(&key).copied().unwrap_or_default());
+                StoredStats {
+                    pattern: key.0,
+                    domain: key.1,
+                    stats: s,
+                    added,
+                    evidence,
+                    breaker,
+                    recent,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.pattern, &a.domain).cmp(&(&b.pattern, &b.domain)));
+        rows
+    }
+
+    /// Records that the store holds `rows`: later saves add what was
+    /// learned since.
+    pub(crate) fn acknowledge(&self, rows: &[StoredStats]) {
+        let mut tables = self.lock();
+        for row in rows {
+            tables
+                .saved
+                .insert((row.pattern.clone(), row.domain.clone()), row.stats);
+        }
+    }
+}
+
+/// A run kept in memory as a store keeps it: on the wall clock.
+fn stored(clock: &Clock, (at, latency, ok): Run) -> RecentRun {
+    RecentRun {
+        at_unix_ms: clock.unix_ms_of(at),
+        latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+        ok,
+    }
+}

@@ -1,0 +1,136 @@
+//! [`NdfBuilder`]: a runtime's configuration, store, probe and alert sink,
+//! validated and loaded into a running [`Ndf`].
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use super::ndf::{Inner, Ndf};
+use super::persist::FlushState;
+use super::registry::Registry;
+use crate::config::Config;
+use crate::error::{Error, StoreError};
+use crate::exec::Env;
+use crate::gating::{Admission, IdleProbe, Limits, ResourceProbe};
+use crate::learning::StatsTable;
+use crate::model::Clock;
+use crate::store::{LearningStore, MemoryStore};
+use crate::telemetry::{AlertBoard, AlertSink, Monitor, Timeline, TracingSink};
+
+/// The probe a runtime reads unless told otherwise: the process's shared
+/// sysinfo sampler, or, where sysinfo cannot read the system, none (an idle
+/// machine), with a warning.
+fn default_probe() -> Box<dyn ResourceProbe> {
+    match crate::gating::SysinfoProbe::shared() {
+        Ok(probe) => Box::new(probe),
+        Err(error) => {
+            tracing::warn!(%error, "no resource readings: resource gating is off");
+            Box::new(IdleProbe)
+        }
+    }
+}
+
+/// Builds an [`Ndf`].
+#[must_use]
+#[derive(Default)]
+pub struct NdfBuilder {
+    config: Config,
+    store: Option<Box<dyn LearningStore>>,
+    probe: Option<Box<dyn ResourceProbe>>,
+    alerts: Option<Box<dyn AlertSink>>,
+}
+
+impl std::fmt::Debug for NdfBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NdfBuilder")
+            .field("config", &self.config)
+            .field("store", &self.store.as_ref().map(|_| "…"))
+            .field("resource_probe", &self.probe.as_ref().map(|_| "…"))
+            .field("alert_sink", &self.alerts.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+impl NdfBuilder {
+    /// Uses this configuration (default: development presets).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Keeps learning data in this store (default: a fresh [`MemoryStore`]).
+    pub fn store(mut self, store: impl LearningStore) -> Self {
+        self.store = Some(Box::new(store));
+        self
+    }
+
+    /// Sends alerts to this sink (default: [`TracingSink`], a `tracing`
+    /// warning per alert).
+    pub fn alert_sink(mut self, sink: impl AlertSink) -> Self {
+        self.alerts = Some(Box::new(sink));
+        self
+    }
+
+    /// Reads CPU and memory use from this probe (default:
+    /// [`SysinfoProbe::shared`](crate::SysinfoProbe::shared), the machine's
+    /// own, sampled every second in the background). [`IdleProbe`] reads an
+    /// idle machine: no run ever waits for resources.
+    pub fn resource_probe(mut self, probe: impl ResourceProbe) -> Self {
+        self.probe = Some(Box::new(probe));
+        self
+    }
+
+    /// Validates the configuration, loads what the store holds and returns
+    /// the runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming a bad key, [`Error::Store`] when the store
+    /// cannot be read.
+    pub fn build(self) -> Result<Ndf, Error> {
+        self.config.validate()?;
+        let store: Arc<dyn LearningStore> = match self.store {
+            Some(store) => Arc::from(store),
+            None => Arc::new(MemoryStore::new()),
+        };
+        let board = Arc::new(AlertBoard::default());
+        let stats = StatsTable::observed_by(Monitor::new(&self.config, Arc::clone(&board)));
+        // Loading blocks on I/O: on a multi-threaded runtime's worker, hand
+        // the worker's other tasks off first.
+        let retain_since = Clock::now().unix_ms_ago(self.config.retention);
+        let load = || Ok::<_, StoreError>((store.load()?, store.load_timeline(retain_since)?));
+        let (rows, points) = match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(load)
+            }
+            _ => load(),
+        }?;
+        let clock = Clock::now();
+        for row in rows {
+            stats.seed(&row, &clock);
+        }
+        let timeline = Timeline::default();
+        timeline.seed(points, self.config.timeline_points);
+        let admission = Admission::new(
+            self.probe.unwrap_or_else(default_probe),
+            Limits::of(&self.config),
+        );
+        let inner = Arc::new(Inner {
+            env: Env {
+                config: self.config,
+                admission,
+                stats,
+            },
+            sink: self.alerts.unwrap_or_else(|| Box::new(TracingSink)),
+            board,
+            registry: Registry::default(),
+            store,
+            flush: FlushState::default(),
+            timeline,
+            learning: Arc::new(Notify::new()),
+            alive: tokio::sync::watch::Sender::new(()),
+        });
+        super::tasks::start(&inner);
+        Ok(Ndf { inner })
+    }
+}

@@ -1,0 +1,48 @@
+//! Serving the dashboard of a runtime (the `dashboard` feature): the
+//! server lives in telemetry and reads the runtime as a data source.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::ndf::Ndf;
+use crate::error::Error;
+use crate::telemetry::{self, Dashboard, DashboardHandle, DashboardOptions, DashboardSource};
+
+impl DashboardSource for Ndf {
+    fn dashboard(&self) -> Dashboard {
+        Ndf::dashboard(self)
+    }
+}
+
+impl Ndf {
+    /// Serves the dashboard on `addr`, which must be a loopback address
+    /// (use [`Ndf::serve_dashboard_with`] and
+    /// [`DashboardOptions::allow_remote`] for others): the page at `/`, its
+    /// data as JSON at `/api/dashboard` ([`Ndf::dashboard`]), built on
+    /// tokio's blocking pool. Must be called inside a tokio runtime; the
+    /// server runs on it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ndf::serve_dashboard_with`].
+    pub async fn serve_dashboard(
+        &self,
+        addr: impl Into<SocketAddr>,
+    ) -> Result<DashboardHandle, Error> {
+        self.serve_dashboard_with(DashboardOptions::new(addr)).await
+    }
+
+    /// Serves the dashboard as `options` say.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an address that is not loopback without
+    /// [`DashboardOptions::allow_remote`]; [`Error::Telemetry`] when the
+    /// address cannot be bound.
+    pub async fn serve_dashboard_with(
+        &self,
+        options: DashboardOptions,
+    ) -> Result<DashboardHandle, Error> {
+        telemetry::serve(Arc::new(self.clone()), options).await
+    }
+}

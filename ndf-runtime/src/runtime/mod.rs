@@ -1,0 +1,15 @@
+//! The runtime: [`Ndf`] and its builder, the workflows registered by name,
+//! saving to the store, and the background tasks. The top layer: it wires
+//! configuration, admission, learning, telemetry and the store together and
+//! runs workflows through the run path (`exec`); nothing below imports it.
+
+mod builder;
+#[cfg(feature = "dashboard")]
+mod dashboard;
+mod ndf;
+mod persist;
+mod registry;
+mod tasks;
+
+pub use builder::NdfBuilder;
+pub use ndf::Ndf;

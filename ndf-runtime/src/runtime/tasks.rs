@@ -1,0 +1,98 @@
+//! The runtime's background tasks: the learner, the timeline sampler and
+//! the saver. Each holds the runtime weakly and also waits for it to be
+//! dropped, so that every task ends as soon as the last [`Ndf`] handle
+//! goes, whatever it was waiting for.
+//!
+//! [`Ndf`]: super::Ndf
+
+use std::future::Future;
+use std::sync::{Arc, Weak};
+
+use tokio::time::Instant;
+
+use super::ndf::Inner;
+
+/// Starts the background tasks when the runtime is built inside tokio.
+pub(super) fn start(inner: &Arc<Inner>) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    handle.spawn(until_stopped(inner, learner(Arc::downgrade(inner))));
+    handle.spawn(until_stopped(inner, sampler(inner)));
+    handle.spawn(until_stopped(inner, saver(inner)));
+}
+
+/// `task`, ended early when the runtime is dropped.
+fn until_stopped(
+    inner: &Inner,
+    task: impl Future<Output = ()> + Send + 'static,
+) -> impl Future<Output = ()> + Send + 'static {
+    let stopped = inner.stopped();
+    async move {
+        tokio::select! {
+            () = stopped => {}
+            () = task => {}
+        }
+    }
+}
+
+/// Woken when runs were left queued, applies them after
+/// `learning_interval`.
+async fn learner(weak: Weak<Inner>) {
+    let Some((wake, interval)) = weak.upgrade().map(|inner| {
+        (
+            Arc::clone(&inner.learning),
+            inner.env.config.learning_interval,
+        )
+    }) else {
+        return;
+    };
+    loop {
+        wake.notified().await;
+        tokio::time::sleep(interval).await;
+        let Some(inner) = weak.upgrade() else { return };
+        inner.learn(true);
+    }
+}
+
+/// Takes a timeline point every `timeline_interval`.
+fn sampler(inner: &Arc<Inner>) -> impl Future<Output = ()> + Send + 'static {
+    let weak = Arc::downgrade(inner);
+    let interval = inner.env.config.timeline_interval;
+    async move {
+        let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let Some(inner) = weak.upgrade() else { return };
+            inner.learn(true);
+            let config = &inner.env.config;
+            inner
+                .timeline
+                .sample(&inner.env.stats, config.prior, config.timeline_points);
+        }
+    }
+}
+
+/// Saves every `flush_interval`, or when `flush_every` runs were learned,
+/// if anything waits to be saved.
+fn saver(inner: &Arc<Inner>) -> impl Future<Output = ()> + Send + 'static {
+    let weak = Arc::downgrade(inner);
+    let wake = Arc::clone(&inner.flush.wake);
+    let interval = inner.env.config.flush_interval;
+    async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = wake.notified() => {}
+            }
+            let Some(inner) = weak.upgrade() else { return };
+            if !inner.pending() {
+                continue;
+            }
+            if let Err(error) = super::persist::save(&inner, false).await {
+                tracing::warn!(%error, "saving learning data failed; it stays in memory and is tried again");
+            }
+        }
+    }
+}
