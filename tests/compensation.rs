@@ -207,3 +207,34 @@ async fn a_failing_compensation_does_not_stop_the_others() {
     let stats = ndf.stats("charge_payment", "shop").unwrap();
     assert_eq!((stats.compensations, stats.compensation_failures), (1, 1));
 }
+
+/// A quick step whose undo is slow: the undo has a timeout of its own.
+#[pattern(timeout = "50ms", compensate = slow_release)]
+async fn quick_hold(x: u32) -> u32 {
+    x
+}
+
+#[pattern(timeout = "5s")]
+async fn slow_release(_x: u32) -> Result<(), StepError> {
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    Ok(())
+}
+
+#[pattern]
+async fn refuse(_x: u32) -> Result<u32, StepError> {
+    Err(StepError::msg("no"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_compensation_runs_under_its_own_timeout_not_the_undone_steps() {
+    let ndf = Ndf::builder().build().unwrap();
+    let flow = sequential!(name = "orders.hold_then_refuse"; quick_hold => refuse);
+    let ctx = PatternContext::new("orders");
+    assert!(ndf.run(&flow, 1, &ctx).await.is_err());
+    let undone = ndf.stats("quick_hold", "orders").unwrap();
+    assert_eq!(
+        (undone.compensations, undone.compensation_failures),
+        (1, 0),
+        "a 200 ms undo with a 5 s timeout succeeds although the undone step's timeout is 50 ms"
+    );
+}

@@ -437,3 +437,62 @@ async fn a_cancelled_degradation_chain_records_no_failure() {
         .collect();
     assert_eq!(failed, ["failing"]);
 }
+
+/// The runtime a compensation below calls back into.
+static NDF: std::sync::OnceLock<Ndf> = std::sync::OnceLock::new();
+
+#[pattern(compensate = undo_by_running)]
+async fn reserve(job: Job) -> Result<Job, StepError> {
+    job.trace.push("reserve");
+    Ok(job)
+}
+
+#[pattern]
+async fn release_a(job: Job) -> Job {
+    job.trace.push("release_a");
+    job
+}
+
+#[pattern]
+async fn release_b(job: Job) -> Job {
+    job.trace.push("release_b");
+    job
+}
+
+/// Undoes `reserve` by running a workflow of its own, with a `parallel!`.
+#[pattern]
+async fn undo_by_running(job: Job) -> Result<(), StepError> {
+    let ndf = NDF.get().expect("set by the test");
+    let release = parallel!(name = "ops.release"; release_a, release_b);
+    match ndf
+        .run(&release, job.clone(), &PatternContext::new("ops"))
+        .await
+    {
+        Ok(_) => {
+            job.trace.push("released");
+            Ok(())
+        }
+        Err(error) => {
+            job.trace.push(format!("release failed: {error}"));
+            Err(StepError::new(error))
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_compensation_of_a_cancelled_task_can_run_workflows_of_its_own() {
+    // The cancellation belongs to the run whose task was cancelled: the
+    // compensation's own run, polled meanwhile on the same thread, is not
+    // cancelled.
+    let ndf = NDF.get_or_init(common::ndf);
+    let flow =
+        parallel!(name = "ops.cancel_then_release"; failing, sequential!(reserve => lingering));
+    let job = Job::default();
+    fails_at_failing(ndf, &flow, &job).await;
+    assert_eq!(
+        job.trace.events(),
+        ["reserve", "failing", "release_a", "release_b", "released"]
+    );
+    let release = ndf.stats("ops.release", "ops").unwrap();
+    assert_eq!((release.successes, release.failures), (1, 0));
+}

@@ -292,3 +292,68 @@ async fn refusals_raise_the_success_rate_alert() {
     }
     assert_eq!(success_rate(&sink), 1, "20 of 44 calls served: below 50%");
 }
+
+#[tokio::test]
+async fn stored_runs_keep_their_wall_clock_time_and_age_out_of_windows() {
+    use ndf::{LearningStore, MemoryStore, RecentRun, StoredStats};
+    let now_ms = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    // Older than the machine's monotonic clock can reach back to.
+    let long_ago = now_ms - 400 * 24 * 3_600_000;
+    let store = MemoryStore::new();
+    let row = StoredStats {
+        pattern: "shop.checkout".into(),
+        domain: "shop".into(),
+        recent: vec![RecentRun {
+            at_unix_ms: long_ago,
+            latency_us: 1_000,
+            ok: false,
+        }],
+        ..StoredStats::default()
+    };
+    store.save(&[row]).unwrap();
+    let ndf = Ndf::builder()
+        .store(store.clone())
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "shop.checkout"; handle);
+    ndf.run(
+        &flow,
+        Call { ms: 1, fail: false },
+        &PatternContext::new("shop"),
+    )
+    .await
+    .unwrap();
+    let report = ndf.report(Duration::from_hours(24));
+    let checkout = report
+        .patterns
+        .iter()
+        .find(|p| p.pattern == "shop.checkout")
+        .unwrap();
+    assert_eq!(
+        (checkout.executions, checkout.successes),
+        (1, 1),
+        "the stored run, 400 days old, is not in the last day"
+    );
+    let year = ndf.report(Duration::from_hours(24 * 500));
+    let checkout = year
+        .patterns
+        .iter()
+        .find(|p| p.pattern == "shop.checkout")
+        .unwrap();
+    assert_eq!(checkout.executions, 2, "it is in the last 500 days");
+    ndf.shutdown().await.unwrap();
+    let kept = store.load().unwrap();
+    let checkout = kept.iter().find(|r| r.pattern == "shop.checkout").unwrap();
+    assert_eq!(
+        checkout.recent.first().map(|r| r.at_unix_ms),
+        Some(long_ago),
+        "saved again as it was, not re-dated to now"
+    );
+}

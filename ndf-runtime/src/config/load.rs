@@ -93,20 +93,19 @@ fn boolean(key: &str, text: &str) -> Result<bool, ConfigError> {
 }
 
 /// A duration: a number of seconds, or text such as `30s`, `250ms`, `5m`.
+/// Whether it may be zero is [`Config::validate`]'s rule, not the
+/// parser's.
 fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
     let text = text.trim();
     let parsed = match text.parse::<f64>() {
-        Ok(secs) if secs > 0.0 => Duration::try_from_secs_f64(secs).ok(),
-        Ok(_) => None,
-        Err(_) => humantime::parse_duration(text)
-            .ok()
-            .filter(|d| !d.is_zero()),
+        Ok(secs) => Duration::try_from_secs_f64(secs).ok(),
+        Err(_) => humantime::parse_duration(text).ok(),
     };
     parsed.ok_or_else(|| {
         ConfigError::new(
             key,
             format_args!("{text:?}"),
-            "expected a duration longer than zero, such as `30s` or `250ms`",
+            "expected a duration, such as `30s` or `250ms`",
         )
     })
 }
@@ -131,9 +130,19 @@ fn at_least_one<N: std::str::FromStr + PartialOrd + From<u8>>(
 }
 
 impl Config {
-    /// Sets the key `key` (one of the TOML keys) from text; `shown` is how
-    /// the user wrote the key, for the error.
+    /// Sets the key `key` (one of the TOML keys) from text, and checks it
+    /// against [`Config::validate`]'s rule for it; `shown` is how the user
+    /// wrote the key, for the error.
     fn set(&mut self, key: &str, shown: &str, text: &str) -> Result<(), ConfigError> {
+        self.parse_key(key, shown, text)?;
+        match self.problem_with(key) {
+            Some(problem) => Err(ConfigError::new(shown, problem.value, problem.reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Sets the key `key` from text, as its type reads.
+    fn parse_key(&mut self, key: &str, shown: &str, text: &str) -> Result<(), ConfigError> {
         match key {
             "confidence_threshold" => self.confidence_threshold = fraction(shown, text)?,
             "learning_rate" => self.learning_rate = fraction(shown, text)?,
@@ -364,6 +373,59 @@ fn domain_preset(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zero_period_is_refused_alike_in_code_in_the_environment_and_in_toml() {
+        for key in [
+            "flush_interval",
+            "timeline_interval",
+            "learning_interval",
+            "break_duration",
+            "latency_alert",
+        ] {
+            let env = format!("NDF_{}", key.to_ascii_uppercase());
+            let err = Config::from_vars([(env.as_str(), "0s")]).unwrap_err();
+            assert_eq!(err.key, env);
+            assert!(err.reason.contains("longer than zero"), "{err}");
+            let err = Config::from_toml_str(&format!("{key} = \"0ms\"")).unwrap_err();
+            assert_eq!(err.key, key);
+            assert!(err.reason.contains("longer than zero"), "{err}");
+        }
+        let err = Config {
+            flush_interval: Duration::ZERO,
+            ..Config::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`flush_interval` = 0ns: must be longer than zero, such as `30s` or `250ms`"
+        );
+        let err = Config {
+            flush_every: 0,
+            ..Config::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(err.key, "flush_every");
+    }
+
+    #[test]
+    fn a_zero_resource_wait_means_never_wait_on_every_path() {
+        let config = Config::from_vars([("NDF_RESOURCE_WAIT", "0")]).unwrap();
+        assert_eq!(config.resource_wait, Duration::ZERO);
+        assert!(Config::from_toml_str("resource_wait = \"0s\"").is_ok());
+        assert!(
+            Config {
+                resource_wait: Duration::ZERO,
+                ..Config::default()
+            }
+            .validate()
+            .is_ok()
+        );
+        let err = Config::from_vars([("NDF_RESOURCE_WAIT", "-1")]).unwrap_err();
+        assert!(err.reason.contains("expected a duration"), "{err}");
+    }
 
     #[test]
     fn deployment_env_picks_the_presets_and_ndf_vars_override() {

@@ -222,74 +222,101 @@ impl Config {
             .filter(|bytes| *bytes > 0)
     }
 
-    /// Checks every value, naming the first bad key.
+    /// Checks every value, naming the first bad key. The one set of rules:
+    /// the environment and TOML loaders check each key they set against
+    /// the same rules, and name the key as it was written.
     ///
     /// # Errors
     ///
     /// A [`ConfigError`] naming the key, its value and the accepted range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let fractions = [
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// The first rule key `key` breaks (`domains.NAME.step_timeout` and
+    /// the like for presets).
+    pub(crate) fn problem_with(&self, key: &str) -> Option<ConfigError> {
+        self.problems().into_iter().find(|p| p.key == key)
+    }
+
+    /// Every key whose value breaks its rule, in the order of the fields.
+    fn problems(&self) -> Vec<ConfigError> {
+        let mut out = Vec::new();
+        for (key, value) in [
             ("confidence_threshold", self.confidence_threshold),
             ("learning_rate", self.learning_rate),
             ("error_tolerance", self.error_tolerance),
             ("cpu_limit", self.cpu_limit),
             ("memory_limit", self.memory_limit),
-        ];
-        for (key, value) in fractions {
+        ] {
             if !(0.0..=1.0).contains(&value) {
-                return Err(ConfigError::new(key, value, "must be between 0 and 1"));
+                out.push(ConfigError::new(key, value, "must be between 0 and 1"));
             }
         }
         if !(self.gate_alpha > 0.0 && self.gate_alpha < 1.0) {
-            return Err(ConfigError::new(
+            out.push(ConfigError::new(
                 "gate_alpha",
                 self.gate_alpha,
                 "must be above 0 and below 1",
             ));
         }
-        if self.half_open_probes == 0 {
-            return Err(ConfigError::new(
-                "half_open_probes",
-                self.half_open_probes,
-                "must be at least 1",
-            ));
-        }
         for (key, value) in [
-            ("timeline_points", self.timeline_points),
-            ("learning_batch", self.learning_batch),
-            ("max_entries", self.max_entries),
+            ("half_open_probes", u64::from(self.half_open_probes)),
+            ("flush_every", self.flush_every),
+            ("timeline_points", self.timeline_points as u64),
+            ("learning_batch", self.learning_batch as u64),
+            ("max_entries", self.max_entries as u64),
         ] {
             if value == 0 {
-                return Err(ConfigError::new(key, value, "must be at least 1"));
+                out.push(ConfigError::new(key, value, "must be at least 1"));
             }
         }
-        for (key, value) in [
-            ("step_timeout", self.step_timeout),
-            ("break_duration", self.break_duration),
-            ("evidence_half_life", self.evidence_half_life),
-            ("timeline_interval", self.timeline_interval),
-            ("learning_interval", self.learning_interval),
-            ("retention", self.retention),
-        ] {
-            if value.is_zero() {
-                return Err(ConfigError::new(
-                    key,
-                    format_args!("{value:?}"),
-                    "must be longer than zero",
-                ));
+        // Every duration but `resource_wait` (zero: never wait for
+        // resources) is a period or a bound that zero would turn into a
+        // busy loop or a refusal of everything.
+        let durations = [
+            ("step_timeout", Some(self.step_timeout)),
+            ("break_duration", Some(self.break_duration)),
+            ("evidence_half_life", Some(self.evidence_half_life)),
+            ("latency_alert", self.latency_alert),
+            ("flush_interval", Some(self.flush_interval)),
+            ("learning_interval", Some(self.learning_interval)),
+            ("timeline_interval", Some(self.timeline_interval)),
+            ("retention", Some(self.retention)),
+        ];
+        for (key, value) in durations {
+            if let Some(value) = value.filter(Duration::is_zero) {
+                out.push(zero_duration(key, value));
             }
         }
         for (domain, preset) in &self.domains {
             if !(0.0..=1.0).contains(&preset.confidence_threshold) {
-                return Err(ConfigError::new(
+                out.push(ConfigError::new(
                     &format!("domains.{domain}.confidence_threshold"),
                     preset.confidence_threshold,
                     "must be between 0 and 1",
                 ));
             }
+            if preset.step_timeout.is_zero() {
+                out.push(zero_duration(
+                    &format!("domains.{domain}.step_timeout"),
+                    preset.step_timeout,
+                ));
+            }
         }
-        Ok(())
+        out
     }
+}
+
+fn zero_duration(key: &str, value: Duration) -> ConfigError {
+    ConfigError::new(
+        key,
+        format_args!("{value:?}"),
+        "must be longer than zero, such as `30s` or `250ms`",
+    )
 }
 
 impl Default for Config {

@@ -48,7 +48,9 @@ impl RetryPolicy {
         } else {
             capped
         };
-        Duration::from_secs_f64(secs)
+        // Past what a `Duration` holds (a huge `max_delay`), or not a
+        // number (a zero `initial` times an infinite growth): the cap.
+        Duration::try_from_secs_f64(secs).unwrap_or(self.max_delay)
     }
 }
 
@@ -83,6 +85,25 @@ mod tests {
                 assert!((full / 2.0..=full).contains(&ms), "retry {retry}: {ms} ms");
             }
         }
+    }
+
+    #[test]
+    fn a_huge_max_delay_caps_nothing_and_panics_nowhere() {
+        let p = RetryPolicy {
+            max_delay: Duration::MAX,
+            multiplier: f64::INFINITY,
+            jitter: false,
+            ..RetryPolicy::retries(3)
+        };
+        assert_eq!(p.delay(u32::MAX), Duration::MAX);
+        let p = RetryPolicy {
+            initial: Duration::ZERO,
+            multiplier: f64::INFINITY,
+            max_delay: Duration::from_secs(1),
+            jitter: false,
+            ..RetryPolicy::retries(3)
+        };
+        assert_eq!(p.delay(5), Duration::from_secs(1), "0 × ∞ is the cap");
     }
 
     #[test]
