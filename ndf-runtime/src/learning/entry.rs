@@ -102,8 +102,9 @@ pub(super) struct Tables {
     /// Every workflow's entries (one per domain), by id: a queued run names
     /// its entry by id, so learning it needs no lookup.
     pub(super) entries: Vec<WorkflowEntry>,
-    /// Entry ids by workflow name.
-    pub(super) by_name: FxHashMap<&'static str, Vec<usize>>,
+    /// Entry ids by workflow name and domain (several only for different
+    /// workflows of one name).
+    pub(super) ids: FxHashMap<&'static str, HashMap<Box<str>, Vec<usize>>>,
     /// Whether new domains have been folded into [`OVERFLOW_DOMAIN`].
     pub(super) overflowed: bool,
     /// Confidence by slot; a slot is one (pattern, domain).
@@ -292,10 +293,16 @@ pub(super) fn entry_index(
     max_entries: usize,
 ) -> usize {
     let find = |tables: &Tables, domain: &str| {
-        tables.by_name.get(workflow)?.iter().copied().find(|id| {
-            let e = &tables.entries[*id];
-            &*e.domain == domain && (std::ptr::eq(e.steps, steps) || e.steps == steps)
-        })
+        tables
+            .ids
+            .get(workflow)?
+            .get(domain)?
+            .iter()
+            .copied()
+            .find(|id| {
+                let e = &tables.entries[*id];
+                std::ptr::eq(e.steps, steps) || e.steps == steps
+            })
     };
     if let Some(id) = find(tables, domain) {
         return id;
@@ -337,7 +344,13 @@ pub(super) fn entry_index(
         recent: VecDeque::new(),
         refused: VecDeque::new(),
     });
-    tables.by_name.entry(workflow).or_default().push(id);
+    tables
+        .ids
+        .entry(workflow)
+        .or_default()
+        .entry(domain.into())
+        .or_default()
+        .push(id);
     tables.watcher.0.entry_added(id, workflow, steps, domain);
     id
 }

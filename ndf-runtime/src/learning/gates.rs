@@ -1,13 +1,13 @@
 //! Judging, at the start of a run, what confidence holds back.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rustc_hash::FxHashMap;
 use tokio::time::Instant;
 
 use super::breaker::Admission;
-use super::entry::{Tables, entry_index};
+use super::entry::{OVERFLOW_DOMAIN, Tables, entry_index};
 use super::slot::SlotGate;
 use super::table::StatsTable;
 use crate::config::Config;
@@ -46,7 +46,6 @@ impl Blocked {
 /// What gating reads of one entry without the lock.
 #[derive(Debug)]
 pub(super) struct EntryGate {
-    pub(super) domain: Box<str>,
     pub(super) steps: &'static [&'static str],
     /// The entry's id.
     pub(super) index: usize,
@@ -54,8 +53,61 @@ pub(super) struct EntryGate {
     pub(super) step_gates: Box<[Arc<SlotGate>]>,
 }
 
-/// Entries' gates by workflow name.
-pub(super) type GateIndex = FxHashMap<&'static str, Vec<Arc<EntryGate>>>;
+/// (workflow, domain): what the gate index is keyed by.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(super) struct EntryKey {
+    workflow: &'static str,
+    domain: Box<str>,
+}
+
+/// An [`EntryKey`] looked up without building one (hashed alike).
+#[derive(Hash)]
+struct Query<'a> {
+    workflow: &'static str,
+    domain: &'a str,
+}
+
+impl papaya::Equivalent<EntryKey> for Query<'_> {
+    fn equivalent(&self, key: &EntryKey) -> bool {
+        self.workflow == key.workflow && self.domain == &*key.domain
+    }
+}
+
+type Hasher = foldhash::fast::RandomState;
+
+/// Every entry's gates, for judging a run without the lock: a concurrent
+/// map by (workflow, domain), so that finding a run's entry costs one
+/// lookup however many domains there are, and adding one copies nothing.
+#[derive(Debug, Default)]
+pub(crate) struct GateIndex {
+    entries: papaya::HashMap<EntryKey, Arc<EntryGate>, Hasher>,
+    /// Each workflow's [`OVERFLOW_DOMAIN`] entry, once it has one.
+    overflow: papaya::HashMap<&'static str, Arc<EntryGate>, Hasher>,
+    /// Whether the statistics hold `max_entries` entries: a domain not in
+    /// `entries` is then learned as its workflow's overflow.
+    full: AtomicBool,
+}
+
+impl GateIndex {
+    /// `judge` of the gates of `workflow` in `domain` (its overflow entry
+    /// once the statistics are full), if published; the gates are read in
+    /// place, without touching their reference counts.
+    fn judge<R>(
+        &self,
+        workflow: &'static str,
+        domain: &str,
+        judge: impl FnOnce(&EntryGate) -> Option<R>,
+    ) -> Option<R> {
+        let query = Query { workflow, domain };
+        if let Some(gate) = self.entries.pin().get(&query) {
+            return judge(gate);
+        }
+        if !self.full.load(Ordering::Acquire) {
+            return None;
+        }
+        judge(self.overflow.pin().get(workflow)?)
+    }
+}
 
 /// What [`StatsTable::gates`] needs of a run.
 pub(crate) struct GateQuery<'a> {
@@ -94,7 +146,7 @@ impl StatsTable {
             config.max_entries,
         );
         if index >= known {
-            self.publish_entry(tables, index);
+            self.publish_entry(tables, index, config.max_entries);
         }
         let entry = &tables.entries[index];
         let domain = &entry.domain;
@@ -149,40 +201,56 @@ impl StatsTable {
     /// published: `Some` when its entry exists and nothing is held back or
     /// cooling down (the happy path); `None` sends the run to the lock.
     fn gates_unlocked(&self, query: &GateQuery<'_>) -> Option<Gates> {
-        let index = self.index.load();
-        let entry = index.get(query.workflow)?.iter().find(|e| {
-            &*e.domain == query.domain
-                && (std::ptr::eq(e.steps, query.steps) || e.steps == query.steps)
-        })?;
-        if !entry.run.passes() {
-            return None;
-        }
-        for (gate, meta) in entry.step_gates.iter().zip(query.metas) {
-            if meta.is_some() && !gate.passes() {
+        self.index.judge(query.workflow, query.domain, |entry| {
+            if !(std::ptr::eq(entry.steps, query.steps) || entry.steps == query.steps) {
+                // Another workflow of the same name: judged under the lock.
                 return None;
             }
-        }
-        Some(Gates {
-            entry: entry.index,
-            workflow: None,
-            steps: Vec::new(),
+            if !entry.run.passes() {
+                return None;
+            }
+            for (gate, meta) in entry.step_gates.iter().zip(query.metas) {
+                if meta.is_some() && !gate.passes() {
+                    return None;
+                }
+            }
+            Some(Gates {
+                entry: entry.index,
+                workflow: None,
+                steps: Vec::new(),
+            })
         })
     }
 
-    /// Adds the gates of the new entry `index` to the index
-    /// that runs read without the lock (called under the lock).
-    fn publish_entry(&self, tables: &Tables, index: usize) {
+    /// Adds the gates of the new entry `index` to the index runs read
+    /// without the lock (called under the lock, so publishers never race).
+    fn publish_entry(&self, tables: &Tables, index: usize, max_entries: usize) {
         let e = &tables.entries[index];
         let gate = |slot: usize| Arc::clone(&tables.confidence[slot].gate);
         let entry = Arc::new(EntryGate {
-            domain: e.domain.clone(),
             steps: e.steps,
             index,
             run: gate(e.run_slot),
             step_gates: e.step_slots.iter().map(|s| gate(*s)).collect(),
         });
-        let mut next = GateIndex::clone(&self.index.load());
-        next.entry(e.name).or_default().push(entry);
-        self.index.store(Arc::new(next));
+        if &*e.domain == OVERFLOW_DOMAIN {
+            let overflow = self.index.overflow.pin();
+            if !overflow.contains_key(e.name) {
+                overflow.insert(e.name, Arc::clone(&entry));
+            }
+        }
+        let key = EntryKey {
+            workflow: e.name,
+            domain: e.domain.clone(),
+        };
+        // The first entry of a (workflow, domain) stays: another workflow
+        // of the same name is found under the lock.
+        let entries = self.index.entries.pin();
+        if !entries.contains_key(&key) {
+            entries.insert(key, entry);
+        }
+        if tables.entries.len() >= max_entries {
+            self.index.full.store(true, Ordering::Release);
+        }
     }
 }

@@ -4,7 +4,6 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use tokio::time::Instant;
 
 use super::entry::{Learned, Tables};
@@ -25,9 +24,9 @@ pub(crate) struct StatsTable {
     tables: Mutex<Tables>,
     /// Runs ended and not yet learned.
     pending: Pending,
-    /// Every entry's gates, for judging a run without the lock; replaced
-    /// (under the lock) when an entry is added.
-    pub(super) index: ArcSwap<GateIndex>,
+    /// Every entry's gates, for judging a run without the lock; added to
+    /// (under the lock) when an entry is.
+    pub(super) index: GateIndex,
     /// Recent durations of `orchestrate!` phases, by entry.
     pub(super) phases: Phases,
 }

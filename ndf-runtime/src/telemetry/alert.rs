@@ -210,7 +210,8 @@ impl AlertBoard {
     /// Sends the alerts raised since the last delivery to `sink`, outside
     /// every lock of the runtime.
     pub(crate) fn deliver(&self, sink: &dyn AlertSink) {
-        if !self.waiting.swap(false, Ordering::AcqRel) {
+        // A load first: the common case (nothing raised) writes nothing.
+        if !self.waiting.load(Ordering::Acquire) || !self.waiting.swap(false, Ordering::AcqRel) {
             return;
         }
         let alerts = std::mem::take(&mut *lock(&self.outbox));
