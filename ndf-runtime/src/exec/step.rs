@@ -3,10 +3,13 @@
 //! fallback, and compensation.
 //!
 //! The first attempt runs inline; only when it fails does the step enter
-//! [`recover`], whose future is boxed. The happy path allocates nothing and
-//! keeps each step's future as small as the user's own future plus a few
-//! words, while retries and fallbacks — rare, and slow by nature — pay one
-//! allocation.
+//! [`recover`], whose future is boxed. The happy path allocates nothing —
+//! with a subscriber listening, and with steps that wait on their timeout's
+//! timer (`tests/allocations_traced.rs`) — while retries, fallbacks and
+//! waits for memory — rare, and slow by nature — pay one allocation. A
+//! step with retries or a fallback copies its input before the first
+//! attempt (the attempt consumes it): for an input that allocates, that
+//! copy does.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -93,8 +96,9 @@ fn attempt<T>(
 }
 
 /// [`attempt`] of step `S`; when a subscriber listens at debug level,
-/// inside a `ndf.step` span. Without one, this costs one level check: the
-/// traced path is boxed so that it adds nothing to the step's future.
+/// inside a `ndf.step` span. Without one, this costs one level check; the
+/// two paths share the step future's storage, so the span costs its own
+/// few words and no allocation.
 fn step_attempt<'a, S: Step, T: 'a>(
     cx: Cx<'a>,
     number: u32,
@@ -102,7 +106,7 @@ fn step_attempt<'a, S: Step, T: 'a>(
     timeout: Duration,
 ) -> impl Future<Output = Result<T, Failure>> + 'a {
     if tracing::level_enabled!(tracing::Level::DEBUG) {
-        Either::Left(Box::pin(traced_attempt::<S, T>(cx, number, fut, timeout)))
+        Either::Left(traced_attempt::<S, T>(cx, number, fut, timeout))
     } else {
         Either::Right(attempt(fut, timeout))
     }
@@ -314,7 +318,10 @@ async fn run<S: Step, P: Placement>(
     if let Some(blocked) = cx.blocked(index) {
         return Box::pin(held_back::<S>(cx, index, input, blocked.clone())).await;
     }
-    if let Some(budget) = cx.config().memory_of(meta) {
+    if let Some(budget) = cx.config().memory_of(meta)
+        && !cx.admission().memory_fits(budget)
+    {
+        // Waiting for room is rare and slow: its future is boxed.
         Box::pin(cx.admission().admit_memory(budget)).await?;
     }
     let resilient = meta.retry.max_retries > 0 || meta.fallback.is_some();

@@ -130,16 +130,28 @@ impl Admission {
         }
     }
 
+    /// The highest memory use at which a budget of `budget` bytes still
+    /// fits, when the probe knows the machine's memory.
+    fn memory_limit_for(&self, budget: u64) -> Option<f64> {
+        let total = self.probe.total_memory()?;
+        let needed = budget as f64 / total as f64;
+        Some((1.0 - needed).max(0.0))
+    }
+
+    /// Whether a step's declared memory budget fits now (or cannot be
+    /// judged): then it is admitted without waiting.
+    pub(crate) fn memory_fits(&self, budget: u64) -> bool {
+        self.memory_limit_for(budget)
+            .is_none_or(|limit| self.probe.sample().memory <= limit)
+    }
+
     /// Admission of a step's declared memory budget against free memory,
     /// `(1 - memory) × total`, when the probe knows the total: waits up to
     /// `resource_wait` for room.
     pub(crate) async fn admit_memory(&self, budget: u64) -> Result<(), Error> {
-        let Some(total) = self.probe.total_memory() else {
+        let Some(limit) = self.memory_limit_for(budget) else {
             return Ok(());
         };
-        let needed = budget as f64 / total as f64;
-        // The highest memory use at which the budget still fits.
-        let limit = (1.0 - needed).max(0.0);
         let over = |u: ResourceUsage| (u.memory > limit).then_some(("memory", u.memory, limit));
         match self.wait_until_admitted(over).await {
             None => Ok(()),

@@ -12,16 +12,26 @@ pin_project_lite::pin_project! {
     /// without waiting never reads the clock or touches the timer wheel,
     /// which keeps the happy path of ready steps as cheap as a plain
     /// `.await`. The deadline counts from the step's first wait (synchronous
-    /// work before it could not have been interrupted anyway), and its timer
-    /// is boxed: a step that waits pays one allocation, and every step's
-    /// future stays a few words larger than the user's own.
+    /// work before it could not have been interrupted anyway). Its timer is
+    /// kept in the future itself: a step that waits allocates nothing.
     #[derive(Debug)]
     #[must_use = "futures do nothing unless polled"]
     pub(crate) struct Deadline<F> {
         #[pin]
         fut: F,
         after: Duration,
-        timer: Option<Pin<Box<Sleep>>>,
+        #[pin]
+        timer: Timer,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The timer of a [`Deadline`], armed at the first wait.
+    #[derive(Debug)]
+    #[project = TimerProj]
+    enum Timer {
+        Idle,
+        Armed { #[pin] sleep: Sleep },
     }
 }
 
@@ -30,7 +40,7 @@ impl<F> Deadline<F> {
         Self {
             fut,
             after,
-            timer: None,
+            timer: Timer::Idle,
         }
     }
 }
@@ -39,15 +49,19 @@ impl<F: Future> Future for Deadline<F> {
     type Output = Option<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         if let Poll::Ready(out) = this.fut.poll(cx) {
             return Poll::Ready(Some(out));
         }
-        let after = *this.after;
-        let timer = this
-            .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(after)));
-        timer.as_mut().poll(cx).map(|()| None)
+        if let TimerProj::Idle = this.timer.as_mut().project() {
+            this.timer.set(Timer::Armed {
+                sleep: tokio::time::sleep(*this.after),
+            });
+        }
+        match this.timer.project() {
+            TimerProj::Armed { sleep } => sleep.poll(cx).map(|()| None),
+            TimerProj::Idle => Poll::Pending,
+        }
     }
 }
 

@@ -154,8 +154,9 @@ impl Ndf {
             std::mem::take(&mut gates.steps),
         );
         let result = if tracing::level_enabled!(tracing::Level::INFO) {
-            // A `ndf.workflow` span, attached to the run's future (boxed, so
-            // that without a subscriber the future carries no span).
+            // A `ndf.workflow` span, attached to the run's future. The two
+            // branches' futures share the run future's storage (one is live
+            // at a time): the span costs its own few words, no allocation.
             let span = tracing::info_span!(
                 "ndf.workflow",
                 pattern = W::NAME,
@@ -163,7 +164,10 @@ impl Ndf {
                 outcome = tracing::field::Empty,
                 degradation_level = tracing::field::Empty,
             );
-            let result = Box::pin(workflow.execute(run.cx(), input).instrument(span.clone())).await;
+            let result = workflow
+                .execute(run.cx(), input)
+                .instrument(span.clone())
+                .await;
             span.record("outcome", RunEnd::of(&result).as_str());
             if let Some(level) = log
                 .records()
