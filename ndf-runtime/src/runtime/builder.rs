@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use super::ndf::{Inner, Ndf};
-use super::persist::FlushState;
+use super::inner::{FlushState, Inner};
+use super::ndf::Ndf;
 use super::registry::Registry;
 use crate::config::Config;
 use crate::error::{Error, StoreError};
@@ -27,6 +27,14 @@ fn default_probe() -> Box<dyn ResourceProbe> {
             tracing::warn!(%error, "no resource readings: resource gating is off");
             Box::new(IdleProbe)
         }
+    }
+}
+
+impl Ndf {
+    /// A builder with the development config, a [`MemoryStore`] and the
+    /// machine's CPU and memory read by the shared sysinfo sampler.
+    pub fn builder() -> NdfBuilder {
+        NdfBuilder::default()
     }
 }
 

@@ -6,6 +6,7 @@
 mod builder;
 #[cfg(feature = "dashboard")]
 mod dashboard;
+mod inner;
 mod ndf;
 mod persist;
 mod registry;

@@ -1,67 +1,21 @@
-//! [`Ndf`], the runtime handle, and its builder.
+//! [`Ndf`], the runtime handle: running workflows, and what it learned.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::builder::NdfBuilder;
-use super::persist::FlushState;
-use super::registry::Registry;
+use tracing::Instrument as _;
+
+use super::inner::Inner;
 use crate::config::Config;
 use crate::context::PatternContext;
 use crate::error::Error;
-use crate::exec::{Env, Run, Workflow};
-use crate::learning::{GateQuery, Learned, RunRecord};
+use crate::exec::{Run, Workflow};
+use crate::learning::{GateQuery, RunRecord};
 use crate::model::{
     BreakerState, Clock, Confidence, PatternStats, RunEnd, RunLog, StepMeta, StepRecord,
 };
 use crate::security::missing_permissions;
-use crate::store::LearningStore;
-use crate::telemetry::{self, AlertBoard, AlertSink, Report, Timeline};
-use std::time::Duration;
-use tokio::sync::Notify;
-use tracing::Instrument as _;
-
-/// The runtime's state, shared by its handles; background tasks hold it
-/// weakly and end when the last handle is dropped (see [`Inner::stopped`]).
-pub(crate) struct Inner {
-    /// What the run path reads.
-    pub(crate) env: Env,
-    pub(super) sink: Box<dyn AlertSink>,
-    /// Alerts learning raised, to deliver to `sink`, and the active ones.
-    pub(super) board: Arc<AlertBoard>,
-    pub(super) registry: Registry,
-    pub(super) store: Arc<dyn LearningStore>,
-    pub(super) flush: FlushState,
-    pub(super) timeline: Timeline,
-    /// Wakes the learner: runs were left queued.
-    pub(super) learning: Arc<Notify>,
-    /// Dropped with the runtime: its background tasks see the channel close.
-    pub(super) alive: tokio::sync::watch::Sender<()>,
-}
-
-impl Inner {
-    /// Applies the queued runs to the statistics (see [`StatsTable::apply`])
-    /// and delivers the alerts that raised. Returns `false` when, without
-    /// `wait`, another thread held the statistics.
-    pub(crate) fn learn(&self, wait: bool) -> bool {
-        let learned = self.env.stats.apply(&self.env.config, wait);
-        self.learned(&learned);
-        !learned.busy
-    }
-
-    /// Delivers the alerts learning raised, and counts the runs it learned
-    /// towards `flush_every`.
-    fn learned(&self, learned: &Learned) {
-        self.board.deliver(&*self.sink);
-        self.flush
-            .runs_learned(learned.runs, self.env.config.flush_every);
-    }
-
-    /// Resolves when the runtime is dropped (at once if it is already).
-    pub(super) fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut alive = self.alive.subscribe();
-        async move { while alive.changed().await.is_ok() {} }
-    }
-}
+use crate::telemetry::{self, Report};
 
 /// The ndf runtime: runs workflows under their policies and learns from
 /// every run.
@@ -95,12 +49,6 @@ impl std::fmt::Debug for Ndf {
 }
 
 impl Ndf {
-    /// A builder with the development config, a [`MemoryStore`] and the
-    /// machine's CPU and memory read by the shared sysinfo sampler.
-    pub fn builder() -> NdfBuilder {
-        NdfBuilder::default()
-    }
-
     /// The configuration in force.
     #[must_use]
     pub fn config(&self) -> &Config {
@@ -241,69 +189,6 @@ impl Ndf {
             },
             now,
         );
-    }
-
-    /// Registers a named workflow, for [`Ndf::run_named`].
-    ///
-    /// # Errors
-    ///
-    /// [`Error::DuplicatePattern`] when a workflow of that name is already
-    /// registered; [`Error::Config`] for a workflow without a `name`.
-    pub fn register<W>(&self, workflow: W) -> Result<(), Error>
-    where
-        W: Workflow + 'static,
-        W::Input: 'static,
-        W::Output: 'static,
-    {
-        self.inner.registry.register(workflow)
-    }
-
-    /// Runs the registered workflow `name`, which must take `I` and return `O`.
-    ///
-    /// ```
-    /// use ndf::prelude::*;
-    ///
-    /// #[pattern]
-    /// async fn double(x: u32) -> u32 { x * 2 }
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), ndf::Error> {
-    /// let ndf = Ndf::builder().build()?;
-    /// ndf.register(sequential!(name = "math.double"; double))?;
-    /// let out: u32 = ndf.run_named("math.double", 21u32, &PatternContext::new("math")).await?;
-    /// assert_eq!(out, 42);
-    /// # Ok(()) }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// [`Error::PatternNotFound`] with the nearest registered names,
-    /// [`Error::TypeMismatch`] naming the workflow's real and the called
-    /// signatures, or the run's own error.
-    pub async fn run_named<I, O>(
-        &self,
-        name: &str,
-        input: I,
-        ctx: &PatternContext,
-    ) -> Result<O, Error>
-    where
-        I: Send + 'static,
-        O: Send + 'static,
-    {
-        self.inner.registry.run(self, name, input, ctx).await
-    }
-
-    /// The registered workflows of `domain` (the first segment of their
-    /// names), sorted.
-    #[must_use]
-    pub fn by_domain(&self, domain: &str) -> Vec<&'static str> {
-        self.inner.registry.by_domain(domain)
-    }
-
-    /// Every registered workflow, sorted.
-    #[must_use]
-    pub fn registered(&self) -> Vec<&'static str> {
-        self.inner.registry.names()
     }
 
     /// A report of what ran in the last `window`: per pattern and domain,

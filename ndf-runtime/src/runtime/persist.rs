@@ -3,45 +3,12 @@
 //! run finished since the last save). Saves run on tokio's blocking pool,
 //! never on an async worker.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 
-use tokio::sync::Notify;
-
-use super::ndf::Inner;
+use super::inner::Inner;
 use crate::error::{Error, StoreError};
 use crate::model::Clock;
-
-/// Runs learned since the last save, and the signal that wakes the
-/// background saver.
-#[derive(Debug, Default)]
-pub(crate) struct FlushState {
-    runs: AtomicU64,
-    pub(super) wake: Arc<Notify>,
-    /// Held by a save from its snapshot to its acknowledgement: saves never
-    /// overlap, so what one adds is never added again by another.
-    saving: Mutex<()>,
-}
-
-impl FlushState {
-    /// Counts `n` runs just learned (once per batch, not per run: no
-    /// shared counter on a run's path); past `flush_every` since the last
-    /// save, wakes the background saver.
-    pub(crate) fn runs_learned(&self, n: u64, flush_every: u64) {
-        if n == 0 {
-            return;
-        }
-        let before = self.runs.fetch_add(n, Ordering::Relaxed);
-        if before < flush_every && before + n >= flush_every {
-            self.wake.notify_one();
-        }
-    }
-
-    /// Whether a run was learned since the last save.
-    fn pending(&self) -> bool {
-        self.runs.load(Ordering::Relaxed) > 0
-    }
-}
 
 impl Inner {
     /// Saves on the calling thread. Queued runs are learned first; the

@@ -185,6 +185,71 @@ impl Registry {
     }
 }
 
+impl Ndf {
+    /// Registers a named workflow, for [`Ndf::run_named`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::DuplicatePattern`] when a workflow of that name is already
+    /// registered; [`Error::Config`] for a workflow without a `name`.
+    pub fn register<W>(&self, workflow: W) -> Result<(), Error>
+    where
+        W: Workflow + 'static,
+        W::Input: 'static,
+        W::Output: 'static,
+    {
+        self.inner.registry.register(workflow)
+    }
+
+    /// Runs the registered workflow `name`, which must take `I` and return `O`.
+    ///
+    /// ```
+    /// use ndf::prelude::*;
+    ///
+    /// #[pattern]
+    /// async fn double(x: u32) -> u32 { x * 2 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), ndf::Error> {
+    /// let ndf = Ndf::builder().build()?;
+    /// ndf.register(sequential!(name = "math.double"; double))?;
+    /// let out: u32 = ndf.run_named("math.double", 21u32, &PatternContext::new("math")).await?;
+    /// assert_eq!(out, 42);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PatternNotFound`] with the nearest registered names,
+    /// [`Error::TypeMismatch`] naming the workflow's real and the called
+    /// signatures, or the run's own error.
+    pub async fn run_named<I, O>(
+        &self,
+        name: &str,
+        input: I,
+        ctx: &PatternContext,
+    ) -> Result<O, Error>
+    where
+        I: Send + 'static,
+        O: Send + 'static,
+    {
+        self.inner.registry.run(self, name, input, ctx).await
+    }
+
+    /// The registered workflows of `domain` (the first segment of their
+    /// names), sorted.
+    #[must_use]
+    pub fn by_domain(&self, domain: &str) -> Vec<&'static str> {
+        self.inner.registry.by_domain(domain)
+    }
+
+    /// Every registered workflow, sorted.
+    #[must_use]
+    pub fn registered(&self) -> Vec<&'static str> {
+        self.inner.registry.names()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

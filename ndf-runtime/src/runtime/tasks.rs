@@ -10,7 +10,7 @@ use std::sync::{Arc, Weak};
 
 use tokio::time::Instant;
 
-use super::ndf::Inner;
+use super::inner::Inner;
 
 /// Starts the background tasks when the runtime is built inside tokio.
 pub(super) fn start(inner: &Arc<Inner>) {

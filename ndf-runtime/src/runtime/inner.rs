@@ -1,0 +1,88 @@
+//! The runtime's shared state: what the run path reads ([`Env`]), and
+//! what the runtime keeps beside it (alerts, the registry, the store, the
+//! timeline), with the signals its background tasks wait on.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+
+use super::registry::Registry;
+use crate::exec::Env;
+use crate::learning::Learned;
+use crate::store::LearningStore;
+use crate::telemetry::{AlertBoard, AlertSink, Timeline};
+
+/// The runtime's state, shared by its handles; background tasks hold it
+/// weakly and end when the last handle is dropped (see [`Inner::stopped`]).
+pub(crate) struct Inner {
+    /// What the run path reads.
+    pub(crate) env: Env,
+    pub(super) sink: Box<dyn AlertSink>,
+    /// Alerts learning raised, to deliver to `sink`, and the active ones.
+    pub(super) board: Arc<AlertBoard>,
+    pub(super) registry: Registry,
+    pub(super) store: Arc<dyn LearningStore>,
+    pub(super) flush: FlushState,
+    pub(super) timeline: Timeline,
+    /// Wakes the learner: runs were left queued.
+    pub(super) learning: Arc<Notify>,
+    /// Dropped with the runtime: its background tasks see the channel close.
+    pub(super) alive: tokio::sync::watch::Sender<()>,
+}
+
+impl Inner {
+    /// Applies the queued runs to the statistics (see [`StatsTable::apply`])
+    /// and delivers the alerts that raised. Returns `false` when, without
+    /// `wait`, another thread held the statistics.
+    pub(super) fn learn(&self, wait: bool) -> bool {
+        let learned = self.env.stats.apply(&self.env.config, wait);
+        self.learned(&learned);
+        !learned.busy
+    }
+
+    /// Delivers the alerts learning raised, and counts the runs it learned
+    /// towards `flush_every`.
+    pub(super) fn learned(&self, learned: &Learned) {
+        self.board.deliver(&*self.sink);
+        self.flush
+            .runs_learned(learned.runs, self.env.config.flush_every);
+    }
+
+    /// Resolves when the runtime is dropped (at once if it is already).
+    pub(super) fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut alive = self.alive.subscribe();
+        async move { while alive.changed().await.is_ok() {} }
+    }
+}
+
+/// Runs learned since the last save, and the signal that wakes the
+/// background saver.
+#[derive(Debug, Default)]
+pub(crate) struct FlushState {
+    pub(super) runs: AtomicU64,
+    pub(super) wake: Arc<Notify>,
+    /// Held by a save from its snapshot to its acknowledgement: saves never
+    /// overlap, so what one adds is never added again by another.
+    pub(super) saving: Mutex<()>,
+}
+
+impl FlushState {
+    /// Counts `n` runs just learned (once per batch, not per run: no
+    /// shared counter on a run's path); past `flush_every` since the last
+    /// save, wakes the background saver.
+    pub(crate) fn runs_learned(&self, n: u64, flush_every: u64) {
+        if n == 0 {
+            return;
+        }
+        let before = self.runs.fetch_add(n, Ordering::Relaxed);
+        if before < flush_every && before + n >= flush_every {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Whether a run was learned since the last save.
+    pub(super) fn pending(&self) -> bool {
+        self.runs.load(Ordering::Relaxed) > 0
+    }
+}
