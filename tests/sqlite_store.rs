@@ -234,3 +234,54 @@ fn timeline_points_are_kept_for_the_retention_and_no_longer() {
     );
     assert_eq!(reopened.load_timeline(3_000).unwrap(), vec![new[0].clone()]);
 }
+
+/// The rowids of the recent runs stored for `pattern`, oldest first.
+fn recent_rowids(path: &Path, pattern: &str) -> Vec<i64> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT rowid FROM ndf_recent_runs WHERE pattern = ?1 ORDER BY at_unix_ms, rowid")
+        .unwrap();
+    stmt.query_map([pattern], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_save_appends_new_runs_and_leaves_the_stored_ones_alone() {
+    let path = scratch("sqlite-append").join("ndf.db");
+    let flow = sequential!(name = "billing.charge"; charge);
+    let idle = sequential!(name = "billing.idle"; charge);
+    let ctx = PatternContext::new("billing");
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .store(SqliteStore::open(&path).unwrap())
+        .build()
+        .unwrap();
+    for amount in [1, 2, 3] {
+        ndf.run(&flow, amount, &ctx).await.unwrap();
+    }
+    ndf.run(&idle, 1, &ctx).await.unwrap();
+    ndf.flush().unwrap();
+    let first = recent_rowids(&path, "billing.charge");
+    let idle_first = recent_rowids(&path, "billing.idle");
+    assert_eq!(first.len(), 3);
+    for amount in [4, 5] {
+        ndf.run(&flow, amount, &ctx).await.unwrap();
+    }
+    ndf.flush().unwrap();
+    let second = recent_rowids(&path, "billing.charge");
+    assert_eq!(second.len(), 5);
+    assert_eq!(second[..3], first[..], "the stored runs were not rewritten");
+    assert_eq!(
+        recent_rowids(&path, "billing.idle"),
+        idle_first,
+        "a workflow without new runs is not touched"
+    );
+    ndf.shutdown().await.unwrap();
+    // And they load back in order.
+    let rows = SqliteStore::open(&path).unwrap().load().unwrap();
+    let charge = rows.iter().find(|r| r.pattern == "billing.charge").unwrap();
+    assert_eq!(charge.recent.len(), 5);
+    assert_eq!(charge.stats.executions, 5);
+}

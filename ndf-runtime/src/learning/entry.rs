@@ -118,6 +118,8 @@ pub(super) struct Tables {
     /// The counters as the store last acknowledged them, by (pattern,
     /// domain): what a save adds is measured from these.
     pub(super) saved: HashMap<Key, PatternStats>,
+    /// The gates as the store last acknowledged them.
+    pub(super) saved_gate: HashMap<Key, super::persist::GateMark>,
     /// Who hears what is learned.
     pub(super) watcher: Watcher,
 }

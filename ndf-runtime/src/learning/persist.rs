@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use super::breaker::Breaker;
 use super::entry::{RECENT, Run, resolve};
 use super::table::StatsTable;
-use crate::model::{Clock, PatternStats, RecentRun, StoredStats};
+use crate::model::{
+    BreakerState, Clock, Evidence, PatternStats, RecentRun, StoredBreaker, StoredStats,
+};
 
 impl StatsTable {
     /// Loads what a store held, at the moment `clock` (one for every row of
@@ -46,10 +48,15 @@ impl StatsTable {
         s.evidence = *evidence;
         s.breaker = Breaker::restored(&row.breaker, clock);
         s.gate.publish(s.breaker.state());
+        tables.saved_gate.insert(
+            (pattern.to_owned(), domain.to_owned()),
+            GateMark::of(evidence, &row.breaker),
+        );
     }
 
-    /// Everything, summed by (pattern, domain), with its confidence
-    /// evidence, sorted.
+    /// What changed since the store last acknowledged a save, summed by
+    /// (pattern, domain), with its confidence evidence and breaker, sorted:
+    /// a save writes only the rows whose counts, evidence or breaker moved.
     pub(crate) fn snapshot(&self) -> Vec<StoredStats> {
         let tables = self.lock();
         let clock = Clock::now();
@@ -89,7 +96,7 @@ impl StatsTable {
         }
         let mut rows: Vec<_> = sums
             .into_iter()
-            .map(|((p, d), s)| {
+            .filter_map(|((p, d), s)| {
                 let slot = tables
                     .slots
                     .get(&(p.clone(), d.clone()))
@@ -99,7 +106,12 @@ impl StatsTable {
                 let key = (p, d);
                 let recent = recent.remove(&key).unwrap_or_default();
                 let added = s.since(&tables.saved.get(&key).copied().unwrap_or_default());
-                StoredStats {
+                let unchanged = added == PatternStats::default()
+                    && tables.saved_gate.get(&key) == Some(&GateMark::of(&evidence, &breaker));
+                if unchanged {
+                    return None;
+                }
+                Some(StoredStats {
                     pattern: key.0,
                     domain: key.1,
                     stats: s,
@@ -107,7 +119,7 @@ impl StatsTable {
                     evidence,
                     breaker,
                     recent,
-                }
+                })
             })
             .collect();
         rows.sort_by(|a, b| (&a.pattern, &a.domain).cmp(&(&b.pattern, &b.domain)));
@@ -119,9 +131,34 @@ impl StatsTable {
     pub(crate) fn acknowledge(&self, rows: &[StoredStats]) {
         let mut tables = self.lock();
         for row in rows {
-            tables
-                .saved
-                .insert((row.pattern.clone(), row.domain.clone()), row.stats);
+            let key = (row.pattern.clone(), row.domain.clone());
+            let mark = GateMark::of(&row.evidence, &row.breaker);
+            tables.saved_gate.insert(key.clone(), mark);
+            tables.saved.insert(key, row.stats);
+        }
+    }
+}
+
+/// What a save wrote of a pattern's gate: when it is still this, the gate
+/// has nothing new to save. (The breaker's time is left out: it moves
+/// with the clock, not with what was learned.)
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct GateMark {
+    evidence: Evidence,
+    state: BreakerState,
+    breaker_evidence: f64,
+    calls: u64,
+    failures: u32,
+}
+
+impl GateMark {
+    fn of(evidence: &Evidence, breaker: &StoredBreaker) -> Self {
+        Self {
+            evidence: *evidence,
+            state: breaker.state,
+            breaker_evidence: breaker.evidence,
+            calls: breaker.calls,
+            failures: breaker.failures,
         }
     }
 }

@@ -23,8 +23,11 @@ impl Inner {
             .unwrap_or_else(PoisonError::into_inner);
         self.learn(true);
         let runs = self.flush.runs.swap(0, Ordering::Relaxed);
+        // Only the rows that changed since the last acknowledged save.
         let rows = self.env.stats.snapshot();
-        if let Err(error) = self.store.save(&rows) {
+        if !rows.is_empty()
+            && let Err(error) = self.store.save(&rows)
+        {
             self.flush.runs.fetch_add(runs.max(1), Ordering::Relaxed);
             return Err(error.into());
         }

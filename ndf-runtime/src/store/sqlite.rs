@@ -342,17 +342,25 @@ impl LearningStore for SqliteStore {
                 ])
                 .map_err(|e| sql_error(&self.path, "cannot write the gates", e))?;
             }
-            let mut forget = tx
-                .prepare_cached("DELETE FROM ndf_recent_runs WHERE pattern = ?1 AND domain = ?2")
-                .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
+            // Recent runs are appended, not rewritten: the runs a row
+            // added since the last acknowledged save are its newest
+            // `added.executions`; then the oldest beyond the window the
+            // runtime keeps are trimmed.
             let mut remember = tx
                 .prepare_cached("INSERT INTO ndf_recent_runs VALUES (?1, ?2, ?3, ?4, ?5)")
                 .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
+            let mut trim = tx
+                .prepare_cached(
+                    "DELETE FROM ndf_recent_runs WHERE rowid IN (
+                         SELECT rowid FROM ndf_recent_runs WHERE pattern = ?1 AND domain = ?2
+                         ORDER BY at_unix_ms DESC, rowid DESC LIMIT -1 OFFSET ?3)",
+                )
+                .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
             for row in rows.iter().filter(|r| !r.recent.is_empty()) {
-                forget
-                    .execute(params![row.pattern, row.domain])
-                    .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
-                for run in &row.recent {
+                let new = usize::try_from(row.added.executions)
+                    .unwrap_or(usize::MAX)
+                    .min(row.recent.len());
+                for run in &row.recent[row.recent.len() - new..] {
                     remember
                         .execute(params![
                             row.pattern,
@@ -362,6 +370,14 @@ impl LearningStore for SqliteStore {
                             run.ok
                         ])
                         .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
+                }
+                if new > 0 {
+                    trim.execute(params![
+                        row.pattern,
+                        row.domain,
+                        i64::try_from(row.recent.len()).unwrap_or(i64::MAX)
+                    ])
+                    .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
                 }
             }
         }
