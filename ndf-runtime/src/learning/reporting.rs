@@ -94,11 +94,15 @@ impl StatsTable {
                 }
             }
         }
+        // A step that is also a workflow (a `degrade!` at the top) has its
+        // row already: a set, not a scan of the rows per step.
+        let workflows: std::collections::HashSet<(&str, &str)> = tables
+            .entries
+            .iter()
+            .map(|e| (e.name, &*e.domain))
+            .collect();
         for ((pattern, domain), totals) in steps {
-            if rows
-                .iter()
-                .any(|r| r.pattern == pattern && r.domain == domain)
-            {
+            if workflows.contains(&(pattern.as_str(), domain.as_str())) {
                 continue;
             }
             let slot = confidence(&pattern, &domain);

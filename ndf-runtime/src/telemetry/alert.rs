@@ -1,7 +1,7 @@
 //! Alerts: raised when a pattern crosses a threshold, once per crossing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 /// What an alert is about.
@@ -182,8 +182,30 @@ impl AlertState {
 pub(crate) struct AlertBoard {
     active: Mutex<Vec<Alert>>,
     outbox: Mutex<Vec<Alert>>,
-    /// Whether the outbox holds alerts: read on every run, locked rarely.
+    /// Latency outliers to log, kept to log them outside the statistics
+    /// lock; at most [`MAX_OUTLIERS`] wait, the rest are counted.
+    outliers: Mutex<Outliers>,
+    /// Whether the outbox or the outliers hold anything: read on every
+    /// run, locked rarely.
     waiting: AtomicBool,
+}
+
+/// Outlier events waiting to be logged at most; beyond, they are counted.
+const MAX_OUTLIERS: usize = 256;
+
+/// A latency outlier of a workflow in a domain.
+#[derive(Debug)]
+struct Outlier {
+    pattern: &'static str,
+    domain: Arc<str>,
+    latency: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Outliers {
+    waiting: Vec<Outlier>,
+    /// Outliers not kept since the last delivery.
+    dropped: u64,
 }
 
 impl AlertBoard {
@@ -207,8 +229,26 @@ impl AlertBoard {
         out
     }
 
-    /// Sends the alerts raised since the last delivery to `sink`, outside
-    /// every lock of the runtime.
+    /// Notes a latency outlier, to be logged by [`AlertBoard::deliver`].
+    pub(crate) fn outlier(&self, pattern: &'static str, domain: &Arc<str>, latency: Duration) {
+        let mut outliers = lock(&self.outliers);
+        if outliers.waiting.len() < MAX_OUTLIERS {
+            if outliers.waiting.capacity() == 0 {
+                outliers.waiting.reserve_exact(MAX_OUTLIERS);
+            }
+            outliers.waiting.push(Outlier {
+                pattern,
+                domain: Arc::clone(domain),
+                latency,
+            });
+        } else {
+            outliers.dropped += 1;
+        }
+        self.waiting.store(true, Ordering::Release);
+    }
+
+    /// Sends the alerts raised since the last delivery to `sink` and logs
+    /// the latency outliers, outside every lock of the runtime.
     pub(crate) fn deliver(&self, sink: &dyn AlertSink) {
         // A load first: the common case (nothing raised) writes nothing.
         if !self.waiting.load(Ordering::Acquire) || !self.waiting.swap(false, Ordering::AcqRel) {
@@ -217,6 +257,15 @@ impl AlertBoard {
         let alerts = std::mem::take(&mut *lock(&self.outbox));
         for alert in &alerts {
             sink.send(alert);
+        }
+        let mut outliers = lock(&self.outliers);
+        for o in outliers.waiting.drain(..) {
+            tracing::warn!(pattern = o.pattern, domain = &*o.domain, latency = ?o.latency, "latency outlier");
+        }
+        let dropped = std::mem::take(&mut outliers.dropped);
+        drop(outliers);
+        if dropped > 0 {
+            tracing::warn!(dropped, "more latency outliers than are logged one by one");
         }
     }
 

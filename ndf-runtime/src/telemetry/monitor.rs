@@ -12,6 +12,7 @@ use crate::model::RunEnd;
 /// The alert state and metric handles of one statistics entry.
 #[derive(Debug)]
 struct EntryMonitor {
+    domain: Arc<str>,
     alerts: AlertState,
     metrics: EntryMetrics,
 }
@@ -45,10 +46,11 @@ impl Observer for Monitor {
         entry: usize,
         workflow: &'static str,
         steps: &'static [&'static str],
-        _domain: &str,
+        domain: &str,
     ) {
         debug_assert_eq!(entry, self.entries.len(), "entry ids count up from 0");
         self.entries.push(EntryMonitor {
+            domain: domain.into(),
             alerts: AlertState::default(),
             metrics: EntryMetrics::register(workflow, steps),
         });
@@ -74,7 +76,8 @@ impl Observer for Monitor {
         e.metrics
             .run(run.end, run.latency, run.outlier, run.confidence);
         if run.outlier {
-            tracing::warn!(pattern = run.workflow, domain = run.domain, latency = ?run.latency, "latency outlier");
+            // Logged when the alerts are delivered, outside the lock.
+            self.board.outlier(run.workflow, &e.domain, run.latency);
         }
     }
 
