@@ -11,69 +11,28 @@ use syn::spanned::Spanned as _;
 use crate::keys::check_keys;
 use crate::values::{number, parse_duration, parse_size};
 
-/// Every option `#[pattern]` accepts.
-pub(crate) const KEYS: &[&str] = &[
-    "name",
-    "domain",
-    "timeout",
-    "retries",
-    "retry",
-    "confidence_threshold",
-    "memory",
-    "after",
-    "permissions",
-    "fallback",
-    "compensate",
-];
-
-const RETRY_KEYS: &[&str] = &["max", "initial", "multiplier", "max_delay", "jitter"];
-
-#[derive(FromMeta, Default)]
-struct RawArgs {
-    name: Option<syn::LitStr>,
-    domain: Option<syn::LitStr>,
-    timeout: Option<syn::LitStr>,
-    retries: Option<syn::LitInt>,
-    retry: Option<RawRetry>,
-    confidence_threshold: Option<syn::Expr>,
-    memory: Option<syn::LitStr>,
-    after: Option<PathList>,
-    permissions: Option<StrList>,
-    fallback: Option<StepPath>,
-    compensate: Option<StepPath>,
-}
-
-impl RawArgs {
-    /// Options are read one at a time so that a bad one does not hide the
-    /// others: `from_list` gives up on the first error.
-    fn merge(&mut self, other: Self) {
-        macro_rules! take {
-            ($($field:ident),*) => { $( if other.$field.is_some() { self.$field = other.$field; } )* };
-        }
-        take!(
-            name,
-            domain,
-            timeout,
-            retries,
-            retry,
-            confidence_threshold,
-            memory,
-            after,
-            permissions,
-            fallback,
-            compensate
-        );
+crate::keys::option_table! {
+    /// The options of `#[pattern]`, as darling reads them.
+    struct RawArgs, keys KEYS, forms form_of {
+        name: syn::LitStr => "a string, such as \"validate_input\"",
+        domain: syn::LitStr => "a string, such as \"data_processing\"",
+        timeout: syn::LitStr => "a duration string, such as \"30s\"",
+        retries: syn::LitInt => "a whole number, such as 3",
+        retry: RawRetry,
+        confidence_threshold: syn::Expr,
+        memory: syn::LitStr => "a size string, such as \"512MB\"",
+        after: PathList,
+        permissions: StrList,
+        fallback: StepPath,
+        compensate: StepPath,
+        krate as "crate": syn::LitStr => "a string naming the path of `ndf`, such as \"my_crate::ndf\"",
     }
 }
 
 /// `retry(max = N, initial = "100ms", multiplier = 2.0, max_delay = "10s", jitter = true)`.
 struct RawRetry {
     span: proc_macro2::Span,
-    max: Option<syn::LitInt>,
-    initial: Option<syn::LitStr>,
-    multiplier: Option<syn::Expr>,
-    max_delay: Option<syn::LitStr>,
-    jitter: Option<syn::LitBool>,
+    fields: RetryFields,
 }
 
 impl FromMeta for RawRetry {
@@ -91,28 +50,25 @@ impl FromMeta for RawRetry {
         let items = check_keys(items, RETRY_KEYS, "`retry(…)`", &mut errors);
         let fields = errors.handle(RetryFields::from_list(&items));
         errors.finish()?;
-        let Some(f) = fields else {
+        let Some(fields) = fields else {
             return Err(darling::Error::custom("invalid `retry(…)`").with_span(item));
         };
         Ok(Self {
             span: item.span(),
-            max: f.max,
-            initial: f.initial,
-            multiplier: f.multiplier,
-            max_delay: f.max_delay,
-            jitter: f.jitter,
+            fields,
         })
     }
 }
 
-/// The fields of `retry(…)`, read once its keys are checked.
-#[derive(FromMeta)]
-struct RetryFields {
-    max: Option<syn::LitInt>,
-    initial: Option<syn::LitStr>,
-    multiplier: Option<syn::Expr>,
-    max_delay: Option<syn::LitStr>,
-    jitter: Option<syn::LitBool>,
+crate::keys::option_table! {
+    /// The fields of `retry(…)`, read once its keys are checked.
+    struct RetryFields, keys RETRY_KEYS, forms retry_form_of {
+        max: syn::LitInt,
+        initial: syn::LitStr,
+        multiplier: syn::Expr,
+        max_delay: syn::LitStr,
+        jitter: syn::LitBool,
+    }
 }
 
 /// `[a, b]` or one element, each read by `one`; every element that `one`
@@ -205,6 +161,8 @@ pub(crate) struct StepOptions {
     pub(crate) permissions: Vec<syn::LitStr>,
     pub(crate) fallback: Option<syn::Path>,
     pub(crate) compensate: Option<syn::Path>,
+    /// `crate = "…"`: the path through which generated code reaches ndf.
+    pub(crate) krate: Option<syn::Path>,
 }
 
 /// Reads and validates the attribute's arguments. Every error is reported;
@@ -220,7 +178,7 @@ pub(crate) fn parse(args: TokenStream) -> (StepOptions, darling::Result<()>) {
     for item in &items {
         match RawArgs::from_list(std::slice::from_ref(item)) {
             Ok(one) => raw.merge(one),
-            Err(e) => errors.push(reword(item, e)),
+            Err(e) => errors.push(crate::keys::reword(item, e, form_of)),
         }
     }
 
@@ -233,6 +191,9 @@ pub(crate) fn parse(args: TokenStream) -> (StepOptions, darling::Result<()>) {
         compensate: raw.compensate.map(|c| c.0),
         ..StepOptions::default()
     };
+    opts.krate = raw
+        .krate
+        .and_then(|lit| errors.handle(crate::keys::crate_path(&lit)));
     if let Some(name) = &opts.name
         && name.value().trim().is_empty()
     {
@@ -270,28 +231,6 @@ pub(crate) fn parse(args: TokenStream) -> (StepOptions, darling::Result<()>) {
     (opts, errors.finish())
 }
 
-/// darling's own words for a value of the wrong kind ("Unexpected type
-/// `int`") become ours, naming the key and the form it takes.
-fn reword(item: &NestedMeta, error: darling::Error) -> darling::Error {
-    let NestedMeta::Meta(syn::Meta::NameValue(nv)) = item else {
-        return error;
-    };
-    let key = nv
-        .path
-        .get_ident()
-        .map(ToString::to_string)
-        .unwrap_or_default();
-    let form = match key.as_str() {
-        "name" => "a string, such as \"validate_input\"",
-        "domain" => "a string, such as \"data_processing\"",
-        "timeout" => "a duration string, such as \"30s\"",
-        "memory" => "a size string, such as \"512MB\"",
-        "retries" => "a whole number, such as 3",
-        _ => return error,
-    };
-    darling::Error::custom(format!("`{key}` takes {form}")).with_span(&nv.value)
-}
-
 fn duration(lit: &syn::LitStr) -> darling::Result<Duration> {
     parse_duration(&lit.value()).map_err(|m| darling::Error::custom(m).with_span(lit))
 }
@@ -312,11 +251,12 @@ fn threshold(lit: &syn::Expr) -> darling::Result<f64> {
 
 fn retry_spec(raw: RawRetry) -> darling::Result<RetrySpec> {
     let mut errors = darling::Error::accumulator();
+    let RawRetry { span, fields: raw } = raw;
     let max = if let Some(lit) = &raw.max {
         errors.handle(lit.base10_parse::<u32>().map_err(Into::into))
     } else {
         errors.push(darling::Error::from(syn::Error::new(
-            raw.span,
+            span,
             "`retry(…)` needs `max = N`, the number of retries",
         )));
         None
@@ -337,7 +277,7 @@ fn retry_spec(raw: RawRetry) -> darling::Result<RetrySpec> {
     });
     errors.finish()?;
     Ok(RetrySpec {
-        span: raw.span,
+        span,
         max: max.unwrap_or(0),
         initial,
         multiplier,

@@ -28,7 +28,7 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
     let ident = &f.sig.ident;
     let vis = &f.vis;
     let fn_name = ident.to_string();
-    let p = quote!(::ndf::__private);
+    let p = crate::keys::private_path(opts.krate.as_ref());
     let input_ty = sig.input.clone().unwrap_or_else(|| syn::parse_quote!(()));
     let output_ty: TokenStream = match &sig.returns {
         Returns::Result(ok) => ok.to_token_stream(),

@@ -30,13 +30,8 @@ fn error(span: proc_macro2::Span, message: String) -> darling::Error {
 /// The rule: a workflow has at least one stage.
 fn non_empty(workflow: &Workflow, errors: &mut darling::error::Accumulator) {
     if workflow.stages.is_empty() {
-        let m = workflow.kind.macro_name();
-        let example = match workflow.kind {
-            Kind::Sequential => "sequential!(validate_input => transform_data)",
-            Kind::Parallel => "parallel!(check_database, check_api)",
-            Kind::Degrade => "degrade!(deep_analysis | basic_analysis)",
-            Kind::Orchestrate => "orchestrate!(plan: sequential!(…); apply: parallel!(…))",
-        };
+        let spec = workflow.kind.spec();
+        let (m, example) = (spec.macro_name, spec.example);
         errors.push(error(
             workflow.span,
             format!("this `{m}` has no stages; an empty workflow does nothing\nhelp: add stages, such as `{example}`"),
@@ -68,12 +63,12 @@ fn phases(workflow: &Workflow, errors: &mut darling::error::Accumulator) {
 
 /// The rule: `min_success` of a `parallel!` is at most its number of tasks.
 fn min_success_within_tasks(workflow: &Workflow, errors: &mut darling::error::Accumulator) {
-    if let Some(lit) = &workflow.options.min_success
-        && let Ok(k) = lit.base10_parse::<usize>()
-        && k > workflow.stages.len()
+    if let Some(min) = workflow.options.min_success
+        && min.tasks > workflow.stages.len()
     {
+        let k = min.tasks;
         errors.push(error(
-            lit.span(),
+            min.span,
             format!(
                 "`min_success = {k}`, but this `parallel!` has {} tasks",
                 workflow.stages.len()

@@ -4,44 +4,106 @@
 use proc_macro2::Span;
 use quote::ToTokens as _;
 
-/// Which macro built a node.
+/// Which macro built a node (its index in the table of [`KindSpec`]s).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Kind {
-    Sequential,
-    Parallel,
-    Degrade,
-    Orchestrate,
+    Sequential = 0,
+    Parallel = 1,
+    Degrade = 2,
+    Orchestrate = 3,
 }
 
+/// What the parser, the checks and the expansion know of one workflow
+/// macro, kept in one table ([`Kind::spec`]) rather than in a `match` at
+/// each use.
+pub(crate) struct KindSpec {
+    pub(crate) kind: Kind,
+    /// The macro's name without `!`, as a path's last segment names it.
+    pub(crate) keyword: &'static str,
+    /// The name in messages, with `!`.
+    pub(crate) macro_name: &'static str,
+    /// The runtime's `node::…` constant of this kind.
+    pub(crate) node_const: &'static str,
+    /// The options it accepts, besides `name` and `crate`.
+    pub(crate) options: &'static [&'static str],
+    /// How its stages are separated, in messages; `None` for the phases of
+    /// an `orchestrate!`.
+    pub(crate) separator: Option<&'static str>,
+    /// Whether a separator may end the list of stages.
+    pub(crate) trailing_separator: bool,
+    /// A derived name is `open`, the stages' names joined by `join`, `close`.
+    pub(crate) derived_name: (&'static str, &'static str, &'static str),
+    /// A small workflow of this kind, for the help of an empty one.
+    pub(crate) example: &'static str,
+}
+
+const SPECS: [KindSpec; 4] = [
+    KindSpec {
+        kind: Kind::Sequential,
+        keyword: "sequential",
+        macro_name: "sequential!",
+        node_const: "SEQUENTIAL",
+        options: &[],
+        separator: Some("=>"),
+        trailing_separator: false,
+        derived_name: ("", ">", ""),
+        example: "sequential!(validate_input => transform_data)",
+    },
+    KindSpec {
+        kind: Kind::Parallel,
+        keyword: "parallel",
+        macro_name: "parallel!",
+        node_const: "PARALLEL",
+        options: &[
+            "max_concurrent",
+            "resource_threshold",
+            "min_success",
+            "spawn",
+        ],
+        separator: Some(","),
+        trailing_separator: true,
+        derived_name: ("(", ",", ")"),
+        example: "parallel!(check_database, check_api)",
+    },
+    KindSpec {
+        kind: Kind::Degrade,
+        keyword: "degrade",
+        macro_name: "degrade!",
+        node_const: "DEGRADE",
+        options: &[],
+        separator: Some("|"),
+        trailing_separator: false,
+        derived_name: ("", "|", ""),
+        example: "degrade!(deep_analysis | basic_analysis)",
+    },
+    KindSpec {
+        kind: Kind::Orchestrate,
+        keyword: "orchestrate",
+        macro_name: "orchestrate!",
+        node_const: "ORCHESTRATE",
+        options: &["rollback"],
+        separator: None,
+        trailing_separator: true,
+        derived_name: ("", ">", ""),
+        example: "orchestrate!(plan: sequential!(…); apply: parallel!(…))",
+    },
+];
+
 impl Kind {
-    pub(crate) fn macro_name(self) -> &'static str {
-        match self {
-            Kind::Sequential => "sequential!",
-            Kind::Parallel => "parallel!",
-            Kind::Degrade => "degrade!",
-            Kind::Orchestrate => "orchestrate!",
-        }
+    /// What is known of this kind.
+    pub(crate) fn spec(self) -> &'static KindSpec {
+        let spec = &SPECS[self as usize];
+        debug_assert_eq!(spec.kind, self);
+        spec
     }
 
-    /// The name of the runtime's `node::…` constant for this kind.
-    pub(crate) fn node_const(self) -> &'static str {
-        match self {
-            Kind::Sequential => "SEQUENTIAL",
-            Kind::Parallel => "PARALLEL",
-            Kind::Degrade => "DEGRADE",
-            Kind::Orchestrate => "ORCHESTRATE",
-        }
+    pub(crate) fn macro_name(self) -> &'static str {
+        self.spec().macro_name
     }
 
     /// The macro a path names, from its last segment.
     pub(crate) fn from_macro(name: &str) -> Option<Self> {
-        match name {
-            "sequential" => Some(Kind::Sequential),
-            "parallel" => Some(Kind::Parallel),
-            "degrade" => Some(Kind::Degrade),
-            "orchestrate" => Some(Kind::Orchestrate),
-            _ => None,
-        }
+        SPECS.iter().find(|s| s.keyword == name).map(|s| s.kind)
     }
 }
 
@@ -63,11 +125,20 @@ pub(crate) struct Options {
     /// `parallel!`: CPU or memory use above which new tasks wait.
     pub(crate) resource_threshold: Option<f64>,
     /// `parallel!`: tasks that must succeed; failures are then tolerated.
-    pub(crate) min_success: Option<syn::LitInt>,
+    pub(crate) min_success: Option<MinSuccess>,
     /// `parallel!`: run the code of the tasks' steps on spawned tasks.
     pub(crate) spawn: bool,
     /// `orchestrate!`: what a failed phase rolls back.
     pub(crate) rollback: Option<Rollback>,
+    /// `crate = "…"`: the path through which generated code reaches ndf.
+    pub(crate) krate: Option<syn::Path>,
+}
+
+/// `min_success = k` of a `parallel!`, read once.
+#[derive(Clone, Copy)]
+pub(crate) struct MinSuccess {
+    pub(crate) tasks: usize,
+    pub(crate) span: Span,
 }
 
 /// One phase of an `orchestrate!`: its name and the conditions checked when

@@ -12,29 +12,27 @@ use syn::spanned::Spanned as _;
 use super::model::{Kind, Options, Phase, Rollback, Stage, StepRef, Workflow};
 use crate::keys::check_keys;
 
-/// The options each macro accepts.
-pub(crate) fn keys(kind: Kind) -> &'static [&'static str] {
-    match kind {
-        Kind::Sequential | Kind::Degrade => &["name"],
-        Kind::Parallel => &[
-            "name",
-            "max_concurrent",
-            "resource_threshold",
-            "min_success",
-            "spawn",
-        ],
-        Kind::Orchestrate => &["name", "rollback"],
+crate::keys::option_table! {
+    /// The options of the workflow macros, as darling reads them (each
+    /// macro accepts those its [`KindSpec`](super::model::KindSpec) lists).
+    struct RawOptions, keys ALL_KEYS, forms form_of {
+        name: syn::LitStr => "a string, such as \"orders.checkout\"",
+        max_concurrent: syn::LitInt => "a whole number, such as 8",
+        resource_threshold: syn::Expr,
+        min_success: syn::LitInt => "a whole number of tasks, such as 2",
+        spawn: syn::LitBool => "`true` or `false`",
+        rollback: syn::Expr,
+        krate as "crate": syn::LitStr => "a string naming the path of `ndf`, such as \"my_crate::ndf\"",
     }
 }
 
-#[derive(FromMeta, Default)]
-struct RawOptions {
-    name: Option<syn::LitStr>,
-    max_concurrent: Option<syn::LitInt>,
-    resource_threshold: Option<syn::Expr>,
-    min_success: Option<syn::LitInt>,
-    spawn: Option<syn::LitBool>,
-    rollback: Option<syn::Expr>,
+/// The options a macro of `kind` accepts: its own, `name` and `crate`.
+fn keys(kind: Kind) -> Vec<&'static str> {
+    ALL_KEYS
+        .iter()
+        .copied()
+        .filter(|k| matches!(*k, "name" | "crate") || kind.spec().options.contains(k))
+        .collect()
 }
 
 /// Parses the input of a workflow macro of `kind`. Syntax errors end the
@@ -81,15 +79,22 @@ fn parse_options(
         .unwrap_or_default();
     let items = check_keys(
         items,
-        keys(kind),
+        &keys(kind),
         &format!("`{}`", kind.macro_name()),
         errors,
     );
     let mut options = Options::default();
     for item in &items {
-        let Some(raw) = errors.handle(RawOptions::from_list(std::slice::from_ref(item))) else {
-            continue;
+        let raw = match RawOptions::from_list(std::slice::from_ref(item)) {
+            Ok(raw) => raw,
+            Err(error) => {
+                errors.push(crate::keys::reword(item, error, form_of));
+                continue;
+            }
         };
+        if let Some(lit) = raw.krate {
+            options.krate = errors.handle(crate::keys::crate_path(&lit));
+        }
         if raw.name.is_some() {
             options.name = raw.name;
         }
@@ -115,7 +120,12 @@ fn parse_options(
         }
         if let Some(lit) = raw.min_success {
             match lit.base10_parse::<usize>() {
-                Ok(_) => options.min_success = Some(lit),
+                Ok(tasks) => {
+                    options.min_success = Some(super::model::MinSuccess {
+                        tasks,
+                        span: lit.span(),
+                    });
+                }
                 Err(_) => errors.push(
                     darling::Error::custom("`min_success` must be a whole number of tasks")
                         .with_span(&lit),
@@ -167,20 +177,20 @@ fn split_options(tokens: TokenStream) -> (Option<TokenStream>, TokenStream) {
     }
 }
 
+/// Whether a separator of this kind comes next, consuming it.
+fn eat_separator(separator: &str, input: ParseStream<'_>) -> syn::Result<bool> {
+    Ok(match separator {
+        "=>" => input.parse::<Option<syn::Token![=>]>>()?.is_some(),
+        "," => input.parse::<Option<syn::Token![,]>>()?.is_some(),
+        _ => input.parse::<Option<syn::Token![|]>>()?.is_some(),
+    })
+}
+
 /// What separates the stages of `kind`, and how a mistaken separator is
 /// explained.
 fn separator(kind: Kind, input: ParseStream<'_>) -> syn::Result<bool> {
-    let (ours, word) = match kind {
-        Kind::Sequential => (input.peek(syn::Token![=>]), "`=>`"),
-        Kind::Parallel => (input.peek(syn::Token![,]), "`,`"),
-        _ => (input.peek(syn::Token![|]), "`|`"),
-    };
-    if ours {
-        match kind {
-            Kind::Sequential => drop(input.parse::<syn::Token![=>]>()?),
-            Kind::Parallel => drop(input.parse::<syn::Token![,]>()?),
-            _ => drop(input.parse::<syn::Token![|]>()?),
-        }
+    let ours = kind.spec().separator.unwrap_or("|");
+    if eat_separator(ours, input)? {
         return Ok(true);
     }
     let hint = if input.peek(syn::Token![=>]) {
@@ -193,7 +203,7 @@ fn separator(kind: Kind, input: ParseStream<'_>) -> syn::Result<bool> {
         ""
     };
     Err(input.error(format!(
-        "stages of `{}` are separated by {word}{hint}",
+        "stages of `{}` are separated by `{ours}`{hint}",
         kind.macro_name()
     )))
 }
@@ -210,7 +220,7 @@ fn parse_stages(
             break;
         }
         separator(kind, input)?;
-        if input.is_empty() && kind != Kind::Parallel {
+        if input.is_empty() && !kind.spec().trailing_separator {
             return Err(input.error("expected a stage after the separator"));
         }
     }

@@ -37,9 +37,11 @@ pub(crate) struct Expander {
 }
 
 impl Expander {
-    fn new() -> Self {
+    /// An expander of a workflow whose generated code reaches ndf through
+    /// `krate` (`crate = "…"`), or `::ndf`.
+    fn new(krate: Option<&syn::Path>) -> Self {
         Self {
-            p: quote!(::ndf::__private),
+            p: crate::keys::private_path(krate),
             next_id: 0,
             checks: TokenStream::new(),
             check_names: Vec::new(),
@@ -223,11 +225,7 @@ impl Expander {
     /// Parts whose concatenation is the derived name of `w`.
     fn name_parts(&self, w: &Workflow) -> Vec<TokenStream> {
         let p = &self.p;
-        let (open, separator, close) = match w.kind {
-            Kind::Sequential | Kind::Orchestrate => ("", ">", ""),
-            Kind::Parallel => ("(", ",", ")"),
-            Kind::Degrade => ("", "|", ""),
-        };
+        let (open, separator, close) = w.kind.spec().derived_name;
         let mut parts = vec![quote!(#open)];
         for (i, stage) in w.stages.iter().enumerate() {
             if i > 0 {
@@ -299,7 +297,7 @@ fn record_items(ex: &Expander, workflow: &Workflow) -> RecordItems {
                 let path = &step.path;
                 let span = syn::spanned::Spanned::span(path);
                 let segs = step.tree.iter().map(|(kind, child)| {
-                    let kind = format_ident!("{}", kind.node_const());
+                    let kind = format_ident!("{}", kind.spec().node_const);
                     quote!(#p::PathSeg { kind: #p::node::#kind, child: #child })
                 });
                 let i = items.order.len();
@@ -338,7 +336,7 @@ fn record_items(ex: &Expander, workflow: &Workflow) -> RecordItems {
 
 /// Expands a checked workflow.
 pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
-    let mut ex = Expander::new();
+    let mut ex = Expander::new(workflow.options.krate.as_ref());
     let p = ex.p.clone();
     let input_ty = ex.workflow_input_ty(workflow);
     let output_ty = ex.workflow_output_ty(workflow);

@@ -27,11 +27,7 @@ impl Expander {
             .options
             .resource_threshold
             .map_or_else(|| quote!(#p::None), |x| quote!(#p::Some(#x)));
-        let required = w
-            .options
-            .min_success
-            .as_ref()
-            .and_then(|k| k.base10_parse::<usize>().ok());
+        let required = w.options.min_success.map(|min| min.tasks);
         let allowed_failures = required.map_or(0, |k| n - k.min(n));
         let join = quote! {
             let mut __gate = #p::Gate::new(#max, #threshold);
