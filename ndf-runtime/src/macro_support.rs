@@ -93,3 +93,14 @@ impl<O, E> Fallible for Result<O, E> {
 pub fn infallible<O>(out: O) -> Result<O, StepError> {
     Ok(out)
 }
+
+/// What the stub of a step whose fn did not compile returns: an error (the
+/// crate does not compile, so it never runs).
+pub type StubFuture<O> = core::future::Ready<Result<O, StepError>>;
+
+/// The call of a stub step (see [`StubFuture`]).
+pub fn stub_step<O>() -> StubFuture<O> {
+    core::future::ready(Err(StepError::msg(
+        "this step's fn did not compile as a `#[pattern]` step",
+    )))
+}

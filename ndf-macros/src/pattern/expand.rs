@@ -24,24 +24,97 @@ struct StepParts<'a> {
     helpers: TokenStream,
 }
 
-pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -> TokenStream {
-    let ident = &f.sig.ident;
-    let vis = &f.vis;
-    let fn_name = ident.to_string();
-    let p = crate::keys::private_path(opts.krate.as_ref());
-    let input_ty = sig.input.clone().unwrap_or_else(|| syn::parse_quote!(()));
+/// The step's input and output types.
+fn step_types(sig: &StepSignature, p: &TokenStream) -> (TokenStream, TokenStream) {
+    let input_ty = sig
+        .input
+        .as_ref()
+        .map_or_else(|| quote!(()), quote::ToTokens::to_token_stream);
     let output_ty: TokenStream = match &sig.returns {
         Returns::Result(ok) => ok.to_token_stream(),
         Returns::ResultAlias(ty) => quote!(<#ty as #p::Fallible>::Ok),
         Returns::Value(ty) => ty.to_token_stream(),
     };
+    (input_ty, output_ty)
+}
+
+/// The step type of a fn whose signature is wrong (reported already): it
+/// takes and gives what the fn seems to, and never runs, since the crate
+/// does not compile.
+pub(crate) fn stub(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -> TokenStream {
+    let ident = &f.sig.ident;
+    let vis = &f.vis;
+    let p = crate::keys::private_path(opts.krate.as_ref());
+    let (input_ty, output_ty) = step_types(sig, &p);
+    let name = opts
+        .name
+        .as_ref()
+        .map_or_else(|| ident.to_string(), syn::LitStr::value);
+    quote! {
+        #[allow(non_camel_case_types, dead_code)]
+        #vis struct #ident {}
+
+        #[allow(non_local_definitions, clippy::all, clippy::pedantic)]
+        const _: () = {
+            #[automatically_derived]
+            impl #p::Step for #ident {
+                type Input = #input_ty;
+                type Output = #output_ty;
+                type Undo = ();
+
+                const NAME: &'static str = #name;
+                const META: #p::StepMeta = #p::StepMeta::new(#name);
+
+                fn call(
+                    __input: Self::Input,
+                    __ctx: &#p::PatternContext,
+                ) -> impl #p::Future<Output = #p::Result<Self::Output, #p::StepError>> + ::core::marker::Send + '_ {
+                    let _ = (__input, __ctx);
+                    #p::stub_step()
+                }
+
+                fn dup(__input: &Self::Input) -> #p::Option<Self::Input> {
+                    let _ = __input;
+                    #p::None
+                }
+
+                fn keep(__output: &Self::Output) -> Self::Undo {
+                    let _ = __output;
+                }
+
+                fn compensate(
+                    __undo: Self::Undo,
+                    __ctx: &#p::PatternContext,
+                ) -> #p::Option<impl #p::Future<Output = #p::Result<(), #p::StepError>> + ::core::marker::Send + '_> {
+                    let _ = (__undo, __ctx);
+                    #p::None::<#p::StubFuture<()>>
+                }
+
+                fn fallback(
+                    __input: Self::Input,
+                    __ctx: &#p::PatternContext,
+                ) -> #p::Option<impl #p::Future<Output = #p::Result<Self::Output, #p::StepError>> + ::core::marker::Send + '_> {
+                    let _ = (__input, __ctx);
+                    #p::None::<#p::StubFuture<Self::Output>>
+                }
+            }
+        };
+    }
+}
+
+pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -> TokenStream {
+    let ident = &f.sig.ident;
+    let vis = &f.vis;
+    let fn_name = ident.to_string();
+    let p = crate::keys::private_path(opts.krate.as_ref());
+    let (input_ty, output_ty) = step_types(sig, &p);
     let mut parts = StepParts {
         opts,
         name: opts
             .name
             .as_ref()
             .map_or(fn_name.clone(), syn::LitStr::value),
-        input_ty: input_ty.to_token_stream(),
+        input_ty: input_ty.clone(),
         output_ty: output_ty.clone(),
         p: p.clone(),
         helpers: TokenStream::new(),

@@ -29,14 +29,19 @@ pub(crate) fn pattern(args: TokenStream, item: TokenStream) -> TokenStream {
             out
         }
         Err(sig_errors) => {
-            // Without a usable signature there is no step type to generate:
-            // the fn alone is emitted, so that its own body still checks.
+            // The fn is emitted as written, so that its own body still
+            // checks, beside a stub step type with the signature as near as
+            // it can be read: workflows that use the step add no second
+            // error (thiserror's fallback impls do the same).
             let mut all = darling::Error::accumulator();
             all.push(sig_errors);
             if let Err(e) = option_errors {
                 all.push(e);
             }
             let mut out = f.to_token_stream();
+            if let Some(stand_in) = signature::stand_in(&f) {
+                out.extend(expand::stub(&f, &options, &stand_in));
+            }
             if let Err(e) = all.finish() {
                 out.extend(e.write_errors());
             }

@@ -32,6 +32,47 @@ fn is_context(ty: &syn::Type) -> bool {
     matches!(&*r.elem, syn::Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "PatternContext"))
 }
 
+/// The signature of a step whose fn is wrong, as near as it can be read:
+/// what a stub step type takes and gives, so that the workflows using the
+/// step report nothing more. `None` where nothing can stand in (a generic
+/// fn, a method).
+pub(crate) fn stand_in(f: &syn::ItemFn) -> Option<StepSignature> {
+    let sig = &f.sig;
+    let method = sig
+        .inputs
+        .iter()
+        .any(|arg| matches!(arg, syn::FnArg::Receiver(_)));
+    // A method lives in an `impl` block, where no type can be declared.
+    if method || !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return None;
+    }
+    let typed: Vec<&syn::PatType> = sig
+        .inputs
+        .iter()
+        .filter_map(|arg| match arg {
+            syn::FnArg::Typed(t) if !is_context(&t.ty) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let input = typed.first().map(|t| match &*t.ty {
+        // A step owns its input: a borrowed `T` stands for an owned one.
+        syn::Type::Reference(r) => {
+            let elem = &r.elem;
+            syn::parse_quote!(<#elem as ::std::borrow::ToOwned>::Owned)
+        }
+        other => other.clone(),
+    });
+    let returns = match &sig.output {
+        syn::ReturnType::Default => Returns::Value(syn::parse_quote!(())),
+        syn::ReturnType::Type(_, ty) => classify_return(ty),
+    };
+    Some(StepSignature {
+        input,
+        takes_ctx: false,
+        returns,
+    })
+}
+
 /// Checks the shape of `f`, reporting every problem.
 pub(crate) fn analyse(f: &syn::ItemFn) -> darling::Result<StepSignature> {
     let sig = &f.sig;
