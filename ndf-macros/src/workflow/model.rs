@@ -35,6 +35,38 @@ pub(crate) struct KindSpec {
     pub(crate) derived_name: (&'static str, &'static str, &'static str),
     /// A small workflow of this kind, for the help of an empty one.
     pub(crate) example: &'static str,
+    /// What it outputs.
+    pub(crate) output: Output,
+    /// Whether its stages are named phases (`name: stage`), which also
+    /// name it when it has no `name`.
+    pub(crate) phases: bool,
+    /// Whether the run records which of its levels served (a node of its
+    /// own in the run's records).
+    pub(crate) records_level: bool,
+    /// What it adds to the workflow's static `Shape` beyond its stages.
+    pub(crate) shape: ShapeRole,
+}
+
+/// What a workflow of a kind outputs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Output {
+    /// Its last stage's output.
+    Last,
+    /// Its first stage's (every alternative gives the same type).
+    First,
+    /// A tuple of every stage's output, in declared order.
+    Tuple,
+}
+
+/// What a workflow of a kind counts for in the static shape.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ShapeRole {
+    /// Nothing of its own.
+    Chain,
+    /// A `parallel!` group: one point of complexity per task beyond one.
+    Group,
+    /// A degradation chain: two per alternative beyond one.
+    Alternatives,
 }
 
 const SPECS: [KindSpec; 4] = [
@@ -48,6 +80,10 @@ const SPECS: [KindSpec; 4] = [
         trailing_separator: false,
         derived_name: ("", ">", ""),
         example: "sequential!(validate_input => transform_data)",
+        output: Output::Last,
+        phases: false,
+        records_level: false,
+        shape: ShapeRole::Chain,
     },
     KindSpec {
         kind: Kind::Parallel,
@@ -64,6 +100,10 @@ const SPECS: [KindSpec; 4] = [
         trailing_separator: true,
         derived_name: ("(", ",", ")"),
         example: "parallel!(check_database, check_api)",
+        output: Output::Tuple,
+        phases: false,
+        records_level: false,
+        shape: ShapeRole::Group,
     },
     KindSpec {
         kind: Kind::Degrade,
@@ -75,6 +115,10 @@ const SPECS: [KindSpec; 4] = [
         trailing_separator: false,
         derived_name: ("", "|", ""),
         example: "degrade!(deep_analysis | basic_analysis)",
+        output: Output::First,
+        phases: false,
+        records_level: true,
+        shape: ShapeRole::Alternatives,
     },
     KindSpec {
         kind: Kind::Orchestrate,
@@ -86,6 +130,10 @@ const SPECS: [KindSpec; 4] = [
         trailing_separator: true,
         derived_name: ("", ">", ""),
         example: "orchestrate!(plan: sequential!(…); apply: parallel!(…))",
+        output: Output::Last,
+        phases: true,
+        records_level: false,
+        shape: ShapeRole::Chain,
     },
 ];
 
@@ -197,7 +245,7 @@ impl Workflow {
     /// Gives every step stage and every `degrade!` node its record index, in
     /// textual order, and every step its place in the tree.
     pub(crate) fn number(&mut self, next: &mut usize, tree: &mut Vec<(Kind, u32)>) {
-        if self.kind == Kind::Degrade {
+        if self.kind.spec().records_level {
             self.record = *next;
             *next += 1;
         }
@@ -218,7 +266,7 @@ impl Workflow {
     /// What the run records, in record order.
     pub(crate) fn records(&self) -> Vec<Record<'_>> {
         let mut out = Vec::new();
-        if self.kind == Kind::Degrade {
+        if self.kind.spec().records_level {
             out.push(Record::Degrade(self));
         }
         for stage in &self.stages {

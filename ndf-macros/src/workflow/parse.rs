@@ -56,7 +56,7 @@ pub(crate) fn parse(
         workflow.options = parse_options(kind, options, errors);
     }
     let parser = |input: ParseStream<'_>| -> syn::Result<()> {
-        if kind == Kind::Orchestrate {
+        if kind.spec().phases {
             let (stages, phases) = parse_phases(input, errors)?;
             workflow.stages = stages;
             workflow.phases = phases;

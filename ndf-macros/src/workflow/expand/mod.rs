@@ -19,7 +19,7 @@ mod shape;
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
-use super::model::{Kind, Record, Stage, Workflow};
+use super::model::{Kind, Output, Record, Stage, Workflow};
 use crate::typecheck::{Check, Rule, clone_check};
 
 pub(crate) struct Expander {
@@ -142,10 +142,10 @@ impl Expander {
     }
 
     fn workflow_output_ty(&self, w: &Workflow) -> TokenStream {
-        match w.kind {
-            Kind::Sequential | Kind::Orchestrate => self.output_ty(&w.stages[w.stages.len() - 1]),
-            Kind::Degrade => self.output_ty(&w.stages[0]),
-            Kind::Parallel => {
+        match w.kind.spec().output {
+            Output::Last => self.output_ty(&w.stages[w.stages.len() - 1]),
+            Output::First => self.output_ty(&w.stages[0]),
+            Output::Tuple => {
                 let p = &self.p;
                 let outs = w.stages.iter().map(|s| self.output_ty(s));
                 if w.options.min_success.is_some() {
@@ -231,7 +231,7 @@ impl Expander {
             if i > 0 {
                 parts.push(quote!(#separator));
             }
-            if w.kind == Kind::Orchestrate {
+            if w.kind.spec().phases {
                 let phase_name = w.phases[i].name.to_string();
                 parts.push(quote!(#phase_name));
                 continue;

@@ -3,7 +3,7 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::workflow::model::{Kind, Stage, Workflow};
+use crate::workflow::model::{ShapeRole, Stage, Workflow};
 
 #[derive(Default)]
 struct Counts {
@@ -18,17 +18,17 @@ struct Counts {
 fn count(w: &Workflow, level: usize, c: &mut Counts) {
     c.depth = c.depth.max(level);
     let extra = w.stages.len().saturating_sub(1);
-    match w.kind {
-        Kind::Parallel => {
+    match w.kind.spec().shape {
+        ShapeRole::Group => {
             c.parallel_groups += 1;
             c.max_parallelism = c.max_parallelism.max(w.stages.len());
             c.complexity += extra;
         }
-        Kind::Degrade => {
+        ShapeRole::Alternatives => {
             c.degradation_chains += 1;
             c.complexity += 2 * extra;
         }
-        Kind::Sequential | Kind::Orchestrate => {}
+        ShapeRole::Chain => {}
     }
     if level > 1 {
         c.complexity += 1;
