@@ -1,26 +1,19 @@
 //! The tables behind the statistics lock: an entry per (workflow, domain),
 //! a confidence slot per (pattern, domain), and learning one run into them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use rustc_hash::FxHashMap;
-use tokio::time::Instant;
 
 use super::breaker::Transition;
 use super::observe::{BreakerChange, RunObservation, StepObservation, Watcher};
 use super::outliers::LatencyWindow;
 use super::pending::{PendingRun, RunHead};
+use super::recent::{Recent, Refusals};
 use super::slot::Slot;
 use crate::config::Config;
 use crate::model::{PatternStats, RecentRun, RunEnd, StepOutcome};
-
-/// A run as the statistics remember it: when it ended, how long it took,
-/// whether it succeeded.
-pub(super) type Run = (Instant, Duration, bool);
-
-/// Runs kept per workflow and domain for reports.
-pub(super) const RECENT: usize = 1024;
 
 /// The domain under which runs in new domains are learned once the
 /// statistics hold `Config::max_entries` (workflow, domain) entries.
@@ -42,9 +35,9 @@ pub(super) struct WorkflowEntry {
     pub(super) step_slots: Vec<usize>,
     pub(super) latencies: LatencyWindow,
     /// Recent runs: when, how long, whether they succeeded.
-    pub(super) recent: VecDeque<Run>,
+    pub(super) recent: Recent,
     /// When recent runs were refused by the gate.
-    pub(super) refused: VecDeque<Instant>,
+    pub(super) refused: Refusals,
 }
 
 impl WorkflowEntry {
@@ -56,10 +49,7 @@ impl WorkflowEntry {
                 // Refused by its gate before it started: not an execution,
                 // but a call that was not served.
                 self.run.held_back += 1;
-                if self.refused.len() == RECENT {
-                    self.refused.pop_front();
-                }
-                self.refused.push_back(run.at);
+                self.refused.push(run.at);
                 return None;
             }
             RunEnd::Rejected => {
@@ -79,10 +69,7 @@ impl WorkflowEntry {
         self.run.total_latency_us = self.run.total_latency_us.saturating_add(micros);
         let outlier = self.latencies.observe(run.latency);
         self.run.outliers += u64::from(outlier);
-        if self.recent.len() == RECENT {
-            self.recent.pop_front();
-        }
-        self.recent.push_back((run.at, run.latency, ok));
+        self.recent.push(run.at, run.latency, ok);
         Some(outlier)
     }
 }
@@ -343,8 +330,8 @@ pub(super) fn entry_index(
         run_slot,
         step_slots,
         latencies: LatencyWindow::default(),
-        recent: VecDeque::new(),
-        refused: VecDeque::new(),
+        recent: Recent::default(),
+        refused: Refusals::default(),
     });
     tables
         .ids

@@ -11,6 +11,7 @@ mod outliers;
 mod pending;
 mod persist;
 mod phases;
+mod recent;
 mod reporting;
 mod slot;
 mod table;

@@ -1,9 +1,13 @@
 //! What the statistics load from a store and save to it.
 
 use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::breaker::Breaker;
-use super::entry::{RECENT, Run, resolve};
+use super::entry::resolve;
+use super::recent::RECENT;
 use super::table::StatsTable;
 use crate::model::{
     BreakerState, Clock, Evidence, PatternStats, RecentRun, StoredBreaker, StoredStats,
@@ -72,7 +76,7 @@ impl StatsTable {
             let runs = recent
                 .entry(((*name).to_owned(), e.domain.to_string()))
                 .or_default();
-            runs.extend(e.recent.iter().map(|r| stored(&clock, *r)));
+            runs.extend(e.recent.iter().map(|r| stored(&clock, r)));
             let excess = runs.len().saturating_sub(RECENT);
             runs.drain(..excess);
         }
@@ -164,7 +168,7 @@ impl GateMark {
 }
 
 /// A run kept in memory as a store keeps it: on the wall clock.
-fn stored(clock: &Clock, (at, latency, ok): Run) -> RecentRun {
+fn stored(clock: &Clock, (at, latency, ok): (Instant, Duration, bool)) -> RecentRun {
     RecentRun {
         at_unix_ms: clock.unix_ms_of(at),
         latency_us: u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),

@@ -1,10 +1,11 @@
 //! What the statistics hold for a report.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::recent::Recent;
 use super::table::StatsTable;
 use crate::model::{BreakerState, Clock, Confidence, PatternStats, Prior};
 
@@ -71,10 +72,10 @@ impl StatsTable {
                         e.recent
                             .iter()
                             .filter(|(at, _, _)| in_window(*at))
-                            .map(|(_, d, ok)| (*d, *ok)),
+                            .map(|(_, d, ok)| (d, ok)),
                     )
                     .collect(),
-                refused: e.refused.iter().filter(|at| in_window(**at)).count() as u64,
+                refused: e.refused.iter().filter(|at| in_window(*at)).count() as u64,
                 confidence: slot.map(|s| s.evidence.confidence(prior)),
                 breaker: slot.map(|s| s.breaker.state()).unwrap_or_default(),
                 trend: slot
@@ -133,7 +134,7 @@ pub(crate) struct WorkflowReading<'a> {
     /// Its runs since the runtime started.
     pub(crate) totals: &'a PatternStats,
     /// Its most recent runs: when they ended, how long they took.
-    pub(crate) recent: &'a VecDeque<(Instant, Duration, bool)>,
+    pub(crate) recent: &'a Recent,
     /// The mean of its confidence.
     pub(crate) confidence: f64,
 }

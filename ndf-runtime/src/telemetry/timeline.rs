@@ -44,7 +44,7 @@ impl Series {
             .iter()
             .rev()
             .take_while(|(at, _, _)| self.at.is_none_or(|last| *at > last))
-            .map(|(_, latency, _)| *latency)
+            .map(|(_, latency, _)| latency)
             .collect();
         latencies.sort_unstable();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
