@@ -159,3 +159,51 @@ async fn refused_and_rejected_runs_have_their_own_outcome() {
         (3, 2, 0)
     );
 }
+
+#[pattern]
+async fn lookup(fail: bool) -> Result<u32, StepError> {
+    if fail {
+        Err(StepError::msg("down in this region"))
+    } else {
+        Ok(1)
+    }
+}
+
+/// `ndf_confidence{pattern}` is the pattern's confidence over all its
+/// domains: the domain of the last run does not overwrite the others'.
+#[tokio::test(start_paused = true)]
+async fn the_confidence_gauge_is_the_patterns_over_all_its_domains() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "geo.lookup"; lookup);
+    ndf.run(&flow, false, &PatternContext::new("eu"))
+        .await
+        .unwrap();
+    assert!(
+        ndf.run(&flow, true, &PatternContext::new("us"))
+            .await
+            .is_err()
+    );
+    // Development preset: learning rate 0.2, prior Beta(1, 1). One success
+    // then one failure: successes 0.8, failures 1.
+    let expected = (0.8 + 1.0) / (0.8 + 1.0 + 2.0);
+    let seen = snapshot(&snapshotter);
+    for key in [
+        "ndf_confidence{pattern=lookup}",
+        "ndf_confidence{pattern=geo.lookup}",
+    ] {
+        assert!(
+            matches!(seen.get(key), Some(DebugValue::Gauge(g)) if (g.into_inner() - expected).abs() < 1e-9),
+            "{key}: {:?}",
+            seen.get(key)
+        );
+    }
+    // Each domain keeps its own confidence for the gate.
+    let us = ndf.confidence("lookup", "us").unwrap().mean;
+    assert!((us - 1.0 / 3.0).abs() < 1e-9, "{us}");
+}

@@ -151,7 +151,7 @@ impl Tables {
             end: run.end,
             latency: run.latency,
             outlier: outlier.unwrap_or(false),
-            confidence: None,
+            taught: None,
         };
         if outlier.is_none() {
             observer.run(&observation);
@@ -176,8 +176,8 @@ impl Tables {
         };
         let mut run_change = None;
         if ran {
-            let (mean, change) = learn(entry.run_slot, ok, config.confidence_threshold);
-            observation.confidence = Some(mean);
+            let (_, change) = learn(entry.run_slot, ok, config.confidence_threshold);
+            observation.taught = Some(ok);
             run_change = change;
         }
         observer.run(&observation);
@@ -190,7 +190,7 @@ impl Tables {
                 entry: run.entry,
                 index: i,
                 outcome,
-                confidence: None,
+                taught: None,
             };
             if outcome.level.is_some() && entry.steps[i] == run.workflow {
                 // A `degrade!` at the top is the workflow itself: its run is
@@ -209,12 +209,9 @@ impl Tables {
                     .flatten()
                     .map_or(config.confidence_threshold, |m| config.threshold_of(m));
                 // Served by the fallback is a failure of the step itself.
-                let (mean, change) = learn(
-                    entry.step_slots[i],
-                    outcome.ok && !outcome.fallback,
-                    threshold,
-                );
-                step.confidence = Some(mean);
+                let ok = outcome.ok && !outcome.fallback;
+                let (_, change) = learn(entry.step_slots[i], ok, threshold);
+                step.taught = Some(ok);
                 if let Some(change) = change {
                     observer.breaker(&change.of(entry.steps[i], domain, config));
                 }

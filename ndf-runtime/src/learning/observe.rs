@@ -19,8 +19,9 @@ pub(crate) struct RunObservation<'a> {
     pub(crate) latency: Duration,
     /// Its latency was an outlier against the recent runs'.
     pub(crate) outlier: bool,
-    /// The workflow's confidence mean after the run, when the run taught it.
-    pub(crate) confidence: Option<f64>,
+    /// The outcome the run taught the workflow's confidence (success or
+    /// not), when it taught one.
+    pub(crate) taught: Option<bool>,
 }
 
 /// What learning one run observed of one of its step records.
@@ -30,8 +31,9 @@ pub(crate) struct StepObservation {
     /// The record's index in the workflow.
     pub(crate) index: usize,
     pub(crate) outcome: StepOutcome,
-    /// The step's confidence mean after the run, when the run taught it.
-    pub(crate) confidence: Option<f64>,
+    /// The outcome the run taught the step's confidence (served by its
+    /// fallback is a failure of the step), when it taught one.
+    pub(crate) taught: Option<bool>,
 }
 
 /// A pattern's breaker changed state.

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+use metrics::{Counter, Histogram, counter, histogram};
 
 use crate::model::{RunEnd, StepOutcome};
 
@@ -18,7 +18,6 @@ struct StepMetrics {
     fallbacks: Counter,
     held_back: Counter,
     degraded: Counter,
-    confidence: Gauge,
 }
 
 /// The handles of one workflow (and its steps).
@@ -29,7 +28,6 @@ pub(crate) struct EntryMetrics {
     runs_refused: Counter,
     duration: Histogram,
     outliers: Counter,
-    confidence: Gauge,
     steps: Vec<StepMetrics>,
 }
 
@@ -50,7 +48,6 @@ impl EntryMetrics {
             runs_refused: counter!("ndf_runs_total", "pattern" => workflow, "outcome" => "refused"),
             duration: histogram!("ndf_run_duration_seconds", "pattern" => workflow),
             outliers: counter!("ndf_latency_outliers_total", "pattern" => workflow),
-            confidence: gauge!("ndf_confidence", "pattern" => workflow),
             steps: steps
                 .iter()
                 .map(|step| StepMetrics {
@@ -60,21 +57,13 @@ impl EntryMetrics {
                     fallbacks: counter!("ndf_step_fallbacks_total", "pattern" => workflow, "step" => *step),
                     held_back: counter!("ndf_step_held_back_total", "pattern" => workflow, "step" => *step),
                     degraded: counter!("ndf_degradations_total", "pattern" => workflow, "step" => *step),
-                    confidence: gauge!("ndf_confidence", "pattern" => *step),
                 })
                 .collect(),
         }
     }
 
-    /// A run that started and ended `end`, with the confidence it left
-    /// if it learned.
-    pub(crate) fn run(
-        &self,
-        end: RunEnd,
-        latency: Duration,
-        outlier: bool,
-        confidence: Option<f64>,
-    ) {
+    /// A run that started and ended `end`.
+    pub(crate) fn run(&self, end: RunEnd, latency: Duration, outlier: bool) {
         match end {
             RunEnd::Ok => &self.runs_ok,
             RunEnd::Failed => &self.runs_failed,
@@ -86,9 +75,6 @@ impl EntryMetrics {
         if outlier {
             self.outliers.increment(1);
         }
-        if let Some(c) = confidence {
-            self.confidence.set(c);
-        }
     }
 
     /// A run its gate refused before it started.
@@ -96,9 +82,8 @@ impl EntryMetrics {
         self.runs_refused.increment(1);
     }
 
-    /// What step record `index` did in a run, and the confidence it left
-    /// if it learned.
-    pub(crate) fn step(&self, index: usize, outcome: StepOutcome, confidence: Option<f64>) {
+    /// What step record `index` did in a run.
+    pub(crate) fn step(&self, index: usize, outcome: StepOutcome) {
         let Some(m) = self.steps.get(index) else {
             return;
         };
@@ -116,9 +101,6 @@ impl EntryMetrics {
         }
         if outcome.degraded() {
             m.degraded.increment(1);
-        }
-        if let Some(c) = confidence {
-            m.confidence.set(c);
         }
     }
 }

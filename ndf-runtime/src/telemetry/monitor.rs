@@ -3,11 +3,14 @@
 
 use std::sync::Arc;
 
+use metrics::{Gauge, gauge};
+use rustc_hash::FxHashMap;
+
 use super::alert::{AlertBoard, AlertKind, AlertRules, AlertState, alert};
 use super::metrics::EntryMetrics;
 use crate::config::Config;
 use crate::learning::{BreakerChange, Observer, RunObservation, StepObservation, Transition};
-use crate::model::RunEnd;
+use crate::model::{Evidence, Prior, RunEnd};
 
 /// The alert state and metric handles of one statistics entry.
 #[derive(Debug)]
@@ -15,6 +18,27 @@ struct EntryMonitor {
     domain: Arc<str>,
     alerts: AlertState,
     metrics: EntryMetrics,
+    /// The [`PatternGauge`] of the workflow, and of each step record.
+    run_pattern: usize,
+    step_patterns: Box<[usize]>,
+}
+
+/// `ndf_confidence{pattern}`: the confidence of a pattern over all its
+/// domains, learned like the gate's confidence of each (pattern, domain)
+/// (same prior and learning rate) from every outcome of the pattern,
+/// whatever its domain. A metric label never holds a domain; this is the
+/// one value a pattern's label can mean.
+struct PatternGauge {
+    evidence: Evidence,
+    gauge: Gauge,
+}
+
+impl std::fmt::Debug for PatternGauge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatternGauge")
+            .field("evidence", &self.evidence)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Alerts, metrics and log events of every entry, by entry id.
@@ -23,6 +47,10 @@ pub(crate) struct Monitor {
     entries: Vec<EntryMonitor>,
     rules: AlertRules,
     board: Arc<AlertBoard>,
+    patterns: Vec<PatternGauge>,
+    by_name: FxHashMap<&'static str, usize>,
+    learning_rate: f64,
+    prior: Prior,
 }
 
 impl Monitor {
@@ -36,7 +64,30 @@ impl Monitor {
                 latency_alert: config.latency_alert,
             },
             board,
+            patterns: Vec::new(),
+            by_name: FxHashMap::default(),
+            learning_rate: config.learning_rate,
+            prior: config.prior,
         }
+    }
+
+    /// The gauge of `pattern`, registered on first use.
+    fn pattern(&mut self, pattern: &'static str) -> usize {
+        let patterns = &mut self.patterns;
+        *self.by_name.entry(pattern).or_insert_with(|| {
+            patterns.push(PatternGauge {
+                evidence: Evidence::default(),
+                gauge: gauge!("ndf_confidence", "pattern" => pattern),
+            });
+            patterns.len() - 1
+        })
+    }
+
+    /// Teaches the pattern `index` one outcome and sets its gauge.
+    fn teach(&mut self, index: usize, ok: bool) {
+        let p = &mut self.patterns[index];
+        p.evidence.observe(ok, self.learning_rate);
+        p.gauge.set(p.evidence.mean(self.prior));
     }
 }
 
@@ -49,7 +100,11 @@ impl Observer for Monitor {
         domain: &str,
     ) {
         debug_assert_eq!(entry, self.entries.len(), "entry ids count up from 0");
+        let run_pattern = self.pattern(workflow);
+        let step_patterns = steps.iter().map(|step| self.pattern(step)).collect();
         self.entries.push(EntryMonitor {
+            run_pattern,
+            step_patterns,
             domain: domain.into(),
             alerts: AlertState::default(),
             metrics: EntryMetrics::register(workflow, steps),
@@ -73,17 +128,24 @@ impl Observer for Monitor {
             e.alerts
                 .observe(who, run.latency, ok, self.rules, &self.board);
         }
-        e.metrics
-            .run(run.end, run.latency, run.outlier, run.confidence);
+        e.metrics.run(run.end, run.latency, run.outlier);
         if run.outlier {
             // Logged when the alerts are delivered, outside the lock.
             self.board.outlier(run.workflow, &e.domain, run.latency);
         }
+        if let Some(ok) = run.taught {
+            let pattern = e.run_pattern;
+            self.teach(pattern, ok);
+        }
     }
 
     fn step(&mut self, step: &StepObservation) {
-        if let Some(e) = self.entries.get(step.entry) {
-            e.metrics.step(step.index, step.outcome, step.confidence);
+        let Some(e) = self.entries.get(step.entry) else {
+            return;
+        };
+        e.metrics.step(step.index, step.outcome);
+        if let (Some(ok), Some(&pattern)) = (step.taught, e.step_patterns.get(step.index)) {
+            self.teach(pattern, ok);
         }
     }
 
