@@ -56,7 +56,7 @@ pub enum Error {
         /// The threshold it had to clear.
         threshold: f64,
         /// The state of its breaker: `open` or `half_open`.
-        state: crate::BreakerState,
+        state: crate::model::BreakerState,
         /// How long until the breaker lets probes through; `None` while
         /// probes are out (half-open).
         retry_in: Option<Duration>,

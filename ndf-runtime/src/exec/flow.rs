@@ -156,13 +156,13 @@ pub fn insufficient(
     succeeded: usize,
     tasks: usize,
     required: usize,
-    first: Option<crate::StepError>,
+    first: Option<crate::error::StepError>,
 ) -> Error {
     Error::InsufficientSuccess {
         pattern: run.pattern().to_owned(),
         succeeded,
         tasks,
         required,
-        source: first.unwrap_or_else(|| crate::StepError::msg("no task error was recorded")),
+        source: first.unwrap_or_else(|| crate::error::StepError::msg("no task error was recorded")),
     }
 }

@@ -162,11 +162,11 @@ pub(crate) enum RunEnd {
 impl RunEnd {
     /// How `result`, a run's, ended: a step held back by its gate refused
     /// the run (it did not fail); a rejected error is the caller's.
-    pub(crate) fn of<T>(result: &Result<T, crate::Error>) -> Self {
+    pub(crate) fn of<T>(result: &Result<T, crate::error::Error>) -> Self {
         match result {
             Ok(_) => RunEnd::Ok,
-            Err(crate::Error::ConfidenceThreshold { .. }) => RunEnd::Refused,
-            Err(e) if e.class() == crate::ErrorClass::Rejected => RunEnd::Rejected,
+            Err(crate::error::Error::ConfidenceThreshold { .. }) => RunEnd::Refused,
+            Err(e) if e.class() == crate::error::ErrorClass::Rejected => RunEnd::Rejected,
             Err(_) => RunEnd::Failed,
         }
     }
