@@ -33,6 +33,7 @@ const KEYS: &[&str] = &[
     "timeline_interval",
     "timeline_points",
     "retention",
+    "evict_idle_after",
 ];
 
 impl Environment {
@@ -167,6 +168,7 @@ impl Config {
             "timeline_interval" => self.timeline_interval = duration(shown, text)?,
             "timeline_points" => self.timeline_points = at_least_one(shown, text, "points")?,
             "retention" => self.retention = duration(shown, text)?,
+            "evict_idle_after" => self.evict_idle_after = duration(shown, text)?,
             "min_samples" => {
                 self.min_samples = text.trim().parse().map_err(|_| {
                     ConfigError::new(shown, format_args!("{text:?}"), "expected a whole number")
@@ -382,6 +384,7 @@ mod tests {
             "learning_interval",
             "break_duration",
             "latency_alert",
+            "evict_idle_after",
         ] {
             let env = format!("NDF_{}", key.to_ascii_uppercase());
             let err = Config::from_vars([(env.as_str(), "0s")]).unwrap_err();

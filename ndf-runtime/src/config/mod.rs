@@ -124,6 +124,13 @@ pub struct Config {
     /// `(overflow)`, with a warning, so that unbounded domain values (tenant
     /// or request ids) cannot grow memory without bound.
     pub max_entries: usize,
+    /// How long a (workflow, domain) entry may go without a run before a
+    /// save evicts it (default 24 h): its rings of recent runs, refusals
+    /// and latencies are freed once they are in the store; its counters
+    /// and its gate stay, and its next run starts the rings afresh.
+    /// Reports over windows longer than this do not see an evicted entry's
+    /// runs.
+    pub evict_idle_after: Duration,
     /// How often the timeline behind the dashboard takes a point per
     /// workflow and domain (runs, failures, latency, confidence).
     pub timeline_interval: Duration,
@@ -180,6 +187,7 @@ impl Config {
             learning_batch: 1,
             learning_interval: Duration::from_millis(100),
             max_entries: 10_000,
+            evict_idle_after: Duration::from_hours(24),
             timeline_interval: Duration::from_secs(30),
             timeline_points: 2880,
             retention: Duration::from_hours(24 * 30),
@@ -286,6 +294,7 @@ impl Config {
             ("learning_interval", Some(self.learning_interval)),
             ("timeline_interval", Some(self.timeline_interval)),
             ("retention", Some(self.retention)),
+            ("evict_idle_after", Some(self.evict_idle_after)),
         ];
         for (key, value) in durations {
             if let Some(value) = value.filter(Duration::is_zero) {

@@ -14,6 +14,7 @@ use super::recent::{Recent, Refusals};
 use super::slot::Slot;
 use crate::config::Config;
 use crate::model::{PatternStats, RecentRun, RunEnd, StepOutcome};
+use tokio::time::Instant;
 
 /// The domain under which runs in new domains are learned once the
 /// statistics hold `Config::max_entries` (workflow, domain) entries.
@@ -33,17 +34,26 @@ pub(super) struct WorkflowEntry {
     pub(super) step_stats: Vec<PatternStats>,
     pub(super) run_slot: usize,
     pub(super) step_slots: Vec<usize>,
-    pub(super) latencies: LatencyWindow,
+    /// Recent latencies for outliers, made at the first run (and again
+    /// after an eviction).
+    pub(super) latencies: Option<Box<LatencyWindow>>,
     /// Recent runs: when, how long, whether they succeeded.
     pub(super) recent: Recent,
     /// When recent runs were refused by the gate.
     pub(super) refused: Refusals,
+    /// When its last run was learned.
+    pub(super) last: Instant,
+    /// Idle past `Config::evict_idle_after` and saved: its rings are freed
+    /// (its counters and its gate stay); its next run brings them back.
+    pub(super) evicted: bool,
 }
 
 impl WorkflowEntry {
     /// Counts one run of the workflow; `None` for a run its gate refused,
     /// else whether its latency was an outlier.
     fn count(&mut self, run: &RunHead) -> Option<bool> {
+        self.last = self.last.max(run.at);
+        self.evicted = false;
         match run.end {
             RunEnd::Refused => {
                 // Refused by its gate before it started: not an execution,
@@ -67,7 +77,10 @@ impl WorkflowEntry {
         }
         let micros = u64::try_from(run.latency.as_micros()).unwrap_or(u64::MAX);
         self.run.total_latency_us = self.run.total_latency_us.saturating_add(micros);
-        let outlier = self.latencies.observe(run.latency);
+        let outlier = self
+            .latencies
+            .get_or_insert_with(Box::default)
+            .observe(run.latency);
         self.run.outliers += u64::from(outlier);
         self.recent.push(run.at, run.latency, ok);
         Some(outlier)
@@ -220,6 +233,32 @@ impl Tables {
         }
     }
 
+    /// Frees what the entries idle since before `idle_since` hold beyond
+    /// their counters and gates (their rings of recent runs, refusals and
+    /// latencies, and the watcher's state of them); returns the ids
+    /// evicted. Called after a save: what is freed is in the store.
+    pub(super) fn evict_idle(&mut self, idle_since: Instant) -> Vec<usize> {
+        let mut evicted = Vec::new();
+        for (id, e) in self.entries.iter_mut().enumerate() {
+            if e.evicted || e.last >= idle_since {
+                continue;
+            }
+            e.latencies = None;
+            e.recent.free();
+            e.refused.free();
+            for slot in std::iter::once(e.run_slot).chain(e.step_slots.iter().copied()) {
+                // The report's confidence trend starts afresh too.
+                self.confidence[slot].trend = std::collections::VecDeque::new();
+            }
+            e.evicted = true;
+            self.baseline_recent
+                .remove(&(e.name.to_owned(), e.domain.to_string()));
+            self.watcher.0.entry_evicted(id, e.name, &e.domain);
+            evicted.push(id);
+        }
+        evicted
+    }
+
     /// The slot of `pattern` in `domain`, if it was ever learned.
     pub(super) fn slot(&self, pattern: &str, domain: &str) -> Option<&Slot> {
         let i = self.slots.get(&(pattern.to_owned(), domain.to_owned()))?;
@@ -326,9 +365,11 @@ pub(super) fn entry_index(
         step_stats: vec![PatternStats::default(); steps.len()],
         run_slot,
         step_slots,
-        latencies: LatencyWindow::default(),
+        latencies: None,
         recent: Recent::default(),
         refused: Refusals::default(),
+        last: Instant::now(),
+        evicted: false,
     });
     tables
         .ids

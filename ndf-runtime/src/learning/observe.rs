@@ -65,6 +65,10 @@ pub(crate) trait Observer: Send {
         domain: &str,
     );
 
+    /// Entry `entry` was idle and is evicted: forget what is kept of it
+    /// beyond what its next run needs (it may run again).
+    fn entry_evicted(&mut self, entry: usize, workflow: &'static str, domain: &str);
+
     /// A run was learned; its steps follow.
     fn run(&mut self, run: &RunObservation<'_>);
 
@@ -82,6 +86,7 @@ pub(crate) struct Unobserved;
 
 impl Observer for Unobserved {
     fn entry_added(&mut self, _: usize, _: &'static str, _: &'static [&'static str], _: &str) {}
+    fn entry_evicted(&mut self, _: usize, _: &'static str, _: &str) {}
     fn run(&mut self, _: &RunObservation<'_>) {}
     fn step(&mut self, _: &StepObservation) {}
     fn breaker(&mut self, _: &BreakerChange<'_>) {}

@@ -71,6 +71,13 @@ impl Phases {
     }
 }
 
+impl Phases {
+    /// Forgets the phase durations of entry `entry`.
+    pub(super) fn forget(&self, entry: usize) {
+        self.shard(entry).retain(|(id, _), _| *id != entry);
+    }
+}
+
 impl StatsTable {
     /// The median of the recent durations of `phase` in entry `entry`, once
     /// there are enough.

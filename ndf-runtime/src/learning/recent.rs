@@ -52,6 +52,11 @@ impl Recent {
         self.ring.push_back(Packed { at_ns, latency });
     }
 
+    /// Forgets the runs and frees their memory.
+    pub(super) fn free(&mut self) {
+        self.ring = VecDeque::new();
+    }
+
     /// The runs, oldest first: when each ended, how long it took, whether
     /// it succeeded.
     pub(crate) fn iter(
@@ -90,6 +95,11 @@ impl Refusals {
         }
         self.ring
             .push_back(nanos(at.saturating_duration_since(self.epoch)));
+    }
+
+    /// Forgets the refusals and frees their memory.
+    pub(super) fn free(&mut self) {
+        self.ring = VecDeque::new();
     }
 
     /// When each refusal happened, oldest first.

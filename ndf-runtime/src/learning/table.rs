@@ -132,6 +132,20 @@ impl StatsTable {
         learned
     }
 
+    /// Evicts the entries idle for `idle_for` (see [`Tables::evict_idle`]),
+    /// and forgets their phase durations; how many were evicted.
+    pub(crate) fn evict_idle(&self, idle_for: Duration) -> usize {
+        let now = Instant::now();
+        let Some(idle_since) = now.checked_sub(idle_for) else {
+            return 0;
+        };
+        let evicted = self.lock().evict_idle(idle_since);
+        for id in &evicted {
+            self.phases.forget(*id);
+        }
+        evicted.len()
+    }
+
     /// Whether runs wait to be learned.
     pub(crate) fn has_queued(&self) -> bool {
         !self.pending.is_empty()

@@ -32,6 +32,9 @@ impl Inner {
             return Err(error.into());
         }
         self.env.stats.acknowledge(&rows);
+        // What was saved can be freed: entries idle for long give back
+        // their rings.
+        self.env.stats.evict_idle(self.env.config.evict_idle_after);
         let points = self.timeline.take_pending();
         let retain_since = Clock::now().unix_ms_ago(self.env.config.retention);
         if let Err(error) = self.store.save_timeline(&points, retain_since) {

@@ -16,7 +16,8 @@ use crate::model::{Evidence, Prior, RunEnd};
 #[derive(Debug)]
 struct EntryMonitor {
     domain: Arc<str>,
-    alerts: AlertState,
+    /// Made at the first run (and again after an eviction).
+    alerts: Option<Box<AlertState>>,
     metrics: EntryMetrics,
     /// The [`PatternGauge`] of the workflow, and of each step record.
     run_pattern: usize,
@@ -106,9 +107,19 @@ impl Observer for Monitor {
             run_pattern,
             step_patterns,
             domain: domain.into(),
-            alerts: AlertState::default(),
+            alerts: None,
             metrics: EntryMetrics::register(workflow, steps),
         });
+    }
+
+    fn entry_evicted(&mut self, entry: usize, workflow: &'static str, domain: &str) {
+        if let Some(e) = self.entries.get_mut(entry) {
+            // The window the alerts judged is gone: so are its alerts (the
+            // gate's, which stays, keeps its own).
+            e.alerts = None;
+            self.board.clear((workflow, domain), AlertKind::SuccessRate);
+            self.board.clear((workflow, domain), AlertKind::Latency);
+        }
     }
 
     fn run(&mut self, run: &RunObservation<'_>) {
@@ -118,15 +129,25 @@ impl Observer for Monitor {
         let who = (run.workflow, run.domain);
         if run.end == RunEnd::Refused {
             // A call that was not served counts against the success rate.
-            e.alerts
-                .observe(who, run.latency, false, self.rules, &self.board);
+            e.alerts.get_or_insert_with(Box::default).observe(
+                who,
+                run.latency,
+                false,
+                self.rules,
+                &self.board,
+            );
             e.metrics.refused();
             return;
         }
         if run.end != RunEnd::Rejected {
             let ok = run.end == RunEnd::Ok;
-            e.alerts
-                .observe(who, run.latency, ok, self.rules, &self.board);
+            e.alerts.get_or_insert_with(Box::default).observe(
+                who,
+                run.latency,
+                ok,
+                self.rules,
+                &self.board,
+            );
         }
         e.metrics.run(run.end, run.latency, run.outlier);
         if run.outlier {
