@@ -371,6 +371,13 @@ pub struct StepError {
 }
 
 impl StepError {
+    /// An error already boxed (`Box<dyn Error + Send + Sync>`, what
+    /// `anyhow::Error` converts into), kept as the source (transient).
+    #[must_use]
+    pub fn from_boxed(error: Box<dyn std::error::Error + Send + Sync + 'static>) -> Self {
+        Self::boxed(error)
+    }
+
     fn boxed(error: Box<dyn std::error::Error + Send + Sync + 'static>) -> Self {
         Self {
             error,

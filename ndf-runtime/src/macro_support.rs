@@ -19,22 +19,6 @@ pub use tokio::time::Instant;
 
 pub use crate::order::{OrderStage, PathSeg, Violation, check_order, name_len, node, write_name};
 
-/// Turns what a step fn returns into the step's result.
-pub trait IntoStepResult<O> {
-    /// The conversion.
-    ///
-    /// # Errors
-    ///
-    /// The step's error, boxed.
-    fn into_step_result(self) -> Result<O, StepError>;
-}
-
-impl<O, E: Into<StepError>> IntoStepResult<O> for Result<O, E> {
-    fn into_step_result(self) -> Result<O, StepError> {
-        self.map_err(Into::into)
-    }
-}
-
 /// Looks for the [`Classify`](crate::Classify) impl of a step's error type:
 /// `(&&ClassProbe(&error)).ndf_error_class()` finds
 /// [`ClassifyViaTrait`] when the type has one, else [`ClassifyViaDefault`].
@@ -65,16 +49,75 @@ impl<E> ClassifyViaDefault for ClassProbe<'_, E> {
     }
 }
 
-/// A step fn's error as a [`StepError`] of class `class` (transient when
-/// `None`, or the `StepError`'s own).
-pub fn into_step_error<E: Into<StepError>>(
-    error: E,
-    class: Option<crate::ErrorClass>,
-) -> StepError {
-    let error = error.into();
+/// `error`, a step fn's error made a [`StepError`], of class `class`
+/// (its own when `None`: transient unless it is a `StepError` that says
+/// otherwise).
+pub fn into_step_error(error: StepError, class: Option<crate::ErrorClass>) -> StepError {
     match class {
         Some(class) => error.with_class(class),
         None => error,
+    }
+}
+
+/// Turns a step fn's error, whatever its type, into a [`StepError`]:
+/// `(&&&ErrProbe::new(error)).ndf_step_error()` finds the first that
+/// applies of
+/// 1. [`IntoViaStepError`]: `StepError` itself, and any
+///    `E: Error + Send + Sync + 'static` (kept as the source);
+/// 2. [`IntoViaBoxed`]: what converts into `Box<dyn Error + Send + Sync>`:
+///    that box itself, `anyhow::Error`, `String`, `&str`;
+/// 3. [`IntoViaDisplay`]: anything else that displays (a `Box<dyn Error>`
+///    that is not `Send`, say), kept as its message.
+#[allow(missing_debug_implementations)]
+pub struct ErrProbe<E>(core::cell::Cell<Option<E>>);
+
+impl<E> ErrProbe<E> {
+    /// A probe holding `error`.
+    pub fn new(error: E) -> Self {
+        Self(core::cell::Cell::new(Some(error)))
+    }
+
+    fn take(&self, convert: impl FnOnce(E) -> StepError) -> StepError {
+        match self.0.take() {
+            Some(error) => convert(error),
+            None => StepError::msg("the step's error was already converted"),
+        }
+    }
+}
+
+/// Tier 1 of [`ErrProbe`].
+pub trait IntoViaStepError {
+    /// The error as a `StepError`.
+    fn ndf_step_error(&self) -> StepError;
+}
+
+impl<E: Into<StepError>> IntoViaStepError for &&ErrProbe<E> {
+    fn ndf_step_error(&self) -> StepError {
+        self.take(Into::into)
+    }
+}
+
+/// Tier 2 of [`ErrProbe`].
+pub trait IntoViaBoxed {
+    /// The error as a `StepError`.
+    fn ndf_step_error(&self) -> StepError;
+}
+
+impl<E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>> IntoViaBoxed for &ErrProbe<E> {
+    fn ndf_step_error(&self) -> StepError {
+        self.take(|e| StepError::from_boxed(e.into()))
+    }
+}
+
+/// Tier 3 of [`ErrProbe`].
+pub trait IntoViaDisplay {
+    /// The error as a `StepError`.
+    fn ndf_step_error(&self) -> StepError;
+}
+
+impl<E: core::fmt::Display> IntoViaDisplay for ErrProbe<E> {
+    fn ndf_step_error(&self) -> StepError {
+        self.take(|e| StepError::msg(e.to_string()))
     }
 }
 

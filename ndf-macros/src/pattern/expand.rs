@@ -209,8 +209,12 @@ fn call(ident: &syn::Ident, sig: &StepSignature, p: &TokenStream) -> TokenStream
                 #p::Ok(__out) => #p::Ok(__out),
                 #p::Err(__error) => {
                     #[allow(unused_imports)]
-                    use #p::{ClassifyViaDefault as _, ClassifyViaTrait as _};
+                    use #p::{
+                        ClassifyViaDefault as _, ClassifyViaTrait as _, IntoViaBoxed as _,
+                        IntoViaDisplay as _, IntoViaStepError as _,
+                    };
                     let __class = (&&#p::ClassProbe(&__error)).ndf_error_class();
+                    let __error = (&&&#p::ErrProbe::new(__error)).ndf_step_error();
                     #p::Err(#p::into_step_error(__error, __class))
                 }
             }
