@@ -52,6 +52,7 @@ impl<E> ClassifyViaDefault for ClassProbe<'_, E> {
 /// `error`, a step fn's error made a [`StepError`], of class `class`
 /// (its own when `None`: transient unless it is a `StepError` that says
 /// otherwise).
+#[must_use]
 pub fn into_step_error(error: StepError, class: Option<crate::ErrorClass>) -> StepError {
     match class {
         Some(class) => error.with_class(class),
