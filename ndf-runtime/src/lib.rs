@@ -37,7 +37,7 @@ pub use model::{
     StepRecord, StoredBreaker, StoredPoint, StoredStats, TimelinePoint,
 };
 pub use policy::RetryPolicy;
-pub use runtime::{Ndf, NdfBuilder};
+pub use runtime::{DynWorkflow, Ndf, NdfBuilder};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use security::{REDACTED, is_secret_key};
 pub use store::{LearningStore, MemoryStore, SqliteStore};

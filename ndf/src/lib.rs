@@ -29,7 +29,7 @@ pub use ndf_macros::{degrade, orchestrate, parallel, pattern, sequential};
 pub use ndf_runtime::serve_prometheus;
 pub use ndf_runtime::{
     Alert, AlertKind, AlertSink, BreakerState, Classify, Confidence, Config, ConfigError, Cx,
-    Dashboard, DomainPreset, Environment, Error, ErrorClass, Evidence, ExposeSecret,
+    Dashboard, DomainPreset, DynWorkflow, Environment, Error, ErrorClass, Evidence, ExposeSecret,
     FAILING_MARGIN, HEALTHY_MARGIN, HistogramBin, IdleProbe, LearningStore, MemoryStore, Ndf,
     NdfBuilder, OVERFLOW_DOMAIN, Overview, PatternContext, PatternPanel, PatternReport,
     PatternStats, Percentiles, PhaseRule, Prior, Priority, REDACTED, RecentRun, Report,

@@ -59,6 +59,38 @@ pub trait Step: Send + Sync + 'static {
 
 /// A composed workflow, as `sequential!` and the other workflow macros
 /// generate: a concrete state machine run by [`crate::Ndf::run`].
+///
+/// Each workflow macro makes a type of its own, zero-sized, `Copy` and
+/// `'static`, which cannot be named. To name one:
+/// - return it as `impl Workflow<Input = I, Output = O> + Copy` from a fn
+///   (the usual way to build a workflow once and share it; `+ Copy` keeps
+///   it copyable into spawned tasks);
+/// - store it in a struct field or a collection as a
+///   [`DynWorkflow<I, O>`](crate::DynWorkflow), which erases the type
+///   (`Box<dyn Workflow>` cannot work: the trait has associated consts);
+/// - or make the struct generic over `W: Workflow`.
+///
+/// ```
+/// use ndf::prelude::*;
+///
+/// #[pattern]
+/// async fn parse(raw: String) -> Result<u32, std::num::ParseIntError> { raw.trim().parse() }
+///
+/// #[pattern]
+/// async fn double(n: u32) -> u32 { n * 2 }
+///
+/// fn checkout() -> impl Workflow<Input = String, Output = u32> + Copy {
+///     sequential!(name = "shop.parse_and_double"; parse => double)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ndf::Error> {
+/// let ndf = Ndf::builder().build()?;
+/// let flow = checkout();
+/// let copy = flow; // `Copy`: hand it to as many tasks as you like
+/// assert_eq!(ndf.run(&copy, " 21 ".into(), &PatternContext::new("shop")).await?, 42);
+/// # Ok(()) }
+/// ```
 pub trait Workflow: Send + Sync {
     /// The workflow's input: the input of its first stage.
     type Input: Send;

@@ -6,6 +6,7 @@
 mod builder;
 #[cfg(feature = "dashboard")]
 mod dashboard;
+mod dynamic;
 mod inner;
 mod ndf;
 mod persist;
@@ -13,4 +14,5 @@ mod registry;
 mod tasks;
 
 pub use builder::NdfBuilder;
+pub use dynamic::DynWorkflow;
 pub use ndf::Ndf;
