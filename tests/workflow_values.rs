@@ -86,8 +86,8 @@ async fn a_workflow_value_is_copied_into_spawned_tasks() {
             ndf.run(&flow, n, &PatternContext::new("pricing")).await
         }));
     }
-    for (n, task) in tasks.into_iter().enumerate() {
-        assert_eq!(task.await.unwrap().unwrap(), 2 * n as u32 + 1);
+    for (n, task) in (0u32..).zip(tasks) {
+        assert_eq!(task.await.unwrap().unwrap(), 2 * n + 1);
     }
     assert_eq!(
         ndf.run(&flow, 10, &PatternContext::new("pricing"))
