@@ -50,25 +50,49 @@ pub enum Environment {
 
 /// How the runtime decides, learns and waits.
 ///
-/// `Config::default()` is the development preset.
+/// `Config::default()` is the development preset; every field's doc gives
+/// its default. Set fields with the builder-style methods of the same
+/// names (the struct is `#[non_exhaustive]`, so that new settings are not
+/// a breaking change):
+///
+/// ```
+/// use std::time::Duration;
+/// use ndf::{Config, Environment};
+///
+/// let config = Config::for_environment(Environment::Production)
+///     .step_timeout(Duration::from_secs(10))
+///     .latency_alert(Duration::from_millis(250))
+///     .max_entries(2_000);
+/// assert_eq!(config.step_timeout, Duration::from_secs(10));
+/// assert_eq!(config.confidence_threshold, 0.85);
+/// config.validate()?;
+/// # Ok::<(), ndf::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Config {
-    /// Confidence a pattern must keep to be run (0..=1), unless the step sets its own.
+    /// Confidence a pattern must keep to be run (0..=1), unless the step
+    /// sets its own. Default: 0.60 (production 0.85, staging 0.75).
     pub confidence_threshold: f64,
     /// Weight of the newest outcome in the learned confidence (0..=1).
+    /// Default: 0.20 (production 0.05, staging 0.10).
     pub learning_rate: f64,
-    /// Per-attempt timeout of steps that set none.
+    /// Per-attempt timeout of steps that set none. Default: 120 s
+    /// (production 30 s, staging 60 s).
     pub step_timeout: Duration,
-    /// Fraction of failures tolerated before a pattern is reported as degraded (0..=1).
+    /// Fraction of failures tolerated before a pattern is reported as
+    /// degraded (0..=1). Default: 0.10 (production 0.02, staging 0.05).
     pub error_tolerance: f64,
-    /// Outcomes observed before confidence gates anything.
+    /// Outcomes observed before confidence gates anything. Default: 10.
     pub min_samples: u64,
-    /// CPU use (fraction of the machine) above which new work waits.
+    /// CPU use (fraction of the machine) above which work that asked for
+    /// gating waits. Default: 0.8.
     pub cpu_limit: f64,
-    /// Memory use (fraction of the machine) above which new work waits.
+    /// Memory use (fraction of the machine) above which work that asked
+    /// for gating waits. Default: 0.8.
     pub memory_limit: f64,
-    /// How long constrained work waits for resources before degrading or failing.
+    /// How long constrained work waits for resources before degrading or
+    /// failing (zero: it does not wait). Default: 5 s.
     pub resource_wait: Duration,
     /// Presets by domain name: `data_processing`, `web_development` and
     /// `security` by default.
@@ -101,10 +125,10 @@ pub struct Config {
     pub latency_alert: Option<Duration>,
     /// How often learning data is saved to the store in the background
     /// (when the runtime is built inside a tokio runtime, and only if a run
-    /// finished since the last save).
+    /// finished since the last save). Default: 5 s.
     pub flush_interval: Duration,
     /// Runs after which learning data is saved to the store without waiting
-    /// for the interval.
+    /// for the interval. Default: 10 000.
     pub flush_every: u64,
     /// How runs are learned. With 1 (the default), a run learns its own
     /// outcome as it ends if no other thread is learning (never waiting for
@@ -118,6 +142,7 @@ pub struct Config {
     pub learning_batch: usize,
     /// How soon queued runs are applied when no run applies them
     /// (reading statistics, reports or the dashboard always applies first).
+    /// Default: 100 ms.
     pub learning_interval: Duration,
     /// (workflow, domain) pairs the runtime keeps statistics for (default
     /// 10 000). Past it, runs in new domains are learned under the domain
@@ -132,13 +157,14 @@ pub struct Config {
     /// runs.
     pub evict_idle_after: Duration,
     /// How often the timeline behind the dashboard takes a point per
-    /// workflow and domain (runs, failures, latency, confidence).
+    /// workflow and domain (runs, failures, latency, confidence). Default:
+    /// 30 s.
     pub timeline_interval: Duration,
     /// Points kept in memory per workflow and domain (a fixed ring; the
     /// default, 2880 points of 30 s, is a day).
     pub timeline_points: usize,
     /// How long the store keeps timeline points; older ones are deleted
-    /// when it saves.
+    /// when it saves. Default: 30 days.
     pub retention: Duration,
 }
 
@@ -326,6 +352,65 @@ fn zero_duration(key: &str, value: Duration) -> ConfigError {
         format_args!("{value:?}"),
         "must be longer than zero, such as `30s` or `250ms`",
     )
+}
+
+/// Builder-style setters, one per field, each named after its field.
+macro_rules! setters {
+    ($($field:ident: $ty:ty),* $(,)?) => {
+        impl Config {
+            $(
+                #[doc = concat!("Sets [`Config::", stringify!($field), "`].")]
+                #[must_use]
+                pub fn $field(mut self, value: $ty) -> Self {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    confidence_threshold: f64,
+    learning_rate: f64,
+    step_timeout: Duration,
+    error_tolerance: f64,
+    min_samples: u64,
+    cpu_limit: f64,
+    memory_limit: f64,
+    resource_wait: Duration,
+    prior: Prior,
+    break_duration: Duration,
+    half_open_probes: u32,
+    gate_alpha: f64,
+    evidence_half_life: Duration,
+    resource_gating: bool,
+    flush_interval: Duration,
+    flush_every: u64,
+    learning_batch: usize,
+    learning_interval: Duration,
+    max_entries: usize,
+    evict_idle_after: Duration,
+    timeline_interval: Duration,
+    timeline_points: usize,
+    retention: Duration,
+}
+
+impl Config {
+    /// Sets [`Config::latency_alert`]: runs whose p95 latency is above
+    /// `p95` raise a latency alert.
+    #[must_use]
+    pub fn latency_alert(mut self, p95: Duration) -> Self {
+        self.latency_alert = Some(p95);
+        self
+    }
+
+    /// Adds (or replaces) the preset of `domain` in [`Config::domains`].
+    #[must_use]
+    pub fn domain(mut self, domain: impl Into<String>, preset: DomainPreset) -> Self {
+        self.domains.insert(domain.into(), preset);
+        self
+    }
 }
 
 impl Default for Config {
