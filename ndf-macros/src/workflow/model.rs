@@ -230,6 +230,19 @@ pub(crate) struct StepRef {
     pub(crate) tree: Vec<(Kind, u32)>,
 }
 
+impl StepRef {
+    /// The name the expansion gives the step's type: one alias of `path`
+    /// per stage, so that a path that is not a type (a fn without
+    /// `#[pattern]`) is reported once, where the alias is declared, and
+    /// every other use is an error type rustc says nothing more of.
+    pub(crate) fn alias(&self) -> syn::Ident {
+        syn::Ident::new(
+            &format!("__ndf_step_{}", self.record),
+            crate::typecheck::at(syn::spanned::Spanned::span(&self.path)),
+        )
+    }
+}
+
 /// Something a run records, in record order.
 pub(crate) enum Record<'a> {
     Step(&'a StepRef),

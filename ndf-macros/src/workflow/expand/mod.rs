@@ -119,7 +119,7 @@ impl Expander {
         let p = &self.p;
         match stage {
             Stage::Step(step) => {
-                let path = &step.path;
+                let path = &step.alias();
                 quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> <#path as #p::Step>::Input)
             }
             Stage::Nested(w) => self.workflow_input_ty(w),
@@ -130,7 +130,7 @@ impl Expander {
         let p = &self.p;
         match stage {
             Stage::Step(step) => {
-                let path = &step.path;
+                let path = &step.alias();
                 quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> <#path as #p::Step>::Output)
             }
             Stage::Nested(w) => self.workflow_output_ty(w),
@@ -161,7 +161,7 @@ impl Expander {
     fn run(&mut self, stage: &Stage, input: &TokenStream) -> TokenStream {
         match stage {
             Stage::Step(step) => {
-                let (path, record) = (&step.path, step.record);
+                let (path, record) = (&step.alias(), step.record);
                 let p = &self.p;
                 let runner = if self.spawn {
                     quote!(run_step_spawned)
@@ -190,7 +190,7 @@ impl Expander {
     fn undo(&mut self, stage: &Stage, undo: &TokenStream) -> TokenStream {
         match stage {
             Stage::Step(step) => {
-                let (path, record) = (&step.path, step.record);
+                let (path, record) = (&step.alias(), step.record);
                 let p = &self.p;
                 quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> #p::compensate_step::<#path>(__cx, #record, #undo).await)
             }
@@ -238,7 +238,7 @@ impl Expander {
             }
             match stage {
                 Stage::Step(step) => {
-                    let path = &step.path;
+                    let path = &step.alias();
                     parts.push(quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> <#path as #p::Step>::NAME));
                 }
                 Stage::Nested(inner) => match inner.name() {
@@ -294,7 +294,7 @@ fn record_items(ex: &Expander, workflow: &Workflow) -> RecordItems {
     for record in workflow.records() {
         match record {
             Record::Step(step) => {
-                let path = &step.path;
+                let path = &step.alias();
                 let span = syn::spanned::Spanned::span(path);
                 let segs = step.tree.iter().map(|(kind, child)| {
                     let kind = format_ident!("{}", kind.spec().node_const);
@@ -353,6 +353,13 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
     } = record_items(&ex, workflow);
     let record_count = names.len();
     let checks = &ex.checks;
+    let aliases = workflow.records().into_iter().filter_map(|record| match record {
+        Record::Step(step) => {
+            let (alias, path) = (step.alias(), &step.path);
+            Some(quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> type #alias = #path;))
+        }
+        Record::Degrade(_) => None,
+    });
 
     // rustc checks these items where they stand: put them on the stages they
     // come from, so that a stage that is not a step is reported there.
@@ -394,6 +401,7 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
 
         #[allow(non_camel_case_types, clippy::all, clippy::pedantic)]
         const _: () = {
+            #(#aliases)*
             #checks
 
             const __NDF_ORDER: &[#p::OrderStage] = &[#(#order),*];
