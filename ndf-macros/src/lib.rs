@@ -1,6 +1,8 @@
 //! Procedural macros of [ndf](https://docs.rs/ndf). Use them through the
 //! `ndf` crate: `use ndf::prelude::*;`.
 
+#![warn(missing_docs)]
+
 mod keys;
 mod pattern;
 mod typecheck;

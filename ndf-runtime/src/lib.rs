@@ -3,6 +3,9 @@
 //!
 //! Users depend on the `ndf` facade, which re-exports everything here.
 
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 // The layers, each importing only those listed above it (checked by
 // `tests/layers.rs`):
 // the leaves and the model: plain data every layer shares,

@@ -24,6 +24,18 @@
 //! # Ok(()) }
 //! ```
 
+//! # Features
+//!
+//! - `prometheus`: `ndf::serve_prometheus` installs a Prometheus recorder
+//!   and serves `/metrics`.
+//! - `dashboard`: `Ndf::serve_dashboard` serves the dashboard page and its
+//!   JSON (`DashboardOptions`, `DashboardHandle`).
+//!
+//! Neither is on by default.
+
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub use ndf_macros::{degrade, orchestrate, parallel, pattern, sequential};
 #[cfg(feature = "prometheus")]
 pub use ndf_runtime::serve_prometheus;

@@ -1,3 +1,6 @@
+//! What the machine's load is: [`ResourceUsage`] and the [`ResourceProbe`]
+//! that reads it.
+
 /// CPU and memory use, each a fraction of the machine (0..=1).
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ResourceUsage {

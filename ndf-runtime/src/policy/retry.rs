@@ -1,3 +1,6 @@
+//! [`RetryPolicy`]: how many times a step is tried again, and how long
+//! each retry waits (exponential backoff, capped, with jitter).
+
 use std::time::Duration;
 
 /// How a step is retried: exponential backoff from `initial`, multiplied by

@@ -1,3 +1,5 @@
+//! A step attempt's deadline: [`Deadline`] wraps its future.
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};

@@ -32,7 +32,7 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// Applies the queued runs to the statistics (see [`StatsTable::apply`])
+    /// Applies the queued runs to the statistics (see [`StatsTable::apply`](crate::learning::StatsTable::apply))
     /// and delivers the alerts that raised. Returns `false` when, without
     /// `wait`, another thread held the statistics.
     pub(super) fn learn(&self, wait: bool) -> bool {

@@ -146,7 +146,7 @@ impl Ndf {
         result
     }
 
-    /// Queues or learns one ended run (see [`StatsTable::record_run`]).
+    /// Queues or learns one ended run (see [`StatsTable::record_run`](crate::learning::StatsTable::record_run)).
     fn learn_run(&self, record: &RunRecord<'_>, now: tokio::time::Instant) {
         let inner = &*self.inner;
         let (queued, learned) = inner.env.stats.record_run(record, &inner.env.config, now);
@@ -211,7 +211,7 @@ impl Ndf {
     /// time, a row per pattern and domain, CPU and memory use, the alerts
     /// raised, response-time series, usage and a confidence histogram.
     /// Serializable with serde; with the `dashboard` feature,
-    /// [`Ndf::serve_dashboard`] serves it with a page that draws it.
+    /// `Ndf::serve_dashboard` serves it with a page that draws it.
     /// Context attributes never appear in it.
     #[must_use]
     pub fn dashboard(&self) -> telemetry::Dashboard {

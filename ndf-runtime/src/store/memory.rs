@@ -1,3 +1,5 @@
+//! [`MemoryStore`]: learning data kept in memory, shared by its clones.
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 

@@ -17,7 +17,7 @@ use crate::error::{ConfigError, Error};
 /// the machine it is served from.
 const PAGE: &str = include_str!("page.html");
 
-/// Where and how [`Ndf::serve_dashboard_with`] serves the dashboard.
+/// Where and how [`Ndf::serve_dashboard_with`](crate::Ndf::serve_dashboard_with) serves the dashboard.
 ///
 /// ```no_run
 /// use std::time::Duration;
