@@ -90,7 +90,7 @@ pub fn sequential(input: TokenStream) -> TokenStream {
 /// Runs tasks side by side, each with a copy of the one input; the output is
 /// the tuple of their outputs in declared order.
 ///
-/// `parallel!([name = "…", max_concurrent = N, resource_threshold = x, min_success = k, spawn = true;] a, b, c)`.
+/// `parallel!([name = "…", max_concurrent = N, resource_threshold = x, min_success = k, spawn = true, keep_input = true;] a, b, c)`.
 /// The compiler checks that every task takes the same input, that the input
 /// is `Clone`, and that no task is `after` another of the same group.
 ///
@@ -100,7 +100,10 @@ pub fn sequential(input: TokenStream) -> TokenStream {
 ///   `resource_wait` the group fails with `ResourceExhausted`.
 /// - `min_success = k` tolerates failures: each element of the output is a
 ///   `Result<O, StepError>`, and the group fails only if fewer than `k` tasks
-///   succeed.
+///   succeed. [`TaskResults`](../ndf/trait.TaskResults.html) counts and
+///   unpacks such a tuple (`succeeded()`, `errors()`, `oks()`).
+/// - `keep_input = true` outputs `(input, outputs)`: a copy of the input
+///   beside the tuple, for the next stage to have both.
 ///
 /// - `spawn = true` runs the code of the tasks' steps on spawned tokio tasks,
 ///   which the multi-threaded runtime spreads over its worker threads; the
@@ -144,10 +147,11 @@ pub fn parallel(input: TokenStream) -> TokenStream {
 /// `cpu_limit`/`memory_limit`, every level but the last is skipped: the
 /// cheapest alternative serves.
 ///
-/// `degrade!([name = "…";] a | b | c)`: every alternative takes the input and
-/// returns the output of the first (the compiler checks it), and the input
-/// is `Clone` so that a later alternative can have it after an earlier one
-/// failed.
+/// `degrade!([name = "…", keep_input = true;] a | b | c)`: every alternative
+/// takes the input and returns the output of the first (the compiler checks
+/// it), and the input is `Clone` so that a later alternative can have it
+/// after an earlier one failed. With `keep_input = true` the output is
+/// `(input, output)`.
 ///
 /// ```
 /// use ndf::prelude::*;

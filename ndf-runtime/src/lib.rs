@@ -32,7 +32,7 @@ pub mod macro_support;
 pub use config::{Config, DomainPreset, Environment};
 pub use context::{PatternContext, Priority};
 pub use error::{Classify, ConfigError, Error, ErrorClass, StepError, StoreError};
-pub use exec::{Cx, PhaseRule, Step, Workflow};
+pub use exec::{Cx, PhaseRule, Step, TaskResults, Workflow};
 pub use gating::{IdleProbe, ResourceProbe, ResourceUsage, SysinfoProbe};
 pub use learning::{FAILING_MARGIN, HEALTHY_MARGIN, OVERFLOW_DOMAIN};
 pub use model::{

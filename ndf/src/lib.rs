@@ -47,8 +47,8 @@ pub use ndf_runtime::{
     PatternStats, Percentiles, PhaseRule, Prior, Priority, REDACTED, RecentRun, Report,
     ResourceProbe, ResourceUsage, Resources, ResponseSeries, RetryPolicy, RunLog, SecretString,
     Shape, SqliteStore, Step, StepError, StepMeta, StepRecord, StoreError, StoredBreaker,
-    StoredPoint, StoredStats, SysinfoProbe, TimelinePoint, TracingSink, Usage, Workflow,
-    is_secret_key,
+    StoredPoint, StoredStats, SysinfoProbe, TaskResults, TimelinePoint, TracingSink, Usage,
+    Workflow, is_secret_key,
 };
 #[cfg(feature = "dashboard")]
 pub use ndf_runtime::{DashboardHandle, DashboardOptions};
@@ -57,7 +57,7 @@ pub use ndf_runtime::{DashboardHandle, DashboardOptions};
 pub mod prelude {
     pub use crate::{
         Classify, Config, Environment, ErrorClass, MemoryStore, Ndf, PatternContext, Priority,
-        StepError, Workflow, degrade, orchestrate, parallel, pattern, sequential,
+        StepError, TaskResults, Workflow, degrade, orchestrate, parallel, pattern, sequential,
     };
 }
 

@@ -95,6 +95,7 @@ const SPECS: [KindSpec; 4] = [
             "resource_threshold",
             "min_success",
             "spawn",
+            "keep_input",
         ],
         separator: Some(","),
         trailing_separator: true,
@@ -110,7 +111,7 @@ const SPECS: [KindSpec; 4] = [
         keyword: "degrade",
         macro_name: "degrade!",
         node_const: "DEGRADE",
-        options: &[],
+        options: &["keep_input"],
         separator: Some("|"),
         trailing_separator: false,
         derived_name: ("", "|", ""),
@@ -176,6 +177,9 @@ pub(crate) struct Options {
     pub(crate) min_success: Option<MinSuccess>,
     /// `parallel!`: run the code of the tasks' steps on spawned tasks.
     pub(crate) spawn: bool,
+    /// `parallel!`, `degrade!`: output `(input, outputs)`, a copy of the
+    /// input beside what the stages made of it.
+    pub(crate) keep_input: bool,
     /// `orchestrate!`: what a failed phase rolls back.
     pub(crate) rollback: Option<Rollback>,
     /// `crate = "…"`: the path through which generated code reaches ndf.

@@ -21,6 +21,7 @@ crate::keys::option_table! {
         resource_threshold: syn::Expr,
         min_success: syn::LitInt => "a whole number of tasks, such as 2",
         spawn: syn::LitBool => "`true` or `false`",
+        keep_input: syn::LitBool => "`true` or `false`",
         rollback: syn::Expr,
         krate as "crate": syn::LitStr => "a string naming the path of `ndf`, such as \"my_crate::ndf\"",
     }
@@ -134,6 +135,9 @@ fn parse_options(
         }
         if let Some(lit) = raw.spawn {
             options.spawn = lit.value;
+        }
+        if let Some(lit) = raw.keep_input {
+            options.keep_input = lit.value;
         }
         if let Some(expr) = raw.rollback {
             let word = match &expr {

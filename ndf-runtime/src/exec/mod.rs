@@ -5,6 +5,7 @@
 
 mod flow;
 mod join;
+mod results;
 mod step;
 mod traits;
 
@@ -14,6 +15,7 @@ pub use flow::{
     PhaseRule, admit_level, alternative_failed, check_phase, insufficient, record_level,
 };
 pub use join::{Gate, Task, TaskPoll, lost_result, tolerate};
+pub use results::TaskResults;
 pub use step::{compensate_step, run_step, run_step_in_task, run_step_spawned};
 pub use traits::{Step, Workflow};
 

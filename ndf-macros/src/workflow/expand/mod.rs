@@ -142,6 +142,17 @@ impl Expander {
     }
 
     fn workflow_output_ty(&self, w: &Workflow) -> TokenStream {
+        let outputs = self.stages_output_ty(w);
+        if w.options.keep_input {
+            let input = self.workflow_input_ty(w);
+            quote!((#input, #outputs))
+        } else {
+            outputs
+        }
+    }
+
+    /// What the stages of `w` output together, without a kept input.
+    fn stages_output_ty(&self, w: &Workflow) -> TokenStream {
         match w.kind.spec().output {
             Output::Last => self.output_ty(&w.stages[w.stages.len() - 1]),
             Output::First => self.output_ty(&w.stages[0]),
@@ -177,12 +188,48 @@ impl Expander {
     }
 
     fn run_workflow(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {
+        if w.options.keep_input {
+            return self.run_keeping_input(w, input);
+        }
         match w.kind {
             Kind::Sequential => self.run_sequential(w, input),
             Kind::Parallel => self.run_parallel(w, input),
             Kind::Degrade => self.run_degrade(w, input),
             Kind::Orchestrate => self.run_orchestrate(w, input),
         }
+    }
+
+    /// `keep_input = true`: a copy of the input, then the workflow, whose
+    /// output goes out beside the copy.
+    fn run_keeping_input(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {
+        let p = self.p.clone();
+        let kept = self.ident("kept");
+        let shared = self.ident("kept_input");
+        let copy = self.copy(
+            "ndf_kept_input",
+            w.stages.first().map_or(w.span, Stage::span),
+            &format!(
+                "`keep_input = true` keeps a copy of the input of this `{}`, so `{{Self}}` must implement `Clone`",
+                w.kind.macro_name()
+            ),
+            "derive `Clone` for the input, or share it through an `Arc`",
+            &quote!(#shared),
+        );
+        let run = match w.kind {
+            Kind::Parallel => self.run_parallel(w, &quote!(#shared)),
+            Kind::Degrade => self.run_degrade(w, &quote!(#shared)),
+            // The option is refused on the others when it is parsed.
+            Kind::Sequential => self.run_sequential(w, &quote!(#shared)),
+            Kind::Orchestrate => self.run_orchestrate(w, &quote!(#shared)),
+        };
+        quote! {{
+            let #shared = #input;
+            let #kept = #copy;
+            match #run {
+                #p::Ok((__out, __undo)) => #p::Ok(((#kept, __out), __undo)),
+                #p::Err(__error) => #p::Err(__error),
+            }
+        }}
     }
 
     /// An expression awaiting the compensation of the completed steps of
