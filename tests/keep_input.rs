@@ -25,14 +25,12 @@ async fn send_sms(order: Order) -> Result<u32, StepError> {
     }
 }
 
+/// What the notifications made: a tolerant `parallel!`'s tuple.
+type Sent = (Result<&'static str, StepError>, Result<u32, StepError>);
+
 /// The next stage takes the order beside what the notifications made.
 #[pattern]
-async fn archive(
-    (order, (email, sms)): (
-        Order,
-        (Result<&'static str, StepError>, Result<u32, StepError>),
-    ),
-) -> String {
+async fn archive((order, (email, sms)): (Order, Sent)) -> String {
     let sent = (email, sms).succeeded();
     format!("order {} archived after {sent} notifications", order.id)
 }
