@@ -262,7 +262,7 @@ async fn the_server_answers_on_loopback_with_the_page_the_json_and_404() {
 }
 
 #[tokio::test]
-async fn a_non_loopback_address_is_an_explicit_choice() {
+async fn a_non_loopback_address_is_an_explicit_choice_and_needs_a_token() {
     let ndf = Ndf::builder()
         .resource_probe(ndf::IdleProbe)
         .build()
@@ -275,11 +275,37 @@ async fn a_non_loopback_address_is_an_explicit_choice() {
     assert!(e.to_string().contains("0.0.0.0:0"), "{e}");
     assert!(e.to_string().contains("allow_remote"), "{e}");
 
-    let server = ndf
+    // Reachable from elsewhere, it needs a token: it has no other lock.
+    let err = ndf
         .serve_dashboard_with(DashboardOptions::new(([0, 0, 0, 0], 0)).allow_remote())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("bearer_token"), "{err}");
+
+    let server = ndf
+        .serve_dashboard_with(
+            DashboardOptions::new(([0, 0, 0, 0], 0))
+                .allow_remote()
+                .bearer_token("s3cret-token"),
+        )
         .await
         .unwrap();
     assert!(server.local_addr().ip().is_unspecified());
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], server.local_addr().port()));
+    let get = |path: &'static str, headers: &'static [(&'static str, &'static str)]| {
+        tokio::task::spawn_blocking(move || common::http_get_with(addr, path, headers))
+    };
+    let (status, body) = get("/api/dashboard", &[]).await.unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert!(!body.contains("executions_24h"));
+    let wrong: &'static [(&str, &str)] = &[("Authorization", "Bearer s3cret-tokem")];
+    assert_eq!(get("/", wrong).await.unwrap().0, 401);
+    let right: &'static [(&str, &str)] = &[("Authorization", "Bearer s3cret-token")];
+    assert_eq!(get("/", right).await.unwrap().0, 200);
+    let (status, body) = get("/api/dashboard", right).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("executions_24h"));
+    server.shutdown().await;
 }
 
 /// The JSON endpoint's shape: every key of every object, so that a change

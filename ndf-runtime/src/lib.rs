@@ -40,6 +40,8 @@ pub use model::{
     StepRecord, StoredBreaker, StoredPoint, StoredStats, TimelinePoint,
 };
 pub use policy::RetryPolicy;
+#[cfg(feature = "tower")]
+pub use runtime::WorkflowService;
 pub use runtime::{DynWorkflow, Ndf, NdfBuilder};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use security::{REDACTED, is_secret_key};

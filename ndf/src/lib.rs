@@ -31,12 +31,17 @@
 //! - `dashboard`: `Ndf::serve_dashboard` serves the dashboard page and its
 //!   JSON (`DashboardOptions`, `DashboardHandle`).
 //!
-//! Neither is on by default.
+//! - `tower`: `Ndf::service` makes a workflow a `tower::Service`
+//!   (`WorkflowService`).
+//!
+//! None is on by default.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use ndf_macros::{degrade, orchestrate, parallel, pattern, sequential};
+#[cfg(feature = "tower")]
+pub use ndf_runtime::WorkflowService;
 #[cfg(feature = "prometheus")]
 pub use ndf_runtime::serve_prometheus;
 pub use ndf_runtime::{

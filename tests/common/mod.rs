@@ -74,11 +74,24 @@ pub fn ndf() -> ndf::Ndf {
 /// A plain HTTP/1.1 GET of `path` on `addr`: the status code and the body.
 /// Blocking: call it from a blocking task in async tests.
 pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    http_get_with(addr, path, &[])
+}
+
+/// A GET of `path` with these extra headers: its status and body.
+pub fn http_get_with(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let extra: String = headers
+        .iter()
+        .flat_map(|(name, value)| [*name, ": ", *value, "\r\n"])
+        .collect();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();

@@ -11,8 +11,12 @@ mod inner;
 mod ndf;
 mod persist;
 mod registry;
+#[cfg(feature = "tower")]
+mod service;
 mod tasks;
 
 pub use builder::NdfBuilder;
 pub use dynamic::DynWorkflow;
 pub use ndf::Ndf;
+#[cfg(feature = "tower")]
+pub use service::WorkflowService;

@@ -21,7 +21,7 @@ pub use dashboard::{
 #[cfg(feature = "dashboard")]
 pub use dashboard::{DashboardHandle, DashboardOptions};
 #[cfg(feature = "dashboard")]
-pub(crate) use dashboard::{DashboardSource, serve};
+pub(crate) use dashboard::{DashboardSource, router, serve};
 pub(crate) use monitor::Monitor;
 #[cfg(feature = "prometheus")]
 pub use prometheus::serve_prometheus;

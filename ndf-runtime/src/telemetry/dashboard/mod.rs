@@ -7,7 +7,7 @@ mod server;
 #[cfg(feature = "dashboard")]
 pub use server::{DashboardHandle, DashboardOptions};
 #[cfg(feature = "dashboard")]
-pub(crate) use server::{DashboardSource, serve};
+pub(crate) use server::{DashboardSource, router, serve};
 
 use std::time::Duration;
 

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json};
 use axum::routing::get;
+use secrecy::{ExposeSecret as _, SecretString};
+use subtle::ConstantTimeEq as _;
 use tokio::sync::oneshot;
 
 use crate::error::{ConfigError, Error};
@@ -31,12 +33,13 @@ const PAGE: &str = include_str!("page.html");
 /// println!("dashboard on http://{}/", dashboard.local_addr());
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct DashboardOptions {
     addr: SocketAddr,
     refresh: Duration,
     allow_remote: bool,
+    token: Option<std::sync::Arc<SecretString>>,
 }
 
 impl DashboardOptions {
@@ -46,6 +49,7 @@ impl DashboardOptions {
             addr: addr.into(),
             refresh: Duration::from_secs(30),
             allow_remote: false,
+            token: None,
         }
     }
 
@@ -56,9 +60,17 @@ impl DashboardOptions {
     }
 
     /// Allows an address other machines can reach (not loopback): the page
-    /// shows pattern names, domains and alerts to whoever can connect.
+    /// shows pattern names, domains and alerts, so a remote dashboard also
+    /// needs a [`bearer_token`](Self::bearer_token).
     pub fn allow_remote(mut self) -> Self {
         self.allow_remote = true;
+        self
+    }
+
+    /// Answers only requests with `Authorization: Bearer <token>` (401
+    /// otherwise); required with [`allow_remote`](Self::allow_remote).
+    pub fn bearer_token(mut self, token: impl Into<SecretString>) -> Self {
+        self.token = Some(std::sync::Arc::new(token.into()));
         self
     }
 }
@@ -107,6 +119,52 @@ pub(crate) trait DashboardSource: Send + Sync + 'static {
 struct App {
     source: std::sync::Arc<dyn DashboardSource>,
     page: std::sync::Arc<str>,
+    token: Option<std::sync::Arc<SecretString>>,
+}
+
+impl App {
+    /// Whether `headers` carry the bearer token, when one is required
+    /// (compared in constant time).
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes()))
+    }
+}
+
+fn unauthorized() -> axum::response::Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "the dashboard needs `Authorization: Bearer <token>`\n",
+    )
+        .into_response()
+}
+
+/// The dashboard's routes, `/` (the page) and `/api/dashboard` (its data),
+/// as a router to serve or to nest in an app behind its own middleware.
+pub(crate) fn router(
+    source: std::sync::Arc<dyn DashboardSource>,
+    refresh: Duration,
+    token: Option<std::sync::Arc<SecretString>>,
+) -> Router {
+    let page = PAGE.replace("{{REFRESH_SECS}}", &refresh.as_secs().max(1).to_string());
+    let app = App {
+        source,
+        page: page.into(),
+        token,
+    };
+    Router::new()
+        .route("/", get(page_handler))
+        .route("/api/dashboard", get(data_handler))
+        .fallback(not_found)
+        .with_state(app)
 }
 
 /// Serves the dashboard of `source` as `options` say.
@@ -119,7 +177,16 @@ pub(crate) async fn serve(
             "dashboard address",
             options.addr,
             "is not a loopback address; other machines could read the dashboard. \
-                 Use `DashboardOptions::allow_remote()` if that is meant",
+                 Use `DashboardOptions::allow_remote()` with a `bearer_token` if that is meant",
+        )
+        .into());
+    }
+    if !options.addr.ip().is_loopback() && options.token.is_none() {
+        return Err(ConfigError::new(
+            "dashboard address",
+            options.addr,
+            "is reachable by other machines, and the dashboard has no authentication of its own: \
+                 set `DashboardOptions::bearer_token`, or nest `Ndf::dashboard_router` behind your own",
         )
         .into());
     }
@@ -137,19 +204,7 @@ pub(crate) async fn serve(
             options.addr
         ))
     })?;
-    let page = PAGE.replace(
-        "{{REFRESH_SECS}}",
-        &options.refresh.as_secs().max(1).to_string(),
-    );
-    let app = App {
-        source,
-        page: page.into(),
-    };
-    let router = Router::new()
-        .route("/", get(page_handler))
-        .route("/api/dashboard", get(data_handler))
-        .fallback(not_found)
-        .with_state(app);
+    let router = router(source, options.refresh, options.token);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, router)
@@ -168,14 +223,21 @@ pub(crate) async fn serve(
     })
 }
 
-async fn page_handler(State(app): State<App>) -> impl IntoResponse {
+async fn page_handler(State(app): State<App>, headers: HeaderMap) -> axum::response::Response {
+    if !app.authorized(&headers) {
+        return unauthorized();
+    }
     (
         [(header::CACHE_CONTROL, "no-store")],
         Html(app.page.to_string()),
     )
+        .into_response()
 }
 
-async fn data_handler(State(app): State<App>) -> axum::response::Response {
+async fn data_handler(State(app): State<App>, headers: HeaderMap) -> axum::response::Response {
+    if !app.authorized(&headers) {
+        return unauthorized();
+    }
     // Built on the blocking pool: the statistics lock is never waited for
     // on an async worker that runs workflows.
     let source = std::sync::Arc::clone(&app.source);
