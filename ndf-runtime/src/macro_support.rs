@@ -110,14 +110,38 @@ impl<E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>> IntoViaBoxed f
     }
 }
 
-/// Tier 3 of [`ErrProbe`].
+/// Tier 3 of [`ErrProbe`]: every error type reaches it, so that one that
+/// does not even display is told what to write ([`Displayed`]'s message),
+/// not that a method's bounds are unmet.
 pub trait IntoViaDisplay {
     /// The error as a `StepError`.
-    fn ndf_step_error(&self) -> StepError;
+    fn ndf_step_error(&self) -> StepError
+    where
+        Self: Displayed;
 }
 
-impl<E: core::fmt::Display> IntoViaDisplay for ErrProbe<E> {
-    fn ndf_step_error(&self) -> StepError {
+impl<E> IntoViaDisplay for ErrProbe<E> {
+    fn ndf_step_error(&self) -> StepError
+    where
+        Self: Displayed,
+    {
+        self.displayed()
+    }
+}
+
+/// An error type that is at least `Display`.
+#[diagnostic::on_unimplemented(
+    message = "this step's error type cannot become an ndf error",
+    label = "the error type of this step",
+    note = "a step's error is a `StepError`, any `std::error::Error` (derive it with `thiserror`), `anyhow::Error`, a boxed error or a string; this one does not even implement `Display`"
+)]
+pub trait Displayed {
+    /// The error as a `StepError` holding its message.
+    fn displayed(&self) -> StepError;
+}
+
+impl<E: core::fmt::Display> Displayed for ErrProbe<E> {
+    fn displayed(&self) -> StepError {
         self.take(|e| StepError::msg(e.to_string()))
     }
 }
