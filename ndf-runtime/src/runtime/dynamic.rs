@@ -41,8 +41,8 @@ where
 
 /// A workflow of input `I` and output `O` whose type is erased: the type to
 /// name in a struct field, an axum state or a `Vec` of workflows that take
-/// and give the same types. Cheap to clone (an `Arc`); a run costs one
-/// allocation more than [`Ndf::run`] of the workflow itself.
+/// and give the same types. Cheap to clone (an `Arc`); a run boxes the
+/// future of [`Ndf::run`] of the workflow itself.
 ///
 /// ```
 /// use ndf::prelude::*;
