@@ -203,3 +203,118 @@ async fn a_step_without_retries_runs_once() {
         "no backoff without retries"
     );
 }
+
+/// Answers "429, retry after `hint`" until its last failure.
+#[derive(Clone, Default)]
+struct Busy {
+    job: Job,
+    hint_ms: u64,
+}
+
+#[pattern(retry(max = 3, initial = "100ms", max_delay = "5s", jitter = false))]
+async fn busy_api(b: Busy) -> Result<u32, StepError> {
+    let job = &b.job;
+    job.started.lock().unwrap().push(Instant::now());
+    let n = job.attempts.fetch_add(1, Ordering::SeqCst);
+    if n < job.fail_first {
+        return Err(
+            StepError::msg("429 Too Many Requests").retry_after(Duration::from_millis(b.hint_ms))
+        );
+    }
+    Ok(n)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_waits_at_least_what_the_error_asks() {
+    let ndf = common::ndf();
+    let busy = Busy {
+        job: Job::failing(2),
+        hint_ms: 1_500,
+    };
+    let flow = sequential!(busy_api);
+    assert_eq!(
+        ndf.run(&flow, busy.clone(), &PatternContext::new("api"))
+            .await
+            .unwrap(),
+        2
+    );
+    // The backoff planned 100 ms and 200 ms; the API asked for 1.5 s.
+    assert_eq!(busy.job.gaps_ms(), [1_500, 1_500]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hint_shorter_than_the_backoff_changes_nothing() {
+    let ndf = common::ndf();
+    let busy = Busy {
+        job: Job::failing(2),
+        hint_ms: 10,
+    };
+    ndf.run(
+        &sequential!(busy_api),
+        busy.clone(),
+        &PatternContext::new("api"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(busy.job.gaps_ms(), [100, 200]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hint_past_max_delay_ends_the_retries() {
+    let ndf = common::ndf();
+    let busy = Busy {
+        job: Job::failing(5),
+        hint_ms: 60_000,
+    };
+    let started = Instant::now();
+    let err = ndf
+        .run(
+            &sequential!(busy_api),
+            busy.clone(),
+            &PatternContext::new("api"),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("429"), "{err}");
+    assert_eq!(busy.job.attempts(), 1, "no retry waits a minute");
+    assert_eq!(started.elapsed(), Duration::ZERO);
+}
+
+/// A typed error that carries the dependency's advice.
+#[derive(Debug, thiserror::Error)]
+#[error("rate limited, retry after {0:?}")]
+struct RateLimitedByApi(Duration);
+
+impl ndf::Classify for RateLimitedByApi {
+    fn class(&self) -> ndf::ErrorClass {
+        ndf::ErrorClass::Transient
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        Some(self.0)
+    }
+}
+
+#[pattern(retry(max = 1, initial = "100ms", max_delay = "5s", jitter = false))]
+async fn typed_busy(job: Job) -> Result<u32, RateLimitedByApi> {
+    job.started.lock().unwrap().push(Instant::now());
+    if job.attempts.fetch_add(1, Ordering::SeqCst) < job.fail_first {
+        return Err(RateLimitedByApi(Duration::from_millis(700)));
+    }
+    Ok(7)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_typed_error_gives_its_hint_through_classify() {
+    let job = Job::failing(1);
+    let out = common::ndf()
+        .run(
+            &sequential!(typed_busy),
+            job.clone(),
+            &PatternContext::new("api"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, 7);
+    assert_eq!(job.gaps_ms(), [700]);
+}

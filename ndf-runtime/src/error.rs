@@ -280,11 +280,21 @@ pub enum ErrorClass {
 pub trait Classify {
     /// This error's class.
     fn class(&self) -> ErrorClass;
+
+    /// How long the failing dependency asked to be left alone (see
+    /// [`StepError::retry_after`]); none by default.
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 impl Classify for StepError {
     fn class(&self) -> ErrorClass {
         self.class
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 }
 
@@ -366,6 +376,9 @@ impl ConfigError {
 pub struct StepError {
     error: Box<dyn std::error::Error + Send + Sync + 'static>,
     class: ErrorClass,
+    /// How long the failing dependency asked to be left alone
+    /// (`Retry-After`): the next retry waits at least this long.
+    retry_after: Option<std::time::Duration>,
     /// The fallback's own error, when it failed too.
     fallback: Option<Box<StepError>>,
 }
@@ -382,6 +395,7 @@ impl StepError {
         Self {
             error,
             class: ErrorClass::Transient,
+            retry_after: None,
             fallback: None,
         }
     }
@@ -398,8 +412,12 @@ impl StepError {
 
     /// Wraps an error of a type that knows its class.
     pub fn classified(error: impl std::error::Error + Classify + Send + Sync + 'static) -> Self {
-        let class = error.class();
-        Self::new(error).with_class(class)
+        let (class, after) = (error.class(), Classify::retry_after(&error));
+        let step_error = Self::new(error).with_class(class);
+        match after {
+            Some(after) => step_error.retry_after(after),
+            None => step_error,
+        }
     }
 
     /// A transient error: retried, then the fallback; learned as a failure.
@@ -418,6 +436,31 @@ impl StepError {
     /// fallback, never learned as the pattern's failure.
     pub fn rejected(error: impl Into<StepError>) -> Self {
         error.into().with_class(ErrorClass::Rejected)
+    }
+
+    /// This error, with a retry-after hint (an HTTP `Retry-After`, a 429's
+    /// advice): the next retry waits at least `after`, more than its
+    /// backoff planned if need be. A hint longer than the step's
+    /// `max_delay` ends the retries: waiting that long is not what the
+    /// policy allows.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ndf::StepError;
+    ///
+    /// let busy = StepError::msg("429 Too Many Requests").retry_after(Duration::from_secs(2));
+    /// assert_eq!(busy.retry_after_hint(), Some(Duration::from_secs(2)));
+    /// ```
+    #[must_use]
+    pub fn retry_after(mut self, after: std::time::Duration) -> Self {
+        self.retry_after = Some(after);
+        self
+    }
+
+    /// The retry-after hint, if the error carries one.
+    #[must_use]
+    pub fn retry_after_hint(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 
     /// This error, classed `class`.

@@ -25,15 +25,22 @@ pub use crate::order::{OrderStage, PathSeg, Violation, check_order, name_len, no
 #[allow(missing_debug_implementations)]
 pub struct ClassProbe<'a, E>(pub &'a E);
 
-/// The class of an error type that implements `Classify`.
+/// The class (and retry-after hint) of an error type that implements
+/// `Classify`.
 pub trait ClassifyViaTrait {
     /// The error's class.
     fn ndf_error_class(&self) -> Option<crate::ErrorClass>;
+    /// The error's retry-after hint.
+    fn ndf_retry_after(&self) -> Option<core::time::Duration>;
 }
 
 impl<E: crate::Classify> ClassifyViaTrait for &ClassProbe<'_, E> {
     fn ndf_error_class(&self) -> Option<crate::ErrorClass> {
         Some(self.0.class())
+    }
+
+    fn ndf_retry_after(&self) -> Option<core::time::Duration> {
+        crate::Classify::retry_after(self.0)
     }
 }
 
@@ -41,21 +48,35 @@ impl<E: crate::Classify> ClassifyViaTrait for &ClassProbe<'_, E> {
 pub trait ClassifyViaDefault {
     /// `None`.
     fn ndf_error_class(&self) -> Option<crate::ErrorClass>;
+    /// `None`.
+    fn ndf_retry_after(&self) -> Option<core::time::Duration>;
 }
 
 impl<E> ClassifyViaDefault for ClassProbe<'_, E> {
     fn ndf_error_class(&self) -> Option<crate::ErrorClass> {
         None
     }
+
+    fn ndf_retry_after(&self) -> Option<core::time::Duration> {
+        None
+    }
 }
 
 /// `error`, a step fn's error made a [`StepError`], of class `class`
 /// (its own when `None`: transient unless it is a `StepError` that says
-/// otherwise).
+/// otherwise), with the retry-after hint `after` when there is one.
 #[must_use]
-pub fn into_step_error(error: StepError, class: Option<crate::ErrorClass>) -> StepError {
-    match class {
+pub fn into_step_error(
+    error: StepError,
+    class: Option<crate::ErrorClass>,
+    after: Option<core::time::Duration>,
+) -> StepError {
+    let error = match class {
         Some(class) => error.with_class(class),
+        None => error,
+    };
+    match after {
+        Some(after) => error.retry_after(after),
         None => error,
     }
 }

@@ -214,8 +214,9 @@ fn call(ident: &syn::Ident, sig: &StepSignature, p: &TokenStream) -> TokenStream
                         IntoViaDisplay as _, IntoViaStepError as _,
                     };
                     let __class = (&&#p::ClassProbe(&__error)).ndf_error_class();
+                    let __after = (&&#p::ClassProbe(&__error)).ndf_retry_after();
                     let __error = (&&&#p::ErrProbe::new(__error)).ndf_step_error();
-                    #p::Err(#p::into_step_error(__error, __class))
+                    #p::Err(#p::into_step_error(__error, __class, __after))
                 }
             }
         }

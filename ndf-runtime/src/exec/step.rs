@@ -52,6 +52,14 @@ impl Failure {
         }
     }
 
+    /// The retry-after hint of the error, if any.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Failure::Failed(e) => e.retry_after_hint(),
+            Failure::TimedOut(_) => None,
+        }
+    }
+
     /// The error's class: a timeout is transient.
     fn class(&self) -> ErrorClass {
         match self {
@@ -356,8 +364,16 @@ async fn recover<S: Step, P: Placement>(
     let meta = &S::META;
     let mut retries = 0;
     while retries < meta.retry.max_retries && failure.class() == ErrorClass::Transient {
+        // A retry-after hint is honoured: the wait is at least the hint;
+        // a hint past `max_delay` ends the retries.
+        let planned = meta.retry.delay(retries);
+        let wait = match failure.retry_after() {
+            Some(hint) if hint > meta.retry.max_delay => break,
+            Some(hint) => planned.max(hint),
+            None => planned,
+        };
         let Some(copy) = S::dup(&input) else { break };
-        tokio::time::sleep(meta.retry.delay(retries)).await;
+        tokio::time::sleep(wait).await;
         retries += 1;
         match step_attempt::<S, _>(cx, retries + 1, P::call::<S>(copy, cx.context()), timeout).await
         {
