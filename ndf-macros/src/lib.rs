@@ -20,7 +20,8 @@ use proc_macro::TokenStream;
 /// Accepted shapes: `async fn f(input: I) -> Result<O, E>`, the same with a
 /// second parameter `&PatternContext`, `async fn f() -> …` (input `()`), and
 /// `-> O` or no return type for steps that cannot fail. `E` is any
-/// `std::error::Error + Send + Sync + 'static`, or `StepError`.
+/// `std::error::Error + Send + Sync + 'static`, `StepError`,
+/// `anyhow::Error`, a boxed error or a string.
 ///
 /// Options, all optional and checked at compile time:
 ///
@@ -37,6 +38,10 @@ use proc_macro::TokenStream;
 /// | `permissions = ["deploy", …]` | permissions the context must grant |
 /// | `fallback = step` | step run in its place when it fails (same input and output types) |
 /// | `compensate = step` | step that undoes it when a later stage fails (takes its output) |
+/// | `rate = "100/s"` | at most this many starts per period (`s`, `m`, `h`, `ms` or a duration such as `100ms`), for every run in the process; a run waits up to the step's timeout, then fails with `Error::RateLimited` |
+/// | `concurrency = 8` | at most this many runs of the step at once, for every run in the process; others wait in a queue, beyond which they fail at once with `Error::Saturated` |
+/// | `queue = 64` | the bound of that queue (default 16 × `concurrency`) |
+/// | `crate = "…"` | the path of ndf, for crates that re-export it |
 ///
 /// ```
 /// use ndf::prelude::*;

@@ -109,6 +109,35 @@ pub enum Error {
         missing: Vec<String>,
     },
 
+    /// The step's `rate` allowed no start within its timeout.
+    #[error(
+        "step `{step}` of pattern `{pattern}` is rate limited to {rate}: no start was free within {waited:?}"
+    )]
+    RateLimited {
+        /// The workflow.
+        pattern: String,
+        /// The rate-limited step.
+        step: String,
+        /// Its rate, as `count/period`.
+        rate: String,
+        /// How long the run waited before giving up (the step's timeout).
+        waited: std::time::Duration,
+    },
+    /// The step's bulkhead was full and so was its queue.
+    #[error(
+        "step `{step}` of pattern `{pattern}` is saturated: {running} runs at once and {queued} waiting, its `concurrency` and `queue`"
+    )]
+    Saturated {
+        /// The workflow.
+        pattern: String,
+        /// The saturated step.
+        step: String,
+        /// Its `concurrency`.
+        running: u32,
+        /// Its `queue`.
+        queued: u32,
+    },
+
     /// A step's last attempt did not finish within its timeout.
     #[error("step `{step}` of pattern `{pattern}` timed out after {after:?}")]
     Timeout {

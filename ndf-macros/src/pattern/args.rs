@@ -25,6 +25,9 @@ crate::keys::option_table! {
         permissions: StrList,
         fallback: StepPath,
         compensate: StepPath,
+        rate: syn::LitStr => "a rate string, such as \"100/s\" or \"5/100ms\"",
+        concurrency: syn::LitInt => "a whole number of runs, such as 8",
+        queue: syn::LitInt => "a whole number of runs, such as 64",
         krate as "crate": syn::LitStr => "a string naming the path of `ndf`, such as \"my_crate::ndf\"",
     }
 }
@@ -163,6 +166,10 @@ pub(crate) struct StepOptions {
     pub(crate) compensate: Option<syn::Path>,
     /// `crate = "…"`: the path through which generated code reaches ndf.
     pub(crate) krate: Option<syn::Path>,
+    /// `rate = "N/period"`: (N, period).
+    pub(crate) rate: Option<(u32, Duration)>,
+    /// `concurrency = N` with its `queue` (default 16 × N).
+    pub(crate) bulkhead: Option<(u32, u32)>,
 }
 
 /// Reads and validates the attribute's arguments. Every error is reported;
@@ -194,6 +201,33 @@ pub(crate) fn parse(args: TokenStream) -> (StepOptions, darling::Result<()>) {
     opts.krate = raw
         .krate
         .and_then(|lit| errors.handle(crate::keys::crate_path(&lit)));
+    opts.rate = raw.rate.and_then(|lit| errors.handle(rate(&lit)));
+    let queue = raw.queue.and_then(|lit| {
+        errors
+            .handle(lit.base10_parse::<u32>().map_err(|_| {
+                darling::Error::custom("`queue` must be a whole number of runs").with_span(&lit)
+            }))
+            .map(|n| (n, lit))
+    });
+    match (raw.concurrency, queue) {
+        (Some(lit), queue) => match lit.base10_parse::<u32>() {
+            Ok(max) if max >= 1 => {
+                let queue = queue.map_or(max.saturating_mul(16), |(n, _)| n);
+                opts.bulkhead = Some((max, queue));
+            }
+            _ => errors.push(
+                darling::Error::custom("`concurrency` must be a whole number of runs, at least 1")
+                    .with_span(&lit),
+            ),
+        },
+        (None, Some((_, lit))) => errors.push(
+            darling::Error::custom(
+                "`queue` bounds the runs waiting for a `concurrency` limit; give `concurrency = N` too",
+            )
+            .with_span(&lit),
+        ),
+        (None, None) => {}
+    }
     if let Some(name) = &opts.name
         && name.value().trim().is_empty()
     {
@@ -229,6 +263,36 @@ pub(crate) fn parse(args: TokenStream) -> (StepOptions, darling::Result<()>) {
         (None, None) => None,
     };
     (opts, errors.finish())
+}
+
+/// `"N/period"`: at most N starts per period (`s`, `m`, `h`, `ms`, or a
+/// duration such as `100ms`).
+fn rate(lit: &syn::LitStr) -> darling::Result<(u32, Duration)> {
+    let text = lit.value();
+    let fail = |why: &str| {
+        darling::Error::custom(format!(
+            "malformed rate `{text}`: {why}; expected starts per period, such as \"100/s\", \"30/m\" or \"5/100ms\""
+        ))
+        .with_span(lit)
+    };
+    let Some((count, period)) = text.split_once('/') else {
+        return Err(fail("no `/`"));
+    };
+    let count: u32 = match count.trim().parse() {
+        Ok(n) if n >= 1 => n,
+        _ => return Err(fail("the count must be a whole number of at least 1")),
+    };
+    let period = match period.trim() {
+        "s" | "sec" | "second" => Duration::from_secs(1),
+        "m" | "min" | "minute" => Duration::from_mins(1),
+        "h" | "hour" => Duration::from_hours(1),
+        "ms" => Duration::from_millis(1),
+        other => parse_duration(other).map_err(|_| fail("the period is not a duration"))?,
+    };
+    if period.is_zero() {
+        return Err(fail("the period must be longer than zero"));
+    }
+    Ok((count, period))
 }
 
 fn duration(lit: &syn::LitStr) -> darling::Result<Duration> {

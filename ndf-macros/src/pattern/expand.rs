@@ -395,6 +395,13 @@ fn meta(opts: &StepOptions, p: &TokenStream) -> TokenStream {
     if let Some(bytes) = opts.memory {
         sets.push(quote!(__m.memory = #p::Some(#bytes);));
     }
+    if let Some((count, per)) = opts.rate {
+        let nanos = u64::try_from(per.as_nanos()).unwrap_or(u64::MAX);
+        sets.push(quote!(__m.rate = #p::Some(#p::Rate { count: #count, per: #p::Duration::from_nanos(#nanos) });));
+    }
+    if let Some((max, queue)) = opts.bulkhead {
+        sets.push(quote!(__m.bulkhead = #p::Some(#p::Bulkhead { max: #max, queue: #queue });));
+    }
     if !opts.after.is_empty() {
         let names = opts
             .after

@@ -24,6 +24,7 @@ use tracing::Instrument as _;
 use super::{Cx, Step};
 use crate::context::PatternContext;
 use crate::error::{Error, ErrorClass, StepError};
+use crate::gating::{Limited, StepLimits};
 use crate::learning::Blocked;
 use crate::policy::Deadline;
 
@@ -332,6 +333,16 @@ async fn run<S: Step, P: Placement>(
         // Waiting for room is rare and slow: its future is boxed.
         Box::pin(cx.admission().admit_memory(budget)).await?;
     }
+    // A step with a `rate` or a `concurrency` waits for a start and a
+    // place first (a boxed wait: only such steps pay for it); the place is
+    // held until the step is done, retries and fallback included.
+    let _place = match StepLimits::of(std::any::TypeId::of::<S>(), meta) {
+        None => None,
+        Some(limits) => match Box::pin(limits.enter(timeout)).await {
+            Ok(place) => Some(place),
+            Err(limited) => return Err(limited_error::<S>(cx, index, limited)),
+        },
+    };
     let resilient = meta.retry.max_retries > 0 || meta.fallback.is_some();
     let (first, spare) = match resilient.then(|| S::dup(&input)).flatten() {
         Some(copy) => (copy, Some(input)),
@@ -347,6 +358,30 @@ async fn run<S: Step, P: Placement>(
             Box::pin(recover::<S, P>(cx, index, input, failure, timeout)).await
         }
         _ => Err(failed::<S>(cx, index, 0, failure)),
+    }
+}
+
+/// The error of a run that a step's `rate` or bulkhead held back: the step
+/// did not run, and the run is refused, not failed.
+#[cold]
+fn limited_error<S: Step>(cx: Cx<'_>, index: usize, limited: Limited) -> Error {
+    if let Some(record) = cx.record(index) {
+        record.held(false);
+    }
+    let (pattern, step) = (cx.pattern().to_owned(), S::NAME.to_owned());
+    match limited {
+        Limited::Rate(rate, waited) => Error::RateLimited {
+            pattern,
+            step,
+            rate: rate.to_string(),
+            waited,
+        },
+        Limited::Saturated(bulkhead) => Error::Saturated {
+            pattern,
+            step,
+            running: bulkhead.max,
+            queued: bulkhead.queue,
+        },
     }
 }
 

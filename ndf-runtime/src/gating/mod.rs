@@ -2,9 +2,11 @@
 //! while it is too high.
 
 mod admission;
+mod limits;
 mod probe;
 mod sysinfo;
 
 pub(crate) use admission::{Admission, Limits};
+pub(crate) use limits::{Limited, StepLimits};
 pub use probe::{IdleProbe, ResourceProbe, ResourceUsage};
 pub use sysinfo::SysinfoProbe;

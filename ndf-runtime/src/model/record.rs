@@ -165,7 +165,13 @@ impl RunEnd {
     pub(crate) fn of<T>(result: &Result<T, crate::error::Error>) -> Self {
         match result {
             Ok(_) => RunEnd::Ok,
-            Err(crate::error::Error::ConfidenceThreshold { .. }) => RunEnd::Refused,
+            // Held back by a gate, a rate or a bulkhead: backpressure, not
+            // a failure of the pattern.
+            Err(
+                crate::error::Error::ConfidenceThreshold { .. }
+                | crate::error::Error::RateLimited { .. }
+                | crate::error::Error::Saturated { .. },
+            ) => RunEnd::Refused,
             Err(e) if e.class() == crate::error::ErrorClass::Rejected => RunEnd::Rejected,
             Err(_) => RunEnd::Failed,
         }

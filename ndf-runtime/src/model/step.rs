@@ -32,6 +32,36 @@ pub struct StepMeta {
     pub compensate: Option<&'static str>,
     /// Per-attempt timeout of the compensating step.
     pub compensate_timeout: Option<Duration>,
+    /// `rate = "N/period"`: at most this many runs of the step start per
+    /// period, across every run in the process.
+    pub rate: Option<Rate>,
+    /// `concurrency = N` (and `queue = M`): at most N runs of the step at
+    /// once, across every run in the process.
+    pub bulkhead: Option<Bulkhead>,
+}
+
+/// A rate limit: `count` starts per `per` (a token bucket holding `count`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    /// Starts allowed per period (at least 1).
+    pub count: u32,
+    /// The period.
+    pub per: Duration,
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{:?}", self.count, self.per)
+    }
+}
+
+/// A bulkhead: at most `max` runs of a step at once, `queue` more waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bulkhead {
+    /// Runs at once (at least 1).
+    pub max: u32,
+    /// Runs that may wait for a place; beyond, a run fails at once.
+    pub queue: u32,
 }
 
 impl StepMeta {
@@ -51,6 +81,8 @@ impl StepMeta {
             fallback_timeout: None,
             compensate: None,
             compensate_timeout: None,
+            rate: None,
+            bulkhead: None,
         }
     }
 }

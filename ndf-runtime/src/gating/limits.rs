@@ -1,0 +1,138 @@
+//! Per-step limits shared by every run in the process: a rate (governor's
+//! GCRA token bucket, on tokio's clock so that paused time drives it) and a
+//! bulkhead (tokio's `Semaphore`, with a bounded queue).
+
+use std::any::TypeId;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::model::{Bulkhead, Rate, StepMeta};
+
+/// Tokio's clock, as governor reads time: since the limiter was made.
+#[derive(Debug, Clone)]
+struct TokioClock {
+    start: tokio::time::Instant,
+}
+
+impl Clock for TokioClock {
+    type Instant = Duration;
+
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+}
+
+type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Duration>>;
+
+/// What limits one step.
+pub(crate) struct StepLimits {
+    rate: Option<(Rate, Limiter, TokioClock)>,
+    bulkhead: Option<(Bulkhead, Arc<Semaphore>, AtomicU32)>,
+}
+
+impl std::fmt::Debug for StepLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepLimits")
+            .field("rate", &self.rate.as_ref().map(|r| r.0))
+            .field("bulkhead", &self.bulkhead.as_ref().map(|b| b.0))
+            .finish()
+    }
+}
+
+/// Why a run of a limited step did not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limited {
+    /// No start was free within the wait allowed.
+    Rate(Rate, Duration),
+    /// The bulkhead and its queue were full.
+    Saturated(Bulkhead),
+}
+
+/// A place in a step's bulkhead, held while the step runs.
+#[derive(Debug)]
+pub(crate) struct Place(
+    #[allow(dead_code, reason = "held for its Drop")] Option<OwnedSemaphorePermit>,
+);
+
+/// Every limited step's limits, by step type.
+static LIMITS: OnceLock<papaya::HashMap<TypeId, Arc<StepLimits>>> = OnceLock::new();
+
+impl StepLimits {
+    /// The limits of the step of type `step` with options `meta`, made on
+    /// first use; `None` for a step without `rate` or `concurrency`.
+    pub(crate) fn of(step: TypeId, meta: &StepMeta) -> Option<Arc<StepLimits>> {
+        if meta.rate.is_none() && meta.bulkhead.is_none() {
+            return None;
+        }
+        let map = LIMITS.get_or_init(papaya::HashMap::new);
+        let pinned = map.pin();
+        Some(Arc::clone(pinned.get_or_insert_with(step, || {
+            Arc::new(StepLimits::new(meta))
+        })))
+    }
+
+    fn new(meta: &StepMeta) -> Self {
+        let rate = meta.rate.map(|rate| {
+            let clock = TokioClock {
+                start: tokio::time::Instant::now(),
+            };
+            let count = std::num::NonZeroU32::new(rate.count).unwrap_or(std::num::NonZeroU32::MIN);
+            let period = (rate.per / rate.count.max(1)).max(Duration::from_nanos(1));
+            let quota = Quota::with_period(period)
+                .unwrap_or_else(|| Quota::per_second(count))
+                .allow_burst(count);
+            (
+                rate,
+                RateLimiter::direct_with_clock(quota, clock.clone()),
+                clock,
+            )
+        });
+        let bulkhead = meta.bulkhead.map(|b| {
+            let permits = usize::try_from(b.max.max(1)).unwrap_or(usize::MAX);
+            (b, Arc::new(Semaphore::new(permits)), AtomicU32::new(0))
+        });
+        Self { rate, bulkhead }
+    }
+
+    /// Waits for a start allowed by the rate (at most `wait`), then for a
+    /// place in the bulkhead (queueing within its bound).
+    pub(crate) async fn enter(&self, wait: Duration) -> Result<Place, Limited> {
+        if let Some((rate, limiter, clock)) = &self.rate {
+            let deadline = tokio::time::Instant::now() + wait;
+            loop {
+                match limiter.check() {
+                    Ok(()) => break,
+                    Err(not_until) => {
+                        let until =
+                            tokio::time::Instant::now() + not_until.wait_time_from(clock.now());
+                        if until > deadline {
+                            return Err(Limited::Rate(*rate, wait));
+                        }
+                        tokio::time::sleep_until(until).await;
+                    }
+                }
+            }
+        }
+        let Some((bulkhead, semaphore, waiting)) = &self.bulkhead else {
+            return Ok(Place(None));
+        };
+        if let Ok(permit) = Arc::clone(semaphore).try_acquire_owned() {
+            return Ok(Place(Some(permit)));
+        }
+        if waiting.fetch_add(1, Ordering::AcqRel) >= bulkhead.queue {
+            waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Limited::Saturated(*bulkhead));
+        }
+        let permit = Arc::clone(semaphore).acquire_owned().await;
+        waiting.fetch_sub(1, Ordering::AcqRel);
+        // The semaphore is never closed.
+        Ok(Place(permit.ok()))
+    }
+}

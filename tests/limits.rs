@@ -1,0 +1,138 @@
+//! Rate limits and bulkheads, per step and shared by every run in the
+//! process, under 1 000 concurrent runs on paused tokio time.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ndf::prelude::*;
+use tokio::time::Instant;
+
+/// When each call started, and how many ran at once at most.
+#[derive(Clone, Default)]
+struct Probe {
+    starts: Arc<std::sync::Mutex<Vec<Instant>>>,
+    running: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+}
+
+impl Probe {
+    async fn call(&self, work: Duration) {
+        self.starts.lock().unwrap().push(Instant::now());
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(work).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[pattern(rate = "10/s", timeout = "2s")]
+async fn quoted(probe: Probe) -> u32 {
+    probe.call(Duration::from_millis(1)).await;
+    1
+}
+
+#[pattern(concurrency = 8, queue = 100)]
+async fn pooled(probe: Probe) -> u32 {
+    probe.call(Duration::from_millis(10)).await;
+    1
+}
+
+/// Runs `W` 1 000 times at once; returns the outcomes.
+async fn thousand<W>(flow: W, probe: &Probe) -> Vec<Result<u32, ndf::Error>>
+where
+    W: Workflow<Input = Probe, Output = u32> + Copy + 'static,
+{
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..1_000 {
+        let (ndf, probe) = (ndf.clone(), probe.clone());
+        runs.push(tokio::spawn(async move {
+            ndf.run(&flow, probe, &PatternContext::new("api")).await
+        }));
+    }
+    let mut out = Vec::new();
+    for run in runs {
+        out.push(run.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_lets_its_starts_through_and_refuses_what_would_wait_past_the_timeout() {
+    let probe = Probe::default();
+    let started = Instant::now();
+    let out = thousand(sequential!(name = "api.quote"; quoted), &probe).await;
+    let served = out.iter().filter(|r| r.is_ok()).count();
+    let limited: Vec<&ndf::Error> = out
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .filter(|e| matches!(e, ndf::Error::RateLimited { .. }))
+        .collect();
+    // A burst of 10, then one each 100 ms for the 2 s a run may wait.
+    assert_eq!(served, 30, "{served} served");
+    assert_eq!(limited.len(), 970);
+    assert!(
+        limited[0].to_string().contains("rate limited to 10/1s"),
+        "{}",
+        limited[0]
+    );
+    // A token bucket of 10 filled at 10/s: in any second, at most the 10
+    // it holds and the 10 it gains.
+    let starts = probe.starts.lock().unwrap().clone();
+    for window in starts.windows(21) {
+        assert!(
+            window[20] - window[0] >= Duration::from_secs(1),
+            "never more than 20 starts in a second"
+        );
+    }
+    assert!(
+        starts[10] - starts[0] >= Duration::from_millis(100),
+        "then one each 100 ms"
+    );
+    assert!(started.elapsed() <= Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bulkhead_runs_at_most_its_concurrency_and_queues_within_its_bound() {
+    let probe = Probe::default();
+    let out = thousand(sequential!(name = "api.pooled"; pooled), &probe).await;
+    let served = out.iter().filter(|r| r.is_ok()).count();
+    let saturated = out
+        .iter()
+        .filter(|r| matches!(r, Err(ndf::Error::Saturated { .. })))
+        .count();
+    assert_eq!(
+        probe.peak.load(Ordering::SeqCst),
+        8,
+        "never more than 8 at once"
+    );
+    assert_eq!(served, 108, "8 running and 100 queued are served");
+    assert_eq!(saturated, 892, "the rest fail at once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_start_is_backpressure_not_a_failure_of_the_pattern() {
+    let probe = Probe::default();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "api.pooled_once"; pooled);
+    let mut runs = Vec::new();
+    for _ in 0..200 {
+        let (ndf, probe) = (ndf.clone(), probe.clone());
+        runs.push(tokio::spawn(async move {
+            ndf.run(&flow, probe, &PatternContext::new("api")).await
+        }));
+    }
+    for run in runs {
+        let _ = run.await.unwrap();
+    }
+    let stats = ndf.stats("api.pooled_once", "api").unwrap();
+    assert_eq!(stats.failures, 0, "{stats:?}");
+    assert_eq!(stats.executions + stats.held_back, 200, "{stats:?}");
+}
