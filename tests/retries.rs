@@ -318,3 +318,39 @@ async fn a_typed_error_gives_its_hint_through_classify() {
     assert_eq!(out, 7);
     assert_eq!(job.gaps_ms(), [700]);
 }
+
+#[pattern(retries = 3)]
+async fn always_down(job: Job) -> Result<u32, StepError> {
+    job.attempts.fetch_add(1, Ordering::SeqCst);
+    Err(StepError::msg("connection refused"))
+}
+
+/// Attempts made by 100 runs of a step that always fails, 3 retries each.
+async fn attempts_of_100_runs(config: Config) -> u32 {
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config.confidence_threshold(0.0))
+        .build()
+        .unwrap();
+    let job = Job::default();
+    let flow = sequential!(always_down);
+    for _ in 0..100 {
+        assert!(
+            ndf.run(&flow, job.clone(), &PatternContext::new("api"))
+                .await
+                .is_err()
+        );
+    }
+    job.attempts()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_budget_stops_a_retry_storm_against_a_dead_dependency() {
+    assert_eq!(
+        attempts_of_100_runs(Config::default()).await,
+        400,
+        "without a budget, every call retries 3 times"
+    );
+    let attempts = attempts_of_100_runs(Config::default().retry_budget(0.2)).await;
+    assert_eq!(attempts, 100 + 20, "retries add at most 20 % of the calls");
+}

@@ -120,6 +120,11 @@ pub struct Config {
     /// `memory` budget; a `degrade!` goes straight to its cheapest level
     /// under pressure either way).
     pub resource_gating: bool,
+    /// How much retries may add to a step's calls (0..=1), per 10 s window
+    /// and at least 10 retries a window, so that a dependency that goes
+    /// down gets no retry storm: with 0.2, a step retries at most one call
+    /// in five. Default: `None`, every retry the policy allows.
+    pub retry_budget: Option<f64>,
     /// The p95 latency of recent runs above which a workflow raises a
     /// latency alert; `None` (the default) raises none.
     pub latency_alert: Option<Duration>,
@@ -208,6 +213,7 @@ impl Config {
             evidence_half_life: Duration::from_mins(10),
             resource_gating: false,
             latency_alert: None,
+            retry_budget: None,
             flush_interval: Duration::from_secs(5),
             flush_every: 10_000,
             learning_batch: 1,
@@ -289,6 +295,15 @@ impl Config {
             if !(0.0..=1.0).contains(&value) {
                 out.push(ConfigError::new(key, value, "must be between 0 and 1"));
             }
+        }
+        if let Some(ratio) = self.retry_budget
+            && !(0.0..=1.0).contains(&ratio)
+        {
+            out.push(ConfigError::new(
+                "retry_budget",
+                ratio,
+                "must be between 0 and 1",
+            ));
         }
         if !(self.gate_alpha > 0.0 && self.gate_alpha < 1.0) {
             out.push(ConfigError::new(
@@ -397,6 +412,14 @@ setters! {
 }
 
 impl Config {
+    /// Sets [`Config::retry_budget`]: retries may add at most `ratio` of a
+    /// step's calls.
+    #[must_use]
+    pub fn retry_budget(mut self, ratio: f64) -> Self {
+        self.retry_budget = Some(ratio);
+        self
+    }
+
     /// Sets [`Config::latency_alert`]: runs whose p95 latency is above
     /// `p95` raise a latency alert.
     #[must_use]

@@ -21,7 +21,7 @@ pub use traits::{Step, Workflow};
 
 use crate::config::Config;
 use crate::context::PatternContext;
-use crate::gating::Admission;
+use crate::gating::{Admission, RetryBudgets};
 use crate::learning::{Blocked, StatsTable};
 use crate::model::StepRecord;
 
@@ -31,6 +31,7 @@ pub(crate) struct Env {
     pub(crate) config: Config,
     pub(crate) admission: Admission,
     pub(crate) stats: StatsTable,
+    pub(crate) budgets: RetryBudgets,
 }
 
 /// The runtime's handle, passed down a running workflow. Opaque to users.
@@ -115,6 +116,10 @@ impl<'a> Cx<'a> {
 
     pub(crate) fn stats(self) -> &'a StatsTable {
         &self.0.env.stats
+    }
+
+    pub(crate) fn budgets(self) -> &'a RetryBudgets {
+        &self.0.env.budgets
     }
 
     /// The id of the run's statistics entry.

@@ -344,6 +344,9 @@ async fn run<S: Step, P: Placement>(
         },
     };
     let resilient = meta.retry.max_retries > 0 || meta.fallback.is_some();
+    if meta.retry.max_retries > 0 {
+        cx.budgets().call(std::any::TypeId::of::<S>());
+    }
     let (first, spare) = match resilient.then(|| S::dup(&input)).flatten() {
         Some(copy) => (copy, Some(input)),
         None => (input, None),
@@ -407,6 +410,10 @@ async fn recover<S: Step, P: Placement>(
             Some(hint) => planned.max(hint),
             None => planned,
         };
+        // The retry budget: a dependency that is down gets no storm.
+        if !cx.budgets().retry(std::any::TypeId::of::<S>()) {
+            break;
+        }
         let Some(copy) = S::dup(&input) else { break };
         tokio::time::sleep(wait).await;
         retries += 1;

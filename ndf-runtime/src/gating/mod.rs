@@ -2,11 +2,13 @@
 //! while it is too high.
 
 mod admission;
+mod budget;
 mod limits;
 mod probe;
 mod sysinfo;
 
 pub(crate) use admission::{Admission, Limits};
+pub(crate) use budget::RetryBudgets;
 pub(crate) use limits::{Limited, StepLimits};
 pub use probe::{IdleProbe, ResourceProbe, ResourceUsage};
 pub use sysinfo::SysinfoProbe;

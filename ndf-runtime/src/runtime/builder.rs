@@ -11,7 +11,9 @@ use super::registry::Registry;
 use crate::config::Config;
 use crate::error::{Error, StoreError};
 use crate::exec::Env;
-use crate::gating::{Admission, IdleProbe, Limits, ResourceProbe};
+use std::time::Duration;
+
+use crate::gating::{Admission, IdleProbe, Limits, ResourceProbe, RetryBudgets};
 use crate::learning::StatsTable;
 use crate::model::Clock;
 use crate::store::{LearningStore, MemoryStore};
@@ -125,6 +127,7 @@ impl NdfBuilder {
         );
         let inner = Arc::new(Inner {
             env: Env {
+                budgets: RetryBudgets::new(self.config.retry_budget, Duration::from_secs(10)),
                 config: self.config,
                 admission,
                 stats,
