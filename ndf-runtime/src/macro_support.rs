@@ -6,7 +6,7 @@ pub use crate::exec::{
     check_phase, compensate_step, insufficient, lost_result, record_level, run_step,
     run_step_in_task, run_step_spawned, tolerate,
 };
-pub use crate::model::{Bulkhead, Rate, RunLog, Shape, StepMeta, StepRecord};
+pub use crate::model::{Bulkhead, Hedge, Rate, RunLog, Shape, StepMeta, StepRecord};
 pub use crate::{Error, PatternContext, RetryPolicy, StepError};
 pub use core::future::Future;
 pub use core::future::poll_fn;

@@ -28,6 +28,8 @@ crate::keys::option_table! {
         rate: syn::LitStr => "a rate string, such as \"100/s\" or \"5/100ms\"",
         concurrency: syn::LitInt => "a whole number of runs, such as 8",
         queue: syn::LitInt => "a whole number of runs, such as 64",
+        idempotent: darling::util::Flag,
+        hedge: RawHedge,
         krate as "crate": syn::LitStr => "a string naming the path of `ndf`, such as \"my_crate::ndf\"",
     }
 }
@@ -71,6 +73,45 @@ crate::keys::option_table! {
         multiplier: syn::Expr,
         max_delay: syn::LitStr,
         jitter: syn::LitBool,
+    }
+}
+
+/// `hedge(after = "50ms", max = 2)`.
+struct RawHedge {
+    span: proc_macro2::Span,
+    fields: HedgeFields,
+}
+
+impl FromMeta for RawHedge {
+    fn from_meta(item: &syn::Meta) -> darling::Result<Self> {
+        let syn::Meta::List(list) = item else {
+            return Err(
+                darling::Error::custom("expected `hedge(after = \"50ms\", max = 2)`")
+                    .with_span(item),
+            );
+        };
+        let mut errors = darling::Error::accumulator();
+        let items = errors
+            .handle(NestedMeta::parse_meta_list(list.tokens.clone()).map_err(Into::into))
+            .unwrap_or_default();
+        let items = check_keys(items, HEDGE_KEYS, "`hedge(…)`", &mut errors);
+        let fields = errors.handle(HedgeFields::from_list(&items));
+        errors.finish()?;
+        let Some(fields) = fields else {
+            return Err(darling::Error::custom("invalid `hedge(…)`").with_span(item));
+        };
+        Ok(Self {
+            span: item.span(),
+            fields,
+        })
+    }
+}
+
+crate::keys::option_table! {
+    /// The fields of `hedge(…)`.
+    struct HedgeFields, keys HEDGE_KEYS, forms hedge_form_of {
+        after: syn::LitStr,
+        max: syn::LitInt,
     }
 }
 
@@ -170,12 +211,16 @@ pub(crate) struct StepOptions {
     pub(crate) rate: Option<(u32, Duration)>,
     /// `concurrency = N` with its `queue` (default 16 × N).
     pub(crate) bulkhead: Option<(u32, u32)>,
+    /// `idempotent`.
+    pub(crate) idempotent: bool,
+    /// `hedge(after, max)`: (after, max, span of `hedge`).
+    pub(crate) hedge: Option<(Duration, u32, proc_macro2::Span)>,
 }
 
 /// Reads and validates the attribute's arguments. Every error is reported;
 /// the options that were valid are returned beside them, so that the step
 /// type can still be generated and no cascade of errors follows.
-pub(crate) fn parse(args: TokenStream) -> (StepOptions, darling::Result<()>) {
+pub(crate) fn parse(args: TokenStream, fn_name: &str) -> (StepOptions, darling::Result<()>) {
     let mut errors = darling::Error::accumulator();
     let items = errors
         .handle(NestedMeta::parse_meta_list(args).map_err(Into::into))
@@ -202,32 +247,15 @@ pub(crate) fn parse(args: TokenStream) -> (StepOptions, darling::Result<()>) {
         .krate
         .and_then(|lit| errors.handle(crate::keys::crate_path(&lit)));
     opts.rate = raw.rate.and_then(|lit| errors.handle(rate(&lit)));
-    let queue = raw.queue.and_then(|lit| {
-        errors
-            .handle(lit.base10_parse::<u32>().map_err(|_| {
-                darling::Error::custom("`queue` must be a whole number of runs").with_span(&lit)
-            }))
-            .map(|n| (n, lit))
-    });
-    match (raw.concurrency, queue) {
-        (Some(lit), queue) => match lit.base10_parse::<u32>() {
-            Ok(max) if max >= 1 => {
-                let queue = queue.map_or(max.saturating_mul(16), |(n, _)| n);
-                opts.bulkhead = Some((max, queue));
-            }
-            _ => errors.push(
-                darling::Error::custom("`concurrency` must be a whole number of runs, at least 1")
-                    .with_span(&lit),
-            ),
-        },
-        (None, Some((_, lit))) => errors.push(
-            darling::Error::custom(
-                "`queue` bounds the runs waiting for a `concurrency` limit; give `concurrency = N` too",
-            )
-            .with_span(&lit),
-        ),
-        (None, None) => {}
+    opts.idempotent = raw.idempotent.is_some_and(|flag| flag.is_present());
+    let step_name = opts
+        .name
+        .as_ref()
+        .map_or_else(|| fn_name.to_owned(), syn::LitStr::value);
+    if let Some(hedge) = raw.hedge {
+        opts.hedge = hedge_spec(hedge, opts.idempotent, &step_name, &mut errors);
     }
+    opts.bulkhead = bulkhead(raw.concurrency, raw.queue, &mut errors);
     if let Some(name) = &opts.name
         && name.value().trim().is_empty()
     {
@@ -263,6 +291,88 @@ pub(crate) fn parse(args: TokenStream) -> (StepOptions, darling::Result<()>) {
         (None, None) => None,
     };
     (opts, errors.finish())
+}
+
+/// `concurrency = N` and its `queue` (default 16 × N).
+fn bulkhead(
+    concurrency: Option<syn::LitInt>,
+    queue: Option<syn::LitInt>,
+    errors: &mut darling::error::Accumulator,
+) -> Option<(u32, u32)> {
+    let queue = queue.and_then(|lit| {
+        errors
+            .handle(lit.base10_parse::<u32>().map_err(|_| {
+                darling::Error::custom("`queue` must be a whole number of runs").with_span(&lit)
+            }))
+            .map(|n| (n, lit))
+    });
+    match (concurrency, queue) {
+        (Some(lit), queue) => match lit.base10_parse::<u32>() {
+            Ok(max) if max >= 1 => Some((max, queue.map_or(max.saturating_mul(16), |(n, _)| n))),
+            _ => {
+                errors.push(
+                    darling::Error::custom(
+                        "`concurrency` must be a whole number of runs, at least 1",
+                    )
+                    .with_span(&lit),
+                );
+                None
+            }
+        },
+        (None, Some((_, lit))) => {
+            errors.push(
+                darling::Error::custom(
+                    "`queue` bounds the runs waiting for a `concurrency` limit; give `concurrency = N` too",
+                )
+                .with_span(&lit),
+            );
+            None
+        }
+        (None, None) => None,
+    }
+}
+
+/// `hedge(after = "…", max = N)` of step `name`, which must be `idempotent`.
+fn hedge_spec(
+    hedge: RawHedge,
+    idempotent: bool,
+    name: &str,
+    errors: &mut darling::error::Accumulator,
+) -> Option<(Duration, u32, proc_macro2::Span)> {
+    let RawHedge { span, fields } = hedge;
+    let after = if let Some(lit) = &fields.after {
+        errors.handle(duration(lit))
+    } else {
+        errors.push(darling::Error::from(syn::Error::new(
+            span,
+            "`hedge(…)` needs `after = \"50ms\"`: how long an attempt runs before another starts",
+        )));
+        None
+    };
+    let max = match &fields.max {
+        Some(lit) => match lit.base10_parse::<u32>() {
+            Ok(n) if n >= 2 => Some(n),
+            _ => {
+                errors.push(
+                    darling::Error::custom(
+                        "`max` is the attempts in flight at most, at least 2 (one hedge)",
+                    )
+                    .with_span(lit),
+                );
+                None
+            }
+        },
+        None => Some(2),
+    };
+    if !idempotent {
+        errors.push(darling::Error::from(syn::Error::new(
+            span,
+            format!(
+                "step `{name}` is hedged but not marked `idempotent`: a hedge runs it again while the first attempt may still succeed\nhelp: add `idempotent` if running `{name}` twice does no more than running it once"
+            ),
+        )));
+    }
+    Some((after?, max?, span))
 }
 
 /// `"N/period"`: at most N starts per period (`s`, `m`, `h`, `ms`, or a

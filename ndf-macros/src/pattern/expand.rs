@@ -233,15 +233,19 @@ impl StepParts<'_> {
     fn dup(&mut self) -> TokenStream {
         let p = &self.p;
         let retried = self.opts.retry.as_ref().filter(|r| r.max > 0);
-        let Some(span) =
-            retried
-                .map(|r| r.span)
-                .or(self.opts.fallback.as_ref().map(syn::Path::span))
+        let hedged = self.opts.hedge.map(|(_, _, span)| span);
+        let Some(span) = retried.map(|r| r.span).or(hedged).or(self
+            .opts
+            .fallback
+            .as_ref()
+            .map(syn::Path::span))
         else {
             return quote!(#p::None);
         };
         let why = if retried.is_some() {
             "is retried"
+        } else if hedged.is_some() {
+            "is hedged"
         } else {
             "has a `fallback`"
         };
@@ -401,6 +405,13 @@ fn meta(opts: &StepOptions, p: &TokenStream) -> TokenStream {
     }
     if let Some((max, queue)) = opts.bulkhead {
         sets.push(quote!(__m.bulkhead = #p::Some(#p::Bulkhead { max: #max, queue: #queue });));
+    }
+    if opts.idempotent {
+        sets.push(quote!(__m.idempotent = true;));
+    }
+    if let Some((after, max, _)) = opts.hedge {
+        let nanos = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
+        sets.push(quote!(__m.hedge = #p::Some(#p::Hedge { after: #p::Duration::from_nanos(#nanos), max: #max });));
     }
     if !opts.after.is_empty() {
         let names = opts

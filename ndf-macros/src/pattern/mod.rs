@@ -19,7 +19,7 @@ pub(crate) fn pattern(args: TokenStream, item: TokenStream) -> TokenStream {
         out.extend(item);
         return out;
     };
-    let (options, option_errors) = args::parse(args);
+    let (options, option_errors) = args::parse(args, &f.sig.ident.to_string());
     match signature::analyse(&f) {
         Ok(sig) => {
             let mut out = expand::expand(&f, &options, &sig);

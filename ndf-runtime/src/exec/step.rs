@@ -343,7 +343,7 @@ async fn run<S: Step, P: Placement>(
             Err(limited) => return Err(limited_error::<S>(cx, index, limited)),
         },
     };
-    let resilient = meta.retry.max_retries > 0 || meta.fallback.is_some();
+    let resilient = meta.retry.max_retries > 0 || meta.fallback.is_some() || meta.hedge.is_some();
     if meta.retry.max_retries > 0 {
         cx.budgets().call(std::any::TypeId::of::<S>());
     }
@@ -351,16 +351,78 @@ async fn run<S: Step, P: Placement>(
         Some(copy) => (copy, Some(input)),
         None => (input, None),
     };
-    let failure =
-        match step_attempt::<S, _>(cx, 1, P::call::<S>(first, cx.context()), timeout).await {
-            Ok(out) => return Ok(succeeded::<S>(cx, index, 0, false, out)),
-            Err(failure) => failure,
-        };
+    let first_result = match (meta.hedge, &spare) {
+        // Hedged: slow attempts get company; a boxed path, as retries are.
+        (Some(hedge), Some(spare)) => {
+            Box::pin(hedged::<S, P>(cx, first, spare, timeout, hedge)).await
+        }
+        _ => step_attempt::<S, _>(cx, 1, P::call::<S>(first, cx.context()), timeout).await,
+    };
+    let failure = match first_result {
+        Ok(out) => return Ok(succeeded::<S>(cx, index, 0, false, out)),
+        Err(failure) => failure,
+    };
     match spare {
         Some(input) if failure.class() != ErrorClass::Rejected => {
             Box::pin(recover::<S, P>(cx, index, input, failure, timeout)).await
         }
         _ => Err(failed::<S>(cx, index, 0, failure)),
+    }
+}
+
+/// The first attempt of a hedged step: while it runs past `hedge.after`,
+/// another starts beside it (each on its own copy of the input, under its
+/// own timeout), up to `hedge.max` at once; the first success wins and the
+/// attempts still running are dropped, which cancels them. A rejected error
+/// ends it at once; otherwise, when every attempt has failed and no more
+/// may start, the last failure is the result.
+async fn hedged<S: Step, P: Placement>(
+    cx: Cx<'_>,
+    first: S::Input,
+    input: &S::Input,
+    timeout: Duration,
+    hedge: crate::model::Hedge,
+) -> Result<S::Output, Failure> {
+    use futures::StreamExt as _;
+    let mut flights = futures::stream::FuturesUnordered::new();
+    flights.push(step_attempt::<S, _>(
+        cx,
+        1,
+        P::call::<S>(first, cx.context()),
+        timeout,
+    ));
+    let mut started = 1u32;
+    let mut last = None;
+    loop {
+        let more = started < hedge.max;
+        let launch = tokio::select! {
+            biased;
+            done = flights.next() => match done {
+                Some(Ok(out)) => return Ok(out),
+                Some(Err(failure)) if failure.class() == ErrorClass::Rejected => return Err(failure),
+                Some(Err(failure)) => {
+                    last = Some(failure);
+                    // Nothing left running: the next starts at once, if any may.
+                    flights.is_empty()
+                }
+                None => false,
+            },
+            () = tokio::time::sleep(hedge.after), if more => true,
+        };
+        if launch
+            && more
+            && let Some(copy) = S::dup(input)
+        {
+            started += 1;
+            flights.push(step_attempt::<S, _>(
+                cx,
+                started,
+                P::call::<S>(copy, cx.context()),
+                timeout,
+            ));
+        } else if flights.is_empty() {
+            return Err(last.unwrap_or(Failure::TimedOut(timeout)));
+        }
     }
 }
 

@@ -17,5 +17,5 @@ pub use gate::{BreakerState, StoredBreaker};
 pub(crate) use record::{RunEnd, StepOutcome};
 pub use record::{RunLog, StepRecord};
 pub use stats::PatternStats;
-pub use step::{Bulkhead, Rate, Shape, StepMeta};
+pub use step::{Bulkhead, Hedge, Rate, Shape, StepMeta};
 pub use stored::{RecentRun, StoredPoint, StoredStats, TimelinePoint};

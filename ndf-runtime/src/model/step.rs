@@ -38,6 +38,23 @@ pub struct StepMeta {
     /// `concurrency = N` (and `queue = M`): at most N runs of the step at
     /// once, across every run in the process.
     pub bulkhead: Option<Bulkhead>,
+    /// `idempotent`: running the step twice does no more than running it
+    /// once (what hedging needs).
+    pub idempotent: bool,
+    /// `hedge(after = "50ms", max = 2)`: when an attempt is still running
+    /// after `after`, another starts, up to `max` at once; the first
+    /// success wins and the others are cancelled.
+    pub hedge: Option<Hedge>,
+}
+
+/// Hedged attempts: a new one after each `after` without a result, at most
+/// `max` in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hedge {
+    /// How long an attempt runs before another starts beside it.
+    pub after: Duration,
+    /// Attempts in flight at most (at least 2).
+    pub max: u32,
 }
 
 /// A rate limit: `count` starts per `per` (a token bucket holding `count`).
@@ -83,6 +100,8 @@ impl StepMeta {
             compensate_timeout: None,
             rate: None,
             bulkhead: None,
+            idempotent: false,
+            hedge: None,
         }
     }
 }
