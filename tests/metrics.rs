@@ -207,3 +207,32 @@ async fn the_confidence_gauge_is_the_patterns_over_all_its_domains() {
     let us = ndf.confidence("lookup", "us").unwrap().mean;
     assert!((us - 1.0 / 3.0).abs() < 1e-9, "{us}");
 }
+
+/// A breaker's changes of state are counted by pattern and state.
+#[tokio::test(start_paused = true)]
+async fn breaker_transitions_are_counted() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(Config::default().min_samples(4).gate_alpha(0.2))
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "ops.down"; down);
+    for n in 0..8 {
+        let _ = ndf.run(&flow, n, &PatternContext::new("ops")).await;
+    }
+    assert_eq!(ndf.breaker("down", "ops"), Some(ndf::BreakerState::Open));
+    let seen = snapshot(&snapshotter);
+    assert!(
+        matches!(
+            seen.get("ndf_breaker_transitions_total{pattern=down,to=open}"),
+            Some(DebugValue::Counter(1))
+        ),
+        "{:?}",
+        seen.keys()
+            .filter(|k| k.contains("breaker"))
+            .collect::<Vec<_>>()
+    );
+}

@@ -53,4 +53,11 @@ async fn a_refused_run_is_an_info_event_in_a_refused_workflow_span() {
         "{logs}"
     );
     assert!(logs.contains(r#"outcome="refused""#), "{logs}");
+    // The breaker's opening is an event of its own, on its own target.
+    assert_eq!(
+        logs.matches("breaker opened").count(),
+        2,
+        "the workflow's and the step's: {logs}"
+    );
+    assert!(logs.contains("ndf::breaker"), "{logs}");
 }

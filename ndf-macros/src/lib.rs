@@ -41,6 +41,7 @@ use proc_macro::TokenStream;
 /// | `rate = "100/s"` | at most this many starts per period (`s`, `m`, `h`, `ms` or a duration such as `100ms`), for every run in the process; a run waits up to the step's timeout, then fails with `Error::RateLimited` |
 /// | `concurrency = 8` | at most this many runs of the step at once, for every run in the process; others wait in a queue, beyond which they fail at once with `Error::Saturated` |
 /// | `queue = 64` | the bound of that queue (default 16 × `concurrency`) |
+/// | `slow_call = "2s"` | a success slower than this counts as a failure for the step's confidence and breaker |
 /// | `idempotent` | running the step twice does no more than running it once |
 /// | `hedge(after = "50ms", max = 2)` | while an attempt runs past `after`, another starts beside it (at most `max` at once); the first success wins, the others are cancelled. Only on an `idempotent` step: hedging one that is not is a compile error |
 /// | `crate = "…"` | the path of ndf, for crates that re-export it |

@@ -29,6 +29,7 @@ crate::keys::option_table! {
         concurrency: syn::LitInt => "a whole number of runs, such as 8",
         queue: syn::LitInt => "a whole number of runs, such as 64",
         idempotent: darling::util::Flag,
+        slow_call: syn::LitStr => "a duration string, such as \"2s\"",
         hedge: RawHedge,
         krate as "crate": syn::LitStr => "a string naming the path of `ndf`, such as \"my_crate::ndf\"",
     }
@@ -213,6 +214,8 @@ pub(crate) struct StepOptions {
     pub(crate) bulkhead: Option<(u32, u32)>,
     /// `idempotent`.
     pub(crate) idempotent: bool,
+    /// `slow_call = "2s"`.
+    pub(crate) slow_call: Option<Duration>,
     /// `hedge(after, max)`: (after, max, span of `hedge`).
     pub(crate) hedge: Option<(Duration, u32, proc_macro2::Span)>,
 }
@@ -262,6 +265,7 @@ pub(crate) fn parse(args: TokenStream, fn_name: &str) -> (StepOptions, darling::
         errors.push(darling::Error::custom("a step's `name` cannot be empty").with_span(name));
     }
     opts.timeout = raw.timeout.and_then(|lit| errors.handle(duration(&lit)));
+    opts.slow_call = raw.slow_call.and_then(|lit| errors.handle(duration(&lit)));
     opts.memory = raw.memory.and_then(|lit| {
         errors
             .handle(parse_size(&lit.value()).map_err(|m| darling::Error::custom(m).with_span(&lit)))

@@ -409,6 +409,10 @@ fn meta(opts: &StepOptions, p: &TokenStream) -> TokenStream {
     if opts.idempotent {
         sets.push(quote!(__m.idempotent = true;));
     }
+    if let Some(t) = opts.slow_call {
+        let nanos = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
+        sets.push(quote!(__m.slow_call = #p::Some(#p::Duration::from_nanos(#nanos));));
+    }
     if let Some((after, max, _)) = opts.hedge {
         let nanos = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
         sets.push(quote!(__m.hedge = #p::Some(#p::Hedge { after: #p::Duration::from_nanos(#nanos), max: #max });));

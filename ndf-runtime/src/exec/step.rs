@@ -351,6 +351,8 @@ async fn run<S: Step, P: Placement>(
         Some(copy) => (copy, Some(input)),
         None => (input, None),
     };
+    // A clock read only for a step with a `slow_call` threshold.
+    let started = meta.slow_call.map(|_| tokio::time::Instant::now());
     let first_result = match (meta.hedge, &spare) {
         // Hedged: slow attempts get company; a boxed path, as retries are.
         (Some(hedge), Some(spare)) => {
@@ -359,14 +361,28 @@ async fn run<S: Step, P: Placement>(
         _ => step_attempt::<S, _>(cx, 1, P::call::<S>(first, cx.context()), timeout).await,
     };
     let failure = match first_result {
-        Ok(out) => return Ok(succeeded::<S>(cx, index, 0, false, out)),
+        Ok(out) => {
+            mark_slow::<S>(cx, index, started);
+            return Ok(succeeded::<S>(cx, index, 0, false, out));
+        }
         Err(failure) => failure,
     };
     match spare {
         Some(input) if failure.class() != ErrorClass::Rejected => {
-            Box::pin(recover::<S, P>(cx, index, input, failure, timeout)).await
+            Box::pin(recover::<S, P>(cx, index, input, failure, timeout, started)).await
         }
         _ => Err(failed::<S>(cx, index, 0, failure)),
+    }
+}
+
+/// Records a success of step `S` slower than its `slow_call` threshold
+/// (`started` is when its first attempt started, for such steps only).
+fn mark_slow<S: Step>(cx: Cx<'_>, index: usize, started: Option<tokio::time::Instant>) {
+    if let (Some(limit), Some(started)) = (S::META.slow_call, started)
+        && started.elapsed() > limit
+        && let Some(record) = cx.record(index)
+    {
+        record.slow();
     }
 }
 
@@ -460,6 +476,7 @@ async fn recover<S: Step, P: Placement>(
     input: S::Input,
     mut failure: Failure,
     timeout: Duration,
+    started: Option<tokio::time::Instant>,
 ) -> Result<(S::Output, S::Undo), Error> {
     let meta = &S::META;
     let mut retries = 0;
@@ -481,7 +498,10 @@ async fn recover<S: Step, P: Placement>(
         retries += 1;
         match step_attempt::<S, _>(cx, retries + 1, P::call::<S>(copy, cx.context()), timeout).await
         {
-            Ok(out) => return Ok(succeeded::<S>(cx, index, retries, false, out)),
+            Ok(out) => {
+                mark_slow::<S>(cx, index, started);
+                return Ok(succeeded::<S>(cx, index, retries, false, out));
+            }
             Err(again) => failure = again,
         }
     }

@@ -221,8 +221,9 @@ impl Tables {
                     .copied()
                     .flatten()
                     .map_or(config.confidence_threshold, |m| config.threshold_of(m));
-                // Served by the fallback is a failure of the step itself.
-                let ok = outcome.ok && !outcome.fallback;
+                // Served by the fallback, or slower than its `slow_call`,
+                // is a failure of the step itself.
+                let ok = outcome.ok && !outcome.fallback && !outcome.slow;
                 let (_, change) = learn(entry.step_slots[i], ok, threshold);
                 step.taught = Some(ok);
                 if let Some(change) = change {

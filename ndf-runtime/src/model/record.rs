@@ -17,6 +17,9 @@ const HELD: u32 = 1 << 22;
 /// The step's error was rejected (see `ErrorClass::Rejected`): counted,
 /// never learned as its failure.
 const REJECTED: u32 = 1 << 23;
+/// It succeeded, slower than its `slow_call` threshold: a failure for its
+/// breaker.
+const SLOW: u32 = 1 << 24;
 
 /// The outcome of one step in one run, in one atomic word.
 ///
@@ -46,6 +49,8 @@ pub(crate) struct StepOutcome {
     pub(crate) held: bool,
     /// It ended with a rejected error.
     pub(crate) rejected: bool,
+    /// It succeeded slower than its `slow_call` threshold.
+    pub(crate) slow: bool,
 }
 
 impl StepOutcome {
@@ -86,6 +91,11 @@ impl StepRecord {
 
     /// The step was held back by low confidence; `served` when its
     /// fallback served in its place.
+    /// The step succeeded slower than its `slow_call` threshold.
+    pub(crate) fn slow(&self) {
+        self.set(SLOW);
+    }
+
     pub(crate) fn held(&self, served: bool) {
         self.set(HELD | if served { FALLBACK | OK } else { 0 });
     }
@@ -123,6 +133,7 @@ impl StepOutcome {
             fallback: bits & FALLBACK != 0,
             compensated: bits & COMPENSATED != 0,
             compensation_failed: bits & COMPENSATION_FAILED != 0,
+            slow: bits & SLOW != 0,
         }
     }
 }
@@ -211,8 +222,11 @@ mod tests {
                 level: None,
                 held: false,
                 rejected: false,
+                slow: false,
             }
         );
+        r.slow();
+        assert!(r.read().slow && r.read().ok, "slow is a success's mark");
     }
 
     #[test]

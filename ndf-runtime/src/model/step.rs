@@ -45,6 +45,9 @@ pub struct StepMeta {
     /// after `after`, another starts, up to `max` at once; the first
     /// success wins and the others are cancelled.
     pub hedge: Option<Hedge>,
+    /// `slow_call = "2s"`: a success slower than this counts as a failure
+    /// for the step's confidence and breaker (the caller still gets it).
+    pub slow_call: Option<Duration>,
 }
 
 /// Hedged attempts: a new one after each `after` without a result, at most
@@ -102,6 +105,7 @@ impl StepMeta {
             bulkhead: None,
             idempotent: false,
             hedge: None,
+            slow_call: None,
         }
     }
 }

@@ -185,9 +185,22 @@ pub(crate) struct AlertBoard {
     /// Latency outliers to log, kept to log them outside the statistics
     /// lock; at most [`MAX_OUTLIERS`] wait, the rest are counted.
     outliers: Mutex<Outliers>,
+    /// Breaker changes to log, outside the statistics lock.
+    breakers: Mutex<Vec<BreakerEvent>>,
     /// Whether the outbox or the outliers hold anything: read on every
     /// run, locked rarely.
     waiting: AtomicBool,
+}
+
+/// A breaker's change of state, to be logged.
+#[derive(Debug)]
+pub(crate) struct BreakerEvent {
+    pub(crate) pattern: String,
+    pub(crate) domain: String,
+    /// `open`, `open` again (`reopened`) or `closed`.
+    pub(crate) to: &'static str,
+    pub(crate) failures: u32,
+    pub(crate) calls: u64,
 }
 
 /// Outlier events waiting to be logged at most; beyond, they are counted.
@@ -247,6 +260,13 @@ impl AlertBoard {
         self.waiting.store(true, Ordering::Release);
     }
 
+    /// Notes a breaker's change of state, to be logged by
+    /// [`AlertBoard::deliver`].
+    pub(crate) fn breaker(&self, event: BreakerEvent) {
+        lock(&self.breakers).push(event);
+        self.waiting.store(true, Ordering::Release);
+    }
+
     /// Sends the alerts raised since the last delivery to `sink` and logs
     /// the latency outliers, outside every lock of the runtime.
     pub(crate) fn deliver(&self, sink: &dyn AlertSink) {
@@ -257,6 +277,14 @@ impl AlertBoard {
         let alerts = std::mem::take(&mut *lock(&self.outbox));
         for alert in &alerts {
             sink.send(alert);
+        }
+        let changes = std::mem::take(&mut *lock(&self.breakers));
+        for c in &changes {
+            if c.to == "closed" {
+                tracing::info!(target: "ndf::breaker", pattern = %c.pattern, domain = %c.domain, state = c.to, "breaker closed: the pattern is served again");
+            } else {
+                tracing::warn!(target: "ndf::breaker", pattern = %c.pattern, domain = %c.domain, state = c.to, failures = c.failures, calls = c.calls, "breaker opened: the pattern is held back");
+            }
         }
         let mut outliers = lock(&self.outliers);
         for o in outliers.waiting.drain(..) {

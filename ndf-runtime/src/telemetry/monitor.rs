@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use metrics::{Gauge, gauge};
+use metrics::{Gauge, counter, gauge};
 use rustc_hash::FxHashMap;
 
-use super::alert::{AlertBoard, AlertKind, AlertRules, AlertState, alert};
+use super::alert::{AlertBoard, AlertKind, AlertRules, AlertState, BreakerEvent, alert};
 use super::metrics::EntryMetrics;
 use crate::config::Config;
 use crate::learning::{BreakerChange, Observer, RunObservation, StepObservation, Transition};
@@ -172,6 +172,22 @@ impl Observer for Monitor {
 
     fn breaker(&mut self, c: &BreakerChange<'_>) {
         let who = (c.pattern, c.domain);
+        let to = match c.transition {
+            Transition::Opened => "open",
+            Transition::Reopened => "reopened",
+            Transition::Closed => "closed",
+        };
+        // A transition is rare: its labels are built here, bounded as the
+        // other metrics' (pattern names and a state, never a domain).
+        counter!("ndf_breaker_transitions_total", "pattern" => c.pattern.to_owned(), "to" => to)
+            .increment(1);
+        self.board.breaker(BreakerEvent {
+            pattern: c.pattern.to_owned(),
+            domain: c.domain.to_owned(),
+            to,
+            failures: c.failures,
+            calls: c.calls,
+        });
         match c.transition {
             Transition::Opened => {
                 let (threshold, mean) = (c.threshold, c.confidence);
