@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 const LAYERS: &[(&str, u32)] = &[
     ("model", 0),
+    ("deadline", 0),
     ("error", 0),
     ("context", 0),
     ("security", 0),

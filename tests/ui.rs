@@ -12,4 +12,5 @@ fn ui() {
     t.compile_fail("tests/ui/parallel/*.rs");
     t.compile_fail("tests/ui/degrade/*.rs");
     t.compile_fail("tests/ui/orchestrate/*.rs");
+    t.compile_fail("tests/ui/deadline/*.rs");
 }

@@ -98,7 +98,12 @@ pub fn sequential(input: TokenStream) -> TokenStream {
 /// Runs tasks side by side, each with a copy of the one input; the output is
 /// the tuple of their outputs in declared order.
 ///
-/// `parallel!([name = "…", max_concurrent = N, resource_threshold = x, min_success = k, spawn = true, keep_input = true;] a, b, c)`.
+/// `parallel!([name = "…", max_concurrent = N, resource_threshold = x, min_success = k, spawn = true, keep_input = true, deadline = "2s";] a, b, c)`.
+///
+/// Every workflow macro takes `deadline = "2s"`: the compiler refuses a
+/// workflow whose worst case (timeouts, attempts, backoff caps, fallbacks,
+/// waits; a `parallel!` counts its longest task) can exceed it, naming the
+/// slowest path, and at run time no attempt outlives it.
 /// The compiler checks that every task takes the same input, that the input
 /// is `Clone`, and that no task is `after` another of the same group.
 ///

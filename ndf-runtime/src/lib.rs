@@ -10,6 +10,7 @@
 // `tests/layers.rs`):
 // the leaves and the model: plain data every layer shares,
 mod context;
+mod deadline;
 mod error;
 mod model;
 mod order;

@@ -17,6 +17,7 @@ pub use core::task::Poll;
 pub use core::time::Duration;
 pub use tokio::time::Instant;
 
+pub use crate::deadline::{Cost, check_deadline};
 pub use crate::order::{OrderStage, PathSeg, Violation, check_order, name_len, node, write_name};
 
 /// Looks for the [`Classify`](crate::Classify) impl of a step's error type:

@@ -76,14 +76,14 @@ pub struct Violation {
 }
 
 impl Violation {
-    const fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
             buf: [0; 512],
             len: 0,
         }
     }
 
-    const fn push(mut self, s: &str) -> Self {
+    pub(crate) const fn push(mut self, s: &str) -> Self {
         let bytes = s.as_bytes();
         let mut i = 0;
         // Truncate on a char boundary; names are ASCII in practice.

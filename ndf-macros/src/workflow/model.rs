@@ -180,6 +180,9 @@ pub(crate) struct Options {
     /// `parallel!`, `degrade!`: output `(input, outputs)`, a copy of the
     /// input beside what the stages made of it.
     pub(crate) keep_input: bool,
+    /// `deadline = "2s"`: the worst case must fit in it (checked by the
+    /// compiler); at run time no attempt outlives it. With its span.
+    pub(crate) deadline: Option<(std::time::Duration, Span)>,
     /// `orchestrate!`: what a failed phase rolls back.
     pub(crate) rollback: Option<Rollback>,
     /// `crate = "…"`: the path through which generated code reaches ndf.

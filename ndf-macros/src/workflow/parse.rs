@@ -22,6 +22,7 @@ crate::keys::option_table! {
         min_success: syn::LitInt => "a whole number of tasks, such as 2",
         spawn: syn::LitBool => "`true` or `false`",
         keep_input: syn::LitBool => "`true` or `false`",
+        deadline: syn::LitStr => "a duration string, such as \"2s\"",
         rollback: syn::Expr,
         krate as "crate": syn::LitStr => "a string naming the path of `ndf`, such as \"my_crate::ndf\"",
     }
@@ -32,7 +33,7 @@ fn keys(kind: Kind) -> Vec<&'static str> {
     ALL_KEYS
         .iter()
         .copied()
-        .filter(|k| matches!(*k, "name" | "crate") || kind.spec().options.contains(k))
+        .filter(|k| matches!(*k, "name" | "crate" | "deadline") || kind.spec().options.contains(k))
         .collect()
 }
 
@@ -138,6 +139,15 @@ fn parse_options(
         }
         if let Some(lit) = raw.keep_input {
             options.keep_input = lit.value;
+        }
+        if let Some(lit) = raw.deadline {
+            match crate::values::parse_duration(&lit.value()) {
+                Ok(d) if !d.is_zero() => options.deadline = Some((d, lit.span())),
+                Ok(_) => errors.push(
+                    darling::Error::custom("a `deadline` must be longer than zero").with_span(&lit),
+                ),
+                Err(message) => errors.push(darling::Error::custom(message).with_span(&lit)),
+            }
         }
         if let Some(expr) = raw.rollback {
             let word = match &expr {

@@ -53,6 +53,8 @@ pub(crate) struct Run<'a> {
     /// Records held back by their gates in this run (usually none: an
     /// empty `Vec` does not allocate).
     blocked: Vec<(usize, Blocked)>,
+    /// When the workflow's `deadline` passes, and the deadline.
+    deadline: Option<(tokio::time::Instant, std::time::Duration)>,
     /// How deep this run is inside polls of cancelled `parallel!` tasks
     /// (0: not cancelled). Per run, never per thread: other runs polled
     /// meanwhile (a compensation calling `Ndf::run`) are not cancelled.
@@ -67,6 +69,7 @@ impl<'a> Run<'a> {
         entry: usize,
         log: &'a [StepRecord],
         blocked: Vec<(usize, Blocked)>,
+        deadline: Option<(tokio::time::Instant, std::time::Duration)>,
     ) -> Self {
         Self {
             env,
@@ -75,6 +78,7 @@ impl<'a> Run<'a> {
             entry,
             log,
             blocked,
+            deadline,
             cancelling: AtomicU32::new(0),
         }
     }
@@ -144,6 +148,29 @@ impl<'a> Cx<'a> {
             .iter()
             .find(|(i, _)| *i == index)
             .map(|(_, b)| b)
+    }
+
+    /// `timeout`, cut to what is left before the workflow's deadline.
+    pub(crate) fn bounded(self, timeout: std::time::Duration) -> std::time::Duration {
+        match self.0.deadline {
+            Some((at, _)) => timeout.min(at.saturating_duration_since(tokio::time::Instant::now())),
+            None => timeout,
+        }
+    }
+
+    /// Whether the workflow's deadline passes within `wait` from now.
+    pub(crate) fn past_deadline_after(self, wait: std::time::Duration) -> bool {
+        self.0
+            .deadline
+            .is_some_and(|(at, _)| tokio::time::Instant::now() + wait >= at)
+    }
+
+    /// The workflow's deadline, if it has passed.
+    pub(crate) fn deadline_passed(self) -> Option<std::time::Duration> {
+        self.0
+            .deadline
+            .filter(|(at, _)| tokio::time::Instant::now() >= *at)
+            .map(|(_, d)| d)
     }
 
     /// Whether a cancelled `parallel!` task of this run is being polled to

@@ -172,6 +172,15 @@ fn failed<S: Step>(cx: Cx<'_>, index: usize, retries: u32, failure: Failure) -> 
             record.finish(retries, false, false);
         }
     }
+    if failure.class() != ErrorClass::Rejected
+        && let Some(deadline) = cx.deadline_passed()
+    {
+        return Error::DeadlineExceeded {
+            pattern: cx.pattern().to_owned(),
+            step: S::NAME.to_owned(),
+            deadline,
+        };
+    }
     failure.into_error::<S>(cx.pattern())
 }
 
@@ -323,7 +332,17 @@ async fn run<S: Step, P: Placement>(
     input: S::Input,
 ) -> Result<(S::Output, S::Undo), Error> {
     let meta = &S::META;
-    let timeout = cx.config().timeout_of(meta);
+    // Never past the workflow's deadline.
+    let timeout = cx.bounded(cx.config().timeout_of(meta));
+    if timeout.is_zero()
+        && let Some(deadline) = cx.deadline_passed()
+    {
+        return Err(Error::DeadlineExceeded {
+            pattern: cx.pattern().to_owned(),
+            step: S::NAME.to_owned(),
+            deadline,
+        });
+    }
     if let Some(blocked) = cx.blocked(index) {
         return Box::pin(held_back::<S>(cx, index, input, blocked.clone())).await;
     }
@@ -331,7 +350,17 @@ async fn run<S: Step, P: Placement>(
         && !cx.admission().memory_fits(budget)
     {
         // Waiting for room is rare and slow: its future is boxed.
-        Box::pin(cx.admission().admit_memory(budget)).await?;
+        let wait = cx.bounded(cx.config().resource_wait);
+        if let Err(error) = Box::pin(cx.admission().admit_memory(budget, wait)).await {
+            return Err(match cx.deadline_passed() {
+                Some(deadline) => Error::DeadlineExceeded {
+                    pattern: cx.pattern().to_owned(),
+                    step: S::NAME.to_owned(),
+                    deadline,
+                },
+                None => error,
+            });
+        }
     }
     // A step with a `rate` or a `concurrency` waits for a start and a
     // place first (a boxed wait: only such steps pay for it); the place is
@@ -493,9 +522,14 @@ async fn recover<S: Step, P: Placement>(
         if !cx.budgets().retry(std::any::TypeId::of::<S>()) {
             break;
         }
+        // No retry that would start past the workflow's deadline.
+        if cx.past_deadline_after(wait) {
+            break;
+        }
         let Some(copy) = S::dup(&input) else { break };
         tokio::time::sleep(wait).await;
         retries += 1;
+        let timeout = cx.bounded(timeout);
         match step_attempt::<S, _>(cx, retries + 1, P::call::<S>(copy, cx.context()), timeout).await
         {
             Ok(out) => {
@@ -509,7 +543,8 @@ async fn recover<S: Step, P: Placement>(
         return Err(failed::<S>(cx, index, retries, failure));
     }
     if let Some(fallback) = S::fallback(input, cx.context()) {
-        let fallback_timeout = meta.fallback_timeout.unwrap_or(cx.config().step_timeout);
+        let fallback_timeout =
+            cx.bounded(meta.fallback_timeout.unwrap_or(cx.config().step_timeout));
         match attempt(fallback, fallback_timeout).await {
             Ok(out) => return Ok(succeeded::<S>(cx, index, retries, true, out)),
             Err(also) => failure = failure.with_fallback(also),

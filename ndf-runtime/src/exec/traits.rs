@@ -114,6 +114,10 @@ pub trait Workflow: Send + Sync {
     /// The workflow's static shape.
     const SHAPE: Shape;
 
+    /// Its `deadline`, if it has one: the compiler checked that its worst
+    /// case fits, and at run time no step attempt outlives it.
+    const DEADLINE: Option<core::time::Duration> = None;
+
     /// What a run records of each step stage: `[StepRecord; STEPS.len()]`.
     type Log: RunLog;
 

@@ -85,9 +85,10 @@ impl Admission {
     async fn wait_until_admitted(
         &self,
         over: impl Fn(ResourceUsage) -> Option<(&'static str, f64, f64)>,
+        wait: Duration,
     ) -> Option<(&'static str, f64, f64)> {
         let mut excess = over(self.probe.sample())?;
-        let deadline = Instant::now() + self.limits.resource_wait;
+        let deadline = Instant::now() + wait;
         let mut backoff = FIRST_BACKOFF;
         loop {
             let now = Instant::now();
@@ -115,7 +116,10 @@ impl Admission {
         if !self.limits.every_run || can_degrade {
             return Ok(());
         }
-        match self.wait_until_admitted(|u| self.limits.over(u)).await {
+        match self
+            .wait_until_admitted(|u| self.limits.over(u), self.limits.resource_wait)
+            .await
+        {
             None => Ok(()),
             Some((resource, usage, limit)) => Err(Error::ResourceExhausted {
                 resource: resource.to_owned(),
@@ -147,13 +151,17 @@ impl Admission {
 
     /// Admission of a step's declared memory budget against free memory,
     /// `(1 - memory) × total`, when the probe knows the total: waits up to
-    /// `resource_wait` for room.
-    pub(crate) async fn admit_memory(&self, budget: u64) -> Result<(), Error> {
+    /// `resource_wait` for room (at most `wait`, what a workflow's deadline
+    /// leaves).
+    pub(crate) async fn admit_memory(&self, budget: u64, wait: Duration) -> Result<(), Error> {
         let Some(limit) = self.memory_limit_for(budget) else {
             return Ok(());
         };
         let over = |u: ResourceUsage| (u.memory > limit).then_some(("memory", u.memory, limit));
-        match self.wait_until_admitted(over).await {
+        match self
+            .wait_until_admitted(over, wait.min(self.limits.resource_wait))
+            .await
+        {
             None => Ok(()),
             Some((resource, usage, limit)) => Err(Error::ResourceExhausted {
                 resource: resource.to_owned(),

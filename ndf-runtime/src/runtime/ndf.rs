@@ -100,6 +100,7 @@ impl Ndf {
             gates.entry,
             log.records(),
             std::mem::take(&mut gates.steps),
+            W::DEADLINE.map(|d| (started + d, d)),
         );
         let result = if tracing::level_enabled!(tracing::Level::INFO) {
             // A `ndf.workflow` span, attached to the run's future. The two

@@ -399,6 +399,11 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
         perms,
     } = record_items(&ex, workflow);
     let record_count = names.len();
+    let deadlines = deadline_checks(&ex, workflow);
+    let deadline_const = workflow.options.deadline.map(|(deadline, _)| {
+        let nanos = u64::try_from(deadline.as_nanos()).unwrap_or(u64::MAX);
+        quote!(const DEADLINE: #p::Option<#p::Duration> = #p::Some(#p::Duration::from_nanos(#nanos));)
+    });
     let checks = &ex.checks;
     let aliases = workflow.records().into_iter().filter_map(|record| match record {
         Record::Step(step) => {
@@ -426,6 +431,7 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
             const STEPS: &'static [&'static str] = &[#(#names),*];
             const METAS: &'static [#p::Option<&'static #p::StepMeta>] = &[#(#metas),*];
             const SHAPE: #p::Shape = #shape;
+            #deadline_const
             type Log = [#p::StepRecord; #record_count];
 
             fn execute<'__a>(
@@ -453,12 +459,53 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
 
             const __NDF_ORDER: &[#p::OrderStage] = &[#(#order),*];
             #(#order_checks)*
+            #deadlines
 
             #workflow_impl
         };
 
         __NdfWorkflow
     }}
+}
+
+/// The worst-case time of `w`, as a const expression of `Cost`s.
+fn cost(ex: &Expander, w: &Workflow) -> TokenStream {
+    let p = &ex.p;
+    let parts = w.stages.iter().map(|stage| match stage {
+        Stage::Step(step) => {
+            let alias = step.alias();
+            quote!(#p::Cost::step(&<#alias as #p::Step>::META))
+        }
+        Stage::Nested(inner) => cost(ex, inner),
+    });
+    if w.kind.spec().shape == super::model::ShapeRole::Group {
+        quote!(#p::Cost::longest(&[#(#parts),*]))
+    } else {
+        quote!(#p::Cost::sum(&[#(#parts),*]))
+    }
+}
+
+/// A const check of every `deadline` in `w` and its nested workflows: the
+/// compiler refuses a workflow whose worst case exceeds its deadline.
+fn deadline_checks(ex: &Expander, w: &Workflow) -> TokenStream {
+    let p = &ex.p;
+    let mut out = TokenStream::new();
+    if let Some((deadline, span)) = w.options.deadline {
+        let nanos = u64::try_from(deadline.as_nanos()).unwrap_or(u64::MAX);
+        let name = ex.name_expr(w);
+        let cost = cost(ex, w);
+        out.extend(quote_spanned! {crate::typecheck::at(span)=>
+            const _: () = if let #p::Some(__v) = #p::check_deadline(#name, &#cost, #p::Duration::from_nanos(#nanos)) {
+                ::core::panic!("{}", __v.as_str())
+            };
+        });
+    }
+    for stage in &w.stages {
+        if let Stage::Nested(inner) = stage {
+            out.extend(deadline_checks(ex, inner));
+        }
+    }
+    out
 }
 
 fn first_span(w: &Workflow) -> Span {
