@@ -130,7 +130,7 @@ impl StepError {
     }
 
     /// A rejected call (the caller's fault or an expected business
-    /// outcome): returned as [`Error::Rejected`], never retried, no
+    /// outcome): returned as [`Error::Rejected`](super::Error::Rejected), never retried, no
     /// fallback, never learned as the pattern's failure.
     pub fn rejected(error: impl Into<StepError>) -> Self {
         error.into().with_class(ErrorClass::Rejected)
