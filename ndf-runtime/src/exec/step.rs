@@ -365,15 +365,19 @@ async fn run<S: Step, P: Placement>(
     // A step with a `rate` or a `concurrency` waits for a start and a
     // place first (a boxed wait: only such steps pay for it); the place is
     // held until the step is done, retries and fallback included.
-    let _place = match StepLimits::of(std::any::TypeId::of::<S>(), meta) {
-        None => None,
-        Some(limits) => match Box::pin(limits.enter(timeout)).await {
-            Ok(place) => Some(place),
-            Err(limited) => return Err(limited_error::<S>(cx, index, limited)),
-        },
+    let _place = if S::META.rate.is_none() && S::META.bulkhead.is_none() {
+        None
+    } else {
+        match StepLimits::of(std::any::TypeId::of::<S>(), meta) {
+            None => None,
+            Some(limits) => match Box::pin(limits.enter(timeout)).await {
+                Ok(place) => Some(place),
+                Err(limited) => return Err(limited_error::<S>(cx, index, limited)),
+            },
+        }
     };
     let resilient = meta.retry.max_retries > 0 || meta.fallback.is_some() || meta.hedge.is_some();
-    if meta.retry.max_retries > 0 {
+    if S::META.retry.max_retries > 0 && cx.budgets().enabled() {
         cx.budgets().call(std::any::TypeId::of::<S>());
     }
     let (first, spare) = match resilient.then(|| S::dup(&input)).flatten() {

@@ -43,6 +43,11 @@ impl RetryBudgets {
         }
     }
 
+    /// Whether a budget is set.
+    pub(crate) fn enabled(&self) -> bool {
+        self.ratio.is_some()
+    }
+
     fn window(&self, step: TypeId) -> Option<Arc<Window>> {
         self.ratio?;
         let steps = self.steps.pin();
