@@ -150,8 +150,9 @@ impl Observer for Monitor {
             );
         }
         e.metrics.run(run.end, run.latency, run.outlier);
-        if run.outlier {
-            // Logged when the alerts are delivered, outside the lock.
+        // Logged when the alerts are delivered, outside the lock; noted
+        // only when a subscriber would see it.
+        if run.outlier && tracing::enabled!(tracing::Level::WARN) {
             self.board.outlier(run.workflow, &e.domain, run.latency);
         }
         if let Some(ok) = run.taught {
