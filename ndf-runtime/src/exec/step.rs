@@ -173,15 +173,22 @@ fn failed<S: Step>(cx: Cx<'_>, index: usize, retries: u32, failure: Failure) -> 
         }
     }
     if failure.class() != ErrorClass::Rejected
-        && let Some(deadline) = cx.deadline_passed()
+        && let Some(error) = past_deadline::<S>(cx)
     {
-        return Error::DeadlineExceeded {
+        return error;
+    }
+    failure.into_error::<S>(cx.pattern())
+}
+
+/// [`Error::DeadlineExceeded`] in step `S`, when the workflow's deadline
+/// has passed.
+fn past_deadline<S: Step>(cx: Cx<'_>) -> Option<Error> {
+    cx.deadline_passed()
+        .map(|deadline| Error::DeadlineExceeded {
             pattern: cx.pattern().to_owned(),
             step: S::NAME.to_owned(),
             deadline,
-        };
-    }
-    failure.into_error::<S>(cx.pattern())
+        })
 }
 
 /// Where a step's own code runs: on the task that polls the workflow, or on
@@ -335,13 +342,9 @@ async fn run<S: Step, P: Placement>(
     // Never past the workflow's deadline.
     let timeout = cx.bounded(cx.config().timeout_of(meta));
     if timeout.is_zero()
-        && let Some(deadline) = cx.deadline_passed()
+        && let Some(error) = past_deadline::<S>(cx)
     {
-        return Err(Error::DeadlineExceeded {
-            pattern: cx.pattern().to_owned(),
-            step: S::NAME.to_owned(),
-            deadline,
-        });
+        return Err(error);
     }
     if let Some(blocked) = cx.blocked(index) {
         return Box::pin(held_back::<S>(cx, index, input, blocked.clone())).await;
@@ -352,14 +355,7 @@ async fn run<S: Step, P: Placement>(
         // Waiting for room is rare and slow: its future is boxed.
         let wait = cx.bounded(cx.config().resource_wait);
         if let Err(error) = Box::pin(cx.admission().admit_memory(budget, wait)).await {
-            return Err(match cx.deadline_passed() {
-                Some(deadline) => Error::DeadlineExceeded {
-                    pattern: cx.pattern().to_owned(),
-                    step: S::NAME.to_owned(),
-                    deadline,
-                },
-                None => error,
-            });
+            return Err(past_deadline::<S>(cx).unwrap_or(error));
         }
     }
     // A step with a `rate` or a `concurrency` waits for a start and a

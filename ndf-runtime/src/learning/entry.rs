@@ -327,7 +327,7 @@ pub(super) fn entry_index(
             .copied()
             .find(|id| {
                 let e = &tables.entries[*id];
-                std::ptr::eq(e.steps, steps) || e.steps == steps
+                same_steps(e.steps, steps)
             })
     };
     if let Some(id) = find(tables, domain) {
@@ -381,6 +381,12 @@ pub(super) fn entry_index(
         .push(id);
     tables.watcher.0.entry_added(id, workflow, steps, domain);
     id
+}
+
+/// Whether two workflows' step lists are the same: the same slice (the
+/// usual case, compared by address) or equal names.
+pub(super) fn same_steps(a: &'static [&'static str], b: &'static [&'static str]) -> bool {
+    std::ptr::eq(a, b) || a == b
 }
 
 /// The slot of `key`, created if new. (A free function, so that it borrows

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::breaker::Admission;
-use super::entry::{OVERFLOW_DOMAIN, Tables, entry_index};
+use super::entry::{OVERFLOW_DOMAIN, Tables, entry_index, same_steps};
 use super::slot::SlotGate;
 use super::table::StatsTable;
 use crate::config::Config;
@@ -202,7 +202,7 @@ impl StatsTable {
     /// cooling down (the happy path); `None` sends the run to the lock.
     fn gates_unlocked(&self, query: &GateQuery<'_>) -> Option<Gates> {
         self.index.judge(query.workflow, query.domain, |entry| {
-            if !(std::ptr::eq(entry.steps, query.steps) || entry.steps == query.steps) {
+            if !same_steps(entry.steps, query.steps) {
                 // Another workflow of the same name: judged under the lock.
                 return None;
             }
