@@ -35,35 +35,62 @@ crate::keys::option_table! {
     }
 }
 
-/// `retry(max = N, initial = "100ms", multiplier = 2.0, max_delay = "10s", jitter = true)`.
-struct RawRetry {
+/// A nested option such as `retry(…)` or `hedge(…)`: its span, and its
+/// fields, read once their keys are checked.
+struct Nested<F> {
     span: proc_macro2::Span,
-    fields: RetryFields,
+    fields: F,
 }
 
-impl FromMeta for RawRetry {
+/// What a nested option is called and accepts.
+trait NestedFields: FromMeta {
+    /// Its keys.
+    const KEYS: &'static [&'static str];
+    /// Its name in messages, such as "`retry(…)`".
+    const WHAT: &'static str;
+    /// What to write when it is not a list.
+    const EXPECTED: &'static str;
+}
+
+impl<F: NestedFields> FromMeta for Nested<F> {
     fn from_meta(item: &syn::Meta) -> darling::Result<Self> {
         let syn::Meta::List(list) = item else {
-            return Err(darling::Error::custom(
-                "expected `retry(max = N, …)`; for a plain count write `retries = N`",
-            )
-            .with_span(item));
+            return Err(darling::Error::custom(F::EXPECTED).with_span(item));
         };
         let mut errors = darling::Error::accumulator();
         let items = errors
             .handle(NestedMeta::parse_meta_list(list.tokens.clone()).map_err(Into::into))
             .unwrap_or_default();
-        let items = check_keys(items, RETRY_KEYS, "`retry(…)`", &mut errors);
-        let fields = errors.handle(RetryFields::from_list(&items));
+        let items = check_keys(items, F::KEYS, F::WHAT, &mut errors);
+        let fields = errors.handle(F::from_list(&items));
         errors.finish()?;
         let Some(fields) = fields else {
-            return Err(darling::Error::custom("invalid `retry(…)`").with_span(item));
+            return Err(darling::Error::custom(format!("invalid {}", F::WHAT)).with_span(item));
         };
         Ok(Self {
             span: item.span(),
             fields,
         })
     }
+}
+
+/// `retry(max = N, initial = "100ms", multiplier = 2.0, max_delay = "10s", jitter = true)`.
+type RawRetry = Nested<RetryFields>;
+
+impl NestedFields for RetryFields {
+    const KEYS: &'static [&'static str] = RETRY_KEYS;
+    const WHAT: &'static str = "`retry(…)`";
+    const EXPECTED: &'static str =
+        "expected `retry(max = N, …)`; for a plain count write `retries = N`";
+}
+
+/// `hedge(after = "50ms", max = 2)`.
+type RawHedge = Nested<HedgeFields>;
+
+impl NestedFields for HedgeFields {
+    const KEYS: &'static [&'static str] = HEDGE_KEYS;
+    const WHAT: &'static str = "`hedge(…)`";
+    const EXPECTED: &'static str = "expected `hedge(after = \"50ms\", max = 2)`";
 }
 
 crate::keys::option_table! {
@@ -74,37 +101,6 @@ crate::keys::option_table! {
         multiplier: syn::Expr,
         max_delay: syn::LitStr,
         jitter: syn::LitBool,
-    }
-}
-
-/// `hedge(after = "50ms", max = 2)`.
-struct RawHedge {
-    span: proc_macro2::Span,
-    fields: HedgeFields,
-}
-
-impl FromMeta for RawHedge {
-    fn from_meta(item: &syn::Meta) -> darling::Result<Self> {
-        let syn::Meta::List(list) = item else {
-            return Err(
-                darling::Error::custom("expected `hedge(after = \"50ms\", max = 2)`")
-                    .with_span(item),
-            );
-        };
-        let mut errors = darling::Error::accumulator();
-        let items = errors
-            .handle(NestedMeta::parse_meta_list(list.tokens.clone()).map_err(Into::into))
-            .unwrap_or_default();
-        let items = check_keys(items, HEDGE_KEYS, "`hedge(…)`", &mut errors);
-        let fields = errors.handle(HedgeFields::from_list(&items));
-        errors.finish()?;
-        let Some(fields) = fields else {
-            return Err(darling::Error::custom("invalid `hedge(…)`").with_span(item));
-        };
-        Ok(Self {
-            span: item.span(),
-            fields,
-        })
     }
 }
 
