@@ -1,34 +1,30 @@
-//! The recent runs of a workflow in a domain, for reports and the
-//! timeline: a bounded ring, 16 bytes a run.
+//! The recent runs and refusals of a workflow in a domain, for reports and
+//! the timeline: bounded rings of when each happened (nanoseconds after
+//! the ring's epoch) and what it carries, 16 bytes a run, 8 a refusal.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Runs kept per workflow and domain.
+/// Events kept per ring.
 pub(super) const RECENT: usize = 1024;
 
 /// The high bit of a packed latency: the run succeeded.
 const OK: u64 = 1 << 63;
 
-/// One run: when it ended (nanoseconds after the ring's epoch) and its
-/// latency in nanoseconds, with whether it succeeded in the high bit.
-#[derive(Debug, Clone, Copy)]
-struct Packed {
-    at_ns: u64,
-    latency: u64,
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// The last [`RECENT`] runs: when they ended, how long they took, whether
-/// they succeeded.
+/// The last [`RECENT`] events: when each happened, and `T`.
 #[derive(Debug)]
-pub(crate) struct Recent {
+pub(crate) struct Ring<T> {
     epoch: Instant,
-    ring: VecDeque<Packed>,
+    ring: VecDeque<(u64, T)>,
 }
 
-impl Default for Recent {
+impl<T> Default for Ring<T> {
     fn default() -> Self {
         Self {
             epoch: Instant::now(),
@@ -37,24 +33,38 @@ impl Default for Recent {
     }
 }
 
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
-impl Recent {
-    /// Keeps a run that ended at `at`, dropping the oldest past [`RECENT`].
-    pub(super) fn push(&mut self, at: Instant, latency: Duration, ok: bool) {
+impl<T: Copy> Ring<T> {
+    /// Keeps an event at `at`, dropping the oldest past [`RECENT`].
+    fn push_at(&mut self, at: Instant, value: T) {
         if self.ring.len() == RECENT {
             self.ring.pop_front();
         }
-        let at_ns = nanos(at.saturating_duration_since(self.epoch));
-        let latency = nanos(latency).min(OK - 1) | if ok { OK } else { 0 };
-        self.ring.push_back(Packed { at_ns, latency });
+        self.ring
+            .push_back((nanos(at.saturating_duration_since(self.epoch)), value));
     }
 
-    /// Forgets the runs and frees their memory.
+    /// The events, oldest first.
+    fn events(&self) -> impl DoubleEndedIterator<Item = (Instant, T)> + ExactSizeIterator + '_ {
+        self.ring
+            .iter()
+            .map(|(at, value)| (self.epoch + Duration::from_nanos(*at), *value))
+    }
+
+    /// Forgets the events and frees their memory.
     pub(super) fn free(&mut self) {
         self.ring = VecDeque::new();
+    }
+}
+
+/// The last runs: when they ended, and their latency in nanoseconds with
+/// whether they succeeded in the high bit.
+pub(crate) type Recent = Ring<u64>;
+
+impl Recent {
+    /// Keeps a run that ended at `at`.
+    pub(super) fn push(&mut self, at: Instant, latency: Duration, ok: bool) {
+        let latency = nanos(latency).min(OK - 1) | if ok { OK } else { 0 };
+        self.push_at(at, latency);
     }
 
     /// The runs, oldest first: when each ended, how long it took, whether
@@ -62,51 +72,22 @@ impl Recent {
     pub(crate) fn iter(
         &self,
     ) -> impl DoubleEndedIterator<Item = (Instant, Duration, bool)> + ExactSizeIterator + '_ {
-        self.ring.iter().map(|p| {
-            (
-                self.epoch + Duration::from_nanos(p.at_ns),
-                Duration::from_nanos(p.latency & !OK),
-                p.latency & OK != 0,
-            )
-        })
+        self.events()
+            .map(|(at, latency)| (at, Duration::from_nanos(latency & !OK), latency & OK != 0))
     }
 }
 
-/// When the gate refused recent runs: a bounded ring, 8 bytes a refusal.
-#[derive(Debug)]
-pub(super) struct Refusals {
-    epoch: Instant,
-    ring: VecDeque<u64>,
-}
-
-impl Default for Refusals {
-    fn default() -> Self {
-        Self {
-            epoch: Instant::now(),
-            ring: VecDeque::new(),
-        }
-    }
-}
+/// When the gate refused recent runs.
+pub(super) type Refusals = Ring<()>;
 
 impl Refusals {
     pub(super) fn push(&mut self, at: Instant) {
-        if self.ring.len() == RECENT {
-            self.ring.pop_front();
-        }
-        self.ring
-            .push_back(nanos(at.saturating_duration_since(self.epoch)));
-    }
-
-    /// Forgets the refusals and frees their memory.
-    pub(super) fn free(&mut self) {
-        self.ring = VecDeque::new();
+        self.push_at(at, ());
     }
 
     /// When each refusal happened, oldest first.
     pub(super) fn iter(&self) -> impl Iterator<Item = Instant> + '_ {
-        self.ring
-            .iter()
-            .map(|ns| self.epoch + Duration::from_nanos(*ns))
+        self.events().map(|(at, ())| at)
     }
 }
 
@@ -115,8 +96,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_run_is_sixteen_bytes_and_keeps_what_it_was() {
-        assert_eq!(size_of::<Packed>(), 16);
+    fn a_run_is_sixteen_bytes_a_refusal_eight_and_each_keeps_what_it_was() {
+        assert_eq!(size_of::<(u64, u64)>(), 16);
+        assert_eq!(size_of::<(u64, ())>(), 8);
         let mut recent = Recent::default();
         let at = recent.epoch + Duration::from_millis(5);
         recent.push(at, Duration::from_nanos(1_234), true);
@@ -133,5 +115,8 @@ mod tests {
             recent.push(at, Duration::ZERO, true);
         }
         assert_eq!(recent.iter().len(), RECENT, "bounded");
+        let mut refused = Refusals::default();
+        refused.push(at);
+        assert_eq!(refused.iter().collect::<Vec<_>>(), [at]);
     }
 }
