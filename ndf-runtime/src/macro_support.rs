@@ -72,14 +72,7 @@ pub fn into_step_error(
     class: Option<crate::ErrorClass>,
     after: Option<core::time::Duration>,
 ) -> StepError {
-    let error = match class {
-        Some(class) => error.with_class(class),
-        None => error,
-    };
-    match after {
-        Some(after) => error.retry_after(after),
-        None => error,
-    }
+    error.advised(class, after)
 }
 
 /// Turns a step fn's error, whatever its type, into a [`StepError`]:

@@ -111,11 +111,7 @@ impl StepError {
     /// Wraps an error of a type that knows its class.
     pub fn classified(error: impl std::error::Error + Classify + Send + Sync + 'static) -> Self {
         let (class, after) = (error.class(), Classify::retry_after(&error));
-        let step_error = Self::new(error).with_class(class);
-        match after {
-            Some(after) => step_error.retry_after(after),
-            None => step_error,
-        }
+        Self::new(error).advised(Some(class), after)
     }
 
     /// A transient error: retried, then the fallback; learned as a failure.
@@ -153,6 +149,24 @@ impl StepError {
     pub fn retry_after(mut self, after: std::time::Duration) -> Self {
         self.retry_after = Some(after);
         self
+    }
+
+    /// This error with the advice its source gave: its class and its
+    /// retry-after hint, where it gave them (its own otherwise).
+    #[must_use]
+    pub(crate) fn advised(
+        self,
+        class: Option<ErrorClass>,
+        after: Option<std::time::Duration>,
+    ) -> Self {
+        let error = match class {
+            Some(class) => self.with_class(class),
+            None => self,
+        };
+        match after {
+            Some(after) => error.retry_after(after),
+            None => error,
+        }
     }
 
     /// The retry-after hint, if the error carries one.
