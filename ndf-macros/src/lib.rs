@@ -98,7 +98,8 @@ pub fn sequential(input: TokenStream) -> TokenStream {
 /// Runs tasks side by side, each with a copy of the one input; the output is
 /// the tuple of their outputs in declared order.
 ///
-/// `parallel!([name = "…", max_concurrent = N, resource_threshold = x, min_success = k, spawn = true, keep_input = true, deadline = "2s";] a, b, c)`.
+/// `parallel!([name = "…", max_concurrent = N, resource_threshold = x, min_success = k, spawn = true, keep_input = true, deadline = "2s";] a, b, c)`,
+/// or `parallel!([options;] each stage)` over the items of an iterable.
 ///
 /// Every workflow macro takes `deadline = "2s"`: the compiler refuses a
 /// workflow whose worst case (timeouts, attempts, backoff caps, fallbacks,
@@ -131,6 +132,30 @@ pub fn sequential(input: TokenStream) -> TokenStream {
 /// cancels every task, spawned steps included: nothing keeps running.
 /// Without `spawn`, the tasks share one state machine and the thread that
 /// polls it: no spawn and no allocation per task.
+///
+/// **Dynamic fan-out**: `parallel!([options;] each stage)` runs one stage (a
+/// step or a nested workflow) over every item of its input, and outputs a
+/// `Vec` of the outputs in input order (`Vec<Result<O, StepError>>` with
+/// `min_success = k`, which then counts items). Nested, the input is any
+/// `IntoIterator` of what the stage takes; at the top, a `Vec`. The options
+/// and rules above apply to the items, `keep_input` excepted; the items in
+/// flight live in one bounded set, so nothing is allocated per item.
+///
+/// ```
+/// use ndf::prelude::*;
+///
+/// #[pattern]
+/// async fn check_service(host: String) -> bool { !host.is_empty() }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), ndf::Error> {
+/// let checks = parallel!(name = "ops.services", max_concurrent = 8; each check_service);
+/// let ndf = Ndf::builder().build()?;
+/// let hosts = vec!["api-1".to_owned(), String::new()];
+/// let up = ndf.run(&checks, hosts, &PatternContext::new("ops")).await?;
+/// assert_eq!(up, [true, false]);
+/// # Ok(()) }
+/// ```
 ///
 /// ```
 /// use ndf::prelude::*;

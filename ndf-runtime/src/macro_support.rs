@@ -2,9 +2,9 @@
 //! without notice.
 
 pub use crate::exec::{
-    Cx, Gate, PhaseRule, Step, Task, TaskPoll, Workflow, admit_level, alternative_failed,
-    check_phase, compensate_step, insufficient, lost_result, record_level, run_step,
-    run_step_in_task, run_step_spawned, tolerate,
+    Cx, FanOut, Gate, Keep, PhaseRule, Step, Strict, Task, TaskPoll, Tolerant, Workflow,
+    admit_level, alternative_failed, check_phase, compensate_step, fan_out, insufficient,
+    lost_result, record_level, run_step, run_step_in_task, run_step_spawned, tolerate,
 };
 pub use crate::model::{Bulkhead, Hedge, Rate, RunLog, Shape, StepMeta, StepRecord};
 pub use crate::{Error, PatternContext, RetryPolicy, StepError};

@@ -12,6 +12,7 @@ pub(crate) fn check(workflow: &Workflow, errors: &mut darling::error::Accumulato
     }
     match workflow.kind {
         Kind::Orchestrate => phases(workflow, errors),
+        Kind::Parallel if workflow.each.is_some() => fan_out(workflow, errors),
         Kind::Parallel => min_success_within_tasks(workflow, errors),
         Kind::Degrade => alternatives(workflow, errors),
         Kind::Sequential => {}
@@ -58,6 +59,17 @@ fn phases(workflow: &Workflow, errors: &mut darling::error::Accumulator) {
                 format!("phase `{}` is defined twice; each phase of an `orchestrate!` needs its own name", phase.name),
             ));
         }
+    }
+}
+
+/// The rule of `parallel!(each …)`: its items are consumed, so it cannot
+/// keep its input.
+fn fan_out(workflow: &Workflow, errors: &mut darling::error::Accumulator) {
+    if workflow.options.keep_input {
+        errors.push(error(
+            workflow.each.unwrap_or(workflow.span),
+            "`keep_input` cannot be used with `each`: the items are consumed as they run\nhelp: collect what you need of the items in a step before the fan-out".to_owned(),
+        ));
     }
 }
 

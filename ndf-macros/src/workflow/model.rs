@@ -220,6 +220,9 @@ pub(crate) struct Workflow {
     pub(crate) phases: Vec<Phase>,
     /// `degrade!` only: where the run records which level served.
     pub(crate) record: usize,
+    /// `parallel!(each stage)`: where `each` stands. The one stage runs
+    /// over every item of the input.
+    pub(crate) each: Option<Span>,
 }
 
 /// A stage: a `#[pattern]` step or a nested workflow.
@@ -317,6 +320,7 @@ impl Stage {
             ),
             Stage::Nested(w) => match w.name() {
                 Some(name) => format!("`{}`", name.value()),
+                None if w.each.is_some() => "the nested `parallel!(each …)`".to_owned(),
                 None => format!("the nested `{}`", w.kind.macro_name()),
             },
         }

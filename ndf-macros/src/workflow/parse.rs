@@ -53,6 +53,7 @@ pub(crate) fn parse(
         stages: Vec::new(),
         phases: Vec::new(),
         record: 0,
+        each: None,
     };
     if let Some(options) = options {
         workflow.options = parse_options(kind, options, errors);
@@ -62,6 +63,17 @@ pub(crate) fn parse(
             let (stages, phases) = parse_phases(input, errors)?;
             workflow.stages = stages;
             workflow.phases = phases;
+        } else if kind == Kind::Parallel
+            && let Some(each) = parse_each(input)?
+        {
+            workflow.each = Some(each);
+            workflow.stages = vec![parse_stage(input, errors)?];
+            input.parse::<Option<syn::Token![,]>>()?;
+            if !input.is_empty() {
+                return Err(input.error(
+                    "`each` runs one stage over every item; to run several, nest them: `parallel!(each sequential!(a => b))`",
+                ));
+            }
         } else {
             workflow.stages = parse_stages(kind, input, errors)?;
         }
@@ -343,6 +355,19 @@ fn parse_phase_condition(
         }
     }
     Ok(())
+}
+
+/// `each` before a stage (not a step named `each`, which a `,` or the end
+/// follows): consumed, with its span.
+fn parse_each(input: ParseStream<'_>) -> syn::Result<Option<Span>> {
+    let fork = input.fork();
+    match fork.parse::<syn::Ident>() {
+        Ok(word) if word == "each" && !fork.is_empty() && !fork.peek(syn::Token![,]) => {
+            input.parse::<syn::Ident>()?;
+            Ok(Some(word.span()))
+        }
+        _ => Ok(None),
+    }
 }
 
 fn parse_stage(

@@ -164,7 +164,7 @@ impl Gate {
         }
     }
 
-    fn try_start(&mut self, run: Cx<'_>) -> bool {
+    pub(super) fn try_start(&mut self, run: Cx<'_>) -> bool {
         if self.in_flight >= self.max {
             return false;
         }
@@ -178,7 +178,7 @@ impl Gate {
         true
     }
 
-    fn finish(&mut self) {
+    pub(super) fn finish(&mut self) {
         self.in_flight = self.in_flight.saturating_sub(1);
     }
 

@@ -3,6 +3,7 @@
 //! statistics) and its own [`Run`] state, both reached through the methods
 //! of [`Cx`]; it never reaches the runtime that started it.
 
+mod fan;
 mod flow;
 mod join;
 mod results;
@@ -11,6 +12,7 @@ mod traits;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub use fan::{FanOut, Keep, Strict, Tolerant, fan_out};
 pub use flow::{
     PhaseRule, admit_level, alternative_failed, check_phase, insufficient, record_level,
 };

@@ -27,6 +27,12 @@ const SLOW: u32 = 1 << 24;
 /// (the outcome, then perhaps the compensation), so a relaxed load and store
 /// suffice: no read-modify-write instruction on the hot path. The atomic is
 /// there so that the run's future stays `Send`.
+///
+/// In a fan-out (`parallel!(each …)`) every item runs the same stage and
+/// writes the same record, one after another (the items are polled by the
+/// run's own task): the record then holds all of them. It failed when any
+/// item failed, its retries are the items' sum, and a `degrade!` node keeps
+/// the lowest level that served.
 #[derive(Debug, Default)]
 pub struct StepRecord(AtomicU32);
 
@@ -68,16 +74,16 @@ impl StepOutcome {
 
 impl StepRecord {
     pub(crate) fn finish(&self, retries: u32, ok: bool, fallback: bool) {
-        let mut bits = retries.min(RETRIES) | if ok { OK } else { FAILED };
+        let mut bits = if ok { OK } else { FAILED };
         if fallback {
             bits |= FALLBACK;
         }
-        self.set(bits);
+        self.add(retries, bits);
     }
 
     /// The step ended with a rejected error (no retry, no fallback).
     pub(crate) fn rejected(&self, retries: u32) {
-        self.set(retries.min(RETRIES) | FAILED | REJECTED);
+        self.add(retries, FAILED | REJECTED);
     }
 
     fn set(&self, bits: u32) {
@@ -85,17 +91,34 @@ impl StepRecord {
             .store(self.0.load(Ordering::Relaxed) | bits, Ordering::Relaxed);
     }
 
-    pub(crate) fn level(&self, level: u32, ok: bool) {
-        self.set(level.min(RETRIES) | LEVEL | if ok { OK } else { FAILED });
+    /// Adds `retries` to the count (the items of a fan-out add theirs up)
+    /// and sets `bits`.
+    fn add(&self, retries: u32, bits: u32) {
+        let old = self.0.load(Ordering::Relaxed);
+        let count = (old & RETRIES).saturating_add(retries).min(RETRIES);
+        self.0
+            .store((old & !RETRIES) | count | bits, Ordering::Relaxed);
     }
 
-    /// The step was held back by low confidence; `served` when its
-    /// fallback served in its place.
+    pub(crate) fn level(&self, level: u32, ok: bool) {
+        let old = self.0.load(Ordering::Relaxed);
+        // The items of a fan-out keep the lowest level that served.
+        let level = if old & LEVEL == 0 {
+            level.min(RETRIES)
+        } else {
+            (old & RETRIES).max(level.min(RETRIES))
+        };
+        let bits = (old & !RETRIES) | level | LEVEL | if ok { OK } else { FAILED };
+        self.0.store(bits, Ordering::Relaxed);
+    }
+
     /// The step succeeded slower than its `slow_call` threshold.
     pub(crate) fn slow(&self) {
         self.set(SLOW);
     }
 
+    /// The step was held back by low confidence; `served` when its
+    /// fallback served in its place.
     pub(crate) fn held(&self, served: bool) {
         self.set(HELD | if served { FALLBACK | OK } else { 0 });
     }
@@ -125,7 +148,8 @@ impl StepOutcome {
     pub(crate) fn decode(bits: u32) -> Self {
         StepOutcome {
             ran: bits & HELD == 0 && bits & (OK | FAILED) != 0,
-            ok: bits & OK != 0,
+            // One failed item of a fan-out fails the record.
+            ok: bits & OK != 0 && bits & FAILED == 0,
             retries: if bits & LEVEL == 0 { bits & RETRIES } else { 0 },
             level: (bits & LEVEL != 0).then_some(bits & RETRIES),
             held: bits & HELD != 0,
@@ -243,5 +267,31 @@ mod tests {
         r.finish(u32::MAX, false, false);
         let out = r.read();
         assert_eq!((out.retries, out.ok, out.ran), (0xFFFF, false, true));
+    }
+
+    #[test]
+    fn items_of_a_fan_out_add_up() {
+        let r = StepRecord::default();
+        r.finish(2, true, false);
+        r.finish(0, true, false);
+        assert_eq!((r.read().ok, r.read().retries), (true, 2));
+        r.finish(3, false, false);
+        r.finish(1, true, false);
+        let out = r.read();
+        assert_eq!(
+            (out.ok, out.ran, out.retries),
+            (false, true, 6),
+            "one failed item fails the record; retries add up"
+        );
+    }
+
+    #[test]
+    fn a_fan_out_of_degrade_nodes_keeps_the_lowest_level_served() {
+        let r = StepRecord::default();
+        r.level(0, true);
+        r.level(2, true);
+        r.level(1, true);
+        let out = r.read();
+        assert_eq!((out.level, out.ok, out.retries), (Some(2), true, 0));
     }
 }

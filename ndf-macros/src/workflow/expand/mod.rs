@@ -11,6 +11,7 @@
 //! stage fails: last child first.
 
 mod degrade;
+mod fan;
 mod orchestrate;
 mod parallel;
 mod sequential;
@@ -94,6 +95,12 @@ impl Expander {
         value: &TokenStream,
         rule: &Rule,
     ) -> TokenStream {
+        // A fan-out takes any iterable: it checks its items itself.
+        if let Stage::Nested(w) = stage
+            && w.each.is_some()
+        {
+            return value.clone();
+        }
         let check = self.check(&format!("ndf_input_of_{hint}"), stage.span(), rule);
         let target = self.input_ty(stage);
         check.convert(value, &target)
@@ -137,8 +144,15 @@ impl Expander {
         }
     }
 
+    /// The input type of `w` where one must be written: a fan-out takes
+    /// any iterable when nested, but a `Vec` of its items at the top.
     fn workflow_input_ty(&self, w: &Workflow) -> TokenStream {
-        self.input_ty(&w.stages[0])
+        let item = self.input_ty(&w.stages[0]);
+        if w.each.is_some() {
+            quote!(::std::vec::Vec<#item>)
+        } else {
+            item
+        }
     }
 
     fn workflow_output_ty(&self, w: &Workflow) -> TokenStream {
@@ -153,6 +167,15 @@ impl Expander {
 
     /// What the stages of `w` output together, without a kept input.
     fn stages_output_ty(&self, w: &Workflow) -> TokenStream {
+        if w.each.is_some() {
+            let p = &self.p;
+            let out = self.output_ty(&w.stages[0]);
+            return if w.options.min_success.is_some() {
+                quote!(::std::vec::Vec<#p::Result<#out, #p::StepError>>)
+            } else {
+                quote!(::std::vec::Vec<#out>)
+            };
+        }
         match w.kind.spec().output {
             Output::Last => self.output_ty(&w.stages[w.stages.len() - 1]),
             Output::First => self.output_ty(&w.stages[0]),
@@ -193,6 +216,7 @@ impl Expander {
         }
         match w.kind {
             Kind::Sequential => self.run_sequential(w, input),
+            Kind::Parallel if w.each.is_some() => self.run_fan_out(w, input),
             Kind::Parallel => self.run_parallel(w, input),
             Kind::Degrade => self.run_degrade(w, input),
             Kind::Orchestrate => self.run_orchestrate(w, input),
@@ -216,6 +240,7 @@ impl Expander {
             &quote!(#shared),
         );
         let run = match w.kind {
+            Kind::Parallel if w.each.is_some() => self.run_fan_out(w, &quote!(#shared)),
             Kind::Parallel => self.run_parallel(w, &quote!(#shared)),
             Kind::Degrade => self.run_degrade(w, &quote!(#shared)),
             // The option is refused on the others when it is parsed.
@@ -240,6 +265,14 @@ impl Expander {
                 let (path, record) = (&step.alias(), step.record);
                 let p = &self.p;
                 quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> #p::compensate_step::<#path>(__cx, #record, #undo).await)
+            }
+            Stage::Nested(w) if w.each.is_some() => {
+                let undos = self.ident("undos");
+                let body = self.compensate_items(&w.stages[0], &undos);
+                quote! {{
+                    let mut #undos = #undo;
+                    #body
+                }}
             }
             Stage::Nested(w) => {
                 let names: Vec<syn::Ident> = w.stages.iter().map(|_| self.ident("u")).collect();
@@ -273,7 +306,11 @@ impl Expander {
     fn name_parts(&self, w: &Workflow) -> Vec<TokenStream> {
         let p = &self.p;
         let (open, separator, close) = w.kind.spec().derived_name;
-        let mut parts = vec![quote!(#open)];
+        let mut parts = if w.each.is_some() {
+            vec![quote!("each"), quote!(#open)]
+        } else {
+            vec![quote!(#open)]
+        };
         for (i, stage) in w.stages.iter().enumerate() {
             if i > 0 {
                 parts.push(quote!(#separator));

@@ -1,0 +1,50 @@
+//! A warm fan-out allocates its output `Vec` and its bounded set of
+//! in-flight futures, and nothing per item: the same number of blocks over
+//! 10 items as over 10 000.
+
+use ndf::prelude::*;
+
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
+#[pattern(timeout = "5s", retries = 2)]
+async fn check(x: u64) -> Result<u64, StepError> {
+    Ok(x.wrapping_mul(3))
+}
+
+#[test]
+fn a_fan_out_allocates_nothing_per_item() {
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    let ctx = PatternContext::new("bench");
+    let flow = parallel!(name = "bench.fan_out", max_concurrent = 8; each check);
+    rt.block_on(async {
+        // Warm up: fill every ring, resolve every slot.
+        for _ in 0..3000 {
+            ndf.run(&flow, (0..10).collect(), &ctx).await.unwrap();
+        }
+        // Blocks of one run over `n` items, the input `Vec` made before.
+        let blocks_of = async |n: u64| {
+            let input: Vec<u64> = (0..n).collect();
+            let before = dhat::HeapStats::get();
+            let out = ndf.run(&flow, input, &ctx).await.unwrap();
+            let after = dhat::HeapStats::get();
+            assert_eq!(out.len(), usize::try_from(n).unwrap());
+            assert_eq!(out.last().copied(), Some((n - 1) * 3));
+            drop(out);
+            after.total_blocks - before.total_blocks
+        };
+        let (few, many) = (blocks_of(10).await, blocks_of(10_000).await);
+        println!("blocks per run: {few} over 10 items, {many} over 10 000");
+        dhat::assert_eq!(few, many);
+        // The output `Vec`, and the set's slots and wakers.
+        dhat::assert!(few <= 4, "{few} blocks");
+    });
+}
