@@ -72,22 +72,27 @@ impl Ndf {
     ) -> Result<W::Output, Error> {
         check_permissions::<W>(ctx)?;
         let started = tokio::time::Instant::now();
-        let query = GateQuery {
-            workflow: W::NAME,
-            steps: W::STEPS,
-            metas: W::METAS,
-            domain: ctx.domain(),
+        // Only the entry id and the blocked steps outlive the gates: the
+        // query and the rest are not kept in the run's future.
+        let (entry, blocked_steps) = {
+            let query = GateQuery {
+                workflow: W::NAME,
+                steps: W::STEPS,
+                metas: W::METAS,
+                domain: ctx.domain(),
+            };
+            let gates = self
+                .inner
+                .env
+                .stats
+                .gates(&query, &self.inner.env.config, started);
+            if let Some(blocked) = gates.workflow {
+                let error = blocked.into_error(W::NAME);
+                self.refused(gates.entry, W::NAME, W::METAS, ctx.domain(), &error);
+                return Err(error);
+            }
+            (gates.entry, gates.steps)
         };
-        let mut gates = self
-            .inner
-            .env
-            .stats
-            .gates(&query, &self.inner.env.config, started);
-        if let Some(blocked) = gates.workflow.take() {
-            let error = blocked.into_error(W::NAME);
-            self.refused(gates.entry, W::NAME, W::METAS, ctx.domain(), &error);
-            return Err(error);
-        }
         let env = &self.inner.env;
         env.admission
             .admit_run(W::SHAPE.degradation_chains > 0)
@@ -97,9 +102,9 @@ impl Ndf {
             env,
             ctx,
             W::NAME,
-            gates.entry,
+            entry,
             log.records(),
-            std::mem::take(&mut gates.steps),
+            blocked_steps,
             W::DEADLINE.map(|d| (started + d, d)),
         );
         let result = if tracing::level_enabled!(tracing::Level::INFO) {
@@ -113,10 +118,10 @@ impl Ndf {
                 outcome = tracing::field::Empty,
                 degradation_level = tracing::field::Empty,
             );
-            let result = workflow
-                .execute(run.cx(), input)
-                .instrument(span.clone())
-                .await;
+            // One span, not a second handle of it beside the future.
+            let mut traced = std::pin::pin!(workflow.execute(run.cx(), input).instrument(span));
+            let result = traced.as_mut().await;
+            let span = traced.span();
             span.record("outcome", RunEnd::of(&result).as_str());
             if let Some(level) = log
                 .records()
@@ -136,7 +141,7 @@ impl Ndf {
             tracing::info!(pattern = W::NAME, domain = ctx.domain(), %error, "run refused by a step's gate");
         }
         let record = RunRecord {
-            entry: gates.entry,
+            entry,
             workflow: W::NAME,
             metas: W::METAS,
             end,
