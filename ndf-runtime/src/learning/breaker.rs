@@ -254,7 +254,12 @@ impl Breaker {
             self.evidence += self.on_failure;
             self.failures = self.failures.saturating_add(1);
         }
-        if self.calls >= config.min_samples && self.evidence >= open_at(config) {
+        // Healthy, the evidence stays at zero: the threshold's logarithm is
+        // worked out only when there is evidence to weigh against it.
+        if self.calls >= config.min_samples
+            && self.evidence > 0.0
+            && self.evidence >= open_at(config)
+        {
             self.phase = Phase::open(now, config);
             return Some(Transition::Opened);
         }
