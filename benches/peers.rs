@@ -1,0 +1,127 @@
+//! One step with retries and a timeout armed, through `Ndf::run`, against
+//! the same step through the retry libraries users compare ndf with:
+//! tower-resilience's `RetryLayer` (with its `TimeLimiterLayer`, as a tower
+//! service, cloned per call as a shared service is), and backon's `retry`
+//! under `tokio::time::timeout`; tower-resilience's `RetryLayer` alone is
+//! measured too, without a timeout. All in the same run, on a
+//! current-thread runtime; prints the ratios and what each adds to the bare
+//! call.
+//!
+//! ndf's run also learns: it updates the step's and the workflow's
+//! confidence and breaker, counts metrics and judges alerts, none of which
+//! the peers do.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable as _};
+use criterion::{Criterion, criterion_group};
+use ndf::prelude::*;
+use tower::{ServiceBuilder, ServiceExt as _};
+use tower_resilience::retry::RetryLayer;
+use tower_resilience::timelimiter::TimeLimiterLayer;
+
+#[path = "support/ratio.rs"]
+mod ratio;
+
+#[derive(Debug, Clone)]
+struct Flaky;
+
+impl std::fmt::Display for Flaky {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("flaky")
+    }
+}
+
+impl std::error::Error for Flaky {}
+
+#[pattern(timeout = "5s", retries = 3)]
+async fn step(x: u64) -> Result<u64, Flaky> {
+    Ok(x.wrapping_mul(3).wrapping_add(1))
+}
+
+#[allow(
+    clippy::unused_async,
+    reason = "the baseline: the same step as a plain async fn"
+)]
+async fn bare(x: u64) -> Result<u64, Flaky> {
+    Ok(x.wrapping_mul(3).wrapping_add(1))
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    let ctx = PatternContext::new("bench");
+    let flow = sequential!(name = "bench.peer_step"; step);
+    let service = rt.block_on(async {
+        ServiceBuilder::new()
+            .layer(
+                RetryLayer::<u64, u64, _>::builder()
+                    .max_attempts(4)
+                    .exponential_backoff(Duration::from_millis(100))
+                    .build(),
+            )
+            .layer(
+                TimeLimiterLayer::builder()
+                    .timeout_duration(Duration::from_secs(5))
+                    .build(),
+            )
+            .service(tower::service_fn(bare))
+    });
+    let retry_only = ServiceBuilder::new()
+        .layer(
+            RetryLayer::<u64, u64, _>::builder()
+                .max_attempts(4)
+                .exponential_backoff(Duration::from_millis(100))
+                .build(),
+        )
+        .service(tower::service_fn(bare));
+
+    let mut group = c.benchmark_group("peers");
+    group.bench_function("bare", |b| b.to_async(&rt).iter(|| bare(black_box(1))));
+    group.bench_function("backon", |b| {
+        b.to_async(&rt).iter(|| {
+            let x = black_box(1);
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                (move || bare(x)).retry(ExponentialBuilder::default().with_max_times(3)),
+            )
+        });
+    });
+    group.bench_function("tower_resilience", |b| {
+        b.to_async(&rt)
+            .iter(|| service.clone().oneshot(black_box(1)));
+    });
+    group.bench_function("tower_resilience_retry_only", |b| {
+        b.to_async(&rt)
+            .iter(|| retry_only.clone().oneshot(black_box(1)));
+    });
+    group.bench_function("ndf", |b| {
+        b.to_async(&rt).iter(|| ndf.run(&flow, black_box(1), &ctx));
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = bench
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    ratio::report("peers", "ndf", "tower_resilience");
+    ratio::report("peers", "ndf", "tower_resilience_retry_only");
+    ratio::report("peers", "ndf", "backon");
+    ratio::added("peers", "ndf", "bare");
+    ratio::added("peers", "tower_resilience", "bare");
+    ratio::added("peers", "tower_resilience_retry_only", "bare");
+    ratio::added("peers", "backon", "bare");
+}
