@@ -357,3 +357,115 @@ async fn stored_runs_keep_their_wall_clock_time_and_age_out_of_windows() {
         "saved again as it was, not re-dated to now"
     );
 }
+
+/// `fired` or `resolved`, the kind, the pattern.
+type Page = (&'static str, AlertKind, String);
+
+/// A pager: what fired and what resolved, in order.
+#[derive(Clone, Default)]
+struct Pager(Arc<Mutex<Vec<Page>>>);
+
+impl AlertSink for Pager {
+    fn send(&self, alert: &Alert) {
+        let who = alert.pattern.clone();
+        self.0.lock().unwrap().push(("fired", alert.kind, who));
+    }
+
+    fn resolve(&self, alert: &Alert) {
+        let who = alert.pattern.clone();
+        self.0.lock().unwrap().push(("resolved", alert.kind, who));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_incident_fires_once_and_resolves_once_when_the_condition_clears() {
+    let pager = Pager::default();
+    let mut config = Config::default();
+    config.confidence_threshold = 0.0;
+    config.min_samples = 5;
+    config.error_tolerance = 0.2;
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .alert_sink(pager.clone())
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "api.paging"; handle);
+    let ctx = PatternContext::new("api");
+    let call = |fail| Call { ms: 1, fail };
+    for _ in 0..20 {
+        ndf.run(&flow, call(false), &ctx).await.unwrap();
+    }
+    // 30 % failing: below 80 %, one page.
+    for i in 0..100 {
+        let _ = ndf.run(&flow, call(i % 10 < 3), &ctx).await;
+    }
+    // Hovering around the threshold (20-25 % failing): no page, no
+    // resolution.
+    for i in 0..200 {
+        let _ = ndf.run(&flow, call(i % 9 < 2), &ctx).await;
+    }
+    assert_eq!(
+        *pager.0.lock().unwrap(),
+        [("fired", AlertKind::SuccessRate, "api.paging".to_owned())]
+    );
+    // Healthy: the incident resolves, once.
+    for _ in 0..150 {
+        ndf.run(&flow, call(false), &ctx).await.unwrap();
+    }
+    assert_eq!(
+        *pager.0.lock().unwrap(),
+        [
+            ("fired", AlertKind::SuccessRate, "api.paging".to_owned()),
+            ("resolved", AlertKind::SuccessRate, "api.paging".to_owned())
+        ]
+    );
+    assert!(ndf.alerts().is_empty(), "{:?}", ndf.alerts());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_confidence_alert_resolves_when_the_breaker_closes_again() {
+    let pager = Pager::default();
+    let mut config = Config::default();
+    config.confidence_threshold = 0.6;
+    config.min_samples = 5;
+    config.break_duration = Duration::from_secs(10);
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .alert_sink(pager.clone())
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "api.recovering"; handle);
+    let ctx = PatternContext::new("api");
+    for _ in 0..20 {
+        let _ = ndf.run(&flow, Call { ms: 1, fail: true }, &ctx).await;
+    }
+    let fired = |pager: &Pager, what: &str| {
+        pager
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(w, kind, _)| *w == what && *kind == AlertKind::Confidence)
+            .count()
+    };
+    assert_eq!(fired(&pager, "fired"), 2, "the workflow and its step");
+    assert_eq!(fired(&pager, "resolved"), 0);
+    // Past the break, the probes succeed and the breakers close.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    for _ in 0..20 {
+        let _ = ndf.run(&flow, Call { ms: 1, fail: false }, &ctx).await;
+    }
+    assert_eq!(
+        fired(&pager, "resolved"),
+        2,
+        "{:?}",
+        pager.0.lock().unwrap()
+    );
+    assert!(
+        ndf.alerts().iter().all(|a| a.kind != AlertKind::Confidence),
+        "{:?}",
+        ndf.alerts()
+    );
+}

@@ -236,6 +236,14 @@ impl Ndf {
         telemetry::build_dashboard(sources, &inner.env.config, &clock)
     }
 
+    /// The alerts firing now: raised and not resolved since, by pattern
+    /// and domain (the runs waiting to be learned are learned first).
+    #[must_use]
+    pub fn alerts(&self) -> Vec<telemetry::Alert> {
+        self.inner.learn(true);
+        self.inner.board.active()
+    }
+
     /// The confidence ndf has in `pattern` (a workflow or step name) in
     /// `domain`; `None` before its first outcome there.
     #[must_use]

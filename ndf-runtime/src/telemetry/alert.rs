@@ -1,4 +1,6 @@
-//! Alerts: raised when a pattern crosses a threshold, once per crossing.
+//! Alerts: raised when a pattern crosses a threshold, once per crossing,
+//! and resolved when it is well clear of it again (hysteresis: a reading
+//! that hovers at the threshold neither pages twice nor flaps).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -34,11 +36,21 @@ pub struct Alert {
     pub message: String,
 }
 
-/// Where alerts go. The default sink logs them with `tracing` at warn level.
+/// Where alerts go. The default sink logs them with `tracing`: a warning
+/// when an alert fires, an info line when it resolves.
 pub trait AlertSink: Send + Sync + 'static {
-    /// Delivers one alert. Called outside the runtime's locks; keep it quick
-    /// (hand the alert to a channel for slow delivery).
+    /// Delivers one alert that fired. Called outside the runtime's locks;
+    /// keep it quick (hand the alert to a channel for slow delivery).
     fn send(&self, alert: &Alert);
+
+    /// Delivers the resolution of an alert sent before: the condition has
+    /// cleared, so an incident opened for it can close. `alert` has the
+    /// pattern, domain, kind and threshold of the one that fired, the
+    /// reading that cleared it and a message saying so. Called as
+    /// [`AlertSink::send`] is; the default does nothing.
+    fn resolve(&self, alert: &Alert) {
+        let _ = alert;
+    }
 }
 
 /// The default sink: a `tracing` warning per alert.
@@ -57,10 +69,29 @@ impl AlertSink for TracingSink {
             alert.message
         );
     }
+
+    fn resolve(&self, alert: &Alert) {
+        tracing::info!(
+            pattern = %alert.pattern,
+            domain = %alert.domain,
+            kind = ?alert.kind,
+            value = alert.value,
+            threshold = alert.threshold,
+            "resolved: {}",
+            alert.message
+        );
+    }
 }
 
 /// Runs judged for success-rate and latency alerts.
 pub(crate) const ALERT_WINDOW: usize = 100;
+/// A raised success-rate alert resolves once the failure rate is at most
+/// this share of the tolerance (with `error_tolerance = 0.1`: raised below
+/// 90 %, resolved at 95 % or more).
+const RESOLVE_FAILURES: f64 = 0.5;
+/// A raised latency alert resolves once the p95 is at most this share of
+/// `latency_alert`.
+const RESOLVE_LATENCY: f64 = 0.8;
 /// The p95 of the window is recomputed every this many runs.
 const P95_REFRESH: usize = 32;
 
@@ -127,7 +158,12 @@ impl AlertState {
         }
         let rate = self.ok as f64 / self.len as f64;
         let floor = 1.0 - rules.error_tolerance;
-        let low = rate < floor;
+        let resolved_at = 1.0 - rules.error_tolerance * RESOLVE_FAILURES;
+        let low = if self.success_rate {
+            rate < resolved_at
+        } else {
+            rate < floor
+        };
         if low && !self.success_rate {
             board.raise(alert(
                 who,
@@ -142,7 +178,17 @@ impl AlertState {
                 ),
             ));
         } else if !low && self.success_rate {
-            board.clear(who, AlertKind::SuccessRate);
+            board.clear(
+                who,
+                AlertKind::SuccessRate,
+                rate,
+                &format!(
+                    "success rate of the last {} runs is back to {:.1}%, at least {:.1}%",
+                    self.len,
+                    rate * 100.0,
+                    resolved_at * 100.0
+                ),
+            );
         }
         self.success_rate = low;
         if let Some(limit) = rules.latency_alert {
@@ -155,7 +201,11 @@ impl AlertState {
                 self.p95 = select_percentile(values, 0.95);
                 self.since_p95 = 0;
             }
-            let slow = self.p95 > limit;
+            let slow = if self.latency {
+                self.p95.as_secs_f64() > limit.as_secs_f64() * RESOLVE_LATENCY
+            } else {
+                self.p95 > limit
+            };
             if slow && !self.latency {
                 board.raise(alert(
                     who,
@@ -168,7 +218,17 @@ impl AlertState {
                     ),
                 ));
             } else if !slow && self.latency {
-                board.clear(who, AlertKind::Latency);
+                board.clear(
+                    who,
+                    AlertKind::Latency,
+                    self.p95.as_secs_f64(),
+                    &format!(
+                        "p95 latency of the last {} runs is back to {:?}, within {:?}",
+                        self.len,
+                        self.p95,
+                        limit.mul_f64(RESOLVE_LATENCY)
+                    ),
+                );
             }
             self.latency = slow;
         }
@@ -182,6 +242,8 @@ impl AlertState {
 pub(crate) struct AlertBoard {
     active: Mutex<Vec<Alert>>,
     outbox: Mutex<Vec<Alert>>,
+    /// Resolutions of alerts sent before, not yet delivered.
+    resolved: Mutex<Vec<Alert>>,
     /// Latency outliers to log, kept to log them outside the statistics
     /// lock; at most [`MAX_OUTLIERS`] wait, the rest are counted.
     outliers: Mutex<Outliers>,
@@ -229,10 +291,28 @@ impl AlertBoard {
         self.waiting.store(true, Ordering::Release);
     }
 
-    /// Clears the `kind` alert of `pattern` in `domain`.
-    pub(crate) fn clear(&self, (pattern, domain): (&str, &str), kind: AlertKind) {
-        lock(&self.active)
-            .retain(|a| !(a.kind == kind && a.pattern == pattern && a.domain == domain));
+    /// Clears the `kind` alert of `pattern` in `domain`, if it is raised:
+    /// its resolution, with the reading `value` that cleared it and
+    /// `message`, is delivered next.
+    pub(crate) fn clear(
+        &self,
+        (pattern, domain): (&str, &str),
+        kind: AlertKind,
+        value: f64,
+        message: &str,
+    ) {
+        let mut active = lock(&self.active);
+        let Some(at) = active
+            .iter()
+            .position(|a| a.kind == kind && a.pattern == pattern && a.domain == domain)
+        else {
+            return;
+        };
+        let fired = active.swap_remove(at);
+        drop(active);
+        let resolution = alert((pattern, domain), kind, value, fired.threshold, message);
+        lock(&self.resolved).push(resolution);
+        self.waiting.store(true, Ordering::Release);
     }
 
     /// The alerts raised and not cleared since, by pattern and domain.
@@ -278,6 +358,10 @@ impl AlertBoard {
         for alert in &alerts {
             sink.send(alert);
         }
+        let resolved = std::mem::take(&mut *lock(&self.resolved));
+        for alert in &resolved {
+            sink.resolve(alert);
+        }
         let changes = std::mem::take(&mut *lock(&self.breakers));
         for c in &changes {
             if c.to == "closed" {
@@ -302,6 +386,12 @@ impl AlertBoard {
     pub(crate) fn take(&self) -> Vec<Alert> {
         self.waiting.store(false, Ordering::Release);
         std::mem::take(&mut *lock(&self.outbox))
+    }
+
+    /// The resolutions waiting for delivery, taken out.
+    #[cfg(test)]
+    pub(crate) fn take_resolved(&self) -> Vec<Alert> {
+        std::mem::take(&mut *lock(&self.resolved))
     }
 }
 
@@ -390,10 +480,74 @@ mod tests {
         out: &mut Vec<Alert>,
     ) {
         let board = AlertBoard::default();
-        for _ in 0..n {
-            state.observe(("a.b", "d"), run.0, run.1, rules, &board);
-        }
+        feed_on(&board, state, n, run, rules);
         out.extend(board.take());
+    }
+
+    fn feed_on(
+        board: &AlertBoard,
+        state: &mut AlertState,
+        n: usize,
+        run: (Duration, bool),
+        rules: AlertRules,
+    ) {
+        for _ in 0..n {
+            state.observe(("a.b", "d"), run.0, run.1, rules, board);
+        }
+    }
+
+    #[test]
+    fn a_rate_hovering_at_the_threshold_fires_once_and_resolves_once_clear() {
+        let board = AlertBoard::default();
+        let mut state = AlertState::default();
+        let rules = rules(None);
+        feed_on(&board, &mut state, 100, (ms(1), true), rules);
+        // 11 failures in the last 100: 89 %, below 90 %.
+        feed_on(&board, &mut state, 11, (ms(1), false), rules);
+        assert_eq!(board.take().len(), 1);
+        // Hovering between 89 % and 91 %: neither a second alert nor a
+        // resolution.
+        for _ in 0..20 {
+            feed_on(&board, &mut state, 2, (ms(1), true), rules);
+            feed_on(&board, &mut state, 2, (ms(1), false), rules);
+        }
+        assert!(board.take().is_empty());
+        assert!(board.take_resolved().is_empty(), "still within the band");
+        // Healthy again: 95 % or more resolves it, once.
+        feed_on(&board, &mut state, 100, (ms(1), true), rules);
+        let resolved = board.take_resolved();
+        assert_eq!(resolved.len(), 1, "{resolved:?}");
+        assert_eq!(resolved[0].kind, AlertKind::SuccessRate);
+        assert!(
+            (resolved[0].threshold - 0.9).abs() < 1e-9,
+            "the threshold that fired"
+        );
+        assert!(
+            resolved[0].message.contains("back to"),
+            "{}",
+            resolved[0].message
+        );
+        assert!(board.active().is_empty());
+    }
+
+    #[test]
+    fn a_latency_alert_resolves_below_four_fifths_of_its_threshold() {
+        let board = AlertBoard::default();
+        let mut state = AlertState::default();
+        let rules = rules(Some(ms(500)));
+        feed_on(&board, &mut state, 100, (ms(600), true), rules);
+        assert_eq!(board.take().len(), 1);
+        feed_on(&board, &mut state, 100, (ms(450), true), rules);
+        assert!(
+            board.take_resolved().is_empty(),
+            "450 ms is within 500 ms, not yet clear of it"
+        );
+        // The p95 is refreshed every 32 runs: 150 runs see a window of 300 ms.
+        feed_on(&board, &mut state, 150, (ms(300), true), rules);
+        let resolved = board.take_resolved();
+        assert_eq!(resolved.len(), 1, "{:?}", board.active());
+        assert_eq!(resolved[0].kind, AlertKind::Latency);
+        assert!((resolved[0].value - 0.3).abs() < 1e-9, "{resolved:?}");
     }
 
     #[test]

@@ -117,8 +117,11 @@ impl Observer for Monitor {
             // The window the alerts judged is gone: so are its alerts (the
             // gate's, which stays, keeps its own).
             e.alerts = None;
-            self.board.clear((workflow, domain), AlertKind::SuccessRate);
-            self.board.clear((workflow, domain), AlertKind::Latency);
+            let gone = "no longer judged: its statistics were evicted after being idle";
+            self.board
+                .clear((workflow, domain), AlertKind::SuccessRate, f64::NAN, gone);
+            self.board
+                .clear((workflow, domain), AlertKind::Latency, f64::NAN, gone);
         }
     }
 
@@ -205,7 +208,15 @@ impl Observer for Monitor {
             }
             // Still held back: the alert raised at the opening stands.
             Transition::Reopened => {}
-            Transition::Closed => self.board.clear(who, AlertKind::Confidence),
+            Transition::Closed => self.board.clear(
+                who,
+                AlertKind::Confidence,
+                c.confidence,
+                &format!(
+                    "served again: its probes succeeded (confidence {:.2})",
+                    c.confidence
+                ),
+            ),
         }
     }
 }
