@@ -236,3 +236,40 @@ async fn breaker_transitions_are_counted() {
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_runtime_built_after_the_recorder_gives_every_metric_a_description() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let mut config = Config::default();
+    config.learning_batch = 1;
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "obs.described"; fetch => store);
+    ndf.run(&flow, Flaky::default(), &PatternContext::new("obs"))
+        .await
+        .unwrap();
+    let described: Vec<(String, Option<metrics::Unit>, bool)> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .map(|(key, unit, description, _)| {
+            let name = key.key().name().to_owned();
+            (name, unit, description.is_some_and(|d| d.len() > 20))
+        })
+        .collect();
+    assert!(described.len() >= 5, "{described:?}");
+    for (name, unit, has_text) in &described {
+        assert!(has_text, "{name} has no description");
+        if name.ends_with("_total") {
+            assert_eq!(*unit, Some(metrics::Unit::Count), "{name}");
+        }
+        if name.ends_with("_seconds") {
+            assert_eq!(*unit, Some(metrics::Unit::Seconds), "{name}");
+        }
+    }
+}

@@ -48,8 +48,42 @@ async fn metrics_are_served_in_prometheus_format() {
         ),
         "{page}"
     );
-    assert!(page.contains("ndf_run_duration_seconds"), "{page}");
+    // A histogram, which adds up across instances, in the documented
+    // buckets.
+    assert!(
+        page.contains("# TYPE ndf_run_duration_seconds histogram"),
+        "{page}"
+    );
+    for bound in ndf::RUN_DURATION_BUCKETS {
+        assert!(
+            page.contains(&format!(
+                "ndf_run_duration_seconds_bucket{{pattern=\"obs.metered\",le=\"{bound}\"}}"
+            )),
+            "no bucket at {bound}: {page}"
+        );
+    }
+    assert!(
+        page.contains(r#"ndf_run_duration_seconds_count{pattern="obs.metered"} 3"#),
+        "{page}"
+    );
+    // Every metric says what it is.
+    let typed: Vec<&str> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| name.starts_with("ndf_"))
+        .collect();
+    assert!(typed.len() >= 4, "{typed:?}");
+    for name in typed {
+        assert!(
+            page.lines()
+                .any(|l| l.starts_with(&format!("# HELP {name} ")) && l.len() > name.len() + 20),
+            "no # HELP for {name}: {page}"
+        );
+    }
 
     let again = ndf::serve_prometheus(addr).unwrap_err();
     assert!(matches!(again, ndf::Error::Telemetry(_)), "{again}");
+    let unordered = ndf::serve_prometheus_with_buckets(addr, &[0.1, 0.05]).unwrap_err();
+    assert!(unordered.to_string().contains("ascending"), "{unordered}");
 }

@@ -47,11 +47,11 @@ pub use runtime::{DynWorkflow, Ndf, NdfBuilder};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use security::{REDACTED, is_secret_key};
 pub use store::{LearningStore, MemoryStore, SqliteStore};
-#[cfg(feature = "prometheus")]
-pub use telemetry::serve_prometheus;
 pub use telemetry::{
     Alert, AlertKind, AlertSink, Dashboard, HistogramBin, Overview, PatternPanel, PatternReport,
-    Percentiles, Report, Resources, ResponseSeries, TracingSink, Usage,
+    Percentiles, Report, Resources, ResponseSeries, TracingSink, Usage, describe_metrics,
 };
 #[cfg(feature = "dashboard")]
 pub use telemetry::{DashboardHandle, DashboardOptions};
+#[cfg(feature = "prometheus")]
+pub use telemetry::{RUN_DURATION_BUCKETS, serve_prometheus, serve_prometheus_with_buckets};

@@ -27,7 +27,8 @@
 //! # Features
 //!
 //! - `prometheus`: `ndf::serve_prometheus` installs a Prometheus recorder
-//!   and serves `/metrics`.
+//!   and serves `/metrics` (`serve_prometheus_with_buckets` chooses the
+//!   buckets of `ndf_run_duration_seconds`).
 //! - `dashboard`: `Ndf::serve_dashboard` serves the dashboard page and its
 //!   JSON (`DashboardOptions`, `DashboardHandle`).
 //!
@@ -42,8 +43,6 @@
 pub use ndf_macros::{degrade, orchestrate, parallel, pattern, sequential};
 #[cfg(feature = "tower")]
 pub use ndf_runtime::WorkflowService;
-#[cfg(feature = "prometheus")]
-pub use ndf_runtime::serve_prometheus;
 pub use ndf_runtime::{
     Alert, AlertKind, AlertSink, BreakerState, Classify, Confidence, Config, ConfigError, Cx,
     Dashboard, DomainPreset, DynWorkflow, Environment, Error, ErrorClass, Evidence, ExposeSecret,
@@ -53,10 +52,12 @@ pub use ndf_runtime::{
     ResourceProbe, ResourceUsage, Resources, ResponseSeries, RetryPolicy, RunLog, SecretString,
     Shape, SqliteStore, Step, StepError, StepMeta, StepRecord, StoreError, StoredBreaker,
     StoredPoint, StoredStats, SysinfoProbe, TaskResults, TimelinePoint, TracingSink, Usage,
-    Workflow, is_secret_key,
+    Workflow, describe_metrics, is_secret_key,
 };
 #[cfg(feature = "dashboard")]
 pub use ndf_runtime::{DashboardHandle, DashboardOptions};
+#[cfg(feature = "prometheus")]
+pub use ndf_runtime::{RUN_DURATION_BUCKETS, serve_prometheus, serve_prometheus_with_buckets};
 
 /// Everything a user of ndf imports: `use ndf::prelude::*;`.
 pub mod prelude {

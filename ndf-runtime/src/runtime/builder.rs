@@ -103,6 +103,8 @@ impl NdfBuilder {
             Some(store) => Arc::from(store),
             None => Arc::new(MemoryStore::new()),
         };
+        // `# HELP` and units for whatever recorder is installed now.
+        crate::telemetry::describe_metrics();
         let board = Arc::new(AlertBoard::default());
         let stats = StatsTable::observed_by(Monitor::new(&self.config, Arc::clone(&board)));
         // Loading blocks on I/O: on a multi-threaded runtime's worker, hand

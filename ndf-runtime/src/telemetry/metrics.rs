@@ -6,9 +6,67 @@
 
 use std::time::Duration;
 
-use metrics::{Counter, Histogram, counter, histogram};
+use metrics::{
+    Counter, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
+    histogram,
+};
 
 use crate::model::{RunEnd, StepOutcome};
+
+/// Gives every metric of ndf its `# HELP` text and unit, on the recorder
+/// installed now. `serve_prometheus` and every runtime's build call it;
+/// with a recorder of your own, build the runtime after installing it.
+pub fn describe_metrics() {
+    describe_counter!(
+        "ndf_runs_total",
+        Unit::Count,
+        "Workflow runs that ended, by pattern and outcome (ok, error, rejected, refused)."
+    );
+    describe_histogram!(
+        "ndf_run_duration_seconds",
+        Unit::Seconds,
+        "How long workflow runs took, by pattern."
+    );
+    describe_counter!(
+        "ndf_latency_outliers_total",
+        Unit::Count,
+        "Runs flagged as latency outliers against their pattern's recent runs, by pattern."
+    );
+    describe_counter!(
+        "ndf_step_executions_total",
+        Unit::Count,
+        "Step runs, by workflow pattern, step and outcome (ok, error)."
+    );
+    describe_counter!(
+        "ndf_step_retries_total",
+        Unit::Count,
+        "Retries of steps, by workflow pattern and step."
+    );
+    describe_counter!(
+        "ndf_step_fallbacks_total",
+        Unit::Count,
+        "Steps served by their fallback, by workflow pattern and step."
+    );
+    describe_counter!(
+        "ndf_step_held_back_total",
+        Unit::Count,
+        "Steps held back by their gate (breaker open or half-open), by workflow pattern and step."
+    );
+    describe_counter!(
+        "ndf_degradations_total",
+        Unit::Count,
+        "degrade! chains served below their preferred level, by workflow pattern and chain."
+    );
+    describe_counter!(
+        "ndf_breaker_transitions_total",
+        Unit::Count,
+        "Changes of a pattern's breaker, by pattern and new state (open, reopened, closed)."
+    );
+    describe_gauge!(
+        "ndf_confidence",
+        "The confidence in a pattern over all its domains: the posterior mean of its success rate."
+    );
+}
 
 /// The handles of one step record of a workflow.
 struct StepMetrics {

@@ -22,9 +22,10 @@ pub use dashboard::{
 pub use dashboard::{DashboardHandle, DashboardOptions};
 #[cfg(feature = "dashboard")]
 pub(crate) use dashboard::{DashboardSource, router, serve};
+pub use metrics::describe_metrics;
 pub(crate) use monitor::Monitor;
 #[cfg(feature = "prometheus")]
-pub use prometheus::serve_prometheus;
+pub use prometheus::{RUN_DURATION_BUCKETS, serve_prometheus, serve_prometheus_with_buckets};
 pub(crate) use report::build;
 pub use report::{PatternReport, Percentiles, Report};
 pub(crate) use timeline::Timeline;
