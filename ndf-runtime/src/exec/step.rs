@@ -600,6 +600,6 @@ pub async fn compensate_step<S: Step>(cx: Cx<'_>, index: usize, undo: S::Undo) {
     }
     if let Err(failure) = outcome {
         let error = failure.into_error::<S>(cx.pattern());
-        tracing::warn!(pattern = cx.pattern(), step = S::NAME, %error, "compensation failed");
+        tracing::warn!(target: "ndf::compensation", pattern = cx.pattern(), step = S::NAME, %error, "compensation failed");
     }
 }

@@ -337,6 +337,7 @@ pub(super) fn entry_index(
         if !tables.overflowed {
             tables.overflowed = true;
             tracing::warn!(
+                target: "ndf::capacity",
                 max_entries,
                 "the statistics hold `max_entries` workflow and domain entries: runs in new domains are learned as `{OVERFLOW_DOMAIN}`"
             );

@@ -26,7 +26,7 @@ fn default_probe() -> Box<dyn ResourceProbe> {
     match crate::gating::SysinfoProbe::shared() {
         Ok(probe) => Box::new(probe),
         Err(error) => {
-            tracing::warn!(%error, "no resource readings: resource gating is off");
+            tracing::warn!(target: "ndf::resources", %error, "no resource readings: resource gating is off");
             Box::new(IdleProbe)
         }
     }

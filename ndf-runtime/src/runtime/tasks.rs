@@ -91,7 +91,7 @@ fn saver(inner: &Arc<Inner>) -> impl Future<Output = ()> + Send + 'static {
                 continue;
             }
             if let Err(error) = super::persist::save(&inner, false).await {
-                tracing::warn!(%error, "saving learning data failed; it stays in memory and is tried again");
+                tracing::warn!(target: "ndf::store", %error, "saving learning data failed; it stays in memory and is tried again");
             }
         }
     }

@@ -2,9 +2,11 @@
 //! and resolved when it is well clear of it again (hysteresis: a reading
 //! that hovers at the threshold neither pages twice nor flaps).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -60,6 +62,7 @@ pub struct TracingSink;
 impl AlertSink for TracingSink {
     fn send(&self, alert: &Alert) {
         tracing::warn!(
+            target: "ndf::alert",
             pattern = %alert.pattern,
             domain = %alert.domain,
             kind = ?alert.kind,
@@ -72,6 +75,7 @@ impl AlertSink for TracingSink {
 
     fn resolve(&self, alert: &Alert) {
         tracing::info!(
+            target: "ndf::alert",
             pattern = %alert.pattern,
             domain = %alert.domain,
             kind = ?alert.kind,
@@ -238,20 +242,39 @@ impl AlertState {
 /// The alerts raised and not cleared, and those not yet delivered. Learning
 /// raises them under the statistics lock; whoever learned delivers them
 /// to the sink after letting go of it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct AlertBoard {
     active: Mutex<Vec<Alert>>,
     outbox: Mutex<Vec<Alert>>,
     /// Resolutions of alerts sent before, not yet delivered.
     resolved: Mutex<Vec<Alert>>,
     /// Latency outliers to log, kept to log them outside the statistics
-    /// lock; at most [`MAX_OUTLIERS`] wait, the rest are counted.
+    /// lock, counted per interval.
     outliers: Mutex<Outliers>,
     /// Breaker changes to log, outside the statistics lock.
     breakers: Mutex<Vec<BreakerEvent>>,
     /// Whether the outbox or the outliers hold anything: read on every
     /// run, locked rarely.
     waiting: AtomicBool,
+    /// When counted outliers are due to be logged (nanoseconds after
+    /// `epoch`; `u64::MAX`: none are counted).
+    outliers_due: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for AlertBoard {
+    fn default() -> Self {
+        Self {
+            active: Mutex::default(),
+            outbox: Mutex::default(),
+            resolved: Mutex::default(),
+            outliers: Mutex::default(),
+            breakers: Mutex::default(),
+            waiting: AtomicBool::new(false),
+            outliers_due: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 /// A breaker's change of state, to be logged.
@@ -265,22 +288,94 @@ pub(crate) struct BreakerEvent {
     pub(crate) calls: u64,
 }
 
-/// Outlier events waiting to be logged at most; beyond, they are counted.
-const MAX_OUTLIERS: usize = 256;
+/// How long the outliers of a workflow in a domain are counted before
+/// one line says how many there were: the first is logged at once, the
+/// rest of its interval in one line.
+pub const OUTLIER_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-/// A latency outlier of a workflow in a domain.
+/// The outliers of one workflow in one domain, since its interval began.
 #[derive(Debug)]
-struct Outlier {
+struct OutlierCount {
     pattern: &'static str,
     domain: Arc<str>,
-    latency: Duration,
+    since: Instant,
+    /// The first outlier of the interval, not logged yet.
+    first: Option<Duration>,
+    /// Outliers after the first, not logged yet, and the worst of them.
+    more: u64,
+    worst: Duration,
 }
 
+/// The latency outliers waiting to be logged.
 #[derive(Debug, Default)]
 struct Outliers {
-    waiting: Vec<Outlier>,
-    /// Outliers not kept since the last delivery.
-    dropped: u64,
+    counts: Vec<OutlierCount>,
+    /// When the earliest interval with outliers to report ends.
+    due: Option<Instant>,
+}
+
+impl Outliers {
+    fn note(&mut self, pattern: &'static str, domain: &Arc<str>, latency: Duration, now: Instant) {
+        let found = self
+            .counts
+            .iter_mut()
+            .find(|c| std::ptr::eq(c.pattern, pattern) && *c.domain == **domain);
+        match found {
+            Some(c) => {
+                c.more += 1;
+                c.worst = c.worst.max(latency);
+                let ends = c.since + OUTLIER_LOG_INTERVAL;
+                self.due = Some(self.due.map_or(ends, |due| due.min(ends)));
+            }
+            None => self.counts.push(OutlierCount {
+                pattern,
+                domain: Arc::clone(domain),
+                since: now,
+                first: Some(latency),
+                more: 0,
+                worst: Duration::ZERO,
+            }),
+        }
+    }
+
+    /// Logs the first outliers at once and the counts of the intervals
+    /// that ended; forgets the workflows whose interval ended quietly.
+    /// Whether anything is left to log later.
+    fn log(&mut self, now: Instant) -> bool {
+        let due = self.due.is_some_and(|due| now >= due);
+        let mut next_due: Option<Instant> = None;
+        self.counts.retain_mut(|c| {
+            if let Some(latency) = c.first.take() {
+                tracing::warn!(target: "ndf::outlier", pattern = c.pattern, domain = &*c.domain, latency = ?latency, "latency outlier");
+            }
+            let ended = now.saturating_duration_since(c.since) >= OUTLIER_LOG_INTERVAL;
+            if ended && c.more > 0 && due {
+                tracing::warn!(
+                    target: "ndf::outlier",
+                    pattern = c.pattern,
+                    domain = &*c.domain,
+                    count = c.more,
+                    worst = ?c.worst,
+                    "latency outliers: {} more in the last {:?}",
+                    c.more,
+                    now.saturating_duration_since(c.since)
+                );
+                c.more = 0;
+                c.worst = Duration::ZERO;
+                c.since = now;
+                return true;
+            }
+            if c.more > 0 {
+                let ends = c.since + OUTLIER_LOG_INTERVAL;
+                next_due = Some(next_due.map_or(ends, |d| d.min(ends)));
+            }
+            // An interval that ended without more outliers: the next one
+            // is logged at once again.
+            !ended || c.more > 0
+        });
+        self.due = next_due;
+        next_due.is_some()
+    }
 }
 
 impl AlertBoard {
@@ -322,22 +417,25 @@ impl AlertBoard {
         out
     }
 
-    /// Notes a latency outlier, to be logged by [`AlertBoard::deliver`].
+    /// Notes a latency outlier, to be logged by [`AlertBoard::deliver`]:
+    /// the first of its workflow and domain at once, the others counted
+    /// for [`OUTLIER_LOG_INTERVAL`] and logged as one line.
     pub(crate) fn outlier(&self, pattern: &'static str, domain: &Arc<str>, latency: Duration) {
+        let now = Instant::now();
         let mut outliers = lock(&self.outliers);
-        if outliers.waiting.len() < MAX_OUTLIERS {
-            if outliers.waiting.capacity() == 0 {
-                outliers.waiting.reserve_exact(MAX_OUTLIERS);
-            }
-            outliers.waiting.push(Outlier {
-                pattern,
-                domain: Arc::clone(domain),
-                latency,
-            });
-        } else {
-            outliers.dropped += 1;
+        outliers.note(pattern, domain, latency, now);
+        let due = outliers.due;
+        drop(outliers);
+        if let Some(due) = due {
+            self.outliers_due
+                .fetch_min(self.epoch_nanos(due), Ordering::AcqRel);
         }
         self.waiting.store(true, Ordering::Release);
+    }
+
+    /// `at` as nanoseconds after the board's epoch.
+    fn epoch_nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Notes a breaker's change of state, to be logged by
@@ -351,7 +449,15 @@ impl AlertBoard {
     /// the latency outliers, outside every lock of the runtime.
     pub(crate) fn deliver(&self, sink: &dyn AlertSink) {
         // A load first: the common case (nothing raised) writes nothing.
-        if !self.waiting.load(Ordering::Acquire) || !self.waiting.swap(false, Ordering::AcqRel) {
+        let outliers_due = self.outliers_due.load(Ordering::Acquire);
+        let counted_due = outliers_due != u64::MAX && {
+            let now = self.epoch_nanos(Instant::now());
+            now >= outliers_due
+        };
+        if !counted_due
+            && (!self.waiting.load(Ordering::Acquire)
+                || !self.waiting.swap(false, Ordering::AcqRel))
+        {
             return;
         }
         let alerts = std::mem::take(&mut *lock(&self.outbox));
@@ -371,13 +477,12 @@ impl AlertBoard {
             }
         }
         let mut outliers = lock(&self.outliers);
-        for o in outliers.waiting.drain(..) {
-            tracing::warn!(pattern = o.pattern, domain = &*o.domain, latency = ?o.latency, "latency outlier");
-        }
-        let dropped = std::mem::take(&mut outliers.dropped);
-        drop(outliers);
-        if dropped > 0 {
-            tracing::warn!(dropped, "more latency outliers than are logged one by one");
+        self.outliers_due.store(u64::MAX, Ordering::Release);
+        if outliers.log(Instant::now())
+            && let Some(due) = outliers.due
+        {
+            self.outliers_due
+                .fetch_min(self.epoch_nanos(due), Ordering::AcqRel);
         }
     }
 

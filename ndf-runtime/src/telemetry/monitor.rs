@@ -155,7 +155,7 @@ impl Observer for Monitor {
         e.metrics.run(run.end, run.latency, run.outlier);
         // Logged when the alerts are delivered, outside the lock; noted
         // only when a subscriber would see it.
-        if run.outlier && tracing::enabled!(tracing::Level::WARN) {
+        if run.outlier && tracing::enabled!(target: "ndf::outlier", tracing::Level::WARN) {
             self.board.outlier(run.workflow, &e.domain, run.latency);
         }
         if let Some(ok) = run.taught {

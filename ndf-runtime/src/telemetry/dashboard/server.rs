@@ -213,7 +213,7 @@ pub(crate) async fn serve(
             })
             .await;
         if let Err(error) = served {
-            tracing::warn!(%error, "the dashboard server stopped");
+            tracing::warn!(target: "ndf::dashboard", %error, "the dashboard server stopped");
         }
     });
     Ok(DashboardHandle {

@@ -1,0 +1,103 @@
+//! Latency outliers under load do not flood the log: the first of a
+//! workflow and domain is logged at once, the rest of each 10 s interval
+//! in one line with their count, under the `ndf::outlier` target, so that
+//! a filter can quiet them and keep the runtime's other warnings. The only
+//! test of its binary: the subscriber is process-wide state for tracing's
+//! callsite cache.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ndf::prelude::*;
+
+#[pattern]
+async fn lookup(ms: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    ms
+}
+
+#[derive(Clone, Default)]
+struct Lines(Arc<Mutex<Vec<String>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(String::from_utf8_lossy(buf).into_owned());
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The number in `field=` of `line`.
+fn field(line: &str, field: &str) -> Option<u64> {
+    let at = line.find(&format!("{field}="))? + field.len() + 1;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn outliers_are_counted_per_interval_under_their_own_target() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    let outliers = rt.block_on(async {
+        let flow = sequential!(name = "search.lookup"; lookup);
+        let ctx = PatternContext::new("search");
+        // About 51 s of traffic: one run in 20 is far slower than the rest.
+        for i in 0..2000 {
+            let ms = if i % 20 == 19 { 300 } else { 10 + i % 3 };
+            ndf.run(&flow, ms, &ctx).await.unwrap();
+        }
+        // The last interval's count is logged once it is over.
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        ndf.run(&flow, 10, &ctx).await.unwrap();
+        ndf.stats("search.lookup", "search").unwrap().outliers
+    });
+    let lines = lines.0.lock().unwrap().clone();
+    let outlier_lines: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("ndf::outlier"))
+        .collect();
+    println!("{outliers} outliers in {} lines", outlier_lines.len());
+    assert!(outliers >= 90, "the slow runs were flagged: {outliers}");
+    // One line at once, then one per 10 s interval: 51 s of outliers.
+    assert!(
+        (2..=7).contains(&outlier_lines.len()),
+        "{} lines for {outliers} outliers: {outlier_lines:#?}",
+        outlier_lines.len()
+    );
+    assert!(outlier_lines[0].contains("latency outlier") && outlier_lines[0].contains("WARN"));
+    // Nothing is lost: the first, plus the counts of the others.
+    let counted: u64 = outlier_lines
+        .iter()
+        .map(|l| field(l, "count").unwrap_or(1))
+        .sum();
+    assert_eq!(counted, outliers, "{outlier_lines:#?}");
+    assert!(
+        outlier_lines
+            .iter()
+            .all(|l| l.contains("pattern=\"search.lookup\"") && l.contains("domain=\"search\"")),
+        "{outlier_lines:#?}"
+    );
+}
