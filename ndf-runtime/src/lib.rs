@@ -48,8 +48,9 @@ pub use secrecy::{ExposeSecret, SecretString};
 pub use security::{REDACTED, is_secret_key};
 pub use store::{LearningStore, MemoryStore, SqliteStore};
 pub use telemetry::{
-    Alert, AlertKind, AlertSink, Dashboard, HistogramBin, Overview, PatternPanel, PatternReport,
-    Percentiles, Report, Resources, ResponseSeries, TracingSink, Usage, describe_metrics,
+    Alert, AlertKind, AlertSink, Dashboard, HistogramBin, OUTLIER_LOG_INTERVAL, Overview,
+    PatternPanel, PatternReport, Percentiles, Report, Resources, ResponseSeries, TracingSink,
+    Usage, describe_metrics,
 };
 #[cfg(feature = "dashboard")]
 pub use telemetry::{DashboardHandle, DashboardOptions};

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::outlier_log::Outliers;
+
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -288,96 +290,6 @@ pub(crate) struct BreakerEvent {
     pub(crate) calls: u64,
 }
 
-/// How long the outliers of a workflow in a domain are counted before
-/// one line says how many there were: the first is logged at once, the
-/// rest of its interval in one line.
-pub const OUTLIER_LOG_INTERVAL: Duration = Duration::from_secs(10);
-
-/// The outliers of one workflow in one domain, since its interval began.
-#[derive(Debug)]
-struct OutlierCount {
-    pattern: &'static str,
-    domain: Arc<str>,
-    since: Instant,
-    /// The first outlier of the interval, not logged yet.
-    first: Option<Duration>,
-    /// Outliers after the first, not logged yet, and the worst of them.
-    more: u64,
-    worst: Duration,
-}
-
-/// The latency outliers waiting to be logged.
-#[derive(Debug, Default)]
-struct Outliers {
-    counts: Vec<OutlierCount>,
-    /// When the earliest interval with outliers to report ends.
-    due: Option<Instant>,
-}
-
-impl Outliers {
-    fn note(&mut self, pattern: &'static str, domain: &Arc<str>, latency: Duration, now: Instant) {
-        let found = self
-            .counts
-            .iter_mut()
-            .find(|c| std::ptr::eq(c.pattern, pattern) && *c.domain == **domain);
-        match found {
-            Some(c) => {
-                c.more += 1;
-                c.worst = c.worst.max(latency);
-                let ends = c.since + OUTLIER_LOG_INTERVAL;
-                self.due = Some(self.due.map_or(ends, |due| due.min(ends)));
-            }
-            None => self.counts.push(OutlierCount {
-                pattern,
-                domain: Arc::clone(domain),
-                since: now,
-                first: Some(latency),
-                more: 0,
-                worst: Duration::ZERO,
-            }),
-        }
-    }
-
-    /// Logs the first outliers at once and the counts of the intervals
-    /// that ended; forgets the workflows whose interval ended quietly.
-    /// Whether anything is left to log later.
-    fn log(&mut self, now: Instant) -> bool {
-        let due = self.due.is_some_and(|due| now >= due);
-        let mut next_due: Option<Instant> = None;
-        self.counts.retain_mut(|c| {
-            if let Some(latency) = c.first.take() {
-                tracing::warn!(target: "ndf::outlier", pattern = c.pattern, domain = &*c.domain, latency = ?latency, "latency outlier");
-            }
-            let ended = now.saturating_duration_since(c.since) >= OUTLIER_LOG_INTERVAL;
-            if ended && c.more > 0 && due {
-                tracing::warn!(
-                    target: "ndf::outlier",
-                    pattern = c.pattern,
-                    domain = &*c.domain,
-                    count = c.more,
-                    worst = ?c.worst,
-                    "latency outliers: {} more in the last {:?}",
-                    c.more,
-                    now.saturating_duration_since(c.since)
-                );
-                c.more = 0;
-                c.worst = Duration::ZERO;
-                c.since = now;
-                return true;
-            }
-            if c.more > 0 {
-                let ends = c.since + OUTLIER_LOG_INTERVAL;
-                next_due = Some(next_due.map_or(ends, |d| d.min(ends)));
-            }
-            // An interval that ended without more outliers: the next one
-            // is logged at once again.
-            !ended || c.more > 0
-        });
-        self.due = next_due;
-        next_due.is_some()
-    }
-}
-
 impl AlertBoard {
     /// Raises `alert`: active until cleared, and delivered next.
     pub(crate) fn raise(&self, alert: Alert) {
@@ -419,7 +331,8 @@ impl AlertBoard {
 
     /// Notes a latency outlier, to be logged by [`AlertBoard::deliver`]:
     /// the first of its workflow and domain at once, the others counted
-    /// for [`OUTLIER_LOG_INTERVAL`] and logged as one line.
+    /// for [`OUTLIER_LOG_INTERVAL`](super::OUTLIER_LOG_INTERVAL) and logged as
+    /// one line.
     pub(crate) fn outlier(&self, pattern: &'static str, domain: &Arc<str>, latency: Duration) {
         let now = Instant::now();
         let mut outliers = lock(&self.outliers);

@@ -6,6 +6,7 @@ mod alert;
 mod dashboard;
 mod metrics;
 mod monitor;
+mod outlier_log;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 mod report;
@@ -24,6 +25,7 @@ pub use dashboard::{DashboardHandle, DashboardOptions};
 pub(crate) use dashboard::{DashboardSource, router, serve};
 pub use metrics::describe_metrics;
 pub(crate) use monitor::Monitor;
+pub use outlier_log::OUTLIER_LOG_INTERVAL;
 #[cfg(feature = "prometheus")]
 pub use prometheus::{RUN_DURATION_BUCKETS, serve_prometheus, serve_prometheus_with_buckets};
 pub(crate) use report::build;
