@@ -62,3 +62,17 @@ fn every_key_the_loader_knows_is_in_the_readme() {
         );
     }
 }
+
+#[test]
+fn the_effective_configuration_serializes_with_the_readmes_keys() {
+    let value = serde_json::to_value(Config::default()).unwrap();
+    for (key, _) in rows() {
+        assert!(
+            value.get(&key).is_some() || key == "latency_alert" || key == "retry_budget",
+            "{key} missing: {value}"
+        );
+    }
+    assert_eq!(value["step_timeout"], "2m");
+    assert_eq!(value["prior"], serde_json::json!([1.0, 1.0]));
+    assert_eq!(value["domains"]["security"]["step_timeout"], "2m");
+}

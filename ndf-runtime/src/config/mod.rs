@@ -1,7 +1,13 @@
 //! Runtime configuration: per-environment presets, per-domain presets, and
 //! loading from the environment or a TOML file.
 
-mod load;
+mod env;
+mod keys;
+#[cfg(test)]
+mod load_tests;
+mod show;
+mod toml_file;
+mod values;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -38,13 +44,14 @@ fn default_domains() -> BTreeMap<String, DomainPreset> {
 }
 
 /// A deployment environment, each with its own presets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Environment {
     /// Strict: high confidence threshold, slow learning, short timeouts.
     Production,
     /// Between production and development.
     Staging,
     /// Lenient: the default.
+    #[default]
     Development,
 }
 
@@ -295,6 +302,34 @@ impl Config {
             if !(0.0..=1.0).contains(&value) {
                 out.push(ConfigError::new(key, value, "must be between 0 and 1"));
             }
+        }
+        // At zero every gated piece of work would wait for ever.
+        for (key, value) in [
+            ("cpu_limit", self.cpu_limit),
+            ("memory_limit", self.memory_limit),
+        ] {
+            if value == 0.0 {
+                out.push(ConfigError::new(
+                    key,
+                    value,
+                    "must be above 0: at 0, all gated work would wait for ever",
+                ));
+            }
+        }
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        if !(positive(self.prior.alpha) && positive(self.prior.beta)) {
+            out.push(ConfigError::new(
+                "prior",
+                format_args!("{},{}", self.prior.alpha, self.prior.beta),
+                "both numbers must be above 0, such as `1,1`",
+            ));
+        }
+        if !self.timeline_interval.is_zero() && self.timeline_interval < Duration::from_secs(1) {
+            out.push(ConfigError::new(
+                "timeline_interval",
+                format_args!("{:?}", self.timeline_interval),
+                "must be at least 1s: a point per workflow and domain more often than that is only load",
+            ));
         }
         if let Some(ratio) = self.retry_budget
             && !(0.0..=1.0).contains(&ratio)

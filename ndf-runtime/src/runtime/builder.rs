@@ -99,6 +99,7 @@ impl NdfBuilder {
     /// cannot be read.
     pub fn build(self) -> Result<Ndf, Error> {
         self.config.validate()?;
+        tracing::info!(target: "ndf::config", "effective configuration:\n{}", self.config);
         let store: Arc<dyn LearningStore> = match self.store {
             Some(store) => Arc::from(store),
             None => Arc::new(MemoryStore::new()),
