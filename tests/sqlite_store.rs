@@ -285,3 +285,78 @@ async fn a_save_appends_new_runs_and_leaves_the_stored_ones_alone() {
     assert_eq!(charge.recent.len(), 5);
     assert_eq!(charge.stats.executions, 5);
 }
+
+/// A runtime on the store at `path` that has run `billing.charge` once
+/// and saved it.
+async fn saved_once(path: &Path) -> Ndf {
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .store(SqliteStore::open(path).unwrap())
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "billing.charge"; charge);
+    ndf.run(&flow, 4, &PatternContext::new("billing"))
+        .await
+        .unwrap();
+    ndf.flush().unwrap();
+    ndf.run(&flow, 5, &PatternContext::new("billing"))
+        .await
+        .unwrap();
+    ndf
+}
+
+fn remove_database(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+#[tokio::test]
+async fn a_database_deleted_under_the_runtime_fails_the_save_and_keeps_the_learning() {
+    let path = scratch("sqlite-deleted").join("ndf.db");
+    let ndf = saved_once(&path).await;
+    remove_database(&path);
+    let err = ndf.flush().unwrap_err().to_string();
+    assert!(err.contains("ndf.db") && err.contains("is gone"), "{err}");
+    let err = ndf.shutdown().await.unwrap_err().to_string();
+    assert!(err.contains("is gone"), "{err}");
+    // Nothing was lost: the runtime still holds both runs.
+    assert_eq!(
+        ndf.stats("billing.charge", "billing").unwrap().executions,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_database_replaced_under_the_runtime_fails_the_save() {
+    let dir = scratch("sqlite-replaced");
+    let path = dir.join("ndf.db");
+    let ndf = saved_once(&path).await;
+    // Another database moved over the path (a restore, a deploy script).
+    let other = dir.join("other.db");
+    drop(SqliteStore::open(&other).unwrap());
+    std::fs::rename(&other, &path).unwrap();
+    let err = ndf.flush().unwrap_err().to_string();
+    assert!(err.contains("was replaced"), "{err}");
+}
+
+#[test]
+fn a_read_only_database_is_refused_when_opened() {
+    let path = scratch("sqlite-read-only").join("ndf.db");
+    drop(SqliteStore::open(&path).unwrap());
+    // Opened read-only (as SQLite does a file it may not write).
+    let uri = format!("file:{}?mode=ro", path.display());
+    let message = store_error(SqliteStore::open(&uri));
+    assert!(message.contains("is read-only"), "{message}");
+}
+
+#[test]
+fn durability_is_normal_unless_full_is_asked_for() {
+    let dir = scratch("sqlite-durability");
+    let normal = SqliteStore::open(dir.join("normal.db")).unwrap();
+    assert_eq!(normal.durability(), ndf::Durability::Normal);
+    let full = SqliteStore::open_with(dir.join("full.db"), ndf::Durability::Full).unwrap();
+    assert_eq!(full.durability(), ndf::Durability::Full);
+}

@@ -46,7 +46,7 @@ pub use runtime::WorkflowService;
 pub use runtime::{DynWorkflow, Ndf, NdfBuilder};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use security::{REDACTED, is_secret_key};
-pub use store::{LearningStore, MemoryStore, SqliteStore};
+pub use store::{Durability, LearningStore, MemoryStore, SqliteStore};
 pub use telemetry::{
     Alert, AlertKind, AlertSink, Dashboard, HistogramBin, OUTLIER_LOG_INTERVAL, Overview,
     PatternPanel, PatternReport, Percentiles, Report, Resources, ResponseSeries, TracingSink,

@@ -5,7 +5,7 @@ mod memory;
 mod sqlite;
 
 pub use memory::MemoryStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{Durability, SqliteStore};
 
 use crate::error::StoreError;
 use crate::model::{StoredPoint, StoredStats};

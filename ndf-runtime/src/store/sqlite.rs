@@ -105,6 +105,50 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 pub struct SqliteStore {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// The file opened, to notice when it is deleted or replaced.
+    file: Option<FileId>,
+}
+
+/// How much a save survives, `SQLite`'s `synchronous` setting (the store
+/// always writes ahead, in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous = NORMAL`, the default: an acknowledged save survives
+    /// the process crashing or being killed; the last saves before a power
+    /// loss or an operating system crash may be lost (the database stays
+    /// consistent). One `fsync` per checkpoint, not per save.
+    #[default]
+    Normal,
+    /// `synchronous = FULL`: an acknowledged save survives a power loss
+    /// too, for an `fsync` per save.
+    Full,
+}
+
+/// Which file a path named when the store opened it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileId {
+    device: u64,
+    inode: u64,
+}
+
+impl FileId {
+    #[cfg(unix)]
+    fn of(path: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(path)?;
+        Ok(Self {
+            device: meta.dev(),
+            inode: meta.ino(),
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn of(path: &Path) -> std::io::Result<Self> {
+        std::fs::metadata(path).map(|_| Self {
+            device: 0,
+            inode: 0,
+        })
+    }
 }
 
 fn sql_error(path: &Path, what: &str, e: rusqlite::Error) -> StoreError {
@@ -120,11 +164,33 @@ impl SqliteStore {
     /// created, is not an ndf database, is corrupt, or was written by a
     /// newer version of ndf.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::open_with(path, Durability::Normal)
+    }
+
+    /// [`SqliteStore::open`] with the given [`Durability`].
+    ///
+    /// # Errors
+    ///
+    /// As [`SqliteStore::open`].
+    pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
         let conn = Connection::open(&path).map_err(|e| sql_error(&path, "cannot open", e))?;
+        // SQLite falls back to reading a file it may not write: that would
+        // fail at the first save, long after the cause.
+        if conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            return Err(StoreError::new(format!(
+                "{}: is read-only: the store saves what the runtime learns, so it needs write access to the file and its directory",
+                path.display()
+            ))
+            .into());
+        }
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| sql_error(&path, "is not a usable SQLite database", e))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        let synchronous = match durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)
             .map_err(|e| sql_error(&path, "cannot set synchronous mode", e))?;
         conn.execute_batch(CREATE)
             .map_err(|e| sql_error(&path, "cannot create the ndf tables", e))?;
@@ -169,9 +235,11 @@ impl SqliteStore {
             ))
             .into());
         }
+        let file = FileId::of(&path).ok();
         Ok(Self {
             path,
             conn: Mutex::new(conn),
+            file,
         })
     }
 
@@ -179,6 +247,40 @@ impl SqliteStore {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The store's [`Durability`], as `SQLite` reports it.
+    #[must_use]
+    pub fn durability(&self) -> Durability {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let level: i64 = conn
+            .query_row("PRAGMA synchronous", [], |row| row.get(0))
+            .unwrap_or(1);
+        if level >= 2 {
+            Durability::Full
+        } else {
+            Durability::Normal
+        }
+    }
+
+    /// An error when the file the store opened was deleted or replaced:
+    /// `SQLite` would go on writing to the deleted file, and every save would
+    /// succeed into nothing.
+    fn check_file(&self) -> Result<(), StoreError> {
+        let Some(opened) = self.file else {
+            return Ok(());
+        };
+        match FileId::of(&self.path) {
+            Ok(now) if now == opened => Ok(()),
+            Ok(_) => Err(StoreError::new(format!(
+                "{}: the database file was replaced while the store had it open; what was learned is kept in memory (reopen the store to save to the new file)",
+                self.path.display()
+            ))),
+            Err(e) => Err(StoreError::new(format!(
+                "{}: the database file is gone ({e}); what was learned is kept in memory and nothing was saved",
+                self.path.display()
+            ))),
+        }
     }
 }
 
@@ -290,6 +392,7 @@ impl LearningStore for SqliteStore {
     }
 
     fn save(&self, rows: &[StoredStats]) -> Result<(), StoreError> {
+        self.check_file()?;
         let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         let tx = conn
             .transaction()
@@ -419,6 +522,7 @@ impl LearningStore for SqliteStore {
         points: &[StoredPoint],
         retain_since_unix_ms: u64,
     ) -> Result<(), StoreError> {
+        self.check_file()?;
         let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         let write = |e| sql_error(&self.path, "cannot write the timeline", e);
         let tx = conn.transaction().map_err(write)?;
@@ -453,6 +557,7 @@ impl LearningStore for SqliteStore {
     }
 
     fn close(&self) -> Result<(), StoreError> {
+        self.check_file()?;
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(|e| sql_error(&self.path, "cannot checkpoint the write-ahead log", e))
