@@ -2,7 +2,7 @@
 //! the runtime only ever reads cached values.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use super::probe::{ResourceProbe, ResourceUsage};
@@ -37,22 +37,29 @@ pub struct SysinfoProbe {
     readings: Arc<Readings>,
 }
 
-/// The process's shared sampler: the machine is one, so is its sampler.
-static SHARED: OnceLock<Result<SysinfoProbe, String>> = OnceLock::new();
+/// The process's shared sampler while any probe holds it: the machine is
+/// one, so is its sampler. Held weakly, so that its thread ends with the
+/// last runtime that uses it.
+static SHARED: Mutex<Weak<Readings>> = Mutex::new(Weak::new());
 
 impl SysinfoProbe {
     /// The process's shared probe, sampling every second on one background
-    /// thread that lives as long as the process; started on first use. It
-    /// is what [`crate::NdfBuilder`] uses unless told otherwise.
+    /// thread, started when the first probe is taken and ended (within a
+    /// second) when the last is dropped: runtimes that live at once share
+    /// it, and none outlives the last. It is what [`crate::NdfBuilder`]
+    /// uses unless told otherwise.
     ///
     /// # Errors
     ///
     /// When sysinfo cannot read this system, or the thread cannot start.
     pub fn shared() -> Result<Self, Error> {
-        SHARED
-            .get_or_init(|| Self::start().map_err(|e| e.to_string()))
-            .clone()
-            .map_err(|e| Error::Store(StoreError::new(e)))
+        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(readings) = shared.upgrade() {
+            return Ok(Self { readings });
+        }
+        let probe = Self::start()?;
+        *shared = Arc::downgrade(&probe.readings);
+        Ok(probe)
     }
 
     /// Samples every second.
@@ -81,7 +88,7 @@ impl SysinfoProbe {
         refresh(&mut system, &readings);
         let weak: Weak<Readings> = Arc::downgrade(&readings);
         std::thread::Builder::new()
-            .name("ndf-resource-sampler".into())
+            .name("ndf-sampler".into())
             .spawn(move || {
                 loop {
                     std::thread::sleep(interval);
