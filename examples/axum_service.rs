@@ -93,10 +93,12 @@ async fn limited_handler(
     }
 }
 
-/// A rejected request is the caller's (422); anything else is ours (502).
+/// A rejected request is the caller's (422); a runtime that drains before
+/// it stops sends the caller elsewhere (503); anything else is ours (502).
 fn error_response(error: &ndf::Error) -> Response {
-    let status = match error.class() {
-        ndf::ErrorClass::Rejected => StatusCode::UNPROCESSABLE_ENTITY,
+    let status = match error {
+        ndf::Error::Draining { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        _ if error.class() == ndf::ErrorClass::Rejected => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::BAD_GATEWAY,
     };
     (status, error.to_string()).into_response()
@@ -134,14 +136,42 @@ pub fn app(ndf: Ndf) -> Router {
         .nest("/ops", ops)
 }
 
+/// Resolves on SIGTERM (what an orchestrator sends) or Ctrl-C.
+///
+/// # Panics
+///
+/// When the SIGTERM handler cannot be installed.
+pub async fn terminated() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let ndf = Ndf::builder().build()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("serving on http://{}", listener.local_addr()?);
+    // On SIGTERM: stop taking connections and let the requests in flight
+    // answer, while ndf starts no new run and gives the runs in flight 10 s;
+    // then what it learned is saved.
+    let draining = ndf.clone();
     axum::serve(listener, app(ndf))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+        .with_graceful_shutdown(async move {
+            terminated().await;
+            match draining.drain(Duration::from_secs(10)).await {
+                Ok(0) => println!("drained: every run finished and was saved"),
+                Ok(n) => println!("drained: {n} runs did not finish in 10 s"),
+                Err(error) => eprintln!("drained, but saving failed: {error}"),
+            }
         })
         .await?;
     Ok(())

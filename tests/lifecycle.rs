@@ -78,3 +78,118 @@ async fn a_runtime_keeps_its_tasks_while_a_handle_lives() {
     drop(ndf);
     assert_eq!(settle_at(before).await, before);
 }
+
+/// A store that counts its saves.
+#[derive(Clone, Default)]
+struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl ndf::LearningStore for Counting {
+    fn load(&self) -> Result<Vec<ndf::StoredStats>, ndf::StoreError> {
+        Ok(Vec::new())
+    }
+    fn save(&self, _: &[ndf::StoredStats]) -> Result<(), ndf::StoreError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl Counting {
+    fn saves(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[pattern]
+async fn slow_tick(ms: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    ms
+}
+
+#[tokio::test(start_paused = true)]
+async fn drain_refuses_new_runs_waits_for_those_in_flight_then_saves() {
+    let store = Counting::default();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "ops.slow_tick"; slow_tick);
+    let ctx = PatternContext::new("ops");
+    let in_flight: Vec<_> = [100, 200, 300]
+        .into_iter()
+        .map(|ms| {
+            let (ndf, ctx) = (ndf.clone(), ctx.clone());
+            tokio::spawn(async move { ndf.run(&flow, ms, &ctx).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let started = tokio::time::Instant::now();
+    let drain = tokio::spawn({
+        let ndf = ndf.clone();
+        async move { ndf.drain(Duration::from_secs(5)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    // No new run while it drains.
+    let refused = ndf.run(&flow, 1, &ctx).await.unwrap_err();
+    assert!(
+        matches!(&refused, ndf::Error::Draining { pattern } if pattern == "ops.slow_tick"),
+        "{refused}"
+    );
+    assert_eq!(drain.await.unwrap().unwrap(), 0, "every run finished");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(290),
+        "it waited for the slowest run in flight, no longer"
+    );
+    for run in in_flight {
+        assert!(run.await.unwrap().is_ok(), "the runs in flight finished");
+    }
+    assert!(store.saves() >= 1, "then it saved");
+    assert_eq!(ndf.stats("ops.slow_tick", "ops").unwrap().executions, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn drain_gives_up_on_runs_that_outlast_the_grace() {
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "ops.slow_tick"; slow_tick);
+    let run = tokio::spawn({
+        let ndf = ndf.clone();
+        async move { ndf.run(&flow, 60_000, &PatternContext::new("ops")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let started = tokio::time::Instant::now();
+    assert_eq!(ndf.drain(Duration::from_secs(2)).await.unwrap(), 1);
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    run.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_shutdown_no_background_save_runs() {
+    let store = Counting::default();
+    let mut config = Config::default();
+    config.flush_interval = Duration::from_secs(1);
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .store(store.clone())
+        .config(config)
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "ops.tick"; tick);
+    let ctx = PatternContext::new("ops");
+    ndf.run(&flow, 1, &ctx).await.unwrap();
+    // Before shutdown, the background saver saves.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(store.saves(), 1);
+    ndf.run(&flow, 2, &ctx).await.unwrap();
+    ndf.shutdown().await.unwrap();
+    assert_eq!(store.saves(), 2);
+    // Runs after it are learned, but only saved when asked.
+    ndf.run(&flow, 3, &ctx).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(store.saves(), 2, "no background save after shutdown");
+    ndf.flush().unwrap();
+    assert_eq!(store.saves(), 3);
+}

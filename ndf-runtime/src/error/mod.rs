@@ -206,6 +206,14 @@ pub enum Error {
         reason: String,
     },
 
+    /// The runtime is draining ([`Ndf::drain`](crate::Ndf::drain)): it
+    /// starts no new run. Nothing ran; run it on another instance.
+    #[error("pattern `{pattern}` was not started: the runtime is draining before it stops")]
+    Draining {
+        /// The pattern that was not started.
+        pattern: String,
+    },
+
     /// A pattern with this name is already registered.
     #[error("a pattern named `{name}` is already registered")]
     DuplicatePattern {

@@ -143,6 +143,7 @@ impl NdfBuilder {
             timeline,
             learning: Arc::new(Notify::new()),
             alive: tokio::sync::watch::Sender::new(()),
+            life: super::inner::Lifecycle::default(),
         });
         super::tasks::start(&inner);
         Ok(Ndf { inner })

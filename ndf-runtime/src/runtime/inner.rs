@@ -2,7 +2,7 @@
 //! what the runtime keeps beside it (alerts, the registry, the store, the
 //! timeline), with the signals its background tasks wait on.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -29,6 +29,62 @@ pub(crate) struct Inner {
     pub(super) learning: Arc<Notify>,
     /// Dropped with the runtime: its background tasks see the channel close.
     pub(super) alive: tokio::sync::watch::Sender<()>,
+    /// Runs in flight, and whether the runtime drains or was shut down.
+    pub(super) life: Lifecycle,
+}
+
+/// What [`Ndf::drain`](super::Ndf::drain) and `shutdown` need: the runs in
+/// flight (kept on a line of their own: every run touches it) and the
+/// flags that stop new runs and the background saves.
+#[derive(Debug, Default)]
+pub(crate) struct Lifecycle {
+    in_flight: crossbeam_utils::CachePadded<AtomicUsize>,
+    draining: AtomicBool,
+    /// Set by `shutdown`: the background saver stops.
+    pub(super) closed: AtomicBool,
+    /// Woken when the last run in flight of a draining runtime ends.
+    idle: Notify,
+}
+
+impl Lifecycle {
+    /// A run starting: `None` when the runtime drains (the run must not
+    /// start); otherwise a guard that counts it until it ends.
+    pub(super) fn enter(&self) -> Option<InFlight<'_>> {
+        // Counted before the flag is read; `drain` sets the flag before it
+        // reads the count: one of the two sees the other.
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let guard = InFlight(self);
+        (!self.draining.load(Ordering::SeqCst)).then_some(guard)
+    }
+
+    /// Starts no new run from now on; waits for those in flight, at most
+    /// until `deadline`; returns how many are still running.
+    pub(super) async fn drain(&self, deadline: tokio::time::Instant) -> usize {
+        self.draining.store(true, Ordering::SeqCst);
+        loop {
+            let idle = self.idle.notified();
+            let running = self.in_flight.load(Ordering::SeqCst);
+            if running == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return self.in_flight.load(Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// A run in flight; its end is counted when it is dropped, however the run
+/// ended (cancelled included).
+pub(crate) struct InFlight<'a>(&'a Lifecycle);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let before = self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if before == 1 && self.0.draining.load(Ordering::SeqCst) {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl Inner {

@@ -1,6 +1,7 @@
 //! [`Ndf`], the runtime handle: running workflows, and what it learned.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tracing::Instrument as _;
@@ -71,6 +72,11 @@ impl Ndf {
         ctx: &PatternContext,
     ) -> Result<W::Output, Error> {
         check_permissions::<W>(ctx)?;
+        let Some(_in_flight) = self.inner.life.enter() else {
+            return Err(Error::Draining {
+                pattern: W::NAME.to_owned(),
+            });
+        };
         let started = tokio::time::Instant::now();
         // Only the entry id and the blocked steps outlive the gates: the
         // query and the rest are not kept in the run's future.
@@ -297,13 +303,49 @@ impl Ndf {
     /// on an async worker) and lets the store tidy up (`SQLite` folds its
     /// write-ahead log into the file); call it before the process exits.
     /// When it returns `Ok`, the data is in the store: that is what
-    /// "acknowledged" means. The runtime stays usable.
+    /// "acknowledged" means. The runtime stays usable, but saves only when
+    /// asked ([`Ndf::flush`], `shutdown` again): no background save runs
+    /// after it.
     ///
     /// # Errors
     ///
     /// [`Error::Store`] when the store cannot be written.
     pub async fn shutdown(&self) -> Result<(), Error> {
+        // No background save after this one: the process is about to go.
+        self.inner.life.closed.store(true, Ordering::Release);
         super::persist::save(&self.inner, true).await
+    }
+
+    /// Stops the runtime gracefully, as a service does on SIGTERM: from
+    /// now on [`Ndf::run`] starts no new run (it returns
+    /// [`Error::Draining`], so a caller can send the work elsewhere); the
+    /// runs in flight may finish for up to `grace`; then what was learned
+    /// is saved as [`Ndf::shutdown`] saves it. Returns how many runs were
+    /// still in flight when the grace ran out (0: every one finished and
+    /// was saved).
+    ///
+    /// `examples/axum_service.rs` drains on SIGTERM beside axum's graceful
+    /// shutdown:
+    ///
+    /// ```no_run
+    /// # use ndf::prelude::*;
+    /// # async fn serve(ndf: Ndf, sigterm: impl std::future::Future<Output = ()>) -> Result<(), ndf::Error> {
+    /// sigterm.await; // tokio::signal::unix::signal(SignalKind::terminate())?.recv()
+    /// let unfinished = ndf.drain(std::time::Duration::from_secs(10)).await?;
+    /// if unfinished > 0 {
+    ///     eprintln!("{unfinished} runs did not finish in time");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the store cannot be written.
+    pub async fn drain(&self, grace: Duration) -> Result<usize, Error> {
+        let deadline = tokio::time::Instant::now() + grace;
+        let unfinished = self.inner.life.drain(deadline).await;
+        self.shutdown().await?;
+        Ok(unfinished)
     }
 }
 

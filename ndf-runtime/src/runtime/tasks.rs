@@ -87,6 +87,10 @@ fn saver(inner: &Arc<Inner>) -> impl Future<Output = ()> + Send + 'static {
                 () = wake.notified() => {}
             }
             let Some(inner) = weak.upgrade() else { return };
+            if inner.life.closed.load(std::sync::atomic::Ordering::Acquire) {
+                // Shut down: the last save was `shutdown`'s.
+                return;
+            }
             if !inner.pending() {
                 continue;
             }
