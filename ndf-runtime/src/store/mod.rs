@@ -19,7 +19,8 @@ use crate::model::{StoredPoint, StoredStats};
 /// overlap; the runtime's own loads and saves run off its async workers (on
 /// tokio's blocking pool), so a store may block on its I/O. The confidence evidence is saved as the
 /// runtime holds it (forgetting makes it a weighted, not an additive,
-/// quantity); a shared store picks its own rule to combine writers'.
+/// quantity); a shared store picks its own rule to combine writers'
+/// (`SqliteStore` adds the counts and keeps the last writer's evidence).
 pub trait LearningStore: Send + Sync + 'static {
     /// Everything stored.
     ///

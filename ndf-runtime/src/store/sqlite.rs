@@ -69,6 +69,9 @@ CREATE TABLE IF NOT EXISTS ndf_gate (
 );
 ";
 
+/// How long a save waits for another runtime's save to the same file.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Brings a schema-1 file to schema 2: the gate table (created above) and
 /// the timeline's `refused` column.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
@@ -192,6 +195,10 @@ impl SqliteStore {
         };
         conn.pragma_update(None, "synchronous", synchronous)
             .map_err(|e| sql_error(&path, "cannot set synchronous mode", e))?;
+        // Runtimes sharing the file take turns: a writer waits for another's
+        // transaction instead of failing with `database is locked`.
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| sql_error(&path, "cannot set the busy timeout", e))?;
         conn.execute_batch(CREATE)
             .map_err(|e| sql_error(&path, "cannot create the ndf tables", e))?;
         let version: Option<i64> = conn
@@ -397,93 +404,9 @@ impl LearningStore for SqliteStore {
         let tx = conn
             .transaction()
             .map_err(|e| sql_error(&self.path, "cannot begin a transaction", e))?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO ndf_learning VALUES
-                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-                )
-                .map_err(|e| sql_error(&self.path, "cannot write learning data", e))?;
-            for row in rows {
-                let s = &row.stats;
-                stmt.execute(params![
-                    row.pattern,
-                    row.domain,
-                    to_i64(s.executions),
-                    to_i64(s.successes),
-                    to_i64(s.failures),
-                    to_i64(s.retries),
-                    to_i64(s.fallbacks),
-                    to_i64(s.compensations),
-                    to_i64(s.compensation_failures),
-                    to_i64(s.degradations),
-                    to_i64(s.outliers),
-                    to_i64(s.held_back),
-                    to_i64(s.total_latency_us),
-                    row.evidence.successes,
-                    row.evidence.failures,
-                    to_i64(row.evidence.samples),
-                ])
-                .map_err(|e| sql_error(&self.path, "cannot write learning data", e))?;
-            }
-            let mut gate = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO ndf_gate VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(|e| sql_error(&self.path, "cannot write the gates", e))?;
-            for row in rows {
-                let b = &row.breaker;
-                gate.execute(params![
-                    row.pattern,
-                    row.domain,
-                    to_i64(row.stats.rejected),
-                    b.state.as_str(),
-                    b.evidence,
-                    to_i64(b.calls),
-                    i64::from(b.failures),
-                    to_i64(b.at_unix_ms),
-                ])
-                .map_err(|e| sql_error(&self.path, "cannot write the gates", e))?;
-            }
-            // Recent runs are appended, not rewritten: the runs a row
-            // added since the last acknowledged save are its newest
-            // `added.executions`; then the oldest beyond the window the
-            // runtime keeps are trimmed.
-            let mut remember = tx
-                .prepare_cached("INSERT INTO ndf_recent_runs VALUES (?1, ?2, ?3, ?4, ?5)")
-                .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
-            let mut trim = tx
-                .prepare_cached(
-                    "DELETE FROM ndf_recent_runs WHERE rowid IN (
-                         SELECT rowid FROM ndf_recent_runs WHERE pattern = ?1 AND domain = ?2
-                         ORDER BY at_unix_ms DESC, rowid DESC LIMIT -1 OFFSET ?3)",
-                )
-                .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
-            for row in rows.iter().filter(|r| !r.recent.is_empty()) {
-                let new = usize::try_from(row.added.executions)
-                    .unwrap_or(usize::MAX)
-                    .min(row.recent.len());
-                for run in &row.recent[row.recent.len() - new..] {
-                    remember
-                        .execute(params![
-                            row.pattern,
-                            row.domain,
-                            to_i64(run.at_unix_ms),
-                            to_i64(run.latency_us),
-                            run.ok
-                        ])
-                        .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
-                }
-                if new > 0 {
-                    trim.execute(params![
-                        row.pattern,
-                        row.domain,
-                        i64::try_from(row.recent.len()).unwrap_or(i64::MAX)
-                    ])
-                    .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
-                }
-            }
-        }
+        self.save_counts(&tx, rows)?;
+        self.save_gates(&tx, rows)?;
+        self.save_recent(&tx, rows)?;
         tx.commit()
             .map_err(|e| sql_error(&self.path, "cannot commit learning data", e))
     }
@@ -561,5 +484,146 @@ impl LearningStore for SqliteStore {
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(|e| sql_error(&self.path, "cannot checkpoint the write-ahead log", e))
+    }
+}
+
+impl SqliteStore {
+    /// Adds each row's counts to the file's (see [`LearningStore::save`]).
+    fn save_counts(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        rows: &[StoredStats],
+    ) -> Result<(), StoreError> {
+        // The counts each runtime added since its last acknowledged save
+        // are added to what the file holds, so that runtimes sharing the
+        // file (replicas, or an old and a new process during a restart)
+        // never overwrite each other's. The confidence evidence, a
+        // weighted quantity, is the last writer's.
+        let mut stmt = tx
+            .prepare_cached(
+                "INSERT INTO ndf_learning VALUES
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                 ON CONFLICT (pattern, domain) DO UPDATE SET
+                   executions = executions + excluded.executions,
+                   successes = successes + excluded.successes,
+                   failures = failures + excluded.failures,
+                   retries = retries + excluded.retries,
+                   fallbacks = fallbacks + excluded.fallbacks,
+                   compensations = compensations + excluded.compensations,
+                   compensation_failures = compensation_failures + excluded.compensation_failures,
+                   degradations = degradations + excluded.degradations,
+                   outliers = outliers + excluded.outliers,
+                   held_back = held_back + excluded.held_back,
+                   total_latency_us = total_latency_us + excluded.total_latency_us,
+                   evidence_successes = excluded.evidence_successes,
+                   evidence_failures = excluded.evidence_failures,
+                   evidence_samples = excluded.evidence_samples",
+            )
+            .map_err(|e| sql_error(&self.path, "cannot write learning data", e))?;
+        for row in rows {
+            let s = &row.added;
+            stmt.execute(params![
+                row.pattern,
+                row.domain,
+                to_i64(s.executions),
+                to_i64(s.successes),
+                to_i64(s.failures),
+                to_i64(s.retries),
+                to_i64(s.fallbacks),
+                to_i64(s.compensations),
+                to_i64(s.compensation_failures),
+                to_i64(s.degradations),
+                to_i64(s.outliers),
+                to_i64(s.held_back),
+                to_i64(s.total_latency_us),
+                row.evidence.successes,
+                row.evidence.failures,
+                to_i64(row.evidence.samples),
+            ])
+            .map_err(|e| sql_error(&self.path, "cannot write learning data", e))?;
+        }
+        Ok(())
+    }
+
+    /// Adds each row's refusals, and writes its breaker.
+    fn save_gates(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        rows: &[StoredStats],
+    ) -> Result<(), StoreError> {
+        let mut gate = tx
+            .prepare_cached(
+                "INSERT INTO ndf_gate VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (pattern, domain) DO UPDATE SET
+                   rejected = rejected + excluded.rejected,
+                   breaker_state = excluded.breaker_state,
+                   breaker_evidence = excluded.breaker_evidence,
+                   breaker_calls = excluded.breaker_calls,
+                   breaker_failures = excluded.breaker_failures,
+                   breaker_at_unix_ms = excluded.breaker_at_unix_ms",
+            )
+            .map_err(|e| sql_error(&self.path, "cannot write the gates", e))?;
+        for row in rows {
+            let b = &row.breaker;
+            gate.execute(params![
+                row.pattern,
+                row.domain,
+                to_i64(row.added.rejected),
+                b.state.as_str(),
+                b.evidence,
+                to_i64(b.calls),
+                i64::from(b.failures),
+                to_i64(b.at_unix_ms),
+            ])
+            .map_err(|e| sql_error(&self.path, "cannot write the gates", e))?;
+        }
+        Ok(())
+    }
+
+    /// Appends each row's new recent runs.
+    fn save_recent(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        rows: &[StoredStats],
+    ) -> Result<(), StoreError> {
+        // Recent runs are appended, not rewritten: the runs a row
+        // added since the last acknowledged save are its newest
+        // `added.executions`; then the oldest beyond the window the
+        // runtime keeps are trimmed.
+        let mut remember = tx
+            .prepare_cached("INSERT INTO ndf_recent_runs VALUES (?1, ?2, ?3, ?4, ?5)")
+            .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
+        let mut trim = tx
+            .prepare_cached(
+                "DELETE FROM ndf_recent_runs WHERE rowid IN (
+                     SELECT rowid FROM ndf_recent_runs WHERE pattern = ?1 AND domain = ?2
+                     ORDER BY at_unix_ms DESC, rowid DESC LIMIT -1 OFFSET ?3)",
+            )
+            .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
+        for row in rows.iter().filter(|r| !r.recent.is_empty()) {
+            let new = usize::try_from(row.added.executions)
+                .unwrap_or(usize::MAX)
+                .min(row.recent.len());
+            for run in &row.recent[row.recent.len() - new..] {
+                remember
+                    .execute(params![
+                        row.pattern,
+                        row.domain,
+                        to_i64(run.at_unix_ms),
+                        to_i64(run.latency_us),
+                        run.ok
+                    ])
+                    .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
+            }
+            if new > 0 {
+                trim.execute(params![
+                    row.pattern,
+                    row.domain,
+                    i64::try_from(row.recent.len()).unwrap_or(i64::MAX)
+                ])
+                .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
+            }
+        }
+        Ok(())
     }
 }
