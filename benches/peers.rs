@@ -7,6 +7,10 @@
 //! current-thread runtime; prints the ratios and what each adds to the bare
 //! call.
 //!
+//! Then a closed breaker (ndf's gate, which every run passes) against
+//! failsafe's and tower-resilience's circuit breakers, and a rate limit
+//! that never waits (`rate = "…/s"`) against governor alone.
+//!
 //! ndf's run also learns: it updates the step's and the workflow's
 //! confidence and breaker, counts metrics and judges alerts, none of which
 //! the peers do.
@@ -37,6 +41,18 @@ impl std::error::Error for Flaky {}
 
 #[pattern(timeout = "5s", retries = 3)]
 async fn step(x: u64) -> Result<u64, Flaky> {
+    Ok(x.wrapping_mul(3).wrapping_add(1))
+}
+
+/// A step with no policy of its own: what every run passes is the gate.
+#[pattern]
+async fn gated(x: u64) -> Result<u64, Flaky> {
+    Ok(x.wrapping_mul(3).wrapping_add(1))
+}
+
+/// A step under a rate limit that never makes it wait.
+#[pattern(rate = "1000000000/s")]
+async fn limited(x: u64) -> Result<u64, Flaky> {
     Ok(x.wrapping_mul(3).wrapping_add(1))
 }
 
@@ -108,10 +124,77 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// A runtime and the current-thread tokio runtime the benches run on.
+fn setup() -> (tokio::runtime::Runtime, Ndf, PatternContext) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    (rt, ndf, PatternContext::new("bench"))
+}
+
+fn bench_breakers(c: &mut Criterion) {
+    let (rt, ndf, ctx) = setup();
+    let mut group = c.benchmark_group("breakers");
+    let gated_flow = sequential!(name = "bench.peer_gated"; gated);
+    let failsafe_breaker = failsafe::Config::new().build();
+    let tower_breaker = rt.block_on(async {
+        ServiceBuilder::new()
+            .layer(
+                tower_resilience::circuitbreaker::CircuitBreakerLayer::builder()
+                    .failure_rate_threshold(0.5)
+                    .sliding_window_size(100)
+                    .build()
+                    .unwrap(),
+            )
+            .service(tower::service_fn(bare))
+    });
+    group.bench_function("bare", |b| b.to_async(&rt).iter(|| bare(black_box(1))));
+    group.bench_function("failsafe", |b| {
+        b.to_async(&rt).iter(|| {
+            use failsafe::futures::CircuitBreaker as _;
+            failsafe_breaker.call(bare(black_box(1)))
+        });
+    });
+    group.bench_function("tower_resilience", |b| {
+        b.to_async(&rt)
+            .iter(|| tower_breaker.clone().oneshot(black_box(1)));
+    });
+    group.bench_function("ndf", |b| {
+        b.to_async(&rt)
+            .iter(|| ndf.run(&gated_flow, black_box(1), &ctx));
+    });
+    group.finish();
+}
+
+fn bench_rate_limits(c: &mut Criterion) {
+    let (rt, ndf, ctx) = setup();
+    let mut group = c.benchmark_group("rate_limits");
+    let limited_flow = sequential!(name = "bench.peer_limited"; limited);
+    let quota = governor::Quota::per_second(std::num::NonZeroU32::new(1_000_000_000).unwrap());
+    let limiter = governor::RateLimiter::direct(quota);
+    group.bench_function("bare", |b| b.to_async(&rt).iter(|| bare(black_box(1))));
+    group.bench_function("governor", |b| {
+        b.to_async(&rt).iter(|| async {
+            limiter.until_ready().await;
+            bare(black_box(1)).await
+        });
+    });
+    group.bench_function("ndf", |b| {
+        b.to_async(&rt)
+            .iter(|| ndf.run(&limited_flow, black_box(1), &ctx));
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = bench
+    targets = bench, bench_breakers, bench_rate_limits
 }
 
 fn main() {
@@ -124,4 +207,12 @@ fn main() {
     ratio::added("peers", "tower_resilience", "bare");
     ratio::added("peers", "tower_resilience_retry_only", "bare");
     ratio::added("peers", "backon", "bare");
+    ratio::report("breakers", "ndf", "failsafe");
+    ratio::report("breakers", "ndf", "tower_resilience");
+    ratio::added("breakers", "ndf", "bare");
+    ratio::added("breakers", "failsafe", "bare");
+    ratio::added("breakers", "tower_resilience", "bare");
+    ratio::report("rate_limits", "ndf", "governor");
+    ratio::added("rate_limits", "ndf", "bare");
+    ratio::added("rate_limits", "governor", "bare");
 }

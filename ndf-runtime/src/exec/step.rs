@@ -358,17 +358,21 @@ async fn run<S: Step, P: Placement>(
             return Err(past_deadline::<S>(cx).unwrap_or(error));
         }
     }
-    // A step with a `rate` or a `concurrency` waits for a start and a
-    // place first (a boxed wait: only such steps pay for it); the place is
-    // held until the step is done, retries and fallback included.
+    // A step with a `rate` or a `concurrency` takes a start and a place
+    // first: at once when both are free, else in a boxed wait (only a step
+    // that must wait pays for it); the place is held until the step is
+    // done, retries and fallback included.
     let _place = if S::META.rate.is_none() && S::META.bulkhead.is_none() {
         None
     } else {
         match StepLimits::of(std::any::TypeId::of::<S>(), meta) {
             None => None,
-            Some(limits) => match Box::pin(limits.enter(timeout)).await {
+            Some(limits) => match limits.try_enter() {
                 Ok(place) => Some(place),
-                Err(limited) => return Err(limited_error::<S>(cx, index, limited)),
+                Err(taken) => match Box::pin(limits.enter(timeout, taken)).await {
+                    Ok(place) => Some(place),
+                    Err(limited) => return Err(limited_error::<S>(cx, index, limited)),
+                },
             },
         }
     };

@@ -56,6 +56,11 @@ pub(crate) enum Limited {
 }
 
 /// A place in a step's bulkhead, held while the step runs.
+/// Whether [`StepLimits::try_enter`] took the rate's token before it
+/// found the bulkhead full.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RateTaken(bool);
+
 #[derive(Debug)]
 pub(crate) struct Place(
     #[allow(dead_code, reason = "held for its Drop")] Option<OwnedSemaphorePermit>,
@@ -103,8 +108,29 @@ impl StepLimits {
 
     /// Waits for a start allowed by the rate (at most `wait`), then for a
     /// place in the bulkhead (queueing within its bound).
-    pub(crate) async fn enter(&self, wait: Duration) -> Result<Place, Limited> {
-        if let Some((rate, limiter, clock)) = &self.rate {
+    /// A start and a place if both are free now, without waiting: the path
+    /// of a step under its limits, taken without boxing a wait. `Err` says
+    /// to wait with [`StepLimits::enter`], and whether the rate's token
+    /// was taken already (it is not given back).
+    pub(crate) fn try_enter(&self) -> Result<Place, RateTaken> {
+        let mut taken = RateTaken(false);
+        if let Some((_, limiter, _)) = &self.rate {
+            if limiter.check().is_err() {
+                return Err(taken);
+            }
+            taken = RateTaken(true);
+        }
+        match &self.bulkhead {
+            None => Ok(Place(None)),
+            Some((_, semaphore, _)) => match Arc::clone(semaphore).try_acquire_owned() {
+                Ok(permit) => Ok(Place(Some(permit))),
+                Err(_) => Err(taken),
+            },
+        }
+    }
+
+    pub(crate) async fn enter(&self, wait: Duration, taken: RateTaken) -> Result<Place, Limited> {
+        if let Some((rate, limiter, clock)) = self.rate.as_ref().filter(|_| !taken.0) {
             let deadline = tokio::time::Instant::now() + wait;
             loop {
                 match limiter.check() {
