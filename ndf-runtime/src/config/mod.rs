@@ -235,11 +235,13 @@ impl Config {
 
     /// The presets of `domain`, if it has any.
     #[must_use]
+    #[inline]
     pub fn domain_preset(&self, domain: &str) -> Option<&DomainPreset> {
         self.domains.get(domain)
     }
 
     /// A step's setting: its own, else its domain preset's.
+    #[inline]
     fn step_setting<T>(
         &self,
         own: Option<T>,
@@ -251,6 +253,7 @@ impl Config {
 
     /// A step's per-attempt timeout: its own, else its domain preset's, else
     /// `step_timeout`.
+    #[inline]
     pub(crate) fn timeout_of(&self, meta: &StepMeta) -> Duration {
         self.step_setting(meta.timeout, meta, |p| p.step_timeout)
             .unwrap_or(self.step_timeout)
@@ -258,12 +261,14 @@ impl Config {
 
     /// A step's confidence threshold: its own, else its domain preset's,
     /// else `confidence_threshold`.
+    #[inline]
     pub(crate) fn threshold_of(&self, meta: &StepMeta) -> f64 {
         self.step_setting(meta.confidence_threshold, meta, |p| p.confidence_threshold)
             .unwrap_or(self.confidence_threshold)
     }
 
     /// A step's memory budget: its own, else its domain preset's.
+    #[inline]
     pub(crate) fn memory_of(&self, meta: &StepMeta) -> Option<u64> {
         self.step_setting(meta.memory, meta, |p| p.memory)
             .filter(|bytes| *bytes > 0)

@@ -103,47 +103,57 @@ impl std::fmt::Debug for Cx<'_> {
 impl<'a> Cx<'a> {
     /// The context of the run.
     #[must_use]
+    #[inline]
     pub fn context(&self) -> &'a PatternContext {
         self.0.ctx
     }
 
     /// The workflow's pattern name.
+    #[inline]
     pub(crate) fn pattern(self) -> &'static str {
         self.0.pattern
     }
 
+    #[inline]
     pub(crate) fn config(self) -> &'a Config {
         &self.0.env.config
     }
 
+    #[inline]
     pub(crate) fn admission(self) -> &'a Admission {
         &self.0.env.admission
     }
 
+    #[inline]
     pub(crate) fn stats(self) -> &'a StatsTable {
         &self.0.env.stats
     }
 
+    #[inline]
     pub(crate) fn budgets(self) -> &'a RetryBudgets {
         &self.0.env.budgets
     }
 
     /// The id of the run's statistics entry.
+    #[inline]
     pub(crate) fn entry(self) -> usize {
         self.0.entry
     }
 
     /// What step record `index` holds.
+    #[inline]
     pub(crate) fn record(self, index: usize) -> Option<&'a StepRecord> {
         self.0.log.get(index)
     }
 
     /// The records of `range`.
+    #[inline]
     pub(crate) fn records(self, range: std::ops::Range<usize>) -> &'a [StepRecord] {
         self.0.log.get(range).unwrap_or_default()
     }
 
     /// Why record `index` is held back in this run, if it is.
+    #[inline]
     pub(crate) fn blocked(self, index: usize) -> Option<&'a Blocked> {
         self.0
             .blocked
@@ -153,6 +163,7 @@ impl<'a> Cx<'a> {
     }
 
     /// `timeout`, cut to what is left before the workflow's deadline.
+    #[inline]
     pub(crate) fn bounded(self, timeout: std::time::Duration) -> std::time::Duration {
         match self.0.deadline {
             Some((at, _)) => timeout.min(at.saturating_duration_since(tokio::time::Instant::now())),
@@ -161,6 +172,7 @@ impl<'a> Cx<'a> {
     }
 
     /// Whether the workflow's deadline passes within `wait` from now.
+    #[inline]
     pub(crate) fn past_deadline_after(self, wait: std::time::Duration) -> bool {
         self.0
             .deadline
@@ -168,6 +180,7 @@ impl<'a> Cx<'a> {
     }
 
     /// The workflow's deadline, if it has passed.
+    #[inline]
     pub(crate) fn deadline_passed(self) -> Option<std::time::Duration> {
         self.0
             .deadline
@@ -177,6 +190,7 @@ impl<'a> Cx<'a> {
 
     /// Whether a cancelled `parallel!` task of this run is being polled to
     /// its end.
+    #[inline]
     pub(crate) fn cancelling(self) -> bool {
         self.0.cancelling.load(Ordering::Relaxed) > 0
     }

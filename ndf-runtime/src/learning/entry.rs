@@ -249,7 +249,7 @@ impl Tables {
             e.refused.free();
             for slot in std::iter::once(e.run_slot).chain(e.step_slots.iter().copied()) {
                 // The report's confidence trend starts afresh too.
-                self.confidence[slot].trend = std::collections::VecDeque::new();
+                self.confidence[slot].trend = super::slot::Trend::default();
             }
             e.evicted = true;
             self.baseline_recent

@@ -78,9 +78,7 @@ impl StatsTable {
                 refused: e.refused.iter().filter(|at| in_window(*at)).count() as u64,
                 confidence: slot.map(|s| s.evidence.confidence(prior)),
                 breaker: slot.map(|s| s.breaker.state()).unwrap_or_default(),
-                trend: slot
-                    .map(|s| s.trend.iter().copied().collect())
-                    .unwrap_or_default(),
+                trend: slot.map(|s| s.trend.iter().collect()).unwrap_or_default(),
                 worst_step,
             });
         }
@@ -111,9 +109,7 @@ impl StatsTable {
                 confidence: slot.map(|s| s.evidence.confidence(prior)),
                 breaker: slot.map(|s| s.breaker.state()).unwrap_or_default(),
                 refused: 0,
-                trend: slot
-                    .map(|s| s.trend.iter().copied().collect())
-                    .unwrap_or_default(),
+                trend: slot.map(|s| s.trend.iter().collect()).unwrap_or_default(),
                 pattern,
                 domain,
                 workflow: false,

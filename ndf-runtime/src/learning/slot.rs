@@ -1,7 +1,6 @@
 //! What is learned of one (pattern, domain) besides its counters: its
 //! confidence, its breaker, and the flag runs read without the lock.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -20,8 +19,8 @@ pub(crate) struct Slot {
     pub(crate) evidence: Evidence,
     /// The gate of the pattern, as a circuit breaker.
     pub(crate) breaker: Breaker,
-    /// Recent confidence means, oldest first.
-    pub(crate) trend: VecDeque<f64>,
+    /// Recent confidence means, for the report's trend.
+    pub(crate) trend: Trend,
     /// What gating reads of the slot without the lock.
     pub(crate) gate: Arc<SlotGate>,
 }
@@ -74,10 +73,7 @@ impl Slot {
     fn observe(&mut self, ok: bool, learning_rate: f64, prior: Prior) -> f64 {
         self.evidence.observe(ok, learning_rate);
         let mean = self.evidence.mean(prior);
-        if self.trend.len() == TREND {
-            self.trend.pop_front();
-        }
-        self.trend.push_back(mean);
+        self.trend.push(mean);
         mean
     }
 
@@ -87,8 +83,62 @@ impl Slot {
         let was_closed = self.breaker.state() == BreakerState::Closed;
         self.evidence = Evidence::default();
         self.breaker = Breaker::default();
-        self.trend.clear();
+        self.trend = Trend::default();
         self.gate.publish(BreakerState::Closed);
         !was_closed
+    }
+}
+
+/// The last [`TREND`] confidence means of a slot: a fixed ring, allocated
+/// at its first mean and freed when the slot's entry is evicted, so that a
+/// mean is one store, not a deque's bookkeeping.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Trend {
+    ring: Option<Box<[f64; TREND]>>,
+    /// Where the next mean goes.
+    next: usize,
+    len: usize,
+}
+
+impl Trend {
+    fn push(&mut self, mean: f64) {
+        let ring = self.ring.get_or_insert_with(|| Box::new([0.0; TREND]));
+        ring[self.next] = mean;
+        self.next = (self.next + 1) % TREND;
+        self.len = (self.len + 1).min(TREND);
+    }
+
+    /// The means, oldest first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = f64> + '_ {
+        let start = (self.next + TREND - self.len) % TREND;
+        self.ring
+            .iter()
+            .flat_map(move |ring| (0..self.len).map(move |i| ring[(start + i) % TREND]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_trend_keeps_the_last_means_oldest_first() {
+        let mut trend = Trend::default();
+        assert_eq!(trend.iter().count(), 0);
+        let mut pushed = 0.0;
+        for _ in 0..5 {
+            trend.push(pushed);
+            pushed += 1.0;
+        }
+        assert_eq!(trend.iter().collect::<Vec<_>>(), [0.0, 1.0, 2.0, 3.0, 4.0]);
+        for _ in 5..TREND + 7 {
+            trend.push(pushed);
+            pushed += 1.0;
+        }
+        let kept: Vec<f64> = trend.iter().collect();
+        assert_eq!(kept.len(), TREND);
+        assert_eq!(kept.first().copied(), Some(7.0), "the oldest kept");
+        assert_eq!(kept.last().copied(), Some(pushed - 1.0));
+        assert!(kept.windows(2).all(|w| (w[1] - w[0] - 1.0).abs() < 1e-9));
     }
 }

@@ -73,6 +73,7 @@ impl StepOutcome {
 }
 
 impl StepRecord {
+    #[inline]
     pub(crate) fn finish(&self, retries: u32, ok: bool, fallback: bool) {
         let mut bits = if ok { OK } else { FAILED };
         if fallback {
@@ -82,10 +83,12 @@ impl StepRecord {
     }
 
     /// The step ended with a rejected error (no retry, no fallback).
+    #[inline]
     pub(crate) fn rejected(&self, retries: u32) {
         self.add(retries, FAILED | REJECTED);
     }
 
+    #[inline]
     fn set(&self, bits: u32) {
         self.0
             .store(self.0.load(Ordering::Relaxed) | bits, Ordering::Relaxed);
@@ -93,6 +96,7 @@ impl StepRecord {
 
     /// Adds `retries` to the count (the items of a fan-out add theirs up)
     /// and sets `bits`.
+    #[inline]
     fn add(&self, retries: u32, bits: u32) {
         let old = self.0.load(Ordering::Relaxed);
         let count = (old & RETRIES).saturating_add(retries).min(RETRIES);
@@ -100,6 +104,7 @@ impl StepRecord {
             .store((old & !RETRIES) | count | bits, Ordering::Relaxed);
     }
 
+    #[inline]
     pub(crate) fn level(&self, level: u32, ok: bool) {
         let old = self.0.load(Ordering::Relaxed);
         // The items of a fan-out keep the lowest level that served.
@@ -113,16 +118,19 @@ impl StepRecord {
     }
 
     /// The step succeeded slower than its `slow_call` threshold.
+    #[inline]
     pub(crate) fn slow(&self) {
         self.set(SLOW);
     }
 
     /// The step was held back by low confidence; `served` when its
     /// fallback served in its place.
+    #[inline]
     pub(crate) fn held(&self, served: bool) {
         self.set(HELD | if served { FALLBACK | OK } else { 0 });
     }
 
+    #[inline]
     pub(crate) fn compensated(&self, ok: bool) {
         self.set(COMPENSATED | if ok { 0 } else { COMPENSATION_FAILED });
     }
