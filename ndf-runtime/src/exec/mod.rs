@@ -64,6 +64,7 @@ pub(crate) struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
+    #[inline]
     pub(crate) fn new(
         env: &'a Env,
         ctx: &'a PatternContext,
@@ -86,6 +87,7 @@ impl<'a> Run<'a> {
     }
 
     /// The handle generated code passes down.
+    #[inline]
     pub(crate) fn cx(&'a self) -> Cx<'a> {
         Cx(self)
     }

@@ -49,6 +49,7 @@ pub(crate) struct Lifecycle {
 impl Lifecycle {
     /// A run starting: `None` when the runtime drains (the run must not
     /// start); otherwise a guard that counts it until it ends.
+    #[inline]
     pub(super) fn enter(&self) -> Option<InFlight<'_>> {
         // Counted before the flag is read; `drain` sets the flag before it
         // reads the count: one of the two sees the other.
@@ -79,6 +80,7 @@ impl Lifecycle {
 pub(crate) struct InFlight<'a>(&'a Lifecycle);
 
 impl Drop for InFlight<'_> {
+    #[inline]
     fn drop(&mut self) {
         let before = self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
         if before == 1 && self.0.draining.load(Ordering::SeqCst) {

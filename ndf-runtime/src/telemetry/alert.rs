@@ -98,8 +98,6 @@ const RESOLVE_FAILURES: f64 = 0.5;
 /// A raised latency alert resolves once the p95 is at most this share of
 /// `latency_alert`.
 const RESOLVE_LATENCY: f64 = 0.8;
-/// The p95 of the window is recomputed every this many runs.
-const P95_REFRESH: usize = 32;
 
 /// The recent runs of one workflow in one domain, and whether each kind of
 /// alert is raised, so that an alert fires when a threshold is crossed, not
@@ -110,8 +108,15 @@ pub(crate) struct AlertState {
     len: usize,
     next: usize,
     ok: usize,
-    since_p95: usize,
-    p95: Duration,
+    /// Runs in the window slower than `latency_alert`, and slower than the
+    /// latency at which a raised alert resolves, for the limit in
+    /// `counted_for`: whether the p95 is above either is then a comparison
+    /// of counts, with no sorting (the p95 itself is worked out only for
+    /// the message of an alert that fires or resolves).
+    over: usize,
+    over_resolve: usize,
+    /// The limit the counts are for, and the latency that resolves it.
+    counted_for: Option<(Duration, Duration)>,
     latency: bool,
     success_rate: bool,
 }
@@ -123,8 +128,9 @@ impl Default for AlertState {
             len: 0,
             next: 0,
             ok: 0,
-            since_p95: usize::MAX,
-            p95: Duration::ZERO,
+            over: 0,
+            over_resolve: 0,
+            counted_for: None,
             latency: false,
             success_rate: false,
         }
@@ -150,15 +156,19 @@ impl AlertState {
         rules: AlertRules,
         board: &AlertBoard,
     ) {
-        if self.len == ALERT_WINDOW {
+        let evicted = if self.len == ALERT_WINDOW {
             self.ok -= usize::from(self.ring[self.next].1);
+            Some(self.ring[self.next].0)
         } else {
             self.len += 1;
-        }
+            None
+        };
         self.ring[self.next] = (latency, ok);
         self.ok += usize::from(ok);
         self.next = (self.next + 1) % ALERT_WINDOW;
-        self.since_p95 = self.since_p95.saturating_add(1);
+        if let Some(limit) = rules.latency_alert {
+            self.count_slow(limit, evicted, latency);
+        }
         if (self.len as u64) < rules.min_samples.max(1) {
             return;
         }
@@ -198,46 +208,73 @@ impl AlertState {
         }
         self.success_rate = low;
         if let Some(limit) = rules.latency_alert {
-            if self.since_p95 >= P95_REFRESH || self.len < 2 * P95_REFRESH {
-                let mut scratch = [Duration::ZERO; ALERT_WINDOW];
-                let values = &mut scratch[..self.len];
-                for (v, (d, _)) in values.iter_mut().zip(&self.ring) {
-                    *v = *d;
-                }
-                self.p95 = select_percentile(values, 0.95);
-                self.since_p95 = 0;
-            }
+            // The nearest-rank p95 is above a bound when more runs than
+            // `len - rank` are.
+            let needed = self.len - nearest_rank(self.len, 0.95) + 1;
             let slow = if self.latency {
-                self.p95.as_secs_f64() > limit.as_secs_f64() * RESOLVE_LATENCY
+                self.over_resolve >= needed
             } else {
-                self.p95 > limit
+                self.over >= needed
             };
             if slow && !self.latency {
+                let p95 = self.p95();
                 board.raise(alert(
                     who,
                     AlertKind::Latency,
-                    self.p95.as_secs_f64(),
+                    p95.as_secs_f64(),
                     limit.as_secs_f64(),
                     &format!(
-                        "p95 latency of the last {} runs is {:?}, above {limit:?}",
-                        self.len, self.p95
+                        "p95 latency of the last {} runs is {p95:?}, above {limit:?}",
+                        self.len
                     ),
                 ));
             } else if !slow && self.latency {
+                let p95 = self.p95();
                 board.clear(
                     who,
                     AlertKind::Latency,
-                    self.p95.as_secs_f64(),
+                    p95.as_secs_f64(),
                     &format!(
-                        "p95 latency of the last {} runs is back to {:?}, within {:?}",
+                        "p95 latency of the last {} runs is back to {p95:?}, within {:?}",
                         self.len,
-                        self.p95,
                         limit.mul_f64(RESOLVE_LATENCY)
                     ),
                 );
             }
             self.latency = slow;
         }
+    }
+
+    /// Keeps the counts of slow runs in the window, for `limit`: the run
+    /// that came in and the one that left, or all of them again when the
+    /// limit is new.
+    fn count_slow(&mut self, limit: Duration, left: Option<Duration>, came: Duration) {
+        if let Some((counted, resolve_at)) = self.counted_for
+            && counted == limit
+        {
+            if let Some(old) = left {
+                self.over -= usize::from(old > limit);
+                self.over_resolve -= usize::from(old > resolve_at);
+            }
+            self.over += usize::from(came > limit);
+            self.over_resolve += usize::from(came > resolve_at);
+        } else {
+            let resolve_at = limit.mul_f64(RESOLVE_LATENCY);
+            let window = &self.ring[..self.len];
+            self.over = window.iter().filter(|(d, _)| *d > limit).count();
+            self.over_resolve = window.iter().filter(|(d, _)| *d > resolve_at).count();
+            self.counted_for = Some((limit, resolve_at));
+        }
+    }
+
+    /// The p95 latency of the window, nearest rank.
+    fn p95(&self) -> Duration {
+        let mut scratch = [Duration::ZERO; ALERT_WINDOW];
+        let values = &mut scratch[..self.len];
+        for (v, (d, _)) in values.iter_mut().zip(&self.ring) {
+            *v = *d;
+        }
+        select_percentile(values, 0.95)
     }
 }
 
@@ -560,7 +597,7 @@ mod tests {
             board.take_resolved().is_empty(),
             "450 ms is within 500 ms, not yet clear of it"
         );
-        // The p95 is refreshed every 32 runs: 150 runs see a window of 300 ms.
+        // 150 runs: the window holds none of the slower runs any more.
         feed_on(&board, &mut state, 150, (ms(300), true), rules);
         let resolved = board.take_resolved();
         assert_eq!(resolved.len(), 1, "{:?}", board.active());
@@ -596,5 +633,47 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].kind, AlertKind::Latency);
         assert!(out[0].message.contains("above 500ms"), "{}", out[0].message);
+    }
+
+    #[test]
+    fn the_counted_p95_decides_as_sorting_the_window_would() {
+        let board = AlertBoard::default();
+        let mut state = AlertState::default();
+        let rules = rules(Some(ms(500)));
+        let mut window: Vec<Duration> = Vec::new();
+        let mut rng = fastrand::Rng::with_seed(7);
+        for i in 0..5_000 {
+            // Phases of fast and slow runs, so that the alert fires and
+            // resolves many times.
+            let slow_phase = (i / 300) % 2 == 1;
+            let latency = ms(if slow_phase {
+                rng.u64(350..700)
+            } else {
+                rng.u64(50..350)
+            });
+            let was = state.latency;
+            state.observe(("a.b", "d"), latency, true, rules, &board);
+            window.push(latency);
+            if window.len() > ALERT_WINDOW {
+                window.remove(0);
+            }
+            if window.len() < 5 {
+                continue;
+            }
+            let mut sorted = window.clone();
+            sorted.sort_unstable();
+            let p95 = percentile(&sorted, 0.95);
+            let expected = if was { p95 > ms(400) } else { p95 > ms(500) };
+            assert_eq!(
+                state.latency, expected,
+                "run {i}: p95 {p95:?}, raised before: {was}"
+            );
+        }
+        let fired = board.take().len();
+        let resolved = board.take_resolved().len();
+        assert!(
+            fired > 3 && resolved > 3,
+            "{fired} fired, {resolved} resolved"
+        );
     }
 }
