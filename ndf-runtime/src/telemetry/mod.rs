@@ -3,6 +3,7 @@
 //! its read views. Nothing here reaches back into the runtime.
 
 mod alert;
+mod alert_state;
 mod dashboard;
 mod metrics;
 mod monitor;

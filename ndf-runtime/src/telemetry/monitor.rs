@@ -6,7 +6,8 @@ use std::sync::Arc;
 use metrics::{Gauge, counter, gauge};
 use rustc_hash::FxHashMap;
 
-use super::alert::{AlertBoard, AlertKind, AlertRules, AlertState, BreakerEvent, alert};
+use super::alert::{AlertBoard, AlertKind, BreakerEvent, alert};
+use super::alert_state::{AlertRules, AlertState};
 use super::metrics::EntryMetrics;
 use crate::config::Config;
 use crate::learning::{BreakerChange, Observer, RunObservation, StepObservation, Transition};
