@@ -360,3 +360,48 @@ fn durability_is_normal_unless_full_is_asked_for() {
     let full = SqliteStore::open_with(dir.join("full.db"), ndf::Durability::Full).unwrap();
     assert_eq!(full.durability(), ndf::Durability::Full);
 }
+
+/// The tables of a schema-2 file, as ndf wrote them before latencies were
+/// kept in nanoseconds.
+const SCHEMA_2: &str = "
+CREATE TABLE ndf_schema (version INTEGER NOT NULL);
+INSERT INTO ndf_schema VALUES (2);
+CREATE TABLE ndf_learning (
+    pattern TEXT NOT NULL, domain TEXT NOT NULL, executions INTEGER NOT NULL,
+    successes INTEGER NOT NULL, failures INTEGER NOT NULL, retries INTEGER NOT NULL,
+    fallbacks INTEGER NOT NULL, compensations INTEGER NOT NULL,
+    compensation_failures INTEGER NOT NULL, degradations INTEGER NOT NULL,
+    outliers INTEGER NOT NULL, held_back INTEGER NOT NULL, total_latency_us INTEGER NOT NULL,
+    evidence_successes REAL NOT NULL, evidence_failures REAL NOT NULL,
+    evidence_samples INTEGER NOT NULL, PRIMARY KEY (pattern, domain));
+INSERT INTO ndf_learning VALUES ('billing.charge', 'billing', 4, 4, 0, 0, 0, 0, 0, 0, 0, 0, 2500, 3.0, 0.0, 4);
+";
+
+#[tokio::test]
+async fn a_schema_2_file_is_migrated_to_nanoseconds_and_saves_after() {
+    let path = scratch("sqlite-schema-2").join("ndf.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(SCHEMA_2)
+        .unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    let rows = store.load().unwrap();
+    let row = rows.iter().find(|r| r.pattern == "billing.charge").unwrap();
+    assert_eq!(
+        (row.stats.executions, row.stats.total_latency_ns),
+        (4, 2_500_000),
+        "microseconds became nanoseconds"
+    );
+    drop(store);
+    // A run on the migrated file adds to it.
+    charge_once_and_shut_down(&path).await;
+    let rows = SqliteStore::open(&path).unwrap().load().unwrap();
+    let row = rows.iter().find(|r| r.pattern == "billing.charge").unwrap();
+    assert_eq!(row.stats.executions, 5);
+    assert!(row.stats.total_latency_ns > 2_500_000, "{row:?}");
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT version FROM ndf_schema", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+}

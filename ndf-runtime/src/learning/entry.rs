@@ -75,8 +75,8 @@ impl WorkflowEntry {
         } else {
             self.run.failures += 1;
         }
-        let micros = u64::try_from(run.latency.as_micros()).unwrap_or(u64::MAX);
-        self.run.total_latency_us = self.run.total_latency_us.saturating_add(micros);
+        let nanos = u64::try_from(run.latency.as_nanos()).unwrap_or(u64::MAX);
+        self.run.total_latency_ns = self.run.total_latency_ns.saturating_add(nanos);
         let outlier = self
             .latencies
             .get_or_insert_with(Box::default)

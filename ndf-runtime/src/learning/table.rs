@@ -211,6 +211,24 @@ mod tests {
     }
 
     #[test]
+    fn runs_shorter_than_a_microsecond_add_their_nanoseconds() {
+        let table = StatsTable::default();
+        let l = log([(true, true, 0), (true, true, 0), (true, true, 0)]);
+        for _ in 0..1000 {
+            record(
+                &table,
+                &run("x.flow", "d", true, Duration::from_nanos(400), &l),
+                &config(0.1),
+            );
+        }
+        let flow = table.get("x.flow", "d").unwrap();
+        assert_eq!(
+            flow.total_latency_ns, 400_000,
+            "not truncated to whole microseconds"
+        );
+    }
+
+    #[test]
     fn step_statistics_are_summed_by_name_across_positions() {
         let table = StatsTable::default();
         let l = log([(true, true, 1), (true, true, 0), (true, false, 2)]);
@@ -226,8 +244,8 @@ mod tests {
         );
         let flow = table.get("x.flow", "d").unwrap();
         assert_eq!(
-            (flow.executions, flow.failures, flow.total_latency_us),
-            (1, 1, 3000)
+            (flow.executions, flow.failures, flow.total_latency_ns),
+            (1, 1, 3_000_000)
         );
         assert!(table.get("a", "other").is_none());
     }

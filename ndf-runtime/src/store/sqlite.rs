@@ -13,7 +13,7 @@ use crate::model::{
 };
 
 /// The schema this build writes, and the newest it reads.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const CREATE: &str = "
 CREATE TABLE IF NOT EXISTS ndf_schema (version INTEGER NOT NULL);
@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS ndf_learning (
     degradations INTEGER NOT NULL,
     outliers INTEGER NOT NULL,
     held_back INTEGER NOT NULL,
-    total_latency_us INTEGER NOT NULL,
+    total_latency_ns INTEGER NOT NULL,
     evidence_successes REAL NOT NULL,
     evidence_failures REAL NOT NULL,
     evidence_samples INTEGER NOT NULL,
@@ -72,8 +72,9 @@ CREATE TABLE IF NOT EXISTS ndf_gate (
 /// How long a save waits for another runtime's save to the same file.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Brings a schema-1 file to schema 2: the gate table (created above) and
-/// the timeline's `refused` column.
+/// Brings an older file to the current schema, each step only if it is
+/// missing: schema 2 added the gate table (created above) and the
+/// timeline's `refused` column; schema 3 keeps latencies in nanoseconds.
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let has_refused: bool = conn.query_row(
         "SELECT COUNT(*) > 0 FROM pragma_table_info('ndf_timeline') WHERE name = 'refused'",
@@ -83,6 +84,18 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     if !has_refused {
         conn.execute_batch(
             "ALTER TABLE ndf_timeline ADD COLUMN refused INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
+    let has_micros: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('ndf_learning') WHERE name = 'total_latency_us'",
+        [],
+        |row| row.get(0),
+    )?;
+    if has_micros {
+        conn.execute_batch(
+            "ALTER TABLE ndf_learning ADD COLUMN total_latency_ns INTEGER NOT NULL DEFAULT 0;
+             UPDATE ndf_learning SET total_latency_ns = total_latency_us * 1000;
+             ALTER TABLE ndf_learning DROP COLUMN total_latency_us;",
         )?;
     }
     conn.execute("UPDATE ndf_schema SET version = ?1", [SCHEMA_VERSION])?;
@@ -305,7 +318,7 @@ impl LearningStore for SqliteStore {
         let mut stmt = conn
             .prepare(
                 "SELECT pattern, domain, executions, successes, failures, retries, fallbacks, compensations,
-                        compensation_failures, degradations, outliers, held_back, total_latency_us,
+                        compensation_failures, degradations, outliers, held_back, total_latency_ns,
                         evidence_successes, evidence_failures, evidence_samples
                  FROM ndf_learning ORDER BY pattern, domain",
             )
@@ -324,7 +337,7 @@ impl LearningStore for SqliteStore {
                     outliers: to_u64(r.get(10)?),
                     held_back: to_u64(r.get(11)?),
                     rejected: 0,
-                    total_latency_us: to_u64(r.get(12)?),
+                    total_latency_ns: to_u64(r.get(12)?),
                 };
                 Ok(StoredStats {
                     pattern: r.get(0)?,
@@ -501,8 +514,11 @@ impl SqliteStore {
         // weighted quantity, is the last writer's.
         let mut stmt = tx
             .prepare_cached(
-                "INSERT INTO ndf_learning VALUES
-                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                "INSERT INTO ndf_learning (pattern, domain, executions, successes, failures,
+                   retries, fallbacks, compensations, compensation_failures, degradations,
+                   outliers, held_back, total_latency_ns, evidence_successes,
+                   evidence_failures, evidence_samples)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
                  ON CONFLICT (pattern, domain) DO UPDATE SET
                    executions = executions + excluded.executions,
                    successes = successes + excluded.successes,
@@ -514,7 +530,7 @@ impl SqliteStore {
                    degradations = degradations + excluded.degradations,
                    outliers = outliers + excluded.outliers,
                    held_back = held_back + excluded.held_back,
-                   total_latency_us = total_latency_us + excluded.total_latency_us,
+                   total_latency_ns = total_latency_ns + excluded.total_latency_ns,
                    evidence_successes = excluded.evidence_successes,
                    evidence_failures = excluded.evidence_failures,
                    evidence_samples = excluded.evidence_samples",
@@ -535,7 +551,7 @@ impl SqliteStore {
                 to_i64(s.degradations),
                 to_i64(s.outliers),
                 to_i64(s.held_back),
-                to_i64(s.total_latency_us),
+                to_i64(s.total_latency_ns),
                 row.evidence.successes,
                 row.evidence.failures,
                 to_i64(row.evidence.samples),
