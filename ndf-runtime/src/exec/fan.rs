@@ -162,7 +162,8 @@ where
                 if let Some(item) = items.next() {
                     running.push(Woken {
                         item: start(fan.outs.len(), item),
-                        cancel: cancel.notified(),
+                        notify: &cancel,
+                        cancel: None,
                     });
                     fan.outs.push(None);
                 } else {
@@ -232,8 +233,9 @@ pin_project_lite::pin_project! {
     struct Woken<'n, F> {
         #[pin]
         item: F,
+        notify: &'n Notify,
         #[pin]
-        cancel: Notified<'n>,
+        cancel: Option<Notified<'n>>,
     }
 }
 
@@ -241,13 +243,18 @@ impl<F: Future> Future for Woken<'_, F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
+        let mut this = self.project();
         match this.item.poll(cx) {
             Poll::Ready(out) => Poll::Ready(out),
             Poll::Pending => {
                 // Registers the waker; once notified, it stays ready, and
                 // the item is polled as cancelled from then on.
-                let _ = this.cancel.poll(cx);
+                if this.cancel.is_none() {
+                    this.cancel.set(Some(this.notify.notified()));
+                }
+                if let Some(cancel) = this.cancel.as_pin_mut() {
+                    let _ = cancel.poll(cx);
+                }
                 Poll::Pending
             }
         }
