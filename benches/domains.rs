@@ -14,6 +14,8 @@ use ndf::prelude::*;
 
 #[path = "support/ratio.rs"]
 mod ratio;
+#[path = "support/rig.rs"]
+mod rig;
 
 #[pattern]
 async fn parse(x: u64) -> u64 {
@@ -44,10 +46,7 @@ fn runtime() -> Ndf {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = rig::current_thread();
     let flow = sequential!(name = "bench.checkout"; parse => price => total);
 
     let mut group = c.benchmark_group(GROUP);

@@ -15,6 +15,8 @@ use ndf::prelude::*;
 
 #[path = "support/ratio.rs"]
 mod ratio;
+#[path = "support/rig.rs"]
+mod rig;
 
 const ITEMS: u64 = 10_000;
 const BOUND: usize = 8;
@@ -51,15 +53,7 @@ async fn hand_written(items: Vec<u64>) -> Vec<u64> {
 }
 
 fn bench_fan_out(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
-    let ctx = PatternContext::new("bench");
+    let (rt, ndf, ctx) = rig::rig();
     let flow = parallel!(name = "bench.each", max_concurrent = 8; each t);
     let input: Vec<u64> = (0..ITEMS).collect();
     let mut group = c.benchmark_group("fan_out");
@@ -82,24 +76,13 @@ fn peak_rss_kib() -> Option<u64> {
 }
 
 fn million() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
-    let ctx = PatternContext::new("bench");
-    let flow = parallel!(name = "bench.each_million", max_concurrent = 64; each t);
+    let (rt, ndf, ctx) = rig::rig();
+    let flow =
+        sequential!(name = "bench.each_range"; seq_to => parallel!(max_concurrent = 64; each t));
     let before = peak_rss_kib();
     let started = std::time::Instant::now();
     // A range, not a `Vec`: nothing of the input is held.
-    let out = rt.block_on(ndf.run(
-        &sequential!(name = "bench.each_range"; seq_to => parallel!(max_concurrent = 64; each t)),
-        1_000_000,
-        &ctx,
-    ));
+    let out = rt.block_on(ndf.run(&flow, 1_000_000, &ctx));
     let elapsed = started.elapsed();
     let after = peak_rss_kib();
     let out = out.unwrap();
@@ -110,7 +93,6 @@ fn million() {
         after.unwrap_or(0),
         out.len() * 8 / 1024
     );
-    drop((flow, rt));
 }
 
 #[pattern]

@@ -16,6 +16,8 @@ use ndf::prelude::*;
 
 #[path = "support/ratio.rs"]
 mod ratio;
+#[path = "support/rig.rs"]
+mod rig;
 
 #[pattern]
 async fn t(x: u64) -> u64 {
@@ -82,15 +84,7 @@ macro_rules! bench_k {
 }
 
 fn bench_parallel(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
-    let ctx = PatternContext::new("bench");
+    let (rt, ndf, ctx) = rig::rig();
     let mut group = c.benchmark_group("parallel");
     bench_k!(group, rt, ndf, ctx; 2, "bench.parallel_2"; t, t);
     bench_k!(group, rt, ndf, ctx; 8, "bench.parallel_8"; t, t, t, t, t, t, t, t);
@@ -100,15 +94,7 @@ fn bench_parallel(c: &mut Criterion) {
 }
 
 fn bench_orchestrate(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
-    let ctx = PatternContext::new("bench");
+    let (rt, ndf, ctx) = rig::rig();
     let mut group = c.benchmark_group("orchestrate");
 
     let fan_out = orchestrate!(name = "bench.fan_out";

@@ -27,6 +27,8 @@ use tower_resilience::timelimiter::TimeLimiterLayer;
 
 #[path = "support/ratio.rs"]
 mod ratio;
+#[path = "support/rig.rs"]
+mod rig;
 
 #[derive(Debug, Clone)]
 struct Flaky;
@@ -65,15 +67,7 @@ async fn bare(x: u64) -> Result<u64, Flaky> {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
-    let ctx = PatternContext::new("bench");
+    let (rt, ndf, ctx) = rig::rig();
     let flow = sequential!(name = "bench.peer_step"; step);
     let service = rt.block_on(async {
         ServiceBuilder::new()
@@ -124,21 +118,8 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-/// A runtime and the current-thread tokio runtime the benches run on.
-fn setup() -> (tokio::runtime::Runtime, Ndf, PatternContext) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
-    (rt, ndf, PatternContext::new("bench"))
-}
-
 fn bench_breakers(c: &mut Criterion) {
-    let (rt, ndf, ctx) = setup();
+    let (rt, ndf, ctx) = rig::rig();
     let mut group = c.benchmark_group("breakers");
     let gated_flow = sequential!(name = "bench.peer_gated"; gated);
     let failsafe_breaker = failsafe::Config::new().build();
@@ -172,7 +153,7 @@ fn bench_breakers(c: &mut Criterion) {
 }
 
 fn bench_rate_limits(c: &mut Criterion) {
-    let (rt, ndf, ctx) = setup();
+    let (rt, ndf, ctx) = rig::rig();
     let mut group = c.benchmark_group("rate_limits");
     let limited_flow = sequential!(name = "bench.peer_limited"; limited);
     let quota = governor::Quota::per_second(std::num::NonZeroU32::new(1_000_000_000).unwrap());

@@ -11,6 +11,8 @@ use ndf::prelude::*;
 
 #[path = "support/ratio.rs"]
 mod ratio;
+#[path = "support/rig.rs"]
+mod rig;
 
 #[pattern(timeout = "5s", retries = 3, confidence_threshold = 0.5, fallback = spare)]
 async fn guarded(x: u64) -> Result<u64, StepError> {
@@ -31,10 +33,7 @@ async fn bare(x: u64) -> Result<u64, StepError> {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = rig::current_thread();
     let mut config = Config::default();
     config.latency_alert = Some(Duration::from_secs(1));
     let ndf = Ndf::builder()

@@ -11,6 +11,8 @@ use ndf::prelude::*;
 
 #[path = "support/ratio.rs"]
 mod ratio;
+#[path = "support/rig.rs"]
+mod rig;
 
 macro_rules! steps {
     ($($step:ident / $hand:ident),*) => {$(
@@ -55,15 +57,7 @@ async fn hand_written(x: u64) -> Result<u64, StepError> {
 const GROUP: &str = "sequential_10_steps";
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
-    let ctx = PatternContext::new("bench");
+    let (rt, ndf, ctx) = rig::rig();
     let flow = sequential!(name = "bench.ten_steps"; s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9);
 
     let expected = rt.block_on(hand_written(1)).unwrap();

@@ -11,6 +11,8 @@ use ndf::{Evidence, LearningStore, SqliteStore, StoredStats};
 
 #[path = "support/ratio.rs"]
 mod ratio;
+#[path = "support/rig.rs"]
+mod rig;
 
 #[pattern]
 async fn step(x: u64) -> u64 {
@@ -63,10 +65,7 @@ fn bench_save(c: &mut Criterion) {
 }
 
 fn bench_hot_path(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = rig::current_thread();
     let dir = std::env::temp_dir().join("ndf-bench-hot");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
