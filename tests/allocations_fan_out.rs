@@ -2,6 +2,8 @@
 //! in-flight futures, and nothing per item: the same number of blocks over
 //! 10 items as over 10 000.
 
+mod common;
+
 use ndf::prelude::*;
 
 #[global_allocator]
@@ -19,10 +21,7 @@ fn a_fan_out_allocates_nothing_per_item() {
         .enable_all()
         .build()
         .unwrap();
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
+    let ndf = common::ndf();
     let ctx = PatternContext::new("bench");
     let flow = parallel!(name = "bench.fan_out", max_concurrent = 8; each check);
     rt.block_on(async {

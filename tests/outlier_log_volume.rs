@@ -5,31 +5,17 @@
 //! test of its binary: the subscriber is process-wide state for tracing's
 //! callsite cache.
 
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::Duration;
 
+use common::Captured;
 use ndf::prelude::*;
 
 #[pattern]
 async fn lookup(ms: u64) -> u64 {
     tokio::time::sleep(Duration::from_millis(ms)).await;
     ms
-}
-
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<String>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap()
-            .push(String::from_utf8_lossy(buf).into_owned());
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The number in `field=` of `line`.
@@ -44,8 +30,8 @@ fn field(line: &str, field: &str) -> Option<u64> {
 
 #[test]
 fn outliers_are_counted_per_interval_under_their_own_target() {
-    let lines = Lines::default();
-    let writer = lines.clone();
+    let log = Captured::default();
+    let writer = log.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::INFO)
         .with_ansi(false)
@@ -57,10 +43,7 @@ fn outliers_are_counted_per_interval_under_their_own_target() {
         .start_paused(true)
         .build()
         .unwrap();
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
+    let ndf = common::ndf();
     let outliers = rt.block_on(async {
         let flow = sequential!(name = "search.lookup"; lookup);
         let ctx = PatternContext::new("search");
@@ -74,9 +57,9 @@ fn outliers_are_counted_per_interval_under_their_own_target() {
         ndf.run(&flow, 10, &ctx).await.unwrap();
         ndf.stats("search.lookup", "search").unwrap().outliers
     });
-    let lines = lines.0.lock().unwrap().clone();
-    let outlier_lines: Vec<&String> = lines
-        .iter()
+    let text = log.text();
+    let outlier_lines: Vec<&str> = text
+        .lines()
         .filter(|l| l.contains("ndf::outlier"))
         .collect();
     assert_eq!(outliers, 100, "every slow run was flagged");
