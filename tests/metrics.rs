@@ -44,20 +44,25 @@ fn snapshot(snapshotter: &Snapshotter) -> BTreeMap<String, DebugValue> {
         .collect()
 }
 
+/// A runtime that learns each run as it ends: metrics are emitted as runs
+/// are learned. Build it after the local recorder is set.
+fn runtime() -> Ndf {
+    let mut config = Config::default();
+    config.learning_batch = 1;
+    Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap()
+}
+
 #[tokio::test(start_paused = true)]
 async fn one_run_is_counted_with_bounded_labels() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let _guard = metrics::set_default_local_recorder(&recorder);
 
-    // Metrics are emitted as runs are learned: learn each one as it ends.
-    let mut config = Config::default();
-    config.learning_batch = 1;
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .config(config)
-        .build()
-        .unwrap();
+    let ndf = runtime();
     let flow = sequential!(name = "sync.orders"; fetch => store);
     let ctx = PatternContext::new("sync-tenant-4711").attribute("api_key", "k-123");
     ndf.run(&flow, Flaky::default(), &ctx).await.unwrap();
@@ -242,13 +247,7 @@ async fn a_runtime_built_after_the_recorder_gives_every_metric_a_description() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let _guard = metrics::set_default_local_recorder(&recorder);
-    let mut config = Config::default();
-    config.learning_batch = 1;
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .config(config)
-        .build()
-        .unwrap();
+    let ndf = runtime();
     let flow = sequential!(name = "obs.described"; fetch => store);
     ndf.run(&flow, Flaky::default(), &PatternContext::new("obs"))
         .await
