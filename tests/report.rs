@@ -41,11 +41,11 @@ async fn handle(call: Call) -> Result<u64, StepError> {
 }
 
 /// Confidence gating off (threshold 0), so that every run runs.
-fn ndf(sink: Collect) -> Ndf {
+fn ndf(sink: impl AlertSink) -> Ndf {
     ndf_with_threshold(sink, 0.0)
 }
 
-fn ndf_with_threshold(sink: Collect, confidence_threshold: f64) -> Ndf {
+fn ndf_with_threshold(sink: impl AlertSink, confidence_threshold: f64) -> Ndf {
     let mut config = Config::default();
     config.confidence_threshold = confidence_threshold;
     config.min_samples = 5;
@@ -380,16 +380,7 @@ impl AlertSink for Pager {
 #[tokio::test(start_paused = true)]
 async fn an_incident_fires_once_and_resolves_once_when_the_condition_clears() {
     let pager = Pager::default();
-    let mut config = Config::default();
-    config.confidence_threshold = 0.0;
-    config.min_samples = 5;
-    config.error_tolerance = 0.2;
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .config(config)
-        .alert_sink(pager.clone())
-        .build()
-        .unwrap();
+    let ndf = ndf(pager.clone());
     let flow = sequential!(name = "api.paging"; handle);
     let ctx = PatternContext::new("api");
     let call = |fail| Call { ms: 1, fail };
