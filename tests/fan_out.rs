@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use common::Trace;
 use ndf::prelude::*;
-use ndf::{ResourceProbe, ResourceUsage};
 
 /// Sleeps longer for smaller numbers, so that items finish in the reverse
 /// of input order.
@@ -269,19 +268,7 @@ async fn min_success_fails_when_too_few_items_succeed_and_compensates_them() {
         )
         .await
         .unwrap_err();
-    match &err {
-        ndf::Error::InsufficientSuccess {
-            succeeded,
-            tasks,
-            required,
-            source,
-            ..
-        } => {
-            assert_eq!((*succeeded, *tasks, *required), (2, 3, 3));
-            assert!(source.to_string().contains("no stock for 13"), "{source}");
-        }
-        other => panic!("expected InsufficientSuccess, got {other:?}"),
-    }
+    common::assert_insufficient(&err, (2, 3, 3), "no stock for 13");
     assert_eq!(trace.count("released 1") + trace.count("released 2"), 2);
 }
 
@@ -301,20 +288,6 @@ async fn dropping_the_run_cancels_every_item() {
     assert!(trace.events().is_empty(), "{:?}", trace.events());
 }
 
-/// Busy until a moment, then idle.
-struct BusyUntil(tokio::time::Instant);
-
-impl ResourceProbe for BusyUntil {
-    fn sample(&self) -> ResourceUsage {
-        let cpu = if tokio::time::Instant::now() < self.0 {
-            0.95
-        } else {
-            0.2
-        };
-        ResourceUsage { cpu, memory: 0.4 }
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn items_wait_while_resources_are_above_the_threshold() {
     let start = tokio::time::Instant::now();
@@ -322,7 +295,9 @@ async fn items_wait_while_resources_are_above_the_threshold() {
     config.cpu_limit = 1.0;
     let ndf = Ndf::builder()
         .config(config)
-        .resource_probe(BusyUntil(start + Duration::from_millis(300)))
+        .resource_probe(common::BusyUntil {
+            idle_at: start + Duration::from_millis(300),
+        })
         .build()
         .unwrap();
     let flow = parallel!(name = "ops.each_gated", resource_threshold = 0.7; each busy);

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use common::Trace;
 use ndf::prelude::*;
-use ndf::{ResourceProbe, ResourceUsage};
 
 #[pattern]
 async fn slow_a(delay_ms: u64) -> &'static str {
@@ -194,19 +193,7 @@ async fn min_success_fails_when_too_few_succeed_and_compensates() {
         .run(&flow, job.clone(), &PatternContext::new("ops"))
         .await
         .unwrap_err();
-    match &err {
-        ndf::Error::InsufficientSuccess {
-            succeeded,
-            tasks,
-            required,
-            source,
-            ..
-        } => {
-            assert_eq!((*succeeded, *tasks, *required), (1, 3, 2));
-            assert!(source.to_string().contains("disk full"), "{source}");
-        }
-        other => panic!("expected InsufficientSuccess, got {other:?}"),
-    }
+    common::assert_insufficient(&err, (1, 3, 2), "disk full");
     assert_eq!(job.trace.count("undo_quick"), 1);
 }
 
@@ -229,32 +216,11 @@ async fn dropping_the_run_cancels_every_task() {
     );
 }
 
-/// A probe that reads busy until a moment, then idle.
-struct BusyUntil {
-    idle_at: tokio::time::Instant,
-}
-
-impl ResourceProbe for BusyUntil {
-    fn sample(&self) -> ResourceUsage {
-        if tokio::time::Instant::now() < self.idle_at {
-            ResourceUsage {
-                cpu: 0.95,
-                memory: 0.4,
-            }
-        } else {
-            ResourceUsage {
-                cpu: 0.2,
-                memory: 0.4,
-            }
-        }
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn tasks_wait_while_resources_are_above_the_threshold() {
     let idle_at = tokio::time::Instant::now() + Duration::from_millis(500);
     let ndf = Ndf::builder()
-        .resource_probe(BusyUntil { idle_at })
+        .resource_probe(common::BusyUntil { idle_at })
         .build()
         .unwrap();
     let flow = parallel!(name = "ops.gated", resource_threshold = 0.7; busy, busy);
@@ -279,7 +245,7 @@ async fn resources_that_stay_high_end_in_resource_exhausted() {
     config.cpu_limit = 1.0;
     let ndf = Ndf::builder()
         .config(config)
-        .resource_probe(BusyUntil { idle_at })
+        .resource_probe(common::BusyUntil { idle_at })
         .build()
         .unwrap();
     let flow = parallel!(resource_threshold = 0.7; busy, busy);

@@ -64,6 +64,42 @@ pub fn assert_exhausted(err: ndf::Error, expected: (&str, f64, f64)) {
     }
 }
 
+/// Asserts that `err` is `Error::InsufficientSuccess` with these
+/// (succeeded, tasks, required), its source saying `cause`.
+#[track_caller]
+pub fn assert_insufficient(err: &ndf::Error, counts: (usize, usize, usize), cause: &str) {
+    match err {
+        ndf::Error::InsufficientSuccess {
+            succeeded,
+            tasks,
+            required,
+            source,
+            ..
+        } => {
+            assert_eq!((*succeeded, *tasks, *required), counts);
+            assert!(source.to_string().contains(cause), "{source}");
+        }
+        other => panic!("expected InsufficientSuccess, got {other:?}"),
+    }
+}
+
+/// A probe that reads a busy CPU (0.95) until `idle_at`, then an idle one
+/// (0.2); memory at 0.4 throughout.
+pub struct BusyUntil {
+    pub idle_at: tokio::time::Instant,
+}
+
+impl ndf::ResourceProbe for BusyUntil {
+    fn sample(&self) -> ndf::ResourceUsage {
+        let cpu = if tokio::time::Instant::now() < self.idle_at {
+            0.95
+        } else {
+            0.2
+        };
+        ndf::ResourceUsage { cpu, memory: 0.4 }
+    }
+}
+
 pub fn ndf() -> ndf::Ndf {
     ndf::Ndf::builder()
         .resource_probe(ndf::IdleProbe)
