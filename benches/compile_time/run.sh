@@ -37,6 +37,23 @@ tokio = { version = "1", features = ["time", "rt", "macros"] }
 TOML
 }
 
+# `pub fn run_all($1) -> u64`, which awaits every workflow (`$3`, in which
+# `$w` is the workflow's number) after `$2`: used, so that every
+# workflow's state machine is generated, not only checked.
+run_all() {
+  echo "pub fn run_all($1) -> u64 {"
+  echo "    $2"
+  echo "    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();"
+  echo "    rt.block_on(async {"
+  echo "        let mut total = 0u64;"
+  for w in $(seq 0 $((workflows - 1))); do
+    echo "        total = total.wrapping_add(${3//\$w/$w}.await.unwrap_or(0));"
+  done
+  echo "        total"
+  echo "    })"
+  echo "}"
+}
+
 gen_ndf() {
   echo "use ndf::prelude::*;"
   for i in $(seq 0 $((steps - 1))); do
@@ -53,18 +70,7 @@ RS
     echo "    sequential!(name = \"bench.route_${names[$w]}\"; step_$b => step_$((b + 1)) => step_$((b + 2)) => step_$((b + 3)) => step_$((b + 4)))"
     echo "}"
   done
-  # Used, so that every workflow's state machine is generated.
-  echo "pub fn run_all(ndf: &Ndf) -> u64 {"
-  echo "    let ctx = PatternContext::new(\"bench\");"
-  echo "    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();"
-  echo "    rt.block_on(async {"
-  echo "        let mut total = 0u64;"
-  for w in $(seq 0 $((workflows - 1))); do
-    echo "        total = total.wrapping_add(ndf.run(&flow_$w(), $w, &ctx).await.unwrap_or(0));"
-  done
-  echo "        total"
-  echo "    })"
-  echo "}"
+  run_all "ndf: &Ndf" "let ctx = PatternContext::new(\"bench\");" 'ndf.run(&flow_$w(), $w, &ctx)'
 }
 
 gen_hand() {
@@ -114,16 +120,7 @@ RS
     echo "    let x = step_$((b + 3))(x).await?; step_$((b + 4))(x).await"
     echo "}"
   done
-  echo "pub fn run_all() -> u64 {"
-  echo "    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();"
-  echo "    rt.block_on(async {"
-  echo "        let mut total = 0u64;"
-  for w in $(seq 0 $((workflows - 1))); do
-    echo "        total = total.wrapping_add(flow_$w($w).await.unwrap_or(0));"
-  done
-  echo "        total"
-  echo "    })"
-  echo "}"
+  run_all "" "" 'flow_$w($w)'
 }
 
 for kind in ndf hand; do
