@@ -9,7 +9,6 @@ mod common;
 
 use std::time::Duration;
 
-use common::Captured;
 use ndf::prelude::*;
 
 #[pattern]
@@ -30,14 +29,7 @@ fn field(line: &str, field: &str) -> Option<u64> {
 
 #[test]
 fn outliers_are_counted_per_interval_under_their_own_target() {
-    let log = Captured::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (log, _guard) = common::capture_at_info();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)

@@ -16,14 +16,7 @@ async fn always_down(n: u32) -> Result<u32, StepError> {
 
 #[tokio::test(start_paused = true)]
 async fn a_refused_run_is_an_info_event_in_a_refused_workflow_span() {
-    let captured = common::Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = common::capture_at_info();
     let mut config = Config::default();
     config.min_samples = 4;
     config.gate_alpha = 0.2;

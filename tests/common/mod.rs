@@ -49,6 +49,21 @@ impl std::io::Write for Captured {
     }
 }
 
+/// A `fmt` subscriber at INFO, without colours, writing into the returned
+/// [`Captured`], set as this thread's default until the guard is dropped.
+/// Tests that use it are the only test of their binary: tracing caches
+/// each callsite's interest process-wide.
+pub fn capture_at_info() -> (Captured, tracing::subscriber::DefaultGuard) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
 /// Asserts that `err` is `Error::ResourceExhausted` with this resource,
 /// usage and limit.
 #[track_caller]
