@@ -47,6 +47,8 @@ pub use runtime::{DynWorkflow, Ndf, NdfBuilder};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use security::{REDACTED, is_secret_key};
 pub use store::{Durability, LearningStore, MemoryStore, SqliteStore};
+#[cfg(feature = "postgres")]
+pub use store::{PostgresStore, PostgresStoreBuilder};
 pub use telemetry::{
     Alert, AlertKind, AlertSink, Dashboard, HistogramBin, OUTLIER_LOG_INTERVAL, Overview,
     PatternPanel, PatternReport, Percentiles, Report, Resources, ResponseSeries, TracingSink,

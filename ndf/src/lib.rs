@@ -56,6 +56,8 @@ pub use ndf_runtime::{
 };
 #[cfg(feature = "dashboard")]
 pub use ndf_runtime::{DashboardHandle, DashboardOptions};
+#[cfg(feature = "postgres")]
+pub use ndf_runtime::{PostgresStore, PostgresStoreBuilder};
 #[cfg(feature = "prometheus")]
 pub use ndf_runtime::{RUN_DURATION_BUCKETS, serve_prometheus, serve_prometheus_with_buckets};
 

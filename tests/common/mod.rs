@@ -157,3 +157,72 @@ pub fn http_get_with(
         .unwrap_or_else(|| panic!("no status in {head:?}"));
     (status, body.to_owned())
 }
+
+/// The `PostgreSQL` server of the store and fleet tests: `DATABASE_URL`
+/// when it is set (`.ci/run` sets it), otherwise the throwaway cluster of
+/// `.ci/postgres start`, started on first use (Debian's `postgresql`,
+/// installed if missing, on 127.0.0.1:54329; `.ci/postgres stop` removes
+/// it). No server is an error that says so, never a skipped test.
+pub fn database_url() -> String {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            return url;
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/postgres");
+        let out = std::process::Command::new(script)
+            .arg("start")
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("the Postgres tests need a server: cannot run {script}: {e}")
+            });
+        let printed = String::from_utf8_lossy(&out.stdout);
+        let url = printed
+            .trim()
+            .strip_prefix("export DATABASE_URL=")
+            .filter(|_| out.status.success())
+            .unwrap_or_else(|| {
+                panic!(
+                    "the Postgres tests need a server: set DATABASE_URL, or fix what \
+                     `{script} start` reported above ({})",
+                    out.status
+                )
+            });
+        url.to_owned()
+    })
+    .clone()
+}
+
+/// Runs SQL statements on the test server (to set a scene or inspect it).
+pub fn psql(sql: &str) {
+    let sql = sql.to_owned();
+    let url = database_url();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                use sqlx::Connection as _;
+                let mut conn = sqlx::PgConnection::connect(&url)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot reach the test server at {url}: {e}"));
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            });
+    })
+    .join()
+    .unwrap();
+}
+
+/// A schema of the test server of its own, emptied: `name` plus the
+/// process id, so that test binaries and processes never share one by
+/// accident.
+pub fn fresh_schema(name: &str) -> String {
+    let schema = format!("{name}_{}", std::process::id());
+    psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    schema
+}

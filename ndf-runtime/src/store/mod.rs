@@ -2,13 +2,36 @@
 //! in-memory implementation.
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresStore, PostgresStoreBuilder};
 pub use sqlite::{Durability, SqliteStore};
 
 use crate::error::StoreError;
-use crate::model::{StoredPoint, StoredStats};
+use crate::model::{BreakerState, StoredPoint, StoredStats};
+
+/// A count as a database integer (saturating; counts never get near).
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A database integer as a count (a negative one, never written, is 0).
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// A breaker state as [`BreakerState::as_str`] wrote it.
+fn breaker_state(name: &str) -> BreakerState {
+    match name {
+        "open" => BreakerState::Open,
+        "half_open" => BreakerState::HalfOpen,
+        _ => BreakerState::Closed,
+    }
+}
 
 /// Keeps learning data between runs of the process.
 ///

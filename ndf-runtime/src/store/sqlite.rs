@@ -5,11 +5,10 @@ use std::sync::{Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::LearningStore;
+use super::{LearningStore, breaker_state, to_i64, to_u64};
 use crate::error::{Error, StoreError};
 use crate::model::{
-    BreakerState, Evidence, PatternStats, RecentRun, StoredBreaker, StoredPoint, StoredStats,
-    TimelinePoint,
+    Evidence, PatternStats, RecentRun, StoredBreaker, StoredPoint, StoredStats, TimelinePoint,
 };
 
 /// The schema this build writes, and the newest it reads.
@@ -304,14 +303,6 @@ impl SqliteStore {
     }
 }
 
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn to_u64(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
-}
-
 impl LearningStore for SqliteStore {
     fn load(&self) -> Result<Vec<StoredStats>, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
@@ -371,11 +362,7 @@ impl LearningStore for SqliteStore {
                     Ok((
                         to_u64(r.get(0)?),
                         StoredBreaker {
-                            state: match state.as_str() {
-                                "open" => BreakerState::Open,
-                                "half_open" => BreakerState::HalfOpen,
-                                _ => BreakerState::Closed,
-                            },
+                            state: breaker_state(&state),
                             evidence: r.get(2)?,
                             calls: to_u64(r.get(3)?),
                             failures: u32::try_from(to_u64(r.get(4)?)).unwrap_or(u32::MAX),

@@ -1,0 +1,424 @@
+//! `PostgresStore` against a real server (`DATABASE_URL`; `.ci/run` starts
+//! one): what is saved comes back, runtimes and OS processes sharing one
+//! database add up to every run, a SIGKILL loses nothing acknowledged, and
+//! every bad setup is a clear `Error::Store` while the runtime keeps going.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{database_url, fresh_schema, psql};
+use ndf::prelude::*;
+use ndf::{LearningStore, PostgresStore};
+
+/// Fails every seventh call.
+#[pattern]
+async fn settle(n: u64) -> Result<u64, StepError> {
+    if n % 7 == 6 {
+        return Err(StepError::msg("declined"));
+    }
+    Ok(n)
+}
+
+fn store(schema: &str) -> PostgresStore {
+    PostgresStore::builder(&database_url())
+        .schema(schema)
+        .connect()
+        .unwrap()
+}
+
+fn runtime(schema: &str) -> Ndf {
+    let mut config = Config::default();
+    // Every run runs: this counts, it does not gate.
+    config.confidence_threshold = 0.0;
+    Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .store(store(schema))
+        .build()
+        .unwrap()
+}
+
+/// Runs `count` calls of `payments.settle`, numbered from `from`.
+async fn settle_many(ndf: &Ndf, from: u64, count: u64) {
+    let flow = sequential!(name = "payments.settle"; settle);
+    let ctx = PatternContext::new("payments");
+    for n in from..from + count {
+        let _ = ndf.run(&flow, n, &ctx).await;
+    }
+}
+
+/// (executions, successes, failures) of `payments.settle` in the schema.
+fn stored(schema: &str) -> (u64, u64, u64) {
+    let rows = store(schema).load().unwrap();
+    rows.iter()
+        .find(|r| r.pattern == "payments.settle" && r.domain == "payments")
+        .map_or((0, 0, 0), |row| {
+            (
+                row.stats.executions,
+                row.stats.successes,
+                row.stats.failures,
+            )
+        })
+}
+
+/// Failures among calls numbered `0..n`.
+fn failures_below(n: u64) -> u64 {
+    (0..n).filter(|k| k % 7 == 6).count() as u64
+}
+
+#[tokio::test]
+async fn what_is_saved_comes_back_with_its_steps_gate_and_recent_runs() {
+    let schema = fresh_schema("store_round_trip");
+    let ndf = runtime(&schema);
+    settle_many(&ndf, 0, 30).await;
+    ndf.shutdown().await.unwrap();
+    let rows = store(&schema).load().unwrap();
+    let flow = rows
+        .iter()
+        .find(|r| r.pattern == "payments.settle")
+        .unwrap();
+    let failures = failures_below(30);
+    assert_eq!(flow.stats.executions, 30);
+    assert_eq!(flow.stats.failures, failures);
+    assert_eq!(flow.recent.len(), 30, "the workflow's recent runs");
+    assert_eq!(
+        flow.recent.iter().filter(|r| !r.ok).count() as u64,
+        failures
+    );
+    let step = rows.iter().find(|r| r.pattern == "settle").unwrap();
+    assert_eq!(step.stats.executions, 30);
+    assert!(
+        step.evidence.samples > 0,
+        "the confidence evidence is saved"
+    );
+    // A new runtime starts from all of it.
+    let again = runtime(&schema);
+    assert_eq!(
+        again
+            .stats("payments.settle", "payments")
+            .unwrap()
+            .executions,
+        30
+    );
+}
+
+#[tokio::test]
+async fn two_runtimes_on_one_database_lose_nothing_whatever_the_order_of_saves() {
+    let schema = fresh_schema("store_two");
+    let a = runtime(&schema);
+    let b = runtime(&schema);
+    settle_many(&a, 0, 35).await;
+    settle_many(&b, 35, 20).await;
+    a.flush().unwrap();
+    b.flush().unwrap();
+    settle_many(&a, 55, 10).await;
+    a.flush().unwrap();
+    // Nothing new: saving again adds nothing.
+    b.flush().unwrap();
+    a.shutdown().await.unwrap();
+    b.shutdown().await.unwrap();
+    let failures = failures_below(65);
+    assert_eq!(stored(&schema), (65, 65 - failures, failures));
+}
+
+const CHILD_ENV: &str = "NDF_PG_CHILD";
+const RUNS: u64 = 2_000;
+const PROCESSES: u64 = 4;
+
+#[test]
+#[ignore = "run by `four_processes_on_one_database_add_up_to_every_run` as its child process"]
+fn pg_shared_child() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let (schema, first) = spec.split_once('|').unwrap();
+    let first: u64 = first.parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let ndf = runtime(schema);
+        // Saves often, so that the processes' saves interleave.
+        for chunk in 0..20 {
+            settle_many(&ndf, first + chunk * (RUNS / 20), RUNS / 20).await;
+            ndf.flush().unwrap();
+        }
+        ndf.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn four_processes_on_one_database_add_up_to_every_run() {
+    let schema = fresh_schema("store_four");
+    drop(store(&schema));
+    let children: Vec<_> = (0..PROCESSES)
+        .map(|i| {
+            Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--ignored",
+                    "--exact",
+                    "pg_shared_child",
+                    "--test-threads=1",
+                ])
+                .env(CHILD_ENV, format!("{schema}|{}", i * RUNS))
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success(), "a child failed");
+    }
+    let total = PROCESSES * RUNS;
+    let failures = failures_below(total);
+    assert_eq!(
+        stored(&schema),
+        (total, total - failures, failures),
+        "every run of every process, none overwritten"
+    );
+}
+
+const CRASH_ENV: &str = "NDF_PG_CRASH_CHILD";
+
+#[test]
+#[ignore = "run by `killed_while_saving_keeps_every_acknowledged_update` as its child process"]
+fn pg_crash_child() {
+    let Ok(schema) = std::env::var(CRASH_ENV) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ndf = runtime(&schema);
+    rt.block_on(async {
+        let mut next = 0;
+        loop {
+            settle_many(&ndf, next, 50).await;
+            next += 50;
+            ndf.flush().unwrap();
+            let acknowledged = ndf.stats("payments.settle", "payments").unwrap().executions;
+            println!("ACK {acknowledged}");
+        }
+    });
+}
+
+#[test]
+fn killed_while_saving_keeps_every_acknowledged_update() {
+    let schema = fresh_schema("store_crash");
+    let mut acknowledged = 0;
+    for round in 0..4 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "pg_crash_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CRASH_ENV, &schema)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let wanted = 2 + round % 3;
+        let mut seen = 0;
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(n) = line.strip_prefix("ACK ") {
+                acknowledged = n.trim().parse().unwrap();
+                seen += 1;
+                if seen == wanted {
+                    break;
+                }
+            }
+        }
+        child.kill().unwrap(); // SIGKILL on Unix
+        child.wait().unwrap();
+        let (saved, ..) = stored(&schema);
+        assert!(
+            saved >= acknowledged,
+            "round {round}: {saved} saved, {acknowledged} acknowledged"
+        );
+        // At most the runs of the save in flight beyond what was
+        // acknowledged: nothing is counted twice.
+        assert!(
+            saved <= acknowledged + 50,
+            "round {round}: {saved} saved, {acknowledged} acknowledged"
+        );
+    }
+    assert!(
+        acknowledged >= 4 * 100,
+        "every round resumed from the last: {acknowledged}"
+    );
+}
+
+fn store_error(result: Result<PostgresStore, ndf::Error>) -> String {
+    match result {
+        Err(ndf::Error::Store(e)) => e.to_string(),
+        Err(other) => panic!("expected Error::Store, got {other:?}"),
+        Ok(store) => panic!("expected an error, the store opened: {store:?}"),
+    }
+}
+
+#[test]
+fn a_url_that_is_not_postgres_is_refused_without_showing_its_password() {
+    let message = store_error(PostgresStore::connect("mysql://app:hunter2@db/app"));
+    assert!(message.contains("is not a PostgreSQL URL"), "{message}");
+    assert!(message.contains("mysql://app:***@db/app"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn a_server_that_is_not_there_is_named_in_the_error() {
+    // A loopback port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://ndf:secret@127.0.0.1:{port}/app");
+    let message = store_error(
+        PostgresStore::builder(&url)
+            .timeout(Duration::from_secs(2))
+            .connect(),
+    );
+    assert!(
+        message.contains(&format!("postgres ndf@127.0.0.1:{port}/app")),
+        "{message}"
+    );
+    assert!(message.contains("cannot"), "{message}");
+    assert!(!message.contains("secret"), "{message}");
+}
+
+#[test]
+fn a_database_that_does_not_exist_is_named() {
+    let url = database_url();
+    let (server, _db) = url.rsplit_once('/').unwrap();
+    let message = store_error(PostgresStore::connect(&format!("{server}/no_such_db")));
+    assert!(message.contains("no such database"), "{message}");
+    assert!(message.contains("/no_such_db"), "{message}");
+}
+
+#[test]
+fn a_schema_name_that_is_not_an_identifier_is_refused() {
+    let message = store_error(
+        PostgresStore::builder(&database_url())
+            .schema("ndf; DROP TABLE users")
+            .connect(),
+    );
+    assert!(message.contains("is not a plain identifier"), "{message}");
+    let message = store_error(
+        PostgresStore::builder(&database_url())
+            .schema("pg_ndf")
+            .connect(),
+    );
+    assert!(message.contains("reserves"), "{message}");
+}
+
+#[test]
+fn another_applications_tables_are_left_untouched_and_named() {
+    let schema = fresh_schema("store_foreign");
+    psql(&format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.ndf_learning (id SERIAL PRIMARY KEY, note TEXT);
+         INSERT INTO {schema}.ndf_learning (note) VALUES ('theirs');
+         CREATE TABLE {schema}.orders (id SERIAL PRIMARY KEY);"
+    ));
+    let message = store_error(
+        PostgresStore::builder(&database_url())
+            .schema(&schema)
+            .connect(),
+    );
+    assert!(message.contains("ndf_learning"), "{message}");
+    assert!(message.contains("did not create"), "{message}");
+    // Their row is still there: the table was not touched.
+    psql(&format!(
+        "DO $$ BEGIN
+           IF (SELECT COUNT(*) FROM {schema}.ndf_learning WHERE note = 'theirs') <> 1 THEN
+             RAISE EXCEPTION 'their table was changed';
+           END IF;
+         END $$;"
+    ));
+}
+
+#[test]
+fn ndf_shares_a_schema_with_an_applications_own_tables() {
+    let schema = fresh_schema("store_beside");
+    psql(&format!(
+        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.orders (id SERIAL PRIMARY KEY);"
+    ));
+    let s = store(&schema);
+    assert!(s.load().unwrap().is_empty());
+}
+
+#[test]
+fn a_schema_written_by_a_newer_ndf_is_refused_and_kept() {
+    let schema = fresh_schema("store_newer");
+    drop(store(&schema));
+    psql(&format!("UPDATE {schema}.ndf_schema SET version = 99"));
+    let message = store_error(
+        PostgresStore::builder(&database_url())
+            .schema(&schema)
+            .connect(),
+    );
+    assert!(message.contains("schema version 99"), "{message}");
+    assert!(message.contains("left untouched"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_stops_answering_keeps_learning_pending_until_it_answers() {
+    let schema = fresh_schema("store_stall");
+    let mut config = Config::default();
+    config.confidence_threshold = 0.0;
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .store(
+            PostgresStore::builder(&database_url())
+                .schema(&schema)
+                .timeout(Duration::from_secs(1))
+                .connect()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    settle_many(&ndf, 0, 10).await;
+    ndf.flush().unwrap();
+    // Another session locks the table for 4 s: saves wait, then time out.
+    let locker = {
+        let schema = schema.clone();
+        std::thread::spawn(move || {
+            psql(&format!(
+                "BEGIN; LOCK TABLE {schema}.ndf_learning IN ACCESS EXCLUSIVE MODE;
+                 SELECT pg_sleep(4); COMMIT;"
+            ));
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    settle_many(&ndf, 10, 15).await;
+    let error = ndf
+        .flush()
+        .expect_err("the save cannot finish while locked");
+    let message = error.to_string();
+    assert!(message.contains("no answer within 1s"), "{message}");
+    assert!(message.contains("kept in memory"), "{message}");
+    // The runtime runs and learns meanwhile.
+    settle_many(&ndf, 25, 5).await;
+    assert_eq!(
+        ndf.stats("payments.settle", "payments").unwrap().executions,
+        30
+    );
+    locker.join().unwrap();
+    ndf.flush().unwrap();
+    let failures = failures_below(30);
+    assert_eq!(
+        stored(&schema),
+        (30, 30 - failures, failures),
+        "what waited is saved once, nothing twice"
+    );
+}
