@@ -37,8 +37,9 @@ pub use exec::{Cx, PhaseRule, Step, TaskResults, Workflow};
 pub use gating::{IdleProbe, ResourceProbe, ResourceUsage, SysinfoProbe};
 pub use learning::{FAILING_MARGIN, HEALTHY_MARGIN, OVERFLOW_DOMAIN};
 pub use model::{
-    BreakerState, Bulkhead, Confidence, Evidence, Hedge, PatternStats, Prior, Rate, RecentRun,
-    RunLog, Shape, StepMeta, StepRecord, StoredBreaker, StoredPoint, StoredStats, TimelinePoint,
+    BreakerState, Bulkhead, Confidence, Evidence, Hedge, MemberBreaker, PatternStats, Prior, Rate,
+    RecentRun, RunLog, Shape, StepMeta, StepRecord, StoredBreaker, StoredPoint, StoredStats,
+    TimelinePoint,
 };
 pub use policy::RetryPolicy;
 #[cfg(feature = "tower")]

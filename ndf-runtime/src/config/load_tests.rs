@@ -9,6 +9,7 @@ use super::Config;
 fn a_zero_period_is_refused_alike_in_code_in_the_environment_and_in_toml() {
     for key in [
         "flush_interval",
+        "sync_interval",
         "timeline_interval",
         "learning_interval",
         "break_duration",

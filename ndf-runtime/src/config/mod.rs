@@ -142,6 +142,13 @@ pub struct Config {
     /// Runs after which learning data is saved to the store without waiting
     /// for the interval. Default: 10 000.
     pub flush_every: u64,
+    /// With a store that shares gates across processes (`PostgresStore`),
+    /// how often the runtime publishes its gates' evidence and pulls the
+    /// other processes': a pattern that another process has learned is
+    /// failing is held back here within two intervals (one for it to
+    /// publish, one to pull), without waiting for failures of its own.
+    /// Default: 2 s.
+    pub sync_interval: Duration,
     /// How runs are learned. With 1 (the default), a run learns its own
     /// outcome as it ends if no other thread is learning (never waiting for
     /// one), and otherwise queues it without a lock for whoever learns
@@ -223,6 +230,7 @@ impl Config {
             retry_budget: None,
             flush_interval: Duration::from_secs(5),
             flush_every: 10_000,
+            sync_interval: Duration::from_secs(2),
             learning_batch: 1,
             learning_interval: Duration::from_millis(100),
             max_entries: 10_000,
@@ -372,6 +380,7 @@ impl Config {
             ("evidence_half_life", Some(self.evidence_half_life)),
             ("latency_alert", self.latency_alert),
             ("flush_interval", Some(self.flush_interval)),
+            ("sync_interval", Some(self.sync_interval)),
             ("learning_interval", Some(self.learning_interval)),
             ("timeline_interval", Some(self.timeline_interval)),
             ("retention", Some(self.retention)),
@@ -442,6 +451,7 @@ setters! {
     resource_gating: bool,
     flush_interval: Duration,
     flush_every: u64,
+    sync_interval: Duration,
     learning_batch: usize,
     learning_interval: Duration,
     max_entries: usize,

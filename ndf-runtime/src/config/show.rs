@@ -78,6 +78,7 @@ impl Config {
         out.extend([
             ("flush_interval", d(self.flush_interval)),
             ("flush_every", Value::Whole(self.flush_every)),
+            ("sync_interval", d(self.sync_interval)),
             ("learning_batch", Value::Whole(self.learning_batch as u64)),
             ("learning_interval", d(self.learning_interval)),
             ("max_entries", Value::Whole(self.max_entries as u64)),

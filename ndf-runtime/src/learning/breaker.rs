@@ -112,9 +112,26 @@ pub(crate) struct Breaker {
     phase: Phase,
     /// The threshold the two log-likelihood ratios below were made for.
     threshold: f64,
+    /// When probes last closed the breaker: the fleet's evidence from
+    /// before then is superseded.
+    closed_at: Option<Instant>,
     /// Added to the evidence by a success (negative) and by a failure.
     on_success: f64,
     on_failure: f64,
+    /// The other processes' evidence and outcomes, with a store shared by
+    /// a fleet (zero otherwise), as last pulled.
+    fleet: Fleet,
+}
+
+/// What the other processes sharing a store learned of a breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct Fleet {
+    /// Their evidence, each aged to when it was pulled.
+    pub(crate) evidence: f64,
+    /// The outcomes they weighed.
+    pub(crate) calls: u64,
+    /// The failures among them since their evidence was last zero.
+    pub(crate) failures: u32,
 }
 
 impl Default for Breaker {
@@ -128,6 +145,8 @@ impl Default for Breaker {
             threshold: f64::NAN,
             on_success: 0.0,
             on_failure: 0.0,
+            fleet: Fleet::default(),
+            closed_at: None,
         }
     }
 }
@@ -152,14 +171,16 @@ impl Breaker {
         }
     }
 
-    /// Failures since the evidence was last zero (for messages).
+    /// Failures since the evidence was last zero, the fleet's included
+    /// (for messages).
     pub(crate) fn failures(&self) -> u32 {
-        self.failures
+        self.failures.saturating_add(self.fleet.failures)
     }
 
-    /// Outcomes weighed since the breaker last closed (for messages).
+    /// Outcomes weighed since the breaker last closed, the fleet's
+    /// included (for messages).
     pub(crate) fn calls(&self) -> u64 {
-        self.calls
+        self.calls + self.fleet.calls
     }
 
     /// Decides whether a run starting `now` is served, probes, or is
@@ -226,7 +247,7 @@ impl Breaker {
                 let probes = config.half_open_probes;
                 let needed = probes_needed(probes, threshold);
                 if *succeeded >= needed {
-                    self.close();
+                    self.close(now);
                     return Some(Transition::Closed);
                 }
                 if *failed > probes - needed {
@@ -256,9 +277,17 @@ impl Breaker {
         }
         // Healthy, the evidence stays at zero: the threshold's logarithm is
         // worked out only when there is evidence to weigh against it.
-        if self.calls >= config.min_samples
-            && self.evidence > 0.0
-            && self.evidence >= open_at(config)
+        self.open_on_evidence(now, config)
+    }
+
+    /// Opens a closed breaker when its evidence and the fleet's together
+    /// are credible.
+    fn open_on_evidence(&mut self, now: Instant, config: &Config) -> Option<Transition> {
+        let evidence = self.evidence + self.fleet.evidence;
+        if self.phase == Phase::Closed
+            && self.calls + self.fleet.calls >= config.min_samples
+            && evidence > 0.0
+            && evidence >= open_at(config)
         {
             self.phase = Phase::open(now, config);
             return Some(Transition::Opened);
@@ -266,12 +295,38 @@ impl Breaker {
         None
     }
 
-    /// Closes the breaker with fresh evidence.
-    fn close(&mut self) {
+    /// Takes what the other processes sharing the store learned (pulled at
+    /// `now`); returns the change of state it caused: a pattern the fleet
+    /// found failing is held back here without failures of its own.
+    pub(crate) fn join_fleet(
+        &mut self,
+        fleet: Fleet,
+        now: Instant,
+        config: &Config,
+    ) -> Option<Transition> {
+        self.fleet = fleet;
+        self.open_on_evidence(now, config)
+    }
+
+    /// The threshold its evidence was weighed for, once it weighed one.
+    pub(crate) fn threshold(&self) -> Option<f64> {
+        self.threshold.is_finite().then_some(self.threshold)
+    }
+
+    /// When probes last closed the breaker (the fleet's evidence from
+    /// before then does not count).
+    pub(crate) fn closed_at(&self) -> Option<Instant> {
+        self.closed_at
+    }
+
+    /// Closes the breaker at `now` with fresh evidence.
+    fn close(&mut self, now: Instant) {
         self.phase = Phase::Closed;
         self.evidence = 0.0;
         self.calls = 0;
         self.failures = 0;
+        self.fleet = Fleet::default();
+        self.closed_at = Some(now);
     }
 
     /// Halves the evidence every `half_life` since it last changed.

@@ -279,6 +279,7 @@ impl Tables {
             failures: 0,
             calls: 0,
             break_duration: Duration::ZERO,
+            fleet: false,
         });
     }
 }
@@ -303,6 +304,7 @@ impl Change {
             failures: self.failures,
             calls: self.calls,
             break_duration: config.break_duration,
+            fleet: false,
         }
     }
 }

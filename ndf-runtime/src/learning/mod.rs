@@ -5,6 +5,7 @@
 
 mod breaker;
 mod entry;
+mod fleet;
 mod gates;
 mod observe;
 mod outliers;

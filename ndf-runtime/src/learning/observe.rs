@@ -51,6 +51,9 @@ pub(crate) struct BreakerChange<'a> {
     pub(crate) calls: u64,
     /// How long it is now held back (an opening).
     pub(crate) break_duration: Duration,
+    /// Whether the other processes sharing the store opened it (their
+    /// evidence, pulled), rather than this process's own outcomes.
+    pub(crate) fleet: bool,
 }
 
 /// Watches what learning learns. Called under the statistics lock: keep

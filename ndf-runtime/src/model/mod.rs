@@ -18,4 +18,4 @@ pub(crate) use record::{RunEnd, StepOutcome};
 pub use record::{RunLog, StepRecord};
 pub use stats::PatternStats;
 pub use step::{Bulkhead, Hedge, Rate, Shape, StepMeta};
-pub use stored::{RecentRun, StoredPoint, StoredStats, TimelinePoint};
+pub use stored::{MemberBreaker, RecentRun, StoredPoint, StoredStats, TimelinePoint};

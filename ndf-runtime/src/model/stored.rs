@@ -74,3 +74,19 @@ pub struct StoredPoint {
     /// What its runs did.
     pub point: TimelinePoint,
 }
+
+/// One process's breaker evidence for one (pattern, domain), as a store
+/// shared by a fleet keeps it: each process publishes its own, and each
+/// pulls the others' (see [`crate::LearningStore::load_fleet`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MemberBreaker {
+    /// The process that published it (the id its store was opened with).
+    pub member: String,
+    /// Pattern name.
+    pub pattern: String,
+    /// Domain the pattern ran in.
+    pub domain: String,
+    /// Its breaker: the evidence it learned itself (never what it pulled),
+    /// the outcomes it weighed, and when the evidence last changed.
+    pub breaker: StoredBreaker,
+}

@@ -111,8 +111,15 @@ impl NdfBuilder {
         // Loading blocks on I/O: on a multi-threaded runtime's worker, hand
         // the worker's other tasks off first.
         let retain_since = Clock::now().unix_ms_ago(self.config.retention);
-        let load = || Ok::<_, StoreError>((store.load()?, store.load_timeline(retain_since)?));
-        let (rows, points) = match tokio::runtime::Handle::try_current() {
+        let load = || {
+            let fleet = if store.is_shared() {
+                store.load_fleet()?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, StoreError>((store.load()?, store.load_timeline(retain_since)?, fleet))
+        };
+        let (rows, points, fleet) = match tokio::runtime::Handle::try_current() {
             Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
                 tokio::task::block_in_place(load)
             }
@@ -122,6 +129,7 @@ impl NdfBuilder {
         for row in rows {
             stats.seed(&row, &clock);
         }
+        stats.join_fleet(&fleet, &clock, &self.config);
         let timeline = Timeline::default();
         timeline.seed(points, self.config.timeline_points);
         let admission = Admission::new(

@@ -72,3 +72,22 @@ pub(crate) async fn save(inner: &Arc<Inner>, close: bool) -> Result<(), Error> {
         .await
         .map_err(|e| StoreError::with_source("the store's writer stopped", e))?
 }
+
+/// Saves what waits and pulls the other processes' evidence into the
+/// gates, on tokio's blocking pool.
+pub(crate) async fn sync(inner: &Arc<Inner>) -> Result<(), Error> {
+    let inner = Arc::clone(inner);
+    tokio::task::spawn_blocking(move || {
+        if inner.pending() {
+            inner.save_here()?;
+        }
+        let fleet = inner.store.load_fleet()?;
+        inner
+            .env
+            .stats
+            .join_fleet(&fleet, &Clock::now(), &inner.env.config);
+        Ok(())
+    })
+    .await
+    .map_err(|e| StoreError::with_source("the store's writer stopped", e))?
+}

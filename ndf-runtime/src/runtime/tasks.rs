@@ -20,6 +20,9 @@ pub(super) fn start(inner: &Arc<Inner>) {
     handle.spawn(until_stopped(inner, learner(Arc::downgrade(inner))));
     handle.spawn(until_stopped(inner, sampler(inner)));
     handle.spawn(until_stopped(inner, saver(inner)));
+    if inner.store.is_shared() {
+        handle.spawn(until_stopped(inner, syncer(inner)));
+    }
 }
 
 /// `task`, ended early when the runtime is dropped.
@@ -96,6 +99,38 @@ fn saver(inner: &Arc<Inner>) -> impl Future<Output = ()> + Send + 'static {
             }
             if let Err(error) = super::persist::save(&inner, false).await {
                 tracing::warn!(target: "ndf::store", %error, "saving learning data failed; it stays in memory and is tried again");
+            }
+        }
+    }
+}
+
+/// With a store shared by several processes: every `sync_interval`, saves
+/// what waits (publishing this process's evidence) and pulls the others'
+/// evidence into the gates.
+fn syncer(inner: &Arc<Inner>) -> impl Future<Output = ()> + Send + 'static {
+    let weak = Arc::downgrade(inner);
+    let interval = inner.env.config.sync_interval;
+    async move {
+        let mut ticks = tokio::time::interval_at(Instant::now() + interval, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            ticks.tick().await;
+            let Some(inner) = weak.upgrade() else { return };
+            if inner.life.closed.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            match super::persist::sync(&inner).await {
+                Ok(()) if failing => {
+                    failing = false;
+                    tracing::info!(target: "ndf::store", "syncing with the other processes sharing the store works again");
+                }
+                // Said once, not every interval, while it lasts.
+                Err(error) if !failing => {
+                    failing = true;
+                    tracing::warn!(target: "ndf::store", %error, "syncing with the other processes sharing the store failed; gating goes on with what this process learned and last pulled, and syncing is tried every sync_interval");
+                }
+                Ok(()) | Err(_) => {}
             }
         }
     }

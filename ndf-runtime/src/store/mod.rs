@@ -12,7 +12,7 @@ pub use postgres::{PostgresStore, PostgresStoreBuilder};
 pub use sqlite::{Durability, SqliteStore};
 
 use crate::error::StoreError;
-use crate::model::{BreakerState, StoredPoint, StoredStats};
+use crate::model::{BreakerState, MemberBreaker, StoredPoint, StoredStats};
 
 /// A count as a database integer (saturating; counts never get near).
 fn to_i64(n: u64) -> i64 {
@@ -85,6 +85,28 @@ pub trait LearningStore: Send + Sync + 'static {
     ) -> Result<(), StoreError> {
         let _ = (points, retain_since_unix_ms);
         Ok(())
+    }
+
+    /// Whether several processes share this store and each publishes its
+    /// own breaker evidence in [`LearningStore::save`] (`PostgresStore`):
+    /// the runtime then saves and calls
+    /// [`LearningStore::load_fleet`] every `sync_interval`. The default
+    /// shares nothing.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// The breaker evidence the *other* processes sharing the store
+    /// published, one row per (process, pattern, domain). The runtime ages
+    /// each by `evidence_half_life` from when it last changed and adds
+    /// them to its own: the evidence is a log-likelihood ratio, and the
+    /// ratios of independent outcomes add. The default has none.
+    ///
+    /// # Errors
+    ///
+    /// A [`StoreError`] when the store cannot be read.
+    fn load_fleet(&self) -> Result<Vec<MemberBreaker>, StoreError> {
+        Ok(Vec::new())
     }
 
     /// Called by `Ndf::shutdown` after the last save: release what can be

@@ -194,6 +194,19 @@ impl Observer for Monitor {
             calls: c.calls,
         });
         match c.transition {
+            Transition::Opened if c.fleet => {
+                let (threshold, mean) = (c.threshold, c.confidence);
+                self.board.raise(alert(
+                    who,
+                    AlertKind::Confidence,
+                    mean,
+                    threshold,
+                    &format!(
+                        "held back: the processes sharing the store found its success rate credibly below {threshold:.2} ({} of {} outcomes failed across them); probes in {:?}",
+                        c.failures, c.calls, c.break_duration
+                    ),
+                ));
+            }
             Transition::Opened => {
                 let (threshold, mean) = (c.threshold, c.confidence);
                 self.board.raise(alert(

@@ -12,7 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::LearningStore;
 use crate::error::{Error, StoreError};
-use crate::model::{StoredPoint, StoredStats};
+use crate::model::{MemberBreaker, StoredPoint, StoredStats};
 
 /// How long one load or save may take, connecting included, by default.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,6 +56,8 @@ pub struct PostgresStore {
     /// `user@host:port/database`, never the password.
     server: String,
     timeout: Duration,
+    /// This process among those sharing the database.
+    member: String,
     io: Io,
 }
 
@@ -97,6 +99,13 @@ impl PostgresStore {
     #[must_use]
     pub fn server(&self) -> &str {
         &self.server
+    }
+
+    /// The id under which this process publishes its breakers' evidence
+    /// (unique per store opened).
+    #[must_use]
+    pub fn member(&self) -> &str {
+        &self.member
     }
 
     /// Runs `work` with the pool on the store's runtime, within the
@@ -172,8 +181,7 @@ impl PostgresStoreBuilder {
         );
         let options = match &self.schema {
             Some(name) => {
-                schema::check_name(name)
-                    .map_err(|e| StoreError::new(format!("{server}: {e}")))?;
+                schema::check_name(name).map_err(|e| StoreError::new(format!("{server}: {e}")))?;
                 options.options([("search_path", name.as_str())])
             }
             None => options,
@@ -192,6 +200,7 @@ impl PostgresStoreBuilder {
             pool,
             server,
             timeout: self.timeout,
+            member: format!("pid{}-{:016x}", std::process::id(), fastrand::u64(..)),
             io,
         };
         let name = self.schema.clone();
@@ -210,9 +219,20 @@ impl LearningStore for PostgresStore {
     }
 
     fn save(&self, rows: &[StoredStats]) -> Result<(), StoreError> {
-        let batch = rows::Batch::of(rows);
+        let batch = rows::Batch::of(rows, &self.member);
         self.run("cannot save learning data", move |pool| async move {
             batch.save(&pool).await
+        })
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn load_fleet(&self) -> Result<Vec<MemberBreaker>, StoreError> {
+        let member = self.member.clone();
+        self.run("cannot read the fleet's evidence", move |pool| async move {
+            rows::load_fleet(&pool, &member).await
         })
     }
 

@@ -8,7 +8,8 @@ use sqlx::postgres::PgPool;
 
 use super::Failure;
 use crate::model::{
-    Evidence, PatternStats, RecentRun, StoredBreaker, StoredPoint, StoredStats, TimelinePoint,
+    Clock, Evidence, MemberBreaker, PatternStats, RecentRun, StoredBreaker, StoredPoint,
+    StoredStats, TimelinePoint,
 };
 use crate::store::{breaker_state, to_i64, to_u64};
 
@@ -50,6 +51,23 @@ ON CONFLICT (pattern, domain) DO UPDATE SET
     breaker_failures = excluded.breaker_failures,
     breaker_at_unix_ms = excluded.breaker_at_unix_ms";
 
+/// This process's own breaker evidence, replacing what it published
+/// before; rows no process has touched for a day are dropped (their
+/// evidence has long faded).
+const PUBLISH: &str = "
+INSERT INTO ndf_fleet AS f (member, pattern, domain, evidence, calls, failures, at_unix_ms)
+SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::float8[], $5::int8[], $6::int8[], $7::int8[])
+ON CONFLICT (member, pattern, domain) DO UPDATE SET
+    evidence = excluded.evidence,
+    calls = excluded.calls,
+    failures = excluded.failures,
+    at_unix_ms = excluded.at_unix_ms";
+
+const FORGET_MEMBERS: &str = "DELETE FROM ndf_fleet WHERE at_unix_ms < $1";
+
+/// How long a process's published evidence is kept after its last change.
+const MEMBER_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
+
 const ADD_RECENT: &str = "
 INSERT INTO ndf_recent_runs (pattern, domain, at_unix_ms, latency_us, ok)
 SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::bool[])";
@@ -86,7 +104,38 @@ INSERT INTO ndf_timeline
 SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[],
     $6::float8[], $7::float8[], $8::float8[], $9::int8[])";
 
-/// Everything stored, each row with its gate and recent runs.
+/// The breaker evidence every process but `member` published.
+pub(super) async fn load_fleet(pool: &PgPool, member: &str) -> Result<Vec<MemberBreaker>, Failure> {
+    let rows = sqlx::query(
+        "SELECT member, pattern, domain, evidence, calls, failures, at_unix_ms
+         FROM ndf_fleet WHERE member <> $1",
+    )
+    .bind(member)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok::<_, sqlx::Error>(MemberBreaker {
+            member: r.try_get(0)?,
+            pattern: r.try_get(1)?,
+            domain: r.try_get(2)?,
+            breaker: StoredBreaker {
+                evidence: r.try_get(3)?,
+                calls: to_u64(r.try_get(4)?),
+                failures: u32::try_from(to_u64(r.try_get(5)?)).unwrap_or(u32::MAX),
+                at_unix_ms: to_u64(r.try_get(6)?),
+                ..StoredBreaker::default()
+            },
+        })
+    })
+    .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Everything stored, each row with its gate and recent runs. The
+/// breaker's evidence is left at zero: in a fleet each process's own is in
+/// `ndf_fleet`, and comes back through [`load_fleet`] (a restarted process
+/// is a new member, its previous life one of the others).
 pub(super) async fn load(pool: &PgPool) -> Result<Vec<StoredStats>, Failure> {
     let mut conn = pool.acquire().await?;
     let mut rows: Vec<StoredStats> = sqlx::query(LOAD)
@@ -121,10 +170,8 @@ pub(super) async fn load(pool: &PgPool) -> Result<Vec<StoredStats>, Failure> {
                 },
                 breaker: StoredBreaker {
                     state: breaker_state(&state),
-                    evidence: r.try_get(18)?,
-                    calls: count(19)?,
-                    failures: u32::try_from(count(20)?).unwrap_or(u32::MAX),
                     at_unix_ms: count(21)?,
+                    ..StoredBreaker::default()
                 },
                 recent: Vec::new(),
             })
@@ -201,6 +248,8 @@ pub(super) struct Batch {
     recent: RecentColumns,
     /// (pattern, domain, how many recent runs to keep) of rows that added runs.
     trim: (Vec<String>, Vec<String>, Vec<i64>),
+    /// The process publishing its breakers' evidence.
+    member: String,
 }
 
 #[derive(Debug, Default)]
@@ -213,8 +262,11 @@ struct RecentColumns {
 }
 
 impl Batch {
-    pub(super) fn of(rows: &[StoredStats]) -> Self {
-        let mut b = Batch::default();
+    pub(super) fn of(rows: &[StoredStats], member: &str) -> Self {
+        let mut b = Batch {
+            member: member.to_owned(),
+            ..Batch::default()
+        };
         for row in rows {
             b.pattern.push(row.pattern.clone());
             b.domain.push(row.domain.clone());
@@ -295,6 +347,22 @@ impl Batch {
             .bind(&self.breaker_calls)
             .bind(&self.breaker_failures)
             .bind(&self.breaker_at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(PUBLISH)
+            .bind(&self.member)
+            .bind(&self.pattern)
+            .bind(&self.domain)
+            .bind(&self.breaker_evidence)
+            .bind(&self.breaker_calls)
+            .bind(&self.breaker_failures)
+            .bind(&self.breaker_at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(FORGET_MEMBERS)
+            .bind(to_i64(
+                Clock::now().unix_ms.saturating_sub(MEMBER_RETENTION_MS),
+            ))
             .execute(&mut *tx)
             .await?;
         if !self.recent.pattern.is_empty() {

@@ -10,12 +10,13 @@ use super::Failure;
 pub(super) const SCHEMA_VERSION: i32 = 1;
 
 /// The tables the store owns.
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 6] = [
     "ndf_schema",
     "ndf_learning",
     "ndf_gate",
     "ndf_recent_runs",
     "ndf_timeline",
+    "ndf_fleet",
 ];
 
 const CREATE: &str = "
@@ -71,6 +72,16 @@ CREATE TABLE ndf_timeline (
     refused BIGINT NOT NULL
 );
 CREATE INDEX ndf_timeline_at ON ndf_timeline (at_unix_ms);
+CREATE TABLE ndf_fleet (
+    member TEXT NOT NULL,
+    pattern TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    evidence DOUBLE PRECISION NOT NULL,
+    calls BIGINT NOT NULL,
+    failures BIGINT NOT NULL,
+    at_unix_ms BIGINT NOT NULL,
+    PRIMARY KEY (member, pattern, domain)
+);
 ";
 
 /// An error when `name` is not a schema name the store can put in SQL as
