@@ -422,3 +422,80 @@ async fn a_database_that_stops_answering_keeps_learning_pending_until_it_answers
         "what waited is saved once, nothing twice"
     );
 }
+
+/// Runs `.ci/postgres <command>` for a cluster of this test's own.
+fn own_cluster(command: &str, dir: &str, port: u16) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/.ci/postgres");
+    let out = Command::new(script)
+        .arg(command)
+        .env("NDF_PG_DIR", dir)
+        .env("NDF_PG_PORT", port.to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{script} {command} failed");
+    let printed = String::from_utf8(out.stdout).unwrap();
+    printed
+        .trim()
+        .strip_prefix("export DATABASE_URL=")
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_goes_away_mid_run_fails_saves_clearly_and_loses_nothing() {
+    // A server of its own, to take away: not the one other tests share.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = format!("/tmp/ndf-pg-gone-{}", std::process::id());
+    let url = own_cluster("start", &dir, port);
+    let mut config = Config::default();
+    config.confidence_threshold = 0.0;
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .store(
+            PostgresStore::builder(&url)
+                .timeout(Duration::from_secs(2))
+                .connect()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    settle_many(&ndf, 0, 10).await;
+    ndf.flush().unwrap();
+
+    own_cluster("halt", &dir, port);
+    settle_many(&ndf, 10, 15).await;
+    let message = ndf.flush().expect_err("no server to save to").to_string();
+    assert!(
+        message.contains(&format!("postgres ndf@127.0.0.1:{port}/ndf_test")),
+        "{message}"
+    );
+    assert!(message.contains("cannot"), "{message}");
+    // The runtime keeps running and learning.
+    settle_many(&ndf, 25, 5).await;
+    assert_eq!(
+        ndf.stats("payments.settle", "payments").unwrap().executions,
+        30
+    );
+
+    own_cluster("start", &dir, port);
+    ndf.flush().expect("the server is back");
+    let rows = PostgresStore::connect(&url).unwrap().load().unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r.pattern == "payments.settle")
+        .unwrap();
+    let failures = failures_below(30);
+    assert_eq!(
+        (row.stats.executions, row.stats.failures),
+        (30, failures),
+        "every run saved once"
+    );
+    drop(ndf);
+    own_cluster("stop", &dir, port);
+}
