@@ -499,3 +499,69 @@ async fn a_server_that_goes_away_mid_run_fails_saves_clearly_and_loses_nothing()
     drop(ndf);
     own_cluster("stop", &dir, port);
 }
+
+#[test]
+fn a_process_publishes_its_breakers_evidence_and_retracts_it_at_zero() {
+    let schema = fresh_schema("store_publish");
+    let (a, b) = (store(&schema), store(&schema));
+    let now_ms = unix_ms();
+    let row = |evidence: f64| ndf::StoredStats {
+        pattern: "billing.charge".to_owned(),
+        domain: "billing".to_owned(),
+        breaker: ndf::StoredBreaker {
+            evidence,
+            calls: 30,
+            failures: 12,
+            at_unix_ms: now_ms,
+            ..ndf::StoredBreaker::default()
+        },
+        ..ndf::StoredStats::default()
+    };
+    a.save(&[row(5.5)]).unwrap();
+    let seen = b.load_fleet().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].member, a.member());
+    assert_eq!(
+        (
+            seen[0].breaker.evidence,
+            seen[0].breaker.calls,
+            seen[0].breaker.failures
+        ),
+        (5.5, 30, 12)
+    );
+    assert!(
+        a.load_fleet().unwrap().is_empty(),
+        "its own is not the others'"
+    );
+    // Healthy again: nothing of it counts any more.
+    a.save(&[row(0.0)]).unwrap();
+    assert!(b.load_fleet().unwrap().is_empty());
+}
+
+#[test]
+fn evidence_no_process_touched_for_a_day_is_dropped() {
+    let schema = fresh_schema("store_forget");
+    let (a, b) = (store(&schema), store(&schema));
+    let old = ndf::StoredStats {
+        pattern: "billing.charge".to_owned(),
+        domain: "billing".to_owned(),
+        breaker: ndf::StoredBreaker {
+            evidence: 9.0,
+            calls: 30,
+            // Two days ago.
+            at_unix_ms: unix_ms() - 2 * 24 * 3600 * 1000,
+            ..ndf::StoredBreaker::default()
+        },
+        ..ndf::StoredStats::default()
+    };
+    a.save(&[old]).unwrap();
+    assert!(b.load_fleet().unwrap().is_empty());
+}
+
+/// Now, in milliseconds since the Unix epoch.
+fn unix_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    u64::try_from(since.as_millis()).unwrap()
+}

@@ -1,27 +1,28 @@
 //! Loading and saving rows: each save is one transaction of one batched
 //! statement per table, its rows passed as arrays and `UNNEST`ed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sqlx::Row as _;
 use sqlx::postgres::PgPool;
 
 use super::Failure;
 use crate::model::{
-    Clock, Evidence, MemberBreaker, PatternStats, RecentRun, StoredBreaker, StoredPoint,
-    StoredStats, TimelinePoint,
+    Evidence, MemberBreaker, PatternStats, RecentRun, StoredBreaker, StoredPoint, StoredStats,
+    TimelinePoint,
 };
 use crate::store::{breaker_state, to_i64, to_u64};
 
 /// Adds the counts a process added since its last acknowledged save; the
-/// evidence is the last writer's.
+/// confidence evidence and the breaker's state are the last writer's.
 const SAVE_COUNTS: &str = "
 INSERT INTO ndf_learning AS l (pattern, domain, executions, successes, failures, retries,
     fallbacks, compensations, compensation_failures, degradations, outliers, held_back,
-    total_latency_ns, evidence_successes, evidence_failures, evidence_samples)
+    total_latency_ns, evidence_successes, evidence_failures, evidence_samples, rejected,
+    breaker_state, breaker_at_unix_ms)
 SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[],
     $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[],
-    $14::float8[], $15::float8[], $16::int8[])
+    $14::float8[], $15::float8[], $16::int8[], $17::int8[], $18::text[], $19::int8[])
 ON CONFLICT (pattern, domain) DO UPDATE SET
     executions = l.executions + excluded.executions,
     successes = l.successes + excluded.successes,
@@ -36,19 +37,9 @@ ON CONFLICT (pattern, domain) DO UPDATE SET
     total_latency_ns = l.total_latency_ns + excluded.total_latency_ns,
     evidence_successes = excluded.evidence_successes,
     evidence_failures = excluded.evidence_failures,
-    evidence_samples = excluded.evidence_samples";
-
-/// Adds the refusals; the breaker is the last writer's.
-const SAVE_GATES: &str = "
-INSERT INTO ndf_gate AS g
-SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::float8[], $6::int8[],
-    $7::int8[], $8::int8[])
-ON CONFLICT (pattern, domain) DO UPDATE SET
-    rejected = g.rejected + excluded.rejected,
+    evidence_samples = excluded.evidence_samples,
+    rejected = l.rejected + excluded.rejected,
     breaker_state = excluded.breaker_state,
-    breaker_evidence = excluded.breaker_evidence,
-    breaker_calls = excluded.breaker_calls,
-    breaker_failures = excluded.breaker_failures,
     breaker_at_unix_ms = excluded.breaker_at_unix_ms";
 
 /// This process's own breaker evidence, replacing what it published
@@ -63,10 +54,14 @@ ON CONFLICT (member, pattern, domain) DO UPDATE SET
     failures = excluded.failures,
     at_unix_ms = excluded.at_unix_ms";
 
-const FORGET_MEMBERS: &str = "DELETE FROM ndf_fleet WHERE at_unix_ms < $1";
+/// This process's evidence that went back to zero: nothing to add.
+const RETRACT: &str = "
+DELETE FROM ndf_fleet f USING UNNEST($2::text[], $3::text[]) AS k(pattern, domain)
+WHERE f.member = $1 AND f.pattern = k.pattern AND f.domain = k.domain";
 
-/// How long a process's published evidence is kept after its last change.
-const MEMBER_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
+/// Drops what no process has touched for a day (its evidence has long
+/// faded): run at most once an hour.
+pub(super) const FORGET_MEMBERS: &str = "DELETE FROM ndf_fleet WHERE at_unix_ms < $1";
 
 const ADD_RECENT: &str = "
 INSERT INTO ndf_recent_runs (pattern, domain, at_unix_ms, latency_us, ok)
@@ -86,14 +81,11 @@ DELETE FROM ndf_recent_runs r USING (
 ) old WHERE r.id = old.id";
 
 const LOAD: &str = "
-SELECT l.pattern, l.domain, l.executions, l.successes, l.failures, l.retries, l.fallbacks,
-       l.compensations, l.compensation_failures, l.degradations, l.outliers, l.held_back,
-       l.total_latency_ns, l.evidence_successes, l.evidence_failures, l.evidence_samples,
-       COALESCE(g.rejected, 0), COALESCE(g.breaker_state, 'closed'),
-       COALESCE(g.breaker_evidence, 0), COALESCE(g.breaker_calls, 0),
-       COALESCE(g.breaker_failures, 0), COALESCE(g.breaker_at_unix_ms, 0)
-FROM ndf_learning l LEFT JOIN ndf_gate g USING (pattern, domain)
-ORDER BY l.pattern, l.domain";
+SELECT pattern, domain, executions, successes, failures, retries, fallbacks, compensations,
+       compensation_failures, degradations, outliers, held_back, total_latency_ns,
+       evidence_successes, evidence_failures, evidence_samples, rejected, breaker_state,
+       breaker_at_unix_ms
+FROM ndf_learning ORDER BY pattern, domain";
 
 const LOAD_RECENT: &str = "
 SELECT pattern, domain, at_unix_ms, latency_us, ok FROM ndf_recent_runs
@@ -170,7 +162,7 @@ pub(super) async fn load(pool: &PgPool) -> Result<Vec<StoredStats>, Failure> {
                 },
                 breaker: StoredBreaker {
                     state: breaker_state(&state),
-                    at_unix_ms: count(21)?,
+                    at_unix_ms: count(18)?,
                     ..StoredBreaker::default()
                 },
                 recent: Vec::new(),
@@ -241,15 +233,28 @@ pub(super) struct Batch {
     evidence_samples: Vec<i64>,
     rejected: Vec<i64>,
     breaker_state: Vec<String>,
-    breaker_evidence: Vec<f64>,
-    breaker_calls: Vec<i64>,
-    breaker_failures: Vec<i64>,
     breaker_at: Vec<i64>,
+    /// This process's breakers with evidence, to publish.
+    pub(super) publish: FleetColumns,
+    /// Its breakers published before whose evidence is back to zero.
+    pub(super) retract: (Vec<String>, Vec<String>),
+    /// Whether to drop every process's day-old evidence in this save.
+    forget_before: Option<u64>,
     recent: RecentColumns,
     /// (pattern, domain, how many recent runs to keep) of rows that added runs.
     trim: (Vec<String>, Vec<String>, Vec<i64>),
     /// The process publishing its breakers' evidence.
     member: String,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct FleetColumns {
+    pub(super) pattern: Vec<String>,
+    pub(super) domain: Vec<String>,
+    evidence: Vec<f64>,
+    calls: Vec<i64>,
+    failures: Vec<i64>,
+    at: Vec<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -262,9 +267,18 @@ struct RecentColumns {
 }
 
 impl Batch {
-    pub(super) fn of(rows: &[StoredStats], member: &str) -> Self {
+    /// The batch of `rows` for `member`, which has published evidence for
+    /// the keys `published` holds; with `forget_before`, the save also drops
+    /// every process's evidence unchanged since then.
+    pub(super) fn of(
+        rows: &[StoredStats],
+        member: &str,
+        published: &HashSet<(String, String)>,
+        forget_before: Option<u64>,
+    ) -> Self {
         let mut b = Batch {
             member: member.to_owned(),
+            forget_before,
             ..Batch::default()
         };
         for row in rows {
@@ -293,10 +307,21 @@ impl Batch {
             b.rejected.push(to_i64(a.rejected));
             let breaker = &row.breaker;
             b.breaker_state.push(breaker.state.as_str().to_owned());
-            b.breaker_evidence.push(breaker.evidence);
-            b.breaker_calls.push(to_i64(breaker.calls));
-            b.breaker_failures.push(i64::from(breaker.failures));
             b.breaker_at.push(to_i64(breaker.at_unix_ms));
+            // Only evidence counts in the fleet: a healthy breaker (zero)
+            // publishes nothing, or retracts what it published.
+            if breaker.evidence > 0.0 && breaker.evidence.is_finite() {
+                let f = &mut b.publish;
+                f.pattern.push(row.pattern.clone());
+                f.domain.push(row.domain.clone());
+                f.evidence.push(breaker.evidence);
+                f.calls.push(to_i64(breaker.calls));
+                f.failures.push(i64::from(breaker.failures));
+                f.at.push(to_i64(breaker.at_unix_ms));
+            } else if published.contains(&(row.pattern.clone(), row.domain.clone())) {
+                b.retract.0.push(row.pattern.clone());
+                b.retract.1.push(row.domain.clone());
+            }
             // The runs a row added since the last acknowledged save are
             // its newest `added.executions`.
             let new = usize::try_from(a.executions)
@@ -336,35 +361,38 @@ impl Batch {
             .bind(&self.evidence_successes)
             .bind(&self.evidence_failures)
             .bind(&self.evidence_samples)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(SAVE_GATES)
-            .bind(&self.pattern)
-            .bind(&self.domain)
             .bind(&self.rejected)
             .bind(&self.breaker_state)
-            .bind(&self.breaker_evidence)
-            .bind(&self.breaker_calls)
-            .bind(&self.breaker_failures)
             .bind(&self.breaker_at)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(PUBLISH)
-            .bind(&self.member)
-            .bind(&self.pattern)
-            .bind(&self.domain)
-            .bind(&self.breaker_evidence)
-            .bind(&self.breaker_calls)
-            .bind(&self.breaker_failures)
-            .bind(&self.breaker_at)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(FORGET_MEMBERS)
-            .bind(to_i64(
-                Clock::now().unix_ms.saturating_sub(MEMBER_RETENTION_MS),
-            ))
-            .execute(&mut *tx)
-            .await?;
+        if !self.publish.pattern.is_empty() {
+            let f = &self.publish;
+            sqlx::query(PUBLISH)
+                .bind(&self.member)
+                .bind(&f.pattern)
+                .bind(&f.domain)
+                .bind(&f.evidence)
+                .bind(&f.calls)
+                .bind(&f.failures)
+                .bind(&f.at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !self.retract.0.is_empty() {
+            sqlx::query(RETRACT)
+                .bind(&self.member)
+                .bind(&self.retract.0)
+                .bind(&self.retract.1)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(before) = self.forget_before {
+            sqlx::query(FORGET_MEMBERS)
+                .bind(to_i64(before))
+                .execute(&mut *tx)
+                .await?;
+        }
         if !self.recent.pattern.is_empty() {
             let r = &self.recent;
             sqlx::query(ADD_RECENT)

@@ -10,10 +10,9 @@ use super::Failure;
 pub(super) const SCHEMA_VERSION: i32 = 1;
 
 /// The tables the store owns.
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 5] = [
     "ndf_schema",
     "ndf_learning",
-    "ndf_gate",
     "ndf_recent_runs",
     "ndf_timeline",
     "ndf_fleet",
@@ -38,16 +37,8 @@ CREATE TABLE ndf_learning (
     evidence_successes DOUBLE PRECISION NOT NULL,
     evidence_failures DOUBLE PRECISION NOT NULL,
     evidence_samples BIGINT NOT NULL,
-    PRIMARY KEY (pattern, domain)
-);
-CREATE TABLE ndf_gate (
-    pattern TEXT NOT NULL,
-    domain TEXT NOT NULL,
     rejected BIGINT NOT NULL,
     breaker_state TEXT NOT NULL,
-    breaker_evidence DOUBLE PRECISION NOT NULL,
-    breaker_calls BIGINT NOT NULL,
-    breaker_failures BIGINT NOT NULL,
     breaker_at_unix_ms BIGINT NOT NULL,
     PRIMARY KEY (pattern, domain)
 );
