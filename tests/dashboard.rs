@@ -127,7 +127,8 @@ async fn the_dashboard_counts_every_run_and_shows_what_failed() {
             .iter()
             .map(|u| (u.pattern.as_str(), u.executions))
             .collect::<Vec<_>>(),
-        [("ledger.fallback", 1), ("ledger.settle", 18)]
+        [("ledger.settle", 18), ("ledger.fallback", 1)],
+        "the busiest first"
     );
     // Every pattern with outcomes in one bin: workflows and steps.
     assert_eq!(d.confidence_histogram.len(), 10);
@@ -326,7 +327,7 @@ async fn the_json_shape_is_stable() {
     };
     assert_eq!(
         keys(&json),
-        "alerts,confidence_histogram,generated_at_unix_ms,overview,patterns,resources,response_time,usage"
+        "alerts,confidence_histogram,generated_at_unix_ms,overview,patterns,patterns_total,resources,response_time,usage"
     );
     assert_eq!(
         keys(&json["overview"]),
@@ -394,4 +395,80 @@ async fn refused_calls_lower_the_success_rate() {
     );
     let points = &series(&d, "ledger.down").points;
     assert_eq!(points.iter().map(|p| p.refused).sum::<u64>(), 6);
+}
+
+/// The dashboard is a bounded page: rows that need attention first, paged
+/// and filtered by domain, in `Ndf::dashboard_with` and in the served JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_come_a_page_at_a_time_those_held_back_first() {
+    let mut config = config(100);
+    config.confidence_threshold = 0.6;
+    config.min_samples = 4;
+    config.gate_alpha = 0.2;
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "ledger.settle"; settle);
+    for domain in ["eu", "us", "apac"] {
+        for amount in [1, 2, 4, 5] {
+            ndf.run(&flow, amount, &PatternContext::new(domain))
+                .await
+                .unwrap();
+        }
+    }
+    let down = sequential!(name = "ledger.down"; bank_down);
+    for amount in 0..8 {
+        let _ = ndf.run(&down, amount, &PatternContext::new("us")).await;
+    }
+    // 4 workflow rows and 4 step rows.
+    let all = ndf.dashboard_with(&ndf::DashboardQuery::new().limit(1_000));
+    assert_eq!(all.patterns_total, 8);
+    assert_eq!(all.patterns.len(), 8);
+    let mut first_two: Vec<(&str, &str)> = all.patterns[..2]
+        .iter()
+        .map(|p| (p.pattern.as_str(), p.status))
+        .collect();
+    first_two.sort_unstable();
+    assert_eq!(
+        first_two,
+        [("bank_down", "held back"), ("ledger.down", "held back")],
+        "what is held back first"
+    );
+    let page = ndf.dashboard_with(&ndf::DashboardQuery::new().offset(2).limit(3));
+    assert_eq!(page.patterns_total, 8);
+    let names = |d: &Dashboard| {
+        d.patterns
+            .iter()
+            .map(|p| (p.pattern.clone(), p.domain.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&page), names(&all)[2..5]);
+    let us = ndf.dashboard_with(&ndf::DashboardQuery::new().domain("us"));
+    assert_eq!(us.patterns_total, 4);
+    assert!(us.patterns.iter().all(|p| p.domain == "us"));
+    assert!(us.usage.iter().all(|u| u.domain == "us"));
+    assert_eq!(us.overview, all.overview, "the overview is every domain's");
+
+    let server = ndf
+        .serve_dashboard_with(DashboardOptions::new(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let (status, body) = tokio::task::spawn_blocking(move || {
+        common::http_get(addr, "/api/dashboard?offset=1&limit=2&domain=eu")
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(json["patterns_total"], 2);
+    assert_eq!(json["patterns"].as_array().unwrap().len(), 1);
+    let (status, body) =
+        tokio::task::spawn_blocking(move || common::http_get(addr, "/api/dashboard?limit=all"))
+            .await
+            .unwrap();
+    assert_eq!(status, 400);
+    assert!(body.contains("limit"), "{body}");
 }

@@ -51,9 +51,9 @@ pub use store::{Durability, LearningStore, MemoryStore, SqliteStore};
 #[cfg(feature = "postgres")]
 pub use store::{PostgresStore, PostgresStoreBuilder};
 pub use telemetry::{
-    Alert, AlertKind, AlertSink, Dashboard, HistogramBin, OUTLIER_LOG_INTERVAL, Overview,
-    PatternPanel, PatternReport, Percentiles, Report, Resources, ResponseSeries, TracingSink,
-    Usage, describe_metrics,
+    Alert, AlertKind, AlertSink, Dashboard, DashboardQuery, HistogramBin, OUTLIER_LOG_INTERVAL,
+    Overview, PatternPanel, PatternReport, Percentiles, Report, Resources, ResponseSeries,
+    TracingSink, Usage, describe_metrics,
 };
 #[cfg(feature = "dashboard")]
 pub use telemetry::{DashboardHandle, DashboardOptions};

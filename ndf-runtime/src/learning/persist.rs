@@ -61,71 +61,84 @@ impl StatsTable {
     /// What changed since the store last acknowledged a save, summed by
     /// (pattern, domain), with its confidence evidence and breaker, sorted:
     /// a save writes only the rows whose counts, evidence or breaker moved.
+    ///
+    /// The statistics are read a chunk at a time (runs go on ending in
+    /// between): a row is what its entries held when their chunk was read,
+    /// and since each save adds what a row gained since the row last
+    /// acknowledged, a run learned between chunks is saved now or next
+    /// time, never twice.
     pub(crate) fn snapshot(&self) -> Vec<StoredStats> {
-        let tables = self.lock();
         let clock = Clock::now();
+        let mut sums: HashMap<(String, String), PatternStats> = HashMap::new();
         let mut recent: HashMap<(String, String), Vec<RecentRun>> = HashMap::new();
-        for ((pattern, domain), runs) in &tables.baseline_recent {
-            recent
-                .entry((pattern.clone(), domain.clone()))
-                .or_default()
-                .extend(runs.iter().copied());
-        }
-        for e in &tables.entries {
-            let name = &e.name;
-            let runs = recent
-                .entry(((*name).to_owned(), e.domain.to_string()))
-                .or_default();
-            runs.extend(e.recent.iter().map(|r| stored(&clock, r)));
-            let excess = runs.len().saturating_sub(RECENT);
-            runs.drain(..excess);
-        }
-        let mut sums: HashMap<(String, String), PatternStats> = tables.baseline.clone();
-        for e in &tables.entries {
-            let name = &e.name;
-            sums.entry(((*name).to_owned(), e.domain.to_string()))
-                .or_default()
-                .merge(&e.run);
-            for (step, stats) in e.steps.iter().zip(&e.step_stats) {
-                if stats.executions > 0
-                    || stats.compensations > 0
-                    || stats.held_back > 0
-                    || stats.rejected > 0
-                {
-                    sums.entry(((*step).to_owned(), e.domain.to_string()))
-                        .or_default()
-                        .merge(stats);
+        self.chunked(|tables, range| {
+            for e in &tables.entries[range] {
+                let key = ((*e.name).to_owned(), e.domain.to_string());
+                let runs = recent.entry(key.clone()).or_default();
+                runs.extend(e.recent.iter().map(|r| stored(&clock, r)));
+                let excess = runs.len().saturating_sub(RECENT);
+                runs.drain(..excess);
+                sums.entry(key).or_default().merge(&e.run);
+                for (step, stats) in e.steps.iter().zip(&e.step_stats) {
+                    if stats.executions > 0
+                        || stats.compensations > 0
+                        || stats.held_back > 0
+                        || stats.rejected > 0
+                    {
+                        sums.entry(((*step).to_owned(), e.domain.to_string()))
+                            .or_default()
+                            .merge(stats);
+                    }
                 }
             }
-        }
-        let mut rows: Vec<_> = sums
-            .into_iter()
-            .filter_map(|((p, d), s)| {
-                let slot = tables
-                    .slots
-                    .get(&(p.clone(), d.clone()))
-                    .map(|i| &tables.confidence[*i]);
+        });
+        // Rows the store held that nothing ran since: their counts cannot
+        // have moved, but their gate may have.
+        let stored_only: Vec<(String, String)> = {
+            let tables = self.lock();
+            tables
+                .baseline
+                .keys()
+                .filter(|key| !sums.contains_key(*key))
+                .cloned()
+                .collect()
+        };
+        let keys: Vec<(String, String)> = sums.keys().cloned().chain(stored_only).collect();
+        let mut rows = Vec::new();
+        for chunk in keys.chunks(super::reporting::CHUNK) {
+            let tables = self.lock();
+            for key in chunk {
+                let mut s = tables.baseline.get(key).copied().unwrap_or_default();
+                if let Some(own) = sums.get(key) {
+                    s.merge(own);
+                }
+                let slot = tables.slots.get(key).map(|i| &tables.confidence[*i]);
                 let evidence = slot.map(|s| s.evidence).unwrap_or_default();
                 let breaker = slot.map(|s| s.breaker.stored(&clock)).unwrap_or_default();
-                let key = (p, d);
-                let recent = recent.remove(&key).unwrap_or_default();
-                let added = s.since(&tables.saved.get(&key).copied().unwrap_or_default());
+                let added = s.since(&tables.saved.get(key).copied().unwrap_or_default());
                 let unchanged = added == PatternStats::default()
-                    && tables.saved_gate.get(&key) == Some(&GateMark::of(&evidence, &breaker));
+                    && tables.saved_gate.get(key) == Some(&GateMark::of(&evidence, &breaker));
                 if unchanged {
-                    return None;
+                    continue;
                 }
-                Some(StoredStats {
-                    pattern: key.0,
-                    domain: key.1,
+                let mut runs: Vec<RecentRun> =
+                    tables.baseline_recent.get(key).cloned().unwrap_or_default();
+                if let Some(new) = recent.remove(key) {
+                    runs.extend(new);
+                    let excess = runs.len().saturating_sub(RECENT);
+                    runs.drain(..excess);
+                }
+                rows.push(StoredStats {
+                    pattern: key.0.clone(),
+                    domain: key.1.clone(),
                     stats: s,
                     added,
                     evidence,
                     breaker,
-                    recent,
-                })
-            })
-            .collect();
+                    recent: runs,
+                });
+            }
+        }
         rows.sort_by(|a, b| (&a.pattern, &a.domain).cmp(&(&b.pattern, &b.domain)));
         rows
     }
@@ -133,12 +146,14 @@ impl StatsTable {
     /// Records that the store holds `rows`: later saves add what was
     /// learned since.
     pub(crate) fn acknowledge(&self, rows: &[StoredStats]) {
-        let mut tables = self.lock();
-        for row in rows {
-            let key = (row.pattern.clone(), row.domain.clone());
-            let mark = GateMark::of(&row.evidence, &row.breaker);
-            tables.saved_gate.insert(key.clone(), mark);
-            tables.saved.insert(key, row.stats);
+        for chunk in rows.chunks(super::reporting::CHUNK) {
+            let mut tables = self.lock();
+            for row in chunk {
+                let key = (row.pattern.clone(), row.domain.clone());
+                let mark = GateMark::of(&row.evidence, &row.breaker);
+                tables.saved_gate.insert(key.clone(), mark);
+                tables.saved.insert(key, row.stats);
+            }
         }
     }
 }

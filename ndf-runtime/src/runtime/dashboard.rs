@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use super::ndf::Ndf;
 use crate::error::Error;
-use crate::telemetry::{self, Dashboard, DashboardHandle, DashboardOptions, DashboardSource};
+use crate::telemetry::{
+    self, Dashboard, DashboardHandle, DashboardOptions, DashboardQuery, DashboardSource,
+};
 
 impl DashboardSource for Ndf {
-    fn dashboard(&self) -> Dashboard {
-        Ndf::dashboard(self)
+    fn dashboard(&self, query: &DashboardQuery) -> Dashboard {
+        Ndf::dashboard_with(self, query)
     }
 }
 

@@ -220,13 +220,23 @@ impl Ndf {
     }
 
     /// What the dashboard shows: the day's runs, success rate and response
-    /// time, a row per pattern and domain, CPU and memory use, the alerts
-    /// raised, response-time series, usage and a confidence histogram.
-    /// Serializable with serde; with the `dashboard` feature,
-    /// `Ndf::serve_dashboard` serves it with a page that draws it.
+    /// time, the first 100 rows (a row per pattern and domain, those that
+    /// need attention first), CPU and memory use, the alerts raised,
+    /// response-time series and usage of the busiest workflows, and a
+    /// confidence histogram. Serializable with serde; with the `dashboard`
+    /// feature, `Ndf::serve_dashboard` serves it with a page that draws it.
     /// Context attributes never appear in it.
     #[must_use]
     pub fn dashboard(&self) -> telemetry::Dashboard {
+        self.dashboard_with(&telemetry::DashboardQuery::default())
+    }
+
+    /// [`Ndf::dashboard`] with the rows `query` asks for (a page, a
+    /// domain). The statistics are read a chunk of entries at a time, so
+    /// that runs go on ending while a dashboard of thousands of domains is
+    /// built.
+    #[must_use]
+    pub fn dashboard_with(&self, query: &telemetry::DashboardQuery) -> telemetry::Dashboard {
         let inner = &self.inner;
         inner.learn(true);
         let clock = Clock::now();
@@ -239,7 +249,7 @@ impl Ndf {
             alerts: inner.board.active(),
             usage: inner.env.admission.sample(),
         };
-        telemetry::build_dashboard(sources, &inner.env.config, &clock)
+        telemetry::build_dashboard(sources, &inner.env.config, &clock, query)
     }
 
     /// The alerts firing now: raised and not resolved since, by pattern

@@ -54,7 +54,9 @@ async fn learner(weak: Weak<Inner>) {
         wake.notified().await;
         tokio::time::sleep(interval).await;
         let Some(inner) = weak.upgrade() else { return };
-        inner.learn(true);
+        // Off the async workers: a batch that overflowed while the
+        // statistics were busy can take a while to learn.
+        let _ = tokio::task::spawn_blocking(move || inner.learn(true)).await;
     }
 }
 

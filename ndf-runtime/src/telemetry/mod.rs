@@ -18,7 +18,8 @@ pub(crate) use alert::{AlertBoard, percentile};
 pub(crate) use dashboard::build as build_dashboard;
 pub(crate) use dashboard::{DAY, Sources};
 pub use dashboard::{
-    Dashboard, HistogramBin, Overview, PatternPanel, Resources, ResponseSeries, Usage,
+    Dashboard, DashboardQuery, HistogramBin, Overview, PatternPanel, Resources, ResponseSeries,
+    Usage,
 };
 #[cfg(feature = "dashboard")]
 pub use dashboard::{DashboardHandle, DashboardOptions};

@@ -21,6 +21,11 @@ use crate::model::{BreakerState, Clock, Confidence, TimelinePoint};
 const CHART_POINTS: usize = 120;
 /// Bins of the confidence histogram, each a tenth of 0..=1.
 const BINS: usize = 10;
+/// Workflows (per domain) the charts draw: the busiest of the last 24 hours.
+const CHART_SERIES: usize = 12;
+/// Pattern rows in a dashboard unless asked for more, and the most asked.
+const DEFAULT_ROWS: usize = 100;
+const MAX_ROWS: usize = 1_000;
 const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Everything the dashboard page draws, serializable with serde.
@@ -29,17 +34,22 @@ const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 pub struct Dashboard {
     /// When this was read, in milliseconds since the Unix epoch.
     pub generated_at_unix_ms: u64,
-    /// The numbers at the top of the page.
+    /// The numbers at the top of the page (of every pattern and domain).
     pub overview: Overview,
-    /// One row per pattern (workflow or step) and domain, sorted.
+    /// A page of the rows, one per pattern (workflow or step) and domain,
+    /// in order of attention: held back first, then most failures, then
+    /// most runs, then by name ([`DashboardQuery`] says which page).
     pub patterns: Vec<PatternPanel>,
+    /// How many rows there are in all (in the queried domain, if any).
+    pub patterns_total: usize,
     /// CPU and memory use with their limits.
     pub resources: Resources,
     /// Alerts raised and not cleared since.
     pub alerts: Vec<Alert>,
-    /// Response time of each workflow and domain over its recent points.
+    /// Response time of the busiest workflows (per domain) of the last 24
+    /// hours over their recent points, at most 12.
     pub response_time: Vec<ResponseSeries>,
-    /// Runs of each workflow and domain in the last 24 hours.
+    /// Runs of the same workflows in the last 24 hours.
     pub usage: Vec<Usage>,
     /// How many patterns have a confidence mean in each tenth of 0..=1.
     pub confidence_histogram: Vec<HistogramBin>,
@@ -163,6 +173,61 @@ pub struct HistogramBin {
     pub count: usize,
 }
 
+/// Which rows a dashboard holds: [`crate::Ndf::dashboard_with`], or the
+/// query string of the served `/api/dashboard?offset=0&limit=100&domain=eu`.
+/// The dashboard is built a bounded page at a time, so that thousands of
+/// domains never make one answer of megabytes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct DashboardQuery {
+    /// Rows to skip (default 0).
+    pub offset: usize,
+    /// Rows to return, at most 1 000 (default 100).
+    pub limit: usize,
+    /// Only rows (and charts) of this domain.
+    pub domain: Option<String>,
+}
+
+impl Default for DashboardQuery {
+    fn default() -> Self {
+        Self {
+            offset: 0,
+            limit: DEFAULT_ROWS,
+            domain: None,
+        }
+    }
+}
+
+impl DashboardQuery {
+    /// The first 100 rows of every domain.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Skips `offset` rows.
+    #[must_use]
+    pub fn offset(mut self, offset: usize) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    /// Returns at most `limit` rows (1 to 1 000).
+    #[must_use]
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Only rows and charts of `domain`.
+    #[must_use]
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+}
+
 /// What the runtime holds, as the dashboard needs it.
 pub(crate) struct Sources {
     pub(crate) report: Report,
@@ -176,8 +241,14 @@ pub(crate) struct Sources {
 /// The window of the day's numbers.
 pub(crate) const DAY: Duration = Duration::from_millis(DAY_MS);
 
-/// The dashboard of `sources`, read at `now` (milliseconds since the epoch).
-pub(crate) fn build(sources: Sources, config: &Config, clock: &Clock) -> Dashboard {
+/// The dashboard of `sources`, read at `now` (milliseconds since the
+/// epoch), with the rows `query` asks for.
+pub(crate) fn build(
+    sources: Sources,
+    config: &Config,
+    clock: &Clock,
+    query: &DashboardQuery,
+) -> Dashboard {
     let now = clock.unix_ms;
     let midnight = now - now % DAY_MS;
     let mut overview = Overview {
@@ -191,9 +262,9 @@ pub(crate) fn build(sources: Sources, config: &Config, clock: &Clock) -> Dashboa
         learning_patterns: 0,
     };
     let mut latency_sum = 0.0;
-    let mut usage = Vec::new();
-    let mut response_time = Vec::new();
-    for ((pattern, domain), points) in &sources.series {
+    let mut busiest: Vec<(u64, &(String, String), &[TimelinePoint])> = Vec::new();
+    let in_domain = |domain: &str| query.domain.as_deref().is_none_or(|d| d == domain);
+    for (key, points) in &sources.series {
         let executions: u64 = points.iter().map(|p| p.executions).sum();
         overview.executions_24h += executions;
         overview.failures_24h += points.iter().map(|p| p.failures).sum::<u64>();
@@ -208,18 +279,11 @@ pub(crate) fn build(sources: Sources, config: &Config, clock: &Clock) -> Dashboa
             .map(|p| p.mean_ms * p.executions as f64)
             .sum::<f64>();
         overview.active_patterns += usize::from(executions > 0);
-        usage.push(Usage {
-            pattern: pattern.clone(),
-            domain: domain.clone(),
-            executions,
-        });
-        let skip = points.len().saturating_sub(CHART_POINTS);
-        response_time.push(ResponseSeries {
-            pattern: pattern.clone(),
-            domain: domain.clone(),
-            points: points[skip..].to_vec(),
-        });
+        if in_domain(&key.1) {
+            busiest.push((executions, key, points));
+        }
     }
+    let (usage, response_time) = charts(busiest);
     overview.success_rate_24h = success_rate(
         overview.executions_24h,
         overview.failures_24h,
@@ -228,24 +292,43 @@ pub(crate) fn build(sources: Sources, config: &Config, clock: &Clock) -> Dashboa
     if overview.executions_24h > 0 {
         overview.avg_response_ms = Some(latency_sum / overview.executions_24h as f64);
     }
-    let patterns: Vec<PatternPanel> = sources
+    let days: std::collections::HashMap<(&str, &str), &[TimelinePoint]> = sources
+        .series
+        .iter()
+        .map(|((p, d), points)| ((p.as_str(), d.as_str()), points.as_slice()))
+        .collect();
+    let mut patterns: Vec<PatternPanel> = sources
         .report
         .patterns
         .into_iter()
         .map(|row| {
-            let day = sources
-                .series
-                .iter()
-                .find(|((p, d), _)| *p == row.pattern && *d == row.domain)
-                .map(|(_, points)| points.as_slice());
+            let day = days
+                .get(&(row.pattern.as_str(), row.domain.as_str()))
+                .copied();
             panel(row, day, config)
         })
         .collect();
     overview.learning_patterns = patterns.iter().filter(|p| p.status == "learning").count();
+    patterns.retain(|p| in_domain(&p.domain));
+    let patterns_total = patterns.len();
+    patterns.sort_by(|a, b| {
+        let held = |p: &PatternPanel| p.breaker == BreakerState::Closed;
+        held(a)
+            .cmp(&held(b))
+            .then_with(|| b.failures.cmp(&a.failures))
+            .then_with(|| b.executions.cmp(&a.executions))
+            .then_with(|| (&a.pattern, &a.domain).cmp(&(&b.pattern, &b.domain)))
+    });
+    let patterns: Vec<PatternPanel> = patterns
+        .into_iter()
+        .skip(query.offset)
+        .take(query.limit.clamp(1, MAX_ROWS))
+        .collect();
     Dashboard {
         generated_at_unix_ms: now,
         overview,
         patterns,
+        patterns_total,
         resources: Resources {
             cpu: sources.usage.cpu,
             memory: sources.usage.memory,
@@ -257,6 +340,35 @@ pub(crate) fn build(sources: Sources, config: &Config, clock: &Clock) -> Dashboa
         usage,
         confidence_histogram: histogram(sources.confidences.iter().map(|c| c.2.mean)),
     }
+}
+
+/// The usage bars and response-time series of the busiest workflows among
+/// `busiest` (runs of the last 24 hours, key, points).
+fn charts(
+    mut busiest: Vec<(u64, &(String, String), &[TimelinePoint])>,
+) -> (Vec<Usage>, Vec<ResponseSeries>) {
+    busiest.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    busiest.truncate(CHART_SERIES);
+    let usage = busiest
+        .iter()
+        .map(|(executions, (pattern, domain), _)| Usage {
+            pattern: pattern.clone(),
+            domain: domain.clone(),
+            executions: *executions,
+        })
+        .collect();
+    let response_time = busiest
+        .iter()
+        .map(|(_, (pattern, domain), points)| {
+            let skip = points.len().saturating_sub(CHART_POINTS);
+            ResponseSeries {
+                pattern: pattern.clone(),
+                domain: domain.clone(),
+                points: points[skip..].to_vec(),
+            }
+        })
+        .collect();
+    (usage, response_time)
 }
 
 /// The panel of one report row; a workflow's runs and failures are those of
@@ -377,7 +489,12 @@ mod tests {
                 memory: 0.5,
             },
         };
-        let d = build(sources, &Config::default(), &clock);
+        let d = build(
+            sources,
+            &Config::default(),
+            &clock,
+            &DashboardQuery::default(),
+        );
         let o = d.overview;
         assert_eq!(
             (o.executions_24h, o.failures_24h, o.executions_today),

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Json};
 use axum::routing::get;
@@ -110,14 +111,18 @@ impl Drop for DashboardHandle {
 
 /// Where the served dashboard's data comes from (the runtime).
 pub(crate) trait DashboardSource: Send + Sync + 'static {
-    /// The dashboard as it is now. Called on tokio's blocking pool, never
-    /// on an async worker: building it may wait for the statistics.
-    fn dashboard(&self) -> super::Dashboard;
+    /// The dashboard as it is now, with the rows `query` asks for. Called
+    /// on tokio's blocking pool, never on an async worker: building it may
+    /// wait for the statistics.
+    fn dashboard(&self, query: &super::DashboardQuery) -> super::Dashboard;
 }
 
 #[derive(Clone)]
 struct App {
     source: std::sync::Arc<dyn DashboardSource>,
+    /// One dashboard is built at a time: clients that ask together wait
+    /// their turn instead of taking every core.
+    building: std::sync::Arc<tokio::sync::Semaphore>,
     page: std::sync::Arc<str>,
     token: Option<std::sync::Arc<SecretString>>,
 }
@@ -157,6 +162,7 @@ pub(crate) fn router(
     let page = PAGE.replace("{{REFRESH_SECS}}", &refresh.as_secs().max(1).to_string());
     let app = App {
         source,
+        building: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
         page: page.into(),
         token,
     };
@@ -234,14 +240,34 @@ async fn page_handler(State(app): State<App>, headers: HeaderMap) -> axum::respo
         .into_response()
 }
 
-async fn data_handler(State(app): State<App>, headers: HeaderMap) -> axum::response::Response {
+async fn data_handler(
+    State(app): State<App>,
+    headers: HeaderMap,
+    query: Result<Query<super::DashboardQuery>, QueryRejection>,
+) -> axum::response::Response {
     if !app.authorized(&headers) {
         return unauthorized();
     }
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "{}: /api/dashboard takes offset and limit (whole numbers) and domain\n",
+                    rejection.body_text()
+                ),
+            )
+                .into_response();
+        }
+    };
+    let Ok(_turn) = app.building.acquire().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
     // Built on the blocking pool: the statistics lock is never waited for
     // on an async worker that runs workflows.
     let source = std::sync::Arc::clone(&app.source);
-    match tokio::task::spawn_blocking(move || source.dashboard()).await {
+    match tokio::task::spawn_blocking(move || source.dashboard(&query)).await {
         Ok(dashboard) => ([(header::CACHE_CONTROL, "no-store")], Json(dashboard)).into_response(),
         Err(error) => (
             StatusCode::INTERNAL_SERVER_ERROR,
