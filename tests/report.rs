@@ -460,3 +460,69 @@ async fn a_confidence_alert_resolves_when_the_breaker_closes_again() {
         ndf.alerts()
     );
 }
+
+/// A busy workflow's report counts every run of the window, not the last
+/// 1 024 its ring keeps, and its percentiles come within a bin (19 %) of
+/// the exact ones.
+#[tokio::test(start_paused = true)]
+async fn a_busy_workflows_report_counts_the_whole_window() {
+    let mut config = Config::default();
+    config.confidence_threshold = 0.0;
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "api.handle"; handle);
+    let ctx = PatternContext::new("api");
+    let mut latencies = Vec::new();
+    for n in 0..5_000u64 {
+        let call = Call {
+            ms: 1 + n % 40,
+            fail: n % 10 == 0,
+        };
+        latencies.push(call.ms as f64);
+        let _ = ndf.run(&flow, call, &ctx).await;
+    }
+    let stats = ndf.stats("api.handle", "api").unwrap();
+    assert_eq!(stats.executions, 5_000);
+    let report = ndf.report(Duration::from_hours(1));
+    let row = report
+        .patterns
+        .iter()
+        .find(|p| p.pattern == "api.handle")
+        .unwrap();
+    assert_eq!(
+        (row.executions, row.failures),
+        (stats.executions, stats.failures),
+        "the report agrees with the counters"
+    );
+    latencies.sort_by(f64::total_cmp);
+    let latency = row.latency.unwrap();
+    // Nearest ranks of 5 000 runs.
+    for (got, rank, name) in [
+        (latency.p50_ms, 2_500, "p50"),
+        (latency.p95_ms, 4_750, "p95"),
+        (latency.p99_ms, 4_950, "p99"),
+    ] {
+        let want = latencies[rank - 1];
+        assert!(
+            (got / want - 1.0).abs() < 0.19,
+            "{name}: {got:.2} ms against {want:.2} ms"
+        );
+    }
+    // Ten minutes on, 1 500 quick runs: a minute's window counts them
+    // all (more than the ring holds), and none of the earlier ones.
+    tokio::time::sleep(Duration::from_mins(10)).await;
+    for _ in 0..1_500 {
+        let call = Call { ms: 1, fail: false };
+        ndf.run(&flow, call, &ctx).await.unwrap();
+    }
+    let minute = ndf.report(Duration::from_mins(1));
+    let row = minute
+        .patterns
+        .iter()
+        .find(|p| p.pattern == "api.handle")
+        .unwrap();
+    assert_eq!((row.executions, row.failures), (1_500, 0));
+}

@@ -12,6 +12,7 @@ use super::outliers::LatencyWindow;
 use super::pending::{PendingRun, RunHead};
 use super::recent::{Recent, Refusals};
 use super::slot::Slot;
+use super::windows::Windows;
 use crate::config::Config;
 use crate::model::{PatternStats, RecentRun, RunEnd, StepOutcome};
 use tokio::time::Instant;
@@ -41,6 +42,9 @@ pub(super) struct WorkflowEntry {
     pub(super) recent: Recent,
     /// When recent runs were refused by the gate.
     pub(super) refused: Refusals,
+    /// Every run and refusal by minute and hour, for reports over a
+    /// window; made at the first run (and again after an eviction).
+    pub(super) windows: Option<Box<Windows>>,
     /// When its last run was learned.
     pub(super) last: Instant,
     /// Idle past `Config::evict_idle_after` and saved: its rings are freed
@@ -60,6 +64,9 @@ impl WorkflowEntry {
                 // but a call that was not served.
                 self.run.held_back += 1;
                 self.refused.push(run.at);
+                self.windows
+                    .get_or_insert_with(Box::default)
+                    .refusal(run.at);
                 return None;
             }
             RunEnd::Rejected => {
@@ -83,6 +90,9 @@ impl WorkflowEntry {
             .observe(run.latency);
         self.run.outliers += u64::from(outlier);
         self.recent.push(run.at, run.latency, ok);
+        self.windows
+            .get_or_insert_with(Box::default)
+            .run(run.at, run.latency, ok);
         Some(outlier)
     }
 }
@@ -245,6 +255,7 @@ impl Tables {
                 continue;
             }
             e.latencies = None;
+            e.windows = None;
             e.recent.free();
             e.refused.free();
             for slot in std::iter::once(e.run_slot).chain(e.step_slots.iter().copied()) {
@@ -370,6 +381,7 @@ pub(super) fn entry_index(
         run_slot,
         step_slots,
         latencies: None,
+        windows: None,
         recent: Recent::default(),
         refused: Refusals::default(),
         last: Instant::now(),

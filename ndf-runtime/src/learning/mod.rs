@@ -17,6 +17,7 @@ mod reporting;
 mod slot;
 mod table;
 mod views;
+mod windows;
 
 pub(crate) use breaker::Transition;
 pub use breaker::{FAILING_MARGIN, HEALTHY_MARGIN};
@@ -24,5 +25,5 @@ pub(crate) use entry::Learned;
 pub use entry::OVERFLOW_DOMAIN;
 pub(crate) use gates::{Blocked, GateQuery};
 pub(crate) use observe::{BreakerChange, Observer, RunObservation, StepObservation};
-pub(crate) use reporting::{ReportRow, WorkflowReading};
+pub(crate) use reporting::{InWindow, ReportRow, WorkflowReading};
 pub(crate) use table::{RunRecord, StatsTable};

@@ -50,6 +50,24 @@ impl<T: Copy> Ring<T> {
             .map(|(at, value)| (self.epoch + Duration::from_nanos(*at), *value))
     }
 
+    /// How many events it holds.
+    pub(super) fn len(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// When the oldest event it holds happened.
+    pub(super) fn oldest(&self) -> Option<Instant> {
+        self.ring
+            .front()
+            .map(|(at, _)| self.epoch + Duration::from_nanos(*at))
+    }
+
+    /// Whether it holds every event since `start`: it never dropped one, or
+    /// the oldest it holds is older than `start` (`None`: since ever).
+    pub(super) fn covers(&self, start: Option<Instant>) -> bool {
+        self.len() < RECENT || start.is_some_and(|start| self.oldest().is_some_and(|o| o < start))
+    }
+
     /// Forgets the events and frees their memory.
     pub(super) fn free(&mut self) {
         self.ring = VecDeque::new();

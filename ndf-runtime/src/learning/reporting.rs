@@ -7,6 +7,7 @@ use tokio::time::Instant;
 
 use super::recent::Recent;
 use super::table::StatsTable;
+use super::windows::WindowSummary;
 use crate::model::{BreakerState, Clock, Confidence, Evidence, PatternStats, Prior};
 
 /// What the statistics hold of one (pattern, domain) for a report (the
@@ -18,7 +19,7 @@ pub(crate) struct ReportRow {
     pub(crate) workflow: bool,
     pub(crate) totals: PatternStats,
     /// Runs in the window (workflows only).
-    pub(crate) recent: Vec<(Duration, bool)>,
+    pub(crate) runs: InWindow,
     /// Refusals in the window (workflows only).
     pub(crate) refused: u64,
     pub(crate) confidence: Option<Confidence>,
@@ -32,6 +33,16 @@ pub(crate) struct ReportRow {
 /// thousands of domains lets runs end between chunks instead of stalling
 /// them for its whole read.
 pub(super) const CHUNK: usize = 128;
+
+/// The runs of a workflow in a report's window.
+#[derive(Debug)]
+pub(crate) enum InWindow {
+    /// Each run (latency, success): its ring of recent runs holds every
+    /// run of the window.
+    Listed(Vec<(Duration, bool)>),
+    /// Counted by period: the window holds more runs than the ring.
+    Binned(Box<WindowSummary>),
+}
 
 impl StatsTable {
     /// Calls `f` with the tables and each next range of at most [`CHUNK`]
@@ -59,6 +70,7 @@ impl StatsTable {
     pub(crate) fn report_rows(&self, window: Duration, prior: Prior) -> Vec<ReportRow> {
         let clock = Clock::now();
         let since_unix_ms = clock.unix_ms_ago(window);
+        let start = clock.instant.checked_sub(window);
         let in_window = |at: Instant| clock.instant.saturating_duration_since(at) <= window;
         let mut rows: Vec<(ReportRow, Option<Evidence>)> = Vec::new();
         let mut steps: HashMap<(String, String), PatternStats> = HashMap::new();
@@ -83,16 +95,29 @@ impl StatsTable {
                     .baseline_recent
                     .get(&((*name).to_owned(), e.domain.to_string()))
                     .into_iter()
-                    .flatten();
-                rows.push((
-                    ReportRow {
-                        pattern: (*name).to_owned(),
-                        domain: e.domain.to_string(),
-                        workflow: true,
-                        totals: e.run,
-                        recent: earlier
-                            .filter(|r| r.at_unix_ms >= since_unix_ms)
-                            .map(|r| (Duration::from_micros(r.latency_us), r.ok))
+                    .flatten()
+                    .filter(|r| r.at_unix_ms >= since_unix_ms)
+                    .map(|r| (Duration::from_micros(r.latency_us), r.ok));
+                // Every run of the window, or its counts by period when
+                // there were more than the ring keeps.
+                let binned = e
+                    .windows
+                    .as_ref()
+                    .filter(|_| !e.recent.covers(start))
+                    .map(|w| Box::new(w.summary(clock.instant, window)));
+                let refused = match &binned {
+                    Some(summary) if !e.refused.covers(start) => summary.refused,
+                    _ => e.refused.iter().filter(|at| in_window(*at)).count() as u64,
+                };
+                let runs = match binned {
+                    Some(mut summary) => {
+                        for (latency, ok) in earlier {
+                            summary.add(latency, ok);
+                        }
+                        InWindow::Binned(summary)
+                    }
+                    None => InWindow::Listed(
+                        earlier
                             .chain(
                                 e.recent
                                     .iter()
@@ -100,7 +125,16 @@ impl StatsTable {
                                     .map(|(_, d, ok)| (d, ok)),
                             )
                             .collect(),
-                        refused: e.refused.iter().filter(|at| in_window(*at)).count() as u64,
+                    ),
+                };
+                rows.push((
+                    ReportRow {
+                        pattern: (*name).to_owned(),
+                        domain: e.domain.to_string(),
+                        workflow: true,
+                        totals: e.run,
+                        runs,
+                        refused,
                         confidence: None,
                         breaker: slot.map(|s| s.breaker.state()).unwrap_or_default(),
                         trend: slot.map(|s| s.trend.iter().collect()).unwrap_or_default(),
@@ -167,7 +201,7 @@ impl StatsTable {
                         domain: domain.clone(),
                         workflow: false,
                         totals: *totals,
-                        recent: Vec::new(),
+                        runs: InWindow::Listed(Vec::new()),
                         worst_step: None,
                     },
                     slot.map(|s| s.evidence),

@@ -208,6 +208,11 @@ impl Ndf {
     /// runs in the window, totals of retries, fallbacks, degradations and
     /// held-back runs, confidence with its recent trend, and recommendations.
     /// Serializable with serde. Context attributes never appear in it.
+    ///
+    /// Every run of the window counts: exactly when the workflow's last
+    /// 1 024 runs hold the whole window, otherwise by minute (windows up to
+    /// an hour) or by hour (up to a day), the oldest period counted whole,
+    /// with percentiles from latency histograms (within 19 %).
     #[must_use]
     pub fn report(&self, window: Duration) -> Report {
         self.inner.learn(true);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::percentile;
 use crate::config::Config;
-use crate::learning::ReportRow;
+use crate::learning::{InWindow, ReportRow};
 use crate::model::{BreakerState, Confidence};
 
 /// Latency percentiles, in milliseconds.
@@ -87,16 +87,8 @@ pub(crate) fn build(rows: Vec<ReportRow>, window: Duration, config: &Config) -> 
 
 fn pattern_report(row: ReportRow, config: &Config) -> PatternReport {
     let (executions, successes, refused, latency) = if row.workflow {
-        let ok = row.recent.iter().filter(|(_, ok)| *ok).count() as u64;
-        let mut latencies: Vec<Duration> = row.recent.iter().map(|(d, _)| *d).collect();
-        latencies.sort_unstable();
-        let ms = |q| percentile(&latencies, q).as_secs_f64() * 1000.0;
-        let latency = (!latencies.is_empty()).then(|| Percentiles {
-            p50_ms: ms(0.5),
-            p95_ms: ms(0.95),
-            p99_ms: ms(0.99),
-        });
-        (row.recent.len() as u64, ok, row.refused, latency)
+        let (executions, successes, latency) = in_window(&row.runs);
+        (executions, successes, row.refused, latency)
     } else {
         (
             row.totals.executions,
@@ -127,6 +119,41 @@ fn pattern_report(row: ReportRow, config: &Config) -> PatternReport {
         breaker: row.breaker,
         confidence_trend: row.trend,
         recommendations,
+    }
+}
+
+/// The runs, successes and latency percentiles of a window: exact from
+/// every run listed, or read from the bins of its periods.
+fn in_window(runs: &InWindow) -> (u64, u64, Option<Percentiles>) {
+    match runs {
+        InWindow::Listed(runs) => {
+            let ok = runs.iter().filter(|(_, ok)| *ok).count() as u64;
+            let mut latencies: Vec<Duration> = runs.iter().map(|(d, _)| *d).collect();
+            latencies.sort_unstable();
+            let ms = |q| percentile(&latencies, q).as_secs_f64() * 1000.0;
+            let latency = (!latencies.is_empty()).then(|| Percentiles {
+                p50_ms: ms(0.5),
+                p95_ms: ms(0.95),
+                p99_ms: ms(0.99),
+            });
+            (runs.len() as u64, ok, latency)
+        }
+        InWindow::Binned(summary) => {
+            let ms = |q| summary.quantile(q).map(|d| d.as_secs_f64() * 1000.0);
+            let latency = match (ms(0.5), ms(0.95), ms(0.99)) {
+                (Some(p50_ms), Some(p95_ms), Some(p99_ms)) => Some(Percentiles {
+                    p50_ms,
+                    p95_ms,
+                    p99_ms,
+                }),
+                _ => None,
+            };
+            (
+                summary.executions,
+                summary.executions - summary.failures,
+                latency,
+            )
+        }
     }
 }
 

@@ -25,6 +25,7 @@ struct Series {
     executions: u64,
     failures: u64,
     refused: u64,
+    total_latency_ns: u64,
     /// When the last point was taken.
     at: Option<Instant>,
 }
@@ -37,8 +38,8 @@ impl Series {
         if executions == 0 && refused == 0 {
             return None;
         }
-        // Latency of the runs still in the recent window; counts come from
-        // the counters, which miss nothing.
+        // Counts and the mean come from the counters, which miss nothing;
+        // the 95th percentile from the runs still in the recent window.
         let mut latencies: Vec<Duration> = reading
             .recent
             .iter()
@@ -48,10 +49,14 @@ impl Series {
             .collect();
         latencies.sort_unstable();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        let mean_ms = if latencies.is_empty() {
+        let latency_ns = reading
+            .totals
+            .total_latency_ns
+            .saturating_sub(self.total_latency_ns);
+        let mean_ms = if executions == 0 {
             0.0
         } else {
-            ms(latencies.iter().sum::<Duration>()) / latencies.len() as f64
+            latency_ns as f64 / 1e6 / executions as f64
         };
         Some(TimelinePoint {
             at_unix_ms: unix_ms,
@@ -120,6 +125,7 @@ impl Timeline {
             series.executions = reading.totals.executions;
             series.failures = reading.totals.failures;
             series.refused = reading.totals.held_back;
+            series.total_latency_ns = reading.totals.total_latency_ns;
             series.at = Some(clock.instant);
             if let Some(point) = point {
                 series.push(point, capacity);
