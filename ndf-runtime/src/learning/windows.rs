@@ -22,13 +22,13 @@ const MINUTE: u64 = 60;
 const FIVE_MINUTES: u64 = 5 * 60;
 const HOUR: u64 = 60 * 60;
 /// The id of a slot never used.
-const NEVER: i64 = i64::MIN;
+const NEVER: u64 = u64::MAX;
 
 /// Runs, failures and refusals of one period.
 #[derive(Debug, Clone, Copy, Default)]
 struct Counts {
     /// The period's number since the epoch ([`NEVER`]: never used).
-    id: i64,
+    id: u64,
     executions: u64,
     failures: u64,
     refused: u64,
@@ -37,7 +37,7 @@ struct Counts {
 /// Latencies of one period.
 #[derive(Debug, Clone, Copy)]
 struct Bins {
-    id: i64,
+    id: u64,
     bins: [u32; BINS],
 }
 
@@ -54,10 +54,23 @@ impl Default for Bins {
 #[derive(Debug)]
 pub(crate) struct Windows {
     epoch: Instant,
+    /// The minute the last run fell in, and its slots: the runs of the same
+    /// minute (nearly all) are counted without working out their periods.
+    current: Option<Current>,
     minutes: [Counts; 60],
     five_minutes: [Bins; 12],
     hours: [Counts; 24],
     hour_bins: [Bins; 24],
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Current {
+    from: Instant,
+    until: Instant,
+    /// Slots of the minute, its five minutes and its hour.
+    minute: usize,
+    five_minutes: usize,
+    hour: usize,
 }
 
 /// What a window held: its runs, failures and refusals, and their
@@ -83,7 +96,11 @@ impl Default for WindowSummary {
 
 /// The bin of `latency`.
 pub(crate) fn bin_of(latency: Duration) -> usize {
-    let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+    // Without `as_micros`, a 128-bit division on every run.
+    let micros = latency
+        .as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from(latency.subsec_micros()));
     if micros == 0 {
         return 0;
     }
@@ -155,6 +172,7 @@ impl Default for Windows {
         };
         Self {
             epoch: Instant::now(),
+            current: None,
             minutes: [never; 60],
             five_minutes: [Bins::default(); 12],
             hours: [never; 24],
@@ -163,36 +181,32 @@ impl Default for Windows {
     }
 }
 
-/// The number of the period of `period` seconds that `at` falls in,
-/// counted from `epoch` (negative before it).
-fn period(epoch: Instant, at: Instant, period: u64) -> i64 {
-    let secs = if at >= epoch {
-        i64::try_from(at.duration_since(epoch).as_secs()).unwrap_or(i64::MAX)
-    } else {
-        -i64::try_from(epoch.duration_since(at).as_secs()).unwrap_or(i64::MAX) - 1
-    };
-    secs.div_euclid(i64::try_from(period).unwrap_or(1))
-}
-
-/// The slot of period `id` in a ring of `slots`, emptied if it held an
-/// older period.
-fn slot<T>(ring: &mut [T], id: i64, id_of: fn(&T) -> i64, fresh: fn(i64) -> T) -> &mut T {
-    let len = i64::try_from(ring.len()).unwrap_or(1);
-    let i = usize::try_from(id.rem_euclid(len)).unwrap_or(0);
-    if id_of(&ring[i]) != id {
+/// The index of the slot of period `id` in a ring, emptied if it held an
+/// older period; `None` when it holds a newer one (`id` is long gone).
+fn slot<T>(ring: &mut [T], id: u64, id_of: fn(&T) -> u64, fresh: fn(u64) -> T) -> Option<usize> {
+    // A ring has at most 60 slots: the index fits.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "less than the ring's length"
+    )]
+    let i = (id % ring.len() as u64) as usize;
+    let held = id_of(&ring[i]);
+    if held == NEVER || held < id {
         ring[i] = fresh(id);
+    } else if held > id {
+        return None;
     }
-    &mut ring[i]
+    Some(i)
 }
 
-fn fresh_counts(id: i64) -> Counts {
+fn fresh_counts(id: u64) -> Counts {
     Counts {
         id,
         ..Counts::default()
     }
 }
 
-fn fresh_bins(id: i64) -> Bins {
+fn fresh_bins(id: u64) -> Bins {
     Bins {
         id,
         bins: [0; BINS],
@@ -200,30 +214,69 @@ fn fresh_bins(id: i64) -> Bins {
 }
 
 impl Windows {
+    /// Seconds from the epoch to `at` (0 for a run that ended before the
+    /// entry made its counts).
+    fn secs(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_secs()
+    }
+
+    /// The slots of the minute `at` falls in (emptied if they held older
+    /// periods), remembered for the next run; `None` for a moment whose
+    /// slots were reused since.
+    fn slots_of(&mut self, at: Instant) -> Option<Current> {
+        if let Some(c) = self.current
+            && at >= c.from
+            && at < c.until
+        {
+            return Some(c);
+        }
+        let secs = self.secs(at);
+        let minute = secs / MINUTE;
+        let m = slot(&mut self.minutes, minute, |c| c.id, fresh_counts)?;
+        let f = slot(
+            &mut self.five_minutes,
+            secs / FIVE_MINUTES,
+            |b| b.id,
+            fresh_bins,
+        )?;
+        let h = slot(&mut self.hours, secs / HOUR, |c| c.id, fresh_counts)?;
+        let hb = slot(&mut self.hour_bins, secs / HOUR, |b| b.id, fresh_bins)?;
+        debug_assert_eq!(h, hb, "hour counts and bins share their index");
+        let from = self.epoch + Duration::from_secs(minute * MINUTE);
+        let current = Current {
+            from,
+            until: from + Duration::from_secs(MINUTE),
+            minute: m,
+            five_minutes: f,
+            hour: h,
+        };
+        if self.current.is_none_or(|c| c.from < from) {
+            self.current = Some(current);
+        }
+        Some(current)
+    }
+
     /// Counts a run that ended at `at`.
     pub(crate) fn run(&mut self, at: Instant, latency: Duration, ok: bool) {
+        let Some(c) = self.slots_of(at) else { return };
         let bin = bin_of(latency);
-        let epoch = self.epoch;
-        for (ring, seconds) in [(&mut self.minutes[..], MINUTE), (&mut self.hours[..], HOUR)] {
-            let c = slot(ring, period(epoch, at, seconds), |c| c.id, fresh_counts);
-            c.executions += 1;
-            c.failures += u64::from(!ok);
+        for counts in [&mut self.minutes[c.minute], &mut self.hours[c.hour]] {
+            counts.executions += 1;
+            counts.failures += u64::from(!ok);
         }
-        for (ring, seconds) in [
-            (&mut self.five_minutes[..], FIVE_MINUTES),
-            (&mut self.hour_bins[..], HOUR),
+        for bins in [
+            &mut self.five_minutes[c.five_minutes],
+            &mut self.hour_bins[c.hour],
         ] {
-            let b = slot(ring, period(epoch, at, seconds), |b| b.id, fresh_bins);
-            b.bins[bin] = b.bins[bin].saturating_add(1);
+            bins.bins[bin] = bins.bins[bin].saturating_add(1);
         }
     }
 
     /// Counts a call refused by the gate at `at`.
     pub(crate) fn refusal(&mut self, at: Instant) {
-        let epoch = self.epoch;
-        for (ring, seconds) in [(&mut self.minutes[..], MINUTE), (&mut self.hours[..], HOUR)] {
-            slot(ring, period(epoch, at, seconds), |c| c.id, fresh_counts).refused += 1;
-        }
+        let Some(c) = self.slots_of(at) else { return };
+        self.minutes[c.minute].refused += 1;
+        self.hours[c.hour].refused += 1;
     }
 
     /// What the `window` before `now` held, counted in whole periods: up to
@@ -234,11 +287,8 @@ impl Windows {
     pub(crate) fn summary(&self, now: Instant, window: Duration) -> WindowSummary {
         let start = now.checked_sub(window);
         let ids = |seconds: u64| {
-            let last = period(self.epoch, now, seconds);
-            let first = match start {
-                Some(start) => period(self.epoch, start, seconds),
-                None => NEVER + 1,
-            };
+            let last = self.secs(now) / seconds;
+            let first = start.map_or(0, |start| self.secs(start) / seconds);
             first..=last
         };
         let hourly = window > Duration::from_secs(HOUR);
@@ -327,5 +377,25 @@ mod tests {
         assert!((p50 / 5.0 - 1.0).abs() < 0.19, "{p50}");
         w.refusal(now);
         assert_eq!(w.summary(now, Duration::from_mins(1)).refused, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_run_counts_in_its_minute_and_a_long_gone_one_clobbers_nothing() {
+        let mut w = Windows::default();
+        let start = Instant::now();
+        let now = start + Duration::from_mins(90);
+        w.run(now, Duration::from_millis(1), true);
+        // Learned after a newer run, ended in the minute before.
+        w.run(
+            now - Duration::from_secs(61),
+            Duration::from_millis(1),
+            true,
+        );
+        assert_eq!(w.summary(now, Duration::from_mins(2)).executions, 2);
+        // From an hour ago: its minute's slot now holds `now`'s minute,
+        // which it must not empty.
+        w.run(now - Duration::from_hours(1), Duration::from_millis(1), false);
+        let recent = w.summary(now, Duration::from_mins(2));
+        assert_eq!((recent.executions, recent.failures), (2, 0));
     }
 }
