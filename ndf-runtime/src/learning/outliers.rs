@@ -12,7 +12,11 @@ const THRESHOLD: f64 = 3.5;
 /// Once the window is warm, the median and MAD are recomputed every this
 /// many observations: recomputing them on every run would cost more than
 /// the run itself.
-const REFRESH: usize = 32;
+const REFRESH: usize = 256;
+/// A latency that looks like an outlier against a median and MAD older
+/// than this many observations is judged again against fresh ones: no
+/// outlier is called on a baseline more than this many runs old.
+const FRESH: usize = 32;
 
 /// The recent latencies of one pattern in one domain, in a fixed ring: no
 /// allocation after creation.
@@ -70,7 +74,11 @@ impl LatencyWindow {
         if self.since_refresh >= REFRESH || self.len < WINDOW / 2 {
             self.refresh();
         }
-        let outlier = self.is_outlier(x);
+        let mut outlier = self.is_outlier(x);
+        if outlier && self.since_refresh >= FRESH {
+            self.refresh();
+            outlier = self.is_outlier(x);
+        }
         self.ring[self.next] = x;
         self.next = (self.next + 1) % WINDOW;
         self.len = (self.len + 1).min(WINDOW);
@@ -175,5 +183,32 @@ mod tests {
         }
         assert!(!w.observe(ms(60)));
         assert!(w.observe(ms(200)));
+    }
+
+    #[test]
+    fn a_spike_is_flagged_whenever_it_comes_and_a_new_level_becomes_normal() {
+        let mut w = LatencyWindow::default();
+        let jitter = |i: u64| ms(10 + i % 3);
+        for i in 0..300 {
+            assert!(!w.observe(jitter(i)), "steady at run {i}");
+        }
+        // Between refreshes of the baseline: still flagged.
+        for extra in 0..REFRESH as u64 {
+            let mut probe = w.clone();
+            for i in 0..extra {
+                probe.observe(jitter(i));
+            }
+            assert!(
+                probe.observe(ms(200)),
+                "a spike {extra} runs after the last check"
+            );
+        }
+        // Latency moves to 50 ms for good: flagged at first, normal soon.
+        let flagged: Vec<bool> = (0..400).map(|i| w.observe(ms(50 + i % 3))).collect();
+        assert!(flagged[0]);
+        assert!(
+            flagged[WINDOW..].iter().all(|f| !f),
+            "the new level is normal once it fills half the window"
+        );
     }
 }

@@ -394,7 +394,11 @@ mod tests {
         assert_eq!(w.summary(now, Duration::from_mins(2)).executions, 2);
         // From an hour ago: its minute's slot now holds `now`'s minute,
         // which it must not empty.
-        w.run(now - Duration::from_hours(1), Duration::from_millis(1), false);
+        w.run(
+            now - Duration::from_hours(1),
+            Duration::from_millis(1),
+            false,
+        );
         let recent = w.summary(now, Duration::from_mins(2));
         assert_eq!((recent.executions, recent.failures), (2, 0));
     }
