@@ -12,15 +12,12 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use ndf::prelude::*;
 use ndf::{Evidence, LearningStore, PatternStats, PostgresStore, StoredStats};
 
+#[path = "support/hot_path.rs"]
+mod hot_path;
 #[path = "support/ratio.rs"]
 mod ratio;
 #[path = "support/rig.rs"]
 mod rig;
-
-#[pattern]
-async fn step(x: u64) -> u64 {
-    x.wrapping_add(1)
-}
 
 const ROWS: u64 = 10_000;
 const SCHEMA: &str = "ndf_bench";
@@ -155,18 +152,15 @@ fn bench_hot_path(c: &mut Criterion) {
             .build()
             .unwrap()
     });
-    let ctx = PatternContext::new("bench");
-    let flow = sequential!(name = "bench.store_hot_path"; step);
-    let mut group = c.benchmark_group("postgres_hot_path");
-    group.bench_function("memory_store", |b| {
-        b.to_async(&rt)
-            .iter(|| with_memory.run(&flow, black_box(1), &ctx));
-    });
-    group.bench_function("postgres_store", |b| {
-        b.to_async(&rt)
-            .iter(|| with_postgres.run(&flow, black_box(1), &ctx));
-    });
-    group.finish();
+    hot_path::bench(
+        c,
+        &rt,
+        "postgres_hot_path",
+        &[
+            ("memory_store", &with_memory),
+            ("postgres_store", &with_postgres),
+        ],
+    );
 }
 
 criterion_group! {

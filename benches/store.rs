@@ -9,15 +9,12 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group};
 use ndf::prelude::*;
 use ndf::{Evidence, LearningStore, SqliteStore, StoredStats};
 
+#[path = "support/hot_path.rs"]
+mod hot_path;
 #[path = "support/ratio.rs"]
 mod ratio;
 #[path = "support/rig.rs"]
 mod rig;
-
-#[pattern]
-async fn step(x: u64) -> u64 {
-    x.wrapping_add(1)
-}
 
 const ROWS: u64 = 10_000;
 
@@ -78,18 +75,15 @@ fn bench_hot_path(c: &mut Criterion) {
         .store(SqliteStore::open(dir.join("ndf.db")).unwrap())
         .build()
         .unwrap();
-    let ctx = PatternContext::new("bench");
-    let flow = sequential!(name = "bench.store_hot_path"; step);
-    let mut group = c.benchmark_group("hot_path");
-    group.bench_function("memory_store", |b| {
-        b.to_async(&rt)
-            .iter(|| with_memory.run(&flow, black_box(1), &ctx));
-    });
-    group.bench_function("sqlite_store", |b| {
-        b.to_async(&rt)
-            .iter(|| with_sqlite.run(&flow, black_box(1), &ctx));
-    });
-    group.finish();
+    hot_path::bench(
+        c,
+        &rt,
+        "hot_path",
+        &[
+            ("memory_store", &with_memory),
+            ("sqlite_store", &with_sqlite),
+        ],
+    );
 }
 
 criterion_group! {

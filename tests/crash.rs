@@ -7,9 +7,9 @@
 //! at a random moment, reopens the store, and checks that it opens cleanly
 //! and holds at least the last acknowledged count.
 
-use std::io::{BufRead as _, BufReader};
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
 use ndf::prelude::*;
 use ndf::{LearningStore, SqliteStore};
@@ -68,36 +68,14 @@ fn killed_while_saving_keeps_every_acknowledged_update() {
     let path = dir.join("ndf.db");
     let mut acknowledged = 0;
     for round in 0..6 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, &path)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
         // Let it acknowledge a few saves, a different number each round,
         // then kill it wherever it is: most of its time is spent saving.
-        let wanted = 2 + round % 4;
-        let mut seen = 0;
-        while let Some(Ok(line)) = lines.next() {
-            if let Some(n) = line.strip_prefix("ACK ") {
-                acknowledged = n.trim().parse().unwrap();
-                seen += 1;
-                if seen == wanted {
-                    break;
-                }
-            }
-        }
-        child.kill().unwrap(); // SIGKILL on Unix
-        child.wait().unwrap();
+        acknowledged = common::ledger::kill_after_acks(
+            "crash_child",
+            CHILD_ENV,
+            &path.display().to_string(),
+            2 + round % 4,
+        );
         let saved = saved_executions(&path);
         assert!(
             saved >= acknowledged,

@@ -359,19 +359,24 @@ async fn bank_down(amount: u32) -> Result<u32, StepError> {
     Err(StepError::msg(format!("{amount}: bank down")))
 }
 
-/// Calls refused by the gate count against the success rates of the
-/// overview and of the workflow's row, whose status says it is held back.
-#[tokio::test(start_paused = true)]
-async fn refused_calls_lower_the_success_rate() {
+/// A runtime whose gate holds back a pattern after 4 failures in a row.
+fn gating() -> Ndf {
     let mut config = config(100);
     config.confidence_threshold = 0.6;
     config.min_samples = 4;
     config.gate_alpha = 0.2;
-    let ndf = Ndf::builder()
+    Ndf::builder()
         .resource_probe(ndf::IdleProbe)
         .config(config)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Calls refused by the gate count against the success rates of the
+/// overview and of the workflow's row, whose status says it is held back.
+#[tokio::test(start_paused = true)]
+async fn refused_calls_lower_the_success_rate() {
+    let ndf = gating();
     run_settle(&ndf, 1..3).await; // 2 successful runs
     let down = sequential!(name = "ledger.down"; bank_down);
     for amount in 0..10 {
@@ -401,15 +406,7 @@ async fn refused_calls_lower_the_success_rate() {
 /// and filtered by domain, in `Ndf::dashboard_with` and in the served JSON.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_come_a_page_at_a_time_those_held_back_first() {
-    let mut config = config(100);
-    config.confidence_threshold = 0.6;
-    config.min_samples = 4;
-    config.gate_alpha = 0.2;
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .config(config)
-        .build()
-        .unwrap();
+    let ndf = gating();
     let flow = sequential!(name = "ledger.settle"; settle);
     for domain in ["eu", "us", "apac"] {
         for amount in [1, 2, 4, 5] {

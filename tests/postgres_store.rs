@@ -5,22 +5,17 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
+use std::process::Stdio;
 use std::time::Duration;
 
+use common::ledger::{
+    child_settles, counting, failures_below, kill_after_acks, run_children, settle_many, settled,
+    two_runtimes_save_in_turns,
+};
 use common::{database_url, fresh_schema, psql};
 use ndf::prelude::*;
 use ndf::{LearningStore, PostgresStore};
-
-/// Fails every seventh call.
-#[pattern]
-async fn settle(n: u64) -> Result<u64, StepError> {
-    if n % 7 == 6 {
-        return Err(StepError::msg("declined"));
-    }
-    Ok(n)
-}
 
 fn store(schema: &str) -> PostgresStore {
     PostgresStore::builder(&database_url())
@@ -30,43 +25,12 @@ fn store(schema: &str) -> PostgresStore {
 }
 
 fn runtime(schema: &str) -> Ndf {
-    let mut config = Config::default();
-    // Every run runs: this counts, it does not gate.
-    config.confidence_threshold = 0.0;
-    Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .config(config)
-        .store(store(schema))
-        .build()
-        .unwrap()
-}
-
-/// Runs `count` calls of `payments.settle`, numbered from `from`.
-async fn settle_many(ndf: &Ndf, from: u64, count: u64) {
-    let flow = sequential!(name = "payments.settle"; settle);
-    let ctx = PatternContext::new("payments");
-    for n in from..from + count {
-        let _ = ndf.run(&flow, n, &ctx).await;
-    }
+    counting(store(schema))
 }
 
 /// (executions, successes, failures) of `payments.settle` in the schema.
 fn stored(schema: &str) -> (u64, u64, u64) {
-    let rows = store(schema).load().unwrap();
-    rows.iter()
-        .find(|r| r.pattern == "payments.settle" && r.domain == "payments")
-        .map_or((0, 0, 0), |row| {
-            (
-                row.stats.executions,
-                row.stats.successes,
-                row.stats.failures,
-            )
-        })
-}
-
-/// Failures among calls numbered `0..n`.
-fn failures_below(n: u64) -> u64 {
-    (0..n).filter(|k| k % 7 == 6).count() as u64
+    settled(&store(schema).load().unwrap())
 }
 
 #[tokio::test]
@@ -108,20 +72,8 @@ async fn what_is_saved_comes_back_with_its_steps_gate_and_recent_runs() {
 #[tokio::test]
 async fn two_runtimes_on_one_database_lose_nothing_whatever_the_order_of_saves() {
     let schema = fresh_schema("store_two");
-    let a = runtime(&schema);
-    let b = runtime(&schema);
-    settle_many(&a, 0, 35).await;
-    settle_many(&b, 35, 20).await;
-    a.flush().unwrap();
-    b.flush().unwrap();
-    settle_many(&a, 55, 10).await;
-    a.flush().unwrap();
-    // Nothing new: saving again adds nothing.
-    b.flush().unwrap();
-    a.shutdown().await.unwrap();
-    b.shutdown().await.unwrap();
-    let failures = failures_below(65);
-    assert_eq!(stored(&schema), (65, 65 - failures, failures));
+    let expected = two_runtimes_save_in_turns(runtime(&schema), runtime(&schema)).await;
+    assert_eq!(stored(&schema), expected);
 }
 
 const CHILD_ENV: &str = "NDF_PG_CHILD";
@@ -131,53 +83,17 @@ const PROCESSES: u64 = 4;
 #[test]
 #[ignore = "run by `four_processes_on_one_database_add_up_to_every_run` as its child process"]
 fn pg_shared_child() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let (schema, first) = spec.split_once('|').unwrap();
-    let first: u64 = first.parse().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let ndf = runtime(schema);
-        // Saves often, so that the processes' saves interleave.
-        for chunk in 0..20 {
-            settle_many(&ndf, first + chunk * (RUNS / 20), RUNS / 20).await;
-            ndf.flush().unwrap();
-        }
-        ndf.shutdown().await.unwrap();
-    });
+    child_settles(CHILD_ENV, RUNS, runtime);
 }
 
 #[test]
 fn four_processes_on_one_database_add_up_to_every_run() {
     let schema = fresh_schema("store_four");
     drop(store(&schema));
-    let children: Vec<_> = (0..PROCESSES)
-        .map(|i| {
-            Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--ignored",
-                    "--exact",
-                    "pg_shared_child",
-                    "--test-threads=1",
-                ])
-                .env(CHILD_ENV, format!("{schema}|{}", i * RUNS))
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut child in children {
-        assert!(child.wait().unwrap().success(), "a child failed");
-    }
-    let total = PROCESSES * RUNS;
-    let failures = failures_below(total);
+    let expected = run_children("pg_shared_child", CHILD_ENV, &schema, PROCESSES, RUNS);
     assert_eq!(
         stored(&schema),
-        (total, total - failures, failures),
+        expected,
         "every run of every process, none overwritten"
     );
 }
@@ -212,33 +128,7 @@ fn killed_while_saving_keeps_every_acknowledged_update() {
     let schema = fresh_schema("store_crash");
     let mut acknowledged = 0;
     for round in 0..4 {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "pg_crash_child",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CRASH_ENV, &schema)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let wanted = 2 + round % 3;
-        let mut seen = 0;
-        while let Some(Ok(line)) = lines.next() {
-            if let Some(n) = line.strip_prefix("ACK ") {
-                acknowledged = n.trim().parse().unwrap();
-                seen += 1;
-                if seen == wanted {
-                    break;
-                }
-            }
-        }
-        child.kill().unwrap(); // SIGKILL on Unix
-        child.wait().unwrap();
+        acknowledged = kill_after_acks("pg_crash_child", CRASH_ENV, &schema, 2 + round % 3);
         let (saved, ..) = stored(&schema);
         assert!(
             saved >= acknowledged,
@@ -373,20 +263,13 @@ fn a_schema_written_by_a_newer_ndf_is_refused_and_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_stops_answering_keeps_learning_pending_until_it_answers() {
     let schema = fresh_schema("store_stall");
-    let mut config = Config::default();
-    config.confidence_threshold = 0.0;
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .config(config)
-        .store(
-            PostgresStore::builder(&database_url())
-                .schema(&schema)
-                .timeout(Duration::from_secs(1))
-                .connect()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
+    let ndf = counting(
+        PostgresStore::builder(&database_url())
+            .schema(&schema)
+            .timeout(Duration::from_secs(1))
+            .connect()
+            .unwrap(),
+    );
     settle_many(&ndf, 0, 10).await;
     ndf.flush().unwrap();
     // Another session locks the table for 4 s: saves wait, then time out.
@@ -452,19 +335,12 @@ async fn a_server_that_goes_away_mid_run_fails_saves_clearly_and_loses_nothing()
         .port();
     let dir = format!("/tmp/ndf-pg-gone-{}", std::process::id());
     let url = own_cluster("start", &dir, port);
-    let mut config = Config::default();
-    config.confidence_threshold = 0.0;
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .config(config)
-        .store(
-            PostgresStore::builder(&url)
-                .timeout(Duration::from_secs(2))
-                .connect()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
+    let ndf = counting(
+        PostgresStore::builder(&url)
+            .timeout(Duration::from_secs(2))
+            .connect()
+            .unwrap(),
+    );
     settle_many(&ndf, 0, 10).await;
     ndf.flush().unwrap();
 

@@ -4,6 +4,8 @@
 
 use std::sync::{Arc, Mutex};
 
+pub mod ledger;
+
 /// A log that steps append to, passed through a workflow as (part of) its
 /// input, so that each test sees only its own events.
 #[derive(Clone, Default, Debug)]

@@ -194,31 +194,20 @@ impl Observer for Monitor {
             calls: c.calls,
         });
         match c.transition {
-            Transition::Opened if c.fleet => {
-                let (threshold, mean) = (c.threshold, c.confidence);
-                self.board.raise(alert(
-                    who,
-                    AlertKind::Confidence,
-                    mean,
-                    threshold,
-                    &format!(
-                        "held back: the processes sharing the store found its success rate credibly below {threshold:.2} ({} of {} outcomes failed across them); probes in {:?}",
-                        c.failures, c.calls, c.break_duration
-                    ),
-                ));
-            }
             Transition::Opened => {
                 let (threshold, mean) = (c.threshold, c.confidence);
-                self.board.raise(alert(
-                    who,
-                    AlertKind::Confidence,
-                    mean,
-                    threshold,
-                    &format!(
-                        "held back: its success rate is credibly below {threshold:.2} ({} of its last {} outcomes failed; confidence {mean:.2}); probes in {:?}",
-                        c.failures, c.calls, c.break_duration
-                    ),
-                ));
+                let (failures, calls, probes) = (c.failures, c.calls, c.break_duration);
+                let message = if c.fleet {
+                    format!(
+                        "held back: the processes sharing the store found its success rate credibly below {threshold:.2} ({failures} of {calls} outcomes failed across them); probes in {probes:?}"
+                    )
+                } else {
+                    format!(
+                        "held back: its success rate is credibly below {threshold:.2} ({failures} of its last {calls} outcomes failed; confidence {mean:.2}); probes in {probes:?}"
+                    )
+                };
+                self.board
+                    .raise(alert(who, AlertKind::Confidence, mean, threshold, &message));
             }
             // Still held back: the alert raised at the opening stands.
             Transition::Reopened => {}
