@@ -1,6 +1,7 @@
-//! One fleet-wide confidence: runtimes sharing a `PostgresStore` gate on
-//! what all of them learned. Failures learned by one hold the pattern back
-//! in the other within `sync_interval`, before it fails there itself.
+//! One fleet-wide confidence: runtimes sharing a `PostgresStore`, or one
+//! `SqliteStore` file, gate on what all of them learned. Failures learned by
+//! one hold the pattern back in the other within `sync_interval`, before it
+//! fails there itself.
 
 mod common;
 
@@ -30,20 +31,34 @@ async fn charge(c: Charge) -> Result<u64, StepError> {
 
 const SYNC: Duration = Duration::from_millis(300);
 
-fn replica(schema: &str) -> Ndf {
+fn replica_on(store: impl ndf::LearningStore) -> Ndf {
     let mut config = Config::default();
     config.sync_interval = SYNC;
     Ndf::builder()
         .resource_probe(ndf::IdleProbe)
         .config(config)
-        .store(
-            PostgresStore::builder(&database_url())
-                .schema(schema)
-                .connect()
-                .unwrap(),
-        )
+        .store(store)
         .build()
         .unwrap()
+}
+
+fn replica(schema: &str) -> Ndf {
+    replica_on(
+        PostgresStore::builder(&database_url())
+            .schema(schema)
+            .connect()
+            .unwrap(),
+    )
+}
+
+/// A replica on the `SQLite` file `name` (made afresh by the first).
+fn sqlite_replica(name: &str, fresh: bool) -> Ndf {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    if fresh {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+    }
+    replica_on(ndf::SqliteStore::open(dir.join("ndf.db")).unwrap())
 }
 
 /// Runs `billing.charge` on `ndf` until its gate refuses; the calls made.
@@ -79,8 +94,19 @@ async fn state_within(ndf: &Ndf, within: Duration) -> Option<BreakerState> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_learned_by_one_replica_hold_the_pattern_back_in_the_other() {
     let schema = fresh_schema("fleet_gate");
-    let a = replica(&schema);
-    let b = replica(&schema);
+    held_back_in_the_other(replica(&schema), replica(&schema)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_one_sqlite_file_share_their_gates_too() {
+    let a = sqlite_replica("fleet-gate-sqlite", true);
+    let b = sqlite_replica("fleet-gate-sqlite", false);
+    held_back_in_the_other(a, b).await;
+}
+
+/// A learns that `billing.charge` fails; B, which never ran it, holds it
+/// back within two sync intervals.
+async fn held_back_in_the_other(a: Ndf, b: Ndf) {
     let (a_calls, b_calls) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let failed_in_a = fail_until_held_back(&a, &a_calls).await;
     assert!(

@@ -142,7 +142,8 @@ pub struct Config {
     /// Runs after which learning data is saved to the store without waiting
     /// for the interval. Default: 10 000.
     pub flush_every: u64,
-    /// With a store that shares gates across processes (`PostgresStore`),
+    /// With a store that shares gates across processes (`PostgresStore`,
+    /// `SqliteStore`),
     /// how often the runtime publishes its gates' evidence and pulls the
     /// other processes': a pattern that another process has learned is
     /// failing is held back here within two intervals (one for it to

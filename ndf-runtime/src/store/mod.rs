@@ -1,10 +1,13 @@
 //! Where learning data outlives a run: the [`LearningStore`] trait and its
 //! in-memory implementation.
 
+mod fleet;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod sqlite;
+mod sqlite_fleet;
+mod sqlite_save;
 
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
@@ -88,8 +91,8 @@ pub trait LearningStore: Send + Sync + 'static {
     }
 
     /// Whether several processes share this store and each publishes its
-    /// own breaker evidence in [`LearningStore::save`] (`PostgresStore`):
-    /// the runtime then saves and calls
+    /// own breaker evidence in [`LearningStore::save`] (`PostgresStore`,
+    /// `SqliteStore`): the runtime then saves and calls
     /// [`LearningStore::load_fleet`] every `sync_interval`. The default
     /// shares nothing.
     fn is_shared(&self) -> bool {

@@ -5,10 +5,13 @@ use std::sync::{Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
+use super::fleet::{Publication, member_id};
+use super::sqlite_fleet::CREATE_FLEET;
 use super::{LearningStore, breaker_state, to_i64, to_u64};
 use crate::error::{Error, StoreError};
 use crate::model::{
-    Evidence, PatternStats, RecentRun, StoredBreaker, StoredPoint, StoredStats, TimelinePoint,
+    Evidence, MemberBreaker, PatternStats, RecentRun, StoredBreaker, StoredPoint, StoredStats,
+    TimelinePoint,
 };
 
 /// The schema this build writes, and the newest it reads.
@@ -122,6 +125,10 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The file opened, to notice when it is deleted or replaced.
     file: Option<FileId>,
+    /// This process among those sharing the file, and what it published
+    /// of its breakers.
+    member: String,
+    fleet: Mutex<Publication>,
 }
 
 /// How much a save survives, `SQLite`'s `synchronous` setting (the store
@@ -166,7 +173,7 @@ impl FileId {
     }
 }
 
-fn sql_error(path: &Path, what: &str, e: rusqlite::Error) -> StoreError {
+pub(super) fn sql_error(path: &Path, what: &str, e: rusqlite::Error) -> StoreError {
     StoreError::with_source(format!("{}: {what}: {e}", path.display()), e)
 }
 
@@ -212,6 +219,7 @@ impl SqliteStore {
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| sql_error(&path, "cannot set the busy timeout", e))?;
         conn.execute_batch(CREATE)
+            .and_then(|()| conn.execute_batch(CREATE_FLEET))
             .map_err(|e| sql_error(&path, "cannot create the ndf tables", e))?;
         let version: Option<i64> = conn
             .query_row("SELECT MAX(version) FROM ndf_schema", [], |row| row.get(0))
@@ -259,7 +267,20 @@ impl SqliteStore {
             path,
             conn: Mutex::new(conn),
             file,
+            member: member_id(),
+            fleet: Mutex::default(),
         })
+    }
+
+    /// The id under which this process publishes its breakers' evidence
+    /// (unique per store opened).
+    #[must_use]
+    pub fn member(&self) -> &str {
+        &self.member
+    }
+
+    pub(super) fn conn(&self) -> &Mutex<Connection> {
+        &self.conn
     }
 
     /// The file the store lives in.
@@ -361,12 +382,13 @@ impl LearningStore for SqliteStore {
                     let state: String = r.get(1)?;
                     Ok((
                         to_u64(r.get(0)?),
+                        // The evidence comes back through `load_fleet`:
+                        // each process's own, this one's previous life's
+                        // among them.
                         StoredBreaker {
                             state: breaker_state(&state),
-                            evidence: r.get(2)?,
-                            calls: to_u64(r.get(3)?),
-                            failures: u32::try_from(to_u64(r.get(4)?)).unwrap_or(u32::MAX),
                             at_unix_ms: to_u64(r.get(5)?),
+                            ..StoredBreaker::default()
                         },
                     ))
                 })
@@ -400,6 +422,8 @@ impl LearningStore for SqliteStore {
 
     fn save(&self, rows: &[StoredStats]) -> Result<(), StoreError> {
         self.check_file()?;
+        let mut fleet = self.fleet.lock().unwrap_or_else(PoisonError::into_inner);
+        let plan = fleet.plan(rows);
         let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         let tx = conn
             .transaction()
@@ -407,8 +431,19 @@ impl LearningStore for SqliteStore {
         self.save_counts(&tx, rows)?;
         self.save_gates(&tx, rows)?;
         self.save_recent(&tx, rows)?;
+        self.publish(&tx, &plan)?;
         tx.commit()
-            .map_err(|e| sql_error(&self.path, "cannot commit learning data", e))
+            .map_err(|e| sql_error(&self.path, "cannot commit learning data", e))?;
+        fleet.done(&plan);
+        Ok(())
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn load_fleet(&self) -> Result<Vec<MemberBreaker>, StoreError> {
+        self.others()
     }
 
     fn load_timeline(&self, since_unix_ms: u64) -> Result<Vec<StoredPoint>, StoreError> {
@@ -484,149 +519,5 @@ impl LearningStore for SqliteStore {
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(|e| sql_error(&self.path, "cannot checkpoint the write-ahead log", e))
-    }
-}
-
-impl SqliteStore {
-    /// Adds each row's counts to the file's (see [`LearningStore::save`]).
-    fn save_counts(
-        &self,
-        tx: &rusqlite::Transaction<'_>,
-        rows: &[StoredStats],
-    ) -> Result<(), StoreError> {
-        // The counts each runtime added since its last acknowledged save
-        // are added to what the file holds, so that runtimes sharing the
-        // file (replicas, or an old and a new process during a restart)
-        // never overwrite each other's. The confidence evidence, a
-        // weighted quantity, is the last writer's.
-        let mut stmt = tx
-            .prepare_cached(
-                "INSERT INTO ndf_learning (pattern, domain, executions, successes, failures,
-                   retries, fallbacks, compensations, compensation_failures, degradations,
-                   outliers, held_back, total_latency_ns, evidence_successes,
-                   evidence_failures, evidence_samples)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-                 ON CONFLICT (pattern, domain) DO UPDATE SET
-                   executions = executions + excluded.executions,
-                   successes = successes + excluded.successes,
-                   failures = failures + excluded.failures,
-                   retries = retries + excluded.retries,
-                   fallbacks = fallbacks + excluded.fallbacks,
-                   compensations = compensations + excluded.compensations,
-                   compensation_failures = compensation_failures + excluded.compensation_failures,
-                   degradations = degradations + excluded.degradations,
-                   outliers = outliers + excluded.outliers,
-                   held_back = held_back + excluded.held_back,
-                   total_latency_ns = total_latency_ns + excluded.total_latency_ns,
-                   evidence_successes = excluded.evidence_successes,
-                   evidence_failures = excluded.evidence_failures,
-                   evidence_samples = excluded.evidence_samples",
-            )
-            .map_err(|e| sql_error(&self.path, "cannot write learning data", e))?;
-        for row in rows {
-            let s = &row.added;
-            stmt.execute(params![
-                row.pattern,
-                row.domain,
-                to_i64(s.executions),
-                to_i64(s.successes),
-                to_i64(s.failures),
-                to_i64(s.retries),
-                to_i64(s.fallbacks),
-                to_i64(s.compensations),
-                to_i64(s.compensation_failures),
-                to_i64(s.degradations),
-                to_i64(s.outliers),
-                to_i64(s.held_back),
-                to_i64(s.total_latency_ns),
-                row.evidence.successes,
-                row.evidence.failures,
-                to_i64(row.evidence.samples),
-            ])
-            .map_err(|e| sql_error(&self.path, "cannot write learning data", e))?;
-        }
-        Ok(())
-    }
-
-    /// Adds each row's refusals, and writes its breaker.
-    fn save_gates(
-        &self,
-        tx: &rusqlite::Transaction<'_>,
-        rows: &[StoredStats],
-    ) -> Result<(), StoreError> {
-        let mut gate = tx
-            .prepare_cached(
-                "INSERT INTO ndf_gate VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (pattern, domain) DO UPDATE SET
-                   rejected = rejected + excluded.rejected,
-                   breaker_state = excluded.breaker_state,
-                   breaker_evidence = excluded.breaker_evidence,
-                   breaker_calls = excluded.breaker_calls,
-                   breaker_failures = excluded.breaker_failures,
-                   breaker_at_unix_ms = excluded.breaker_at_unix_ms",
-            )
-            .map_err(|e| sql_error(&self.path, "cannot write the gates", e))?;
-        for row in rows {
-            let b = &row.breaker;
-            gate.execute(params![
-                row.pattern,
-                row.domain,
-                to_i64(row.added.rejected),
-                b.state.as_str(),
-                b.evidence,
-                to_i64(b.calls),
-                i64::from(b.failures),
-                to_i64(b.at_unix_ms),
-            ])
-            .map_err(|e| sql_error(&self.path, "cannot write the gates", e))?;
-        }
-        Ok(())
-    }
-
-    /// Appends each row's new recent runs.
-    fn save_recent(
-        &self,
-        tx: &rusqlite::Transaction<'_>,
-        rows: &[StoredStats],
-    ) -> Result<(), StoreError> {
-        // Recent runs are appended, not rewritten: the runs a row
-        // added since the last acknowledged save are its newest
-        // `added.executions`; then the oldest beyond the window the
-        // runtime keeps are trimmed.
-        let mut remember = tx
-            .prepare_cached("INSERT INTO ndf_recent_runs VALUES (?1, ?2, ?3, ?4, ?5)")
-            .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
-        let mut trim = tx
-            .prepare_cached(
-                "DELETE FROM ndf_recent_runs WHERE rowid IN (
-                     SELECT rowid FROM ndf_recent_runs WHERE pattern = ?1 AND domain = ?2
-                     ORDER BY at_unix_ms DESC, rowid DESC LIMIT -1 OFFSET ?3)",
-            )
-            .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
-        for row in rows.iter().filter(|r| !r.recent.is_empty()) {
-            let new = usize::try_from(row.added.executions)
-                .unwrap_or(usize::MAX)
-                .min(row.recent.len());
-            for run in &row.recent[row.recent.len() - new..] {
-                remember
-                    .execute(params![
-                        row.pattern,
-                        row.domain,
-                        to_i64(run.at_unix_ms),
-                        to_i64(run.latency_us),
-                        run.ok
-                    ])
-                    .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
-            }
-            if new > 0 {
-                trim.execute(params![
-                    row.pattern,
-                    row.domain,
-                    i64::try_from(row.recent.len()).unwrap_or(i64::MAX)
-                ])
-                .map_err(|e| sql_error(&self.path, "cannot write recent runs", e))?;
-            }
-        }
-        Ok(())
     }
 }

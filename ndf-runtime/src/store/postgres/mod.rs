@@ -4,7 +4,6 @@
 mod rows;
 mod schema;
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::str::FromStr as _;
 use std::sync::{Mutex, PoisonError};
@@ -14,7 +13,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::LearningStore;
 use crate::error::{Error, StoreError};
-use crate::model::{Clock, MemberBreaker, StoredPoint, StoredStats};
+use crate::model::{MemberBreaker, StoredPoint, StoredStats};
+use crate::store::fleet::{Publication, member_id};
 
 /// How long one load or save may take, connecting included, by default.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,23 +60,10 @@ pub struct PostgresStore {
     timeout: Duration,
     /// This process among those sharing the database.
     member: String,
-    /// The (pattern, domain) keys this store published evidence for, and
-    /// when it last dropped the day-old evidence of every process.
-    fleet: Mutex<Published>,
+    /// What this store published of the process's breakers.
+    fleet: Mutex<Publication>,
     io: Io,
 }
-
-#[derive(Debug, Default)]
-struct Published {
-    keys: HashSet<(String, String)>,
-    forgot_at_unix_ms: u64,
-}
-
-/// Evidence no process has changed for this long is dropped: it has long
-/// faded (a day is 24 half-lives of an hour).
-const MEMBER_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
-/// How often a store drops it.
-const FORGET_EVERY_MS: u64 = 60 * 60 * 1000;
 
 /// How a [`PostgresStore`] connects: [`PostgresStore::builder`].
 #[derive(Debug, Clone)]
@@ -217,7 +204,7 @@ impl PostgresStoreBuilder {
             pool,
             server,
             timeout: self.timeout,
-            member: format!("pid{}-{:016x}", std::process::id(), fastrand::u64(..)),
+            member: member_id(),
             fleet: Mutex::default(),
             io,
         };
@@ -237,39 +224,13 @@ impl LearningStore for PostgresStore {
     }
 
     fn save(&self, rows: &[StoredStats]) -> Result<(), StoreError> {
-        let now = Clock::now().unix_ms;
         let mut fleet = self.fleet.lock().unwrap_or_else(PoisonError::into_inner);
-        let forget = now.saturating_sub(fleet.forgot_at_unix_ms) >= FORGET_EVERY_MS;
-        let batch = rows::Batch::of(
-            rows,
-            &self.member,
-            &fleet.keys,
-            forget.then(|| now.saturating_sub(MEMBER_RETENTION_MS)),
-        );
-        let published: Vec<(String, String)> = batch
-            .publish
-            .pattern
-            .iter()
-            .cloned()
-            .zip(batch.publish.domain.iter().cloned())
-            .collect();
-        let retracted: Vec<(String, String)> = batch
-            .retract
-            .0
-            .iter()
-            .cloned()
-            .zip(batch.retract.1.iter().cloned())
-            .collect();
+        let plan = fleet.plan(rows);
+        let batch = rows::Batch::of(rows, &self.member, &plan);
         self.run("cannot save learning data", move |pool| async move {
             batch.save(&pool).await
         })?;
-        fleet.keys.extend(published);
-        for key in &retracted {
-            fleet.keys.remove(key);
-        }
-        if forget {
-            fleet.forgot_at_unix_ms = now;
-        }
+        fleet.done(&plan);
         Ok(())
     }
 

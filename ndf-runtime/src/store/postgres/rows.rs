@@ -1,7 +1,7 @@
 //! Loading and saving rows: each save is one transaction of one batched
 //! statement per table, its rows passed as arrays and `UNNEST`ed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use sqlx::Row as _;
 use sqlx::postgres::PgPool;
@@ -11,6 +11,7 @@ use crate::model::{
     Evidence, MemberBreaker, PatternStats, RecentRun, StoredBreaker, StoredPoint, StoredStats,
     TimelinePoint,
 };
+use crate::store::fleet::Plan;
 use crate::store::{breaker_state, to_i64, to_u64};
 
 /// Adds the counts a process added since its last acknowledged save; the
@@ -235,9 +236,9 @@ pub(super) struct Batch {
     breaker_state: Vec<String>,
     breaker_at: Vec<i64>,
     /// This process's breakers with evidence, to publish.
-    pub(super) publish: FleetColumns,
+    publish: FleetColumns,
     /// Its breakers published before whose evidence is back to zero.
-    pub(super) retract: (Vec<String>, Vec<String>),
+    retract: (Vec<String>, Vec<String>),
     /// Whether to drop every process's day-old evidence in this save.
     forget_before: Option<u64>,
     recent: RecentColumns,
@@ -248,9 +249,9 @@ pub(super) struct Batch {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct FleetColumns {
-    pub(super) pattern: Vec<String>,
-    pub(super) domain: Vec<String>,
+struct FleetColumns {
+    pattern: Vec<String>,
+    domain: Vec<String>,
     evidence: Vec<f64>,
     calls: Vec<i64>,
     failures: Vec<i64>,
@@ -267,20 +268,26 @@ struct RecentColumns {
 }
 
 impl Batch {
-    /// The batch of `rows` for `member`, which has published evidence for
-    /// the keys `published` holds; with `forget_before`, the save also drops
-    /// every process's evidence unchanged since then.
-    pub(super) fn of(
-        rows: &[StoredStats],
-        member: &str,
-        published: &HashSet<(String, String)>,
-        forget_before: Option<u64>,
-    ) -> Self {
+    /// The batch of `rows`, publishing for `member` as `plan` says.
+    pub(super) fn of(rows: &[StoredStats], member: &str, plan: &Plan<'_>) -> Self {
         let mut b = Batch {
             member: member.to_owned(),
-            forget_before,
+            forget_before: plan.forget_before,
+            retract: (
+                plan.retract.iter().map(|k| k.0.clone()).collect(),
+                plan.retract.iter().map(|k| k.1.clone()).collect(),
+            ),
             ..Batch::default()
         };
+        for row in &plan.publish {
+            let (f, breaker) = (&mut b.publish, &row.breaker);
+            f.pattern.push(row.pattern.clone());
+            f.domain.push(row.domain.clone());
+            f.evidence.push(breaker.evidence);
+            f.calls.push(to_i64(breaker.calls));
+            f.failures.push(i64::from(breaker.failures));
+            f.at.push(to_i64(breaker.at_unix_ms));
+        }
         for row in rows {
             b.pattern.push(row.pattern.clone());
             b.domain.push(row.domain.clone());
@@ -308,20 +315,6 @@ impl Batch {
             let breaker = &row.breaker;
             b.breaker_state.push(breaker.state.as_str().to_owned());
             b.breaker_at.push(to_i64(breaker.at_unix_ms));
-            // Only evidence counts in the fleet: a healthy breaker (zero)
-            // publishes nothing, or retracts what it published.
-            if breaker.evidence > 0.0 && breaker.evidence.is_finite() {
-                let f = &mut b.publish;
-                f.pattern.push(row.pattern.clone());
-                f.domain.push(row.domain.clone());
-                f.evidence.push(breaker.evidence);
-                f.calls.push(to_i64(breaker.calls));
-                f.failures.push(i64::from(breaker.failures));
-                f.at.push(to_i64(breaker.at_unix_ms));
-            } else if published.contains(&(row.pattern.clone(), row.domain.clone())) {
-                b.retract.0.push(row.pattern.clone());
-                b.retract.1.push(row.domain.clone());
-            }
             // The runs a row added since the last acknowledged save are
             // its newest `added.executions`.
             let new = usize::try_from(a.executions)
