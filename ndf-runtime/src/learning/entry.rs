@@ -64,9 +64,8 @@ impl WorkflowEntry {
                 // but a call that was not served.
                 self.run.held_back += 1;
                 self.refused.push(run.at);
-                self.windows
-                    .get_or_insert_with(Box::default)
-                    .refusal(run.at);
+                let at = self.recent.offset(run.at);
+                self.windows.get_or_insert_with(Box::default).refusal(at);
                 return None;
             }
             RunEnd::Rejected => {
@@ -89,10 +88,12 @@ impl WorkflowEntry {
             .get_or_insert_with(Box::default)
             .observe(run.latency);
         self.run.outliers += u64::from(outlier);
-        self.recent.push(run.at, run.latency, ok);
+        // One reading of the clock for the ring and the counts by period.
+        let at = self.recent.offset(run.at);
+        self.recent.push(at, run.latency, ok);
         self.windows
             .get_or_insert_with(Box::default)
-            .run(run.at, run.latency, ok);
+            .run(at, run.latency, ok);
         Some(outlier)
     }
 }

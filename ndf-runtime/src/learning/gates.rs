@@ -46,6 +46,8 @@ impl Blocked {
 /// What gating reads of one entry without the lock.
 #[derive(Debug)]
 pub(super) struct EntryGate {
+    pub(super) workflow: &'static str,
+    pub(super) domain: Box<str>,
     pub(super) steps: &'static [&'static str],
     /// The entry's id.
     pub(super) index: usize,
@@ -78,8 +80,10 @@ type Hasher = foldhash::fast::RandomState;
 /// Every entry's gates, for judging a run without the lock: a concurrent
 /// map by (workflow, domain), so that finding a run's entry costs one
 /// lookup however many domains there are, and adding one copies nothing.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct GateIndex {
+    /// This index among every runtime's, for the thread's last entry.
+    id: u64,
     entries: papaya::HashMap<EntryKey, Arc<EntryGate>, Hasher>,
     /// Each workflow's [`OVERFLOW_DOMAIN`] entry, once it has one.
     overflow: papaya::HashMap<&'static str, Arc<EntryGate>, Hasher>,
@@ -88,18 +92,52 @@ pub(crate) struct GateIndex {
     full: AtomicBool,
 }
 
+impl Default for GateIndex {
+    fn default() -> Self {
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Self {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            entries: papaya::HashMap::default(),
+            overflow: papaya::HashMap::default(),
+            full: AtomicBool::new(false),
+        }
+    }
+}
+
+thread_local! {
+    /// The entry this thread's last run found, with the id of its index:
+    /// a thread running one workflow in one domain again and again (a
+    /// worker, a loop) finds it without hashing the domain. An entry's
+    /// gates never change once published, so it is never stale; it keeps
+    /// one entry's few hundred bytes alive per thread after its runtime
+    /// is dropped, until the thread's next run.
+    static LAST: std::cell::RefCell<Option<(u64, Arc<EntryGate>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 impl GateIndex {
     /// `judge` of the gates of `workflow` in `domain` (its overflow entry
     /// once the statistics are full), if published; the gates are read in
-    /// place, without touching their reference counts.
+    /// place, without touching their reference counts but on a change of
+    /// the thread's last entry.
     fn judge<R>(
         &self,
         workflow: &'static str,
         domain: &str,
         judge: impl FnOnce(&EntryGate) -> Option<R>,
     ) -> Option<R> {
+        let hit = LAST.with_borrow(|last| {
+            last.as_ref().is_some_and(|(id, gate)| {
+                *id == self.id && std::ptr::eq(gate.workflow, workflow) && *gate.domain == *domain
+            })
+        });
+        if hit {
+            // Nothing on this thread replaced it since: `judge` reads gates.
+            return LAST.with_borrow(|last| last.as_ref().and_then(|(_, gate)| judge(gate)));
+        }
         let query = Query { workflow, domain };
         if let Some(gate) = self.entries.pin().get(&query) {
+            LAST.set(Some((self.id, Arc::clone(gate))));
             return judge(gate);
         }
         if !self.full.load(Ordering::Acquire) {
@@ -228,6 +266,8 @@ impl StatsTable {
         let e = &tables.entries[index];
         let gate = |slot: usize| Arc::clone(&tables.confidence[slot].gate);
         let entry = Arc::new(EntryGate {
+            workflow: e.name,
+            domain: e.domain.clone(),
             steps: e.steps,
             index,
             run: gate(e.run_slot),

@@ -36,11 +36,21 @@ impl<T> Default for Ring<T> {
 impl<T: Copy> Ring<T> {
     /// Keeps an event at `at`, dropping the oldest past [`RECENT`].
     fn push_at(&mut self, at: Instant, value: T) {
+        self.push_offset(self.offset(at), value);
+    }
+
+    /// Keeps an event `offset` nanoseconds after the epoch.
+    fn push_offset(&mut self, offset: u64, value: T) {
         if self.ring.len() == RECENT {
             self.ring.pop_front();
         }
-        self.ring
-            .push_back((nanos(at.saturating_duration_since(self.epoch)), value));
+        self.ring.push_back((offset, value));
+    }
+
+    /// Nanoseconds from the ring's epoch to `at` (0 before it): the clock
+    /// the entry's counts by period read too.
+    pub(super) fn offset(&self, at: Instant) -> u64 {
+        nanos(at.saturating_duration_since(self.epoch))
     }
 
     /// The events, oldest first.
@@ -79,10 +89,10 @@ impl<T: Copy> Ring<T> {
 pub(crate) type Recent = Ring<u64>;
 
 impl Recent {
-    /// Keeps a run that ended at `at`.
-    pub(super) fn push(&mut self, at: Instant, latency: Duration, ok: bool) {
+    /// Keeps a run that ended `offset` nanoseconds after the epoch.
+    pub(super) fn push(&mut self, offset: u64, latency: Duration, ok: bool) {
         let latency = nanos(latency).min(OK - 1) | if ok { OK } else { 0 };
-        self.push_at(at, latency);
+        self.push_offset(offset, latency);
     }
 
     /// The runs, oldest first: when each ended, how long it took, whether
@@ -119,8 +129,10 @@ mod tests {
         assert_eq!(size_of::<(u64, ())>(), 8);
         let mut recent = Recent::default();
         let at = recent.epoch + Duration::from_millis(5);
-        recent.push(at, Duration::from_nanos(1_234), true);
-        recent.push(at, Duration::from_secs(3), false);
+        let offset = recent.offset(at);
+        assert_eq!(offset, 5_000_000);
+        recent.push(offset, Duration::from_nanos(1_234), true);
+        recent.push(offset, Duration::from_secs(3), false);
         let runs: Vec<_> = recent.iter().collect();
         assert_eq!(
             runs,
@@ -130,7 +142,7 @@ mod tests {
             ]
         );
         for _ in 0..RECENT {
-            recent.push(at, Duration::ZERO, true);
+            recent.push(offset, Duration::ZERO, true);
         }
         assert_eq!(recent.iter().len(), RECENT, "bounded");
         let mut refused = Refusals::default();

@@ -104,7 +104,7 @@ impl StatsTable {
                     .windows
                     .as_ref()
                     .filter(|_| !e.recent.covers(start))
-                    .map(|w| Box::new(w.summary(clock.instant, window)));
+                    .map(|w| Box::new(w.summary(e.recent.offset(clock.instant), window)));
                 let refused = match &binned {
                     Some(summary) if !e.refused.covers(start) => summary.refused,
                     _ => e.refused.iter().filter(|at| in_window(*at)).count() as u64,

@@ -11,8 +11,6 @@
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 /// Latency bins: bin 0 is under 1 µs; bin `b ≥ 1` spans
 /// `[2^((b-1)/2), 2^(b/2))` µs; the last also holds everything longer
 /// (from about 36 minutes).
@@ -21,6 +19,7 @@ pub(crate) const BINS: usize = 64;
 const MINUTE: u64 = 60;
 const FIVE_MINUTES: u64 = 5 * 60;
 const HOUR: u64 = 60 * 60;
+const NANOS: u64 = 1_000_000_000;
 /// The id of a slot never used.
 const NEVER: u64 = u64::MAX;
 
@@ -51,9 +50,10 @@ impl Default for Bins {
 }
 
 /// The counts of one workflow in one domain, by period.
+/// Times are nanoseconds since the epoch of the entry's ring of recent
+/// runs (its `offset`): one reading of the clock serves both.
 #[derive(Debug)]
 pub(crate) struct Windows {
-    epoch: Instant,
     /// The minute the last run fell in, and its slots: the runs of the same
     /// minute (nearly all) are counted without working out their periods.
     current: Option<Current>,
@@ -65,8 +65,9 @@ pub(crate) struct Windows {
 
 #[derive(Debug, Clone, Copy)]
 struct Current {
-    from: Instant,
-    until: Instant,
+    /// Nanoseconds since the epoch: the minute's start and end.
+    from: u64,
+    until: u64,
     /// Slots of the minute, its five minutes and its hour.
     minute: usize,
     five_minutes: usize,
@@ -171,7 +172,6 @@ impl Default for Windows {
             ..Counts::default()
         };
         Self {
-            epoch: Instant::now(),
             current: None,
             minutes: [never; 60],
             five_minutes: [Bins::default(); 12],
@@ -214,23 +214,17 @@ fn fresh_bins(id: u64) -> Bins {
 }
 
 impl Windows {
-    /// Seconds from the epoch to `at` (0 for a run that ended before the
-    /// entry made its counts).
-    fn secs(&self, at: Instant) -> u64 {
-        at.saturating_duration_since(self.epoch).as_secs()
-    }
-
     /// The slots of the minute `at` falls in (emptied if they held older
     /// periods), remembered for the next run; `None` for a moment whose
     /// slots were reused since.
-    fn slots_of(&mut self, at: Instant) -> Option<Current> {
+    fn slots_of(&mut self, at: u64) -> Option<Current> {
         if let Some(c) = self.current
             && at >= c.from
             && at < c.until
         {
             return Some(c);
         }
-        let secs = self.secs(at);
+        let secs = at / NANOS;
         let minute = secs / MINUTE;
         let m = slot(&mut self.minutes, minute, |c| c.id, fresh_counts)?;
         let f = slot(
@@ -242,10 +236,10 @@ impl Windows {
         let h = slot(&mut self.hours, secs / HOUR, |c| c.id, fresh_counts)?;
         let hb = slot(&mut self.hour_bins, secs / HOUR, |b| b.id, fresh_bins)?;
         debug_assert_eq!(h, hb, "hour counts and bins share their index");
-        let from = self.epoch + Duration::from_secs(minute * MINUTE);
+        let from = minute * MINUTE * NANOS;
         let current = Current {
             from,
-            until: from + Duration::from_secs(MINUTE),
+            until: from + MINUTE * NANOS,
             minute: m,
             five_minutes: f,
             hour: h,
@@ -257,7 +251,7 @@ impl Windows {
     }
 
     /// Counts a run that ended at `at`.
-    pub(crate) fn run(&mut self, at: Instant, latency: Duration, ok: bool) {
+    pub(crate) fn run(&mut self, at: u64, latency: Duration, ok: bool) {
         let Some(c) = self.slots_of(at) else { return };
         let bin = bin_of(latency);
         for counts in [&mut self.minutes[c.minute], &mut self.hours[c.hour]] {
@@ -273,7 +267,7 @@ impl Windows {
     }
 
     /// Counts a call refused by the gate at `at`.
-    pub(crate) fn refusal(&mut self, at: Instant) {
+    pub(crate) fn refusal(&mut self, at: u64) {
         let Some(c) = self.slots_of(at) else { return };
         self.minutes[c.minute].refused += 1;
         self.hours[c.hour].refused += 1;
@@ -284,13 +278,9 @@ impl Windows {
     /// at most the last 24 hours. The oldest period is counted whole: a
     /// window of 90 s holds the runs of the two or three minutes it
     /// touches.
-    pub(crate) fn summary(&self, now: Instant, window: Duration) -> WindowSummary {
-        let start = now.checked_sub(window);
-        let ids = |seconds: u64| {
-            let last = self.secs(now) / seconds;
-            let first = start.map_or(0, |start| self.secs(start) / seconds);
-            first..=last
-        };
+    pub(crate) fn summary(&self, now: u64, window: Duration) -> WindowSummary {
+        let start = now.saturating_sub(u64::try_from(window.as_nanos()).unwrap_or(u64::MAX));
+        let ids = |seconds: u64| (start / NANOS / seconds)..=(now / NANOS / seconds);
         let hourly = window > Duration::from_secs(HOUR);
         let (counts, bins): (&[Counts], &[Bins]) = if hourly {
             (&self.hours, &self.hour_bins)
@@ -349,19 +339,23 @@ mod tests {
         assert_eq!(WindowSummary::default().quantile(0.5), None);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_window_counts_whole_minutes_then_whole_hours_for_a_day() {
+    /// `d` after the epoch, as a time of the counts.
+    fn at(d: Duration) -> u64 {
+        u64::try_from(d.as_nanos()).unwrap()
+    }
+
+    #[test]
+    fn a_window_counts_whole_minutes_then_whole_hours_for_a_day() {
         let mut w = Windows::default();
-        let start = Instant::now();
         // A run every second for three hours.
         for s in 0..3 * 3600u64 {
             w.run(
-                start + Duration::from_secs(s),
+                at(Duration::from_secs(s)),
                 Duration::from_millis(5),
                 s % 10 != 0,
             );
         }
-        let now = start + Duration::from_secs(3 * 3600 - 1);
+        let now = at(Duration::from_secs(3 * 3600 - 1));
         let minute = w.summary(now, Duration::from_mins(1));
         // The current minute is whole (it ended at `now`) and the one the
         // window starts in is counted whole too.
@@ -379,15 +373,14 @@ mod tests {
         assert_eq!(w.summary(now, Duration::from_mins(1)).refused, 1);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_late_run_counts_in_its_minute_and_a_long_gone_one_clobbers_nothing() {
+    #[test]
+    fn a_late_run_counts_in_its_minute_and_a_long_gone_one_clobbers_nothing() {
         let mut w = Windows::default();
-        let start = Instant::now();
-        let now = start + Duration::from_mins(90);
+        let now = at(Duration::from_mins(90));
         w.run(now, Duration::from_millis(1), true);
         // Learned after a newer run, ended in the minute before.
         w.run(
-            now - Duration::from_secs(61),
+            now - at(Duration::from_secs(61)),
             Duration::from_millis(1),
             true,
         );
@@ -395,7 +388,7 @@ mod tests {
         // From an hour ago: its minute's slot now holds `now`'s minute,
         // which it must not empty.
         w.run(
-            now - Duration::from_hours(1),
+            now - at(Duration::from_hours(1)),
             Duration::from_millis(1),
             false,
         );
