@@ -249,6 +249,7 @@ fn values_that_make_no_sense_are_refused() {
         ("NDF_CPU_LIMIT", "0", "wait for ever"),
         ("NDF_MEMORY_LIMIT", "0", "wait for ever"),
         ("NDF_TIMELINE_INTERVAL", "1ms", "at least 1s"),
+        ("NDF_SYNC_INTERVAL", "5ms", "at least 100ms"),
         ("NDF_PRIOR", "0,1", "above 0"),
         ("NDF_PRIOR", "1", "alpha,beta"),
     ] {

@@ -345,6 +345,13 @@ impl Config {
                 "must be at least 1s: a point per workflow and domain more often than that is only load",
             ));
         }
+        if !self.sync_interval.is_zero() && self.sync_interval < Duration::from_millis(100) {
+            out.push(ConfigError::new(
+                "sync_interval",
+                format_args!("{:?}", self.sync_interval),
+                "must be at least 100ms: every interval each process saves and reads the shared store",
+            ));
+        }
         if let Some(ratio) = self.retry_budget
             && !(0.0..=1.0).contains(&ratio)
         {
