@@ -46,7 +46,9 @@ fn breaker_state(name: &str) -> BreakerState {
 /// tokio's blocking pool), so a store may block on its I/O. The confidence evidence is saved as the
 /// runtime holds it (forgetting makes it a weighted, not an additive,
 /// quantity); a shared store picks its own rule to combine writers'
-/// (`SqliteStore` adds the counts and keeps the last writer's evidence).
+/// (`SqliteStore` and `PostgresStore` add the counts, keep the last
+/// writer's confidence evidence, and keep each process's breaker evidence
+/// apart for [`LearningStore::load_fleet`]).
 pub trait LearningStore: Send + Sync + 'static {
     /// Everything stored.
     ///
