@@ -352,6 +352,7 @@ async fn a_server_that_goes_away_mid_run_fails_saves_clearly_and_loses_nothing()
         "{message}"
     );
     assert!(message.contains("cannot"), "{message}");
+    assert!(message.contains("kept in memory"), "{message}");
     // The runtime keeps running and learning.
     settle_many(&ndf, 25, 5).await;
     assert_eq!(

@@ -16,6 +16,10 @@ use crate::error::{Error, StoreError};
 use crate::model::{MemberBreaker, StoredPoint, StoredStats};
 use crate::store::fleet::{Publication, member_id};
 
+/// What a failed save says: nothing is lost.
+const SAVE_FAILED: &str =
+    "cannot save learning data (what was learned is kept in memory and saved again later)";
+
 /// How long one load or save may take, connecting included, by default.
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -227,9 +231,10 @@ impl LearningStore for PostgresStore {
         let mut fleet = self.fleet.lock().unwrap_or_else(PoisonError::into_inner);
         let plan = fleet.plan(rows);
         let batch = rows::Batch::of(rows, &self.member, &plan);
-        self.run("cannot save learning data", move |pool| async move {
-            batch.save(&pool).await
-        })?;
+        self.run(
+            SAVE_FAILED,
+            move |pool| async move { batch.save(&pool).await },
+        )?;
         fleet.done(&plan);
         Ok(())
     }
@@ -257,9 +262,10 @@ impl LearningStore for PostgresStore {
         retain_since_unix_ms: u64,
     ) -> Result<(), StoreError> {
         let points = rows::Points::of(points);
-        self.run("cannot save the timeline", move |pool| async move {
-            points.save(&pool, retain_since_unix_ms).await
-        })
+        self.run(
+            "cannot save the timeline (its points are kept in memory and saved again later)",
+            move |pool| async move { points.save(&pool, retain_since_unix_ms).await },
+        )
     }
 }
 
@@ -305,7 +311,7 @@ impl Failure {
             Failure::Sql(e) => StoreError::new(format!("{server}: {what}: {}", describe(&e))),
             Failure::Refused(why) => StoreError::new(format!("{server}: {why}")),
             Failure::TimedOut => StoreError::new(format!(
-                "{server}: {what}: no answer within {}; what was learned is kept in memory and saved again later",
+                "{server}: {what}: no answer within {}",
                 humantime::format_duration(timeout)
             )),
             Failure::Stopped => {
