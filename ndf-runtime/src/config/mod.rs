@@ -338,20 +338,7 @@ impl Config {
                 "both numbers must be above 0, such as `1,1`",
             ));
         }
-        if !self.timeline_interval.is_zero() && self.timeline_interval < Duration::from_secs(1) {
-            out.push(ConfigError::new(
-                "timeline_interval",
-                format_args!("{:?}", self.timeline_interval),
-                "must be at least 1s: a point per workflow and domain more often than that is only load",
-            ));
-        }
-        if !self.sync_interval.is_zero() && self.sync_interval < Duration::from_millis(100) {
-            out.push(ConfigError::new(
-                "sync_interval",
-                format_args!("{:?}", self.sync_interval),
-                "must be at least 100ms: every interval each process saves and reads the shared store",
-            ));
-        }
+        self.too_frequent(&mut out);
         if let Some(ratio) = self.retry_budget
             && !(0.0..=1.0).contains(&ratio)
         {
@@ -415,6 +402,31 @@ impl Config {
             }
         }
         out
+    }
+}
+
+impl Config {
+    /// Periods short enough to be only load (zero is refused apart).
+    fn too_frequent(&self, out: &mut Vec<ConfigError>) {
+        let floors = [
+            (
+                "timeline_interval",
+                self.timeline_interval,
+                Duration::from_secs(1),
+                "must be at least 1s: a point per workflow and domain more often than that is only load",
+            ),
+            (
+                "sync_interval",
+                self.sync_interval,
+                Duration::from_millis(100),
+                "must be at least 100ms: every interval each process saves and reads the shared store",
+            ),
+        ];
+        for (key, value, floor, why) in floors {
+            if !value.is_zero() && value < floor {
+                out.push(ConfigError::new(key, format_args!("{value:?}"), why));
+            }
+        }
     }
 }
 
