@@ -34,12 +34,7 @@ const SYNC: Duration = Duration::from_millis(300);
 fn replica_on(store: impl ndf::LearningStore) -> Ndf {
     let mut config = Config::default();
     config.sync_interval = SYNC;
-    Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .config(config)
-        .store(store)
-        .build()
-        .unwrap()
+    common::ledger::on_store(config, store)
 }
 
 fn replica(schema: &str) -> Ndf {

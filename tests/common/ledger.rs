@@ -20,6 +20,11 @@ pub async fn settle(n: u64) -> Result<u64, StepError> {
 pub fn counting(store: impl ndf::LearningStore) -> Ndf {
     let mut config = Config::default();
     config.confidence_threshold = 0.0;
+    on_store(config, store)
+}
+
+/// A runtime with `config` (and the idle probe) learning into `store`.
+pub fn on_store(config: Config, store: impl ndf::LearningStore) -> Ndf {
     Ndf::builder()
         .resource_probe(ndf::IdleProbe)
         .config(config)
