@@ -272,3 +272,54 @@ async fn a_runtime_built_after_the_recorder_gives_every_metric_a_description() {
         }
     }
 }
+
+/// A store whose every save fails.
+struct Broken;
+
+impl ndf::LearningStore for Broken {
+    fn load(&self) -> Result<Vec<ndf::StoredStats>, ndf::StoreError> {
+        Ok(Vec::new())
+    }
+
+    fn save(&self, _rows: &[ndf::StoredStats]) -> Result<(), ndf::StoreError> {
+        Err(ndf::StoreError::new("the disk is full"))
+    }
+}
+
+#[tokio::test]
+async fn background_saves_that_fail_are_counted() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(Config::default().flush_interval(std::time::Duration::from_millis(50)))
+        .store(Broken)
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "obs.saved"; store);
+    let key = "ndf_store_failures_total{op=save}";
+    // The recorder hands out what counters added since its last snapshot.
+    let mut failed = 0;
+    for round in 1..=3u32 {
+        ndf.run(&flow, round, &PatternContext::new("obs"))
+            .await
+            .unwrap();
+        // The saver's next interval: its save fails, and is tried again.
+        for _ in 0..400 {
+            if let Some(DebugValue::Counter(n)) = snapshot(&snapshotter).get(key) {
+                failed += n;
+            }
+            if failed >= u64::from(round) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(
+            failed >= u64::from(round),
+            "round {round}: {failed} failures counted"
+        );
+    }
+    // Nothing was lost: the runs wait for a store that works.
+    assert_eq!(ndf.stats("obs.saved", "obs").unwrap().executions, 3);
+}

@@ -100,6 +100,7 @@ fn saver(inner: &Arc<Inner>) -> impl Future<Output = ()> + Send + 'static {
                 continue;
             }
             if let Err(error) = super::persist::save(&inner, false).await {
+                crate::telemetry::store_failed("save");
                 tracing::warn!(target: "ndf::store", %error, "saving learning data failed; it stays in memory and is tried again");
             }
         }
@@ -127,12 +128,15 @@ fn syncer(inner: &Arc<Inner>) -> impl Future<Output = ()> + Send + 'static {
                     failing = false;
                     tracing::info!(target: "ndf::store", "syncing with the other processes sharing the store works again");
                 }
-                // Said once, not every interval, while it lasts.
+                // Said once, not every interval, while it lasts; counted
+                // every time.
                 Err(error) if !failing => {
+                    crate::telemetry::store_failed("sync");
                     failing = true;
                     tracing::warn!(target: "ndf::store", %error, "syncing with the other processes sharing the store failed; gating goes on with what this process learned and last pulled, and syncing is tried every sync_interval");
                 }
-                Ok(()) | Err(_) => {}
+                Err(_) => crate::telemetry::store_failed("sync"),
+                Ok(()) => {}
             }
         }
     }

@@ -62,10 +62,20 @@ pub fn describe_metrics() {
         Unit::Count,
         "Changes of a pattern's breaker, by pattern and new state (open, reopened, closed)."
     );
+    describe_counter!(
+        "ndf_store_failures_total",
+        Unit::Count,
+        "Background saves and fleet syncs of learning data that failed, by operation (save, sync); what was learned stays in memory and is tried again."
+    );
     describe_gauge!(
         "ndf_confidence",
         "The confidence in a pattern over all its domains: the posterior mean of its success rate."
     );
+}
+
+/// Counts a background save or fleet sync (`op`) that failed.
+pub(crate) fn store_failed(op: &'static str) {
+    counter!("ndf_store_failures_total", "op" => op).increment(1);
 }
 
 /// The handles of one step record of a workflow.

@@ -26,6 +26,7 @@ pub use dashboard::{DashboardHandle, DashboardOptions};
 #[cfg(feature = "dashboard")]
 pub(crate) use dashboard::{DashboardSource, router, serve};
 pub use metrics::describe_metrics;
+pub(crate) use metrics::store_failed;
 pub(crate) use monitor::Monitor;
 pub use outlier_log::OUTLIER_LOG_INTERVAL;
 #[cfg(feature = "prometheus")]
