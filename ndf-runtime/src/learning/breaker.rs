@@ -308,6 +308,11 @@ impl Breaker {
         self.open_on_evidence(now, config)
     }
 
+    /// Forgets what the other processes learned (they retracted it).
+    pub(crate) fn leave_fleet(&mut self) {
+        self.fleet = Fleet::default();
+    }
+
     /// The threshold its evidence was weighed for, once it weighed one.
     pub(crate) fn threshold(&self) -> Option<f64> {
         self.threshold.is_finite().then_some(self.threshold)

@@ -133,6 +133,9 @@ pub(super) struct Tables {
     pub(super) saved_gate: HashMap<Key, super::persist::GateMark>,
     /// Who hears what is learned.
     pub(super) watcher: Watcher,
+    /// The slots whose breaker holds evidence pulled from other processes
+    /// (see `fleet.rs`): the next pull visits these and its own, no others.
+    pub(super) fleet_slots: Vec<usize>,
 }
 
 impl Tables {

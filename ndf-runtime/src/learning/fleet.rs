@@ -32,8 +32,6 @@ impl StatsTable {
         clock: &Clock,
         config: &Config,
     ) -> usize {
-        let mut tables = self.lock();
-        let tables = &mut *tables;
         let half_life_ms = config.evidence_half_life.as_secs_f64() * 1000.0;
         let mut by_key: HashMap<(&str, &str), Vec<&MemberBreaker>> = HashMap::new();
         for row in rows {
@@ -42,25 +40,25 @@ impl StatsTable {
                 .or_default()
                 .push(row);
         }
-        // A pattern only others ran gets a slot, so that its first run here
-        // is judged with their evidence.
-        for (pattern, domain) in by_key.keys() {
-            resolve(
+        // Held for the slots with evidence pulled now or at the last pull,
+        // not for every slot.
+        let mut tables = self.lock();
+        let tables = &mut *tables;
+        let mut opened = 0;
+        let mut pulled = Vec::with_capacity(by_key.len());
+        for ((pattern, domain), members) in &by_key {
+            // A pattern only others ran gets a slot, so that its first run
+            // here is judged with their evidence.
+            let slot = resolve(
                 &mut tables.slots,
                 &mut tables.confidence,
                 ((*pattern).to_owned(), (*domain).to_owned()),
             );
-        }
-        let mut opened = 0;
-        for ((pattern, domain), slot) in &tables.slots {
-            let s = &mut tables.confidence[*slot];
+            pulled.push(slot);
+            let s = &mut tables.confidence[slot];
             let since = s.breaker.closed_at().map(|at| clock.unix_ms_of(at));
             let mut fleet = Fleet::default();
-            for row in by_key
-                .get(&(pattern.as_str(), domain.as_str()))
-                .into_iter()
-                .flatten()
-            {
+            for row in members {
                 let b = &row.breaker;
                 if since.is_some_and(|since| b.at_unix_ms < since) || !b.evidence.is_finite() {
                     continue;
@@ -84,6 +82,14 @@ impl StatsTable {
                     break_duration: config.break_duration,
                     fleet: true,
                 });
+            }
+        }
+        // What the others published before and retracted since: nothing of
+        // theirs counts there any more.
+        pulled.sort_unstable();
+        for slot in std::mem::replace(&mut tables.fleet_slots, pulled) {
+            if tables.fleet_slots.binary_search(&slot).is_err() {
+                tables.confidence[slot].breaker.leave_fleet();
             }
         }
         opened
@@ -197,5 +203,24 @@ mod tests {
         // Evidence published after it counts again.
         let fresh = [member("a", 6.0, 40, Duration::ZERO, &later)];
         assert_eq!(table.join_fleet(&fresh, &later, &config), 1);
+    }
+
+    #[test]
+    fn evidence_the_others_retracted_no_longer_counts() {
+        let (table, clock, config) = (StatsTable::default(), Clock::now(), config());
+        let rows = [member("a", 4.0, 40, Duration::ZERO, &clock)];
+        assert_eq!(table.join_fleet(&rows, &clock, &config), 0, "4.0 < 4.6");
+        // A healthy again: its row is gone from the next pull.
+        assert_eq!(table.join_fleet(&[], &clock, &config), 0);
+        let mut tables = table.lock();
+        let tables = &mut *tables;
+        let slot = tables.slots[&("billing.charge".to_owned(), "billing".to_owned())];
+        let b = &mut tables.confidence[slot].breaker;
+        // Two failures here (about 1.7): with A's 4.0 still counted, the
+        // breaker would open.
+        for _ in 0..2 {
+            assert_eq!(b.observe(false, 0.8, clock.instant, &config), None);
+        }
+        assert_eq!(b.state(), BreakerState::Closed);
     }
 }
