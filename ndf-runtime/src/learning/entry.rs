@@ -277,8 +277,12 @@ impl Tables {
 
     /// The slot of `pattern` in `domain`, if it was ever learned.
     pub(super) fn slot(&self, pattern: &str, domain: &str) -> Option<&Slot> {
-        let i = self.slots.get(&(pattern.to_owned(), domain.to_owned()))?;
-        Some(&self.confidence[*i])
+        self.slot_of(&(pattern.to_owned(), domain.to_owned()))
+    }
+
+    /// The slot of `key`, if it was ever learned.
+    pub(super) fn slot_of(&self, key: &Key) -> Option<&Slot> {
+        Some(&self.confidence[*self.slots.get(key)?])
     }
 
     /// Reports that the breaker of `pattern` in `domain` was closed by a

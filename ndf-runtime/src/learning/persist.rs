@@ -112,7 +112,7 @@ impl StatsTable {
                 if let Some(own) = sums.get(key) {
                     s.merge(own);
                 }
-                let slot = tables.slots.get(key).map(|i| &tables.confidence[*i]);
+                let slot = tables.slot_of(key);
                 let evidence = slot.map(|s| s.evidence).unwrap_or_default();
                 let breaker = slot.map(|s| s.breaker.stored(&clock)).unwrap_or_default();
                 let added = s.since(&tables.saved.get(key).copied().unwrap_or_default());

@@ -75,15 +75,9 @@ impl StatsTable {
         let mut rows: Vec<(ReportRow, Option<Evidence>)> = Vec::new();
         let mut steps: HashMap<(String, String), PatternStats> = HashMap::new();
         self.chunked(|tables, range| {
-            let slot = |pattern: &str, domain: &str| {
-                tables
-                    .slots
-                    .get(&(pattern.to_owned(), domain.to_owned()))
-                    .map(|i| &tables.confidence[*i])
-            };
             for e in &tables.entries[range] {
                 let name = &e.name;
-                let slot = slot(name, &e.domain);
+                let slot = &tables.confidence[e.run_slot];
                 let worst_step = e
                     .steps
                     .iter()
@@ -136,11 +130,11 @@ impl StatsTable {
                         runs,
                         refused,
                         confidence: None,
-                        breaker: slot.map(|s| s.breaker.state()).unwrap_or_default(),
-                        trend: slot.map(|s| s.trend.iter().collect()).unwrap_or_default(),
+                        breaker: slot.breaker.state(),
+                        trend: slot.trend.iter().collect(),
                         worst_step,
                     },
-                    slot.map(|s| s.evidence),
+                    Some(slot.evidence),
                 ));
                 for (step, stats) in e.steps.iter().zip(&e.step_stats) {
                     if stats.executions > 0 || stats.held_back > 0 || stats.rejected > 0 {
@@ -186,19 +180,16 @@ impl StatsTable {
             .chunks(CHUNK)
         {
             let tables = self.lock();
-            for ((pattern, domain), totals) in chunk {
-                let slot = tables
-                    .slots
-                    .get(&(pattern.clone(), domain.clone()))
-                    .map(|i| &tables.confidence[*i]);
+            for (key, totals) in chunk {
+                let slot = tables.slot_of(key);
                 step_rows.push((
                     ReportRow {
                         confidence: None,
                         breaker: slot.map(|s| s.breaker.state()).unwrap_or_default(),
                         refused: 0,
                         trend: slot.map(|s| s.trend.iter().collect()).unwrap_or_default(),
-                        pattern: pattern.clone(),
-                        domain: domain.clone(),
+                        pattern: key.0.clone(),
+                        domain: key.1.clone(),
                         workflow: false,
                         totals: *totals,
                         runs: InWindow::Listed(Vec::new()),
