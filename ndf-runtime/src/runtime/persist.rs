@@ -51,33 +51,39 @@ impl Inner {
     }
 }
 
-/// Saves on tokio's blocking pool when inside a runtime, here otherwise;
-/// with `close`, then lets the store tidy up.
-pub(crate) async fn save(inner: &Arc<Inner>, close: bool) -> Result<(), Error> {
-    let work = {
-        let inner = Arc::clone(inner);
-        move || {
-            inner.save_here()?;
-            if close {
-                inner.store.close()?;
-            }
-            Ok(())
-        }
-    };
+/// Runs `work` with the runtime on tokio's blocking pool when inside a
+/// runtime (never on an async worker: it does the store's I/O), here
+/// otherwise.
+async fn with_store(
+    inner: &Arc<Inner>,
+    work: impl FnOnce(&Inner) -> Result<(), Error> + Send + 'static,
+) -> Result<(), Error> {
+    let inner = Arc::clone(inner);
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        return work();
+        return work(&inner);
     };
     handle
-        .spawn_blocking(work)
+        .spawn_blocking(move || work(&inner))
         .await
         .map_err(|e| StoreError::with_source("the store's writer stopped", e))?
 }
 
+/// Saves; with `close`, then lets the store tidy up.
+pub(crate) async fn save(inner: &Arc<Inner>, close: bool) -> Result<(), Error> {
+    with_store(inner, move |inner| {
+        inner.save_here()?;
+        if close {
+            inner.store.close()?;
+        }
+        Ok(())
+    })
+    .await
+}
+
 /// Saves what waits and pulls the other processes' evidence into the
-/// gates, on tokio's blocking pool.
+/// gates.
 pub(crate) async fn sync(inner: &Arc<Inner>) -> Result<(), Error> {
-    let inner = Arc::clone(inner);
-    tokio::task::spawn_blocking(move || {
+    with_store(inner, |inner| {
         if inner.pending() {
             inner.save_here()?;
         }
@@ -89,5 +95,4 @@ pub(crate) async fn sync(inner: &Arc<Inner>) -> Result<(), Error> {
         Ok(())
     })
     .await
-    .map_err(|e| StoreError::with_source("the store's writer stopped", e))?
 }
