@@ -3,7 +3,9 @@
 //! others to add to theirs (`learning/fleet.rs` says how).
 
 use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
 
+use crate::error::StoreError;
 use crate::model::{Clock, StoredStats};
 
 /// Evidence no process has changed for this long is dropped: it has long
@@ -12,17 +14,51 @@ const MEMBER_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
 /// How often a store drops it.
 const FORGET_EVERY_MS: u64 = 60 * 60 * 1000;
 
-/// A new id for this process among those sharing a store (unique per store
-/// opened: a restarted process is a new member, its previous life one of
-/// the others).
-pub(super) fn member_id() -> String {
-    format!("pid{}-{:016x}", std::process::id(), fastrand::u64(..))
+/// This process among those sharing a store, and what it published.
+#[derive(Debug)]
+pub(super) struct Membership {
+    /// Unique per store opened: a restarted process is a new member, its
+    /// previous life one of the others.
+    id: String,
+    published: Mutex<Publication>,
+}
+
+impl Membership {
+    pub(super) fn new() -> Self {
+        Self {
+            id: format!("pid{}-{:016x}", std::process::id(), fastrand::u64(..)),
+            published: Mutex::default(),
+        }
+    }
+
+    /// The id under which this process publishes.
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Saves `rows` with `write`, which also publishes, retracts and drops
+    /// what the plan it is given says, in the same transaction; once it
+    /// returns `Ok`, the plan is what the store holds.
+    pub(super) fn save(
+        &self,
+        rows: &[StoredStats],
+        write: impl FnOnce(&Plan<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut published = self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let plan = published.plan(rows);
+        write(&plan)?;
+        published.done(&plan);
+        Ok(())
+    }
 }
 
 /// The keys this store published evidence for, and when it last dropped
 /// every process's day-old evidence.
 #[derive(Debug, Default)]
-pub(super) struct Publication {
+struct Publication {
     keys: HashSet<(String, String)>,
     forgot_at_unix_ms: u64,
 }
@@ -42,7 +78,7 @@ pub(super) struct Plan<'a> {
 
 impl Publication {
     /// What saving `rows` publishes, retracts and drops.
-    pub(super) fn plan<'a>(&self, rows: &'a [StoredStats]) -> Plan<'a> {
+    fn plan<'a>(&self, rows: &'a [StoredStats]) -> Plan<'a> {
         let now = Clock::now().unix_ms;
         let mut plan = Plan {
             publish: Vec::new(),
@@ -66,7 +102,7 @@ impl Publication {
     }
 
     /// Records that the store committed `plan`.
-    pub(super) fn done(&mut self, plan: &Plan<'_>) {
+    fn done(&mut self, plan: &Plan<'_>) {
         self.keys.extend(
             plan.publish
                 .iter()

@@ -5,7 +5,7 @@ use std::sync::{Mutex, PoisonError};
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::fleet::{Publication, member_id};
+use super::fleet::Membership;
 use super::sqlite_fleet::CREATE_FLEET;
 use super::{LearningStore, breaker_state, to_i64, to_u64};
 use crate::error::{Error, StoreError};
@@ -127,8 +127,7 @@ pub struct SqliteStore {
     file: Option<FileId>,
     /// This process among those sharing the file, and what it published
     /// of its breakers.
-    member: String,
-    fleet: Mutex<Publication>,
+    member: Membership,
 }
 
 /// How much a save survives, `SQLite`'s `synchronous` setting (the store
@@ -267,8 +266,7 @@ impl SqliteStore {
             path,
             conn: Mutex::new(conn),
             file,
-            member: member_id(),
-            fleet: Mutex::default(),
+            member: Membership::new(),
         })
     }
 
@@ -276,7 +274,7 @@ impl SqliteStore {
     /// (unique per store opened).
     #[must_use]
     pub fn member(&self) -> &str {
-        &self.member
+        self.member.id()
     }
 
     pub(super) fn conn(&self) -> &Mutex<Connection> {
@@ -422,20 +420,18 @@ impl LearningStore for SqliteStore {
 
     fn save(&self, rows: &[StoredStats]) -> Result<(), StoreError> {
         self.check_file()?;
-        let mut fleet = self.fleet.lock().unwrap_or_else(PoisonError::into_inner);
-        let plan = fleet.plan(rows);
-        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let tx = conn
-            .transaction()
-            .map_err(|e| sql_error(&self.path, "cannot begin a transaction", e))?;
-        self.save_counts(&tx, rows)?;
-        self.save_gates(&tx, rows)?;
-        self.save_recent(&tx, rows)?;
-        self.publish(&tx, &plan)?;
-        tx.commit()
-            .map_err(|e| sql_error(&self.path, "cannot commit learning data", e))?;
-        fleet.done(&plan);
-        Ok(())
+        self.member.save(rows, |plan| {
+            let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            let tx = conn
+                .transaction()
+                .map_err(|e| sql_error(&self.path, "cannot begin a transaction", e))?;
+            self.save_counts(&tx, rows)?;
+            self.save_gates(&tx, rows)?;
+            self.save_recent(&tx, rows)?;
+            self.publish(&tx, plan)?;
+            tx.commit()
+                .map_err(|e| sql_error(&self.path, "cannot commit learning data", e))
+        })
     }
 
     fn is_shared(&self) -> bool {

@@ -6,7 +6,6 @@ mod schema;
 
 use std::future::Future;
 use std::str::FromStr as _;
-use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -14,7 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use super::LearningStore;
 use crate::error::{Error, StoreError};
 use crate::model::{MemberBreaker, StoredPoint, StoredStats};
-use crate::store::fleet::{Publication, member_id};
+use crate::store::fleet::Membership;
 
 /// What a failed save says: nothing is lost.
 const SAVE_FAILED: &str =
@@ -63,9 +62,7 @@ pub struct PostgresStore {
     server: String,
     timeout: Duration,
     /// This process among those sharing the database.
-    member: String,
-    /// What this store published of the process's breakers.
-    fleet: Mutex<Publication>,
+    member: Membership,
     io: Io,
 }
 
@@ -113,7 +110,7 @@ impl PostgresStore {
     /// (unique per store opened).
     #[must_use]
     pub fn member(&self) -> &str {
-        &self.member
+        self.member.id()
     }
 
     /// Runs `work` with the pool on the store's runtime, within the
@@ -208,8 +205,7 @@ impl PostgresStoreBuilder {
             pool,
             server,
             timeout: self.timeout,
-            member: member_id(),
-            fleet: Mutex::default(),
+            member: Membership::new(),
             io,
         };
         let name = self.schema.clone();
@@ -228,15 +224,13 @@ impl LearningStore for PostgresStore {
     }
 
     fn save(&self, rows: &[StoredStats]) -> Result<(), StoreError> {
-        let mut fleet = self.fleet.lock().unwrap_or_else(PoisonError::into_inner);
-        let plan = fleet.plan(rows);
-        let batch = rows::Batch::of(rows, &self.member, &plan);
-        self.run(
-            SAVE_FAILED,
-            move |pool| async move { batch.save(&pool).await },
-        )?;
-        fleet.done(&plan);
-        Ok(())
+        self.member.save(rows, |plan| {
+            let batch = rows::Batch::of(rows, self.member.id(), plan);
+            self.run(
+                SAVE_FAILED,
+                move |pool| async move { batch.save(&pool).await },
+            )
+        })
     }
 
     fn is_shared(&self) -> bool {
@@ -244,7 +238,7 @@ impl LearningStore for PostgresStore {
     }
 
     fn load_fleet(&self) -> Result<Vec<MemberBreaker>, StoreError> {
-        let member = self.member.clone();
+        let member = self.member.id().to_owned();
         self.run("cannot read the fleet's evidence", move |pool| async move {
             rows::load_fleet(&pool, &member).await
         })
