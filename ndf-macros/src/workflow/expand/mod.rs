@@ -465,7 +465,13 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
             const NAME: &'static str = #name;
             const NAMED: bool = #named;
             const PERMISSIONS: &'static [&'static [&'static str]] = &[#(#perms),*];
-            const STEPS: &'static [&'static str] = &[#(#names),*];
+            // A static, not a promoted constant: one address in the whole
+            // program, so that the runtime tells a workflow's steps by
+            // pointer on every run instead of comparing names.
+            const STEPS: &'static [&'static str] = {
+                static __NDF_STEPS: [&'static str; #record_count] = [#(#names),*];
+                &__NDF_STEPS
+            };
             const METAS: &'static [#p::Option<&'static #p::StepMeta>] = &[#(#metas),*];
             const SHAPE: #p::Shape = #shape;
             #deadline_const
