@@ -225,7 +225,34 @@ impl Breaker {
 
     /// Weighs one outcome of a pattern with threshold `threshold`, learned
     /// at `now`; returns the change of state it caused, if any.
+    #[inline]
     pub(crate) fn observe(
+        &mut self,
+        ok: bool,
+        threshold: f64,
+        now: Instant,
+        config: &Config,
+    ) -> Option<Transition> {
+        // The usual case, kept inline: a success of a closed breaker with
+        // nothing against it here or in the fleet. It only counts: the
+        // evidence stays at zero, so nothing fades and nothing can open.
+        if ok
+            && matches!(self.phase, Phase::Closed)
+            && threshold > 0.0
+            && self.evidence == 0.0
+            && self.fleet.evidence <= 0.0
+        {
+            self.at = Some(now);
+            self.calls += 1;
+            self.failures = 0;
+            return None;
+        }
+        self.weigh(ok, threshold, now, config)
+    }
+
+    /// [`Breaker::observe`] past its inline case.
+    #[inline(never)]
+    fn weigh(
         &mut self,
         ok: bool,
         threshold: f64,

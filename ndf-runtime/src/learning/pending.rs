@@ -128,8 +128,14 @@ impl Pending {
 
     /// Hands the runs waiting in this thread's shard to `learn`, oldest
     /// first.
+    #[inline]
     pub(super) fn drain_own(&self, mut learn: impl FnMut(&PendingRun)) {
-        drain_shard(self.shard(), &mut learn);
+        let shard = self.shard();
+        // Only this thread queues here: a plain read tells, on every run
+        // learned at once, that nothing waits (the usual case).
+        if shard.queued.load(Ordering::Relaxed) {
+            drain_shard(shard, &mut learn);
+        }
     }
 
     /// Whether runs are waiting.

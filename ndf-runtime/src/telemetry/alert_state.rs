@@ -73,6 +73,8 @@ impl AlertState {
         rules: AlertRules,
         board: &AlertBoard,
     ) {
+        // Judged on the run before too: the window held enough runs.
+        let judged = self.len as u64 >= rules.min_samples.max(1);
         let evicted = if self.len == ALERT_WINDOW {
             self.ok -= usize::from(self.ring[self.next].1);
             Some(self.ring[self.next].0)
@@ -82,13 +84,28 @@ impl AlertState {
         };
         self.ring[self.next] = (latency, ok);
         self.ok += usize::from(ok);
-        self.next = (self.next + 1) % ALERT_WINDOW;
+        self.next += 1;
+        if self.next == ALERT_WINDOW {
+            self.next = 0;
+        }
         if let Some(limit) = rules.latency_alert {
             self.count_slow(limit, evicted, latency);
         }
         if (self.len as u64) < rules.min_samples.max(1) {
             return;
         }
+        // A success cannot lower the rate: with no alert raised on the
+        // last run's judgement, none is raised now.
+        if !(ok && judged && !self.success_rate) {
+            self.judge_success_rate(who, rules, board);
+        }
+        if let Some(limit) = rules.latency_alert {
+            self.judge_latency(who, limit, board);
+        }
+    }
+
+    /// Raises or resolves the success-rate alert for the window.
+    fn judge_success_rate(&mut self, who: (&str, &str), rules: AlertRules, board: &AlertBoard) {
         let rate = self.ok as f64 / self.len as f64;
         let floor = 1.0 - rules.error_tolerance;
         let resolved_at = 1.0 - rules.error_tolerance * RESOLVE_FAILURES;
@@ -124,42 +141,44 @@ impl AlertState {
             );
         }
         self.success_rate = low;
-        if let Some(limit) = rules.latency_alert {
-            // The nearest-rank p95 is above a bound when more runs than
-            // `len - rank` are.
-            let needed = self.len - nearest_rank(self.len, 0.95) + 1;
-            let slow = if self.latency {
-                self.over_resolve >= needed
-            } else {
-                self.over >= needed
-            };
-            if slow && !self.latency {
-                let p95 = self.p95();
-                board.raise(alert(
-                    who,
-                    AlertKind::Latency,
-                    p95.as_secs_f64(),
-                    limit.as_secs_f64(),
-                    &format!(
-                        "p95 latency of the last {} runs is {p95:?}, above {limit:?}",
-                        self.len
-                    ),
-                ));
-            } else if !slow && self.latency {
-                let p95 = self.p95();
-                board.clear(
-                    who,
-                    AlertKind::Latency,
-                    p95.as_secs_f64(),
-                    &format!(
-                        "p95 latency of the last {} runs is back to {p95:?}, within {:?}",
-                        self.len,
-                        limit.mul_f64(RESOLVE_LATENCY)
-                    ),
-                );
-            }
-            self.latency = slow;
+    }
+
+    /// Raises or resolves the latency alert for the window and `limit`.
+    fn judge_latency(&mut self, who: (&str, &str), limit: Duration, board: &AlertBoard) {
+        // The nearest-rank p95 is above a bound when more runs than
+        // `len - rank` are.
+        let needed = self.len - nearest_rank(self.len, 0.95) + 1;
+        let slow = if self.latency {
+            self.over_resolve >= needed
+        } else {
+            self.over >= needed
+        };
+        if slow && !self.latency {
+            let p95 = self.p95();
+            board.raise(alert(
+                who,
+                AlertKind::Latency,
+                p95.as_secs_f64(),
+                limit.as_secs_f64(),
+                &format!(
+                    "p95 latency of the last {} runs is {p95:?}, above {limit:?}",
+                    self.len
+                ),
+            ));
+        } else if !slow && self.latency {
+            let p95 = self.p95();
+            board.clear(
+                who,
+                AlertKind::Latency,
+                p95.as_secs_f64(),
+                &format!(
+                    "p95 latency of the last {} runs is back to {p95:?}, within {:?}",
+                    self.len,
+                    limit.mul_f64(RESOLVE_LATENCY)
+                ),
+            );
         }
+        self.latency = slow;
     }
 
     /// Keeps the counts of slow runs in the window, for `limit`: the run
@@ -222,6 +241,24 @@ mod tests {
         let board = AlertBoard::default();
         feed_on(&board, state, n, run, rules);
         out.extend(board.take());
+    }
+
+    #[test]
+    fn a_success_that_completes_the_minimum_still_judges_the_window() {
+        // Four failures, then a success: the first judgement (at
+        // `min_samples` = 5) sees 20 % and raises, though the run that
+        // made it is a success.
+        let mut state = AlertState::default();
+        let board = AlertBoard::default();
+        feed_on(&board, &mut state, 4, (ms(1), false), rules(None));
+        assert!(board.take().is_empty(), "too few runs to judge");
+        feed_on(&board, &mut state, 1, (ms(1), true), rules(None));
+        let raised = board.take();
+        assert_eq!(raised.len(), 1, "{raised:?}");
+        assert_eq!(raised[0].kind, AlertKind::SuccessRate);
+        // Raised: successes are judged again, and enough resolve it.
+        feed_on(&board, &mut state, 100, (ms(1), true), rules(None));
+        assert_eq!(board.take_resolved().len(), 1);
     }
 
     fn feed_on(
