@@ -184,6 +184,16 @@ impl PatternContext {
         }
     }
 
+    /// The attributes that may leave the process: plain values whose keys
+    /// do not look secret. Secrets are never among them.
+    #[cfg(feature = "fleet")]
+    pub(crate) fn plain_attributes(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.attributes.iter().filter_map(|(k, v)| match v {
+            Value::Plain(v) if !is_secret_key(k) => Some((k.as_str(), v.as_str())),
+            _ => None,
+        })
+    }
+
     /// The attributes as the runtime may write them: secret values replaced
     /// by `[REDACTED]`.
     pub fn redacted_attributes(&self) -> impl Iterator<Item = (&str, &str)> {

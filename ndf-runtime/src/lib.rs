@@ -45,6 +45,8 @@ pub use policy::RetryPolicy;
 #[cfg(feature = "tower")]
 pub use runtime::WorkflowService;
 pub use runtime::{DynWorkflow, Ndf, NdfBuilder};
+#[cfg(feature = "fleet")]
+pub use runtime::{QueueWorker, RunOutcome, RunQueue, RunStatus};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use security::{REDACTED, is_secret_key};
 pub use store::{Durability, LearningStore, MemoryStore, SqliteStore};

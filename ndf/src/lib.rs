@@ -59,6 +59,8 @@ pub use ndf_runtime::{
 pub use ndf_runtime::{DashboardHandle, DashboardOptions};
 #[cfg(feature = "postgres")]
 pub use ndf_runtime::{PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "fleet")]
+pub use ndf_runtime::{QueueWorker, RunOutcome, RunQueue, RunStatus};
 #[cfg(feature = "prometheus")]
 pub use ndf_runtime::{RUN_DURATION_BUCKETS, serve_prometheus, serve_prometheus_with_buckets};
 

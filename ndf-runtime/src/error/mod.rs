@@ -232,6 +232,22 @@ pub enum Error {
     /// Telemetry could not be set up.
     #[error("telemetry: {0}")]
     Telemetry(String),
+
+    /// The run queue (feature `fleet`) failed: its database, or a run that
+    /// is unknown or did not end in time.
+    #[error("run queue: {0}")]
+    Queue(String),
+
+    /// An enqueued run ended with an error.
+    #[error("run `{run}` of `{workflow}` failed: {error}")]
+    RunFailed {
+        /// The run's id.
+        run: String,
+        /// The workflow it ran.
+        workflow: String,
+        /// Its error, as the worker kept it.
+        error: String,
+    },
 }
 
 fn next_probe(retry_in: Option<Duration>) -> String {

@@ -10,6 +10,8 @@ mod dynamic;
 mod inner;
 mod ndf;
 mod persist;
+#[cfg(feature = "fleet")]
+mod queue;
 mod registry;
 #[cfg(feature = "tower")]
 mod service;
@@ -18,5 +20,7 @@ mod tasks;
 pub use builder::NdfBuilder;
 pub use dynamic::DynWorkflow;
 pub use ndf::Ndf;
+#[cfg(feature = "fleet")]
+pub use queue::{QueueWorker, RunOutcome, RunQueue, RunStatus};
 #[cfg(feature = "tower")]
 pub use service::WorkflowService;

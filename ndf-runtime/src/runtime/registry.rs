@@ -65,6 +65,9 @@ where
 #[derive(Default)]
 pub(crate) struct Registry {
     workflows: RwLock<BTreeMap<&'static str, Arc<dyn Erased>>>,
+    /// The workflows that may be enqueued, run from and to JSON.
+    #[cfg(feature = "fleet")]
+    durable: RwLock<BTreeMap<&'static str, Arc<dyn super::queue::JsonRun>>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -120,6 +123,36 @@ impl Registry {
         }
         workflows.insert(W::NAME, Arc::new(workflow));
         Ok(())
+    }
+
+    /// Registers `workflow` for `run_named` and for the queue.
+    #[cfg(feature = "fleet")]
+    pub(crate) fn register_durable<W>(&self, workflow: W) -> Result<(), Error>
+    where
+        W: Workflow + Clone + 'static,
+        W::Input: serde::de::DeserializeOwned + 'static,
+        W::Output: serde::Serialize + 'static,
+    {
+        self.register(workflow.clone())?;
+        self.durable
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(W::NAME, Arc::new(workflow));
+        Ok(())
+    }
+
+    /// The workflow `name` registered for the queue; else
+    /// [`Error::PatternNotFound`] with the nearest such names.
+    #[cfg(feature = "fleet")]
+    pub(crate) fn durable(&self, name: &str) -> Result<Arc<dyn super::queue::JsonRun>, Error> {
+        let durable = self.durable.read().unwrap_or_else(PoisonError::into_inner);
+        durable
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::PatternNotFound {
+                name: name.to_owned(),
+                suggestions: nearest(name, durable.keys().copied()),
+            })
     }
 
     pub(crate) fn names(&self) -> Vec<&'static str> {
@@ -199,6 +232,23 @@ impl Ndf {
         W::Output: 'static,
     {
         self.inner.registry.register(workflow)
+    }
+
+    /// Registers a named workflow for [`Ndf::run_named`] and for the run
+    /// queue ([`RunQueue`](crate::RunQueue)): its input and output cross
+    /// the queue as JSON, hence the serde bounds, checked at compile time.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ndf::register`].
+    #[cfg(feature = "fleet")]
+    pub fn register_durable<W>(&self, workflow: W) -> Result<(), Error>
+    where
+        W: Workflow + Clone + 'static,
+        W::Input: serde::de::DeserializeOwned + 'static,
+        W::Output: serde::Serialize + 'static,
+    {
+        self.inner.registry.register_durable(workflow)
     }
 
     /// Runs the registered workflow `name`, which must take `I` and return `O`.
