@@ -13,4 +13,5 @@ fn ui() {
     t.compile_fail("tests/ui/degrade/*.rs");
     t.compile_fail("tests/ui/orchestrate/*.rs");
     t.compile_fail("tests/ui/deadline/*.rs");
+    t.compile_fail("tests/ui/fleet/*.rs");
 }

@@ -3,6 +3,7 @@
 //! statistics) and its own [`Run`] state, both reached through the methods
 //! of [`Cx`]; it never reaches the runtime that started it.
 
+mod durable;
 mod fan;
 mod flow;
 mod join;
@@ -12,6 +13,10 @@ mod traits;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub(crate) use durable::Checkpoints;
+pub use durable::{AllCheckpointable, Checkpointed, CheckpointedStep, checkpoint, restored};
+#[cfg(feature = "fleet")]
+pub(crate) use durable::{Decoded, Encoded};
 pub use fan::{FanOut, Keep, Strict, Tolerant, fan_out};
 pub use flow::{
     PhaseRule, admit_level, alternative_failed, check_phase, insufficient, record_level,
@@ -61,6 +66,8 @@ pub(crate) struct Run<'a> {
     /// (0: not cancelled). Per run, never per thread: other runs polled
     /// meanwhile (a compensation calling `Ndf::run`) are not cancelled.
     cancelling: AtomicU32,
+    /// A run from the queue: where it resumes and stores its stages.
+    durable: Option<&'a dyn Checkpoints>,
 }
 
 impl<'a> Run<'a> {
@@ -83,7 +90,15 @@ impl<'a> Run<'a> {
             blocked,
             deadline,
             cancelling: AtomicU32::new(0),
+            durable: None,
         }
+    }
+
+    /// This run, resuming from and storing to `checkpoints`.
+    #[must_use]
+    pub(crate) fn durable(mut self, checkpoints: Option<&'a dyn Checkpoints>) -> Self {
+        self.durable = checkpoints;
+        self
     }
 
     /// The handle generated code passes down.

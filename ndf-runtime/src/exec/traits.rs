@@ -121,6 +121,12 @@ pub trait Workflow: Send + Sync {
     /// What a run records of each step stage: `[StepRecord; STEPS.len()]`.
     type Log: RunLog;
 
+    /// What a run from the queue stores after each stage: for a top-level
+    /// `sequential!`, a tuple of `Checkpointed<stage, output>`, one per
+    /// stage (`()` for other workflows). `register_durable` requires each
+    /// output to be `Serialize + DeserializeOwned`.
+    type Checkpointed;
+
     /// The workflow's pattern name, from a value.
     fn name(&self) -> &'static str {
         Self::NAME

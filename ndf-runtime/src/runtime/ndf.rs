@@ -10,7 +10,7 @@ use super::inner::Inner;
 use crate::config::Config;
 use crate::context::PatternContext;
 use crate::error::Error;
-use crate::exec::{Run, Workflow};
+use crate::exec::{Checkpoints, Run, Workflow};
 use crate::learning::{GateQuery, RunRecord};
 use crate::model::{
     BreakerState, Clock, Confidence, PatternStats, RunEnd, RunLog, StepMeta, StepRecord,
@@ -65,11 +65,23 @@ impl Ndf {
     /// [`Error::PermissionDenied`] when the context lacks a permission (nothing
     /// ran); otherwise the first stage error, after retries, fallback and
     /// compensation of the completed stages.
-    pub async fn run<W: Workflow>(
+    pub fn run<W: Workflow>(
         &self,
         workflow: &W,
         input: W::Input,
         ctx: &PatternContext,
+    ) -> impl Future<Output = Result<W::Output, Error>> + Send {
+        self.run_from(workflow, input, ctx, None)
+    }
+
+    /// [`Ndf::run`], resuming from and storing to `checkpoints` when the
+    /// run comes from the queue.
+    pub(crate) async fn run_from<W: Workflow>(
+        &self,
+        workflow: &W,
+        input: W::Input,
+        ctx: &PatternContext,
+        checkpoints: Option<&dyn Checkpoints>,
     ) -> Result<W::Output, Error> {
         check_permissions::<W>(ctx)?;
         let Some(_in_flight) = self.inner.life.enter() else {
@@ -112,7 +124,8 @@ impl Ndf {
             log.records(),
             blocked_steps,
             W::DEADLINE.map(|d| (started + d, d)),
-        );
+        )
+        .durable(checkpoints);
         let result = if tracing::level_enabled!(tracing::Level::INFO) {
             // A `ndf.workflow` span, attached to the run's future. The two
             // branches' futures share the run future's storage (one is live

@@ -132,6 +132,7 @@ impl Registry {
         W: Workflow + Clone + 'static,
         W::Input: serde::de::DeserializeOwned + 'static,
         W::Output: serde::Serialize + 'static,
+        W::Checkpointed: crate::exec::AllCheckpointable,
     {
         self.register(workflow.clone())?;
         self.durable
@@ -236,7 +237,10 @@ impl Ndf {
 
     /// Registers a named workflow for [`Ndf::run_named`] and for the run
     /// queue ([`RunQueue`](crate::RunQueue)): its input and output cross
-    /// the queue as JSON, hence the serde bounds, checked at compile time.
+    /// the queue as JSON, and a top-level `sequential!` stores each
+    /// stage's output as a checkpoint: every one of these types must be
+    /// `Serialize + DeserializeOwned`, checked at compile time (the error
+    /// names the stage).
     ///
     /// # Errors
     ///
@@ -247,6 +251,7 @@ impl Ndf {
         W: Workflow + Clone + 'static,
         W::Input: serde::de::DeserializeOwned + 'static,
         W::Output: serde::Serialize + 'static,
+        W::Checkpointed: crate::exec::AllCheckpointable,
     {
         self.inner.registry.register_durable(workflow)
     }

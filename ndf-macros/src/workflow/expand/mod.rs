@@ -35,6 +35,10 @@ pub(crate) struct Expander {
     /// Inside the tasks of a `parallel!`: steps stop when their task is
     /// cancelled (only these can be).
     in_task: bool,
+    /// The workflow is a `sequential!` at the top: its stages are the
+    /// checkpoints of a run from the queue. Taken by the first
+    /// `sequential!` expanded, the root.
+    durable_root: bool,
 }
 
 impl Expander {
@@ -48,6 +52,7 @@ impl Expander {
             check_names: Vec::new(),
             spawn: false,
             in_task: false,
+            durable_root: false,
         }
     }
 
@@ -418,13 +423,73 @@ fn record_items(ex: &Expander, workflow: &Workflow) -> RecordItems {
     items
 }
 
+/// Whether `w`'s stages are checkpoints of a run from the queue: a
+/// `sequential!` at the top, neither a fan-out nor keeping its input.
+fn durable_root(w: &Workflow) -> bool {
+    w.kind == Kind::Sequential && w.each.is_none() && !w.options.keep_input
+}
+
+impl Expander {
+    /// `Workflow::Checkpointed`: one `Checkpointed<stage, output>` per stage
+    /// of a durable root, in tuples of at most 12 (nested beyond), with a
+    /// type named after each stage so that a compile error names it.
+    fn checkpointed_ty(&mut self, w: &Workflow) -> TokenStream {
+        if !durable_root(w) {
+            return quote!(());
+        }
+        let p = self.p.clone();
+        let mut markers = TokenStream::new();
+        let mut items = Vec::new();
+        for (i, stage) in w.stages.iter().enumerate() {
+            let describe = stage.describe();
+            let fragment: String = describe
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|part| !part.is_empty())
+                .collect::<Vec<_>>()
+                .join("_");
+            let marker = format_ident!("stage_{}_{}", i + 1, fragment);
+            markers.extend(quote! {
+                #[allow(non_camel_case_types, dead_code)]
+                struct #marker;
+            });
+            // A step by its name, not its output type: a stage that is not
+            // a step is reported where the workflow names it, once.
+            items.push(match stage {
+                Stage::Step(step) => {
+                    let path = step.alias();
+                    quote!(#p::CheckpointedStep<#marker, #path>)
+                }
+                Stage::Nested(_) => {
+                    let out = self.output_ty(stage);
+                    quote!(#p::Checkpointed<#marker, #out>)
+                }
+            });
+        }
+        let mut groups: Vec<TokenStream> = items
+            .chunks(12)
+            .map(|chunk| quote!((#(#chunk,)*)))
+            .collect();
+        while groups.len() > 1 {
+            groups = groups
+                .chunks(12)
+                .map(|chunk| quote!((#(#chunk,)*)))
+                .collect();
+        }
+        let ty = groups.pop().unwrap_or_else(|| quote!(()));
+        self.checks.extend(markers);
+        ty
+    }
+}
+
 /// Expands a checked workflow.
 pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
     let mut ex = Expander::new(workflow.options.krate.as_ref());
     let p = ex.p.clone();
     let input_ty = ex.workflow_input_ty(workflow);
     let output_ty = ex.workflow_output_ty(workflow);
+    ex.durable_root = durable_root(workflow);
     let run = ex.run_workflow(workflow, &quote!(__input));
+    let checkpointed = ex.checkpointed_ty(workflow);
     let name = ex.name_expr(workflow);
     let named = workflow.name().is_some();
     let shape = shape::shape(workflow, &p);
@@ -476,6 +541,7 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
             const SHAPE: #p::Shape = #shape;
             #deadline_const
             type Log = [#p::StepRecord; #record_count];
+            type Checkpointed = #checkpointed;
 
             fn execute<'__a>(
                 &'__a self,

@@ -7,7 +7,7 @@
 //! steps without `compensate`).
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
 
 use super::Expander;
 use crate::typecheck::Rule;
@@ -56,6 +56,7 @@ impl Expander {
     }
 
     pub(super) fn run_sequential(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {
+        let durable = std::mem::take(&mut self.durable_root);
         let p = self.p.clone();
         let label = self.label("stages");
         let undos: Vec<syn::Ident> = w.stages.iter().map(|_| self.ident("undo")).collect();
@@ -76,19 +77,27 @@ impl Expander {
             let run = self.run(stage, &stage_input);
             let out = self.ident("out");
             let undo = &undos[i];
-            body.extend(quote! {
-                let #out = match #run {
+            let ran = quote! {
+                match #run {
                     #p::Ok((__out, __undo)) => {
                         #undo = #p::Some(__undo);
                         __out
                     }
                     #p::Err(__error) => break #label #p::Err(__error),
-                };
-            });
+                }
+            };
+            if durable {
+                let stage_run = self.checkpointed_stage(stage, i, undo, &ran, &label);
+                body.extend(quote!(let #out = #stage_run;));
+            } else {
+                body.extend(quote!(let #out = #ran;));
+            }
             prev_out = Some(out);
         }
         let compensate = self.compensate_reversed(&w.stages, &undos);
+        let resume = durable.then(|| quote!(let __ndf_resume = __cx.resume_stage();));
         quote! {{
+            #resume
             #(let mut #undos = #p::None;)*
             let __result: #p::Result<_, #p::Error> = #label: {
                 #body
@@ -102,5 +111,53 @@ impl Expander {
                 }
             }
         }}
+    }
+
+    /// Stage `i` of a durable root: restored from its checkpoint when the
+    /// run resumes past it (a step's compensation rebuilt from its
+    /// output), else `ran` and, in a run from the queue, checkpointed.
+    fn checkpointed_stage(
+        &self,
+        stage: &Stage,
+        i: usize,
+        undo: &syn::Ident,
+        ran: &TokenStream,
+        label: &syn::Lifetime,
+    ) -> TokenStream {
+        let p = &self.p;
+        let ty = self.output_ty(stage);
+        // On the stage: a stage that is not a step is reported there, once.
+        let at = crate::typecheck::at(stage.span());
+        let restore = quote_spanned!(at=> #p::restored::<#ty>(__cx, #i));
+        let store = quote_spanned!(at=> #p::checkpoint(__cx, #i, &__out));
+        let rebuild = match stage {
+            Stage::Step(step) => {
+                let path = step.alias();
+                quote!(#undo = #p::Some(<#path as #p::Step>::keep(&__out));)
+            }
+            // A nested workflow's compensation is not rebuilt: it kept what
+            // its own stages returned, which no checkpoint holds.
+            Stage::Nested(_) => TokenStream::new(),
+        };
+        quote! {
+            if __ndf_resume > #i {
+                match #restore {
+                    #p::Ok(__out) => {
+                        #rebuild
+                        __out
+                    }
+                    #p::Err(__error) => break #label #p::Err(__error),
+                }
+            } else {
+                let __out = #ran;
+                // No `let` chain: the user's crate may be on an older edition.
+                if __cx.is_durable() {
+                    if let #p::Err(__error) = #store.await {
+                        break #label #p::Err(__error);
+                    }
+                }
+                __out
+            }
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Workflows registered for the queue: their input and output cross the
 //! queue as JSON, so each is kept with its types erased behind JSON.
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -9,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::context::PatternContext;
 use crate::error::Error;
-use crate::exec::Workflow;
+use crate::exec::{AllCheckpointable, Checkpoints, Decoded, Encoded, Workflow};
 use crate::runtime::Ndf;
 
 /// What running a queued run gives: its output as JSON, or why not.
@@ -38,13 +39,25 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+/// How a workflow's stage outputs are written to and read from JSON, by
+/// stage index ([`AllCheckpointable`] of its `Checkpointed` stages).
+#[derive(Clone, Copy)]
+pub(crate) struct StageCodec {
+    pub(crate) encode: fn(usize, &dyn Any) -> Encoded,
+    pub(crate) decode: fn(usize, serde_json::Value) -> Decoded,
+}
+
 /// A workflow run from JSON to JSON.
 pub(crate) trait JsonRun: Send + Sync {
+    /// The codec of its stages' checkpoints.
+    fn codec(&self) -> StageCodec;
+
     fn run_json<'a>(
         &'a self,
         ndf: &'a Ndf,
         input: serde_json::Value,
         ctx: &'a PatternContext,
+        checkpoints: &'a dyn Checkpoints,
     ) -> BoxedJsonRun<'a>;
 }
 
@@ -53,12 +66,21 @@ where
     W: Workflow + 'static,
     W::Input: DeserializeOwned + 'static,
     W::Output: Serialize + 'static,
+    W::Checkpointed: AllCheckpointable,
 {
+    fn codec(&self) -> StageCodec {
+        StageCodec {
+            encode: <W::Checkpointed as AllCheckpointable>::encode,
+            decode: <W::Checkpointed as AllCheckpointable>::decode,
+        }
+    }
+
     fn run_json<'a>(
         &'a self,
         ndf: &'a Ndf,
         input: serde_json::Value,
         ctx: &'a PatternContext,
+        checkpoints: &'a dyn Checkpoints,
     ) -> BoxedJsonRun<'a> {
         Box::pin(async move {
             let input: W::Input = serde_json::from_value(input).map_err(|e| {
@@ -67,7 +89,10 @@ where
                     std::any::type_name::<W::Input>()
                 ))
             })?;
-            let output = ndf.run(self, input, ctx).await.map_err(Refusal::Run)?;
+            let output = ndf
+                .run_from(self, input, ctx, Some(checkpoints))
+                .await
+                .map_err(Refusal::Run)?;
             serde_json::to_value(&output).map_err(|e| Refusal::Output(e.to_string()))
         })
     }

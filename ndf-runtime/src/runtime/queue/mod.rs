@@ -9,6 +9,7 @@
 //! Secrets never do: a worker supplies them
 //! ([`QueueWorker::secrets`]).
 
+mod checkpoints;
 mod durable;
 mod worker;
 
@@ -39,8 +40,16 @@ CREATE TABLE IF NOT EXISTS ndf_queued_runs (
     error TEXT,
     worker TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
+    stages_done INTEGER NOT NULL DEFAULT 0,
     enqueued_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     finished_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS ndf_checkpoints (
+    run TEXT NOT NULL,
+    stage INTEGER NOT NULL,
+    output JSONB NOT NULL,
+    at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (run, stage)
 )";
 
 /// A run as it waits in the queue.
@@ -149,6 +158,9 @@ pub struct RunOutcome {
     pub worker: Option<String>,
     /// How many times a worker started it.
     pub attempts: u32,
+    /// How many stages of a top-level `sequential!` completed and were
+    /// checkpointed: a worker that takes the run over resumes after them.
+    pub stages_done: u32,
 }
 
 /// A queue of workflow runs on Postgres, shared by the processes that
@@ -167,6 +179,24 @@ pub struct RunQueue {
     ndf: Ndf,
     pool: PgPool,
     storage: PostgresStorage<QueuedRun>,
+    name: String,
+    takeover: Duration,
+}
+
+/// How long a worker may miss its heartbeats before its runs are taken
+/// over, by default.
+const TAKEOVER: Duration = Duration::from_secs(30);
+
+/// apalis's queue `name`, whose runs are taken over `takeover` after their
+/// worker's last heartbeat (three heartbeats per period, at least a second
+/// apart: apalis counts in seconds).
+fn storage(pool: &PgPool, name: &str, takeover: Duration) -> PostgresStorage<QueuedRun> {
+    let takeover = takeover.max(Duration::from_secs(3));
+    let config = ApalisConfig::default()
+        .queue(name)
+        .heartbeat_interval(takeover / 3)
+        .missed_heartbeats(3);
+    PostgresStorage::new(pool).with_config(config)
 }
 
 impl std::fmt::Debug for RunQueue {
@@ -213,16 +243,17 @@ impl RunQueue {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('ndf.queue'))")
             .execute(&mut *tx)
             .await
-            .and(sqlx::query(CREATE).execute(&mut *tx).await)
+            .and(sqlx::raw_sql(CREATE).execute(&mut *tx).await)
             .map_err(|e| queue_error("preparing ndf_queued_runs", e))?;
         tx.commit()
             .await
             .map_err(|e| queue_error("preparing ndf_queued_runs", e))?;
-        let storage = PostgresStorage::new(&pool).with_config(ApalisConfig::default().queue(QUEUE));
         Ok(Self {
             ndf: ndf.clone(),
+            storage: storage(&pool, QUEUE, TAKEOVER),
             pool,
-            storage,
+            name: QUEUE.to_owned(),
+            takeover: TAKEOVER,
         })
     }
 
@@ -277,7 +308,7 @@ impl RunQueue {
     /// [`Error::Queue`] when the database fails.
     pub async fn outcome(&self, id: &str) -> Result<Option<RunOutcome>, Error> {
         let row = sqlx::query(
-            "SELECT workflow, status, output, error, worker, attempts
+            "SELECT workflow, status, output, error, worker, attempts, stages_done
              FROM ndf_queued_runs WHERE id = $1",
         )
         .bind(id)
@@ -288,6 +319,7 @@ impl RunQueue {
         let read = |e| queue_error("reading the run", e);
         let status: String = row.try_get("status").map_err(read)?;
         let attempts: i32 = row.try_get("attempts").map_err(read)?;
+        let stages_done: i32 = row.try_get("stages_done").map_err(read)?;
         Ok(Some(RunOutcome {
             id: id.to_owned(),
             workflow: row.try_get("workflow").map_err(read)?,
@@ -298,6 +330,7 @@ impl RunQueue {
             error: row.try_get("error").map_err(read)?,
             worker: row.try_get("worker").map_err(read)?,
             attempts: u32::try_from(attempts).unwrap_or(0),
+            stages_done: u32::try_from(stages_done).unwrap_or(0),
         }))
     }
 
@@ -358,8 +391,19 @@ impl RunQueue {
     /// only by workers of the same name (the default is `ndf.runs`).
     #[must_use]
     pub fn named(mut self, queue: &str) -> Self {
-        self.storage =
-            PostgresStorage::new(&self.pool).with_config(ApalisConfig::default().queue(queue));
+        queue.clone_into(&mut self.name);
+        self.storage = storage(&self.pool, &self.name, self.takeover);
+        self
+    }
+
+    /// How long a worker may be silent (dead, or cut off) before the
+    /// other workers take its runs over: 30 s by default, at least 3 s.
+    /// Too short, and a worker that is only slow has its runs started
+    /// twice. Workers and producers of one queue should agree on it.
+    #[must_use]
+    pub fn takeover_after(mut self, silence: Duration) -> Self {
+        self.takeover = silence;
+        self.storage = storage(&self.pool, &self.name, self.takeover);
         self
     }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use apalis::prelude::{BoxDynError, Data, WorkerBuilder, WorkerBuilderExt as _};
 use futures::FutureExt as _;
 
+use super::checkpoints::Stored;
 use super::durable::Refusal;
 use super::{QueuedRun, RunQueue, RunStatus, queue_error};
 use crate::context::PatternContext;
@@ -167,7 +168,10 @@ async fn run(shared: &Shared, queued: &QueuedRun) -> Result<serde_json::Value, S
     if let Some(source) = &shared.secrets {
         ctx = source(&queued.workflow, ctx);
     }
-    let ran = AssertUnwindSafe(workflow.run_json(ndf, queued.input.clone(), &ctx))
+    let checkpoints = Stored::load(&shared.queue.pool, &queued.run, workflow.codec())
+        .await
+        .map_err(|e| e.to_string())?;
+    let ran = AssertUnwindSafe(workflow.run_json(ndf, queued.input.clone(), &ctx, &checkpoints))
         .catch_unwind()
         .await;
     match ran {

@@ -1,0 +1,268 @@
+//! A worker killed (SIGKILL) in the middle of a three-stage run: another
+//! worker takes the run over after the heartbeat timeout and resumes after
+//! the last checkpointed stage. Completed stages do not run again; the one
+//! in flight does (at least once); and when a later stage fails, the
+//! compensation of a stage completed before the crash still runs.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::database_url;
+use ndf::prelude::*;
+use ndf::{RunQueue, RunStatus};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+/// Set in the child: the worker that is killed while charging.
+const CHILD: &str = "NDF_QUEUE_CRASH_CHILD";
+
+static POOL: OnceLock<PgPool> = OnceLock::new();
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Order {
+    id: u64,
+    table: String,
+}
+
+/// What each stage leaves behind: a row per side effect.
+async fn effect(o: &Order, what: &str) {
+    let pool = POOL.get().expect("the pool is set");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {} (order_id, effect) VALUES ($1, $2)",
+        o.table
+    )))
+    .bind(i64::try_from(o.id).unwrap())
+    .bind(what)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+#[pattern(compensate = unreserve)]
+async fn reserve(o: Order) -> Order {
+    effect(&o, "reserve").await;
+    o
+}
+
+#[pattern]
+async fn unreserve(o: Order) -> Result<(), StepError> {
+    effect(&o, "unreserve").await;
+    Ok(())
+}
+
+#[pattern(timeout = "1h")]
+async fn charge(o: Order) -> Order {
+    effect(&o, "charge").await;
+    if std::env::var_os(CHILD).is_some() {
+        // The worker that dies: it is killed here, charging.
+        tokio::time::sleep(Duration::from_hours(1)).await;
+    }
+    o
+}
+
+#[pattern]
+async fn ship(o: Order) -> Result<u64, StepError> {
+    if o.id % 2 == 1 {
+        return Err(StepError::permanent(StepError::msg("no courier")));
+    }
+    effect(&o, "ship").await;
+    Ok(o.id)
+}
+
+fn runtime() -> Ndf {
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    ndf.register_durable(sequential!(name = "orders.fulfil"; reserve => charge => ship))
+        .unwrap();
+    ndf
+}
+
+async fn queue(ndf: &Ndf, name: &str) -> RunQueue {
+    POOL.get_or_init(|| PgPool::connect_lazy(&database_url()).unwrap());
+    RunQueue::connect(ndf, &database_url())
+        .await
+        .unwrap()
+        .named(name)
+        .takeover_after(Duration::from_secs(3))
+}
+
+/// Whether `effect` is in `table` `n` times within two minutes.
+async fn effects_reach(pool: &PgPool, table: &str, effect: &str, n: i64) -> bool {
+    let sql = format!("SELECT count(*) FROM {table} WHERE effect = $1");
+    for _ in 0..2400 {
+        let (seen,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(effect)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        if seen >= n {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Each (order, effect) in `table`, with how many times it happened.
+async fn effects(pool: &PgPool, table: &str) -> Vec<(i64, String, i64)> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT order_id, effect, count(*) FROM {table} GROUP BY order_id, effect ORDER BY order_id, effect"
+    )))
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// Starts a worker process on `queue_name`, waits until it charges both
+/// runs, and kills it (SIGKILL) there.
+async fn kill_a_worker_while_charging(
+    queue: &RunQueue,
+    queue_name: &str,
+    table: &str,
+    [shipped, stranded]: [&String; 2],
+) {
+    let pool = POOL.get().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "dying_worker",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD, queue_name)
+        .env("DATABASE_URL", database_url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Both orders are in flight once both charges were made.
+    if !effects_reach(pool, table, "charge", 2).await {
+        child.kill().unwrap();
+        panic!(
+            "the child did not charge both orders: {:?}",
+            (queue.outcome(shipped).await, queue.outcome(stranded).await)
+        );
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// The child: a worker that takes both runs and is killed while charging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the child of `a_killed_worker_s_run_resumes_after_its_last_checkpoint`"]
+async fn dying_worker() {
+    let Ok(queue_name) = std::env::var(CHILD) else {
+        return;
+    };
+    let ndf = runtime();
+    let queue = queue(&ndf, &queue_name).await;
+    queue
+        .worker()
+        .name(format!("dying-{}", std::process::id()))
+        .concurrency(2)
+        .run_until(std::future::pending())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_s_run_resumes_after_its_last_checkpoint() {
+    let pid = std::process::id();
+    let table = format!("queue_crash_effects_{pid}");
+    let queue_name = format!("crash.{pid}");
+    let ndf = runtime();
+    let queue = queue(&ndf, &queue_name).await;
+    let pool = POOL.get().unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE {table} (order_id BIGINT NOT NULL, effect TEXT NOT NULL)"
+    )))
+    .execute(pool)
+    .await
+    .unwrap();
+    let ctx = PatternContext::new("orders");
+    // Order 2 ships; order 1 finds no courier, after the crash.
+    let shipped = queue
+        .enqueue(
+            "orders.fulfil",
+            &Order {
+                id: 2,
+                table: table.clone(),
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
+    let stranded = queue
+        .enqueue(
+            "orders.fulfil",
+            &Order {
+                id: 1,
+                table: table.clone(),
+            },
+            &ctx,
+        )
+        .await
+        .unwrap();
+
+    kill_a_worker_while_charging(&queue, &queue_name, &table, [&shipped, &stranded]).await;
+    for id in [&shipped, &stranded] {
+        let outcome = queue.outcome(id).await.unwrap().unwrap();
+        assert_eq!(outcome.status, RunStatus::Running, "{outcome:?}");
+        assert_eq!(
+            outcome.stages_done, 1,
+            "reserve was checkpointed: {outcome:?}"
+        );
+    }
+
+    // This worker takes both runs over once the dead one is silent.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(queue.worker().name(format!("survivor-{pid}")).run_until(
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let out: u64 = queue.wait(&shipped, Duration::from_mins(1)).await.unwrap();
+    assert_eq!(out, 2);
+    let error = queue
+        .wait::<u64>(&stranded, Duration::from_mins(1))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("no courier"), "{error}");
+    let _ = stop_tx.send(());
+    worker.await.unwrap().unwrap();
+
+    let outcome = queue.outcome(&shipped).await.unwrap().unwrap();
+    assert_eq!(
+        outcome.attempts, 2,
+        "started by the dead worker, then taken over"
+    );
+    assert!(outcome.worker.is_some_and(|w| w.starts_with("survivor")));
+
+    let counts = effects(pool, &table).await;
+    let count = |order: i64, effect: &str| {
+        counts
+            .iter()
+            .find(|(o, e, _)| *o == order && e == effect)
+            .map_or(0, |(_, _, n)| *n)
+    };
+    // Completed before the crash: once. In flight: twice. After: once.
+    assert_eq!(count(2, "reserve"), 1, "{counts:?}");
+    assert_eq!(count(2, "charge"), 2, "{counts:?}");
+    assert_eq!(count(2, "ship"), 1, "{counts:?}");
+    assert_eq!(count(2, "unreserve"), 0, "{counts:?}");
+    // Order 1 failed after the crash: the reservation made before it was
+    // compensated.
+    assert_eq!(count(1, "reserve"), 1, "{counts:?}");
+    assert_eq!(count(1, "charge"), 2, "{counts:?}");
+    assert_eq!(count(1, "unreserve"), 1, "{counts:?}");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {table}")))
+        .execute(pool)
+        .await
+        .unwrap();
+}
