@@ -34,6 +34,17 @@ async fn with_token(x: u64, ctx: &PatternContext) -> Result<String, StepError> {
     Ok(format!("{x}:{}", token.expose_secret().len()))
 }
 
+#[pattern]
+async fn explode(_x: u64) -> u64 {
+    panic!("poisoned input")
+}
+
+#[pattern]
+async fn slow_double(x: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    x * 2
+}
+
 fn runtime() -> Ndf {
     let ndf = Ndf::builder()
         .resource_probe(ndf::IdleProbe)
@@ -44,6 +55,10 @@ fn runtime() -> Ndf {
     ndf.register_durable(sequential!(name = "math.counted_double"; counted_double))
         .unwrap();
     ndf.register_durable(sequential!(name = "vault.token_length"; with_token))
+        .unwrap();
+    ndf.register_durable(sequential!(name = "math.explode"; explode))
+        .unwrap();
+    ndf.register_durable(sequential!(name = "math.slow_double"; slow_double))
         .unwrap();
     ndf
 }
@@ -115,7 +130,11 @@ async fn bad_names_and_bad_input_are_clear_errors_and_the_worker_goes_on() {
     match &unknown {
         Error::PatternNotFound { name, suggestions } => {
             assert_eq!(name, "math.doubel");
-            assert_eq!(suggestions, &["math.double".to_owned()]);
+            assert_eq!(
+                suggestions.first().map(String::as_str),
+                Some("math.double"),
+                "nearest first: {suggestions:?}"
+            );
         }
         other => panic!("expected PatternNotFound, got {other:?}"),
     }
@@ -208,4 +227,72 @@ async fn secrets_never_reach_the_queue_and_the_worker_supplies_them() {
         "plain attributes do cross the queue: {found}"
     );
     let _ = psql;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_run_fails_with_its_error_and_is_not_started_forever() {
+    let ndf = runtime();
+    let queue = queue(&ndf, "poison").await;
+    let ctx = PatternContext::new("math");
+    let panics = queue.enqueue("math.explode", &1u64, &ctx).await.unwrap();
+    // A run whose workers died three times already (as if it aborted its
+    // process each time): not started a fourth time.
+    let doomed = queue.enqueue("math.double", &1u64, &ctx).await.unwrap();
+    let pool = sqlx::PgPool::connect(&database_url()).await.unwrap();
+    sqlx::query("UPDATE ndf_queued_runs SET attempts = 3 WHERE id = $1")
+        .bind(&doomed)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(queue.worker().run_until(async move {
+        let _ = stop_rx.await;
+    }));
+    let error = queue
+        .wait::<u64>(&panics, Duration::from_mins(1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("panicked") && error.contains("poisoned input"),
+        "{error}"
+    );
+    let error = queue
+        .wait::<u64>(&doomed, Duration::from_mins(1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("started 3 times without ending"), "{error}");
+    let outcome = queue.outcome(&panics).await.unwrap().unwrap();
+    assert_eq!(outcome.attempts, 1, "a panic is an outcome, not a retry");
+    let _ = stop_tx.send(());
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_worker_finishes_the_run_it_holds() {
+    let ndf = runtime();
+    let queue = queue(&ndf, "stopping").await;
+    let ctx = PatternContext::new("math");
+    let id = queue
+        .enqueue("math.slow_double", &4u64, &ctx)
+        .await
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(queue.worker().run_until(async move {
+        let _ = stop_rx.await;
+    }));
+    // Stop as soon as the run is running.
+    loop {
+        let outcome = queue.outcome(&id).await.unwrap().unwrap();
+        if outcome.status == RunStatus::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = stop_tx.send(());
+    worker.await.unwrap().unwrap();
+    let outcome = queue.outcome(&id).await.unwrap().unwrap();
+    assert_eq!(outcome.status, RunStatus::Succeeded, "{outcome:?}");
+    assert_eq!(outcome.output, Some(serde_json::json!(8)));
 }

@@ -1,8 +1,10 @@
-//! A worker killed (SIGKILL) in the middle of a three-stage run: another
-//! worker takes the run over after the heartbeat timeout and resumes after
-//! the last checkpointed stage. Completed stages do not run again; the one
-//! in flight does (at least once); and when a later stage fails, the
-//! compensation of a stage completed before the crash still runs.
+//! Worker processes on one queue. A thousand runs on two of them: each
+//! finishes exactly once. And a worker killed (SIGKILL) in the middle of a
+//! three-stage run: another worker takes the run over after the heartbeat
+//! timeout and resumes after the last checkpointed stage. Completed stages
+//! do not run again; the one in flight does (at least once); and when a
+//! later stage fails, the compensation of a stage completed before the
+//! crash still runs.
 
 mod common;
 
@@ -18,6 +20,8 @@ use sqlx::PgPool;
 
 /// Set in the child: the worker that is killed while charging.
 const CHILD: &str = "NDF_QUEUE_CRASH_CHILD";
+/// Set in the children of the thousand-run test: the queue to work.
+const STEADY: &str = "NDF_QUEUE_STEADY_CHILD";
 
 static POOL: OnceLock<PgPool> = OnceLock::new();
 
@@ -72,12 +76,20 @@ async fn ship(o: Order) -> Result<u64, StepError> {
     Ok(o.id)
 }
 
+#[pattern]
+async fn tally(o: Order) -> u64 {
+    effect(&o, "tally").await;
+    o.id
+}
+
 fn runtime() -> Ndf {
     let ndf = Ndf::builder()
         .resource_probe(ndf::IdleProbe)
         .build()
         .unwrap();
     ndf.register_durable(sequential!(name = "orders.fulfil"; reserve => charge => ship))
+        .unwrap();
+    ndf.register_durable(sequential!(name = "orders.tally"; tally))
         .unwrap();
     ndf
 }
@@ -151,6 +163,85 @@ async fn kill_a_worker_while_charging(
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// A child of the thousand-run test: works its queue until killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a child of `a_thousand_runs_on_two_worker_processes_each_finish_once`"]
+async fn steady_worker() {
+    let Ok(queue_name) = std::env::var(STEADY) else {
+        return;
+    };
+    let ndf = runtime();
+    let queue = queue(&ndf, &queue_name).await;
+    queue
+        .worker()
+        .name(format!("steady-{}", std::process::id()))
+        .concurrency(8)
+        .run_until(std::future::pending())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_runs_on_two_worker_processes_each_finish_once() {
+    let pid = std::process::id();
+    let table = format!("queue_steady_effects_{pid}");
+    let queue_name = format!("steady.{pid}");
+    let ndf = runtime();
+    let queue = queue(&ndf, &queue_name).await;
+    let pool = POOL.get().unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE {table} (order_id BIGINT NOT NULL, effect TEXT NOT NULL)"
+    )))
+    .execute(pool)
+    .await
+    .unwrap();
+    let ctx = PatternContext::new("orders");
+    let mut ids = Vec::new();
+    for id in 0..1_000 {
+        let order = Order {
+            id,
+            table: table.clone(),
+        };
+        ids.push(queue.enqueue("orders.tally", &order, &ctx).await.unwrap());
+    }
+    let mut workers: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(std::env::current_exe().unwrap())
+                .args(["--ignored", "--exact", "steady_worker", "--test-threads=1"])
+                .env(STEADY, &queue_name)
+                .env("DATABASE_URL", database_url())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ran_by = std::collections::BTreeSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        let out: u64 = queue.wait(id, Duration::from_mins(2)).await.unwrap();
+        assert_eq!(out, i as u64);
+        let outcome = queue.outcome(id).await.unwrap().unwrap();
+        assert_eq!(outcome.attempts, 1, "{outcome:?}");
+        ran_by.insert(outcome.worker.unwrap_or_default());
+    }
+    for worker in &mut workers {
+        worker.kill().unwrap();
+        worker.wait().unwrap();
+    }
+    let (rows, orders): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*), count(DISTINCT order_id) FROM {table}"
+    )))
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!((rows, orders), (1_000, 1_000), "each run ran exactly once");
+    assert_eq!(ran_by.len(), 2, "both processes took runs: {ran_by:?}");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {table}")))
+        .execute(pool)
+        .await
+        .unwrap();
 }
 
 /// The child: a worker that takes both runs and is killed while charging.
