@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{database_url, psql};
+use common::database_url;
 use ndf::prelude::*;
 use ndf::{Error, ExposeSecret as _, RunQueue, RunStatus};
 
@@ -205,6 +205,8 @@ async fn secrets_never_reach_the_queue_and_the_worker_supplies_them() {
                 "-c",
                 "SELECT count(*) FROM apalis.jobs WHERE encode(job, 'escape') LIKE '%hunter2%' OR metadata::text LIKE '%hunter2%';
                  SELECT count(*) FROM ndf_queued_runs r WHERE r::text LIKE '%hunter2%';
+                 SELECT count(*) FROM ndf_checkpoints c WHERE c::text LIKE '%hunter2%';
+                 SELECT count(*) FROM ndf_checkpoints c WHERE c.output::text LIKE '%7:15%';
                  SELECT count(*) FROM apalis.jobs WHERE encode(job, 'escape') LIKE '%eu-west-1%';",
             ])
             .output()
@@ -219,14 +221,12 @@ async fn secrets_never_reach_the_queue_and_the_worker_supplies_them() {
     .unwrap();
     let found = found.lock().unwrap().clone();
     let counts: Vec<&str> = found.lines().collect();
-    assert_eq!(counts.len(), 3, "{found}");
+    assert_eq!(counts.len(), 5, "{found}");
     assert_eq!(counts[0], "0", "a queued job holds the secret: {found}");
     assert_eq!(counts[1], "0", "a run's record holds the secret: {found}");
-    assert_ne!(
-        counts[2], "0",
-        "plain attributes do cross the queue: {found}"
-    );
-    let _ = psql;
+    assert_eq!(counts[2], "0", "a checkpoint holds the secret: {found}");
+    assert_ne!(counts[3], "0", "the run's stage was checkpointed: {found}");
+    assert_ne!(counts[4], "0", "plain attributes cross the queue: {found}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -295,4 +295,8 @@ async fn a_stopping_worker_finishes_the_run_it_holds() {
     let outcome = queue.outcome(&id).await.unwrap().unwrap();
     assert_eq!(outcome.status, RunStatus::Succeeded, "{outcome:?}");
     assert_eq!(outcome.output, Some(serde_json::json!(8)));
+    // The worker ran it through `Ndf::run`: its runtime learned the run,
+    // in the domain of the context that crossed the queue.
+    let learned = ndf.stats("math.slow_double", "math").expect("learned");
+    assert_eq!((learned.executions, learned.successes), (1, 1));
 }

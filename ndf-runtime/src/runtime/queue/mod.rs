@@ -188,14 +188,14 @@ pub struct RunQueue {
 const TAKEOVER: Duration = Duration::from_secs(30);
 
 /// apalis's queue `name`, whose runs are taken over `takeover` after their
-/// worker's last heartbeat (three heartbeats per period, at least a second
-/// apart: apalis counts in seconds).
+/// worker's last heartbeat. A worker beats every second: an idle worker
+/// also looks for new runs then, and apalis counts silence in seconds.
 fn storage(pool: &PgPool, name: &str, takeover: Duration) -> PostgresStorage<QueuedRun> {
-    let takeover = takeover.max(Duration::from_secs(3));
+    let beats = takeover.as_secs().max(3);
     let config = ApalisConfig::default()
         .queue(name)
-        .heartbeat_interval(takeover / 3)
-        .missed_heartbeats(3);
+        .heartbeat_interval(Duration::from_secs(1))
+        .missed_heartbeats(usize::try_from(beats).unwrap_or(usize::MAX));
     PostgresStorage::new(pool).with_config(config)
 }
 

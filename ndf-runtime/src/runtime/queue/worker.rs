@@ -102,6 +102,10 @@ impl QueueWorker {
             name: self.name.clone(),
             secrets: self.secrets,
         });
+        // Polling, not apalis's NOTIFY stream: runs re-enqueued after a
+        // takeover send no notification, and under load the stream
+        // stalled with runs waiting (measured in benches/queue.rs). An
+        // idle worker looks again at each heartbeat (every second).
         let worker = WorkerBuilder::new(self.name.as_str())
             .backend(self.queue.storage.clone())
             .data(shared)
