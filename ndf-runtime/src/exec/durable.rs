@@ -1,8 +1,9 @@
 //! Checkpoints of a durable run: a top-level `sequential!` run from the
 //! queue stores each completed stage's output, and a run taken over after
 //! its worker died resumes after the last stored stage. Generated code
-//! calls [`restored`] and [`checkpoint`]; a run made with `Ndf::run` has no
-//! checkpoints and pays two reads of a field per stage.
+//! calls [`restored`] and [`checkpoint`] in `Workflow::execute_as::<true>`
+//! only: `Ndf::run` runs `execute_as::<false>`, where that code is
+//! compiled out.
 
 use std::any::Any;
 use std::future::Future;
@@ -40,14 +41,6 @@ impl Cx<'_> {
     #[must_use]
     pub fn resume_stage(self) -> usize {
         self.0.durable.map_or(0, Checkpoints::resume_at)
-    }
-
-    /// Whether the run stores checkpoints.
-    #[doc(hidden)]
-    #[inline]
-    #[must_use]
-    pub fn is_durable(self) -> bool {
-        self.0.durable.is_some()
     }
 }
 

@@ -147,5 +147,16 @@ pub trait Workflow: Send + Sync {
         &'a self,
         cx: Cx<'a>,
         input: Self::Input,
+    ) -> impl Future<Output = Result<Self::Output, Error>> + Send + 'a {
+        self.execute_as::<false>(cx, input)
+    }
+
+    /// Runs the workflow; with `DURABLE`, a top-level `sequential!` also
+    /// resumes from and stores checkpoints (a run from the queue). A
+    /// constant, so that `Ndf::run` carries none of that code.
+    fn execute_as<'a, const DURABLE: bool>(
+        &'a self,
+        cx: Cx<'a>,
+        input: Self::Input,
     ) -> impl Future<Output = Result<Self::Output, Error>> + Send + 'a;
 }

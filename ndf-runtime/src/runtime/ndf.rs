@@ -71,12 +71,12 @@ impl Ndf {
         input: W::Input,
         ctx: &PatternContext,
     ) -> impl Future<Output = Result<W::Output, Error>> + Send {
-        self.run_from(workflow, input, ctx, None)
+        self.run_from::<W, false>(workflow, input, ctx, None)
     }
 
     /// [`Ndf::run`], resuming from and storing to `checkpoints` when the
     /// run comes from the queue.
-    pub(crate) async fn run_from<W: Workflow>(
+    pub(crate) async fn run_from<W: Workflow, const DURABLE: bool>(
         &self,
         workflow: &W,
         input: W::Input,
@@ -138,7 +138,11 @@ impl Ndf {
                 degradation_level = tracing::field::Empty,
             );
             // One span, not a second handle of it beside the future.
-            let mut traced = std::pin::pin!(workflow.execute(run.cx(), input).instrument(span));
+            let mut traced = std::pin::pin!(
+                workflow
+                    .execute_as::<DURABLE>(run.cx(), input)
+                    .instrument(span)
+            );
             let result = traced.as_mut().await;
             let span = traced.span();
             span.record("outcome", RunEnd::of(&result).as_str());
@@ -152,7 +156,7 @@ impl Ndf {
             }
             result
         } else {
-            workflow.execute(run.cx(), input).await
+            workflow.execute_as::<DURABLE>(run.cx(), input).await
         };
         let now = tokio::time::Instant::now();
         let end = RunEnd::of(&result);

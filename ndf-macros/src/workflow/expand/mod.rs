@@ -543,7 +543,7 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
             type Log = [#p::StepRecord; #record_count];
             type Checkpointed = #checkpointed;
 
-            fn execute<'__a>(
+            fn execute_as<'__a, const __NDF_DURABLE: bool>(
                 &'__a self,
                 __cx: #p::Cx<'__a>,
                 __input: Self::Input,

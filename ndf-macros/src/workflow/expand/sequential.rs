@@ -95,7 +95,9 @@ impl Expander {
             prev_out = Some(out);
         }
         let compensate = self.compensate_reversed(&w.stages, &undos);
-        let resume = durable.then(|| quote!(let __ndf_resume = __cx.resume_stage();));
+        let resume = durable.then(
+            || quote!(let __ndf_resume = if __NDF_DURABLE { __cx.resume_stage() } else { 0 };),
+        );
         quote! {{
             #resume
             #(let mut #undos = #p::None;)*
@@ -140,7 +142,7 @@ impl Expander {
             Stage::Nested(_) => TokenStream::new(),
         };
         quote! {
-            if __ndf_resume > #i {
+            if __NDF_DURABLE && __ndf_resume > #i {
                 match #restore {
                     #p::Ok(__out) => {
                         #rebuild
@@ -151,7 +153,7 @@ impl Expander {
             } else {
                 let __out = #ran;
                 // No `let` chain: the user's crate may be on an older edition.
-                if __cx.is_durable() {
+                if __NDF_DURABLE {
                     if let #p::Err(__error) = #store.await {
                         break #label #p::Err(__error);
                     }
