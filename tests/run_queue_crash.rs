@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -103,6 +103,54 @@ async fn queue(ndf: &Ndf, name: &str) -> RunQueue {
         .takeover_after(Duration::from_secs(3))
 }
 
+/// A child's body: when `env` names a queue, works it (as `prefix-pid`,
+/// `concurrency` runs at once) until the parent kills the process.
+async fn work_until_killed(env: &str, prefix: &str, concurrency: usize) {
+    let Ok(queue_name) = std::env::var(env) else {
+        return;
+    };
+    let ndf = runtime();
+    let queue = queue(&ndf, &queue_name).await;
+    queue
+        .worker()
+        .name(format!("{prefix}-{}", std::process::id()))
+        .concurrency(concurrency)
+        .run_until(std::future::pending())
+        .await
+        .unwrap();
+}
+
+/// Starts this test binary's ignored test `child` as a worker process on
+/// `queue_name` (passed in `env`).
+fn spawn_worker(child: &str, env: &str, queue_name: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", child, "--test-threads=1"])
+        .env(env, queue_name)
+        .env("DATABASE_URL", database_url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// A test's queue (`kind.pid`) and its side-effect table, created empty.
+async fn fixture(kind: &str) -> (Ndf, RunQueue, String, String) {
+    let pid = std::process::id();
+    let (table, queue_name) = (
+        format!("queue_{kind}_effects_{pid}"),
+        format!("{kind}.{pid}"),
+    );
+    let ndf = runtime();
+    let queue = queue(&ndf, &queue_name).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE {table} (order_id BIGINT NOT NULL, effect TEXT NOT NULL)"
+    )))
+    .execute(POOL.get().unwrap())
+    .await
+    .unwrap();
+    (ndf, queue, queue_name, table)
+}
+
 /// Whether `effect` is in `table` `n` times within two minutes.
 async fn effects_reach(pool: &PgPool, table: &str, effect: &str, n: i64) -> bool {
     let sql = format!("SELECT count(*) FROM {table} WHERE effect = $1");
@@ -139,20 +187,7 @@ async fn kill_a_worker_while_charging(
     [shipped, stranded]: [&String; 2],
 ) {
     let pool = POOL.get().unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "dying_worker",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, queue_name)
-        .env("DATABASE_URL", database_url())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_worker("dying_worker", CHILD, queue_name);
     // Both orders are in flight once both charges were made.
     if !effects_reach(pool, table, "charge", 2).await {
         child.kill().unwrap();
@@ -169,34 +204,13 @@ async fn kill_a_worker_while_charging(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a child of `a_thousand_runs_on_two_worker_processes_each_finish_once`"]
 async fn steady_worker() {
-    let Ok(queue_name) = std::env::var(STEADY) else {
-        return;
-    };
-    let ndf = runtime();
-    let queue = queue(&ndf, &queue_name).await;
-    queue
-        .worker()
-        .name(format!("steady-{}", std::process::id()))
-        .concurrency(8)
-        .run_until(std::future::pending())
-        .await
-        .unwrap();
+    work_until_killed(STEADY, "steady", 8).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_runs_on_two_worker_processes_each_finish_once() {
-    let pid = std::process::id();
-    let table = format!("queue_steady_effects_{pid}");
-    let queue_name = format!("steady.{pid}");
-    let ndf = runtime();
-    let queue = queue(&ndf, &queue_name).await;
+    let (_ndf, queue, queue_name, table) = fixture("steady").await;
     let pool = POOL.get().unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE TABLE {table} (order_id BIGINT NOT NULL, effect TEXT NOT NULL)"
-    )))
-    .execute(pool)
-    .await
-    .unwrap();
     let ctx = PatternContext::new("orders");
     let mut ids = Vec::new();
     for id in 0..1_000 {
@@ -207,16 +221,7 @@ async fn a_thousand_runs_on_two_worker_processes_each_finish_once() {
         ids.push(queue.enqueue("orders.tally", &order, &ctx).await.unwrap());
     }
     let mut workers: Vec<_> = (0..2)
-        .map(|_| {
-            Command::new(std::env::current_exe().unwrap())
-                .args(["--ignored", "--exact", "steady_worker", "--test-threads=1"])
-                .env(STEADY, &queue_name)
-                .env("DATABASE_URL", database_url())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| spawn_worker("steady_worker", STEADY, &queue_name))
         .collect();
     let mut ran_by = std::collections::BTreeSet::new();
     for (i, id) in ids.iter().enumerate() {
@@ -248,34 +253,14 @@ async fn a_thousand_runs_on_two_worker_processes_each_finish_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the child of `a_killed_worker_s_run_resumes_after_its_last_checkpoint`"]
 async fn dying_worker() {
-    let Ok(queue_name) = std::env::var(CHILD) else {
-        return;
-    };
-    let ndf = runtime();
-    let queue = queue(&ndf, &queue_name).await;
-    queue
-        .worker()
-        .name(format!("dying-{}", std::process::id()))
-        .concurrency(2)
-        .run_until(std::future::pending())
-        .await
-        .unwrap();
+    work_until_killed(CHILD, "dying", 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_s_run_resumes_after_its_last_checkpoint() {
     let pid = std::process::id();
-    let table = format!("queue_crash_effects_{pid}");
-    let queue_name = format!("crash.{pid}");
-    let ndf = runtime();
-    let queue = queue(&ndf, &queue_name).await;
+    let (_ndf, queue, queue_name, table) = fixture("crash").await;
     let pool = POOL.get().unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE TABLE {table} (order_id BIGINT NOT NULL, effect TEXT NOT NULL)"
-    )))
-    .execute(pool)
-    .await
-    .unwrap();
     let ctx = PatternContext::new("orders");
     // Order 2 ships; order 1 finds no courier, after the crash.
     let shipped = queue
