@@ -13,6 +13,8 @@ use ndf::prelude::*;
 
 #[path = "support/ratio.rs"]
 mod ratio;
+#[path = "support/rig.rs"]
+mod rig;
 
 const RUNS: u64 = 1000;
 
@@ -69,11 +71,7 @@ fn runtime(batch: usize) -> Ndf {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = rig::two_threads();
     let _guard = rt.enter();
     let mut group = c.benchmark_group("two_threads");
     group.bench_function("bare", |b| {

@@ -22,23 +22,6 @@ mod rig;
 const ROWS: u64 = 10_000;
 const SCHEMA: &str = "ndf_bench";
 
-fn database_url() -> String {
-    if let Ok(url) = std::env::var("DATABASE_URL") {
-        return url;
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/postgres");
-    let out = std::process::Command::new(script)
-        .arg("start")
-        .output()
-        .expect("set DATABASE_URL, or let .ci/postgres start a server");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .strip_prefix("export DATABASE_URL=")
-        .expect("set DATABASE_URL, or let .ci/postgres start a server")
-        .to_owned()
-}
-
 fn rows() -> Vec<StoredStats> {
     let mut added = PatternStats::default();
     added.executions = 3;
@@ -95,7 +78,7 @@ async fn hand_written(pool: &sqlx::PgPool, rows: &[StoredStats]) {
 }
 
 fn bench_save(c: &mut Criterion) {
-    let url = database_url();
+    let url = rig::database_url();
     let rt = rig::current_thread();
     let pool = rt.block_on(async {
         let pool = sqlx::PgPool::connect(&url).await.unwrap();
@@ -144,7 +127,7 @@ fn bench_hot_path(c: &mut Criterion) {
         Ndf::builder()
             .resource_probe(ndf::IdleProbe)
             .store(
-                PostgresStore::builder(&database_url())
+                PostgresStore::builder(&rig::database_url())
                     .schema(SCHEMA)
                     .connect()
                     .unwrap(),

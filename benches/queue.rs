@@ -17,26 +17,11 @@ use sqlx::PgPool;
 
 #[path = "support/ratio.rs"]
 mod ratio;
+#[path = "support/rig.rs"]
+mod rig;
 
 /// Runs per measured batch.
 const RUNS: u64 = 200;
-
-fn database_url() -> String {
-    if let Ok(url) = std::env::var("DATABASE_URL") {
-        return url;
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/postgres");
-    let out = std::process::Command::new(script)
-        .arg("start")
-        .output()
-        .expect("set DATABASE_URL, or let .ci/postgres start a server");
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .strip_prefix("export DATABASE_URL=")
-        .expect("set DATABASE_URL, or let .ci/postgres start a server")
-        .to_owned()
-}
 
 #[pattern]
 async fn double(x: u64) -> u64 {
@@ -101,12 +86,8 @@ async fn ndf_batches(queue: &RunQueue, pool: &PgPool, workflow: &str, iters: u64
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let url = database_url();
+    let rt = rig::two_threads();
+    let url = rig::database_url();
     let pid = std::process::id();
     let (pool, queue, apalis) = rt.block_on(async {
         let pool = PgPool::connect(&url).await.unwrap();
