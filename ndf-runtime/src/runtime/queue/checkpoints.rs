@@ -26,24 +26,20 @@ pub(super) struct Stored {
 impl Stored {
     /// The checkpoints stored for `run`.
     pub(super) async fn load(pool: &PgPool, run: &str, codec: StageCodec) -> Result<Self, Error> {
+        let read = |e| queue_error("reading the run's checkpoints", e);
         let rows =
             sqlx::query("SELECT stage, output FROM ndf_checkpoints WHERE run = $1 ORDER BY stage")
                 .bind(run)
                 .fetch_all(pool)
                 .await
-                .map_err(|e| queue_error("reading the run's checkpoints", e))?;
+                .map_err(read)?;
         let mut restored = Vec::with_capacity(rows.len());
         for row in rows {
-            let stage: i32 = row
-                .try_get("stage")
-                .map_err(|e| queue_error("reading the run's checkpoints", e))?;
+            let stage: i32 = row.try_get("stage").map_err(read)?;
             if usize::try_from(stage).ok() != Some(restored.len()) {
                 break;
             }
-            restored.push(
-                row.try_get("output")
-                    .map_err(|e| queue_error("reading the run's checkpoints", e))?,
-            );
+            restored.push(row.try_get("output").map_err(read)?);
         }
         Ok(Self {
             pool: pool.clone(),

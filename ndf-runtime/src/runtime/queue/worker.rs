@@ -7,8 +7,7 @@ use apalis::prelude::{BoxDynError, Data, WorkerBuilder, WorkerBuilderExt as _};
 use futures::FutureExt as _;
 
 use super::checkpoints::Stored;
-use super::durable::Refusal;
-use super::{QueuedRun, RunQueue, RunStatus, queue_error};
+use super::{QueuedContext, QueuedRun, RunQueue, RunStatus, queue_error};
 use crate::context::PatternContext;
 use crate::error::Error;
 
@@ -28,23 +27,21 @@ const MAX_ATTEMPTS: i32 = 3;
 /// runs over after apalis's heartbeat timeout and starts them again. A run
 /// started three times without ending is failed with its error kept.
 pub struct QueueWorker {
-    queue: RunQueue,
-    name: String,
+    shared: Shared,
     concurrency: usize,
-    secrets: Option<Arc<SecretSource>>,
 }
 
 impl std::fmt::Debug for QueueWorker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueueWorker")
-            .field("name", &self.name)
+            .field("name", &self.shared.name)
             .field("concurrency", &self.concurrency)
-            .field("secrets", &self.secrets.is_some())
+            .field("secrets", &self.shared.secrets.is_some())
             .finish_non_exhaustive()
     }
 }
 
-/// What the worker's runs share.
+/// What the worker's runs share: all of the worker but its bound.
 struct Shared {
     queue: RunQueue,
     name: String,
@@ -54,17 +51,19 @@ struct Shared {
 impl QueueWorker {
     pub(super) fn new(queue: RunQueue) -> Self {
         Self {
-            queue,
-            name: format!("ndf-{}-{}", std::process::id(), ulid::Ulid::generate()),
+            shared: Shared {
+                queue,
+                name: format!("ndf-{}-{}", std::process::id(), ulid::Ulid::generate()),
+                secrets: None,
+            },
             concurrency: 8,
-            secrets: None,
         }
     }
 
     /// Names the worker (unique per process; the default is made so).
     #[must_use]
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
+        self.shared.name = name.into();
         self
     }
 
@@ -83,7 +82,7 @@ impl QueueWorker {
         mut self,
         source: impl Fn(&str, PatternContext) -> PatternContext + Send + Sync + 'static,
     ) -> Self {
-        self.secrets = Some(Arc::new(source));
+        self.shared.secrets = Some(Arc::new(source));
         self
     }
 
@@ -97,18 +96,15 @@ impl QueueWorker {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        let shared = Arc::new(Shared {
-            queue: self.queue.clone(),
-            name: self.name.clone(),
-            secrets: self.secrets,
-        });
+        let storage = self.shared.queue.storage.clone();
+        let name = self.shared.name.clone();
         // Polling, not apalis's NOTIFY stream: runs re-enqueued after a
         // takeover send no notification, and under load the stream
         // stalled with runs waiting (measured in benches/queue.rs). An
         // idle worker looks again at each heartbeat (every second).
-        let worker = WorkerBuilder::new(self.name.as_str())
-            .backend(self.queue.storage.clone())
-            .data(shared)
+        let worker = WorkerBuilder::new(name.as_str())
+            .backend(storage)
+            .data(Arc::new(self.shared))
             .concurrency(self.concurrency)
             .build(take);
         worker
@@ -121,11 +117,17 @@ impl QueueWorker {
 /// Runs one queued run and keeps its outcome.
 async fn take(queued: QueuedRun, shared: Data<Arc<Shared>>) -> Result<(), BoxDynError> {
     let pool = &shared.queue.pool;
+    let QueuedRun {
+        run: id,
+        workflow,
+        input,
+        context,
+    } = queued;
     let attempts: i32 = sqlx::query_scalar(
         "UPDATE ndf_queued_runs SET status = $2, worker = $3, attempts = attempts + 1
          WHERE id = $1 AND status IN ('queued', 'running') RETURNING attempts",
     )
-    .bind(&queued.run)
+    .bind(&id)
     .bind(RunStatus::Running.as_str())
     .bind(&shared.name)
     .fetch_optional(pool)
@@ -141,7 +143,7 @@ async fn take(queued: QueuedRun, shared: Data<Arc<Shared>>) -> Result<(), BoxDyn
             attempts - 1
         ))
     } else {
-        run(&shared, &queued).await
+        run(&shared, &id, &workflow, input, &context).await
     };
     let (status, output, error) = match result {
         Ok(output) => (RunStatus::Succeeded, Some(output), None),
@@ -151,7 +153,7 @@ async fn take(queued: QueuedRun, shared: Data<Arc<Shared>>) -> Result<(), BoxDyn
         "UPDATE ndf_queued_runs SET status = $2, output = $3, error = $4, finished_at = now()
          WHERE id = $1",
     )
-    .bind(&queued.run)
+    .bind(&id)
     .bind(status.as_str())
     .bind(output)
     .bind(error)
@@ -160,28 +162,32 @@ async fn take(queued: QueuedRun, shared: Data<Arc<Shared>>) -> Result<(), BoxDyn
     Ok(())
 }
 
-/// The run's output, or its error in words.
-async fn run(shared: &Shared, queued: &QueuedRun) -> Result<serde_json::Value, String> {
+/// The output of run `id` of `name` on `input`, or its error in words.
+async fn run(
+    shared: &Shared,
+    id: &str,
+    name: &str,
+    input: serde_json::Value,
+    context: &QueuedContext,
+) -> Result<serde_json::Value, String> {
     let ndf = &shared.queue.ndf;
     let workflow = ndf
         .inner
         .registry
-        .durable(&queued.workflow)
+        .durable(name)
         .map_err(|e| e.to_string())?;
-    let mut ctx = queued.context.context();
+    let mut ctx = context.context();
     if let Some(source) = &shared.secrets {
-        ctx = source(&queued.workflow, ctx);
+        ctx = source(name, ctx);
     }
-    let checkpoints = Stored::load(&shared.queue.pool, &queued.run, workflow.codec())
+    let checkpoints = Stored::load(&shared.queue.pool, id, workflow.codec())
         .await
         .map_err(|e| e.to_string())?;
-    let ran = AssertUnwindSafe(workflow.run_json(ndf, queued.input.clone(), &ctx, &checkpoints))
+    let ran = AssertUnwindSafe(workflow.run_json(ndf, input, &ctx, &checkpoints))
         .catch_unwind()
         .await;
     match ran {
-        Ok(Ok(output)) => Ok(output),
-        Ok(Err(Refusal::Run(error))) => Err(error.to_string()),
-        Ok(Err(refusal)) => Err(refusal.to_string()),
+        Ok(result) => result.map_err(|refusal| refusal.to_string()),
         Err(_) => Err("the run panicked outside its steps".to_owned()),
     }
 }
