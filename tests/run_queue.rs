@@ -64,8 +64,13 @@ fn runtime() -> Ndf {
 }
 
 /// A queue of this test's own name, so that test binaries running side by
-/// side never take each other's runs.
+/// side never take each other's runs. Every test here runs under a `fmt`
+/// subscriber at INFO, as a service would: runs take their traced path.
 async fn queue(ndf: &Ndf, name: &str) -> RunQueue {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_test_writer()
+        .try_init();
     RunQueue::connect(ndf, &database_url())
         .await
         .unwrap()
