@@ -142,6 +142,7 @@ async fn without_a_fallback_the_run_fails_with_confidence_threshold() {
             retry_in,
             failures,
             calls,
+            ..
         } => {
             // The workflow failed as often as its step: it is held back first.
             assert_eq!(

@@ -42,6 +42,7 @@ use proc_macro::TokenStream;
 /// | `concurrency = 8` | at most this many runs of the step at once, for every run in the process; others wait in a queue, beyond which they fail at once with `Error::Saturated` |
 /// | `queue = 64` | the bound of that queue (default 16 × `concurrency`) |
 /// | `slow_call = "2s"` | a success slower than this counts as a failure for the step's confidence and breaker |
+/// | `breaker(window = 100, failure_ratio = 0.5, min_calls = 20, break_for = "30s", probes = 3)` | the step's breaker opens on a sliding window (the last N outcomes, or `window = "30s"`) once `min_calls` are in it and `failure_ratio` of them failed, instead of on its confidence; every field is optional |
 /// | `idempotent` | running the step twice does no more than running it once |
 /// | `hedge(after = "50ms", max = 2)` | while an attempt runs past `after`, another starts beside it (at most `max` at once); the first success wins, the others are cancelled. Only on an `idempotent` step: hedging one that is not is a compile error |
 /// | `crate = "…"` | the path of ndf, for crates that re-export it |

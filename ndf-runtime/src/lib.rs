@@ -38,8 +38,8 @@ pub use gating::{IdleProbe, ResourceProbe, ResourceUsage, SysinfoProbe};
 pub use learning::{FAILING_MARGIN, HEALTHY_MARGIN, OVERFLOW_DOMAIN};
 pub use model::{
     BreakerState, Bulkhead, Confidence, Evidence, Hedge, MemberBreaker, PatternStats, Prior, Rate,
-    RecentRun, RunLog, Shape, StepMeta, StepRecord, StoredBreaker, StoredPoint, StoredStats,
-    TimelinePoint,
+    RecentRun, RunLog, Shape, SlidingWindow, StepMeta, StepRecord, StoredBreaker, StoredPoint,
+    StoredStats, TimelinePoint, WindowBreaker,
 };
 pub use policy::RetryPolicy;
 #[cfg(feature = "tower")]

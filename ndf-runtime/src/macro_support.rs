@@ -8,7 +8,9 @@ pub use crate::exec::{
     insufficient, lost_result, record_level, restored, run_step, run_step_in_task,
     run_step_spawned, tolerate,
 };
-pub use crate::model::{Bulkhead, Hedge, Rate, RunLog, Shape, StepMeta, StepRecord};
+pub use crate::model::{
+    Bulkhead, Hedge, Rate, RunLog, Shape, SlidingWindow, StepMeta, StepRecord, WindowBreaker,
+};
 pub use crate::{Error, PatternContext, RetryPolicy, StepError};
 pub use core::future::Future;
 pub use core::future::poll_fn;

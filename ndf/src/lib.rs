@@ -44,16 +44,16 @@ pub use ndf_macros::{degrade, orchestrate, parallel, pattern, sequential};
 #[cfg(feature = "tower")]
 pub use ndf_runtime::WorkflowService;
 pub use ndf_runtime::{
-    Alert, AlertKind, AlertSink, BreakerState, Classify, Confidence, Config, ConfigError, Cx,
-    Dashboard, DashboardQuery, DomainPreset, Durability, DynWorkflow, Environment, Error,
-    ErrorClass, Evidence, ExposeSecret, FAILING_MARGIN, HEALTHY_MARGIN, HistogramBin, IdleProbe,
-    LearningStore, MemberBreaker, MemoryStore, Ndf, NdfBuilder, OUTLIER_LOG_INTERVAL,
+    Alert, AlertKind, AlertSink, BreakerState, Bulkhead, Classify, Confidence, Config, ConfigError,
+    Cx, Dashboard, DashboardQuery, DomainPreset, Durability, DynWorkflow, Environment, Error,
+    ErrorClass, Evidence, ExposeSecret, FAILING_MARGIN, HEALTHY_MARGIN, Hedge, HistogramBin,
+    IdleProbe, LearningStore, MemberBreaker, MemoryStore, Ndf, NdfBuilder, OUTLIER_LOG_INTERVAL,
     OVERFLOW_DOMAIN, Overview, PatternContext, PatternPanel, PatternReport, PatternStats,
-    Percentiles, PhaseRule, Prior, Priority, REDACTED, RecentRun, Report, ResourceProbe,
+    Percentiles, PhaseRule, Prior, Priority, REDACTED, Rate, RecentRun, Report, ResourceProbe,
     ResourceUsage, Resources, ResponseSeries, RetryPolicy, RunLog, SecretString, Shape,
-    SqliteStore, Step, StepError, StepMeta, StepRecord, StoreError, StoredBreaker, StoredPoint,
-    StoredStats, SysinfoProbe, TaskResults, TimelinePoint, TracingSink, Usage, Workflow,
-    describe_metrics, is_secret_key,
+    SlidingWindow, SqliteStore, Step, StepError, StepMeta, StepRecord, StoreError, StoredBreaker,
+    StoredPoint, StoredStats, SysinfoProbe, TaskResults, TimelinePoint, TracingSink, Usage,
+    WindowBreaker, Workflow, describe_metrics, is_secret_key,
 };
 #[cfg(feature = "dashboard")]
 pub use ndf_runtime::{DashboardHandle, DashboardOptions};

@@ -31,6 +31,7 @@ crate::keys::option_table! {
         idempotent: darling::util::Flag,
         slow_call: syn::LitStr => "a duration string, such as \"2s\"",
         hedge: RawHedge,
+        breaker: RawBreaker,
         krate as "crate": syn::LitStr => "a string naming the path of `ndf`, such as \"my_crate::ndf\"",
     }
 }
@@ -91,6 +92,28 @@ impl NestedFields for HedgeFields {
     const KEYS: &'static [&'static str] = HEDGE_KEYS;
     const WHAT: &'static str = "`hedge(…)`";
     const EXPECTED: &'static str = "expected `hedge(after = \"50ms\", max = 2)`";
+}
+
+/// `breaker(window = 100, failure_ratio = 0.5, min_calls = 20,
+/// break_for = "30s", probes = 3)`.
+type RawBreaker = Nested<BreakerFields>;
+
+impl NestedFields for BreakerFields {
+    const KEYS: &'static [&'static str] = BREAKER_KEYS;
+    const WHAT: &'static str = "`breaker(…)`";
+    const EXPECTED: &'static str =
+        "expected `breaker(window = 100, failure_ratio = 0.5, …)`, or `breaker()` for the defaults";
+}
+
+crate::keys::option_table! {
+    /// The fields of `breaker(…)`.
+    struct BreakerFields, keys BREAKER_KEYS, forms breaker_form_of {
+        window: RawWindow,
+        failure_ratio: syn::Expr,
+        min_calls: syn::LitInt,
+        break_for: syn::LitStr,
+        probes: syn::LitInt,
+    }
 }
 
 crate::keys::option_table! {
@@ -179,6 +202,16 @@ impl FromMeta for StepPath {
     }
 }
 
+/// The value of `window = …`, as written (darling would read a string
+/// literal's contents as an expression).
+struct RawWindow(syn::Expr);
+
+impl FromMeta for RawWindow {
+    fn from_expr(expr: &syn::Expr) -> darling::Result<Self> {
+        Ok(Self(expr.clone()))
+    }
+}
+
 /// A validated retry policy.
 pub(crate) struct RetrySpec {
     pub(crate) span: proc_macro2::Span,
@@ -187,6 +220,22 @@ pub(crate) struct RetrySpec {
     pub(crate) multiplier: Option<f64>,
     pub(crate) max_delay: Option<Duration>,
     pub(crate) jitter: Option<bool>,
+}
+
+/// The window of a validated `breaker(…)`.
+#[derive(Clone, Copy)]
+pub(crate) enum WindowSpec {
+    Calls(u32),
+    Time(Duration),
+}
+
+/// A validated `breaker(…)`.
+pub(crate) struct BreakerSpec {
+    pub(crate) window: WindowSpec,
+    pub(crate) failure_ratio: f64,
+    pub(crate) min_calls: u32,
+    pub(crate) break_for: Option<Duration>,
+    pub(crate) probes: Option<u32>,
 }
 
 /// The options of one step, validated.
@@ -214,6 +263,8 @@ pub(crate) struct StepOptions {
     pub(crate) slow_call: Option<Duration>,
     /// `hedge(after, max)`: (after, max, span of `hedge`).
     pub(crate) hedge: Option<(Duration, u32, proc_macro2::Span)>,
+    /// `breaker(…)`.
+    pub(crate) breaker: Option<BreakerSpec>,
 }
 
 /// Reads and validates the attribute's arguments. Every error is reported;
@@ -269,6 +320,15 @@ pub(crate) fn parse(args: TokenStream, fn_name: &str) -> (StepOptions, darling::
     opts.confidence_threshold = raw
         .confidence_threshold
         .and_then(|lit| errors.handle(threshold(&lit)));
+    if let Some(breaker) = raw.breaker {
+        if opts.confidence_threshold.is_some() {
+            errors.push(darling::Error::from(syn::Error::new(
+                breaker.span,
+                "give either `confidence_threshold` or `breaker(…)`, not both: a step's `breaker(…)` opens on its window's failure ratio instead of on its confidence",
+            )));
+        }
+        opts.breaker = breaker_spec(breaker, &mut errors);
+    }
     opts.retry = match (raw.retries, raw.retry) {
         (Some(count), Some(retry)) => {
             errors.push(
@@ -373,6 +433,99 @@ fn hedge_spec(
         )));
     }
     Some((after?, max?, span))
+}
+
+/// `breaker(…)`: every field checked, each error on its value.
+fn breaker_spec(raw: RawBreaker, errors: &mut darling::error::Accumulator) -> Option<BreakerSpec> {
+    let fields = raw.fields;
+    let window = match &fields.window {
+        None => Some(WindowSpec::Calls(100)),
+        Some(RawWindow(expr)) => errors.handle(window_spec(expr)),
+    };
+    let failure_ratio = match &fields.failure_ratio {
+        None => Some(0.5),
+        Some(expr) => errors.handle(match number(expr) {
+            Some(x) if x > 0.0 && x <= 1.0 => Ok(x),
+            _ => Err(darling::Error::custom(
+                "`failure_ratio` is the share of failures that opens the breaker: a number above 0.0 and at most 1.0, such as 0.5",
+            )
+            .with_span(expr)),
+        }),
+    };
+    let min_calls = match (&fields.min_calls, window) {
+        (None, Some(WindowSpec::Calls(size))) => Some(size.min(20)),
+        (None, _) => Some(20),
+        (Some(lit), window) => errors.handle(at_least_one(lit, "min_calls").and_then(|n| {
+            match window {
+                Some(WindowSpec::Calls(size)) if n > size => Err(darling::Error::custom(format!(
+                    "`min_calls = {n}` is more than the window of {size} calls holds: the breaker could never open"
+                ))
+                .with_span(lit)),
+                _ => Ok(n),
+            }
+        })),
+    };
+    let break_for = fields.break_for.as_ref().map(|lit| {
+        errors.handle(duration(lit).and_then(|d| {
+            if d.is_zero() {
+                Err(darling::Error::custom("`break_for` must be longer than zero").with_span(lit))
+            } else {
+                Ok(d)
+            }
+        }))
+    });
+    let probes = fields
+        .probes
+        .as_ref()
+        .map(|lit| errors.handle(at_least_one(lit, "probes")));
+    Some(BreakerSpec {
+        window: window?,
+        failure_ratio: failure_ratio?,
+        min_calls: min_calls?,
+        // A given value that is wrong was reported: no spec.
+        break_for: break_for.map_or(Some(None), |d| d.map(Some))?,
+        probes: probes.map_or(Some(None), |n| n.map(Some))?,
+    })
+}
+
+/// `window = 100` (the last N outcomes) or `window = "30s"` (a period).
+fn window_spec(expr: &syn::Expr) -> darling::Result<WindowSpec> {
+    match expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(n),
+            ..
+        }) => match n.base10_parse::<u32>() {
+            Ok(size @ 1..=1024) => Ok(WindowSpec::Calls(size)),
+            _ => Err(darling::Error::custom(
+                "a window of calls holds from 1 to 1024 outcomes; for more, give a period, such as \"30s\"",
+            )
+            .with_span(n)),
+        },
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(text),
+            ..
+        }) => match duration(text)? {
+            period if period >= Duration::from_millis(10) => Ok(WindowSpec::Time(period)),
+            _ => Err(
+                darling::Error::custom("a window of time is at least \"10ms\"").with_span(text),
+            ),
+        },
+        other => Err(darling::Error::custom(
+            "expected the outcomes the window holds, such as 100, or its period, such as \"30s\"",
+        )
+        .with_span(other)),
+    }
+}
+
+/// A whole number of at least 1, for the option `what`.
+fn at_least_one(lit: &syn::LitInt, what: &str) -> darling::Result<u32> {
+    match lit.base10_parse::<u32>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(
+            darling::Error::custom(format!("`{what}` must be a whole number, at least 1"))
+                .with_span(lit),
+        ),
+    }
 }
 
 /// `"N/period"`: at most N starts per period (`s`, `m`, `h`, `ms`, or a

@@ -4,7 +4,9 @@ use proc_macro2::TokenStream;
 use quote::{ToTokens as _, quote, quote_spanned};
 use syn::spanned::Spanned as _;
 
-use super::args::StepOptions;
+use std::time::Duration;
+
+use super::args::{BreakerSpec, StepOptions, WindowSpec};
 use super::signature::{Returns, StepSignature};
 use crate::typecheck::{Check, Rule, clone_check};
 
@@ -417,6 +419,9 @@ fn meta(opts: &StepOptions, p: &TokenStream) -> TokenStream {
         let nanos = u64::try_from(after.as_nanos()).unwrap_or(u64::MAX);
         sets.push(quote!(__m.hedge = #p::Some(#p::Hedge { after: #p::Duration::from_nanos(#nanos), max: #max });));
     }
+    if let Some(b) = &opts.breaker {
+        sets.push(breaker_meta(b, p));
+    }
     if !opts.after.is_empty() {
         let names = opts
             .after
@@ -446,4 +451,37 @@ fn meta(opts: &StepOptions, p: &TokenStream) -> TokenStream {
         #(#sets)*
         __m
     }}
+}
+
+/// `__m.breaker = Some(WindowBreaker { … })` for a `breaker(…)`.
+fn breaker_meta(b: &BreakerSpec, p: &TokenStream) -> TokenStream {
+    let duration = |d: Duration| {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        quote!(#p::Duration::from_nanos(#nanos))
+    };
+    let window = match b.window {
+        WindowSpec::Calls(n) => quote!(#p::SlidingWindow::Calls(#n)),
+        WindowSpec::Time(d) => {
+            let d = duration(d);
+            quote!(#p::SlidingWindow::Time(#d))
+        }
+    };
+    let (ratio, min_calls) = (b.failure_ratio, b.min_calls);
+    let break_for = b.break_for.map_or_else(
+        || quote!(#p::None),
+        |d| {
+            let d = duration(d);
+            quote!(#p::Some(#d))
+        },
+    );
+    let probes = b
+        .probes
+        .map_or_else(|| quote!(#p::None), |n| quote!(#p::Some(#n)));
+    quote!(__m.breaker = #p::Some(#p::WindowBreaker {
+        window: #window,
+        failure_ratio: #ratio,
+        min_calls: #min_calls,
+        break_for: #break_for,
+        probes: #probes,
+    });)
 }

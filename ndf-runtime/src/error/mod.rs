@@ -46,8 +46,10 @@ pub enum Error {
     /// probes out) and there is no fallback or degradation level to run
     /// instead. Nothing of the pattern ran.
     #[error(
-        "pattern `{pattern}` was held back in domain `{domain}`: its success rate is credibly below the threshold {threshold:.2} ({failures} of its last {calls} outcomes failed; confidence {confidence:.2}); the breaker is {state}{}; lower `confidence_threshold`, or call `Ndf::reset(\"{pattern}\", \"{domain}\")` once the cause is fixed",
-        next_probe(*retry_in)
+        "pattern `{pattern}` was held back in domain `{domain}`: {}; the breaker is {state}{}; {}call `Ndf::reset(\"{pattern}\", \"{domain}\")` once the cause is fixed",
+        held_back_why(*window, *threshold, *failures, *calls, *confidence),
+        next_probe(*retry_in, *window),
+        if *window { "" } else { "lower `confidence_threshold`, or " }
     )]
     ConfidenceThreshold {
         /// The pattern that was refused.
@@ -67,6 +69,10 @@ pub enum Error {
         failures: u32,
         /// Outcomes weighed since the breaker last closed.
         calls: u64,
+        /// Whether the step's own `breaker(…)` holds it back (its
+        /// window's failure ratio reached `1 − threshold`) rather than the
+        /// learned evidence.
+        window: bool,
     },
 
     /// A step returned an error classed [`ErrorClass::Rejected`]: the
@@ -250,10 +256,32 @@ pub enum Error {
     },
 }
 
-fn next_probe(retry_in: Option<Duration>) -> String {
+fn next_probe(retry_in: Option<Duration>, window: bool) -> String {
     match retry_in {
+        Some(after) if window => format!(", next probe in {after:.1?} (its `break_for`)"),
         Some(after) => format!(", next probe in {after:.1?} (`break_duration`)"),
         None => ", waiting for its probes".to_owned(),
+    }
+}
+
+/// Why a pattern is held back: the learned evidence, or the window of its
+/// `breaker(…)`.
+fn held_back_why(
+    window: bool,
+    threshold: f64,
+    failures: u32,
+    calls: u64,
+    confidence: f64,
+) -> String {
+    if window {
+        format!(
+            "{failures} of the last {calls} outcomes in its `breaker(…)` window failed, reaching its `failure_ratio` of {:.2} (confidence {confidence:.2})",
+            1.0 - threshold
+        )
+    } else {
+        format!(
+            "its success rate is credibly below the threshold {threshold:.2} ({failures} of its last {calls} outcomes failed; confidence {confidence:.2})"
+        )
     }
 }
 

@@ -25,13 +25,22 @@
 //! opens again for another `break_duration` as soon as that can no longer
 //! happen. A healed dependency is thus served again after at most the break
 //! plus `half_open_probes` calls.
+//!
+//! # A step's own window
+//!
+//! A step with `breaker(…)` opens on its [`WindowBreaker`] rule instead:
+//! the failure ratio of a sliding window of its outcomes, once the window
+//! holds `min_calls`; its break and probes are its own, and it closes
+//! once `⌈probes × (1 − failure_ratio)⌉` probes succeed. The window is
+//! kept by the slot ([`Sliding`](super::sliding::Sliding)); the phases are
+//! the same.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::model::{BreakerState, Clock, StoredBreaker};
+use crate::model::{BreakerState, Clock, StoredBreaker, WindowBreaker};
 
 /// How far above its threshold a pattern counts as healthy.
 pub const HEALTHY_MARGIN: f64 = 0.05;
@@ -54,10 +63,10 @@ enum Phase {
 }
 
 impl Phase {
-    /// Open until `break_duration` after `now`.
-    fn open(now: Instant, config: &Config) -> Self {
+    /// Open until `break_for` after `now`.
+    fn open(now: Instant, break_for: Duration) -> Self {
         Phase::Open {
-            until: now + config.break_duration,
+            until: now + break_for,
         }
     }
 
@@ -121,6 +130,8 @@ pub(crate) struct Breaker {
     /// The other processes' evidence and outcomes, with a store shared by
     /// a fleet (zero otherwise), as last pulled.
     fleet: Fleet,
+    /// The step's `breaker(…)`, once it was judged or learned with one.
+    policy: Option<&'static WindowBreaker>,
 }
 
 /// What the other processes sharing a store learned of a breaker.
@@ -147,6 +158,7 @@ impl Default for Breaker {
             on_failure: 0.0,
             fleet: Fleet::default(),
             closed_at: None,
+            policy: None,
         }
     }
 }
@@ -183,6 +195,26 @@ impl Breaker {
         self.calls + self.fleet.calls
     }
 
+    /// Makes the breaker follow a step's `breaker(…)` (its break, its
+    /// probes, its window rule), or the learned rule with `None`.
+    pub(crate) fn govern(&mut self, policy: Option<&'static WindowBreaker>) {
+        self.policy = policy;
+    }
+
+    /// How long an opening holds the pattern back.
+    pub(crate) fn break_for(&self, config: &Config) -> Duration {
+        self.policy
+            .and_then(|p| p.break_for)
+            .unwrap_or(config.break_duration)
+    }
+
+    /// Runs admitted while half-open.
+    fn probes(&self, config: &Config) -> u32 {
+        self.policy
+            .and_then(|p| p.probes)
+            .unwrap_or(config.half_open_probes)
+    }
+
     /// Decides whether a run starting `now` is served, probes, or is
     /// refused; moves an open breaker whose break is over to half-open.
     pub(crate) fn admit(&mut self, now: Instant, config: &Config) -> Admission {
@@ -195,6 +227,7 @@ impl Breaker {
             }
             self.phase = Phase::half_open(now);
         }
+        let (probes, break_for) = (self.probes(config), self.break_for(config));
         let Phase::HalfOpen {
             succeeded,
             failed,
@@ -205,14 +238,12 @@ impl Breaker {
             return Admission::Serve;
         };
         let answered = *succeeded + *failed;
-        if *admitted >= config.half_open_probes
-            && now.duration_since(*last_admitted) >= config.break_duration
-        {
+        if *admitted >= probes && now.duration_since(*last_admitted) >= break_for {
             // Probes that never reported (their run stopped before the
             // step, or was dropped): let others take their place.
             *admitted = answered;
         }
-        if *admitted < config.half_open_probes {
+        if *admitted < probes {
             *admitted += 1;
             *last_admitted = now;
             return Admission::Probe;
@@ -259,30 +290,11 @@ impl Breaker {
         now: Instant,
         config: &Config,
     ) -> Option<Transition> {
-        match &mut self.phase {
+        match self.phase {
             Phase::Closed => {}
             // A run admitted before the breaker opened: already judged.
             Phase::Open { .. } => return None,
-            Phase::HalfOpen {
-                succeeded, failed, ..
-            } => {
-                if ok {
-                    *succeeded += 1;
-                } else {
-                    *failed += 1;
-                }
-                let probes = config.half_open_probes;
-                let needed = probes_needed(probes, threshold);
-                if *succeeded >= needed {
-                    self.close(now);
-                    return Some(Transition::Closed);
-                }
-                if *failed > probes - needed {
-                    self.phase = Phase::open(now, config);
-                    return Some(Transition::Reopened);
-                }
-                return None;
-            }
+            Phase::HalfOpen { .. } => return self.probed(ok, threshold, now, config),
         }
         if threshold <= 0.0 {
             // A threshold of zero holds nothing back.
@@ -307,16 +319,82 @@ impl Breaker {
         self.open_on_evidence(now, config)
     }
 
+    /// Weighs the outcome of a probe of a half-open breaker with
+    /// threshold `threshold`: closes it once enough probes succeeded,
+    /// opens it again once they no longer can.
+    fn probed(
+        &mut self,
+        ok: bool,
+        threshold: f64,
+        now: Instant,
+        config: &Config,
+    ) -> Option<Transition> {
+        let probes = self.probes(config);
+        let break_for = self.break_for(config);
+        let Phase::HalfOpen {
+            succeeded, failed, ..
+        } = &mut self.phase
+        else {
+            return None;
+        };
+        if ok {
+            *succeeded += 1;
+        } else {
+            *failed += 1;
+        }
+        let needed = probes_needed(probes, threshold);
+        if *succeeded >= needed {
+            self.close(now);
+            return Some(Transition::Closed);
+        }
+        if *failed > probes - needed {
+            self.phase = Phase::open(now, break_for);
+            return Some(Transition::Reopened);
+        }
+        None
+    }
+
+    /// Weighs one outcome of a step with `breaker(policy)`, learned at
+    /// `now`, after its window took it and holds `calls` outcomes of which
+    /// `failures` failed; returns the change of state it caused, if any.
+    pub(crate) fn observe_window(
+        &mut self,
+        ok: bool,
+        (calls, failures): (u32, u32),
+        policy: &'static WindowBreaker,
+        now: Instant,
+        config: &Config,
+    ) -> Option<Transition> {
+        self.policy = Some(policy);
+        match self.phase {
+            Phase::Closed => {
+                // For messages: what the window holds.
+                self.calls = u64::from(calls);
+                self.failures = failures;
+                self.at = Some(now);
+                let opens = calls >= policy.min_calls
+                    && f64::from(failures) >= policy.failure_ratio * f64::from(calls) - 1e-9;
+                opens.then(|| {
+                    self.phase = Phase::open(now, self.break_for(config));
+                    Transition::Opened
+                })
+            }
+            Phase::Open { .. } => None,
+            Phase::HalfOpen { .. } => self.probed(ok, 1.0 - policy.failure_ratio, now, config),
+        }
+    }
+
     /// Opens a closed breaker when its evidence and the fleet's together
     /// are credible.
     fn open_on_evidence(&mut self, now: Instant, config: &Config) -> Option<Transition> {
         let evidence = self.evidence + self.fleet.evidence;
         if self.phase == Phase::Closed
+            && self.policy.is_none()
             && self.calls + self.fleet.calls >= config.min_samples
             && evidence > 0.0
             && evidence >= open_at(config)
         {
-            self.phase = Phase::open(now, config);
+            self.phase = Phase::open(now, self.break_for(config));
             return Some(Transition::Opened);
         }
         None
@@ -424,127 +502,5 @@ fn open_at(config: &Config) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Environment;
-
-    fn production() -> Config {
-        Config::for_environment(Environment::Production)
-    }
-
-    #[test]
-    fn a_dead_pattern_opens_after_min_samples() {
-        let config = production();
-        let mut b = Breaker::default();
-        let now = Instant::now();
-        let mut opened_at = None;
-        for call in 1..=30 {
-            if b.observe(false, 0.85, now, &config) == Some(Transition::Opened) {
-                opened_at = Some(call);
-                break;
-            }
-        }
-        assert_eq!(opened_at, Some(config.min_samples));
-        assert_eq!(b.state(), BreakerState::Open);
-    }
-
-    #[test]
-    fn successes_do_not_bank_credit_against_an_outage() {
-        let config = production();
-        let mut b = Breaker::default();
-        let now = Instant::now();
-        for _ in 0..10_000 {
-            b.observe(true, 0.85, now, &config);
-        }
-        let mut failures = 0;
-        while b.observe(false, 0.85, now, &config).is_none() {
-            failures += 1;
-            assert!(failures < 20, "still closed after {failures} failures");
-        }
-    }
-
-    #[test]
-    fn evidence_fades_with_time() {
-        let config = production();
-        let mut b = Breaker::default();
-        let start = Instant::now();
-        for _ in 0..5 {
-            b.observe(false, 0.85, start, &config);
-        }
-        let before = b.evidence;
-        b.observe(true, 0.85, start + config.evidence_half_life * 4, &config);
-        assert!(b.evidence < before / 10.0, "{before} -> {}", b.evidence);
-    }
-
-    #[test]
-    fn half_open_closes_after_the_needed_probes_and_reopens_on_failure() {
-        let config = production();
-        let mut b = Breaker::default();
-        let t0 = Instant::now();
-        while b.observe(false, 0.85, t0, &config).is_none() {}
-        assert!(
-            matches!(b.admit(t0, &config), Admission::Refuse { state: BreakerState::Open, retry_in: Some(d) } if d == config.break_duration)
-        );
-        let t1 = t0 + config.break_duration;
-        for _ in 0..config.half_open_probes {
-            assert_eq!(b.admit(t1, &config), Admission::Probe);
-        }
-        assert!(matches!(
-            b.admit(t1, &config),
-            Admission::Refuse {
-                state: BreakerState::HalfOpen,
-                retry_in: None
-            }
-        ));
-        // Production's 0.85 needs every one of 5 probes: one failure reopens.
-        assert_eq!(probes_needed(5, 0.85), 5);
-        assert_eq!(
-            b.observe(false, 0.85, t1, &config),
-            Some(Transition::Reopened)
-        );
-        let t2 = t1 + config.break_duration;
-        for _ in 0..5 {
-            assert_eq!(b.admit(t2, &config), Admission::Probe);
-        }
-        for i in 0..5 {
-            let change = b.observe(true, 0.85, t2, &config);
-            assert_eq!(change, (i == 4).then_some(Transition::Closed));
-        }
-        assert_eq!(b.admit(t2, &config), Admission::Serve);
-    }
-
-    #[test]
-    fn lost_probes_are_replaced_after_a_break() {
-        let config = production();
-        let mut b = Breaker::default();
-        let t0 = Instant::now();
-        while b.observe(false, 0.85, t0, &config).is_none() {}
-        let t1 = t0 + config.break_duration;
-        for _ in 0..config.half_open_probes {
-            b.admit(t1, &config);
-        }
-        assert!(matches!(b.admit(t1, &config), Admission::Refuse { .. }));
-        assert_eq!(
-            b.admit(t1 + config.break_duration, &config),
-            Admission::Probe
-        );
-    }
-
-    #[test]
-    fn probes_needed_follow_the_threshold() {
-        assert_eq!(probes_needed(5, 0.6), 3);
-        assert_eq!(probes_needed(5, 0.75), 4);
-        assert_eq!(probes_needed(5, 0.8), 4);
-        assert_eq!(probes_needed(5, 0.0), 1);
-        assert_eq!(probes_needed(5, 1.0), 5);
-    }
-
-    #[test]
-    fn a_threshold_of_zero_never_opens() {
-        let config = production();
-        let mut b = Breaker::default();
-        for _ in 0..100 {
-            assert_eq!(b.observe(false, 0.0, Instant::now(), &config), None);
-        }
-    }
-}
+#[path = "breaker_tests.rs"]
+mod tests;

@@ -189,27 +189,29 @@ impl Tables {
         let at = run.at;
         // Learns one outcome of a slot; the breaker's change, if any, is
         // told after the outcome itself.
-        let mut learn = |slot: usize, ok: bool, threshold: f64| {
+        let mut learn = |slot: usize, ok: bool, threshold: f64, policy| {
             let s = &mut confidence[slot];
-            let (mean, transition) = s.learn(ok, threshold, at, config);
+            let (mean, transition) = s.learn(ok, threshold, policy, at, config);
             let change = transition.map(|transition| Change {
                 transition,
                 confidence: mean,
                 threshold,
                 failures: s.breaker.failures(),
                 calls: s.breaker.calls(),
+                break_for: s.breaker.break_for(config),
+                window: policy.is_some(),
             });
             (mean, change)
         };
         let mut run_change = None;
         if ran {
-            let (_, change) = learn(entry.run_slot, ok, config.confidence_threshold);
+            let (_, change) = learn(entry.run_slot, ok, config.confidence_threshold, None);
             observation.taught = Some(ok);
             run_change = change;
         }
         observer.run(&observation);
         if let Some(change) = run_change {
-            observer.breaker(&change.of(run.workflow, domain, config));
+            observer.breaker(&change.of(run.workflow, domain));
         }
         for (i, (stats, bits)) in entry.step_stats.iter_mut().zip(steps).enumerate() {
             let outcome = StepOutcome::decode(bits);
@@ -229,19 +231,21 @@ impl Tables {
             }
             stats.add_step(outcome);
             if outcome.ran && !outcome.rejected {
-                let threshold = run
-                    .metas
-                    .get(i)
-                    .copied()
-                    .flatten()
-                    .map_or(config.confidence_threshold, |m| config.threshold_of(m));
+                let meta = run.metas.get(i).copied().flatten();
+                let policy = meta.and_then(|m| m.breaker.as_ref());
+                // A step's `breaker(…)` holds it to its failure ratio.
+                let threshold = match (meta, policy) {
+                    (_, Some(p)) => 1.0 - p.failure_ratio,
+                    (Some(m), None) => config.threshold_of(m),
+                    (None, None) => config.confidence_threshold,
+                };
                 // Served by the fallback, or slower than its `slow_call`,
                 // is a failure of the step itself.
                 let ok = outcome.ok && !outcome.fallback && !outcome.slow;
-                let (_, change) = learn(entry.step_slots[i], ok, threshold);
+                let (_, change) = learn(entry.step_slots[i], ok, threshold, policy);
                 step.taught = Some(ok);
                 if let Some(change) = change {
-                    observer.breaker(&change.of(entry.steps[i], domain, config));
+                    observer.breaker(&change.of(entry.steps[i], domain));
                 }
             }
             observer.step(&step);
@@ -299,6 +303,7 @@ impl Tables {
             calls: 0,
             break_duration: Duration::ZERO,
             fleet: false,
+            window: false,
         });
     }
 }
@@ -310,10 +315,14 @@ struct Change {
     threshold: f64,
     failures: u32,
     calls: u64,
+    /// How long an opening holds the pattern back.
+    break_for: Duration,
+    /// A step's `breaker(…)`.
+    window: bool,
 }
 
 impl Change {
-    fn of<'a>(&self, pattern: &'a str, domain: &'a str, config: &Config) -> BreakerChange<'a> {
+    fn of<'a>(&self, pattern: &'a str, domain: &'a str) -> BreakerChange<'a> {
         BreakerChange {
             pattern,
             domain,
@@ -322,8 +331,9 @@ impl Change {
             threshold: self.threshold,
             failures: self.failures,
             calls: self.calls,
-            break_duration: config.break_duration,
+            break_duration: self.break_for,
             fleet: false,
+            window: self.window,
         }
     }
 }

@@ -81,6 +81,7 @@ impl StatsTable {
                     calls: s.breaker.calls(),
                     break_duration: config.break_duration,
                     fleet: true,
+                    window: false,
                 });
             }
         }

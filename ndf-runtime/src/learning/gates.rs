@@ -25,6 +25,8 @@ pub(crate) struct Blocked {
     pub(crate) failures: u32,
     pub(crate) calls: u64,
     pub(crate) domain: Box<str>,
+    /// Held back by a step's `breaker(…)` window.
+    pub(crate) window: bool,
 }
 
 impl Blocked {
@@ -39,6 +41,7 @@ impl Blocked {
             retry_in: self.retry_in,
             failures: self.failures,
             calls: self.calls,
+            window: self.window,
         }
     }
 }
@@ -188,8 +191,9 @@ impl StatsTable {
         }
         let entry = &tables.entries[index];
         let domain = &entry.domain;
-        let mut judge = |slot: usize, threshold: f64| -> Option<Blocked> {
+        let mut judge = |slot: usize, threshold: f64, policy| -> Option<Blocked> {
             let s = &mut tables.confidence[slot];
+            s.breaker.govern(policy);
             match s.breaker.admit(now, config) {
                 // A probe leaves the published flag as it is: not closed
                 // since the breaker opened (or was restored half-open).
@@ -202,10 +206,11 @@ impl StatsTable {
                     failures: s.breaker.failures(),
                     calls: s.breaker.calls(),
                     domain: domain.clone(),
+                    window: policy.is_some(),
                 }),
             }
         };
-        let workflow = judge(entry.run_slot, config.confidence_threshold);
+        let workflow = judge(entry.run_slot, config.confidence_threshold, None);
         if workflow.is_some() {
             return Gates {
                 entry: index,
@@ -217,11 +222,14 @@ impl StatsTable {
         let mut steps = Vec::new();
         for (i, meta) in query.metas.iter().enumerate() {
             let Some(meta) = meta else { continue };
-            let threshold = config.threshold_of(meta);
+            // A step's `breaker(…)` holds it to its failure ratio.
+            let policy = meta.breaker.as_ref();
+            let threshold =
+                policy.map_or_else(|| config.threshold_of(meta), |p| 1.0 - p.failure_ratio);
             if let Some(blocked) = entry
                 .step_slots
                 .get(i)
-                .and_then(|slot| judge(*slot, threshold))
+                .and_then(|slot| judge(*slot, threshold, policy))
             {
                 steps.push((i, blocked));
             }

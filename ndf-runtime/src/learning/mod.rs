@@ -14,6 +14,7 @@ mod persist;
 mod phases;
 mod recent;
 mod reporting;
+mod sliding;
 mod slot;
 mod table;
 mod views;

@@ -54,6 +54,9 @@ pub(crate) struct BreakerChange<'a> {
     /// Whether the other processes sharing the store opened it (their
     /// evidence, pulled), rather than this process's own outcomes.
     pub(crate) fleet: bool,
+    /// Whether it is a step's `breaker(…)`, judged on its window
+    /// (`threshold` is then `1 − failure_ratio`).
+    pub(crate) window: bool,
 }
 
 /// Watches what learning learns. Called under the statistics lock: keep

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::time::Instant;
 
 use super::breaker::{Breaker, Transition};
+use super::sliding::Sliding;
 use crate::config::Config;
-use crate::model::{BreakerState, Evidence, Prior};
+use crate::model::{BreakerState, Evidence, Prior, WindowBreaker};
 
 /// Confidence means kept per slot for the report's trend.
 const TREND: usize = 32;
@@ -19,6 +20,9 @@ pub(crate) struct Slot {
     pub(crate) evidence: Evidence,
     /// The gate of the pattern, as a circuit breaker.
     pub(crate) breaker: Breaker,
+    /// The outcomes in the window of a step's `breaker(…)`, once it has
+    /// learned one.
+    window: Option<Box<Sliding>>,
     /// Recent confidence means, for the report's trend.
     pub(crate) trend: Trend,
     /// What gating reads of the slot without the lock.
@@ -48,17 +52,33 @@ impl SlotGate {
 
 impl Slot {
     /// Learns one outcome with threshold `threshold`, ended at `at`: its
-    /// confidence and its breaker. Returns the new confidence mean and the
-    /// breaker's change of state, if any (published to runs already).
+    /// confidence and its breaker (on the window of `policy`, a step's
+    /// `breaker(…)`, when it has one). Returns the new confidence mean and
+    /// the breaker's change of state, if any (published to runs already).
     pub(super) fn learn(
         &mut self,
         ok: bool,
         threshold: f64,
+        policy: Option<&'static WindowBreaker>,
         at: Instant,
         config: &Config,
     ) -> (f64, Option<Transition>) {
         let mean = self.observe(ok, config.learning_rate, config.prior);
-        let transition = self.breaker.observe(ok, threshold, at, config);
+        let transition = match policy {
+            None => self.breaker.observe(ok, threshold, at, config),
+            Some(policy) => {
+                let window = self
+                    .window
+                    .get_or_insert_with(|| Box::new(Sliding::new(policy.window, at)));
+                let counts = window.record(ok, at);
+                let transition = self.breaker.observe_window(ok, counts, policy, at, config);
+                if transition.is_some() {
+                    // Each state starts with an empty window.
+                    window.clear(at);
+                }
+                transition
+            }
+        };
         match transition {
             Some(Transition::Opened | Transition::Reopened) => {
                 self.gate.publish(BreakerState::Open);
@@ -83,6 +103,7 @@ impl Slot {
         let was_closed = self.breaker.state() == BreakerState::Closed;
         self.evidence = Evidence::default();
         self.breaker = Breaker::default();
+        self.window = None;
         self.trend = Trend::default();
         self.gate.publish(BreakerState::Closed);
         !was_closed

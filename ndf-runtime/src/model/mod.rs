@@ -17,5 +17,5 @@ pub use gate::{BreakerState, StoredBreaker};
 pub(crate) use record::{RunEnd, StepOutcome};
 pub use record::{RunLog, StepRecord};
 pub use stats::PatternStats;
-pub use step::{Bulkhead, Hedge, Rate, Shape, StepMeta};
+pub use step::{Bulkhead, Hedge, Rate, Shape, SlidingWindow, StepMeta, WindowBreaker};
 pub use stored::{MemberBreaker, RecentRun, StoredPoint, StoredStats, TimelinePoint};

@@ -48,6 +48,43 @@ pub struct StepMeta {
     /// `slow_call = "2s"`: a success slower than this counts as a failure
     /// for the step's confidence and breaker (the caller still gets it).
     pub slow_call: Option<Duration>,
+    /// `breaker(…)`: the step's breaker opens on the failure ratio of a
+    /// sliding window of its outcomes, as Polly's and resilience4j's do,
+    /// instead of on the learned evidence.
+    pub breaker: Option<WindowBreaker>,
+}
+
+/// A circuit breaker on a sliding window of a step's outcomes, per
+/// (pattern, domain): it opens once the window holds at least `min_calls`
+/// outcomes and at least `failure_ratio` of them failed (a slow call, or
+/// one served by the fallback, is a failure); it stays open for
+/// `break_for`, then admits `probes` runs and closes once
+/// `⌈probes × (1 − failure_ratio)⌉` of them succeed, with an empty window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowBreaker {
+    /// The outcomes judged: the last N, or those of the last period.
+    pub window: SlidingWindow,
+    /// The share of failures in the window that opens the breaker, in
+    /// `(0, 1]`.
+    pub failure_ratio: f64,
+    /// Outcomes the window must hold before it can open the breaker.
+    pub min_calls: u32,
+    /// How long the breaker stays open; the config's `break_duration`
+    /// when `None`.
+    pub break_for: Option<Duration>,
+    /// Runs admitted while half-open; the config's `half_open_probes`
+    /// when `None`.
+    pub probes: Option<u32>,
+}
+
+/// The outcomes a [`WindowBreaker`] judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlidingWindow {
+    /// The last N outcomes (1 to 1 024).
+    Calls(u32),
+    /// The outcomes of the last period, counted in ten buckets of a tenth
+    /// of it each (so an outcome leaves the window up to a tenth late).
+    Time(Duration),
 }
 
 /// Hedged attempts: a new one after each `after` without a result, at most
@@ -106,6 +143,7 @@ impl StepMeta {
             idempotent: false,
             hedge: None,
             slow_call: None,
+            breaker: None,
         }
     }
 }

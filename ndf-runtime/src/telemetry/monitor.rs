@@ -197,7 +197,12 @@ impl Observer for Monitor {
             Transition::Opened => {
                 let (threshold, mean) = (c.threshold, c.confidence);
                 let (failures, calls, probes) = (c.failures, c.calls, c.break_duration);
-                let message = if c.fleet {
+                let message = if c.window {
+                    format!(
+                        "held back: {failures} of the last {calls} outcomes in its `breaker(…)` window failed, reaching its `failure_ratio` of {:.2} (confidence {mean:.2}); probes in {probes:?}",
+                        1.0 - threshold
+                    )
+                } else if c.fleet {
                     format!(
                         "held back: the processes sharing the store found its success rate credibly below {threshold:.2} ({failures} of {calls} outcomes failed across them); probes in {probes:?}"
                     )
