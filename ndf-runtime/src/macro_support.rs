@@ -8,6 +8,7 @@ pub use crate::exec::{
     insufficient, lost_result, record_level, restored, run_step, run_step_in_task,
     run_step_spawned, tolerate,
 };
+pub use crate::exec::{Hedged, Placement, Plain, Policies, Resilient};
 pub use crate::model::{
     Bulkhead, Hedge, Rate, RunLog, Shape, SlidingWindow, StepMeta, StepRecord, WindowBreaker,
 };

@@ -63,6 +63,7 @@ pub(crate) fn stub(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -> 
                 type Input = #input_ty;
                 type Output = #output_ty;
                 type Undo = ();
+                type Policies = #p::Plain;
 
                 const NAME: &'static str = #name;
                 const META: #p::StepMeta = #p::StepMeta::new(#name);
@@ -126,6 +127,7 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
     let (undo_ty, keep, compensate) = parts.compensation();
     let fallback = parts.fallback();
     let meta = meta(opts, &p);
+    let policies = policies(opts, &p);
     let name = &parts.name;
     let helpers = &parts.helpers;
     let doc =
@@ -149,6 +151,7 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
                 type Input = #input_ty;
                 type Output = #output_ty;
                 type Undo = #undo_ty;
+                type Policies = #policies;
 
                 const NAME: &'static str = #name;
                 const META: #p::StepMeta = #meta;
@@ -484,4 +487,18 @@ fn breaker_meta(b: &BreakerSpec, p: &TokenStream) -> TokenStream {
         break_for: #break_for,
         probes: #probes,
     });)
+}
+
+/// The code a step's policies need after its admission
+/// ([`Step::Policies`](../../ndf_runtime/trait.Step.html)): only what its
+/// options use is compiled for it.
+fn policies(opts: &StepOptions, p: &TokenStream) -> TokenStream {
+    let retried = opts.retry.as_ref().is_some_and(|r| r.max > 0);
+    if opts.hedge.is_some() {
+        quote!(#p::Hedged)
+    } else if retried || opts.fallback.is_some() || opts.slow_call.is_some() {
+        quote!(#p::Resilient)
+    } else {
+        quote!(#p::Plain)
+    }
 }

@@ -3,6 +3,7 @@
 //! statistics) and its own [`Run`] state, both reached through the methods
 //! of [`Cx`]; it never reaches the runtime that started it.
 
+mod attempt;
 mod durable;
 mod fan;
 mod flow;
@@ -13,6 +14,7 @@ mod traits;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub use attempt::Placement;
 pub(crate) use durable::Checkpoints;
 pub use durable::{AllCheckpointable, Checkpointed, CheckpointedStep, checkpoint, restored};
 #[cfg(feature = "fleet")]
@@ -23,7 +25,10 @@ pub use flow::{
 };
 pub use join::{Gate, Task, TaskPoll, lost_result, tolerate};
 pub use results::TaskResults;
-pub use step::{compensate_step, run_step, run_step_in_task, run_step_spawned};
+pub use step::{
+    Hedged, Plain, Policies, Resilient, compensate_step, run_step, run_step_in_task,
+    run_step_spawned,
+};
 pub use traits::{Step, Workflow};
 
 use crate::config::Config;

@@ -12,245 +12,20 @@
 //! copy does.
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::future::Either;
-use tracing::Instrument as _;
 
+use super::attempt::{
+    Failure, Inline, Placement, Spawned, attempt, failed, past_deadline, step_attempt, succeeded,
+};
 use super::{Cx, Step};
-use crate::context::PatternContext;
 use crate::error::{Error, ErrorClass, StepError};
 use crate::gating::{Limited, StepLimits};
 use crate::learning::Blocked;
-use crate::policy::Deadline;
-
-enum Failure {
-    Failed(StepError),
-    TimedOut(Duration),
-}
-
-impl Failure {
-    /// This failure, with the fallback's own failure kept beside it.
-    fn with_fallback(self, fallback: Failure) -> Failure {
-        let fallback = match fallback {
-            Failure::Failed(e) => e,
-            Failure::TimedOut(after) => {
-                StepError::msg(format!("the fallback timed out after {after:?}"))
-            }
-        };
-        match self {
-            Failure::Failed(e) => Failure::Failed(e.with_fallback_error(fallback)),
-            // The step's own last attempt timed out: `Error::Timeout` says
-            // so, and has no source to keep the fallback's error in.
-            Failure::TimedOut(after) => {
-                drop(fallback);
-                Failure::TimedOut(after)
-            }
-        }
-    }
-
-    /// The retry-after hint of the error, if any.
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Failure::Failed(e) => e.retry_after_hint(),
-            Failure::TimedOut(_) => None,
-        }
-    }
-
-    /// The error's class: a timeout is transient.
-    fn class(&self) -> ErrorClass {
-        match self {
-            Failure::Failed(e) => e.class(),
-            Failure::TimedOut(_) => ErrorClass::Transient,
-        }
-    }
-
-    fn into_error<S: Step>(self, pattern: &str) -> Error {
-        match self {
-            Failure::Failed(source) if source.class() == ErrorClass::Rejected => Error::Rejected {
-                pattern: pattern.to_owned(),
-                step: S::NAME.to_owned(),
-                source,
-            },
-            Failure::Failed(source) => Error::Execution {
-                pattern: pattern.to_owned(),
-                step: S::NAME.to_owned(),
-                source,
-            },
-            Failure::TimedOut(after) => Error::Timeout {
-                pattern: pattern.to_owned(),
-                step: S::NAME.to_owned(),
-                after,
-            },
-        }
-    }
-}
-
-/// One bounded, panic-safe attempt: combinators rather than an `async fn`,
-/// so that the step's future is stored once, not once per layer.
-fn attempt<T>(
-    fut: impl Future<Output = Result<T, StepError>>,
-    timeout: Duration,
-) -> impl Future<Output = Result<T, Failure>> {
-    Deadline::new(AssertUnwindSafe(fut).catch_unwind(), timeout).map(move |outcome| match outcome {
-        Some(Ok(Ok(out))) => Ok(out),
-        Some(Ok(Err(error))) => Err(Failure::Failed(error)),
-        Some(Err(payload)) => Err(Failure::Failed(StepError::panicked(&*payload))),
-        None => Err(Failure::TimedOut(timeout)),
-    })
-}
-
-/// [`attempt`] of step `S`; when a subscriber listens at debug level,
-/// inside a `ndf.step` span. Without one, this costs one level check; the
-/// two paths share the step future's storage, so the span costs its own
-/// few words and no allocation.
-fn step_attempt<'a, S: Step, T: 'a>(
-    cx: Cx<'a>,
-    number: u32,
-    fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
-    timeout: Duration,
-) -> impl Future<Output = Result<T, Failure>> + 'a {
-    if tracing::level_enabled!(tracing::Level::DEBUG) {
-        Either::Left(traced_attempt::<S, T>(cx, number, fut, timeout))
-    } else {
-        Either::Right(attempt(fut, timeout))
-    }
-}
-
-/// [`attempt`] of step `S`, inside a `ndf.step` span (pattern, step,
-/// domain, attempt number, outcome); the span is attached to the future,
-/// never entered across an `.await`. Context attributes are not recorded.
-async fn traced_attempt<S: Step, T>(
-    cx: Cx<'_>,
-    number: u32,
-    fut: impl Future<Output = Result<T, StepError>>,
-    timeout: Duration,
-) -> Result<T, Failure> {
-    let span = tracing::debug_span!(
-        "ndf.step",
-        pattern = cx.pattern(),
-        step = S::NAME,
-        domain = cx.context().domain(),
-        attempt = number,
-        outcome = tracing::field::Empty,
-    );
-    let result = attempt(fut, timeout).instrument(span.clone()).await;
-    span.record(
-        "outcome",
-        match &result {
-            Ok(_) => "ok",
-            Err(Failure::Failed(_)) => "error",
-            Err(Failure::TimedOut(_)) => "timeout",
-        },
-    );
-    result
-}
-
-fn succeeded<S: Step>(
-    cx: Cx<'_>,
-    index: usize,
-    retries: u32,
-    fallback: bool,
-    out: S::Output,
-) -> (S::Output, S::Undo) {
-    if let Some(record) = cx.record(index) {
-        record.finish(retries, true, fallback);
-    }
-    let undo = S::keep(&out);
-    (out, undo)
-}
-
-fn failed<S: Step>(cx: Cx<'_>, index: usize, retries: u32, failure: Failure) -> Error {
-    if let Some(record) = cx.record(index) {
-        if failure.class() == ErrorClass::Rejected {
-            record.rejected(retries);
-        } else {
-            record.finish(retries, false, false);
-        }
-    }
-    if failure.class() != ErrorClass::Rejected
-        && let Some(error) = past_deadline::<S>(cx)
-    {
-        return error;
-    }
-    failure.into_error::<S>(cx.pattern())
-}
-
-/// [`Error::DeadlineExceeded`] in step `S`, when the workflow's deadline
-/// has passed.
-fn past_deadline<S: Step>(cx: Cx<'_>) -> Option<Error> {
-    cx.deadline_passed()
-        .map(|deadline| Error::DeadlineExceeded {
-            pattern: cx.pattern().to_owned(),
-            step: S::NAME.to_owned(),
-            deadline,
-        })
-}
-
-/// Where a step's own code runs: on the task that polls the workflow, or on
-/// a task of its own that the runtime's scheduler may move to another worker.
-trait Placement {
-    fn call<S: Step>(
-        input: S::Input,
-        ctx: &PatternContext,
-    ) -> impl Future<Output = Result<S::Output, StepError>> + Send + '_;
-}
-
-/// The step's code runs inside the workflow's own state machine.
-struct Inline;
-
-impl Placement for Inline {
-    fn call<S: Step>(
-        input: S::Input,
-        ctx: &PatternContext,
-    ) -> impl Future<Output = Result<S::Output, StepError>> + Send + '_ {
-        S::call(input, ctx)
-    }
-}
-
-/// The step's code runs on a spawned task, with its own copy of the
-/// context; dropping the attempt aborts the task.
-struct Spawned;
-
-impl Placement for Spawned {
-    fn call<S: Step>(
-        input: S::Input,
-        ctx: &PatternContext,
-    ) -> impl Future<Output = Result<S::Output, StepError>> + Send + '_ {
-        let ctx = ctx.clone();
-        let task = AbortOnDrop(tokio::spawn(async move { S::call(input, &ctx).await }));
-        task.map(|joined| match joined {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => Err(StepError::panicked(&*e.into_panic())),
-            Err(_) => Err(StepError::msg("the spawned step was cancelled")),
-        })
-    }
-}
-
-/// A spawned task that is aborted when its handle is dropped, so that
-/// cancelling a workflow cancels its spawned steps too.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl<T> Future for AbortOnDrop<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx)
-    }
-}
 
 /// Runs step `S`, stage `index` of the workflow, under its policies, and
 /// returns its output with what must be kept to compensate it.
@@ -342,7 +117,7 @@ async fn run<S: Step, P: Placement>(
     // Never past the workflow's deadline.
     let timeout = cx.bounded(cx.config().timeout_of(meta));
     if timeout.is_zero()
-        && let Some(error) = past_deadline::<S>(cx)
+        && let Some(error) = past_deadline(cx, S::NAME)
     {
         return Err(error);
     }
@@ -355,14 +130,14 @@ async fn run<S: Step, P: Placement>(
         // Waiting for room is rare and slow: its future is boxed.
         let wait = cx.bounded(cx.config().resource_wait);
         if let Err(error) = Box::pin(cx.admission().admit_memory(budget, wait)).await {
-            return Err(past_deadline::<S>(cx).unwrap_or(error));
+            return Err(past_deadline(cx, S::NAME).unwrap_or(error));
         }
     }
     // A step with a `rate` or a `concurrency` takes a start and a place
     // first: at once when both are free, else in a boxed wait (only a step
     // that must wait pays for it); the place is held until the step is
     // done, retries and fallback included.
-    let _place = if S::META.rate.is_none() && S::META.bulkhead.is_none() {
+    let _place = if const { S::META.rate.is_none() && S::META.bulkhead.is_none() } {
         None
     } else {
         match StepLimits::of(std::any::TypeId::of::<S>(), meta) {
@@ -371,41 +146,164 @@ async fn run<S: Step, P: Placement>(
                 Ok(place) => Some(place),
                 Err(taken) => match Box::pin(limits.enter(timeout, taken)).await {
                     Ok(place) => Some(place),
-                    Err(limited) => return Err(limited_error::<S>(cx, index, limited)),
+                    Err(limited) => return Err(limited_error(cx, index, limited, S::NAME)),
                 },
             },
         }
     };
-    let resilient = meta.retry.max_retries > 0 || meta.fallback.is_some() || meta.hedge.is_some();
     if S::META.retry.max_retries > 0 && cx.budgets().enabled() {
         cx.budgets().call(std::any::TypeId::of::<S>());
     }
-    let (first, spare) = match resilient.then(|| S::dup(&input)).flatten() {
-        Some(copy) => (copy, Some(input)),
-        None => (input, None),
-    };
-    // A clock read only for a step with a `slow_call` threshold.
-    let started = meta.slow_call.map(|_| tokio::time::Instant::now());
-    let first_result = match (meta.hedge, &spare) {
-        // Hedged: slow attempts get company; a boxed path, as retries are.
-        (Some(hedge), Some(spare)) => {
-            Box::pin(hedged::<S, P>(cx, first, spare, timeout, hedge)).await
+    if S::META.retry.max_retries == 0
+        && S::META.fallback.is_none()
+        && S::META.hedge.is_none()
+        && S::META.slow_call.is_none()
+    {
+        // No policy after the first attempt: no copy, no clock, no
+        // recovery. Inline, as a plain `.await` is: a step future of its
+        // own here costs about 10 ns a step.
+        return match step_attempt::<S, _>(cx, 1, P::call::<S>(input, cx.context()), timeout).await {
+            Ok(out) => Ok(succeeded::<S>(cx, index, 0, false, out)),
+            Err(failure) => Err(failed(cx, index, 0, failure, S::NAME)),
+        };
+    }
+    <S::Policies as Policies>::attempts::<S, P>(cx, index, input, timeout).await
+}
+
+/// What a step's options need after its admission, chosen by `#[pattern]`
+/// as [`Step::Policies`]: a step is compiled with the code of its own
+/// policies only (a step without retries has no retry loop, one that is
+/// not hedged no hedging), which keeps the code generated per step small.
+#[doc(hidden)]
+pub trait Policies: 'static {
+    /// The attempts of step `S` (of which `P` places the code), stage
+    /// `index`, each bounded by `timeout`, and what they record.
+    fn attempts<S: Step, P: Placement>(
+        cx: Cx<'_>,
+        index: usize,
+        input: S::Input,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_;
+}
+
+/// One attempt, nothing after it: no retries, fallback, hedging or
+/// `slow_call`.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Plain;
+
+/// Retries, a fallback or a `slow_call`, without hedging.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Resilient;
+
+/// Hedged attempts, and any other policy.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Hedged;
+
+impl Policies for Plain {
+    async fn attempts<S: Step, P: Placement>(
+        cx: Cx<'_>,
+        index: usize,
+        input: S::Input,
+        timeout: Duration,
+    ) -> Result<(S::Output, S::Undo), Error> {
+        match step_attempt::<S, _>(cx, 1, P::call::<S>(input, cx.context()), timeout).await {
+            Ok(out) => Ok(succeeded::<S>(cx, index, 0, false, out)),
+            Err(failure) => Err(failed(cx, index, 0, failure, S::NAME)),
         }
-        _ => step_attempt::<S, _>(cx, 1, P::call::<S>(first, cx.context()), timeout).await,
+    }
+}
+
+impl Policies for Resilient {
+    fn attempts<S: Step, P: Placement>(
+        cx: Cx<'_>,
+        index: usize,
+        input: S::Input,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_ {
+        resilient::<S, P, Self>(cx, index, input, timeout)
+    }
+}
+
+impl Policies for Hedged {
+    fn attempts<S: Step, P: Placement>(
+        cx: Cx<'_>,
+        index: usize,
+        input: S::Input,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_ {
+        resilient::<S, P, Self>(cx, index, input, timeout)
+    }
+}
+
+/// The first attempt of a step that has a copy of its input to spare.
+trait FirstAttempt {
+    fn first<'a, S: Step, P: Placement>(
+        cx: Cx<'a>,
+        input: S::Input,
+        spare: &'a S::Input,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a;
+}
+
+impl FirstAttempt for Resilient {
+    fn first<'a, S: Step, P: Placement>(
+        cx: Cx<'a>,
+        input: S::Input,
+        _: &'a S::Input,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
+        step_attempt::<S, _>(cx, 1, P::call::<S>(input, cx.context()), timeout)
+    }
+}
+
+impl FirstAttempt for Hedged {
+    fn first<'a, S: Step, P: Placement>(
+        cx: Cx<'a>,
+        input: S::Input,
+        spare: &'a S::Input,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
+        // Hedged: slow attempts get company; a boxed path, as retries are.
+        let hedge = S::META.hedge.expect("`Hedged` is chosen for hedged steps");
+        Box::pin(hedged::<S, P>(cx, input, spare, timeout, hedge))
+    }
+}
+
+/// The attempts of a step with retries, a fallback, hedging (`F`) or a
+/// `slow_call`: the first, then [`recover`] when it failed.
+async fn resilient<S: Step, P: Placement, F: FirstAttempt>(
+    cx: Cx<'_>,
+    index: usize,
+    input: S::Input,
+    timeout: Duration,
+) -> Result<(S::Output, S::Undo), Error> {
+    // A clock read only for a step with a `slow_call` threshold.
+    let started = S::META.slow_call.map(|_| tokio::time::Instant::now());
+    let Some(first) = S::dup(&input) else {
+        // Nothing to spare (no retries, fallback or hedge): one attempt.
+        let outcome = step_attempt::<S, _>(cx, 1, P::call::<S>(input, cx.context()), timeout).await;
+        return match outcome {
+            Ok(out) => {
+                mark_slow::<S>(cx, index, started);
+                Ok(succeeded::<S>(cx, index, 0, false, out))
+            }
+            Err(failure) => Err(failed(cx, index, 0, failure, S::NAME)),
+        };
     };
-    let failure = match first_result {
+    let failure = match F::first::<S, P>(cx, first, &input, timeout).await {
         Ok(out) => {
             mark_slow::<S>(cx, index, started);
             return Ok(succeeded::<S>(cx, index, 0, false, out));
         }
         Err(failure) => failure,
     };
-    match spare {
-        Some(input) if failure.class() != ErrorClass::Rejected => {
-            Box::pin(recover::<S, P>(cx, index, input, failure, timeout, started)).await
-        }
-        _ => Err(failed::<S>(cx, index, 0, failure)),
+    if failure.class() == ErrorClass::Rejected {
+        return Err(failed(cx, index, 0, failure, S::NAME));
     }
+    Box::pin(recover::<S, P>(cx, index, input, failure, timeout, started)).await
 }
 
 /// Records a success of step `S` slower than its `slow_call` threshold
@@ -478,11 +376,11 @@ async fn hedged<S: Step, P: Placement>(
 /// The error of a run that a step's `rate` or bulkhead held back: the step
 /// did not run, and the run is refused, not failed.
 #[cold]
-fn limited_error<S: Step>(cx: Cx<'_>, index: usize, limited: Limited) -> Error {
+fn limited_error(cx: Cx<'_>, index: usize, limited: Limited, step: &'static str) -> Error {
     if let Some(record) = cx.record(index) {
         record.held(false);
     }
-    let (pattern, step) = (cx.pattern().to_owned(), S::NAME.to_owned());
+    let (pattern, step) = (cx.pattern().to_owned(), step.to_owned());
     match limited {
         Limited::Rate(rate, waited) => Error::RateLimited {
             pattern,
@@ -544,7 +442,7 @@ async fn recover<S: Step, P: Placement>(
         }
     }
     if failure.class() == ErrorClass::Rejected {
-        return Err(failed::<S>(cx, index, retries, failure));
+        return Err(failed(cx, index, retries, failure, S::NAME));
     }
     if let Some(fallback) = S::fallback(input, cx.context()) {
         let fallback_timeout =
@@ -554,56 +452,116 @@ async fn recover<S: Step, P: Placement>(
             Err(also) => failure = failure.with_fallback(also),
         }
     }
-    Err(failed::<S>(cx, index, retries, failure))
+    Err(failed(cx, index, retries, failure, S::NAME))
+}
+
+/// Step `step`, which has no fallback, is held back by low confidence:
+/// the run fails with [`Error::ConfidenceThreshold`].
+#[cold]
+fn held_back_unserved(cx: Cx<'_>, index: usize, blocked: Blocked, step: &'static str) -> Error {
+    if let Some(record) = cx.record(index) {
+        record.held(false);
+    }
+    blocked.into_error(step)
 }
 
 /// Step `S` is held back by low confidence: its fallback serves, else the
 /// run fails with [`Error::ConfidenceThreshold`]. The step itself does not
 /// run, so it learns nothing.
-async fn held_back<S: Step>(
+fn held_back<S: Step>(
     cx: Cx<'_>,
     index: usize,
     input: S::Input,
     blocked: Blocked,
-) -> Result<(S::Output, S::Undo), Error> {
-    let record = cx.record(index);
-    if let Some(fallback) = S::fallback(input, cx.context()) {
-        let timeout = S::META.fallback_timeout.unwrap_or(cx.config().step_timeout);
-        let outcome = attempt(fallback, timeout).await;
-        if let Some(record) = record {
+) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + Send + '_ {
+    let timeout = S::META.fallback_timeout.unwrap_or(cx.config().step_timeout);
+    served_instead(
+        cx,
+        index,
+        S::fallback(input, cx.context()),
+        S::keep,
+        (blocked, timeout, S::NAME),
+    )
+}
+
+/// [`held_back`], generic over the fallback's future and the output rather
+/// than the step: steps without a fallback, which all have the same
+/// (never used) future, share one copy per output type. Combinators, not
+/// an `async fn`, so that the fallback's future is stored once.
+fn served_instead<'a, F, O: 'a, U: 'a>(
+    cx: Cx<'a>,
+    index: usize,
+    fallback: Option<F>,
+    keep: fn(&O) -> U,
+    (blocked, timeout, step): (Blocked, Duration, &'static str),
+) -> impl Future<Output = Result<(O, U), Error>> + 'a
+where
+    F: Future<Output = Result<O, StepError>> + 'a,
+{
+    let Some(fallback) = fallback else {
+        return Either::Left(std::future::ready(Err(held_back_unserved(
+            cx, index, blocked, step,
+        ))));
+    };
+    Either::Right(attempt(fallback, timeout).map(move |outcome| {
+        if let Some(record) = cx.record(index) {
             record.held(outcome.is_ok());
         }
-        return match outcome {
+        match outcome {
             Ok(out) => {
-                let undo = S::keep(&out);
+                let undo = keep(&out);
                 Ok((out, undo))
             }
-            Err(failure) => Err(failure.into_error::<S>(cx.pattern())),
-        };
-    }
-    if let Some(record) = record {
-        record.held(false);
-    }
-    Err(blocked.into_error(S::NAME))
+            Err(failure) => Err(failure.into_error(cx.pattern(), step)),
+        }
+    }))
 }
 
 /// Runs the `compensate` step of `S`, stage `index`, on what was kept of its
-/// output, under the compensating step's own timeout. A failing or panicking compensation is logged and counted; the
-/// remaining compensations still run.
-pub async fn compensate_step<S: Step>(cx: Cx<'_>, index: usize, undo: S::Undo) {
-    let Some(fut) = S::compensate(undo, cx.context()) else {
-        return;
-    };
+/// output, under the compensating step's own timeout. A failing or
+/// panicking compensation is logged and counted; the remaining
+/// compensations still run.
+pub fn compensate_step<S: Step>(
+    cx: Cx<'_>,
+    index: usize,
+    undo: S::Undo,
+) -> impl Future<Output = ()> + Send + '_ {
     // The compensating step's own timeout, not the undone step's.
     let timeout = S::META
         .compensate_timeout
         .unwrap_or(cx.config().step_timeout);
-    let outcome = attempt(fut, timeout).await;
-    if let Some(record) = cx.record(index) {
-        record.compensated(outcome.is_ok());
-    }
-    if let Err(failure) = outcome {
-        let error = failure.into_error::<S>(cx.pattern());
-        tracing::warn!(target: "ndf::compensation", pattern = cx.pattern(), step = S::NAME, %error, "compensation failed");
-    }
+    compensate_with(
+        cx,
+        index,
+        S::compensate(undo, cx.context()),
+        timeout,
+        S::NAME,
+    )
+}
+
+/// [`compensate_step`], generic over the compensation's future rather than
+/// the step: steps without `compensate` share one copy. Combinators, not
+/// an `async fn`, so that the compensation's future is stored once.
+fn compensate_with<'a, F>(
+    cx: Cx<'a>,
+    index: usize,
+    compensation: Option<F>,
+    timeout: Duration,
+    step: &'static str,
+) -> impl Future<Output = ()> + 'a
+where
+    F: Future<Output = Result<(), StepError>> + 'a,
+{
+    let Some(fut) = compensation else {
+        return Either::Left(std::future::ready(()));
+    };
+    Either::Right(attempt(fut, timeout).map(move |outcome| {
+        if let Some(record) = cx.record(index) {
+            record.compensated(outcome.is_ok());
+        }
+        if let Err(failure) = outcome {
+            let error = failure.into_error(cx.pattern(), step);
+            tracing::warn!(target: "ndf::compensation", pattern = cx.pattern(), step, %error, "compensation failed");
+        }
+    }))
 }

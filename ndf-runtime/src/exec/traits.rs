@@ -24,6 +24,10 @@ pub trait Step: Send + Sync + 'static {
     /// What is kept of a completed step so that it can be compensated: `()`
     /// for a step without `compensate`, a copy of the output otherwise.
     type Undo: Send + 'static;
+    /// The code of the step's policies after its admission, chosen by
+    /// `#[pattern]` from its options.
+    #[doc(hidden)]
+    type Policies: super::step::Policies;
 
     /// The step's pattern name (kept apart from [`Step::META`] so that
     /// steps can name each other in `after` without a const cycle).

@@ -1,0 +1,256 @@
+//! One attempt of a step: bounded by its timeout, a panic caught, in a
+//! `ndf.step` span when a subscriber listens; where the step's code runs;
+//! and what an ended attempt records.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use futures::FutureExt as _;
+use futures::future::Either;
+use tracing::Instrument as _;
+
+use super::{Cx, Step};
+use crate::context::PatternContext;
+use crate::error::{Error, ErrorClass, StepError};
+use crate::policy::Deadline;
+
+pub(crate) enum Failure {
+    Failed(StepError),
+    TimedOut(Duration),
+}
+
+impl Failure {
+    /// This failure, with the fallback's own failure kept beside it.
+    pub(crate) fn with_fallback(self, fallback: Failure) -> Failure {
+        let fallback = match fallback {
+            Failure::Failed(e) => e,
+            Failure::TimedOut(after) => {
+                StepError::msg(format!("the fallback timed out after {after:?}"))
+            }
+        };
+        match self {
+            Failure::Failed(e) => Failure::Failed(e.with_fallback_error(fallback)),
+            // The step's own last attempt timed out: `Error::Timeout` says
+            // so, and has no source to keep the fallback's error in.
+            Failure::TimedOut(after) => {
+                drop(fallback);
+                Failure::TimedOut(after)
+            }
+        }
+    }
+
+    /// The retry-after hint of the error, if any.
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Failure::Failed(e) => e.retry_after_hint(),
+            Failure::TimedOut(_) => None,
+        }
+    }
+
+    /// The error's class: a timeout is transient.
+    pub(crate) fn class(&self) -> ErrorClass {
+        match self {
+            Failure::Failed(e) => e.class(),
+            Failure::TimedOut(_) => ErrorClass::Transient,
+        }
+    }
+
+    pub(crate) fn into_error(self, pattern: &str, step: &'static str) -> Error {
+        let (pattern, step) = (pattern.to_owned(), step.to_owned());
+        match self {
+            Failure::Failed(source) if source.class() == ErrorClass::Rejected => Error::Rejected {
+                pattern,
+                step,
+                source,
+            },
+            Failure::Failed(source) => Error::Execution {
+                pattern,
+                step,
+                source,
+            },
+            Failure::TimedOut(after) => Error::Timeout {
+                pattern,
+                step,
+                after,
+            },
+        }
+    }
+}
+
+/// One bounded, panic-safe attempt: combinators rather than an `async fn`,
+/// so that the step's future is stored once, not once per layer.
+pub(crate) fn attempt<T>(
+    fut: impl Future<Output = Result<T, StepError>>,
+    timeout: Duration,
+) -> impl Future<Output = Result<T, Failure>> {
+    Deadline::new(AssertUnwindSafe(fut).catch_unwind(), timeout).map(move |outcome| match outcome {
+        Some(Ok(Ok(out))) => Ok(out),
+        Some(Ok(Err(error))) => Err(Failure::Failed(error)),
+        Some(Err(payload)) => Err(Failure::Failed(StepError::panicked(&*payload))),
+        None => Err(Failure::TimedOut(timeout)),
+    })
+}
+
+/// [`attempt`] of step `S`; when a subscriber listens at debug level,
+/// inside a `ndf.step` span. Without one, this costs one level check; the
+/// two paths share the step future's storage, so the span costs its own
+/// few words and no allocation.
+pub(crate) fn step_attempt<'a, S: Step, T: 'a>(
+    cx: Cx<'a>,
+    number: u32,
+    fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
+    timeout: Duration,
+) -> impl Future<Output = Result<T, Failure>> + 'a {
+    if tracing::level_enabled!(tracing::Level::DEBUG) {
+        Either::Left(traced_attempt(cx, S::NAME, number, fut, timeout))
+    } else {
+        Either::Right(attempt(fut, timeout))
+    }
+}
+
+/// [`attempt`] of step `step`, inside a `ndf.step` span (pattern, step,
+/// domain, attempt number, outcome); the span is attached to the future,
+/// never entered across an `.await`. Context attributes are not recorded.
+async fn traced_attempt<T>(
+    cx: Cx<'_>,
+    step: &'static str,
+    number: u32,
+    fut: impl Future<Output = Result<T, StepError>>,
+    timeout: Duration,
+) -> Result<T, Failure> {
+    let span = step_span(cx, step, number);
+    let result = attempt(fut, timeout).instrument(span.clone()).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(Failure::Failed(_)) => "error",
+        Err(Failure::TimedOut(_)) => "timeout",
+    };
+    span.record("outcome", outcome);
+    result
+}
+
+/// The `ndf.step` span of attempt `number` of step `step` (not generic:
+/// its fields are written once for every step).
+fn step_span(cx: Cx<'_>, step: &'static str, number: u32) -> tracing::Span {
+    tracing::debug_span!(
+        "ndf.step",
+        pattern = cx.pattern(),
+        step,
+        domain = cx.context().domain(),
+        attempt = number,
+        outcome = tracing::field::Empty,
+    )
+}
+
+pub(crate) fn succeeded<S: Step>(
+    cx: Cx<'_>,
+    index: usize,
+    retries: u32,
+    fallback: bool,
+    out: S::Output,
+) -> (S::Output, S::Undo) {
+    if let Some(record) = cx.record(index) {
+        record.finish(retries, true, fallback);
+    }
+    let undo = S::keep(&out);
+    (out, undo)
+}
+
+/// The error of step `step`'s failure, recorded (not generic: one copy
+/// for every step).
+pub(crate) fn failed(
+    cx: Cx<'_>,
+    index: usize,
+    retries: u32,
+    failure: Failure,
+    step: &'static str,
+) -> Error {
+    if let Some(record) = cx.record(index) {
+        if failure.class() == ErrorClass::Rejected {
+            record.rejected(retries);
+        } else {
+            record.finish(retries, false, false);
+        }
+    }
+    if failure.class() != ErrorClass::Rejected
+        && let Some(error) = past_deadline(cx, step)
+    {
+        return error;
+    }
+    failure.into_error(cx.pattern(), step)
+}
+
+/// [`Error::DeadlineExceeded`] in step `step`, when the workflow's
+/// deadline has passed.
+pub(crate) fn past_deadline(cx: Cx<'_>, step: &'static str) -> Option<Error> {
+    cx.deadline_passed()
+        .map(|deadline| Error::DeadlineExceeded {
+            pattern: cx.pattern().to_owned(),
+            step: step.to_owned(),
+            deadline,
+        })
+}
+
+/// Where a step's own code runs: on the task that polls the workflow, or on
+/// a task of its own that the runtime's scheduler may move to another worker.
+#[doc(hidden)]
+pub trait Placement: 'static {
+    /// Calls step `S` once.
+    fn call<S: Step>(
+        input: S::Input,
+        ctx: &PatternContext,
+    ) -> impl Future<Output = Result<S::Output, StepError>> + Send + '_;
+}
+
+/// The step's code runs inside the workflow's own state machine.
+pub(crate) struct Inline;
+
+impl Placement for Inline {
+    fn call<S: Step>(
+        input: S::Input,
+        ctx: &PatternContext,
+    ) -> impl Future<Output = Result<S::Output, StepError>> + Send + '_ {
+        S::call(input, ctx)
+    }
+}
+
+/// The step's code runs on a spawned task, with its own copy of the
+/// context; dropping the attempt aborts the task.
+pub(crate) struct Spawned;
+
+impl Placement for Spawned {
+    fn call<S: Step>(
+        input: S::Input,
+        ctx: &PatternContext,
+    ) -> impl Future<Output = Result<S::Output, StepError>> + Send + '_ {
+        let ctx = ctx.clone();
+        let task = AbortOnDrop(tokio::spawn(async move { S::call(input, &ctx).await }));
+        task.map(|joined| match joined {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => Err(StepError::panicked(&*e.into_panic())),
+            Err(_) => Err(StepError::msg("the spawned step was cancelled")),
+        })
+    }
+}
+
+/// A spawned task that is aborted when its handle is dropped, so that
+/// cancelling a workflow cancels its spawned steps too.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl<T> Future for AbortOnDrop<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
