@@ -26,6 +26,7 @@ use super::{Cx, Step};
 use crate::error::{Error, ErrorClass, StepError};
 use crate::gating::{Limited, StepLimits};
 use crate::learning::Blocked;
+use crate::model::StepMeta;
 
 /// Runs step `S`, stage `index` of the workflow, under its policies, and
 /// returns its output with what must be kept to compensate it.
@@ -287,7 +288,7 @@ async fn resilient<S: Step, P: Placement, F: FirstAttempt>(
         let outcome = step_attempt::<S, _>(cx, 1, P::call::<S>(input, cx.context()), timeout).await;
         return match outcome {
             Ok(out) => {
-                mark_slow::<S>(cx, index, started);
+                mark_slow(cx, index, started, S::META.slow_call);
                 Ok(succeeded::<S>(cx, index, 0, false, out))
             }
             Err(failure) => Err(failed(cx, index, 0, failure, S::NAME)),
@@ -295,7 +296,7 @@ async fn resilient<S: Step, P: Placement, F: FirstAttempt>(
     };
     let failure = match F::first::<S, P>(cx, first, &input, timeout).await {
         Ok(out) => {
-            mark_slow::<S>(cx, index, started);
+            mark_slow(cx, index, started, S::META.slow_call);
             return Ok(succeeded::<S>(cx, index, 0, false, out));
         }
         Err(failure) => failure,
@@ -306,10 +307,15 @@ async fn resilient<S: Step, P: Placement, F: FirstAttempt>(
     Box::pin(recover::<S, P>(cx, index, input, failure, timeout, started)).await
 }
 
-/// Records a success of step `S` slower than its `slow_call` threshold
+/// Records a success slower than the step's `slow_call` threshold `limit`
 /// (`started` is when its first attempt started, for such steps only).
-fn mark_slow<S: Step>(cx: Cx<'_>, index: usize, started: Option<tokio::time::Instant>) {
-    if let (Some(limit), Some(started)) = (S::META.slow_call, started)
+fn mark_slow(
+    cx: Cx<'_>,
+    index: usize,
+    started: Option<tokio::time::Instant>,
+    limit: Option<Duration>,
+) {
+    if let (Some(limit), Some(started)) = (limit, started)
         && started.elapsed() > limit
         && let Some(record) = cx.record(index)
     {
@@ -409,25 +415,9 @@ async fn recover<S: Step, P: Placement>(
     timeout: Duration,
     started: Option<tokio::time::Instant>,
 ) -> Result<(S::Output, S::Undo), Error> {
-    let meta = &S::META;
     let mut retries = 0;
-    while retries < meta.retry.max_retries && failure.class() == ErrorClass::Transient {
-        // A retry-after hint is honoured: the wait is at least the hint;
-        // a hint past `max_delay` ends the retries.
-        let planned = meta.retry.delay(retries);
-        let wait = match failure.retry_after() {
-            Some(hint) if hint > meta.retry.max_delay => break,
-            Some(hint) => planned.max(hint),
-            None => planned,
-        };
-        // The retry budget: a dependency that is down gets no storm.
-        if !cx.budgets().retry(std::any::TypeId::of::<S>()) {
-            break;
-        }
-        // No retry that would start past the workflow's deadline.
-        if cx.past_deadline_after(wait) {
-            break;
-        }
+    while let Some(wait) = retry_wait(cx, &S::META, std::any::TypeId::of::<S>(), retries, &failure)
+    {
         let Some(copy) = S::dup(&input) else { break };
         tokio::time::sleep(wait).await;
         retries += 1;
@@ -435,7 +425,7 @@ async fn recover<S: Step, P: Placement>(
         match step_attempt::<S, _>(cx, retries + 1, P::call::<S>(copy, cx.context()), timeout).await
         {
             Ok(out) => {
-                mark_slow::<S>(cx, index, started);
+                mark_slow(cx, index, started, S::META.slow_call);
                 return Ok(succeeded::<S>(cx, index, retries, false, out));
             }
             Err(again) => failure = again,
@@ -444,15 +434,77 @@ async fn recover<S: Step, P: Placement>(
     if failure.class() == ErrorClass::Rejected {
         return Err(failed(cx, index, retries, failure, S::NAME));
     }
-    if let Some(fallback) = S::fallback(input, cx.context()) {
-        let fallback_timeout =
-            cx.bounded(meta.fallback_timeout.unwrap_or(cx.config().step_timeout));
-        match attempt(fallback, fallback_timeout).await {
-            Ok(out) => return Ok(succeeded::<S>(cx, index, retries, true, out)),
-            Err(also) => failure = failure.with_fallback(also),
-        }
+    let fallback_timeout = cx.bounded(S::META.fallback_timeout.unwrap_or(cx.config().step_timeout));
+    let fallback = S::fallback(input, cx.context());
+    let ended = (retries, failure, fallback_timeout, S::NAME);
+    fallback_or_failed(cx, index, fallback, S::keep, ended).await
+}
+
+/// How long to wait before retry `retries + 1` of a step with `meta`
+/// (`id` its type) after `failure`; `None` when it is not retried: its
+/// retries are spent, the error is not transient, a retry-after hint is
+/// past `max_delay`, the retry budget is spent, or the wait would end past
+/// the workflow's deadline.
+fn retry_wait(
+    cx: Cx<'_>,
+    meta: &StepMeta,
+    id: std::any::TypeId,
+    retries: u32,
+    failure: &Failure,
+) -> Option<Duration> {
+    if retries >= meta.retry.max_retries || failure.class() != ErrorClass::Transient {
+        return None;
     }
-    Err(failed(cx, index, retries, failure, S::NAME))
+    // A retry-after hint is honoured: the wait is at least the hint; a
+    // hint past `max_delay` ends the retries.
+    let planned = meta.retry.delay(retries);
+    let wait = match failure.retry_after() {
+        Some(hint) if hint > meta.retry.max_delay => return None,
+        Some(hint) => planned.max(hint),
+        None => planned,
+    };
+    // The retry budget: a dependency that is down gets no storm. No retry
+    // that would start past the workflow's deadline.
+    (cx.budgets().retry(id) && !cx.past_deadline_after(wait)).then_some(wait)
+}
+
+/// After the last attempt failed: the fallback serves, if the step has
+/// one; else, or when it fails too (its error kept beside the step's),
+/// the step's failure is recorded and returned. Generic over the
+/// fallback's future, not the step: steps without one share a copy.
+fn fallback_or_failed<'a, F, O: 'a, U: 'a>(
+    cx: Cx<'a>,
+    index: usize,
+    fallback: Option<F>,
+    keep: fn(&O) -> U,
+    (retries, failure, timeout, step): (u32, Failure, Duration, &'static str),
+) -> impl Future<Output = Result<(O, U), Error>> + 'a
+where
+    F: Future<Output = Result<O, StepError>> + 'a,
+{
+    let Some(fallback) = fallback else {
+        return Either::Left(std::future::ready(Err(failed(
+            cx, index, retries, failure, step,
+        ))));
+    };
+    Either::Right(
+        attempt(fallback, timeout).map(move |outcome| match outcome {
+            Ok(out) => {
+                if let Some(record) = cx.record(index) {
+                    record.finish(retries, true, true);
+                }
+                let undo = keep(&out);
+                Ok((out, undo))
+            }
+            Err(also) => Err(failed(
+                cx,
+                index,
+                retries,
+                failure.with_fallback(also),
+                step,
+            )),
+        }),
+    )
 }
 
 /// Step `step`, which has no fallback, is held back by low confidence:
