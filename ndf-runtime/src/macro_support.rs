@@ -9,6 +9,7 @@ pub use crate::exec::{
     run_step_spawned, tolerate,
 };
 pub use crate::exec::{Hedged, Placement, Plain, Policies, Resilient};
+pub use crate::gating::LimitsCell;
 pub use crate::model::{
     Bulkhead, Hedge, Rate, RunLog, Shape, SlidingWindow, StepMeta, StepRecord, WindowBreaker,
 };

@@ -128,6 +128,15 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
     let fallback = parts.fallback();
     let meta = meta(opts, &p);
     let policies = policies(opts, &p);
+    let limits = (opts.rate.is_some() || opts.bulkhead.is_some()).then(|| {
+        quote! {
+            #[inline]
+            fn limits() -> #p::Option<&'static #p::LimitsCell> {
+                static LIMITS: #p::LimitsCell = #p::LimitsCell::new();
+                #p::Some(&LIMITS)
+            }
+        }
+    });
     let name = &parts.name;
     let helpers = &parts.helpers;
     let doc =
@@ -173,6 +182,8 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
                 fn keep(__output: &Self::Output) -> Self::Undo {
                     #keep
                 }
+
+                #limits
 
                 fn compensate(
                     __undo: Self::Undo,

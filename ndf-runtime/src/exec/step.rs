@@ -24,7 +24,7 @@ use super::attempt::{
 };
 use super::{Cx, Step};
 use crate::error::{Error, ErrorClass, StepError};
-use crate::gating::{Limited, StepLimits};
+use crate::gating::Limited;
 use crate::learning::Blocked;
 use crate::model::StepMeta;
 
@@ -138,10 +138,10 @@ async fn run<S: Step, P: Placement>(
     // first: at once when both are free, else in a boxed wait (only a step
     // that must wait pays for it); the place is held until the step is
     // done, retries and fallback included.
-    let _place = if const { S::META.rate.is_none() && S::META.bulkhead.is_none() } {
+    let _place = if S::META.rate.is_none() && S::META.bulkhead.is_none() {
         None
     } else {
-        match StepLimits::of(std::any::TypeId::of::<S>(), meta) {
+        match S::limits().map(|cell| cell.get(meta)) {
             None => None,
             Some(limits) => match limits.try_enter() {
                 Ok(place) => Some(place),

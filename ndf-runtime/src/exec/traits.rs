@@ -48,6 +48,14 @@ pub trait Step: Send + Sync + 'static {
     /// What to keep of the output for compensation.
     fn keep(output: &Self::Output) -> Self::Undo;
 
+    /// The static that holds the step's `rate` and `concurrency` limits,
+    /// for a step that has them.
+    #[doc(hidden)]
+    #[must_use]
+    fn limits() -> Option<&'static crate::gating::LimitsCell> {
+        None
+    }
+
     /// Runs the `compensate` step, if any, on what [`Step::keep`] kept.
     fn compensate(
         undo: Self::Undo,

@@ -2,7 +2,6 @@
 //! GCRA token bucket, on tokio's clock so that paused time drives it) and a
 //! bulkhead (tokio's `Semaphore`, with a bounded queue).
 
-use std::any::TypeId;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -66,23 +65,38 @@ pub(crate) struct Place(
     #[allow(dead_code, reason = "held for its Drop")] Option<OwnedSemaphorePermit>,
 );
 
-/// Every limited step's limits, by step type.
-static LIMITS: OnceLock<papaya::HashMap<TypeId, Arc<StepLimits>>> = OnceLock::new();
+/// The limits of one step type, in a static of its own that `#[pattern]`
+/// generates for a step with `rate` or `concurrency`: a run finds them
+/// with one load, without hashing or counting references.
+#[doc(hidden)]
+pub struct LimitsCell(OnceLock<StepLimits>);
 
-impl StepLimits {
-    /// The limits of the step of type `step` with options `meta`, made on
-    /// first use; `None` for a step without `rate` or `concurrency`.
-    pub(crate) fn of(step: TypeId, meta: &StepMeta) -> Option<Arc<StepLimits>> {
-        if meta.rate.is_none() && meta.bulkhead.is_none() {
-            return None;
-        }
-        let map = LIMITS.get_or_init(papaya::HashMap::new);
-        let pinned = map.pin();
-        Some(Arc::clone(pinned.get_or_insert_with(step, || {
-            Arc::new(StepLimits::new(meta))
-        })))
+impl LimitsCell {
+    /// An empty cell, made on the first run of its step.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self(OnceLock::new())
     }
 
+    /// The limits of the step with `meta`, made on its first run.
+    pub(crate) fn get(&self, meta: &StepMeta) -> &StepLimits {
+        self.0.get_or_init(|| StepLimits::new(meta))
+    }
+}
+
+impl Default for LimitsCell {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for LimitsCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LimitsCell").field(&self.0.get()).finish()
+    }
+}
+
+impl StepLimits {
     fn new(meta: &StepMeta) -> Self {
         let rate = meta.rate.map(|rate| {
             let clock = TokioClock {
