@@ -9,6 +9,7 @@
 //! any item failed, and counts the retries of all items (see
 //! [`crate::model::StepRecord`]).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -73,8 +74,18 @@ impl<O> Keep<O> for Tolerant {
 /// The end of a fan-out.
 #[derive(Debug)]
 pub struct FanOut<S, U> {
-    /// By input index: `None` for an item that did not finish.
-    outs: Vec<Option<S>>,
+    /// The results of the first items, in input order: an item's moves
+    /// here once every item before it has finished. Items that finish in
+    /// order (the usual case) go straight here, so the output is the only
+    /// per-item memory.
+    outs: Vec<S>,
+    /// The items after those, by input index from `outs.len()` on, up to
+    /// the last one that finished: `None` while running (or if it never
+    /// finished). Allocated only when an item finishes before one started
+    /// earlier.
+    pending: VecDeque<Option<S>>,
+    /// How many items started.
+    started: usize,
     /// What the succeeded items keep to be compensated, in the order they
     /// finished.
     undos: Vec<U>,
@@ -92,22 +103,44 @@ impl<S, U> FanOut<S, U> {
     /// How many items ran, and how many of them succeeded.
     #[must_use]
     pub fn counts(&self) -> (usize, usize) {
-        (self.outs.len(), self.succeeded)
+        (self.started, self.succeeded)
     }
 
     /// The outputs, in input order (items that did not finish are left
-    /// out), and what to keep to compensate them. The output `Vec` reuses
-    /// the allocation the fan-out filled (`tests/allocations_fan_out.rs`).
+    /// out), and what to keep to compensate them. The output `Vec` is the
+    /// one the fan-out filled (`tests/allocations_fan_out.rs`).
     #[must_use]
-    #[allow(
-        clippy::filter_map_identity,
-        reason = "`filter_map` is collected in place; `flatten` allocates a new `Vec` and grows it"
-    )]
     pub fn into_parts(self) -> (Vec<S>, Vec<U>) {
-        (
-            self.outs.into_iter().filter_map(|out| out).collect(),
-            self.undos,
-        )
+        let mut outs = self.outs;
+        outs.extend(self.pending.into_iter().flatten());
+        (outs, self.undos)
+    }
+
+    /// Item `index` finished with `slot`: when every item before it has
+    /// finished, it goes to the output, with those after it that finished
+    /// meanwhile.
+    fn finished(&mut self, index: usize, slot: S, max: usize) {
+        let Some(offset) = index.checked_sub(self.outs.len()) else {
+            return;
+        };
+        if offset == 0 && self.pending.is_empty() {
+            self.outs.push(slot);
+            return;
+        }
+        if self.pending.len() <= offset {
+            if self.pending.capacity() == 0 {
+                // Room for every item in flight, once.
+                self.pending
+                    .reserve(max.min(self.started - self.outs.len()));
+            }
+            self.pending.resize_with(offset + 1, || None);
+        }
+        self.pending[offset] = Some(slot);
+        while let Some(Some(_)) = self.pending.front() {
+            if let Some(Some(out)) = self.pending.pop_front() {
+                self.outs.push(out);
+            }
+        }
     }
 
     /// What to keep to compensate the items that succeeded, the output
@@ -141,6 +174,8 @@ where
     let (lower, _) = items.size_hint();
     let mut fan = FanOut {
         outs: Vec::with_capacity(lower),
+        pending: VecDeque::new(),
+        started: 0,
         undos: Vec::new(),
         error: None,
         succeeded: 0,
@@ -161,11 +196,11 @@ where
                 }
                 if let Some(item) = items.next() {
                     running.push(Woken {
-                        item: start(fan.outs.len(), item),
+                        item: start(fan.started, item),
                         notify: &cancel,
                         cancel: None,
                     });
-                    fan.outs.push(None);
+                    fan.started += 1;
                 } else {
                     gate.finish();
                     exhausted = true;
@@ -188,9 +223,7 @@ where
                             }
                         },
                     };
-                    if let Some(place) = fan.outs.get_mut(index) {
-                        *place = Some(slot);
-                    }
+                    fan.finished(index, slot, max);
                     continue;
                 }
                 Poll::Ready(None) if exhausted => return Poll::Ready(()),
@@ -258,5 +291,36 @@ impl<F: Future> Future for Woken<'_, F> {
                 Poll::Pending
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_go_out_in_input_order_and_unfinished_items_are_left_out() {
+        let mut fan = FanOut::<u32, ()> {
+            outs: Vec::new(),
+            pending: VecDeque::new(),
+            started: 5,
+            undos: Vec::new(),
+            error: None,
+            succeeded: 0,
+        };
+        fan.finished(0, 0, 8);
+        assert_eq!((fan.outs.as_slice(), fan.pending.len()), (&[0][..], 0));
+        assert_eq!(fan.pending.capacity(), 0, "in order: no window");
+        fan.finished(2, 2, 8);
+        assert_eq!(fan.outs, [0]);
+        assert_eq!(fan.pending, [None, Some(2)]);
+        fan.finished(1, 1, 8);
+        assert_eq!(fan.outs, [0, 1, 2]);
+        assert!(fan.pending.is_empty());
+        fan.finished(4, 4, 8);
+        assert_eq!(fan.pending, [None, Some(4)]);
+        // Item 3 never finishes (the fan-out stopped).
+        assert_eq!(fan.counts(), (5, 0));
+        assert_eq!(fan.into_parts().0, [0, 1, 2, 4]);
     }
 }
