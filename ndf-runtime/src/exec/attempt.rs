@@ -4,11 +4,11 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::future::Either;
-use tracing::Instrument as _;
 
 use super::{Cx, Step};
 use crate::context::PatternContext;
@@ -110,24 +110,66 @@ pub(crate) fn step_attempt<'a, S: Step, T: 'a>(
 }
 
 /// [`attempt`] of step `step`, inside a `ndf.step` span (pattern, step,
-/// domain, attempt number, outcome); the span is attached to the future,
-/// never entered across an `.await`. Context attributes are not recorded.
-async fn traced_attempt<T>(
-    cx: Cx<'_>,
+/// domain, attempt number, outcome); the span is made at the first poll
+/// and entered only while polling, never across an `.await`. Context
+/// attributes are not recorded.
+fn traced_attempt<'a, T, F>(
+    cx: Cx<'a>,
     step: &'static str,
     number: u32,
-    fut: impl Future<Output = Result<T, StepError>>,
+    fut: F,
     timeout: Duration,
-) -> Result<T, Failure> {
-    let span = step_span(cx, step, number);
-    let result = attempt(fut, timeout).instrument(span.clone()).await;
-    let outcome = match &result {
-        Ok(_) => "ok",
-        Err(Failure::Failed(_)) => "error",
-        Err(Failure::TimedOut(_)) => "timeout",
-    };
-    span.record("outcome", outcome);
-    result
+) -> TracedAttempt<'a, impl Future<Output = Result<T, Failure>>>
+where
+    F: Future<Output = Result<T, StepError>>,
+{
+    TracedAttempt {
+        inner: attempt(fut, timeout),
+        cx,
+        step,
+        number,
+        span: None,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`traced_attempt`]: a hand-written wrapper rather than
+    /// an `async fn`, which would keep the step's future twice (as its
+    /// argument and inside the attempt), and made without building the
+    /// span, which waits for the first poll.
+    pub(crate) struct TracedAttempt<'a, F> {
+        #[pin]
+        inner: F,
+        cx: Cx<'a>,
+        step: &'static str,
+        number: u32,
+        span: Option<tracing::Span>,
+    }
+}
+
+impl<T, F: Future<Output = Result<T, Failure>>> Future for TracedAttempt<'_, F> {
+    type Output = Result<T, Failure>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, w: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let span = this
+            .span
+            .get_or_insert_with(|| step_span(*this.cx, this.step, *this.number));
+        let result = {
+            let _entered = span.enter();
+            match this.inner.poll(w) {
+                Poll::Ready(result) => result,
+                Poll::Pending => return Poll::Pending,
+            }
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(Failure::Failed(_)) => "error",
+            Err(Failure::TimedOut(_)) => "timeout",
+        };
+        span.record("outcome", outcome);
+        Poll::Ready(result)
+    }
 }
 
 /// The `ndf.step` span of attempt `number` of step `step` (not generic:

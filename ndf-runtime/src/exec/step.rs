@@ -35,12 +35,13 @@ use crate::model::StepMeta;
 ///
 /// [`Error::Execution`] when the last attempt (and the fallback) failed or
 /// panicked, [`Error::Timeout`] when the last attempt timed out.
-pub async fn run_step<S: Step>(
+pub fn run_step<S: Step>(
     cx: Cx<'_>,
     index: usize,
     input: S::Input,
-) -> Result<(S::Output, S::Undo), Error> {
-    run::<S, Inline>(cx, index, input).await
+) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_ {
+    // The run's own future, not one more layer around it.
+    run::<S, Inline>(cx, index, input)
 }
 
 /// [`run_step`] for a step inside a `parallel!` task: it stops at once,
@@ -49,12 +50,12 @@ pub async fn run_step<S: Step>(
 /// # Errors
 ///
 /// As [`run_step`].
-pub async fn run_step_in_task<S: Step>(
+pub fn run_step_in_task<S: Step>(
     cx: Cx<'_>,
     index: usize,
     input: S::Input,
-) -> Result<(S::Output, S::Undo), Error> {
-    Cancellable::<S, _>::new(cx, run::<S, Inline>(cx, index, input)).await
+) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_ {
+    Cancellable::<S, _>::new(cx, run::<S, Inline>(cx, index, input))
 }
 
 /// [`run_step_in_task`], with each attempt of the step's code on a spawned
@@ -63,12 +64,12 @@ pub async fn run_step_in_task<S: Step>(
 /// # Errors
 ///
 /// As [`run_step`].
-pub async fn run_step_spawned<S: Step>(
+pub fn run_step_spawned<S: Step>(
     cx: Cx<'_>,
     index: usize,
     input: S::Input,
-) -> Result<(S::Output, S::Undo), Error> {
-    Cancellable::<S, _>::new(cx, run::<S, Spawned>(cx, index, input)).await
+) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_ {
+    Cancellable::<S, _>::new(cx, run::<S, Spawned>(cx, index, input))
 }
 
 pin_project_lite::pin_project! {
