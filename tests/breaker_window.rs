@@ -185,3 +185,68 @@ async fn slow_calls_count_as_failures_in_the_window() {
         Err(Error::ConfidenceThreshold { .. })
     ));
 }
+
+static PRICING_DOWN: AtomicBool = AtomicBool::new(true);
+
+#[pattern(fallback = list_price, breaker(window = 4, failure_ratio = 0.5))]
+async fn live_price(sku: u32) -> Result<u32, StepError> {
+    if PRICING_DOWN.load(Ordering::SeqCst) {
+        Err(StepError::msg("pricing unavailable"))
+    } else {
+        Ok(sku * 2)
+    }
+}
+
+#[pattern]
+async fn list_price(sku: u32) -> u32 {
+    sku
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_served_by_the_fallback_count_as_failures() {
+    let ndf = ndf();
+    let flow = sequential!(name = "shop.price"; live_price);
+    let ctx = PatternContext::new("shop");
+    // Every run succeeds for the caller, served by the fallback.
+    for _ in 0..4 {
+        assert_eq!(ndf.run(&flow, 5, &ctx).await.unwrap(), 5);
+    }
+    assert_eq!(ndf.breaker("live_price", "shop"), Some(BreakerState::Open));
+    // Held back, the fallback still serves, without calling the step.
+    PRICING_DOWN.store(false, Ordering::SeqCst);
+    assert_eq!(ndf.run(&flow, 5, &ctx).await.unwrap(), 5);
+}
+
+static AUDIT_DOWN: AtomicBool = AtomicBool::new(true);
+
+#[pattern(breaker(window = 1000, min_calls = 500))]
+async fn audit(x: u32) -> Result<u32, StepError> {
+    if AUDIT_DOWN.load(Ordering::SeqCst) {
+        Err(StepError::msg("audit log unavailable"))
+    } else {
+        Ok(x)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_workflow_around_it_keeps_its_own_learned_gate() {
+    // Defaults left as they are: the workflow is gated on its evidence.
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "shop.audit"; audit);
+    let ctx = PatternContext::new("shop");
+    let mut refused = 0;
+    for _ in 0..100 {
+        if let Err(Error::ConfidenceThreshold { pattern, .. }) = ndf.run(&flow, 1, &ctx).await {
+            assert_eq!(pattern, "shop.audit", "the workflow's gate, not the step's");
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "the workflow's learned gate held it back");
+    assert_eq!(ndf.breaker("shop.audit", "shop"), Some(BreakerState::Open));
+    // The step's window wants 500 outcomes: still closed.
+    assert_eq!(ndf.breaker("audit", "shop"), Some(BreakerState::Closed));
+    AUDIT_DOWN.store(false, Ordering::SeqCst);
+}
