@@ -10,6 +10,12 @@
 //! step with retries or a fallback copies its input before the first
 //! attempt (the attempt consumes it): for an input that allocates, that
 //! copy does.
+//!
+//! What follows the admission is chosen per step at compile time
+//! (`Step::Policies`, from the step's options): a step is compiled with
+//! the code of its own policies only, and the paths every step shares
+//! (errors, the retry wait, an absent fallback or compensation) are not
+//! generic over the step.
 
 use std::future::Future;
 use std::pin::Pin;
