@@ -8,8 +8,9 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use common::database_url;
@@ -23,7 +24,23 @@ const CHILD: &str = "NDF_QUEUE_CRASH_CHILD";
 /// Set in the children of the thousand-run test: the queue to work.
 const STEADY: &str = "NDF_QUEUE_STEADY_CHILD";
 
+/// The pool of a worker process (one runtime, one queue).
 static POOL: OnceLock<PgPool> = OnceLock::new();
+/// The pool of each test in this process, by its side-effect table: a
+/// pool's connections belong to the runtime that opened them, and the
+/// tests run side by side, each on a runtime of its own that ends with it.
+static POOLS: Mutex<BTreeMap<String, PgPool>> = Mutex::new(BTreeMap::new());
+
+/// The pool that writes to `table`: its test's, else the worker process's.
+fn pool_for(table: &str) -> PgPool {
+    let tests = POOLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match tests.get(table) {
+        Some(pool) => pool.clone(),
+        None => POOL.get().expect("the pool is set").clone(),
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Order {
@@ -33,14 +50,14 @@ struct Order {
 
 /// What each stage leaves behind: a row per side effect.
 async fn effect(o: &Order, what: &str) {
-    let pool = POOL.get().expect("the pool is set");
+    let pool = pool_for(&o.table);
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO {} (order_id, effect) VALUES ($1, $2)",
         o.table
     )))
     .bind(i64::try_from(o.id).unwrap())
     .bind(what)
-    .execute(pool)
+    .execute(&pool)
     .await
     .unwrap();
 }
@@ -95,7 +112,6 @@ fn runtime() -> Ndf {
 }
 
 async fn queue(ndf: &Ndf, name: &str) -> RunQueue {
-    POOL.get_or_init(|| PgPool::connect_lazy(&database_url()).unwrap());
     RunQueue::connect(ndf, &database_url())
         .await
         .unwrap()
@@ -109,6 +125,7 @@ async fn work_until_killed(env: &str, prefix: &str, concurrency: usize) {
     let Ok(queue_name) = std::env::var(env) else {
         return;
     };
+    POOL.get_or_init(|| PgPool::connect_lazy(&database_url()).unwrap());
     let ndf = runtime();
     let queue = queue(&ndf, &queue_name).await;
     queue
@@ -133,8 +150,9 @@ fn spawn_worker(child: &str, env: &str, queue_name: &str) -> Child {
         .unwrap()
 }
 
-/// A test's queue (`kind.pid`) and its side-effect table, created empty.
-async fn fixture(kind: &str) -> (Ndf, RunQueue, String, String) {
+/// A test's queue (`kind.pid`) and its side-effect table, created empty,
+/// with the test's own pool to read it.
+async fn fixture(kind: &str) -> (Ndf, RunQueue, String, String, PgPool) {
     let pid = std::process::id();
     let (table, queue_name) = (
         format!("queue_{kind}_effects_{pid}"),
@@ -142,13 +160,18 @@ async fn fixture(kind: &str) -> (Ndf, RunQueue, String, String) {
     );
     let ndf = runtime();
     let queue = queue(&ndf, &queue_name).await;
+    let pool = PgPool::connect_lazy(&database_url()).unwrap();
+    POOLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(table.clone(), pool.clone());
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "CREATE TABLE {table} (order_id BIGINT NOT NULL, effect TEXT NOT NULL)"
     )))
-    .execute(POOL.get().unwrap())
+    .execute(&pool)
     .await
     .unwrap();
-    (ndf, queue, queue_name, table)
+    (ndf, queue, queue_name, table, pool)
 }
 
 /// Whether `effect` is in `table` `n` times within two minutes.
@@ -186,7 +209,7 @@ async fn kill_a_worker_while_charging(
     table: &str,
     [shipped, stranded]: [&String; 2],
 ) {
-    let pool = POOL.get().unwrap();
+    let pool = &pool_for(table);
     let mut child = spawn_worker("dying_worker", CHILD, queue_name);
     // Both orders are in flight once both charges were made.
     if !effects_reach(pool, table, "charge", 2).await {
@@ -209,8 +232,8 @@ async fn steady_worker() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_runs_on_two_worker_processes_each_finish_once() {
-    let (_ndf, queue, queue_name, table) = fixture("steady").await;
-    let pool = POOL.get().unwrap();
+    let (_ndf, queue, queue_name, table, pool) = fixture("steady").await;
+    let pool = &pool;
     let ctx = PatternContext::new("orders");
     let mut ids = Vec::new();
     for id in 0..1_000 {
@@ -259,8 +282,8 @@ async fn dying_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_worker_s_run_resumes_after_its_last_checkpoint() {
     let pid = std::process::id();
-    let (_ndf, queue, queue_name, table) = fixture("crash").await;
-    let pool = POOL.get().unwrap();
+    let (_ndf, queue, queue_name, table, pool) = fixture("crash").await;
+    let pool = &pool;
     let ctx = PatternContext::new("orders");
     // Order 2 ships; order 1 finds no courier, after the crash.
     let shipped = queue
