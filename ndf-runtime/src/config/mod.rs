@@ -268,10 +268,14 @@ impl Config {
             .unwrap_or(self.step_timeout)
     }
 
-    /// A step's confidence threshold: its own, else its domain preset's,
-    /// else `confidence_threshold`.
+    /// A step's confidence threshold: `1 − failure_ratio` for a step with
+    /// its own `breaker(…)` (what its window holds it to), else its own,
+    /// else its domain preset's, else `confidence_threshold`.
     #[inline]
     pub(crate) fn threshold_of(&self, meta: &StepMeta) -> f64 {
+        if let Some(policy) = &meta.breaker {
+            return 1.0 - policy.failure_ratio;
+        }
         self.step_setting(meta.confidence_threshold, meta, |p| p.confidence_threshold)
             .unwrap_or(self.confidence_threshold)
     }

@@ -265,8 +265,8 @@ fn next_probe(retry_in: Option<Duration>, window: bool) -> String {
 }
 
 /// Why a pattern is held back: the learned evidence, or the window of its
-/// `breaker(…)`.
-fn held_back_why(
+/// `breaker(…)` (for the error and the alert alike).
+pub(crate) fn held_back_why(
     window: bool,
     threshold: f64,
     failures: u32,

@@ -6,10 +6,9 @@
 //! and reused): a run over a million items allocates its output `Vec` and
 //! that set, and nothing per item (plus, when items finish out of order, a
 //! window for those waiting on an earlier one). Every item runs the same
-//! stage, so the
-//! items share the stage's step records: a record says the step failed when
-//! any item failed, and counts the retries of all items (see
-//! [`crate::model::StepRecord`]).
+//! stage, so the items share the stage's step records: a record says the
+//! step failed when any item failed, and counts the retries of all items
+//! (see [`crate::model::StepRecord`]).
 
 use std::collections::VecDeque;
 use std::future::Future;

@@ -233,12 +233,8 @@ impl Tables {
             if outcome.ran && !outcome.rejected {
                 let meta = run.metas.get(i).copied().flatten();
                 let policy = meta.and_then(|m| m.breaker.as_ref());
-                // A step's `breaker(…)` holds it to its failure ratio.
-                let threshold = match (meta, policy) {
-                    (_, Some(p)) => 1.0 - p.failure_ratio,
-                    (Some(m), None) => config.threshold_of(m),
-                    (None, None) => config.confidence_threshold,
-                };
+                let threshold =
+                    meta.map_or(config.confidence_threshold, |m| config.threshold_of(m));
                 // Served by the fallback, or slower than its `slow_call`,
                 // is a failure of the step itself.
                 let ok = outcome.ok && !outcome.fallback && !outcome.slow;

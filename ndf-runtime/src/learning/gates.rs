@@ -222,14 +222,11 @@ impl StatsTable {
         let mut steps = Vec::new();
         for (i, meta) in query.metas.iter().enumerate() {
             let Some(meta) = meta else { continue };
-            // A step's `breaker(…)` holds it to its failure ratio.
-            let policy = meta.breaker.as_ref();
-            let threshold =
-                policy.map_or_else(|| config.threshold_of(meta), |p| 1.0 - p.failure_ratio);
+            let threshold = config.threshold_of(meta);
             if let Some(blocked) = entry
                 .step_slots
                 .get(i)
-                .and_then(|slot| judge(*slot, threshold, policy))
+                .and_then(|slot| judge(*slot, threshold, meta.breaker.as_ref()))
             {
                 steps.push((i, blocked));
             }

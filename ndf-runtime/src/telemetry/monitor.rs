@@ -10,6 +10,7 @@ use super::alert::{AlertBoard, AlertKind, BreakerEvent, alert};
 use super::alert_state::{AlertRules, AlertState};
 use super::metrics::EntryMetrics;
 use crate::config::Config;
+use crate::error::held_back_why;
 use crate::learning::{BreakerChange, Observer, RunObservation, StepObservation, Transition};
 use crate::model::{Evidence, Prior, RunEnd};
 
@@ -198,10 +199,8 @@ impl Observer for Monitor {
                 let (threshold, mean) = (c.threshold, c.confidence);
                 let (failures, calls, probes) = (c.failures, c.calls, c.break_duration);
                 let message = if c.window {
-                    format!(
-                        "held back: {failures} of the last {calls} outcomes in its `breaker(…)` window failed, reaching its `failure_ratio` of {:.2} (confidence {mean:.2}); probes in {probes:?}",
-                        1.0 - threshold
-                    )
+                    let why = held_back_why(true, threshold, failures, calls, mean);
+                    format!("held back: {why}; probes in {probes:?}")
                 } else if c.fleet {
                     format!(
                         "held back: the processes sharing the store found its success rate credibly below {threshold:.2} ({failures} of {calls} outcomes failed across them); probes in {probes:?}"
