@@ -1,7 +1,9 @@
 //! Dynamic fan-out, `parallel!(max_concurrent = 8; each t)`, over 10 000
 //! items against hand-written code doing the same: a `FuturesUnordered`
 //! with at most 8 in flight, the outputs put back in input order. Both on a
-//! current-thread runtime in the same run; prints the ratio. Then one run
+//! current-thread runtime in the same run; prints the ratio. Twice: with
+//! steps that finish at their first poll, and with steps that are pending
+//! once (they yield to the runtime) and so go through the wakers. Then one run
 //! over 1 000 000 items, printing the peak RSS before and after it: what
 //! grows is the output `Vec` (8 B an item), not the items in flight.
 
@@ -36,14 +38,37 @@ async fn h(x: u64) -> u64 {
 
 /// The hand-written fan-out: at most `BOUND` in flight, outputs in input
 /// order.
+/// A step that really waits: pending once, then done.
+#[pattern]
+async fn w(x: u64) -> u64 {
+    tokio::task::yield_now().await;
+    x.wrapping_mul(3).wrapping_add(1)
+}
+
+/// The baseline of [`w`].
+async fn hw(x: u64) -> u64 {
+    tokio::task::yield_now().await;
+    x.wrapping_mul(3).wrapping_add(1)
+}
+
+/// The same items through a `FuturesUnordered` of at most [`BOUND`],
+/// outputs in input order.
 async fn hand_written(items: Vec<u64>) -> Vec<u64> {
+    hand_written_with(items, h).await
+}
+
+async fn hand_written_with<F: Future<Output = u64>>(
+    items: Vec<u64>,
+    step: impl Fn(u64) -> F,
+) -> Vec<u64> {
     let mut outs = vec![0; items.len()];
     let mut running = FuturesUnordered::new();
     let mut items = items.into_iter().enumerate();
     loop {
         while running.len() < BOUND {
             let Some((i, x)) = items.next() else { break };
-            running.push(async move { (i, h(x).await) });
+            let item = step(x);
+            running.push(async move { (i, item.await) });
         }
         match running.next().await {
             Some((i, out)) => outs[i] = out,
@@ -62,6 +87,16 @@ fn bench_fan_out(c: &mut Criterion) {
             .iter(|| hand_written(black_box(input.clone())));
     });
     group.bench_function("ndf_10000", |b| {
+        b.to_async(&rt)
+            .iter(|| ndf.run(&flow, black_box(input.clone()), &ctx));
+    });
+    // Items that are pending once: each goes through the set's wakers.
+    let flow = parallel!(name = "bench.each_waiting", max_concurrent = 8; each w);
+    group.bench_function("futures_unordered_10000_waiting", |b| {
+        b.to_async(&rt)
+            .iter(|| hand_written_with(black_box(input.clone()), hw));
+    });
+    group.bench_function("ndf_10000_waiting", |b| {
         b.to_async(&rt)
             .iter(|| ndf.run(&flow, black_box(input.clone()), &ctx));
     });
@@ -111,4 +146,9 @@ fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
     ratio::report("fan_out", "ndf_10000", "futures_unordered_10000");
+    ratio::report(
+        "fan_out",
+        "ndf_10000_waiting",
+        "futures_unordered_10000_waiting",
+    );
 }

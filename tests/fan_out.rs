@@ -135,6 +135,41 @@ async fn each_item_can_run_a_whole_workflow() {
     assert_eq!(out, [2, 3]);
 }
 
+/// Waits `n` ms when `n` is above zero; otherwise finishes at its first
+/// poll. Records the order in which items finish.
+#[pattern]
+async fn wait_or_not(job: (Trace, u64)) -> u64 {
+    let (trace, n) = job;
+    if n > 0 {
+        tokio::time::sleep(Duration::from_millis(n)).await;
+    }
+    trace.push(format!("{n}"));
+    n
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_item_that_waits_holds_back_none_of_the_items_after_it() {
+    let ndf = common::ndf();
+    let flow = parallel!(name = "math.mixed", max_concurrent = 2; each wait_or_not);
+    let trace = Trace::default();
+    // The first item waits; those after it finish at their first poll, one
+    // at a time beside it; the fourth waits too, and the rest go on beside
+    // that one once the first is done.
+    let items = [30, 0, 0, 20, 0, 0].map(|n| (trace.clone(), n));
+    let started = tokio::time::Instant::now();
+    let out = ndf
+        .run(&flow, items.to_vec(), &PatternContext::new("math"))
+        .await
+        .unwrap();
+    assert_eq!(out, [30, 0, 0, 20, 0, 0], "in input order");
+    assert_eq!(trace.events(), ["0", "0", "20", "0", "0", "30"]);
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(30),
+        "the two waits overlap"
+    );
+}
+
 #[derive(Clone, Debug, Default)]
 struct Order {
     id: u32,

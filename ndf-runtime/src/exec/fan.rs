@@ -1,7 +1,10 @@
 //! Dynamic fan-out, `parallel!(each stage)`: one stage run over every item
 //! of an iterable, at most `max_concurrent` at once, outputs in input order.
 //!
-//! The items in flight live in one bounded set of futures
+//! A new item is polled first in a slot of the fan-out's own, with the
+//! fan-out's waker: an item that finishes at its first poll never touches
+//! the set's per-item wakers. The other items in flight
+//! live in one bounded set of futures
 //! ([`futures_buffered::FuturesUnordered`], whose slots are allocated once
 //! and reused): a run over a million items allocates its output `Vec` and
 //! that set, and nothing per item (plus, when items finish out of order, a
@@ -12,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
 
 use futures::StreamExt as _;
@@ -144,6 +147,43 @@ impl<S, U> FanOut<S, U> {
         }
     }
 
+    /// Item `index` ended with `result`: kept (in input order), or the
+    /// error that stops the fan-out, when `K` does not tolerate it. Returns
+    /// whether the fan-out stops.
+    fn take<K: Keep<O, Slot = S>, O>(
+        &mut self,
+        index: usize,
+        result: Result<(O, U), Error>,
+        max: usize,
+    ) -> bool {
+        let slot = match result {
+            Ok((out, undo)) => {
+                self.undos.push(undo);
+                self.succeeded += 1;
+                K::ok(out)
+            }
+            Err(error) => match K::failed(error) {
+                Ok(kept) => kept,
+                Err(error) => {
+                    self.error = Some(error);
+                    return true;
+                }
+            },
+        };
+        self.finished(index, slot, max);
+        false
+    }
+
+    /// An item in flight when the fan-out stopped ended with `result`: if
+    /// it succeeded, what it keeps to be compensated. (If it failed, its
+    /// workflows compensated themselves, and its error is not the one that
+    /// stopped the fan-out.)
+    fn cancelled<O>(&mut self, result: Result<(O, U), Error>) {
+        if let Ok((_, undo)) = result {
+            self.undos.push(undo);
+        }
+    }
+
     /// What to keep to compensate the items that succeeded, the output
     /// dropped.
     #[must_use]
@@ -185,10 +225,30 @@ where
     // stops, this wakes those that wait, so that they see the cancellation.
     let cancel = Notify::new();
     let mut running = FuturesUnordered::with_capacity(max.min(lower).max(1));
+    // The first slot: a new item starts here and is polled with the
+    // fan-out's own waker, so an item that finishes at its first poll (a
+    // cache hit, a check) never touches the set's wakers. An item still
+    // pending stays here (it is pinned) until it finishes, polled once per
+    // wake of the fan-out; meanwhile new items go to the set.
+    let mut first = pin!(None::<Woken<'_, Fut>>);
     let mut gate = Gate::new(max, threshold);
     let mut exhausted = false;
     std::future::poll_fn(|w| {
+        // Woken: its item may be why.
+        let mut first_due = first.is_some();
         loop {
+            if first_due {
+                first_due = false;
+                if let Some(item) = first.as_mut().as_pin_mut()
+                    && let Poll::Ready((index, result)) = item.poll(w)
+                {
+                    first.set(None);
+                    gate.finish();
+                    if fan.take::<K, O>(index, result, max) {
+                        return Poll::Ready(());
+                    }
+                }
+            }
             let mut waiting = false;
             while !exhausted {
                 if !gate.try_start(cx) {
@@ -196,38 +256,35 @@ where
                     break;
                 }
                 if let Some(item) = items.next() {
-                    running.push(Woken {
+                    let item = Woken {
                         item: start(fan.started, item),
                         notify: &cancel,
                         cancel: None,
-                    });
+                    };
                     fan.started += 1;
+                    if first.is_none() {
+                        first.set(Some(item));
+                        first_due = true;
+                        break;
+                    }
+                    running.push(item);
                 } else {
                     gate.finish();
                     exhausted = true;
                 }
             }
+            if first_due {
+                continue;
+            }
             match running.poll_next_unpin(w) {
                 Poll::Ready(Some((index, result))) => {
                     gate.finish();
-                    let slot = match result {
-                        Ok((out, undo)) => {
-                            fan.undos.push(undo);
-                            fan.succeeded += 1;
-                            K::ok(out)
-                        }
-                        Err(error) => match K::failed(error) {
-                            Ok(kept) => kept,
-                            Err(error) => {
-                                fan.error = Some(error);
-                                return Poll::Ready(());
-                            }
-                        },
-                    };
-                    fan.finished(index, slot, max);
+                    if fan.take::<K, O>(index, result, max) {
+                        return Poll::Ready(());
+                    }
                     continue;
                 }
-                Poll::Ready(None) if exhausted => return Poll::Ready(()),
+                Poll::Ready(None) if exhausted && first.is_none() => return Poll::Ready(()),
                 Poll::Ready(None) | Poll::Pending => {}
             }
             match gate.end_pass(w, cx, waiting) {
@@ -241,23 +298,39 @@ where
         }
     })
     .await;
-    if fan.error.is_some() && !running.is_empty() {
+    if fan.error.is_some() {
         cancel.notify_waiters();
-        std::future::poll_fn(|w| {
-            loop {
-                match cx.as_cancelled(|| running.poll_next_unpin(w)) {
-                    Poll::Ready(Some((_, Ok((_, undo))))) => fan.undos.push(undo),
-                    // Its workflows compensated themselves; the error is
-                    // not the one that stopped the fan-out.
-                    Poll::Ready(Some((_, Err(_)))) => {}
-                    Poll::Ready(None) => return Poll::Ready(()),
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
-        })
-        .await;
+        drive_cancelled(cx, first, &mut running, &mut fan).await;
     }
     fan
+}
+
+/// Drives the items still in flight, cancelled, to their end: those that
+/// succeed meanwhile are kept to be compensated.
+async fn drive_cancelled<F, O, S, U>(
+    cx: Cx<'_>,
+    mut first: Pin<&mut Option<F>>,
+    running: &mut FuturesUnordered<F>,
+    fan: &mut FanOut<S, U>,
+) where
+    F: Future<Output = (usize, Result<(O, U), Error>)>,
+{
+    std::future::poll_fn(|w| {
+        if let Some(item) = first.as_mut().as_pin_mut()
+            && let Poll::Ready((_, result)) = cx.as_cancelled(|| item.poll(w))
+        {
+            first.set(None);
+            fan.cancelled(result);
+        }
+        loop {
+            match cx.as_cancelled(|| running.poll_next_unpin(w)) {
+                Poll::Ready(Some((_, result))) => fan.cancelled(result),
+                Poll::Ready(None) if first.is_none() => return Poll::Ready(()),
+                Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+            }
+        }
+    })
+    .await;
 }
 
 pin_project_lite::pin_project! {
