@@ -104,6 +104,52 @@ async fn one_run_is_counted_with_bounded_labels() {
 }
 
 #[pattern]
+async fn double(n: u32) -> u32 {
+    n * 2
+}
+
+/// Runs whose every step succeeded at its first attempt are learned into
+/// their steps in batches, but their metrics are not: each run's steps are
+/// counted, and the confidence gauge set, as the run ends.
+#[tokio::test(start_paused = true)]
+async fn clean_runs_are_counted_as_they_end() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let ndf = runtime();
+    let flow = sequential!(name = "sync.clean"; store => double);
+    let ctx = PatternContext::new("sync");
+    for n in 0..3 {
+        assert_eq!(ndf.run(&flow, n, &ctx).await.unwrap(), n * 2);
+    }
+    let seen = snapshot(&snapshotter);
+    for step in ["store", "double"] {
+        let key = format!("ndf_step_executions_total{{outcome=ok,pattern=sync.clean,step={step}}}");
+        assert!(
+            matches!(seen.get(&key), Some(DebugValue::Counter(3))),
+            "{key}: {:?}",
+            seen.get(&key)
+        );
+    }
+    // Learning rate 0.2, prior Beta(1, 1): three successes are
+    // 1 + 0.8 + 0.64 of evidence.
+    let successes = 1.0 + 0.8 + 0.64;
+    let expected = (successes + 1.0) / (successes + 2.0);
+    assert!(
+        matches!(seen.get("ndf_confidence{pattern=double}"), Some(DebugValue::Gauge(g)) if (g.into_inner() - expected).abs() < 1e-9),
+        "{:?}",
+        seen.get("ndf_confidence{pattern=double}")
+    );
+    // What the statistics read says is the same.
+    let stats = ndf.stats("double", "sync").unwrap();
+    assert_eq!((stats.executions, stats.successes), (3, 3));
+    let confidence = ndf.confidence("double", "sync").unwrap();
+    assert!((confidence.mean - expected).abs() < 1e-9, "{confidence:?}");
+    assert_eq!(confidence.samples, 3);
+}
+
+#[pattern]
 async fn down(n: u32) -> Result<u32, StepError> {
     Err(StepError::msg(format!("{n}: down")))
 }

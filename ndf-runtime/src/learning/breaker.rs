@@ -267,18 +267,31 @@ impl Breaker {
         // The usual case, kept inline: a success of a closed breaker with
         // nothing against it here or in the fleet. It only counts: the
         // evidence stays at zero, so nothing fades and nothing can open.
-        if ok
-            && matches!(self.phase, Phase::Closed)
-            && threshold > 0.0
-            && self.evidence == 0.0
-            && self.fleet.evidence <= 0.0
-        {
+        if ok && threshold > 0.0 && self.steady() {
             self.at = Some(now);
             self.calls += 1;
             self.failures = 0;
             return None;
         }
         self.weigh(ok, threshold, now, config)
+    }
+
+    /// Closed, with nothing against it here or in the fleet: a success
+    /// (under a threshold above zero) only counts. Successes in this state
+    /// commute, so they can be counted together
+    /// ([`Breaker::count_successes`]).
+    pub(crate) fn steady(&self) -> bool {
+        matches!(self.phase, Phase::Closed) && self.evidence == 0.0 && self.fleet.evidence <= 0.0
+    }
+
+    /// `n` successes of a [`steady`](Self::steady) breaker under a
+    /// threshold above zero, the last ended at `at`: the same as observing
+    /// them one by one.
+    pub(crate) fn count_successes(&mut self, n: u64, at: Instant) {
+        debug_assert!(self.steady(), "only a steady breaker counts successes");
+        self.at = self.at.max(Some(at));
+        self.calls += n;
+        self.failures = 0;
     }
 
     /// [`Breaker::observe`] past its inline case.

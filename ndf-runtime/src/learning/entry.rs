@@ -14,7 +14,7 @@ use super::recent::{Recent, Refusals};
 use super::slot::Slot;
 use super::windows::Windows;
 use crate::config::Config;
-use crate::model::{PatternStats, RecentRun, RunEnd, StepOutcome};
+use crate::model::{PatternStats, Prior, RecentRun, RunEnd, StepOutcome};
 use tokio::time::Instant;
 
 /// The domain under which runs in new domains are learned once the
@@ -50,6 +50,24 @@ pub(super) struct WorkflowEntry {
     /// Idle past `Config::evict_idle_after` and saved: its rings are freed
     /// (its counters and its gate stay); its next run brings them back.
     pub(super) evicted: bool,
+    /// Clean runs counted but not yet learned into the steps' counters and
+    /// confidence (see [`Tables::fold`]).
+    pub(super) clean: Option<Clean>,
+}
+
+/// Clean runs of one entry waiting to be learned into its steps: runs that
+/// succeeded, each step at its first attempt, while every step's slot was
+/// [steady](Slot::steady). Such successes change no gate and commute, so
+/// they are counted as the runs end and learned together.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Clean {
+    runs: u64,
+    /// When the last of them ended.
+    at: Instant,
+    /// What they are learned with (the configuration they were counted
+    /// under).
+    learning_rate: f64,
+    prior: Prior,
 }
 
 impl WorkflowEntry {
@@ -98,6 +116,23 @@ impl WorkflowEntry {
     }
 }
 
+impl WorkflowEntry {
+    /// Counts a clean run ended at `at`, to be learned into the steps with
+    /// the others waiting; whether it is the first waiting.
+    fn wait_clean(&mut self, at: Instant, config: &Config) -> bool {
+        let first = self.clean.is_none();
+        let waiting = self.clean.get_or_insert(Clean {
+            runs: 0,
+            at,
+            learning_rate: config.learning_rate,
+            prior: config.prior,
+        });
+        waiting.runs += 1;
+        waiting.at = waiting.at.max(at);
+        first
+    }
+}
+
 /// What applying queued runs found.
 #[derive(Debug, Default)]
 pub(crate) struct Learned {
@@ -136,6 +171,12 @@ pub(super) struct Tables {
     /// The slots whose breaker holds evidence pulled from other processes
     /// (see `fleet.rs`): the next pull visits these and its own, no others.
     pub(super) fleet_slots: Vec<usize>,
+    /// The entries with [`Clean`] runs waiting.
+    pub(super) dirty: Vec<usize>,
+    /// Learns every run one by one, the steps of clean runs too: what the
+    /// tests compare learning clean runs together with.
+    #[cfg(test)]
+    pub(super) one_by_one: bool,
 }
 
 impl Tables {
@@ -150,18 +191,26 @@ impl Tables {
     }
 
     /// Learns one run from its step records' bits, counts it, and tells the
-    /// watcher what it observed.
+    /// watcher what it observed. A clean run (see [`Clean`]) is learned
+    /// into its steps later, with the other clean runs of its entry, by
+    /// [`Tables::fold`]; any other run folds them first, so that every
+    /// slot learns its outcomes in order.
     pub(super) fn learn(
         &mut self,
         run: &RunHead,
-        steps: impl Iterator<Item = u32>,
+        steps: impl Iterator<Item = u32> + Clone,
         config: &Config,
         learned: &mut Learned,
     ) {
+        let clean = self.clean(run, steps.clone(), config);
+        if !clean {
+            self.fold();
+        }
         let Tables {
             entries,
             confidence,
             watcher,
+            dirty,
             ..
         } = self;
         let observer = &mut *watcher.0;
@@ -213,6 +262,13 @@ impl Tables {
         if let Some(change) = run_change {
             observer.breaker(&change.of(run.workflow, domain));
         }
+        if clean {
+            if entry.wait_clean(at, config) {
+                dirty.push(run.entry);
+            }
+            observer.clean_steps(run.entry, entry.steps.len());
+            return;
+        }
         for (i, (stats, bits)) in entry.step_stats.iter_mut().zip(steps).enumerate() {
             let outcome = StepOutcome::decode(bits);
             let mut step = StepObservation {
@@ -245,6 +301,70 @@ impl Tables {
                 }
             }
             observer.step(&step);
+        }
+    }
+
+    /// Whether `run` is clean (see [`Clean`]) and can be counted with the
+    /// clean runs its entry has waiting.
+    fn clean(&self, run: &RunHead, mut steps: impl Iterator<Item = u32>, config: &Config) -> bool {
+        #[cfg(test)]
+        if self.one_by_one {
+            return false;
+        }
+        if run.end != RunEnd::Ok {
+            return false;
+        }
+        let Some(entry) = self.entries.get(run.entry) else {
+            return false;
+        };
+        if entry.steps.is_empty()
+            || entry.clean.is_some_and(|c| {
+                c.learning_rate.to_bits() != config.learning_rate.to_bits()
+                    || c.prior != config.prior
+            })
+        {
+            return false;
+        }
+        entry.step_slots.iter().enumerate().all(|(i, &slot)| {
+            let Some(bits) = steps.next() else {
+                return false;
+            };
+            let meta = run.metas.get(i).copied().flatten();
+            // A threshold of zero holds nothing back, and so does not count.
+            StepOutcome::clean(bits)
+                && meta.is_none_or(|m| m.breaker.is_none())
+                && meta.map_or(config.confidence_threshold, |m| config.threshold_of(m)) > 0.0
+                && self.confidence[slot].steady()
+        })
+    }
+
+    /// Learns the waiting clean runs into their steps' counters and slots:
+    /// the same as learning each as it ended. Called before any other run
+    /// is learned, and whenever the statistics are read or changed other
+    /// than by learning a run ([`StatsTable::lock`](super::StatsTable::lock)).
+    pub(super) fn fold(&mut self) {
+        let Tables {
+            entries,
+            confidence,
+            dirty,
+            ..
+        } = self;
+        for id in dirty.drain(..) {
+            let Some(entry) = entries.get_mut(id) else {
+                continue;
+            };
+            let Some(clean) = entry.clean.take() else {
+                continue;
+            };
+            for (stats, &slot) in entry.step_stats.iter_mut().zip(&entry.step_slots) {
+                stats.add_successes(clean.runs);
+                confidence[slot].learn_successes(
+                    clean.runs,
+                    clean.at,
+                    clean.learning_rate,
+                    clean.prior,
+                );
+            }
         }
     }
 
@@ -400,6 +520,7 @@ pub(super) fn entry_index(
         refused: Refusals::default(),
         last: Instant::now(),
         evicted: false,
+        clean: None,
     });
     tables
         .ids
@@ -430,3 +551,7 @@ pub(super) fn resolve(
         confidence.len() - 1
     })
 }
+
+#[cfg(test)]
+#[path = "entry_tests.rs"]
+mod tests;

@@ -81,6 +81,20 @@ pub(crate) trait Observer: Send {
     /// A step record of the run just reported was learned.
     fn step(&mut self, step: &StepObservation);
 
+    /// Each of the `steps` step records of the run of `entry` just reported
+    /// was [`StepOutcome::CLEAN`], and taught its slot a success: the same
+    /// as [`Observer::step`] of each, in one call.
+    fn clean_steps(&mut self, entry: usize, steps: usize) {
+        for index in 0..steps {
+            self.step(&StepObservation {
+                entry,
+                index,
+                outcome: StepOutcome::CLEAN,
+                taught: Some(true),
+            });
+        }
+    }
+
     /// A breaker opened, opened again or closed (a reset closes it too).
     fn breaker(&mut self, change: &BreakerChange<'_>);
 }

@@ -89,6 +89,49 @@ impl Slot {
         (mean, transition)
     }
 
+    /// Whether a success under a threshold above zero would change only
+    /// the slot's confidence and counts, never its gate: its breaker is
+    /// [steady](Breaker::steady) and it has no `breaker(…)` window.
+    pub(super) fn steady(&self) -> bool {
+        self.window.is_none() && self.breaker.steady()
+    }
+
+    /// Learns `n` successes of a [steady](Self::steady) slot, the last
+    /// ended at `at`: the same confidence, trend and breaker as learning
+    /// them one by one with [`Slot::learn`].
+    pub(super) fn learn_successes(
+        &mut self,
+        n: u64,
+        at: Instant,
+        learning_rate: f64,
+        prior: Prior,
+    ) {
+        let mut left = n;
+        while left > 0 {
+            let before = self.evidence;
+            self.evidence.observe(true, learning_rate);
+            left -= 1;
+            // Only the last means stay in the trend.
+            if left < TREND as u64 {
+                self.trend.push(self.evidence.mean(prior));
+            }
+            if self.evidence.successes.to_bits() == before.successes.to_bits()
+                && self.evidence.failures.to_bits() == before.failures.to_bits()
+            {
+                // Converged: each success left leaves the evidence as it
+                // is (but for its count), so thousands waiting take as
+                // long to learn as a few.
+                self.evidence.samples += left;
+                let mean = self.evidence.mean(prior);
+                for _ in 0..left.min(TREND as u64) {
+                    self.trend.push(mean);
+                }
+                break;
+            }
+        }
+        self.breaker.count_successes(n, at);
+    }
+
     /// Learns one outcome; returns the new posterior mean.
     fn observe(&mut self, ok: bool, learning_rate: f64, prior: Prior) -> f64 {
         self.evidence.observe(ok, learning_rate);
@@ -141,6 +184,34 @@ impl Trend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn successes_learned_at_once_leave_what_learning_them_one_by_one_does() {
+        let config = Config::default();
+        let at = Instant::now();
+        for n in [1, 5, 31, 32, 33, 1_000, 100_000] {
+            // Evidence with failures to forget, and a steady breaker.
+            let start = Slot {
+                evidence: Evidence {
+                    successes: 1.0,
+                    failures: 3.0,
+                    samples: 4,
+                },
+                ..Slot::default()
+            };
+            let (mut together, mut alone) = (start.clone(), start);
+            together.learn_successes(n, at, config.learning_rate, config.prior);
+            for _ in 0..n {
+                alone.learn(true, config.confidence_threshold, None, at, &config);
+            }
+            assert_eq!(together.evidence, alone.evidence, "{n}");
+            // (Debug: a breaker that never weighed has a NaN threshold.)
+            let breaker = |s: &Slot| format!("{:?}", s.breaker);
+            assert_eq!(breaker(&together), breaker(&alone), "{n}");
+            let bits = |s: &Slot| s.trend.iter().map(f64::to_bits).collect::<Vec<_>>();
+            assert_eq!(bits(&together), bits(&alone), "{n}");
+        }
+    }
 
     #[test]
     fn the_trend_keeps_the_last_means_oldest_first() {

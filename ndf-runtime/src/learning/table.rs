@@ -50,7 +50,17 @@ impl StatsTable {
         table
     }
 
+    /// The statistics, with every clean run learned into its steps (see
+    /// [`Tables::fold`]): what reads and changes other than learning take.
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
+        let mut tables = self.lock_learning();
+        tables.fold();
+        tables
+    }
+
+    /// The statistics as learning a run takes them: clean runs may wait to
+    /// be learned into their steps.
+    pub(super) fn lock_learning(&self) -> std::sync::MutexGuard<'_, Tables> {
         self.tables.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -118,7 +128,7 @@ impl StatsTable {
             return learned;
         }
         let guard = if wait {
-            Some(self.lock())
+            Some(self.lock_learning())
         } else {
             self.try_lock()
         };

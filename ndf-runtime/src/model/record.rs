@@ -152,6 +152,26 @@ impl StepRecord {
 }
 
 impl StepOutcome {
+    /// A step that succeeded at its first attempt, and nothing else
+    /// happened to it.
+    pub(crate) const CLEAN: StepOutcome = StepOutcome {
+        ran: true,
+        ok: true,
+        retries: 0,
+        fallback: false,
+        compensated: false,
+        compensation_failed: false,
+        level: None,
+        held: false,
+        rejected: false,
+        slow: false,
+    };
+
+    /// Whether a record's [`StepRecord::bits`] hold [`StepOutcome::CLEAN`].
+    pub(crate) fn clean(bits: u32) -> bool {
+        bits == OK
+    }
+
     /// The outcome a record's [`StepRecord::bits`] hold.
     pub(crate) fn decode(bits: u32) -> Self {
         StepOutcome {

@@ -89,6 +89,13 @@ impl PatternStats {
         self.total_latency_ns = self.total_latency_ns.saturating_add(other.total_latency_ns);
     }
 
+    /// `n` steps that succeeded at their first attempt: the same as
+    /// [`PatternStats::add_step`] of each.
+    pub(crate) fn add_successes(&mut self, n: u64) {
+        self.executions += n;
+        self.successes += n;
+    }
+
     pub(crate) fn add_step(&mut self, o: StepOutcome) {
         if o.rejected {
             self.rejected += 1;

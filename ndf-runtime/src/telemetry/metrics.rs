@@ -150,6 +150,14 @@ impl EntryMetrics {
         self.runs_refused.increment(1);
     }
 
+    /// Step record `index` was [`StepOutcome::CLEAN`]: what
+    /// [`EntryMetrics::step`] counts of it.
+    pub(crate) fn clean_step(&self, index: usize) {
+        if let Some(m) = self.steps.get(index) {
+            m.ok.increment(1);
+        }
+    }
+
     /// What step record `index` did in a run.
     pub(crate) fn step(&self, index: usize, outcome: StepOutcome) {
         let Some(m) = self.steps.get(index) else {

@@ -176,6 +176,25 @@ impl Observer for Monitor {
         }
     }
 
+    fn clean_steps(&mut self, entry: usize, steps: usize) {
+        let Monitor {
+            entries,
+            patterns,
+            learning_rate,
+            prior,
+            ..
+        } = self;
+        let Some(e) = entries.get(entry) else {
+            return;
+        };
+        for (index, &pattern) in e.step_patterns.iter().enumerate().take(steps) {
+            e.metrics.clean_step(index);
+            let p = &mut patterns[pattern];
+            p.evidence.observe(true, *learning_rate);
+            p.gauge.set(p.evidence.mean(*prior));
+        }
+    }
+
     fn breaker(&mut self, c: &BreakerChange<'_>) {
         let who = (c.pattern, c.domain);
         let to = match c.transition {
