@@ -4,7 +4,8 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::FutureExt as _;
@@ -13,7 +14,7 @@ use futures::future::Either;
 use super::{Cx, Step};
 use crate::context::PatternContext;
 use crate::error::{Error, ErrorClass, StepError};
-use crate::policy::Deadline;
+use crate::policy::Timer;
 
 pub(crate) enum Failure {
     Failed(StepError),
@@ -78,18 +79,50 @@ impl Failure {
     }
 }
 
-/// One bounded, panic-safe attempt: combinators rather than an `async fn`,
-/// so that the step's future is stored once, not once per layer.
-pub(crate) fn attempt<T>(
-    fut: impl Future<Output = Result<T, StepError>>,
+/// One bounded, panic-safe attempt.
+pub(crate) fn attempt<T, F: Future<Output = Result<T, StepError>>>(
+    fut: F,
     timeout: Duration,
-) -> impl Future<Output = Result<T, Failure>> {
-    Deadline::new(AssertUnwindSafe(fut).catch_unwind(), timeout).map(move |outcome| match outcome {
-        Some(Ok(Ok(out))) => Ok(out),
-        Some(Ok(Err(error))) => Err(Failure::Failed(error)),
-        Some(Err(payload)) => Err(Failure::Failed(StepError::panicked(&*payload))),
-        None => Err(Failure::TimedOut(timeout)),
-    })
+) -> Attempt<F> {
+    Attempt {
+        fut,
+        timeout,
+        timer: Timer::Idle,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`attempt`]: the step's future, stored once, polled
+    /// with a panic caught, and its timer, armed at its first wait. One
+    /// hand-written future rather than a deadline around a `catch_unwind`
+    /// under a `map`: each layer cost its own poll.
+    pub(crate) struct Attempt<F> {
+        #[pin]
+        fut: F,
+        timeout: Duration,
+        #[pin]
+        timer: Timer,
+    }
+}
+
+impl<T, F: Future<Output = Result<T, StepError>>> Future for Attempt<F> {
+    type Output = Result<T, Failure>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut fut = this.fut;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(Ok(out))) => Poll::Ready(Ok(out)),
+            Ok(Poll::Ready(Err(error))) => Poll::Ready(Err(Failure::Failed(error))),
+            Err(payload) => Poll::Ready(Err(Failure::Failed(StepError::panicked(&*payload)))),
+            Ok(Poll::Pending) => {
+                let timeout = *this.timeout;
+                this.timer
+                    .poll_expired(timeout, cx)
+                    .map(|()| Err(Failure::TimedOut(timeout)))
+            }
+        }
+    }
 }
 
 /// [`attempt`] of step `S`; when a subscriber listens at debug level,
@@ -294,5 +327,69 @@ impl<T> Future for AbortOnDrop<T> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
         std::pin::Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an attempt ended with, in words.
+    fn said<T: std::fmt::Debug>(result: Result<T, Failure>) -> String {
+        match result {
+            Ok(out) => format!("ok {out:?}"),
+            Err(Failure::Failed(error)) => format!("failed: {error}"),
+            Err(Failure::TimedOut(after)) => format!("timed out after {after:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ready_step_passes_through_without_a_timer() {
+        let mut attempt = std::pin::pin!(attempt(async { Ok(7) }, Duration::from_millis(1)));
+        let polled = std::future::poll_fn(|cx| Poll::Ready(attempt.as_mut().poll(cx))).await;
+        assert!(matches!(polled, Poll::Ready(Ok(7))));
+        assert!(matches!(attempt.timer, Timer::Idle), "never armed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_step_times_out_after_its_timeout_from_its_first_wait() {
+        let started = tokio::time::Instant::now();
+        let slow = async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok(1)
+        };
+        let result = attempt(slow, Duration::from_secs(1)).await;
+        assert_eq!(said(result), "timed out after 1s");
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_that_waits_and_finishes_in_time_completes() {
+        let quick = async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Ok(3)
+        };
+        assert_eq!(said(attempt(quick, Duration::from_secs(1)).await), "ok 3");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn errors_and_panics_are_failures() {
+        let failing = async { Err::<u8, _>(StepError::msg("no")) };
+        assert_eq!(
+            said(attempt(failing, Duration::from_secs(1)).await),
+            "failed: no"
+        );
+        let panicking = async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            if true {
+                panic!("boom");
+            }
+            Ok::<u8, StepError>(0)
+        };
+        let said = said(attempt(panicking, Duration::from_secs(1)).await);
+        assert!(
+            said.starts_with("failed: ") && said.contains("boom"),
+            "{said}"
+        );
     }
 }

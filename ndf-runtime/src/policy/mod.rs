@@ -4,4 +4,4 @@ mod retry;
 mod timeout;
 
 pub use retry::RetryPolicy;
-pub(crate) use timeout::Deadline;
+pub(crate) use timeout::Timer;
