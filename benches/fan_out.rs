@@ -3,7 +3,9 @@
 //! with at most 8 in flight, the outputs put back in input order. Both on a
 //! current-thread runtime in the same run; prints the ratio. Twice: with
 //! steps that finish at their first poll, and with steps that are pending
-//! once (they yield to the runtime) and so go through the wakers. Then one run
+//! once (they yield to the runtime) and so go through the wakers, against
+//! the hand-written code without and with a timeout on each item (ndf's
+//! steps always have one). Then one run
 //! over 1 000 000 items, printing the peak RSS before and after it: what
 //! grows is the output `Vec` (8 B an item), not the items in flight.
 
@@ -96,6 +98,17 @@ fn bench_fan_out(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| hand_written_with(black_box(input.clone()), hw));
     });
+    // The same, each item under a timeout as ndf's steps are (its default
+    // `step_timeout`, armed at the item's first wait).
+    group.bench_function("futures_unordered_10000_waiting_timeout", |b| {
+        b.to_async(&rt).iter(|| {
+            hand_written_with(black_box(input.clone()), |x| async move {
+                tokio::time::timeout(Duration::from_secs(30), hw(x))
+                    .await
+                    .unwrap_or(0)
+            })
+        });
+    });
     group.bench_function("ndf_10000_waiting", |b| {
         b.to_async(&rt)
             .iter(|| ndf.run(&flow, black_box(input.clone()), &ctx));
@@ -150,5 +163,10 @@ fn main() {
         "fan_out",
         "ndf_10000_waiting",
         "futures_unordered_10000_waiting",
+    );
+    ratio::report(
+        "fan_out",
+        "ndf_10000_waiting",
+        "futures_unordered_10000_waiting_timeout",
     );
 }
