@@ -194,15 +194,19 @@ impl<S, U> FanOut<S, U> {
 
 /// Runs `start(index, item)` for every item, at most `max` at once and none
 /// while the resource probe reads above `threshold`. A failure that `K`
-/// does not tolerate stops the fan-out: no more items start, those in
-/// flight are cancelled and driven to their end (the workflows inside them
-/// compensate what they completed; those that succeed meanwhile are kept
-/// to be compensated).
+/// does not tolerate stops the fan-out: no more items start, and those in
+/// flight are cancelled. With `drive`, the items are nested workflows:
+/// they are driven to their end as cancelled (each compensates the stages
+/// it completed; those that succeed meanwhile are kept to be compensated).
+/// Without, each item is one step, which has nothing of its own to
+/// compensate until it succeeds: the items in flight are dropped, and so
+/// never wait to be woken for the cancellation.
 pub async fn fan_out<K, I, O, U, Start, Fut>(
     cx: Cx<'_>,
     items: I,
     max: usize,
     threshold: Option<f64>,
+    drive: bool,
     mut start: Start,
 ) -> FanOut<K::Slot, U>
 where
@@ -222,8 +226,10 @@ where
         succeeded: 0,
     };
     // The set polls only the items that were woken: when the fan-out
-    // stops, this wakes those that wait, so that they see the cancellation.
+    // stops, this wakes those that wait (if they are to be driven), so that
+    // they see the cancellation.
     let cancel = Notify::new();
+    let notify = drive.then_some(&cancel);
     let mut running = FuturesUnordered::with_capacity(max.min(lower).max(1));
     // The first slot: a new item starts here and is polled with the
     // fan-out's own waker, so an item that finishes at its first poll (a
@@ -258,7 +264,7 @@ where
                 if let Some(item) = items.next() {
                     let item = Woken {
                         item: start(fan.started, item),
-                        notify: &cancel,
+                        notify,
                         cancel: None,
                     };
                     fan.started += 1;
@@ -298,7 +304,7 @@ where
         }
     })
     .await;
-    if fan.error.is_some() {
+    if fan.error.is_some() && drive {
         cancel.notify_waiters();
         drive_cancelled(cx, first, &mut running, &mut fan).await;
     }
@@ -334,13 +340,14 @@ async fn drive_cancelled<F, O, S, U>(
 }
 
 pin_project_lite::pin_project! {
-    /// An item in flight, woken when the fan-out is cancelled as well as by
-    /// its own events. It waits for the cancellation only once it has been
-    /// pending: an item that finishes at its first poll never touches it.
+    /// An item in flight, woken when the fan-out is cancelled (with a
+    /// `notify`) as well as by its own events. It waits for the
+    /// cancellation only once it has been pending: an item that finishes
+    /// at its first poll never touches it.
     struct Woken<'n, F> {
         #[pin]
         item: F,
-        notify: &'n Notify,
+        notify: Option<&'n Notify>,
         #[pin]
         cancel: Option<Notified<'n>>,
     }
@@ -356,8 +363,10 @@ impl<F: Future> Future for Woken<'_, F> {
             Poll::Pending => {
                 // Registers the waker; once notified, it stays ready, and
                 // the item is polled as cancelled from then on.
-                if this.cancel.is_none() {
-                    this.cancel.set(Some(this.notify.notified()));
+                if this.cancel.is_none()
+                    && let Some(notify) = this.notify
+                {
+                    this.cancel.set(Some(notify.notified()));
                 }
                 if let Some(cancel) = this.cancel.as_pin_mut() {
                     let _ = cancel.poll(cx);

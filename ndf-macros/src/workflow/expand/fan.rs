@@ -13,7 +13,7 @@ use quote::{quote, quote_spanned};
 
 use super::Expander;
 use crate::typecheck::Rule;
-use crate::workflow::model::Workflow;
+use crate::workflow::model::{Stage, Workflow};
 
 impl Expander {
     pub(super) fn run_fan_out(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {
@@ -57,12 +57,16 @@ impl Expander {
         // rustc reports an input that is not iterable at the call: at `each`.
         let each = crate::typecheck::at(w.each.unwrap_or(w.span));
         let fan_out = quote_spanned!(each=> #p::fan_out::<#keep, _, _, _, _, _>);
+        // A nested workflow cancelled in flight compensates what it
+        // completed: it is driven to its end. A step is dropped.
+        let drive = matches!(stage, Stage::Nested(_));
         let start = quote_spanned! {each=>
             let mut #fan = #fan_out(
                 __cx,
                 #items,
                 #max,
                 #threshold,
+                #drive,
                 move |__index, #item| async move {
                     let #own = #converted;
                     (__index, #run)
