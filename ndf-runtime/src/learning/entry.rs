@@ -50,15 +50,20 @@ pub(super) struct WorkflowEntry {
     /// Idle past `Config::evict_idle_after` and saved: its rings are freed
     /// (its counters and its gate stay); its next run brings them back.
     pub(super) evicted: bool,
-    /// Clean runs counted but not yet learned into the steps' counters and
-    /// confidence (see [`Tables::fold`]).
+    /// Clean runs counted but not yet learned into the slots and the
+    /// steps' counters (see [`Tables::fold`]).
     pub(super) clean: Option<Clean>,
+    /// The [`Tables::epoch`] at which its slots were last all found steady
+    /// for the metas (by address) of its workflow.
+    pub(super) steady: Option<(u64, usize)>,
 }
 
-/// Clean runs of one entry waiting to be learned into its steps: runs that
-/// succeeded, each step at its first attempt, while every step's slot was
+/// Clean runs of one entry waiting to be learned into its slots (the
+/// workflow's and its steps') and its steps' counters: runs that
+/// succeeded, each step at its first attempt, while each of those slots was
 /// [steady](Slot::steady). Such successes change no gate and commute, so
-/// they are counted as the runs end and learned together.
+/// they are counted as the runs end and learned together. (The run's own
+/// counters, latency, rings, alerts and metrics are learned as it ends.)
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Clean {
     runs: u64,
@@ -173,6 +178,11 @@ pub(super) struct Tables {
     pub(super) fleet_slots: Vec<usize>,
     /// The entries with [`Clean`] runs waiting.
     pub(super) dirty: Vec<usize>,
+    /// Counts the times a slot may have stopped being steady: each run
+    /// learned one by one, and each lock of the statistics other than to
+    /// learn a run (reads, saves, fleet pulls, resets, new entries) adds
+    /// one. A clean run only keeps steady slots steady.
+    pub(super) epoch: u64,
     /// Learns every run one by one, the steps of clean runs too: what the
     /// tests compare learning clean runs together with.
     #[cfg(test)]
@@ -192,7 +202,7 @@ impl Tables {
 
     /// Learns one run from its step records' bits, counts it, and tells the
     /// watcher what it observed. A clean run (see [`Clean`]) is learned
-    /// into its steps later, with the other clean runs of its entry, by
+    /// into its slots later, with the other clean runs of its entry, by
     /// [`Tables::fold`]; any other run folds them first, so that every
     /// slot learns its outcomes in order.
     pub(super) fn learn(
@@ -205,6 +215,7 @@ impl Tables {
         let clean = self.clean(run, steps.clone(), config);
         if !clean {
             self.fold();
+            self.epoch += 1;
         }
         let Tables {
             entries,
@@ -254,9 +265,12 @@ impl Tables {
         };
         let mut run_change = None;
         if ran {
-            let (_, change) = learn(entry.run_slot, ok, config.confidence_threshold, None);
+            // A clean run's own slot learns it with its steps' (the fold).
+            if !clean {
+                let (_, change) = learn(entry.run_slot, ok, config.confidence_threshold, None);
+                run_change = change;
+            }
             observation.taught = Some(ok);
-            run_change = change;
         }
         observer.run(&observation);
         if let Some(change) = run_change {
@@ -305,8 +319,10 @@ impl Tables {
     }
 
     /// Whether `run` is clean (see [`Clean`]) and can be counted with the
-    /// clean runs its entry has waiting.
-    fn clean(&self, run: &RunHead, mut steps: impl Iterator<Item = u32>, config: &Config) -> bool {
+    /// clean runs its entry has waiting. Its records are read every time;
+    /// its slots and options only when a slot may have changed since they
+    /// were last found steady ([`Tables::epoch`]).
+    fn clean(&mut self, run: &RunHead, steps: impl Iterator<Item = u32>, config: &Config) -> bool {
         #[cfg(test)]
         if self.one_by_one {
             return false;
@@ -325,20 +341,37 @@ impl Tables {
         {
             return false;
         }
-        entry.step_slots.iter().enumerate().all(|(i, &slot)| {
-            let Some(bits) = steps.next() else {
+        let mut records = 0;
+        for bits in steps {
+            if !StepOutcome::clean(bits) {
                 return false;
-            };
-            let meta = run.metas.get(i).copied().flatten();
-            // A threshold of zero holds nothing back, and so does not count.
-            StepOutcome::clean(bits)
-                && meta.is_none_or(|m| m.breaker.is_none())
-                && meta.map_or(config.confidence_threshold, |m| config.threshold_of(m)) > 0.0
-                && self.confidence[slot].steady()
-        })
+            }
+            records += 1;
+        }
+        if records != entry.step_slots.len() {
+            return false;
+        }
+        let seen = (self.epoch, run.metas.as_ptr() as usize);
+        if entry.steady == Some(seen) {
+            return true;
+        }
+        // A threshold of zero holds nothing back, and so does not count;
+        // a step's `breaker(…)` window counts each outcome.
+        let steady = config.confidence_threshold > 0.0
+            && self.confidence[entry.run_slot].steady()
+            && entry.step_slots.iter().enumerate().all(|(i, &slot)| {
+                let meta = run.metas.get(i).copied().flatten();
+                meta.is_none_or(|m| m.breaker.is_none())
+                    && meta.map_or(config.confidence_threshold, |m| config.threshold_of(m)) > 0.0
+                    && self.confidence[slot].steady()
+            });
+        if steady {
+            self.entries[run.entry].steady = Some(seen);
+        }
+        steady
     }
 
-    /// Learns the waiting clean runs into their steps' counters and slots:
+    /// Learns the waiting clean runs into their slots and steps' counters:
     /// the same as learning each as it ended. Called before any other run
     /// is learned, and whenever the statistics are read or changed other
     /// than by learning a run ([`StatsTable::lock`](super::StatsTable::lock)).
@@ -356,14 +389,13 @@ impl Tables {
             let Some(clean) = entry.clean.take() else {
                 continue;
             };
+            let learn = |slot: &mut Slot| {
+                slot.learn_successes(clean.runs, clean.at, clean.learning_rate, clean.prior);
+            };
+            learn(&mut confidence[entry.run_slot]);
             for (stats, &slot) in entry.step_stats.iter_mut().zip(&entry.step_slots) {
                 stats.add_successes(clean.runs);
-                confidence[slot].learn_successes(
-                    clean.runs,
-                    clean.at,
-                    clean.learning_rate,
-                    clean.prior,
-                );
+                learn(&mut confidence[slot]);
             }
         }
     }
@@ -521,6 +553,7 @@ pub(super) fn entry_index(
         last: Instant::now(),
         evicted: false,
         clean: None,
+        steady: None,
     });
     tables
         .ids

@@ -182,9 +182,20 @@ fn a_step_with_its_own_window_or_a_threshold_of_zero_is_learned_one_by_one() {
     assert!(!t.clean(&head, bits.iter().copied(), &Config::default()));
     let plain = RunHead { metas: &[], ..head };
     assert!(t.clean(&plain, bits.iter().copied(), &Config::default()));
+    // What was found steady is kept until a slot may change...
+    let slot = t.entries[entry].step_slots[0];
+    t.confidence[slot].learn(false, 0.5, None, Instant::now(), &Config::default());
+    assert!(!t.confidence[slot].steady());
+    assert!(t.clean(&plain, bits.iter().copied(), &Config::default()));
+    // ...which learning a run one by one (or any lock but learning's) says.
+    t.epoch += 1;
+    assert!(!t.clean(&plain, bits.iter().copied(), &Config::default()));
+    // A runtime whose threshold is zero holds nothing back.
+    let mut t = tables(false);
+    let entry = entry_index(&mut t, "w2", W2, "d", 10);
     let zero = Config {
         confidence_threshold: 0.0,
         ..Config::default()
     };
-    assert!(!t.clean(&plain, bits.iter().copied(), &zero));
+    assert!(!t.clean(&RunHead { entry, ..plain }, bits.iter().copied(), &zero));
 }

@@ -50,16 +50,18 @@ impl StatsTable {
         table
     }
 
-    /// The statistics, with every clean run learned into its steps (see
+    /// The statistics, with every clean run learned into its slots (see
     /// [`Tables::fold`]): what reads and changes other than learning take.
     pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
         let mut tables = self.lock_learning();
         tables.fold();
+        // Whoever locks may change a slot.
+        tables.epoch += 1;
         tables
     }
 
     /// The statistics as learning a run takes them: clean runs may wait to
-    /// be learned into their steps.
+    /// be learned into their slots.
     pub(super) fn lock_learning(&self) -> std::sync::MutexGuard<'_, Tables> {
         self.tables.lock().unwrap_or_else(PoisonError::into_inner)
     }
