@@ -14,7 +14,7 @@ use super::recent::{Recent, Refusals};
 use super::slot::Slot;
 use super::windows::Windows;
 use crate::config::Config;
-use crate::model::{PatternStats, Prior, RecentRun, RunEnd, StepOutcome};
+use crate::model::{PatternStats, Prior, RecentRun, RunEnd, StepMeta, StepOutcome};
 use tokio::time::Instant;
 
 /// The domain under which runs in new domains are learned once the
@@ -119,10 +119,8 @@ impl WorkflowEntry {
             .run(at, run.latency, ok);
         Some(outlier)
     }
-}
 
-impl WorkflowEntry {
-    /// Counts a clean run ended at `at`, to be learned into the steps with
+    /// Counts a clean run ended at `at`, to be learned into its slots with
     /// the others waiting; whether it is the first waiting.
     fn wait_clean(&mut self, at: Instant, config: &Config) -> bool {
         let first = self.clean.is_none();
@@ -303,8 +301,7 @@ impl Tables {
             if outcome.ran && !outcome.rejected {
                 let meta = run.metas.get(i).copied().flatten();
                 let policy = meta.and_then(|m| m.breaker.as_ref());
-                let threshold =
-                    meta.map_or(config.confidence_threshold, |m| config.threshold_of(m));
+                let threshold = record_threshold(config, meta);
                 // Served by the fallback, or slower than its `slow_call`,
                 // is a failure of the step itself.
                 let ok = outcome.ok && !outcome.fallback && !outcome.slow;
@@ -362,7 +359,7 @@ impl Tables {
             && entry.step_slots.iter().enumerate().all(|(i, &slot)| {
                 let meta = run.metas.get(i).copied().flatten();
                 meta.is_none_or(|m| m.breaker.is_none())
-                    && meta.map_or(config.confidence_threshold, |m| config.threshold_of(m)) > 0.0
+                    && record_threshold(config, meta) > 0.0
                     && self.confidence[slot].steady()
             });
         if steady {
@@ -454,6 +451,12 @@ impl Tables {
             window: false,
         });
     }
+}
+
+/// The threshold a step record's slot learns under: its step's (see
+/// [`Config::threshold_of`]), or the config's for a record without one.
+fn record_threshold(config: &Config, meta: Option<&StepMeta>) -> f64 {
+    meta.map_or(config.confidence_threshold, |m| config.threshold_of(m))
 }
 
 /// A breaker's change of state, before it is told.

@@ -36,6 +36,14 @@ struct PatternGauge {
     gauge: Gauge,
 }
 
+impl PatternGauge {
+    /// Learns one outcome and sets the gauge.
+    fn teach(&mut self, ok: bool, learning_rate: f64, prior: Prior) {
+        self.evidence.observe(ok, learning_rate);
+        self.gauge.set(self.evidence.mean(prior));
+    }
+}
+
 impl std::fmt::Debug for PatternGauge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PatternGauge")
@@ -88,9 +96,7 @@ impl Monitor {
 
     /// Teaches the pattern `index` one outcome and sets its gauge.
     fn teach(&mut self, index: usize, ok: bool) {
-        let p = &mut self.patterns[index];
-        p.evidence.observe(ok, self.learning_rate);
-        p.gauge.set(p.evidence.mean(self.prior));
+        self.patterns[index].teach(ok, self.learning_rate, self.prior);
     }
 }
 
@@ -189,9 +195,7 @@ impl Observer for Monitor {
         };
         for (index, &pattern) in e.step_patterns.iter().enumerate().take(steps) {
             e.metrics.clean_step(index);
-            let p = &mut patterns[pattern];
-            p.evidence.observe(true, *learning_rate);
-            p.gauge.set(p.evidence.mean(*prior));
+            patterns[pattern].teach(true, *learning_rate, *prior);
         }
     }
 
