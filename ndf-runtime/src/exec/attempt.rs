@@ -16,7 +16,11 @@ use crate::context::PatternContext;
 use crate::error::{Error, ErrorClass, StepError};
 use crate::policy::Timer;
 
-pub(crate) enum Failure {
+/// How an attempt failed. Public in name only, for [`super::step::Policies`]
+/// (a hidden trait): not reachable from outside the crate.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Failure {
     Failed(StepError),
     TimedOut(Duration),
 }
@@ -185,9 +189,7 @@ impl<T, F: Future<Output = Result<T, Failure>>> Future for TracedAttempt<'_, F> 
 
     fn poll(self: std::pin::Pin<&mut Self>, w: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let span = this
-            .span
-            .get_or_insert_with(|| step_span(*this.cx, this.step, *this.number));
+        let span = step_span(this.span, *this.cx, this.step, *this.number);
         let result = {
             let _entered = span.enter();
             match this.inner.poll(w) {
@@ -205,17 +207,25 @@ impl<T, F: Future<Output = Result<T, Failure>>> Future for TracedAttempt<'_, F> 
     }
 }
 
-/// The `ndf.step` span of attempt `number` of step `step` (not generic:
-/// its fields are written once for every step).
-fn step_span(cx: Cx<'_>, step: &'static str, number: u32) -> tracing::Span {
-    tracing::debug_span!(
-        "ndf.step",
-        pattern = cx.pattern(),
-        step,
-        domain = cx.context().domain(),
-        attempt = number,
-        outcome = tracing::field::Empty,
-    )
+/// The `ndf.step` span of attempt `number` of step `step`, made in
+/// `slot` at the first poll (not generic: its fields are written once for
+/// every step).
+fn step_span<'s>(
+    slot: &'s mut Option<tracing::Span>,
+    cx: Cx<'_>,
+    step: &'static str,
+    number: u32,
+) -> &'s tracing::Span {
+    slot.get_or_insert_with(|| {
+        tracing::debug_span!(
+            "ndf.step",
+            pattern = cx.pattern(),
+            step,
+            domain = cx.context().domain(),
+            attempt = number,
+            outcome = tracing::field::Empty,
+        )
+    })
 }
 
 pub(crate) fn succeeded<S: Step>(

@@ -3,6 +3,7 @@
 //! statistics) and its own [`Run`] state, both reached through the methods
 //! of [`Cx`]; it never reaches the runtime that started it.
 
+mod admit;
 mod attempt;
 mod durable;
 mod fan;
@@ -172,6 +173,12 @@ impl<'a> Cx<'a> {
     #[inline]
     pub(crate) fn records(self, range: std::ops::Range<usize>) -> &'a [StepRecord] {
         self.0.log.get(range).unwrap_or_default()
+    }
+
+    /// Whether a gate holds back any step of this run.
+    #[inline]
+    pub(crate) fn any_blocked(self) -> bool {
+        !self.0.blocked.is_empty()
     }
 
     /// Why record `index` is held back in this run, if it is.

@@ -3,19 +3,23 @@
 //! fallback, and compensation.
 //!
 //! The first attempt runs inline; only when it fails does the step enter
-//! [`recover`], whose future is boxed. The happy path allocates nothing —
+//! [`recovered`], whose future is boxed. The happy path allocates nothing —
 //! with a subscriber listening, and with steps that wait on their timeout's
-//! timer (`tests/allocations_traced.rs`) — while retries, fallbacks and
-//! waits for memory — rare, and slow by nature — pay one allocation. A
-//! step with retries or a fallback copies its input before the first
+//! timer (`tests/allocations_traced.rs`) — while retries, fallbacks, held
+//! back steps and waits for room — rare, and slow by nature — pay a few
+//! allocations (the boxed future, and each later attempt with its output).
+//! A step with retries or a fallback copies its input before the first
 //! attempt (the attempt consumes it): for an input that allocates, that
 //! copy does.
 //!
-//! What follows the admission is chosen per step at compile time
-//! (`Step::Policies`, from the step's options): a step is compiled with
-//! the code of its own policies only, and the paths every step shares
-//! (errors, the retry wait, an absent fallback or compensation) are not
-//! generic over the step.
+//! Only what needs the step's types is generic over it: its admission
+//! ([`super::admit`]), retry loop, fallback and held-back path are compiled
+//! once for every step, and reach the step through a `dyn` [`Again`],
+//! which starts one more attempt or the fallback with the output's type
+//! erased. That keeps the code generated per step, and so compile time,
+//! small. What a step's first attempt needs is chosen per step at compile
+//! time (`Step::Policies`, from the step's options): only a hedged step is
+//! compiled with hedging.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,12 +29,12 @@ use std::time::Duration;
 use futures::FutureExt as _;
 use futures::future::Either;
 
+use super::admit::{Admitted, admit};
 use super::attempt::{
-    Failure, Inline, Placement, Spawned, attempt, failed, past_deadline, step_attempt, succeeded,
+    Failure, Inline, Placement, Spawned, attempt, failed, step_attempt, succeeded,
 };
 use super::{Cx, Step};
 use crate::error::{Error, ErrorClass, StepError};
-use crate::gating::Limited;
 use crate::learning::Blocked;
 use crate::model::StepMeta;
 
@@ -121,80 +125,76 @@ async fn run<S: Step, P: Placement>(
     index: usize,
     input: S::Input,
 ) -> Result<(S::Output, S::Undo), Error> {
-    let meta = &S::META;
-    // Never past the workflow's deadline.
-    let timeout = cx.bounded(cx.config().timeout_of(meta));
-    if timeout.is_zero()
-        && let Some(error) = past_deadline(cx, S::NAME)
-    {
-        return Err(error);
-    }
-    if let Some(blocked) = cx.blocked(index) {
-        return Box::pin(held_back::<S>(cx, index, input, blocked.clone())).await;
-    }
-    if let Some(budget) = cx.config().memory_of(meta)
-        && !cx.admission().memory_fits(budget)
-    {
-        // Waiting for room is rare and slow: its future is boxed.
-        let wait = cx.bounded(cx.config().resource_wait);
-        if let Err(error) = Box::pin(cx.admission().admit_memory(budget, wait)).await {
-            return Err(past_deadline(cx, S::NAME).unwrap_or(error));
-        }
-    }
-    // A step with a `rate` or a `concurrency` takes a start and a place
-    // first: at once when both are free, else in a boxed wait (only a step
-    // that must wait pays for it); the place is held until the step is
-    // done, retries and fallback included.
-    let _place = if S::META.rate.is_none() && S::META.bulkhead.is_none() {
+    let limits = if S::META.rate.is_none() && S::META.bulkhead.is_none() {
         None
     } else {
-        match S::limits().map(|cell| cell.get(meta)) {
-            None => None,
-            Some(limits) => match limits.try_enter() {
-                Ok(place) => Some(place),
-                Err(taken) => match Box::pin(limits.enter(timeout, taken)).await {
-                    Ok(place) => Some(place),
-                    Err(limited) => return Err(limited_error(cx, index, limited, S::NAME)),
-                },
-            },
+        S::limits()
+    };
+    // The place, if any, is held until the step is done.
+    let (timeout, _place) = match admit(cx, index, &S::META, S::NAME, limits) {
+        Admitted::Go(timeout, place) => (timeout, place),
+        Admitted::Wait(wait) => wait.await?,
+        Admitted::Blocked(blocked) => {
+            // Rare: one boxed future type for every step.
+            let again = StepAgain::<S, P>::boxed(cx, input);
+            let out = Box::pin(held(cx, index, &S::META, blocked.clone(), again)).await?;
+            return Ok(kept::<S>(out));
         }
+        Admitted::Refused(error) => return Err(error),
     };
     if S::META.retry.max_retries > 0 && cx.budgets().enabled() {
         cx.budgets().call(std::any::TypeId::of::<S>());
     }
-    if S::META.retry.max_retries == 0
-        && S::META.fallback.is_none()
-        && S::META.hedge.is_none()
-        && S::META.slow_call.is_none()
-    {
-        // No policy after the first attempt: no copy, no clock, no
-        // recovery. Inline, as a plain `.await` is: a step future of its
-        // own here costs about 10 ns a step.
-        return match step_attempt::<S, _>(cx, 1, P::call::<S>(input, cx.context()), timeout).await {
-            Ok(out) => Ok(succeeded::<S>(cx, index, 0, false, out)),
-            Err(failure) => Err(failed(cx, index, 0, failure, S::NAME)),
-        };
+    // A clock read only for a step with a `slow_call` threshold.
+    let started = S::META.slow_call.map(|_| tokio::time::Instant::now());
+    // A copy of the input only for a step with retries, a fallback or a
+    // hedge (`None` for the others, at no cost).
+    let spare = S::dup(&input);
+    let first = <S::Policies as Policies>::first::<S, P>(cx, input, spare.as_ref(), timeout);
+    let failure = match first.await {
+        Ok(out) => {
+            mark_slow(cx, index, started, S::META.slow_call);
+            return Ok(succeeded::<S>(cx, index, 0, false, out));
+        }
+        Err(failure) => failure,
+    };
+    match spare {
+        Some(input) if failure.class() != ErrorClass::Rejected => {
+            let ended = Ended {
+                index,
+                meta: &S::META,
+                id: std::any::TypeId::of::<S>(),
+                step: S::NAME,
+                timeout,
+                started,
+            };
+            let again = StepAgain::<S, P>::boxed(cx, input);
+            // One future type for every step, boxed: recovering is rare.
+            let out = Box::pin(recovered(cx, ended, failure, again)).await?;
+            Ok(kept::<S>(out))
+        }
+        _ => Err(failed(cx, index, 0, failure, S::NAME)),
     }
-    <S::Policies as Policies>::attempts::<S, P>(cx, index, input, timeout).await
 }
 
-/// What a step's options need after its admission, chosen by `#[pattern]`
-/// as [`Step::Policies`]: a step is compiled with the code of its own
-/// policies only (a step without retries has no retry loop, one that is
-/// not hedged no hedging), which keeps the code generated per step small.
+/// How a step's first attempt runs, chosen by `#[pattern]` as
+/// [`Step::Policies`] from its options: a hedged step's first attempt
+/// gets company when slow; the others run alone. Retries and the fallback
+/// come after, in code shared by every step.
 #[doc(hidden)]
 pub trait Policies: 'static {
-    /// The attempts of step `S` (of which `P` places the code), stage
-    /// `index`, each bounded by `timeout`, and what they record.
-    fn attempts<S: Step, P: Placement>(
-        cx: Cx<'_>,
-        index: usize,
+    /// The first attempt of step `S` (of which `P` places the code) on
+    /// `input`, bounded by `timeout`; `spare` is a copy of the input when
+    /// the step has retries, a fallback or a hedge.
+    fn first<'a, S: Step, P: Placement>(
+        cx: Cx<'a>,
         input: S::Input,
+        spare: Option<&'a S::Input>,
         timeout: Duration,
-    ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_;
+    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a;
 }
 
-/// One attempt, nothing after it: no retries, fallback, hedging or
+/// No hedge, and nothing after the attempt: no retries, fallback or
 /// `slow_call`.
 #[doc(hidden)]
 #[derive(Debug)]
@@ -211,107 +211,41 @@ pub struct Resilient;
 pub struct Hedged;
 
 impl Policies for Plain {
-    async fn attempts<S: Step, P: Placement>(
-        cx: Cx<'_>,
-        index: usize,
-        input: S::Input,
-        timeout: Duration,
-    ) -> Result<(S::Output, S::Undo), Error> {
-        match step_attempt::<S, _>(cx, 1, P::call::<S>(input, cx.context()), timeout).await {
-            Ok(out) => Ok(succeeded::<S>(cx, index, 0, false, out)),
-            Err(failure) => Err(failed(cx, index, 0, failure, S::NAME)),
-        }
-    }
-}
-
-impl Policies for Resilient {
-    fn attempts<S: Step, P: Placement>(
-        cx: Cx<'_>,
-        index: usize,
-        input: S::Input,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_ {
-        resilient::<S, P, Self>(cx, index, input, timeout)
-    }
-}
-
-impl Policies for Hedged {
-    fn attempts<S: Step, P: Placement>(
-        cx: Cx<'_>,
-        index: usize,
-        input: S::Input,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_ {
-        resilient::<S, P, Self>(cx, index, input, timeout)
-    }
-}
-
-/// The first attempt of a step that has a copy of its input to spare.
-trait FirstAttempt {
     fn first<'a, S: Step, P: Placement>(
         cx: Cx<'a>,
         input: S::Input,
-        spare: &'a S::Input,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a;
-}
-
-impl FirstAttempt for Resilient {
-    fn first<'a, S: Step, P: Placement>(
-        cx: Cx<'a>,
-        input: S::Input,
-        _: &'a S::Input,
+        _: Option<&'a S::Input>,
         timeout: Duration,
     ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
         step_attempt::<S, _>(cx, 1, P::call::<S>(input, cx.context()), timeout)
     }
 }
 
-impl FirstAttempt for Hedged {
+impl Policies for Resilient {
     fn first<'a, S: Step, P: Placement>(
         cx: Cx<'a>,
         input: S::Input,
-        spare: &'a S::Input,
+        spare: Option<&'a S::Input>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
+        Plain::first::<S, P>(cx, input, spare, timeout)
+    }
+}
+
+impl Policies for Hedged {
+    fn first<'a, S: Step, P: Placement>(
+        cx: Cx<'a>,
+        input: S::Input,
+        spare: Option<&'a S::Input>,
         timeout: Duration,
     ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
         // Hedged: slow attempts get company; a boxed path, as retries are.
         let hedge = S::META.hedge.expect("`Hedged` is chosen for hedged steps");
-        Box::pin(hedged::<S, P>(cx, input, spare, timeout, hedge))
-    }
-}
-
-/// The attempts of a step with retries, a fallback, hedging (`F`) or a
-/// `slow_call`: the first, then [`recover`] when it failed.
-async fn resilient<S: Step, P: Placement, F: FirstAttempt>(
-    cx: Cx<'_>,
-    index: usize,
-    input: S::Input,
-    timeout: Duration,
-) -> Result<(S::Output, S::Undo), Error> {
-    // A clock read only for a step with a `slow_call` threshold.
-    let started = S::META.slow_call.map(|_| tokio::time::Instant::now());
-    let Some(first) = S::dup(&input) else {
-        // Nothing to spare (no retries, fallback or hedge): one attempt.
-        let outcome = step_attempt::<S, _>(cx, 1, P::call::<S>(input, cx.context()), timeout).await;
-        return match outcome {
-            Ok(out) => {
-                mark_slow(cx, index, started, S::META.slow_call);
-                Ok(succeeded::<S>(cx, index, 0, false, out))
-            }
-            Err(failure) => Err(failed(cx, index, 0, failure, S::NAME)),
-        };
-    };
-    let failure = match F::first::<S, P>(cx, first, &input, timeout).await {
-        Ok(out) => {
-            mark_slow(cx, index, started, S::META.slow_call);
-            return Ok(succeeded::<S>(cx, index, 0, false, out));
+        match spare {
+            Some(spare) => Either::Left(Box::pin(hedged::<S, P>(cx, input, spare, timeout, hedge))),
+            None => Either::Right(Plain::first::<S, P>(cx, input, None, timeout)),
         }
-        Err(failure) => failure,
-    };
-    if failure.class() == ErrorClass::Rejected {
-        return Err(failed(cx, index, 0, failure, S::NAME));
     }
-    Box::pin(recover::<S, P>(cx, index, input, failure, timeout, started)).await
 }
 
 /// Records a success slower than the step's `slow_call` threshold `limit`
@@ -386,65 +320,136 @@ async fn hedged<S: Step, P: Placement>(
     }
 }
 
-/// The error of a run that a step's `rate` or bulkhead held back: the step
-/// did not run, and the run is refused, not failed.
-#[cold]
-fn limited_error(cx: Cx<'_>, index: usize, limited: Limited, step: &'static str) -> Error {
-    if let Some(record) = cx.record(index) {
-        record.held(false);
+/// The output of an attempt, its type erased for [`recovered`].
+type Output = Box<dyn std::any::Any + Send>;
+
+/// An attempt, its type erased for [`recovered`].
+type AnyAttempt<'a> = Pin<Box<dyn Future<Output = Result<Output, Failure>> + Send + 'a>>;
+
+/// How [`recovered`] starts one more attempt of a step, or its fallback.
+trait Again<'a>: Send {
+    /// Attempt `number`, bounded by `timeout`; `None` when the input
+    /// cannot be copied for it (or was given to the fallback).
+    fn again(&mut self, number: u32, timeout: Duration) -> Option<AnyAttempt<'a>>;
+
+    /// The step's fallback on its input, bounded by `timeout`; `None`
+    /// when the step has none.
+    fn fallback(&mut self, timeout: Duration) -> Option<AnyAttempt<'a>>;
+}
+
+/// [`Again`] for step `S`, which owns the step's input until the fallback
+/// takes it.
+struct StepAgain<'a, S: Step, P> {
+    cx: Cx<'a>,
+    input: Option<S::Input>,
+    placement: std::marker::PhantomData<fn() -> P>,
+}
+
+impl<'a, S: Step, P: Placement> StepAgain<'a, S, P> {
+    fn boxed(cx: Cx<'a>, input: S::Input) -> Box<dyn Again<'a> + 'a> {
+        Box::new(Self {
+            cx,
+            input: Some(input),
+            placement: std::marker::PhantomData,
+        })
     }
-    let (pattern, step) = (cx.pattern().to_owned(), step.to_owned());
-    match limited {
-        Limited::Rate(rate, waited) => Error::RateLimited {
-            pattern,
-            step,
-            rate: rate.to_string(),
-            waited,
-        },
-        Limited::Saturated(bulkhead) => Error::Saturated {
-            pattern,
-            step,
-            running: bulkhead.max,
-            queued: bulkhead.queue,
-        },
+}
+
+/// The output of step `S` that [`recovered`] or [`held`] returned, with
+/// what compensation needs.
+fn kept<S: Step>(out: Output) -> (S::Output, S::Undo) {
+    let out = *out
+        .downcast::<S::Output>()
+        .expect("every attempt of a step returns the step's output");
+    let undo = S::keep(&out);
+    (out, undo)
+}
+
+impl<'a, S: Step, P: Placement> Again<'a> for StepAgain<'a, S, P> {
+    fn again(&mut self, number: u32, timeout: Duration) -> Option<AnyAttempt<'a>> {
+        let copy = S::dup(self.input.as_ref()?)?;
+        let cx = self.cx;
+        let attempt = step_attempt::<S, _>(cx, number, P::call::<S>(copy, cx.context()), timeout);
+        Some(Box::pin(attempt.map(erase)))
     }
+
+    fn fallback(&mut self, timeout: Duration) -> Option<AnyAttempt<'a>> {
+        let fallback = S::fallback(self.input.take()?, self.cx.context())?;
+        Some(Box::pin(attempt(fallback, timeout).map(erase)))
+    }
+}
+
+/// An attempt's outcome with its output's type erased.
+fn erase<T: Send + 'static>(outcome: Result<T, Failure>) -> Result<Output, Failure> {
+    outcome.map(|out| Box::new(out) as Output)
+}
+
+/// What [`recovered`] knows of the step whose first attempt failed.
+struct Ended {
+    /// Its stage.
+    index: usize,
+    meta: &'static StepMeta,
+    /// Its type, which keys its retry budget.
+    id: std::any::TypeId,
+    step: &'static str,
+    /// Each attempt's timeout.
+    timeout: Duration,
+    /// When its first attempt started, for a step with a `slow_call`.
+    started: Option<tokio::time::Instant>,
 }
 
 /// After a failed first attempt: the remaining retries with backoff (for
 /// transient errors only), then the fallback (unless the error is
 /// rejected); when the fallback fails too, its error is kept beside the
-/// step's own.
-async fn recover<S: Step, P: Placement>(
-    cx: Cx<'_>,
-    index: usize,
-    input: S::Input,
+/// step's own. What ends the step is recorded. Not generic: one copy
+/// serves every step.
+async fn recovered<'a>(
+    cx: Cx<'a>,
+    step: Ended,
     mut failure: Failure,
-    timeout: Duration,
-    started: Option<tokio::time::Instant>,
-) -> Result<(S::Output, S::Undo), Error> {
+    mut again: Box<dyn Again<'a> + 'a>,
+) -> Result<Output, Error> {
     let mut retries = 0;
-    while let Some(wait) = retry_wait(cx, &S::META, std::any::TypeId::of::<S>(), retries, &failure)
-    {
-        let Some(copy) = S::dup(&input) else { break };
+    while let Some(wait) = retry_wait(cx, step.meta, step.id, retries, &failure) {
         tokio::time::sleep(wait).await;
+        let Some(attempt) = again.again(retries + 2, cx.bounded(step.timeout)) else {
+            break;
+        };
         retries += 1;
-        let timeout = cx.bounded(timeout);
-        match step_attempt::<S, _>(cx, retries + 1, P::call::<S>(copy, cx.context()), timeout).await
-        {
+        match attempt.await {
             Ok(out) => {
-                mark_slow(cx, index, started, S::META.slow_call);
-                return Ok(succeeded::<S>(cx, index, retries, false, out));
+                mark_slow(cx, step.index, step.started, step.meta.slow_call);
+                if let Some(record) = cx.record(step.index) {
+                    record.finish(retries, true, false);
+                }
+                return Ok(out);
             }
-            Err(again) => failure = again,
+            Err(next) => failure = next,
         }
     }
     if failure.class() == ErrorClass::Rejected {
-        return Err(failed(cx, index, retries, failure, S::NAME));
+        return Err(failed(cx, step.index, retries, failure, step.step));
     }
-    let fallback_timeout = cx.bounded(S::META.fallback_timeout.unwrap_or(cx.config().step_timeout));
-    let fallback = S::fallback(input, cx.context());
-    let ended = (retries, failure, fallback_timeout, S::NAME);
-    fallback_or_failed(cx, index, fallback, S::keep, ended).await
+    let timeout = cx.bounded(
+        step.meta
+            .fallback_timeout
+            .unwrap_or(cx.config().step_timeout),
+    );
+    let Some(fallback) = again.fallback(timeout) else {
+        return Err(failed(cx, step.index, retries, failure, step.step));
+    };
+    match fallback.await {
+        Ok(out) => {
+            if let Some(record) = cx.record(step.index) {
+                record.finish(retries, true, true);
+            }
+            Ok(out)
+        }
+        Err(also) => {
+            let failure = failure.with_fallback(also);
+            Err(failed(cx, step.index, retries, failure, step.step))
+        }
+    }
 }
 
 /// How long to wait before retry `retries + 1` of a step with `meta`
@@ -475,45 +480,6 @@ fn retry_wait(
     (cx.budgets().retry(id) && !cx.past_deadline_after(wait)).then_some(wait)
 }
 
-/// After the last attempt failed: the fallback serves, if the step has
-/// one; else, or when it fails too (its error kept beside the step's),
-/// the step's failure is recorded and returned. Generic over the
-/// fallback's future, not the step: steps without one share a copy.
-fn fallback_or_failed<'a, F, O: 'a, U: 'a>(
-    cx: Cx<'a>,
-    index: usize,
-    fallback: Option<F>,
-    keep: fn(&O) -> U,
-    (retries, failure, timeout, step): (u32, Failure, Duration, &'static str),
-) -> impl Future<Output = Result<(O, U), Error>> + 'a
-where
-    F: Future<Output = Result<O, StepError>> + 'a,
-{
-    let Some(fallback) = fallback else {
-        return Either::Left(std::future::ready(Err(failed(
-            cx, index, retries, failure, step,
-        ))));
-    };
-    Either::Right(
-        attempt(fallback, timeout).map(move |outcome| match outcome {
-            Ok(out) => {
-                if let Some(record) = cx.record(index) {
-                    record.finish(retries, true, true);
-                }
-                let undo = keep(&out);
-                Ok((out, undo))
-            }
-            Err(also) => Err(failed(
-                cx,
-                index,
-                retries,
-                failure.with_fallback(also),
-                step,
-            )),
-        }),
-    )
-}
-
 /// Step `step`, which has no fallback, is held back by low confidence:
 /// the run fails with [`Error::ConfidenceThreshold`].
 #[cold]
@@ -524,56 +490,26 @@ fn held_back_unserved(cx: Cx<'_>, index: usize, blocked: Blocked, step: &'static
     blocked.into_error(step)
 }
 
-/// Step `S` is held back by low confidence: its fallback serves, else the
-/// run fails with [`Error::ConfidenceThreshold`]. The step itself does not
-/// run, so it learns nothing.
-fn held_back<S: Step>(
-    cx: Cx<'_>,
-    index: usize,
-    input: S::Input,
-    blocked: Blocked,
-) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + Send + '_ {
-    let timeout = S::META.fallback_timeout.unwrap_or(cx.config().step_timeout);
-    served_instead(
-        cx,
-        index,
-        S::fallback(input, cx.context()),
-        S::keep,
-        (blocked, timeout, S::NAME),
-    )
-}
-
-/// [`held_back`], generic over the fallback's future and the output rather
-/// than the step: steps without a fallback, which all have the same
-/// (never used) future, share one copy per output type. Combinators, not
-/// an `async fn`, so that the fallback's future is stored once.
-fn served_instead<'a, F, O: 'a, U: 'a>(
+/// A step its gate holds back (`blocked`): its fallback serves (from
+/// `again`), else the run fails with [`Error::ConfidenceThreshold`]. The
+/// step itself does not run, so it learns nothing. Not generic: one copy
+/// serves every step.
+async fn held<'a>(
     cx: Cx<'a>,
     index: usize,
-    fallback: Option<F>,
-    keep: fn(&O) -> U,
-    (blocked, timeout, step): (Blocked, Duration, &'static str),
-) -> impl Future<Output = Result<(O, U), Error>> + 'a
-where
-    F: Future<Output = Result<O, StepError>> + 'a,
-{
-    let Some(fallback) = fallback else {
-        return Either::Left(std::future::ready(Err(held_back_unserved(
-            cx, index, blocked, step,
-        ))));
+    meta: &'static StepMeta,
+    blocked: Blocked,
+    mut again: Box<dyn Again<'a> + 'a>,
+) -> Result<Output, Error> {
+    let timeout = meta.fallback_timeout.unwrap_or(cx.config().step_timeout);
+    let Some(fallback) = again.fallback(timeout) else {
+        return Err(held_back_unserved(cx, index, blocked, meta.name));
     };
-    Either::Right(attempt(fallback, timeout).map(move |outcome| {
-        if let Some(record) = cx.record(index) {
-            record.held(outcome.is_ok());
-        }
-        match outcome {
-            Ok(out) => {
-                let undo = keep(&out);
-                Ok((out, undo))
-            }
-            Err(failure) => Err(failure.into_error(cx.pattern(), step)),
-        }
-    }))
+    let outcome = fallback.await;
+    if let Some(record) = cx.record(index) {
+        record.held(outcome.is_ok());
+    }
+    outcome.map_err(|failure| failure.into_error(cx.pattern(), meta.name))
 }
 
 /// Runs the `compensate` step of `S`, stage `index`, on what was kept of its

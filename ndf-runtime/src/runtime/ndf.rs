@@ -83,34 +83,9 @@ impl Ndf {
         ctx: &PatternContext,
         checkpoints: Option<&dyn Checkpoints>,
     ) -> Result<W::Output, Error> {
-        check_permissions::<W>(ctx)?;
-        let Some(_in_flight) = self.inner.life.enter() else {
-            return Err(Error::Draining {
-                pattern: W::NAME.to_owned(),
-            });
-        };
-        let started = tokio::time::Instant::now();
-        // Only the entry id and the blocked steps outlive the gates: the
-        // query and the rest are not kept in the run's future.
-        let (entry, blocked_steps) = {
-            let query = GateQuery {
-                workflow: W::NAME,
-                steps: W::STEPS,
-                metas: W::METAS,
-                domain: ctx.domain(),
-            };
-            let gates = self
-                .inner
-                .env
-                .stats
-                .gates(&query, &self.inner.env.config, started);
-            if let Some(blocked) = gates.workflow {
-                let error = blocked.into_error(W::NAME);
-                self.refused(gates.entry, W::NAME, W::METAS, ctx.domain(), &error);
-                return Err(error);
-            }
-            (gates.entry, gates.steps)
-        };
+        // What is not generic over the workflow is in `start` and `end`,
+        // compiled once for every workflow.
+        let started = self.start(W::NAME, W::PERMISSIONS, W::STEPS, W::METAS, ctx)?;
         let env = &self.inner.env;
         env.admission
             .admit_run(W::SHAPE.degradation_chains > 0)
@@ -120,23 +95,17 @@ impl Ndf {
             env,
             ctx,
             W::NAME,
-            entry,
+            started.entry,
             log.records(),
-            blocked_steps,
-            W::DEADLINE.map(|d| (started + d, d)),
+            started.blocked,
+            W::DEADLINE.map(|d| (started.at + d, d)),
         )
         .durable(checkpoints);
         let result = if tracing::level_enabled!(tracing::Level::INFO) {
             // A `ndf.workflow` span, attached to the run's future. The two
             // branches' futures share the run future's storage (one is live
             // at a time): the span costs its own few words, no allocation.
-            let span = tracing::info_span!(
-                "ndf.workflow",
-                pattern = W::NAME,
-                domain = ctx.domain(),
-                outcome = tracing::field::Empty,
-                degradation_level = tracing::field::Empty,
-            );
+            let span = workflow_span(W::NAME, ctx.domain());
             // One span, not a second handle of it beside the future.
             let mut traced = std::pin::pin!(
                 workflow
@@ -144,35 +113,102 @@ impl Ndf {
                     .instrument(span)
             );
             let result = traced.as_mut().await;
-            let span = traced.span();
-            span.record("outcome", RunEnd::of(&result).as_str());
-            if let Some(level) = log
-                .records()
-                .iter()
-                .filter_map(StepRecord::level_served)
-                .max()
-            {
-                span.record("degradation_level", level);
-            }
+            close_span(traced.span(), RunEnd::of(&result), log.records());
             result
         } else {
             workflow.execute_as::<DURABLE>(run.cx(), input).await
         };
-        let now = tokio::time::Instant::now();
         let end = RunEnd::of(&result);
-        if let (RunEnd::Refused, Err(error)) = (end, &result) {
-            tracing::info!(pattern = W::NAME, domain = ctx.domain(), %error, "run refused by a step's gate");
+        let error = result.as_ref().err();
+        self.end(
+            started.entry,
+            started.at,
+            W::NAME,
+            W::METAS,
+            ctx,
+            end,
+            error,
+            log.records(),
+        );
+        drop(started.in_flight);
+        result
+    }
+
+    /// What starts a run of workflow `workflow` (its `permissions`,
+    /// `steps` and `metas`) in `ctx`, before its admission: the
+    /// permissions checked, the run counted in flight, the gates read.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PermissionDenied`], [`Error::Draining`], or the workflow's
+    /// gate refused the run (learned as refused).
+    fn start(
+        &self,
+        workflow: &'static str,
+        permissions: &'static [&'static [&'static str]],
+        steps: &'static [&'static str],
+        metas: &'static [Option<&'static StepMeta>],
+        ctx: &PatternContext,
+    ) -> Result<Started<'_>, Error> {
+        check_permissions(workflow, permissions, ctx)?;
+        let Some(in_flight) = self.inner.life.enter() else {
+            return Err(Error::Draining {
+                pattern: workflow.to_owned(),
+            });
+        };
+        let at = tokio::time::Instant::now();
+        let query = GateQuery {
+            workflow,
+            steps,
+            metas,
+            domain: ctx.domain(),
+        };
+        let gates = self
+            .inner
+            .env
+            .stats
+            .gates(&query, &self.inner.env.config, at);
+        if let Some(blocked) = gates.workflow {
+            let error = blocked.into_error(workflow);
+            self.refused(gates.entry, workflow, metas, ctx.domain(), &error);
+            return Err(error);
+        }
+        Ok(Started {
+            entry: gates.entry,
+            blocked: gates.steps,
+            at,
+            in_flight,
+        })
+    }
+
+    /// What ends a run of `workflow` (its `metas`), started `at`, which
+    /// ended as `end` (with `error`, if any) and recorded `log`: the run
+    /// learned.
+    #[allow(clippy::too_many_arguments, reason = "the run's parts, not generic")]
+    fn end(
+        &self,
+        entry: usize,
+        at: tokio::time::Instant,
+        workflow: &'static str,
+        metas: &'static [Option<&'static StepMeta>],
+        ctx: &PatternContext,
+        end: RunEnd,
+        error: Option<&Error>,
+        log: &[StepRecord],
+    ) {
+        let now = tokio::time::Instant::now();
+        if let (RunEnd::Refused, Some(error)) = (end, error) {
+            tracing::info!(pattern = workflow, domain = ctx.domain(), %error, "run refused by a step's gate");
         }
         let record = RunRecord {
             entry,
-            workflow: W::NAME,
-            metas: W::METAS,
+            workflow,
+            metas,
             end,
-            latency: now - started,
-            log: log.records(),
+            latency: now - at,
+            log,
         };
         self.learn_run(&record, now);
-        result
     }
 
     /// Queues or learns one ended run (see [`StatsTable::record_run`](crate::learning::StatsTable::record_run)).
@@ -381,21 +417,52 @@ impl Ndf {
     }
 }
 
+/// A run past its start: its statistics entry, the steps their gates hold
+/// back, when it started, and its place among the runs in flight.
+struct Started<'a> {
+    entry: usize,
+    blocked: Vec<(usize, crate::learning::Blocked)>,
+    at: tokio::time::Instant,
+    in_flight: super::inner::InFlight<'a>,
+}
+
+/// The `ndf.workflow` span of a run of `workflow` in `domain`.
+fn workflow_span(workflow: &'static str, domain: &str) -> tracing::Span {
+    tracing::info_span!(
+        "ndf.workflow",
+        pattern = workflow,
+        domain,
+        outcome = tracing::field::Empty,
+        degradation_level = tracing::field::Empty,
+    )
+}
+
+/// Records how the run of `span` ended, and the deepest degradation
+/// level its `log` served, if any.
+fn close_span(span: &tracing::Span, end: RunEnd, log: &[StepRecord]) {
+    span.record("outcome", end.as_str());
+    if let Some(level) = log.iter().filter_map(StepRecord::level_served).max() {
+        span.record("degradation_level", level);
+    }
+}
+
 /// The rule: a run starts only when the context grants every permission of
-/// every step. Kept out of `run` so that no iterator over the permission
-/// lists lives across an `.await` (it would make the future's `Send` proof
-/// depend on higher-ranked lifetimes rustc cannot always prove).
-fn check_permissions<W: Workflow>(ctx: &PatternContext) -> Result<(), Error> {
-    if W::PERMISSIONS.iter().all(|p| p.is_empty()) {
+/// every step of `workflow` (`permissions`, by step).
+fn check_permissions(
+    workflow: &'static str,
+    permissions: &'static [&'static [&'static str]],
+    ctx: &PatternContext,
+) -> Result<(), Error> {
+    if permissions.iter().all(|p| p.is_empty()) {
         return Ok(());
     }
-    let required = W::PERMISSIONS.iter().flat_map(|p| p.iter().copied());
+    let required = permissions.iter().flat_map(|p| p.iter().copied());
     let missing = missing_permissions(required, ctx.granted_permissions());
     if missing.is_empty() {
         Ok(())
     } else {
         Err(Error::PermissionDenied {
-            pattern: W::NAME.to_owned(),
+            pattern: workflow.to_owned(),
             missing,
         })
     }

@@ -1,0 +1,175 @@
+//! A step's admission, before its first attempt: the workflow's deadline,
+//! its gate, its memory budget, its `rate` and `concurrency`. Not generic
+//! over the step: one copy serves every step, and the generic run of a step
+//! keeps only what the admission decided.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use super::Cx;
+use super::attempt::past_deadline;
+use crate::error::Error;
+use crate::gating::{Limited, LimitsCell, Place, RateTaken, StepLimits};
+use crate::learning::Blocked;
+use crate::model::StepMeta;
+
+/// A wait for room (memory, a start under the rate, a place in the
+/// bulkhead): rare and slow, so boxed, and one type for every step.
+pub(crate) type Wait<'a> =
+    Pin<Box<dyn Future<Output = Result<(Duration, Option<Place>), Error>> + Send + 'a>>;
+
+/// What the admission of a step decided.
+pub(crate) enum Admitted<'a> {
+    /// Run it, each attempt bounded by the duration, holding the place (if
+    /// the step has limits) until the step is done, retries and fallback
+    /// included.
+    Go(Duration, Option<Place>),
+    /// Wait for room first.
+    Wait(Wait<'a>),
+    /// Its gate holds it back.
+    Blocked(&'a Blocked),
+    /// The workflow's deadline has passed.
+    Refused(Error),
+}
+
+/// The admission of step `step` (its options `meta`, its `limits` if it
+/// has a `rate` or a `concurrency`), stage `index`: decided at once,
+/// inline, for a step with no gate holding it back, no memory budget and
+/// no limits, which is the path of most steps; the rest is out of line.
+#[inline]
+pub(crate) fn admit<'a>(
+    cx: Cx<'a>,
+    index: usize,
+    meta: &'static StepMeta,
+    step: &'static str,
+    limits: Option<&'static LimitsCell>,
+) -> Admitted<'a> {
+    // Never past the workflow's deadline.
+    let timeout = cx.bounded(cx.config().timeout_of(meta));
+    if limits.is_none()
+        && !timeout.is_zero()
+        && !cx.any_blocked()
+        && cx.config().memory_of(meta).is_none()
+    {
+        return Admitted::Go(timeout, None);
+    }
+    admit_slowly(cx, index, meta, step, limits, timeout)
+}
+
+/// [`admit`] for a step with a gate, a memory budget or limits to check,
+/// or past the workflow's deadline.
+#[inline(never)]
+fn admit_slowly<'a>(
+    cx: Cx<'a>,
+    index: usize,
+    meta: &'static StepMeta,
+    step: &'static str,
+    limits: Option<&'static LimitsCell>,
+    timeout: Duration,
+) -> Admitted<'a> {
+    if timeout.is_zero()
+        && let Some(error) = past_deadline(cx, step)
+    {
+        return Admitted::Refused(error);
+    }
+    if let Some(blocked) = cx.blocked(index) {
+        return Admitted::Blocked(blocked);
+    }
+    let limits = limits.map(|cell| cell.get(meta));
+    if let Some(budget) = cx.config().memory_of(meta)
+        && !cx.admission().memory_fits(budget)
+    {
+        let room = Room {
+            index,
+            step,
+            timeout,
+            memory: Some(budget),
+            limits,
+            taken: None,
+        };
+        return Admitted::Wait(Box::pin(room.wait(cx)));
+    }
+    // A start and a place at once when both are free.
+    let Some(limits) = limits else {
+        return Admitted::Go(timeout, None);
+    };
+    match limits.try_enter() {
+        Ok(place) => Admitted::Go(timeout, Some(place)),
+        Err(taken) => {
+            let room = Room {
+                index,
+                step,
+                timeout,
+                memory: None,
+                limits: Some(limits),
+                taken: Some(taken),
+            };
+            Admitted::Wait(Box::pin(room.wait(cx)))
+        }
+    }
+}
+
+/// What a step waits for before it starts.
+struct Room {
+    index: usize,
+    step: &'static str,
+    timeout: Duration,
+    /// Its memory budget, when free memory is short of it.
+    memory: Option<u64>,
+    limits: Option<&'static StepLimits>,
+    /// Set when [`StepLimits::try_enter`] already tried (and maybe took
+    /// the rate's token).
+    taken: Option<RateTaken>,
+}
+
+impl Room {
+    /// Waits for free memory, then for a start and a place: the
+    /// step's timeout and place, or why it may not run.
+    async fn wait(self, cx: Cx<'_>) -> Result<(Duration, Option<Place>), Error> {
+        if let Some(budget) = self.memory {
+            let wait = cx.bounded(cx.config().resource_wait);
+            if let Err(error) = cx.admission().admit_memory(budget, wait).await {
+                return Err(past_deadline(cx, self.step).unwrap_or(error));
+            }
+        }
+        let Some(limits) = self.limits else {
+            return Ok((self.timeout, None));
+        };
+        let taken = match self.taken {
+            Some(taken) => taken,
+            None => match limits.try_enter() {
+                Ok(place) => return Ok((self.timeout, Some(place))),
+                Err(taken) => taken,
+            },
+        };
+        match limits.enter(self.timeout, taken).await {
+            Ok(place) => Ok((self.timeout, Some(place))),
+            Err(limited) => Err(limited_error(cx, self.index, limited, self.step)),
+        }
+    }
+}
+
+/// The error of a run that a step's `rate` or bulkhead held back: the step
+/// did not run, and the run is refused, not failed.
+#[cold]
+fn limited_error(cx: Cx<'_>, index: usize, limited: Limited, step: &'static str) -> Error {
+    if let Some(record) = cx.record(index) {
+        record.held(false);
+    }
+    let (pattern, step) = (cx.pattern().to_owned(), step.to_owned());
+    match limited {
+        Limited::Rate(rate, waited) => Error::RateLimited {
+            pattern,
+            step,
+            rate: rate.to_string(),
+            waited,
+        },
+        Limited::Saturated(bulkhead) => Error::Saturated {
+            pattern,
+            step,
+            running: bulkhead.max,
+            queued: bulkhead.queue,
+        },
+    }
+}
