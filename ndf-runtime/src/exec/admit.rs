@@ -21,10 +21,9 @@ pub(crate) type Wait<'a> =
 
 /// What the admission of a step decided.
 pub(crate) enum Admitted<'a> {
-    /// Run it, each attempt bounded by the duration, holding the place (if
-    /// the step has limits) until the step is done, retries and fallback
-    /// included.
-    Go(Duration, Option<Place>),
+    /// Run it, holding the place (if the step has limits) until the step
+    /// is done, retries and fallback included.
+    Go(Option<Place>),
     /// Wait for room first.
     Wait(Wait<'a>),
     /// Its gate holds it back.
@@ -33,34 +32,29 @@ pub(crate) enum Admitted<'a> {
     Refused(Error),
 }
 
-/// The admission of step `step` (its options `meta`, its `limits` if it
-/// has a `rate` or a `concurrency`), stage `index`: decided at once,
-/// inline, for a step with no gate holding it back, no memory budget and
-/// no limits, which is the path of most steps; the rest is out of line.
+/// Whether step of options `meta` (its `limits` if it has a `rate` or a
+/// `concurrency`), whose attempts get `timeout`, needs [`admit`]: only
+/// when a gate holds a step of the run back, when it has a memory budget
+/// or limits, or when the workflow's deadline has passed. Most steps
+/// need nothing, and their run moves no admission value around.
 #[inline]
-pub(crate) fn admit<'a>(
-    cx: Cx<'a>,
-    index: usize,
+pub(crate) fn needs_admission(
+    cx: Cx<'_>,
     meta: &'static StepMeta,
-    step: &'static str,
     limits: Option<&'static LimitsCell>,
-) -> Admitted<'a> {
-    // Never past the workflow's deadline.
-    let timeout = cx.bounded(cx.config().timeout_of(meta));
-    if limits.is_none()
-        && !timeout.is_zero()
-        && !cx.any_blocked()
-        && cx.config().memory_of(meta).is_none()
-    {
-        return Admitted::Go(timeout, None);
-    }
-    admit_slowly(cx, index, meta, step, limits, timeout)
+    timeout: Duration,
+) -> bool {
+    limits.is_some()
+        || timeout.is_zero()
+        || cx.any_blocked()
+        || cx.config().memory_of(meta).is_some()
 }
 
-/// [`admit`] for a step with a gate, a memory budget or limits to check,
-/// or past the workflow's deadline.
+/// The admission of step `step` (its options `meta`, its `limits`),
+/// stage `index`, whose attempts get `timeout`, when it
+/// [`needs_admission`].
 #[inline(never)]
-fn admit_slowly<'a>(
+pub(crate) fn admit<'a>(
     cx: Cx<'a>,
     index: usize,
     meta: &'static StepMeta,
@@ -92,10 +86,10 @@ fn admit_slowly<'a>(
     }
     // A start and a place at once when both are free.
     let Some(limits) = limits else {
-        return Admitted::Go(timeout, None);
+        return Admitted::Go(None);
     };
     match limits.try_enter() {
-        Ok(place) => Admitted::Go(timeout, Some(place)),
+        Ok(place) => Admitted::Go(Some(place)),
         Err(taken) => {
             let room = Room {
                 index,

@@ -29,7 +29,7 @@ use std::time::Duration;
 use futures::FutureExt as _;
 use futures::future::Either;
 
-use super::admit::{Admitted, admit};
+use super::admit::{Admitted, admit, needs_admission};
 use super::attempt::{
     Failure, Inline, Placement, Spawned, attempt, failed, step_attempt, succeeded,
 };
@@ -130,18 +130,30 @@ async fn run<S: Step, P: Placement>(
     } else {
         S::limits()
     };
+    // Never past the workflow's deadline.
+    let mut timeout = cx.bounded(cx.config().timeout_of(&S::META));
     // The place, if any, is held until the step is done.
-    let (timeout, _place) = match admit(cx, index, &S::META, S::NAME, limits) {
-        Admitted::Go(timeout, place) => (timeout, place),
-        Admitted::Wait(wait) => wait.await?,
-        Admitted::Blocked(blocked) => {
-            // Rare: one boxed future type for every step.
-            let again = StepAgain::<S, P>::boxed(cx, input);
-            let out = Box::pin(held(cx, index, &S::META, blocked.clone(), again)).await?;
-            return Ok(kept::<S>(out));
+    let mut _place = None;
+    if needs_admission(cx, &S::META, limits, timeout) {
+        // What the admission decided, made small before anything waits:
+        // its value is not kept in the step's future.
+        let next = match admit(cx, index, &S::META, S::NAME, limits, timeout) {
+            Admitted::Go(place) => Next::Go(place),
+            Admitted::Wait(wait) => Next::Wait(wait),
+            Admitted::Blocked(blocked) => Next::Held(blocked),
+            Admitted::Refused(error) => return Err(error),
+        };
+        match next {
+            Next::Go(place) => _place = place,
+            Next::Wait(wait) => (timeout, _place) = wait.await?,
+            Next::Held(blocked) => {
+                // Rare: one boxed future type for every step.
+                let again = StepAgain::<S, P>::boxed(cx, input);
+                let held = Box::pin(held(cx, index, &S::META, blocked.clone(), again));
+                return held.await.map(kept::<S>);
+            }
         }
-        Admitted::Refused(error) => return Err(error),
-    };
+    }
     if S::META.retry.max_retries > 0 && cx.budgets().enabled() {
         cx.budgets().call(std::any::TypeId::of::<S>());
     }
@@ -175,6 +187,13 @@ async fn run<S: Step, P: Placement>(
         }
         _ => Err(failed(cx, index, 0, failure, S::NAME)),
     }
+}
+
+/// A step's admission, as its run goes on from it.
+enum Next<'a> {
+    Go(Option<crate::gating::Place>),
+    Wait(super::admit::Wait<'a>),
+    Held(&'a Blocked),
 }
 
 /// How a step's first attempt runs, chosen by `#[pattern]` as
@@ -250,6 +269,7 @@ impl Policies for Hedged {
 
 /// Records a success slower than the step's `slow_call` threshold `limit`
 /// (`started` is when its first attempt started, for such steps only).
+#[inline]
 fn mark_slow(
     cx: Cx<'_>,
     index: usize,

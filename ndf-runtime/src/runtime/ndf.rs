@@ -85,7 +85,8 @@ impl Ndf {
     ) -> Result<W::Output, Error> {
         // What is not generic over the workflow is in `start` and `end`,
         // compiled once for every workflow.
-        let started = self.start(W::NAME, W::PERMISSIONS, W::STEPS, W::METAS, ctx)?;
+        check_permissions(W::NAME, W::PERMISSIONS, ctx)?;
+        let started = self.start(W::NAME, W::STEPS, W::METAS, ctx)?;
         let env = &self.inner.env;
         env.admission
             .admit_run(W::SHAPE.degradation_chains > 0)
@@ -134,23 +135,21 @@ impl Ndf {
         result
     }
 
-    /// What starts a run of workflow `workflow` (its `permissions`,
-    /// `steps` and `metas`) in `ctx`, before its admission: the
-    /// permissions checked, the run counted in flight, the gates read.
+    /// What starts a run of workflow `workflow` (its `steps` and `metas`)
+    /// in `ctx`, once its permissions are checked and before its
+    /// admission: the run counted in flight, the gates read.
     ///
     /// # Errors
     ///
-    /// [`Error::PermissionDenied`], [`Error::Draining`], or the workflow's
-    /// gate refused the run (learned as refused).
+    /// [`Error::Draining`], or the workflow's gate refused the run
+    /// (learned as refused).
     fn start(
         &self,
         workflow: &'static str,
-        permissions: &'static [&'static [&'static str]],
         steps: &'static [&'static str],
         metas: &'static [Option<&'static StepMeta>],
         ctx: &PatternContext,
     ) -> Result<Started<'_>, Error> {
-        check_permissions(workflow, permissions, ctx)?;
         let Some(in_flight) = self.inner.life.enter() else {
             return Err(Error::Draining {
                 pattern: workflow.to_owned(),
@@ -447,7 +446,9 @@ fn close_span(span: &tracing::Span, end: RunEnd, log: &[StepRecord]) {
 }
 
 /// The rule: a run starts only when the context grants every permission of
-/// every step of `workflow` (`permissions`, by step).
+/// every step of `workflow` (`permissions`, by step). Inline, so that a
+/// workflow whose steps need none (a constant) checks nothing.
+#[inline]
 fn check_permissions(
     workflow: &'static str,
     permissions: &'static [&'static [&'static str]],
@@ -456,6 +457,15 @@ fn check_permissions(
     if permissions.iter().all(|p| p.is_empty()) {
         return Ok(());
     }
+    missing(workflow, permissions, ctx)
+}
+
+/// [`check_permissions`] for a workflow whose steps need some.
+fn missing(
+    workflow: &'static str,
+    permissions: &'static [&'static [&'static str]],
+    ctx: &PatternContext,
+) -> Result<(), Error> {
     let required = permissions.iter().flat_map(|p| p.iter().copied());
     let missing = missing_permissions(required, ctx.granted_permissions());
     if missing.is_empty() {
