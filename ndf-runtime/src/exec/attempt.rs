@@ -9,7 +9,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::FutureExt as _;
-use futures::future::Either;
 
 use super::{Cx, Step};
 use crate::context::PatternContext;
@@ -84,148 +83,156 @@ impl Failure {
 }
 
 /// One bounded, panic-safe attempt.
-pub(crate) fn attempt<T, F: Future<Output = Result<T, StepError>>>(
+pub(crate) fn attempt<'a, T, F: Future<Output = Result<T, StepError>>>(
     fut: F,
     timeout: Duration,
-) -> Attempt<F> {
+) -> Attempt<'a, F> {
     Attempt {
         fut,
         timeout,
         timer: Timer::Idle,
+        trace: Trace::Off,
     }
 }
 
 pin_project_lite::pin_project! {
     /// The future of [`attempt`]: the step's future, stored once, polled
-    /// with a panic caught, and its timer, armed at its first wait. One
+    /// with a panic caught, and its timer, armed at its first wait, and,
+    /// for a step's attempt while a subscriber listens, its span. One
     /// hand-written future rather than a deadline around a `catch_unwind`
-    /// under a `map`: each layer cost its own poll.
-    pub(crate) struct Attempt<F> {
+    /// under a `map` (each layer cost its own poll), and one type whether
+    /// traced or not (a second type cost its own poll, per step, in code
+    /// and compile time).
+    pub(crate) struct Attempt<'a, F> {
         #[pin]
         fut: F,
         timeout: Duration,
         #[pin]
         timer: Timer,
+        trace: Trace<'a>,
     }
 }
 
-impl<T, F: Future<Output = Result<T, StepError>>> Future for Attempt<F> {
+impl<T, F: Future<Output = Result<T, StepError>>> Future for Attempt<'_, F> {
     type Output = Result<T, Failure>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut fut = this.fut;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(Poll::Ready(Ok(out))) => Poll::Ready(Ok(out)),
-            Ok(Poll::Ready(Err(error))) => Poll::Ready(Err(Failure::Failed(error))),
-            Err(payload) => Poll::Ready(Err(Failure::Failed(StepError::panicked(&*payload)))),
-            Ok(Poll::Pending) => {
-                let timeout = *this.timeout;
-                this.timer
-                    .poll_expired(timeout, cx)
-                    .map(|()| Err(Failure::TimedOut(timeout)))
-            }
+        let timeout = *this.timeout;
+        let Some(span) = this.trace.span() else {
+            // Returned as it comes: a result first kept here, then copied
+            // out, cost a store-forwarding stall on every step.
+            return poll_bounded(this.fut, this.timer, timeout, cx);
+        };
+        let entered = span.enter();
+        let poll = poll_bounded(this.fut, this.timer, timeout, cx);
+        drop(entered);
+        if let Poll::Ready(result) = &poll {
+            ended(span, result.as_ref().err());
+        }
+        poll
+    }
+}
+
+/// Polls `fut` with a panic caught, then, while it is pending, `timer`,
+/// armed for `timeout` at its first wait.
+#[inline]
+fn poll_bounded<T, F: Future<Output = Result<T, StepError>>>(
+    mut fut: Pin<&mut F>,
+    timer: Pin<&mut Timer>,
+    timeout: Duration,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, Failure>> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+        Ok(Poll::Ready(Ok(out))) => Poll::Ready(Ok(out)),
+        Ok(Poll::Ready(Err(error))) => Poll::Ready(Err(Failure::Failed(error))),
+        Err(payload) => Poll::Ready(Err(Failure::Failed(StepError::panicked(&*payload)))),
+        Ok(Poll::Pending) => timer
+            .poll_expired(timeout, cx)
+            .map(|()| Err(Failure::TimedOut(timeout))),
+    }
+}
+
+/// The `ndf.step` span of a step's attempt: none while no subscriber
+/// listens at debug level, else made at the attempt's first poll and
+/// entered only while polling, never across an `.await`.
+pub(crate) enum Trace<'a> {
+    Off,
+    Due {
+        cx: Cx<'a>,
+        step: &'static str,
+        number: u32,
+    },
+    On(tracing::Span),
+}
+
+impl Trace<'_> {
+    /// The span, made at the first call; `None` when off.
+    #[inline]
+    fn span(&mut self) -> Option<&tracing::Span> {
+        match self {
+            Trace::Off => None,
+            Trace::On(span) => Some(span),
+            Trace::Due { .. } => Some(self.make()),
+        }
+    }
+
+    /// The span (pattern, step, domain, attempt number, outcome), made
+    /// now. Context attributes are not recorded. Not generic: its fields
+    /// are written once for every step.
+    #[cold]
+    fn make(&mut self) -> &tracing::Span {
+        if let Trace::Due { cx, step, number } = *self {
+            *self = Trace::On(tracing::debug_span!(
+                "ndf.step",
+                pattern = cx.pattern(),
+                step,
+                domain = cx.context().domain(),
+                attempt = number,
+                outcome = tracing::field::Empty,
+            ));
+        }
+        match self {
+            Trace::On(span) => span,
+            _ => unreachable!("the span was just made"),
         }
     }
 }
 
-/// [`attempt`] of step `S`; when a subscriber listens at debug level,
-/// inside a `ndf.step` span. Without one, this costs one level check; the
-/// two paths share the step future's storage, so the span costs its own
-/// few words and no allocation.
+/// Records how an attempt ended in its span.
+fn ended(span: &tracing::Span, failure: Option<&Failure>) {
+    let outcome = match failure {
+        None => "ok",
+        Some(Failure::Failed(_)) => "error",
+        Some(Failure::TimedOut(_)) => "timeout",
+    };
+    span.record("outcome", outcome);
+}
+
+/// [`attempt`] number `number` of step `S`; when a subscriber listens at
+/// debug level, inside a `ndf.step` span. Without one, this costs one
+/// level check; the span costs its own few words and no allocation.
 pub(crate) fn step_attempt<'a, S: Step, T: 'a>(
     cx: Cx<'a>,
     number: u32,
     fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
     timeout: Duration,
 ) -> impl Future<Output = Result<T, Failure>> + 'a {
-    if tracing::level_enabled!(tracing::Level::DEBUG) {
-        Either::Left(traced_attempt(cx, S::NAME, number, fut, timeout))
+    let trace = if tracing::level_enabled!(tracing::Level::DEBUG) {
+        Trace::Due {
+            cx,
+            step: S::NAME,
+            number,
+        }
     } else {
-        Either::Right(attempt(fut, timeout))
+        Trace::Off
+    };
+    Attempt {
+        fut,
+        timeout,
+        timer: Timer::Idle,
+        trace,
     }
-}
-
-/// [`attempt`] of step `step`, inside a `ndf.step` span (pattern, step,
-/// domain, attempt number, outcome); the span is made at the first poll
-/// and entered only while polling, never across an `.await`. Context
-/// attributes are not recorded.
-fn traced_attempt<'a, T, F>(
-    cx: Cx<'a>,
-    step: &'static str,
-    number: u32,
-    fut: F,
-    timeout: Duration,
-) -> TracedAttempt<'a, impl Future<Output = Result<T, Failure>>>
-where
-    F: Future<Output = Result<T, StepError>>,
-{
-    TracedAttempt {
-        inner: attempt(fut, timeout),
-        cx,
-        step,
-        number,
-        span: None,
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future of [`traced_attempt`]: a hand-written wrapper rather than
-    /// an `async fn`, which would keep the step's future twice (as its
-    /// argument and inside the attempt), and made without building the
-    /// span, which waits for the first poll.
-    pub(crate) struct TracedAttempt<'a, F> {
-        #[pin]
-        inner: F,
-        cx: Cx<'a>,
-        step: &'static str,
-        number: u32,
-        span: Option<tracing::Span>,
-    }
-}
-
-impl<T, F: Future<Output = Result<T, Failure>>> Future for TracedAttempt<'_, F> {
-    type Output = Result<T, Failure>;
-
-    fn poll(self: std::pin::Pin<&mut Self>, w: &mut std::task::Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let span = step_span(this.span, *this.cx, this.step, *this.number);
-        let result = {
-            let _entered = span.enter();
-            match this.inner.poll(w) {
-                Poll::Ready(result) => result,
-                Poll::Pending => return Poll::Pending,
-            }
-        };
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(Failure::Failed(_)) => "error",
-            Err(Failure::TimedOut(_)) => "timeout",
-        };
-        span.record("outcome", outcome);
-        Poll::Ready(result)
-    }
-}
-
-/// The `ndf.step` span of attempt `number` of step `step`, made in
-/// `slot` at the first poll (not generic: its fields are written once for
-/// every step).
-fn step_span<'s>(
-    slot: &'s mut Option<tracing::Span>,
-    cx: Cx<'_>,
-    step: &'static str,
-    number: u32,
-) -> &'s tracing::Span {
-    slot.get_or_insert_with(|| {
-        tracing::debug_span!(
-            "ndf.step",
-            pattern = cx.pattern(),
-            step,
-            domain = cx.context().domain(),
-            attempt = number,
-            outcome = tracing::field::Empty,
-        )
-    })
 }
 
 pub(crate) fn succeeded<S: Step>(

@@ -130,64 +130,71 @@ async fn run<S: Step, P: Placement>(
     } else {
         S::limits()
     };
-    // Never past the workflow's deadline.
-    let mut timeout = cx.bounded(cx.config().timeout_of(&S::META));
     // The place, if any, is held until the step is done.
     let mut _place = None;
-    if needs_admission(cx, &S::META, limits, timeout) {
-        // What the admission decided, made small before anything waits:
-        // its value is not kept in the step's future.
-        let next = match admit(cx, index, &S::META, S::NAME, limits, timeout) {
-            Admitted::Go(place) => Next::Go(place),
-            Admitted::Wait(wait) => Next::Wait(wait),
-            Admitted::Blocked(blocked) => Next::Held(blocked),
-            Admitted::Refused(error) => return Err(error),
-        };
-        match next {
-            Next::Go(place) => _place = place,
-            Next::Wait(wait) => (timeout, _place) = wait.await?,
-            Next::Held(blocked) => {
-                // Rare: one boxed future type for every step.
-                let again = StepAgain::<S, P>::boxed(cx, input);
-                let held = Box::pin(held(cx, index, &S::META, blocked.clone(), again));
-                return held.await.map(kept::<S>);
+    // A step held back, or whose first attempt failed, goes on in one
+    // future type for every step, boxed: both are rare.
+    let rest: Rest<'_> = 'rest: {
+        // Never past the workflow's deadline.
+        let mut timeout = cx.bounded(cx.config().timeout_of(&S::META));
+        if needs_admission(cx, &S::META, limits, timeout) {
+            // What the admission decided, made small before anything
+            // waits: its value is not kept in the step's future.
+            let next = match admit(cx, index, &S::META, S::NAME, limits, timeout) {
+                Admitted::Go(place) => Next::Go(place),
+                Admitted::Wait(wait) => Next::Wait(wait),
+                Admitted::Blocked(blocked) => Next::Held(blocked),
+                Admitted::Refused(error) => return Err(error),
+            };
+            match next {
+                Next::Go(place) => _place = place,
+                Next::Wait(wait) => (timeout, _place) = wait.await?,
+                Next::Held(blocked) => {
+                    let again = StepAgain::<S, P>::boxed(cx, input);
+                    break 'rest Box::pin(held(cx, index, &S::META, blocked.clone(), again));
+                }
             }
         }
-    }
-    if S::META.retry.max_retries > 0 && cx.budgets().enabled() {
-        cx.budgets().call(std::any::TypeId::of::<S>());
-    }
-    // A clock read only for a step with a `slow_call` threshold.
-    let started = S::META.slow_call.map(|_| tokio::time::Instant::now());
-    // A copy of the input only for a step with retries, a fallback or a
-    // hedge (`None` for the others, at no cost).
-    let spare = S::dup(&input);
-    let first = <S::Policies as Policies>::first::<S, P>(cx, input, spare.as_ref(), timeout);
-    let failure = match first.await {
-        Ok(out) => {
-            mark_slow(cx, index, started, S::META.slow_call);
-            return Ok(succeeded::<S>(cx, index, 0, false, out));
+        if S::META.retry.max_retries > 0 && cx.budgets().enabled() {
+            cx.budgets().call(std::any::TypeId::of::<S>());
         }
-        Err(failure) => failure,
+        // A clock read only for a step with a `slow_call` threshold.
+        let started = S::META.slow_call.map(|_| tokio::time::Instant::now());
+        // A copy of the input only for a step with retries, a fallback or
+        // a hedge (`None` for the others, at no cost).
+        let spare = S::dup(&input);
+        let first = <S::Policies as Policies>::first::<S, P>(cx, input, spare.as_ref(), timeout);
+        let failure = match first.await {
+            Ok(out) => {
+                if S::META.slow_call.is_some() {
+                    mark_slow(cx, index, started, S::META.slow_call);
+                }
+                return Ok(succeeded::<S>(cx, index, 0, false, out));
+            }
+            Err(failure) => failure,
+        };
+        match spare {
+            Some(input) if failure.class() != ErrorClass::Rejected => {
+                let ended = Ended {
+                    index,
+                    meta: &S::META,
+                    id: std::any::TypeId::of::<S>(),
+                    step: S::NAME,
+                    timeout,
+                    started,
+                };
+                let again = StepAgain::<S, P>::boxed(cx, input);
+                break 'rest Box::pin(recovered(cx, ended, failure, again));
+            }
+            _ => return Err(failed(cx, index, 0, failure, S::NAME)),
+        }
     };
-    match spare {
-        Some(input) if failure.class() != ErrorClass::Rejected => {
-            let ended = Ended {
-                index,
-                meta: &S::META,
-                id: std::any::TypeId::of::<S>(),
-                step: S::NAME,
-                timeout,
-                started,
-            };
-            let again = StepAgain::<S, P>::boxed(cx, input);
-            // One future type for every step, boxed: recovering is rare.
-            let out = Box::pin(recovered(cx, ended, failure, again)).await?;
-            Ok(kept::<S>(out))
-        }
-        _ => Err(failed(cx, index, 0, failure, S::NAME)),
-    }
+    rest.await.map(kept::<S>)
 }
+
+/// The rest of a step held back or whose first attempt failed: its
+/// fallback, or its retries then its fallback.
+type Rest<'a> = Pin<Box<dyn Future<Output = Result<Output, Error>> + Send + 'a>>;
 
 /// A step's admission, as its run goes on from it.
 enum Next<'a> {
@@ -269,7 +276,6 @@ impl Policies for Hedged {
 
 /// Records a success slower than the step's `slow_call` threshold `limit`
 /// (`started` is when its first attempt started, for such steps only).
-#[inline]
 fn mark_slow(
     cx: Cx<'_>,
     index: usize,
