@@ -136,3 +136,47 @@ async fn a_refused_start_is_backpressure_not_a_failure_of_the_pattern() {
     assert_eq!(stats.failures, 0, "{stats:?}");
     assert_eq!(stats.executions + stats.held_back, 200, "{stats:?}");
 }
+
+/// The input of one run of `flaky_pooled`: the shared probe, and whether
+/// this run's first call has failed yet.
+#[derive(Clone, Default)]
+struct Flaky {
+    probe: Probe,
+    failed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Each run's first call fails after its work; its retry succeeds.
+#[pattern(concurrency = 1, queue = 10, retries = 2, timeout = "5s")]
+async fn flaky_pooled(run: Flaky) -> Result<u32, StepError> {
+    run.probe.call(Duration::from_millis(300)).await;
+    if run.failed.swap(true, Ordering::SeqCst) {
+        Ok(1)
+    } else {
+        Err(StepError::msg("the run's first call fails"))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_that_waited_for_its_place_retries_while_it_holds_it() {
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "api.flaky_pooled"; flaky_pooled);
+    let probe = Probe::default();
+    let ctx = PatternContext::new("api");
+    let run = || Flaky {
+        probe: probe.clone(),
+        failed: Arc::default(),
+    };
+    // Two runs at once: the second waits for the only place, then its
+    // first attempt fails too.
+    let (a, b) = tokio::join!(ndf.run(&flow, run(), &ctx), ndf.run(&flow, run(), &ctx));
+    assert_eq!((a.unwrap(), b.unwrap()), (1, 1));
+    // Each run: a failed call, then a retry; never two calls at once,
+    // retries included: the place is held until the step is done.
+    assert_eq!(probe.starts.lock().unwrap().len(), 4);
+    assert_eq!(probe.peak.load(Ordering::SeqCst), 1);
+    let stats = ndf.stats("flaky_pooled", "api").unwrap();
+    assert_eq!((stats.executions, stats.retries), (2, 2));
+}

@@ -400,9 +400,20 @@ impl<'a, S: Step, P: Placement> Again<'a> for StepAgain<'a, S, P> {
     }
 
     fn fallback(&mut self, timeout: Duration) -> Option<AnyAttempt<'a>> {
-        let fallback = S::fallback(self.input.take()?, self.cx.context())?;
-        Some(Box::pin(attempt(fallback, timeout).map(erase)))
+        erased_fallback(S::fallback(self.input.take()?, self.cx.context()), timeout)
     }
+}
+
+/// The attempt of a step's fallback, if it has one, its output's type
+/// erased. Generic over the fallback's future, not the step: steps
+/// without one, whose (never made) future is the same type, share a copy
+/// per output type.
+fn erased_fallback<'a, F, O>(fallback: Option<F>, timeout: Duration) -> Option<AnyAttempt<'a>>
+where
+    F: Future<Output = Result<O, StepError>> + Send + 'a,
+    O: Send + 'static,
+{
+    Some(Box::pin(attempt(fallback?, timeout).map(erase)))
 }
 
 /// An attempt's outcome with its output's type erased.
