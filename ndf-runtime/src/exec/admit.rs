@@ -50,9 +50,27 @@ pub(crate) fn needs_admission(
         || cx.config().memory_of(meta).is_some()
 }
 
+/// A start and a place for a step with `limits` (its options `meta`),
+/// when nothing else needs checking and both are free: the admission of
+/// a healthy limited step, inline. Else what [`admit`] needs to know:
+/// whether the rate's token was taken already.
+#[inline]
+pub(crate) fn try_place(
+    cx: Cx<'_>,
+    meta: &'static StepMeta,
+    limits: &'static LimitsCell,
+    timeout: Duration,
+) -> Result<Place, Option<RateTaken>> {
+    if timeout.is_zero() || cx.any_blocked() || cx.config().memory_of(meta).is_some() {
+        return Err(None);
+    }
+    limits.get(meta).try_enter().map_err(Some)
+}
+
 /// The admission of step `step` (its options `meta`, its `limits`),
 /// stage `index`, whose attempts get `timeout`, when it
-/// [`needs_admission`].
+/// [`needs_admission`]; `taken` when [`try_place`] tried the limits
+/// already.
 #[inline(never)]
 pub(crate) fn admit<'a>(
     cx: Cx<'a>,
@@ -60,7 +78,7 @@ pub(crate) fn admit<'a>(
     meta: &'static StepMeta,
     step: &'static str,
     limits: Option<&'static LimitsCell>,
-    timeout: Duration,
+    (timeout, taken): (Duration, Option<RateTaken>),
 ) -> Admitted<'a> {
     if timeout.is_zero()
         && let Some(error) = past_deadline(cx, step)
@@ -88,7 +106,7 @@ pub(crate) fn admit<'a>(
     let Some(limits) = limits else {
         return Admitted::Go(None);
     };
-    match limits.try_enter() {
+    match taken.map_or_else(|| limits.try_enter(), Err) {
         Ok(place) => Admitted::Go(Some(place)),
         Err(taken) => {
             let room = Room {

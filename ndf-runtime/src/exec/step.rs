@@ -29,7 +29,7 @@ use std::time::Duration;
 use futures::FutureExt as _;
 use futures::future::Either;
 
-use super::admit::{Admitted, admit, needs_admission};
+use super::admit::{Admitted, admit, needs_admission, try_place};
 use super::attempt::{
     Failure, Inline, Placement, Spawned, attempt, failed, step_attempt, succeeded,
 };
@@ -140,11 +140,22 @@ async fn run<S: Step, P: Placement>(
         if needs_admission(cx, &S::META, limits, timeout) {
             // What the admission decided, made small before anything
             // waits: its value is not kept in the step's future.
-            let next = match admit(cx, index, &S::META, S::NAME, limits, timeout) {
-                Admitted::Go(place) => Next::Go(place),
-                Admitted::Wait(wait) => Next::Wait(wait),
-                Admitted::Blocked(blocked) => Next::Held(blocked),
-                Admitted::Refused(error) => return Err(error),
+            // A limited step (a constant) takes its start and place
+            // inline when both are free.
+            let tried = match limits {
+                Some(cell) if S::META.rate.is_some() || S::META.bulkhead.is_some() => {
+                    try_place(cx, &S::META, cell, timeout)
+                }
+                _ => Err(None),
+            };
+            let next = match tried {
+                Ok(place) => Next::Go(Some(place)),
+                Err(taken) => match admit(cx, index, &S::META, S::NAME, limits, (timeout, taken)) {
+                    Admitted::Go(place) => Next::Go(place),
+                    Admitted::Wait(wait) => Next::Wait(wait),
+                    Admitted::Blocked(blocked) => Next::Held(blocked),
+                    Admitted::Refused(error) => return Err(error),
+                },
             };
             match next {
                 Next::Go(place) => _place = place,
