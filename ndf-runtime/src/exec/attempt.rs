@@ -136,7 +136,11 @@ impl<T, F: Future<Output = Result<T, StepError>>> Future for Attempt<'_, F> {
 
 /// Polls `fut` with a panic caught, then, while it is pending, `timer`,
 /// armed for `timeout` at its first wait.
-#[inline]
+#[allow(
+    clippy::inline_always,
+    reason = "called twice in `Attempt::poll`, so not inlined otherwise: a call per step's poll"
+)]
+#[inline(always)]
 fn poll_bounded<T, F: Future<Output = Result<T, StepError>>>(
     mut fut: Pin<&mut F>,
     timer: Pin<&mut Timer>,
