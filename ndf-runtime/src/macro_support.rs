@@ -183,6 +183,46 @@ pub fn infallible<O>(out: O) -> Result<O, StepError> {
     Ok(out)
 }
 
+/// `Step::call`: the future of the user's fn (`fut`), its output made a
+/// step result by `convert` (`infallible`, or the error's conversion).
+#[inline]
+pub fn step_call<F, O, C>(fut: F, convert: C) -> StepCall<F, C>
+where
+    F: Future,
+    C: FnMut(F::Output) -> Result<O, StepError>,
+{
+    StepCall { fut, convert }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`step_call`]: a map by hand rather than an `async`
+    /// block around the user's future, which was one more state machine
+    /// per step, in code, compile time and poll.
+    #[derive(Debug)]
+    pub struct StepCall<F, C> {
+        #[pin]
+        fut: F,
+        convert: C,
+    }
+}
+
+impl<F, O, C> Future for StepCall<F, C>
+where
+    F: Future,
+    C: FnMut(F::Output) -> Result<O, StepError>,
+{
+    type Output = Result<O, StepError>;
+
+    #[inline]
+    fn poll(
+        self: core::pin::Pin<&mut Self>,
+        cx: &mut core::task::Context<'_>,
+    ) -> Poll<Self::Output> {
+        let this = self.project();
+        this.fut.poll(cx).map(this.convert)
+    }
+}
+
 /// What the stub of a step whose fn did not compile returns: an error (the
 /// crate does not compile, so it never runs).
 pub type StubFuture<O> = core::future::Ready<Result<O, StepError>>;

@@ -215,13 +215,15 @@ fn call(ident: &syn::Ident, sig: &StepSignature, p: &TokenStream) -> TokenStream
         args.push(quote!(__ctx));
     }
     let ignore_input = sig.input.is_none().then(|| quote!(let () = __input;));
-    let result = if let Returns::Value(_) = &sig.returns {
-        quote!(#p::infallible(#ident(#(#args),*).await))
+    // A map by hand (`step_call`), not an `async` block: one state machine
+    // fewer per step.
+    let convert = if let Returns::Value(_) = &sig.returns {
+        quote!(#p::infallible)
     } else {
         // The error's class: its `Classify` impl when it has one (autoref
         // specialization on the concrete error type), else transient.
         quote! {
-            match #ident(#(#args),*).await {
+            |__result| match __result {
                 #p::Ok(__out) => #p::Ok(__out),
                 #p::Err(__error) => {
                     #[allow(unused_imports)]
@@ -240,7 +242,7 @@ fn call(ident: &syn::Ident, sig: &StepSignature, p: &TokenStream) -> TokenStream
     quote! {
         #ignore_input
         let _ = __ctx;
-        async move { #result }
+        #p::step_call(#ident(#(#args),*), #convert)
     }
 }
 
