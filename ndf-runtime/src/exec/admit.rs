@@ -34,9 +34,9 @@ pub(crate) enum Admitted<'a> {
 
 /// Whether step of options `meta` (its `limits` if it has a `rate` or a
 /// `concurrency`), whose attempts get `timeout`, needs [`admit`]: only
-/// when a gate holds a step of the run back, when it has a memory budget
-/// or limits, or when the workflow's deadline has passed. Most steps
-/// need nothing, and their run moves no admission value around.
+/// when it has limits, or something else to check ([`unchecked`] is
+/// false). Most steps need nothing, and their run moves no admission
+/// value around.
 #[inline]
 pub(crate) fn needs_admission(
     cx: Cx<'_>,
@@ -44,10 +44,16 @@ pub(crate) fn needs_admission(
     limits: Option<&'static LimitsCell>,
     timeout: Duration,
 ) -> bool {
-    limits.is_some()
-        || timeout.is_zero()
-        || cx.any_blocked()
-        || cx.config().memory_of(meta).is_some()
+    limits.is_some() || !unchecked(cx, meta, timeout)
+}
+
+/// Whether a step of options `meta`, whose attempts get `timeout`, has
+/// nothing to check but its limits: the workflow's deadline has not
+/// passed, no gate holds a step of the run back, and it has no memory
+/// budget.
+#[inline]
+fn unchecked(cx: Cx<'_>, meta: &'static StepMeta, timeout: Duration) -> bool {
+    !timeout.is_zero() && !cx.any_blocked() && cx.config().memory_of(meta).is_none()
 }
 
 /// A start and a place for a step with `limits` (its options `meta`),
@@ -61,7 +67,7 @@ pub(crate) fn try_place(
     limits: &'static LimitsCell,
     timeout: Duration,
 ) -> Result<Place, Option<RateTaken>> {
-    if timeout.is_zero() || cx.any_blocked() || cx.config().memory_of(meta).is_some() {
+    if !unchecked(cx, meta, timeout) {
         return Err(None);
     }
     limits.get(meta).try_enter().map_err(Some)

@@ -87,11 +87,21 @@ pub(crate) fn attempt<'a, T, F: Future<Output = Result<T, StepError>>>(
     fut: F,
     timeout: Duration,
 ) -> Attempt<'a, F> {
+    traced(fut, timeout, Trace::Off)
+}
+
+/// [`attempt`], in the span `trace` says.
+#[inline]
+fn traced<T, F: Future<Output = Result<T, StepError>>>(
+    fut: F,
+    timeout: Duration,
+    trace: Trace<'_>,
+) -> Attempt<'_, F> {
     Attempt {
         fut,
         timeout,
         timer: Timer::Idle,
-        trace: Trace::Off,
+        trace,
     }
 }
 
@@ -231,12 +241,7 @@ pub(crate) fn step_attempt<'a, S: Step, T: 'a>(
     } else {
         Trace::Off
     };
-    Attempt {
-        fut,
-        timeout,
-        timer: Timer::Idle,
-        trace,
-    }
+    traced(fut, timeout, trace)
 }
 
 pub(crate) fn succeeded<S: Step>(

@@ -138,16 +138,14 @@ async fn run<S: Step, P: Placement>(
         // Never past the workflow's deadline.
         let mut timeout = cx.bounded(cx.config().timeout_of(&S::META));
         if needs_admission(cx, &S::META, limits, timeout) {
+            // A limited step (`limits` is a constant `None` for the
+            // others) takes its start and place inline when both are free.
+            let tried = match limits {
+                Some(cell) => try_place(cx, &S::META, cell, timeout),
+                None => Err(None),
+            };
             // What the admission decided, made small before anything
             // waits: its value is not kept in the step's future.
-            // A limited step (a constant) takes its start and place
-            // inline when both are free.
-            let tried = match limits {
-                Some(cell) if S::META.rate.is_some() || S::META.bulkhead.is_some() => {
-                    try_place(cx, &S::META, cell, timeout)
-                }
-                _ => Err(None),
-            };
             let next = match tried {
                 Ok(place) => Next::Go(Some(place)),
                 Err(taken) => match admit(cx, index, &S::META, S::NAME, limits, (timeout, taken)) {
