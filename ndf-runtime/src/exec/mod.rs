@@ -27,8 +27,8 @@ pub use flow::{
 pub use join::{Gate, Task, TaskPoll, lost_result, tolerate};
 pub use results::TaskResults;
 pub use step::{
-    Hedged, Plain, Policies, Resilient, compensate_step, run_step, run_step_in_task,
-    run_step_spawned,
+    Failed, Hedged, Plain, Policies, Resilient, compensate_step, compensation, run_step,
+    run_step_in_task, run_step_spawned,
 };
 pub use traits::{Step, Workflow};
 

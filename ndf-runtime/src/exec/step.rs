@@ -558,6 +558,40 @@ async fn held<'a>(
     outcome.map_err(|failure| failure.into_error(cx.pattern(), meta.name))
 }
 
+/// A failed workflow's compensation (every `compensate` it awaits, last
+/// stage first) as one boxed future, awaited once. What the compensation
+/// keeps — the error, what each stage kept, its own attempts — is stored in
+/// the box, not in every state of the workflow's future: a workflow's
+/// future is as large as its largest state, and without the box its error
+/// and results were stored beside every step it awaits. Only a failed run
+/// pays the allocation.
+pub fn compensation<F: Future<Output = ()>>(compensating: F) -> Pin<Box<F>> {
+    Box::pin(compensating)
+}
+
+/// The error that ends a workflow's stages, boxed while its completed
+/// stages are compensated: the slot that waits for it is kept beside
+/// every stage's future (rustc stores it in every state), and a pointer
+/// there costs 8 bytes where the error costs 104. Only a failed run pays
+/// the allocation.
+#[derive(Debug)]
+pub struct Failed(Box<Error>);
+
+impl Failed {
+    /// Boxes `error`.
+    #[cold]
+    #[must_use]
+    pub fn new(error: Error) -> Self {
+        Self(Box::new(error))
+    }
+
+    /// The error.
+    #[must_use]
+    pub fn into_error(self) -> Error {
+        *self.0
+    }
+}
+
 /// Runs the `compensate` step of `S`, stage `index`, on what was kept of its
 /// output, under the compensating step's own timeout. A failing or
 /// panicking compensation is logged and counted; the remaining

@@ -290,6 +290,16 @@ impl Expander {
         }
     }
 
+    /// A workflow's compensation `body` as one boxed future, awaited once:
+    /// what it keeps is stored in the box, not beside every state of the
+    /// workflow's future (see `compensation` in the runtime). Only the
+    /// workflow's own compensation is boxed; a nested workflow's runs
+    /// inside it.
+    fn boxed_compensation(&self, body: &TokenStream) -> TokenStream {
+        let p = &self.p;
+        quote!(#p::compensation(async move { #body }).await;)
+    }
+
     /// Compensates the `stages` whose kept values (`Option`s, in `undos`)
     /// are `Some`, last first, taking them.
     fn compensate_reversed(&mut self, stages: &[Stage], undos: &[syn::Ident]) -> TokenStream {

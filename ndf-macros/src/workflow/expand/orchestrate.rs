@@ -66,7 +66,7 @@ impl Expander {
                     max_slowdown: #max_slowdown,
                 };
                 if let #p::Err(__error) = #p::check_phase(__cx, &__RULE, #lo..#hi, __started) {
-                    break #label #p::Err((#i, __error));
+                    break #label (#i, #p::Failed::new(__error));
                 }
             },
         )
@@ -106,7 +106,7 @@ impl Expander {
                         #check
                         __out
                     }
-                    #p::Err(__error) => break #label #p::Err((#i, __error)),
+                    #p::Err(__error) => break #label (#i, #p::Failed::new(__error)),
                 };
             });
             prev_out = Some(out);
@@ -135,19 +135,20 @@ impl Expander {
                 }
             }
         };
+        let rollback = self.boxed_compensation(&rollback);
+        // As in `sequential!`: the outputs leave by the outer label, and
+        // the failed phase's error waits boxed while the others compensate.
+        let done = self.label("done");
         quote! {{
             #(let mut #undos = #p::None;)*
-            let __result: #p::Result<_, (usize, #p::Error)> = #label: {
-                #body
-                #p::Ok(#prev_out)
-            };
-            match __result {
-                #p::Ok(__out) => #p::Ok((__out, (#(#undos,)*))),
-                #p::Err((__phase, __error)) => {
-                    let _ = __phase;
-                    #rollback
-                    #p::Err(__error)
-                }
+            #done: {
+                let (__phase, __failed): (usize, #p::Failed) = #label: {
+                    #body
+                    break #done #p::Ok((#prev_out, (#(#undos,)*)));
+                };
+                let _ = __phase;
+                #rollback
+                #p::Err(__failed.into_error())
             }
         }}
     }

@@ -31,7 +31,7 @@ impl Expander {
         let allowed_failures = required.map_or(0, |k| n - k.min(n));
         let join = quote! {
             let mut __gate = #p::Gate::new(#max, #threshold);
-            let __joined: #p::Result<(), #p::Error> = #p::poll_fn(|__w| loop {
+            let __joined: #p::Result<(), #p::Failed> = #p::poll_fn(|__w| loop {
                 let (mut __running, mut __waiting, mut __failed) = (false, false, 0usize);
                 #(
                     match #tasks.as_mut().poll_task(__w, &mut __gate, __cx) {
@@ -45,7 +45,7 @@ impl Expander {
                     return #p::Poll::Ready(#p::Ok(()));
                 }
                 match __gate.end_pass(__w, __cx, __waiting) {
-                    #p::Err(__error) => return #p::Poll::Ready(#p::Err(__error)),
+                    #p::Err(__error) => return #p::Poll::Ready(#p::Err(#p::Failed::new(__error))),
                     #p::Ok(true) => continue,
                     #p::Ok(false) => return #p::Poll::Pending,
                 }
@@ -63,15 +63,26 @@ impl Expander {
             .await;
         };
 
-        let outcome = match required {
-            None => self.parallel_all(w, &tasks),
-            Some(k) => self.parallel_tolerant(w, &tasks, k),
+        let results: Vec<syn::Ident> = tasks.iter().map(|_| self.ident("r")).collect();
+        let done = self.label("done");
+        let (settle, compensate, failed) = match required {
+            None => self.parallel_all(w, &results, &done),
+            Some(k) => self.parallel_tolerant(w, &results, &done, k),
         };
-        quote! {{
-            let __shared = #input;
-            #task_defs
-            #join
-            #outcome
+        // The tasks live in an inner block that ends before the
+        // compensation's await, and what leaves it is small (what each
+        // task kept, and the error boxed): the workflow's future is as
+        // large as its largest state, so neither the tasks nor their
+        // results are stored beside the compensation.
+        quote! {#done: {
+            let #failed = {
+                let __shared = #input;
+                #task_defs
+                #join
+                #(let #results = #tasks.as_mut().take();)*
+                #settle
+            };
+            #compensate
         }}
     }
 
@@ -133,64 +144,87 @@ impl Expander {
         (tasks, task_defs)
     }
 
-    /// Every task must succeed.
-    fn parallel_all(&mut self, w: &Workflow, tasks: &[syn::Ident]) -> TokenStream {
+    /// Every task must succeed. Returns what settles the tasks' results
+    /// (the outputs leave by `done`; the block's value is what a failure
+    /// keeps), the compensation, and the pattern that binds what a failure
+    /// keeps.
+    fn parallel_all(
+        &mut self,
+        w: &Workflow,
+        results: &[syn::Ident],
+        done: &syn::Lifetime,
+    ) -> (TokenStream, TokenStream, TokenStream) {
         let p = self.p.clone();
-        let outs: Vec<syn::Ident> = tasks.iter().map(|_| self.ident("o")).collect();
-        let undos: Vec<syn::Ident> = tasks.iter().map(|_| self.ident("u")).collect();
-        let results: Vec<syn::Ident> = tasks.iter().map(|_| self.ident("r")).collect();
+        let outs: Vec<syn::Ident> = results.iter().map(|_| self.ident("o")).collect();
+        let undos: Vec<syn::Ident> = results.iter().map(|_| self.ident("u")).collect();
         let compensate = self.compensate_reversed(&w.stages, &undos);
-        quote! {
-            #(let #results = #tasks.as_mut().take();)*
+        let compensate = self.boxed_compensation(&compensate);
+        let settle = quote! {
             match (__joined, #(#results,)*) {
                 (#p::Ok(()), #(#p::Some(#p::Ok((#outs, #undos))),)*) => {
-                    #p::Ok(((#(#outs,)*), (#(#p::Some(#undos),)*)))
+                    break #done #p::Ok(((#(#outs,)*), (#(#p::Some(#undos),)*)));
                 }
                 (__joined, #(#results,)*) => {
                     let mut __error = __joined.err();
                     #(
-                        let mut #undos = match #results {
+                        let #undos = match #results {
                             #p::Some(#p::Ok((_, __undo))) => #p::Some(__undo),
                             #p::Some(#p::Err(__e)) => {
-                                __error.get_or_insert(__e);
+                                if __error.is_none() {
+                                    __error = #p::Some(#p::Failed::new(__e));
+                                }
                                 #p::None
                             }
                             #p::None => #p::None,
                         };
                     )*
-                    #compensate
-                    #p::Err(__error.unwrap_or_else(|| #p::lost_result(__cx)))
+                    (__error, #(#undos,)*)
                 }
             }
-        }
+        };
+        let compensate = quote! {
+            #compensate
+            #p::Err(__failed.map_or_else(|| #p::lost_result(__cx), #p::Failed::into_error))
+        };
+        (settle, compensate, quote!((__failed, #(mut #undos,)*)))
     }
 
     /// `min_success = required`: failures are tolerated down to `required`
-    /// successes, and each element of the output is a `Result`.
+    /// successes, and each element of the output is a `Result`. Returns as
+    /// [`Self::parallel_all`] does.
     fn parallel_tolerant(
         &mut self,
         w: &Workflow,
-        tasks: &[syn::Ident],
+        results: &[syn::Ident],
+        done: &syn::Lifetime,
         required: usize,
-    ) -> TokenStream {
+    ) -> (TokenStream, TokenStream, TokenStream) {
         let p = self.p.clone();
-        let n = tasks.len();
-        let outs: Vec<syn::Ident> = tasks.iter().map(|_| self.ident("o")).collect();
-        let undos: Vec<syn::Ident> = tasks.iter().map(|_| self.ident("u")).collect();
+        let n = results.len();
+        let outs: Vec<syn::Ident> = results.iter().map(|_| self.ident("o")).collect();
+        let undos: Vec<syn::Ident> = results.iter().map(|_| self.ident("u")).collect();
         let compensate = self.compensate_reversed(&w.stages, &undos);
-        quote! {
-            #(let (#outs, mut #undos) = #p::tolerate(#tasks.as_mut().take());)*
+        let compensate = self.boxed_compensation(&compensate);
+        let settle = quote! {
+            #(let (#outs, #undos) = #p::tolerate(#results);)*
             let __succeeded = 0usize #(+ usize::from(#outs.is_ok()))*;
             match __joined {
                 #p::Ok(()) if __succeeded >= #required => {
-                    #p::Ok(((#(#outs,)*), (#(#undos,)*)))
+                    break #done #p::Ok(((#(#outs,)*), (#(#undos,)*)));
                 }
                 __joined => {
-                    let __first = __joined.err().map(#p::StepError::new) #(.or(#outs.err()))*;
-                    #compensate
-                    #p::Err(#p::insufficient(__cx, __succeeded, #n, #required, __first))
+                    let __first = __joined
+                        .err()
+                        .map(|__failed| #p::StepError::new(__failed.into_error()))
+                        #(.or(#outs.err()))*;
+                    (#p::Failed::new(#p::insufficient(__cx, __succeeded, #n, #required, __first)), #(#undos,)*)
                 }
             }
-        }
+        };
+        let compensate = quote! {
+            #compensate
+            #p::Err(__failed.into_error())
+        };
+        (settle, compensate, quote!((__failed, #(mut #undos,)*)))
     }
 }

@@ -83,7 +83,7 @@ impl Expander {
                         #undo = #p::Some(__undo);
                         __out
                     }
-                    #p::Err(__error) => break #label #p::Err(__error),
+                    #p::Err(__error) => break #label #p::Failed::new(__error),
                 }
             };
             if durable {
@@ -95,22 +95,24 @@ impl Expander {
             prev_out = Some(out);
         }
         let compensate = self.compensate_reversed(&w.stages, &undos);
+        let compensate = self.boxed_compensation(&compensate);
         let resume = durable.then(
             || quote!(let __ndf_resume = if __NDF_DURABLE { __cx.resume_stage() } else { 0 };),
         );
+        // The error is the labeled block's value, and the outputs leave
+        // by the outer label: no `Result` of the whole sequence is stored
+        // beside every stage it awaits.
+        let done = self.label("done");
         quote! {{
             #resume
             #(let mut #undos = #p::None;)*
-            let __result: #p::Result<_, #p::Error> = #label: {
-                #body
-                #p::Ok(#prev_out)
-            };
-            match __result {
-                #p::Ok(__out) => #p::Ok((__out, (#(#undos,)*))),
-                #p::Err(__error) => {
-                    #compensate
-                    #p::Err(__error)
-                }
+            #done: {
+                let __failed: #p::Failed = #label: {
+                    #body
+                    break #done #p::Ok((#prev_out, (#(#undos,)*)));
+                };
+                #compensate
+                #p::Err(__failed.into_error())
             }
         }}
     }
@@ -148,14 +150,14 @@ impl Expander {
                         #rebuild
                         __out
                     }
-                    #p::Err(__error) => break #label #p::Err(__error),
+                    #p::Err(__error) => break #label #p::Failed::new(__error),
                 }
             } else {
                 let __out = #ran;
                 // No `let` chain: the user's crate may be on an older edition.
                 if __NDF_DURABLE {
                     if let #p::Err(__error) = #store.await {
-                        break #label #p::Err(__error);
+                        break #label #p::Failed::new(__error);
                     }
                 }
                 __out

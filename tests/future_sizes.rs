@@ -1,0 +1,99 @@
+//! How large a run's future is: the awaits of a workflow share their
+//! storage, so a workflow's future is about as large as its largest state.
+//! What a failed run keeps while it compensates (the error, each task's
+//! result, the compensating attempts) lives in a box made only when a run
+//! fails, not beside every step the workflow awaits.
+//!
+//! The bounds compare futures of the same build with each other, not with
+//! fixed numbers: they hold whatever the size of tokio's timer or of
+//! `ndf::Error`.
+
+use ndf::prelude::*;
+
+#[pattern]
+async fn step(x: u64) -> u64 {
+    x.wrapping_add(1)
+}
+
+#[pattern(compensate = undo)]
+async fn kept(x: u64) -> u64 {
+    x.wrapping_add(1)
+}
+
+#[pattern]
+async fn undo(_x: u64) {}
+
+/// A step whose output is as large as a small struct of buffers.
+#[pattern]
+async fn wide(x: u64) -> [u64; 32] {
+    [x; 32]
+}
+
+fn rig() -> (Ndf, PatternContext) {
+    (
+        Ndf::builder().build().expect("default config"),
+        PatternContext::new("sizes"),
+    )
+}
+
+#[test]
+fn each_further_stage_of_a_sequence_adds_at_most_eight_bytes() {
+    let (ndf, ctx) = rig();
+    let one = sequential!(step);
+    let ten =
+        sequential!(step => step => step => step => step => step => step => step => step => step);
+    let one = size_of_val(&ndf.run(&one, 1, &ctx));
+    let ten = size_of_val(&ndf.run(&ten, 1, &ctx));
+    println!("sequential! of 1: {one} B, of 10: {ten} B");
+    // Before the error was boxed, the sequence's error (104 bytes) was
+    // stored beside every stage: 10 stages came to 112 bytes more than 1.
+    assert!(
+        ten <= one + 9 * 8,
+        "a 10-stage sequence's future is {ten} B, a 1-stage one's {one} B"
+    );
+}
+
+#[test]
+fn a_compensated_stage_adds_only_what_it_keeps() {
+    let (ndf, ctx) = rig();
+    let plain =
+        sequential!(step => step => step => step => step => step => step => step => step => step);
+    let kept =
+        sequential!(kept => kept => kept => kept => kept => kept => kept => kept => kept => kept);
+    let plain = size_of_val(&ndf.run(&plain, 1, &ctx));
+    let kept = size_of_val(&ndf.run(&kept, 1, &ctx));
+    println!("10 stages: {plain} B, with `compensate`: {kept} B");
+    // Each stage keeps a copy of its output until the run ends; the
+    // compensating attempts run in a box of their own.
+    assert!(
+        kept <= plain + 10 * size_of::<Option<u64>>(),
+        "with `compensate`: {kept} B; without: {plain} B"
+    );
+}
+
+#[test]
+fn a_parallel_task_stores_its_output_at_most_once() {
+    let (ndf, ctx) = rig();
+    let small8 = parallel!(step, step, step, step, step, step, step, step);
+    let small16 = parallel!(
+        step, step, step, step, step, step, step, step, step, step, step, step, step, step, step,
+        step
+    );
+    let wide8 = parallel!(wide, wide, wide, wide, wide, wide, wide, wide);
+    let wide16 = parallel!(
+        wide, wide, wide, wide, wide, wide, wide, wide, wide, wide, wide, wide, wide, wide, wide,
+        wide
+    );
+    let per_small =
+        (size_of_val(&ndf.run(&small16, 1, &ctx)) - size_of_val(&ndf.run(&small8, 1, &ctx))) / 8;
+    let per_wide =
+        (size_of_val(&ndf.run(&wide16, 1, &ctx)) - size_of_val(&ndf.run(&wide8, 1, &ctx))) / 8;
+    println!("a task: {per_small} B with a u64 output, {per_wide} B with a 256 B output");
+    // Before the results were settled in a block of their own, each task's
+    // result was stored twice more beside the tasks: 320 bytes a task more
+    // for a 256-byte output.
+    assert!(
+        per_wide <= per_small + size_of::<[u64; 32]>(),
+        "a task with a 256 B output costs {per_wide} B, with a u64 output {per_small} B"
+    );
+}
