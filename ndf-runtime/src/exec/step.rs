@@ -120,85 +120,97 @@ impl<S: Step, T, F: Future<Output = Result<T, Error>>> Future for Cancellable<'_
     }
 }
 
-async fn run<S: Step, P: Placement>(
+/// A step's run. Not an `async fn`: an `async fn` moves its arguments into
+/// locals of its own first, so its future stores them twice; an `async
+/// move` block uses what it captured in place.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` would store its arguments twice in its future"
+)]
+fn run<S: Step, P: Placement>(
     cx: Cx<'_>,
     index: usize,
     input: S::Input,
-) -> Result<(S::Output, S::Undo), Error> {
-    let limits = if S::META.rate.is_none() && S::META.bulkhead.is_none() {
-        None
-    } else {
-        S::limits()
-    };
-    // The place, if any, is held until the step is done.
-    let mut _place = None;
-    // A step held back, or whose first attempt failed, goes on in one
-    // future type for every step, boxed: both are rare.
-    let rest: Rest<'_> = 'rest: {
-        // Never past the workflow's deadline.
-        let mut timeout = cx.bounded(cx.config().timeout_of(&S::META));
-        if needs_admission(cx, &S::META, limits, timeout) {
-            // A limited step (`limits` is a constant `None` for the
-            // others) takes its start and place inline when both are free.
-            let tried = match limits {
-                Some(cell) => try_place(cx, &S::META, cell, timeout),
-                None => Err(None),
-            };
-            // What the admission decided, made small before anything
-            // waits: its value is not kept in the step's future.
-            let next = match tried {
-                Ok(place) => Next::Go(Some(place)),
-                Err(taken) => match admit(cx, index, &S::META, S::NAME, limits, (timeout, taken)) {
-                    Admitted::Go(place) => Next::Go(place),
-                    Admitted::Wait(wait) => Next::Wait(wait),
-                    Admitted::Blocked(blocked) => Next::Held(blocked),
-                    Admitted::Refused(error) => return Err(error),
-                },
-            };
-            match next {
-                Next::Go(place) => _place = place,
-                Next::Wait(wait) => (timeout, _place) = wait.await?,
-                Next::Held(blocked) => {
-                    let again = StepAgain::<S, P>::boxed(cx, input);
-                    break 'rest Box::pin(held(cx, index, &S::META, blocked.clone(), again));
-                }
-            }
-        }
-        if S::META.retry.max_retries > 0 && cx.budgets().enabled() {
-            cx.budgets().call(std::any::TypeId::of::<S>());
-        }
-        // A clock read only for a step with a `slow_call` threshold.
-        let started = S::META.slow_call.map(|_| tokio::time::Instant::now());
-        // A copy of the input only for a step with retries, a fallback or
-        // a hedge (`None` for the others, at no cost).
-        let spare = S::dup(&input);
-        let first = <S::Policies as Policies>::first::<S, P>(cx, input, spare.as_ref(), timeout);
-        let failure = match first.await {
-            Ok(out) => {
-                if S::META.slow_call.is_some() {
-                    mark_slow(cx, index, started, S::META.slow_call);
-                }
-                return Ok(succeeded::<S>(cx, index, 0, false, out));
-            }
-            Err(failure) => failure,
+) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_ {
+    async move {
+        let limits = if S::META.rate.is_none() && S::META.bulkhead.is_none() {
+            None
+        } else {
+            S::limits()
         };
-        match spare {
-            Some(input) if failure.class() != ErrorClass::Rejected => {
-                let ended = Ended {
-                    index,
-                    meta: &S::META,
-                    id: std::any::TypeId::of::<S>(),
-                    step: S::NAME,
-                    timeout,
-                    started,
+        // The place, if any, is held until the step is done.
+        let mut _place = None;
+        // A step held back, or whose first attempt failed, goes on in one
+        // future type for every step, boxed: both are rare.
+        let rest: Rest<'_> = 'rest: {
+            // Never past the workflow's deadline.
+            let mut timeout = cx.bounded(cx.config().timeout_of(&S::META));
+            if needs_admission(cx, &S::META, limits, timeout) {
+                // A limited step (`limits` is a constant `None` for the
+                // others) takes its start and place inline when both are free.
+                let tried = match limits {
+                    Some(cell) => try_place(cx, &S::META, cell, timeout),
+                    None => Err(None),
                 };
-                let again = StepAgain::<S, P>::boxed(cx, input);
-                break 'rest Box::pin(recovered(cx, ended, failure, again));
+                // What the admission decided, made small before anything
+                // waits: its value is not kept in the step's future.
+                let next = match tried {
+                    Ok(place) => Next::Go(Some(place)),
+                    Err(taken) => {
+                        match admit(cx, index, &S::META, S::NAME, limits, (timeout, taken)) {
+                            Admitted::Go(place) => Next::Go(place),
+                            Admitted::Wait(wait) => Next::Wait(wait),
+                            Admitted::Blocked(blocked) => Next::Held(blocked),
+                            Admitted::Refused(error) => return Err(error),
+                        }
+                    }
+                };
+                match next {
+                    Next::Go(place) => _place = place,
+                    Next::Wait(wait) => (timeout, _place) = wait.await?,
+                    Next::Held(blocked) => {
+                        let again = StepAgain::<S, P>::boxed(cx, input);
+                        break 'rest Box::pin(held(cx, index, &S::META, blocked.clone(), again));
+                    }
+                }
             }
-            _ => return Err(failed(cx, index, 0, failure, S::NAME)),
-        }
-    };
-    rest.await.map(kept::<S>)
+            if S::META.retry.max_retries > 0 && cx.budgets().enabled() {
+                cx.budgets().call(std::any::TypeId::of::<S>());
+            }
+            // A clock read only for a step with a `slow_call` threshold.
+            let started = S::META.slow_call.map(|_| tokio::time::Instant::now());
+            // A copy of the input only for a step with retries, a fallback or
+            // a hedge (`None` for the others, at no cost).
+            let spare = S::dup(&input);
+            let first =
+                <S::Policies as Policies>::first::<S, P>(cx, input, spare.as_ref(), timeout);
+            let failure = match first.await {
+                Ok(out) => {
+                    if S::META.slow_call.is_some() {
+                        mark_slow(cx, index, started, S::META.slow_call);
+                    }
+                    return Ok(succeeded::<S>(cx, index, 0, false, out));
+                }
+                Err(failure) => failure,
+            };
+            match spare {
+                Some(input) if failure.class() != ErrorClass::Rejected => {
+                    let ended = Ended {
+                        index,
+                        meta: &S::META,
+                        id: std::any::TypeId::of::<S>(),
+                        step: S::NAME,
+                        timeout,
+                        started,
+                    };
+                    let again = StepAgain::<S, P>::boxed(cx, input);
+                    break 'rest Box::pin(recovered(cx, ended, failure, again));
+                }
+                _ => return Err(failed(cx, index, 0, failure, S::NAME)),
+            }
+        };
+        rest.await.map(kept::<S>)
+    }
 }
 
 /// The rest of a step held back or whose first attempt failed: its

@@ -76,63 +76,70 @@ impl Ndf {
 
     /// [`Ndf::run`], resuming from and storing to `checkpoints` when the
     /// run comes from the queue.
-    pub(crate) async fn run_from<W: Workflow, const DURABLE: bool>(
+    ///
+    /// Not an `async fn`: an `async fn` moves its arguments into locals of
+    /// its own first, so its future stores them twice; an `async move`
+    /// block uses what it captured in place.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` would store its arguments twice in its future"
+    )]
+    pub(crate) fn run_from<W: Workflow, const DURABLE: bool>(
         &self,
         workflow: &W,
         input: W::Input,
         ctx: &PatternContext,
         checkpoints: Option<&dyn Checkpoints>,
-    ) -> Result<W::Output, Error> {
-        // What is not generic over the workflow is in `start` and `end`,
-        // compiled once for every workflow.
-        check_permissions(W::NAME, W::PERMISSIONS, ctx)?;
-        let started = self.start(W::NAME, W::STEPS, W::METAS, ctx)?;
-        let env = &self.inner.env;
-        env.admission
-            .admit_run(W::SHAPE.degradation_chains > 0)
-            .await?;
-        let log = <W::Log as RunLog>::empty();
-        let run = Run::new(
-            env,
-            ctx,
-            W::NAME,
-            started.entry,
-            log.records(),
-            started.blocked,
-            W::DEADLINE.map(|d| (started.at + d, d)),
-        )
-        .durable(checkpoints);
-        let result = if tracing::level_enabled!(tracing::Level::INFO) {
-            // A `ndf.workflow` span, attached to the run's future. The two
-            // branches' futures share the run future's storage (one is live
-            // at a time): the span costs its own few words, no allocation.
-            let span = workflow_span(W::NAME, ctx.domain());
-            // One span, not a second handle of it beside the future.
-            let mut traced = std::pin::pin!(
-                workflow
-                    .execute_as::<DURABLE>(run.cx(), input)
-                    .instrument(span)
-            );
-            let result = traced.as_mut().await;
-            close_span(traced.span(), RunEnd::of(&result), log.records());
+    ) -> impl Future<Output = Result<W::Output, Error>> {
+        async move {
+            // What is not generic over the workflow is in `start` and `end`,
+            // compiled once for every workflow.
+            check_permissions(W::NAME, W::PERMISSIONS, ctx)?;
+            // Taken apart: what the run takes (`blocked`) is not kept beside it.
+            let Started {
+                entry,
+                blocked,
+                at,
+                in_flight,
+            } = self.start(W::NAME, W::STEPS, W::METAS, ctx)?;
+            let env = &self.inner.env;
+            env.admission
+                .admit_run(W::SHAPE.degradation_chains > 0)
+                .await?;
+            let log = <W::Log as RunLog>::empty();
+            let run = Run::new(
+                env,
+                ctx,
+                W::NAME,
+                entry,
+                log.records(),
+                blocked,
+                W::DEADLINE.map(|d| (at + d, d)),
+            )
+            .durable(checkpoints);
+            let result = if tracing::level_enabled!(tracing::Level::INFO) {
+                // A `ndf.workflow` span, attached to the run's future. The two
+                // branches' futures share the run future's storage (one is live
+                // at a time): the span costs its own few words, no allocation.
+                let span = workflow_span(W::NAME, ctx.domain());
+                // One span, not a second handle of it beside the future.
+                let mut traced = std::pin::pin!(
+                    workflow
+                        .execute_as::<DURABLE>(run.cx(), input)
+                        .instrument(span)
+                );
+                let result = traced.as_mut().await;
+                close_span(traced.span(), RunEnd::of(&result), log.records());
+                result
+            } else {
+                workflow.execute_as::<DURABLE>(run.cx(), input).await
+            };
+            let end = RunEnd::of(&result);
+            let error = result.as_ref().err();
+            self.end(entry, at, W::NAME, W::METAS, ctx, end, error, log.records());
+            drop(in_flight);
             result
-        } else {
-            workflow.execute_as::<DURABLE>(run.cx(), input).await
-        };
-        let end = RunEnd::of(&result);
-        let error = result.as_ref().err();
-        self.end(
-            started.entry,
-            started.at,
-            W::NAME,
-            W::METAS,
-            ctx,
-            end,
-            error,
-            log.records(),
-        );
-        drop(started.in_flight);
-        result
+        }
     }
 
     /// What starts a run of workflow `workflow` (its `steps` and `metas`)
