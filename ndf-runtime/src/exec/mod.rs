@@ -5,6 +5,7 @@
 
 mod admit;
 mod attempt;
+mod compensate;
 mod durable;
 mod fan;
 mod flow;
@@ -16,6 +17,7 @@ mod traits;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use attempt::Placement;
+pub use compensate::{Failed, compensate_step, compensation};
 pub(crate) use durable::Checkpoints;
 pub use durable::{AllCheckpointable, Checkpointed, CheckpointedStep, checkpoint, restored};
 #[cfg(feature = "fleet")]
@@ -26,10 +28,7 @@ pub use flow::{
 };
 pub use join::{Gate, Task, TaskPoll, lost_result, tolerate};
 pub use results::TaskResults;
-pub use step::{
-    Failed, Hedged, Plain, Policies, Resilient, compensate_step, compensation, run_step,
-    run_step_in_task, run_step_spawned,
-};
+pub use step::{Hedged, Plain, Policies, Resilient, run_step, run_step_in_task, run_step_spawned};
 pub use traits::{Step, Workflow};
 
 use crate::config::Config;

@@ -1,6 +1,6 @@
 //! Running one step: permissions are checked by the caller; here come the
-//! attempts with timeout and panic capture, retries with backoff, the
-//! fallback, and compensation.
+//! attempts with timeout and panic capture, retries with backoff and the
+//! fallback (compensation is in `compensate`).
 //!
 //! The first attempt runs inline; only when it fails does the step enter
 //! [`recovered`], whose future is boxed. The happy path allocates nothing —
@@ -133,10 +133,13 @@ fn run<S: Step, P: Placement>(
     input: S::Input,
 ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_ {
     async move {
-        let limits = if S::META.rate.is_none() && S::META.bulkhead.is_none() {
-            None
-        } else {
+        // Conditions on a step's options are `const` blocks: after the
+        // step's type is known, the branches they rule out are not
+        // compiled at all, not only optimized away.
+        let limits = if const { S::META.limited() } {
             S::limits()
+        } else {
+            None
         };
         // The place, if any, is held until the step is done.
         let mut _place = None;
@@ -149,8 +152,10 @@ fn run<S: Step, P: Placement>(
                 // A limited step (`limits` is a constant `None` for the
                 // others) takes its start and place inline when both are free.
                 let tried = match limits {
-                    Some(cell) => try_place(cx, &S::META, cell, timeout),
-                    None => Err(None),
+                    Some(cell) if const { S::META.limited() } => {
+                        try_place(cx, &S::META, cell, timeout)
+                    }
+                    _ => Err(None),
                 };
                 // What the admission decided, made small before anything
                 // waits: its value is not kept in the step's future.
@@ -174,11 +179,15 @@ fn run<S: Step, P: Placement>(
                     }
                 }
             }
-            if S::META.retry.max_retries > 0 && cx.budgets().enabled() {
+            if const { S::META.retry.max_retries > 0 } && cx.budgets().enabled() {
                 cx.budgets().call(std::any::TypeId::of::<S>());
             }
             // A clock read only for a step with a `slow_call` threshold.
-            let started = S::META.slow_call.map(|_| tokio::time::Instant::now());
+            let started = if const { S::META.slow_call.is_some() } {
+                Some(tokio::time::Instant::now())
+            } else {
+                None
+            };
             // A copy of the input only for a step with retries, a fallback or
             // a hedge (`None` for the others, at no cost).
             let spare = S::dup(&input);
@@ -186,7 +195,7 @@ fn run<S: Step, P: Placement>(
                 <S::Policies as Policies>::first::<S, P>(cx, input, spare.as_ref(), timeout);
             let failure = match first.await {
                 Ok(out) => {
-                    if S::META.slow_call.is_some() {
+                    if const { S::META.slow_call.is_some() } {
                         mark_slow(cx, index, started, S::META.slow_call);
                     }
                     return Ok(succeeded::<S>(cx, index, 0, false, out));
@@ -194,7 +203,12 @@ fn run<S: Step, P: Placement>(
                 Err(failure) => failure,
             };
             match spare {
-                Some(input) if failure.class() != ErrorClass::Rejected => {
+                // `spare` is `None` for a step that cannot recover: the
+                // constant says so too, so that none of this is compiled
+                // for it.
+                Some(input)
+                    if const { S::META.recovers() } && failure.class() != ErrorClass::Rejected =>
+                {
                     let ended = Ended {
                         index,
                         meta: &S::META,
@@ -421,6 +435,10 @@ impl<'a, S: Step, P: Placement> Again<'a> for StepAgain<'a, S, P> {
     }
 
     fn fallback(&mut self, timeout: Duration) -> Option<AnyAttempt<'a>> {
+        // Not compiled for a step without a fallback.
+        if const { S::META.fallback.is_none() } {
+            return None;
+        }
         erased_fallback(S::fallback(self.input.take()?, self.cx.context()), timeout)
     }
 }
@@ -568,87 +586,4 @@ async fn held<'a>(
         record.held(outcome.is_ok());
     }
     outcome.map_err(|failure| failure.into_error(cx.pattern(), meta.name))
-}
-
-/// A failed workflow's compensation (every `compensate` it awaits, last
-/// stage first) as one boxed future, awaited once. What the compensation
-/// keeps — the error, what each stage kept, its own attempts — is stored in
-/// the box, not in every state of the workflow's future: a workflow's
-/// future is as large as its largest state, and without the box its error
-/// and results were stored beside every step it awaits. Only a failed run
-/// pays the allocation.
-pub fn compensation<F: Future<Output = ()>>(compensating: F) -> Pin<Box<F>> {
-    Box::pin(compensating)
-}
-
-/// The error that ends a workflow's stages, boxed while its completed
-/// stages are compensated: the slot that waits for it is kept beside
-/// every stage's future (rustc stores it in every state), and a pointer
-/// there costs 8 bytes where the error costs 104. Only a failed run pays
-/// the allocation.
-#[derive(Debug)]
-pub struct Failed(Box<Error>);
-
-impl Failed {
-    /// Boxes `error`.
-    #[cold]
-    #[must_use]
-    pub fn new(error: Error) -> Self {
-        Self(Box::new(error))
-    }
-
-    /// The error.
-    #[must_use]
-    pub fn into_error(self) -> Error {
-        *self.0
-    }
-}
-
-/// Runs the `compensate` step of `S`, stage `index`, on what was kept of its
-/// output, under the compensating step's own timeout. A failing or
-/// panicking compensation is logged and counted; the remaining
-/// compensations still run.
-pub fn compensate_step<S: Step>(
-    cx: Cx<'_>,
-    index: usize,
-    undo: S::Undo,
-) -> impl Future<Output = ()> + Send + '_ {
-    // The compensating step's own timeout, not the undone step's.
-    let timeout = S::META
-        .compensate_timeout
-        .unwrap_or(cx.config().step_timeout);
-    compensate_with(
-        cx,
-        index,
-        S::compensate(undo, cx.context()),
-        timeout,
-        S::NAME,
-    )
-}
-
-/// [`compensate_step`], generic over the compensation's future rather than
-/// the step: steps without `compensate` share one copy. Combinators, not
-/// an `async fn`, so that the compensation's future is stored once.
-fn compensate_with<'a, F>(
-    cx: Cx<'a>,
-    index: usize,
-    compensation: Option<F>,
-    timeout: Duration,
-    step: &'static str,
-) -> impl Future<Output = ()> + 'a
-where
-    F: Future<Output = Result<(), StepError>> + 'a,
-{
-    let Some(fut) = compensation else {
-        return Either::Left(std::future::ready(()));
-    };
-    Either::Right(attempt(fut, timeout).map(move |outcome| {
-        if let Some(record) = cx.record(index) {
-            record.compensated(outcome.is_ok());
-        }
-        if let Err(failure) = outcome {
-            let error = failure.into_error(cx.pattern(), step);
-            tracing::warn!(target: "ndf::compensation", pattern = cx.pattern(), step, %error, "compensation failed");
-        }
-    }))
 }

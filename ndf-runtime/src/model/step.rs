@@ -146,6 +146,19 @@ impl StepMeta {
             breaker: None,
         }
     }
+
+    /// Whether a failed first attempt can be recovered: the step has
+    /// retries, a hedge or a fallback (and so keeps a copy of its input).
+    #[must_use]
+    pub const fn recovers(&self) -> bool {
+        self.retry.max_retries > 0 || self.hedge.is_some() || self.fallback.is_some()
+    }
+
+    /// Whether the step has a `rate` or `concurrency` limit.
+    #[must_use]
+    pub const fn limited(&self) -> bool {
+        self.rate.is_some() || self.bulkhead.is_some()
+    }
 }
 
 /// The static shape of a workflow, for the runtime and reports.

@@ -269,7 +269,9 @@ impl Expander {
             Stage::Step(step) => {
                 let (path, record) = (&step.alias(), step.record);
                 let p = &self.p;
-                quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> #p::compensate_step::<#path>(__cx, #record, #undo).await)
+                quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> if const { <#path as #p::Step>::META.compensate.is_some() } {
+                    #p::compensate_step::<#path>(__cx, #record, #undo).await
+                })
             }
             Stage::Nested(w) if w.each.is_some() => {
                 let undos = self.ident("undos");
