@@ -111,20 +111,4 @@ impl Expander {
     fn items(w: &Workflow, input: &TokenStream) -> TokenStream {
         crate::typecheck::respan(input.clone(), w.each.unwrap_or(w.span))
     }
-
-    /// Compensates the items whose kept values are in the `Vec` `undos`,
-    /// last finished first.
-    pub(super) fn compensate_items(
-        &mut self,
-        stage: &crate::workflow::model::Stage,
-        undos: &syn::Ident,
-    ) -> TokenStream {
-        let kept = self.ident("kept");
-        let undo = self.undo(stage, &quote!(#kept));
-        quote! {
-            while let ::core::option::Option::Some(#kept) = #undos.pop() {
-                #undo;
-            }
-        }
-    }
 }

@@ -1,8 +1,9 @@
 //! Generates a workflow: one unit struct per macro invocation implementing
 //! `Workflow`, whose `execute` is a single `async` block. Nested workflows are
 //! expanded inline as plain blocks whose awaits belong to that one state
-//! machine (`parallel!` tasks are `async` blocks pinned inside it), so the
-//! whole tree is one concrete future with no boxing and no dynamic dispatch.
+//! machine (`parallel!` tasks are pinned inside it), so the whole tree is one
+//! concrete future with no dynamic dispatch; only a failed run boxes its
+//! compensation (`compensate`).
 //!
 //! Every node expands to an expression of type `Result<(Output, Undo),
 //! Error>` that has already compensated its own completed steps when it
@@ -10,6 +11,7 @@
 //! that completed, so that an enclosing node can compensate them if a later
 //! stage fails: last child first.
 
+mod compensate;
 mod degrade;
 mod fan;
 mod orchestrate;
@@ -200,19 +202,42 @@ impl Expander {
     fn run(&mut self, stage: &Stage, input: &TokenStream) -> TokenStream {
         match stage {
             Stage::Step(step) => {
-                let (path, record) = (&step.alias(), step.record);
-                let p = &self.p;
-                let runner = if self.spawn {
-                    quote!(run_step_spawned)
-                } else if self.in_task {
-                    quote!(run_step_in_task)
-                } else {
-                    quote!(run_step)
-                };
-                quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> #p::#runner::<#path>(__cx, #record, #input).await)
+                let run = self.step_future(step, input);
+                quote!(#run.await)
             }
             Stage::Nested(w) => self.run_workflow(w, input),
         }
+    }
+
+    /// The future of a run of `stage` on `input`, to be awaited or polled
+    /// where it is made: a step's run itself, not wrapped in an `async`
+    /// block (one state machine and one poll fewer).
+    fn future(&mut self, stage: &Stage, input: &TokenStream) -> TokenStream {
+        match stage {
+            Stage::Step(step) => self.step_future(step, input),
+            Stage::Nested(w) => {
+                let run = self.run_workflow(w, input);
+                quote!(async move { #run })
+            }
+        }
+    }
+
+    /// The future of a run of step stage `step` on `input`.
+    fn step_future(
+        &self,
+        step: &crate::workflow::model::StepRef,
+        input: &TokenStream,
+    ) -> TokenStream {
+        let (path, record) = (&step.alias(), step.record);
+        let p = &self.p;
+        let runner = if self.spawn {
+            quote!(run_step_spawned)
+        } else if self.in_task {
+            quote!(run_step_in_task)
+        } else {
+            quote!(run_step)
+        };
+        quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> #p::#runner::<#path>(__cx, #record, #input))
     }
 
     fn run_workflow(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {
@@ -260,63 +285,6 @@ impl Expander {
                 #p::Err(__error) => #p::Err(__error),
             }
         }}
-    }
-
-    /// An expression awaiting the compensation of the completed steps of
-    /// `stage`, whose kept values are `undo`, last first.
-    fn undo(&mut self, stage: &Stage, undo: &TokenStream) -> TokenStream {
-        match stage {
-            Stage::Step(step) => {
-                let (path, record) = (&step.alias(), step.record);
-                let p = &self.p;
-                quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> if const { <#path as #p::Step>::META.compensate.is_some() } {
-                    #p::compensate_step::<#path>(__cx, #record, #undo).await
-                })
-            }
-            Stage::Nested(w) if w.each.is_some() => {
-                let undos = self.ident("undos");
-                let body = self.compensate_items(&w.stages[0], &undos);
-                quote! {{
-                    let mut #undos = #undo;
-                    #body
-                }}
-            }
-            Stage::Nested(w) => {
-                let names: Vec<syn::Ident> = w.stages.iter().map(|_| self.ident("u")).collect();
-                let body = self.compensate_reversed(&w.stages, &names);
-                quote! {{
-                    let (#(mut #names,)*) = #undo;
-                    #body
-                }}
-            }
-        }
-    }
-
-    /// A workflow's compensation `body` as one boxed future, awaited once:
-    /// what it keeps is stored in the box, not beside every state of the
-    /// workflow's future (see `compensation` in the runtime). Only the
-    /// workflow's own compensation is boxed; a nested workflow's runs
-    /// inside it.
-    fn boxed_compensation(&self, body: &TokenStream) -> TokenStream {
-        let p = &self.p;
-        quote!(#p::compensation(async move { #body }).await;)
-    }
-
-    /// Compensates the `stages` whose kept values (`Option`s, in `undos`)
-    /// are `Some`, last first, taking them.
-    fn compensate_reversed(&mut self, stages: &[Stage], undos: &[syn::Ident]) -> TokenStream {
-        let p = self.p.clone();
-        let mut out = TokenStream::new();
-        for (stage, undo) in stages.iter().zip(undos).rev() {
-            let kept = self.ident("kept");
-            let fut = self.undo(stage, &quote!(#kept));
-            out.extend(quote! {
-                if let #p::Some(#kept) = #undo.take() {
-                    #fut;
-                }
-            });
-        }
-        out
     }
 
     /// Parts whose concatenation is the derived name of `w`.

@@ -133,12 +133,12 @@ impl Expander {
             let (outer_spawn, outer_task) = (self.spawn, self.in_task);
             self.spawn |= w.options.spawn;
             self.in_task = true;
-            let run = self.run(stage, &quote!(#own_input));
+            let run = self.future(stage, &quote!(#own_input));
             (self.spawn, self.in_task) = (outer_spawn, outer_task);
             let task = &tasks[i];
             task_defs.extend(quote! {
                 let #own_input = #task_input;
-                let mut #task = #p::pin!(#p::Task::new(async move { #run }));
+                let mut #task = #p::pin!(#p::Task::new(#run));
             });
         }
         (tasks, task_defs)
