@@ -1,11 +1,11 @@
 //! `parallel!`: every task gets a copy of the one input; the output is the
 //! tuple of the outputs in declared order.
 //!
-//! The tasks are `async` blocks pinned in place, polled by one `poll_fn`
-//! through a gate that bounds how many are in flight. On the first failure
-//! the others are cancelled (the steps in flight stop at once and the
-//! workflows inside them compensate what they completed) and the completed
-//! ones compensated,
+//! The tasks (a step's run itself, a nested workflow in an `async` block)
+//! are pinned in place, polled by one `poll_fn` through a gate that bounds
+//! how many are in flight. On the first failure the others are cancelled
+//! (the steps in flight stop at once and the workflows inside them
+//! compensate what they completed) and the completed ones compensated,
 //! unless `min_success` makes failures tolerable: then every element of the
 //! tuple is a `Result`, and the group fails only when too few succeed.
 
