@@ -8,6 +8,7 @@ mod attempt;
 mod compensate;
 mod durable;
 mod fan;
+mod first;
 mod flow;
 mod join;
 mod results;
@@ -23,12 +24,13 @@ pub use durable::{AllCheckpointable, Checkpointed, CheckpointedStep, checkpoint,
 #[cfg(feature = "fleet")]
 pub(crate) use durable::{Decoded, Encoded};
 pub use fan::{FanOut, Keep, Strict, Tolerant, fan_out};
+pub use first::{Hedged, Plain, Policies, Resilient};
 pub use flow::{
     PhaseRule, admit_level, alternative_failed, check_phase, insufficient, record_level,
 };
 pub use join::{Gate, Task, TaskPoll, lost_result, tolerate};
 pub use results::TaskResults;
-pub use step::{Hedged, Plain, Policies, Resilient, run_step, run_step_in_task, run_step_spawned};
+pub use step::{run_step, run_step_in_task, run_step_spawned};
 pub use traits::{Step, Workflow};
 
 use crate::config::Config;

@@ -18,8 +18,9 @@
 //! which starts one more attempt or the fallback with the output's type
 //! erased. That keeps the code generated per step, and so compile time,
 //! small. What a step's first attempt needs is chosen per step at compile
-//! time (`Step::Policies`, from the step's options): only a hedged step is
-//! compiled with hedging.
+//! time (`Step::Policies`, from the step's options, in [`super::first`]):
+//! only a hedged step is compiled with hedging, and a step with nothing
+//! after its first attempt keeps nothing across it.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,12 +28,12 @@ use std::task::Poll;
 use std::time::Duration;
 
 use futures::FutureExt as _;
-use futures::future::Either;
 
 use super::admit::{Admitted, admit, needs_admission, try_place};
 use super::attempt::{
     Failure, Inline, Placement, Spawned, attempt, failed, step_attempt, succeeded,
 };
+use super::first::{After, AfterFirst, Policies};
 use super::{Cx, Step};
 use crate::error::{Error, ErrorClass, StepError};
 use crate::learning::Blocked;
@@ -182,31 +183,30 @@ fn run<S: Step, P: Placement>(
             if const { S::META.retry.max_retries > 0 } && cx.budgets().enabled() {
                 cx.budgets().call(std::any::TypeId::of::<S>());
             }
-            // A clock read only for a step with a `slow_call` threshold.
+            // A clock read only for a step with a `slow_call` threshold; a
+            // copy of the input only for a step with retries, a fallback or
+            // a hedge. Kept, with the timeout, only by a step that can have
+            // something after its first attempt (`Plain` keeps nothing).
             let started = if const { S::META.slow_call.is_some() } {
                 Some(tokio::time::Instant::now())
             } else {
                 None
             };
-            // A copy of the input only for a step with retries, a fallback or
-            // a hedge (`None` for the others, at no cost).
-            let spare = S::dup(&input);
-            let first =
-                <S::Policies as Policies>::first::<S, P>(cx, input, spare.as_ref(), timeout);
+            let after = <After<S> as AfterFirst<S::Input>>::keep(S::dup(&input), started, timeout);
+            let first = <S::Policies as Policies>::first::<S, P>(cx, input, after.spare(), timeout);
             let failure = match first.await {
                 Ok(out) => {
                     if const { S::META.slow_call.is_some() } {
-                        mark_slow(cx, index, started, S::META.slow_call);
+                        mark_slow(cx, index, after.started(), S::META.slow_call);
                     }
                     return Ok(succeeded::<S>(cx, index, 0, false, out));
                 }
                 Err(failure) => failure,
             };
-            match spare {
-                // `spare` is `None` for a step that cannot recover: the
-                // constant says so too, so that none of this is compiled
-                // for it.
-                Some(input)
+            match after.into_parts() {
+                // `None` for a step that cannot recover: the constant says
+                // so too, so that none of this is compiled for it.
+                Some((input, started, timeout))
                     if const { S::META.recovers() } && failure.class() != ErrorClass::Rejected =>
                 {
                     let ended = Ended {
@@ -238,77 +238,6 @@ enum Next<'a> {
     Held(&'a Blocked),
 }
 
-/// How a step's first attempt runs, chosen by `#[pattern]` as
-/// [`Step::Policies`] from its options: a hedged step's first attempt
-/// gets company when slow; the others run alone. Retries and the fallback
-/// come after, in code shared by every step.
-#[doc(hidden)]
-pub trait Policies: 'static {
-    /// The first attempt of step `S` (of which `P` places the code) on
-    /// `input`, bounded by `timeout`; `spare` is a copy of the input when
-    /// the step has retries, a fallback or a hedge.
-    fn first<'a, S: Step, P: Placement>(
-        cx: Cx<'a>,
-        input: S::Input,
-        spare: Option<&'a S::Input>,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a;
-}
-
-/// No hedge, and nothing after the attempt: no retries, fallback or
-/// `slow_call`.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct Plain;
-
-/// Retries, a fallback or a `slow_call`, without hedging.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct Resilient;
-
-/// Hedged attempts, and any other policy.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct Hedged;
-
-impl Policies for Plain {
-    fn first<'a, S: Step, P: Placement>(
-        cx: Cx<'a>,
-        input: S::Input,
-        _: Option<&'a S::Input>,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
-        step_attempt::<S, _>(cx, 1, P::call::<S>(input, cx.context()), timeout)
-    }
-}
-
-impl Policies for Resilient {
-    fn first<'a, S: Step, P: Placement>(
-        cx: Cx<'a>,
-        input: S::Input,
-        spare: Option<&'a S::Input>,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
-        Plain::first::<S, P>(cx, input, spare, timeout)
-    }
-}
-
-impl Policies for Hedged {
-    fn first<'a, S: Step, P: Placement>(
-        cx: Cx<'a>,
-        input: S::Input,
-        spare: Option<&'a S::Input>,
-        timeout: Duration,
-    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
-        // Hedged: slow attempts get company; a boxed path, as retries are.
-        let hedge = S::META.hedge.expect("`Hedged` is chosen for hedged steps");
-        match spare {
-            Some(spare) => Either::Left(Box::pin(hedged::<S, P>(cx, input, spare, timeout, hedge))),
-            None => Either::Right(Plain::first::<S, P>(cx, input, None, timeout)),
-        }
-    }
-}
-
 /// Records a success slower than the step's `slow_call` threshold `limit`
 /// (`started` is when its first attempt started, for such steps only).
 fn mark_slow(
@@ -322,62 +251,6 @@ fn mark_slow(
         && let Some(record) = cx.record(index)
     {
         record.slow();
-    }
-}
-
-/// The first attempt of a hedged step: while it runs past `hedge.after`,
-/// another starts beside it (each on its own copy of the input, under its
-/// own timeout), up to `hedge.max` at once; the first success wins and the
-/// attempts still running are dropped, which cancels them. A rejected error
-/// ends it at once; otherwise, when every attempt has failed and no more
-/// may start, the last failure is the result.
-async fn hedged<S: Step, P: Placement>(
-    cx: Cx<'_>,
-    first: S::Input,
-    input: &S::Input,
-    timeout: Duration,
-    hedge: crate::model::Hedge,
-) -> Result<S::Output, Failure> {
-    use futures::StreamExt as _;
-    let mut flights = futures::stream::FuturesUnordered::new();
-    flights.push(step_attempt::<S, _>(
-        cx,
-        1,
-        P::call::<S>(first, cx.context()),
-        timeout,
-    ));
-    let mut started = 1u32;
-    let mut last = None;
-    loop {
-        let more = started < hedge.max;
-        let launch = tokio::select! {
-            biased;
-            done = flights.next() => match done {
-                Some(Ok(out)) => return Ok(out),
-                Some(Err(failure)) if failure.class() == ErrorClass::Rejected => return Err(failure),
-                Some(Err(failure)) => {
-                    last = Some(failure);
-                    // Nothing left running: the next starts at once, if any may.
-                    flights.is_empty()
-                }
-                None => false,
-            },
-            () = tokio::time::sleep(hedge.after), if more => true,
-        };
-        if launch
-            && more
-            && let Some(copy) = S::dup(input)
-        {
-            started += 1;
-            flights.push(step_attempt::<S, _>(
-                cx,
-                started,
-                P::call::<S>(copy, cx.context()),
-                timeout,
-            ));
-        } else if flights.is_empty() {
-            return Err(last.unwrap_or(Failure::TimedOut(timeout)));
-        }
     }
 }
 

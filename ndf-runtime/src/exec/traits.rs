@@ -27,7 +27,7 @@ pub trait Step: Send + Sync + 'static {
     /// The code of the step's policies after its admission, chosen by
     /// `#[pattern]` from its options.
     #[doc(hidden)]
-    type Policies: super::step::Policies;
+    type Policies: super::first::Policies;
 
     /// The step's pattern name (kept apart from [`Step::META`] so that
     /// steps can name each other in `after` without a const cycle).

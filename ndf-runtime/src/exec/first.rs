@@ -1,0 +1,227 @@
+//! How a step's first attempt runs, chosen per step at compile time
+//! (`Step::Policies`, from the step's options): alone, or hedged; and what
+//! a step keeps across it for what may follow (nothing for a `Plain` step).
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::future::Either;
+
+use super::attempt::{Failure, Placement, step_attempt};
+use super::{Cx, Step};
+use crate::error::ErrorClass;
+
+/// How a step's first attempt runs, chosen by `#[pattern]` as
+/// [`Step::Policies`] from its options: a hedged step's first attempt
+/// gets company when slow; the others run alone. Retries and the fallback
+/// come after, in code shared by every step.
+#[doc(hidden)]
+pub trait Policies: 'static {
+    /// What a step keeps across its first attempt for what may follow it.
+    type After<I: Send + 'static>: AfterFirst<I>;
+
+    /// The first attempt of step `S` (of which `P` places the code) on
+    /// `input`, bounded by `timeout`; `spare` is a copy of the input when
+    /// the step has retries, a fallback or a hedge.
+    fn first<'a, S: Step, P: Placement>(
+        cx: Cx<'a>,
+        input: S::Input,
+        spare: Option<&'a S::Input>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a;
+}
+
+/// No hedge, and nothing after the attempt: no retries, fallback or
+/// `slow_call`.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Plain;
+
+/// Retries, a fallback or a `slow_call`, without hedging.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Resilient;
+
+/// Hedged attempts, and any other policy.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Hedged;
+
+/// What a step keeps across its first attempt for what may follow it (a
+/// retry, the fallback, a hedge, a `slow_call` check): a copy of its
+/// input, when it started and its attempts' timeout. A `Plain` step keeps
+/// nothing (`()`), so its future stores none of them.
+#[doc(hidden)]
+pub trait AfterFirst<I>: Send + Sized {
+    /// What to keep of these.
+    fn keep(spare: Option<I>, started: Option<tokio::time::Instant>, timeout: Duration) -> Self;
+    /// The copy of the input.
+    fn spare(&self) -> Option<&I>;
+    /// When the first attempt started.
+    fn started(&self) -> Option<tokio::time::Instant>;
+    /// The copy of the input, when the first attempt started, the timeout.
+    fn into_parts(self) -> Option<(I, Option<tokio::time::Instant>, Duration)>;
+}
+
+impl<I> AfterFirst<I> for () {
+    #[inline]
+    fn keep(_: Option<I>, _: Option<tokio::time::Instant>, _: Duration) -> Self {}
+
+    #[inline]
+    fn spare(&self) -> Option<&I> {
+        None
+    }
+
+    #[inline]
+    fn started(&self) -> Option<tokio::time::Instant> {
+        None
+    }
+
+    #[inline]
+    fn into_parts(self) -> Option<(I, Option<tokio::time::Instant>, Duration)> {
+        None
+    }
+}
+
+/// What a step with retries, a fallback, a hedge or a `slow_call` keeps.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Kept<I> {
+    spare: Option<I>,
+    started: Option<tokio::time::Instant>,
+    timeout: Duration,
+}
+
+impl<I: Send> AfterFirst<I> for Kept<I> {
+    #[inline]
+    fn keep(spare: Option<I>, started: Option<tokio::time::Instant>, timeout: Duration) -> Self {
+        Self {
+            spare,
+            started,
+            timeout,
+        }
+    }
+
+    #[inline]
+    fn spare(&self) -> Option<&I> {
+        self.spare.as_ref()
+    }
+
+    #[inline]
+    fn started(&self) -> Option<tokio::time::Instant> {
+        self.started
+    }
+
+    #[inline]
+    fn into_parts(self) -> Option<(I, Option<tokio::time::Instant>, Duration)> {
+        let Self {
+            spare,
+            started,
+            timeout,
+        } = self;
+        spare.map(|input| (input, started, timeout))
+    }
+}
+
+/// What step `S` keeps across its first attempt.
+pub(super) type After<S> = <<S as Step>::Policies as Policies>::After<<S as Step>::Input>;
+
+impl Policies for Plain {
+    type After<I: Send + 'static> = ();
+
+    fn first<'a, S: Step, P: Placement>(
+        cx: Cx<'a>,
+        input: S::Input,
+        _: Option<&'a S::Input>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
+        step_attempt::<S, _>(cx, 1, P::call::<S>(input, cx.context()), timeout)
+    }
+}
+
+impl Policies for Resilient {
+    type After<I: Send + 'static> = Kept<I>;
+
+    fn first<'a, S: Step, P: Placement>(
+        cx: Cx<'a>,
+        input: S::Input,
+        spare: Option<&'a S::Input>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
+        Plain::first::<S, P>(cx, input, spare, timeout)
+    }
+}
+
+impl Policies for Hedged {
+    type After<I: Send + 'static> = Kept<I>;
+
+    fn first<'a, S: Step, P: Placement>(
+        cx: Cx<'a>,
+        input: S::Input,
+        spare: Option<&'a S::Input>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
+        // Hedged: slow attempts get company; a boxed path, as retries are.
+        let hedge = S::META.hedge.expect("`Hedged` is chosen for hedged steps");
+        match spare {
+            Some(spare) => Either::Left(Box::pin(hedged::<S, P>(cx, input, spare, timeout, hedge))),
+            None => Either::Right(Plain::first::<S, P>(cx, input, None, timeout)),
+        }
+    }
+}
+
+/// The first attempt of a hedged step: while it runs past `hedge.after`,
+/// another starts beside it (each on its own copy of the input, under its
+/// own timeout), up to `hedge.max` at once; the first success wins and the
+/// attempts still running are dropped, which cancels them. A rejected error
+/// ends it at once; otherwise, when every attempt has failed and no more
+/// may start, the last failure is the result.
+async fn hedged<S: Step, P: Placement>(
+    cx: Cx<'_>,
+    first: S::Input,
+    input: &S::Input,
+    timeout: Duration,
+    hedge: crate::model::Hedge,
+) -> Result<S::Output, Failure> {
+    use futures::StreamExt as _;
+    let mut flights = futures::stream::FuturesUnordered::new();
+    flights.push(step_attempt::<S, _>(
+        cx,
+        1,
+        P::call::<S>(first, cx.context()),
+        timeout,
+    ));
+    let mut started = 1u32;
+    let mut last = None;
+    loop {
+        let more = started < hedge.max;
+        let launch = tokio::select! {
+            biased;
+            done = flights.next() => match done {
+                Some(Ok(out)) => return Ok(out),
+                Some(Err(failure)) if failure.class() == ErrorClass::Rejected => return Err(failure),
+                Some(Err(failure)) => {
+                    last = Some(failure);
+                    // Nothing left running: the next starts at once, if any may.
+                    flights.is_empty()
+                }
+                None => false,
+            },
+            () = tokio::time::sleep(hedge.after), if more => true,
+        };
+        if launch
+            && more
+            && let Some(copy) = S::dup(input)
+        {
+            started += 1;
+            flights.push(step_attempt::<S, _>(
+                cx,
+                started,
+                P::call::<S>(copy, cx.context()),
+                timeout,
+            ));
+        } else if flights.is_empty() {
+            return Err(last.unwrap_or(Failure::TimedOut(timeout)));
+        }
+    }
+}
