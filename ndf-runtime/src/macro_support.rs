@@ -3,10 +3,10 @@
 
 pub use crate::exec::{AllCheckpointable, Checkpointed, CheckpointedStep};
 pub use crate::exec::{
-    Cx, Failed, FanOut, Gate, Keep, PhaseRule, Step, Strict, Task, TaskPoll, Tolerant, Workflow,
-    admit_level, alternative_failed, check_phase, checkpoint, compensate_step, compensation,
-    fan_out, insufficient, lost_result, record_level, restored, run_step, run_step_in_task,
-    run_step_spawned, tolerate,
+    Cx, Failed, FanOut, Gate, Indexed, Keep, PhaseRule, Step, Strict, Task, TaskPoll, Tolerant,
+    Workflow, admit_level, alternative_failed, check_phase, checkpoint, compensate_step,
+    compensation, fan_out, insufficient, lost_result, record_level, restored, run_step,
+    run_step_in_task, run_step_spawned, tolerate,
 };
 pub use crate::exec::{Hedged, Placement, Plain, Policies, Resilient};
 pub use crate::gating::LimitsCell;

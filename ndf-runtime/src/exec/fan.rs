@@ -192,6 +192,44 @@ impl<S, U> FanOut<S, U> {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// An item's future with its index beside it: what `parallel!(each
+    /// step)` starts for each item, without an `async` block around the
+    /// step's run.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Indexed<F> {
+        index: usize,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F> Indexed<F> {
+    /// Item `index`'s future `fut`.
+    pub fn new(index: usize, fut: F) -> Self {
+        Self { index, fut }
+    }
+}
+
+impl<F: Future> Future for Indexed<F> {
+    type Output = (usize, F::Output);
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let index = *this.index;
+        this.fut.poll(cx).map(|out| (index, out))
+    }
+}
+
+impl<F> std::fmt::Debug for Indexed<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Indexed")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Runs `start(index, item)` for every item, at most `max` at once and none
 /// while the resource probe reads above `threshold`. A failure that `K`
 /// does not tolerate stops the fan-out: no more items start, and those in

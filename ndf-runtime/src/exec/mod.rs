@@ -23,7 +23,7 @@ pub(crate) use durable::Checkpoints;
 pub use durable::{AllCheckpointable, Checkpointed, CheckpointedStep, checkpoint, restored};
 #[cfg(feature = "fleet")]
 pub(crate) use durable::{Decoded, Encoded};
-pub use fan::{FanOut, Keep, Strict, Tolerant, fan_out};
+pub use fan::{FanOut, Indexed, Keep, Strict, Tolerant, fan_out};
 pub use first::{Hedged, Plain, Policies, Resilient};
 pub use flow::{
     PhaseRule, admit_level, alternative_failed, check_phase, insufficient, record_level,

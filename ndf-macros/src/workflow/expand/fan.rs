@@ -1,8 +1,9 @@
 //! `parallel!(each stage)`: the stage runs over every item of the input,
 //! at most `max_concurrent` at once, with the outputs in input order.
 //!
-//! The items run in the runtime's `fan_out`, each as the same `async` block
-//! (one future type, so one bounded set of slots holds them all). The first
+//! The items run in the runtime's `fan_out`, each as the same future type
+//! (a step's run with its index, or an `async` block around a nested
+//! workflow), so one bounded set of slots holds them all. The first
 //! failure cancels the items in flight and compensates those that
 //! completed, last finished first, unless `min_success` tolerates failures:
 //! then the output is `Vec<Result<O, StepError>>` and the fan-out fails
@@ -37,7 +38,23 @@ impl Expander {
         self.spawn |= w.options.spawn;
         self.in_task = true;
         let own = self.ident("input");
-        let run = self.run(stage, &quote!(#own));
+        // An item of a step stage is the step's run itself, its index
+        // beside it; a nested workflow runs in an `async` block.
+        let item_future = match stage {
+            Stage::Step(step) => {
+                let run = self.step_future(step, &converted);
+                quote!(#p::Indexed::new(__index, #run))
+            }
+            Stage::Nested(_) => {
+                let run = self.run(stage, &quote!(#own));
+                quote! {
+                    async move {
+                        let #own = #converted;
+                        (__index, #run)
+                    }
+                }
+            }
+        };
         (self.spawn, self.in_task) = (outer_spawn, outer_task);
 
         let max = w.options.max_concurrent.unwrap_or(usize::MAX);
@@ -68,10 +85,7 @@ impl Expander {
                 #max,
                 #threshold,
                 #drive,
-                move |__index, #item| async move {
-                    let #own = #converted;
-                    (__index, #run)
-                },
+                move |__index, #item| #item_future,
             )
             .await;
         };
