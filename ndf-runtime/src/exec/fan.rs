@@ -193,9 +193,9 @@ impl<S, U> FanOut<S, U> {
 }
 
 pin_project_lite::pin_project! {
-    /// An item's future with its index beside it: what `parallel!(each
-    /// step)` starts for each item, without an `async` block around the
-    /// step's run.
+    /// An item's future with its index beside it: what `parallel!(each …)`
+    /// starts for each item (for a step, its run itself, with no `async`
+    /// block around it).
     #[must_use = "futures do nothing unless polled"]
     pub struct Indexed<F> {
         index: usize,

@@ -37,24 +37,9 @@ impl Expander {
         let (outer_spawn, outer_task) = (self.spawn, self.in_task);
         self.spawn |= w.options.spawn;
         self.in_task = true;
-        let own = self.ident("input");
-        // An item of a step stage is the step's run itself, its index
-        // beside it; a nested workflow runs in an `async` block.
-        let item_future = match stage {
-            Stage::Step(step) => {
-                let run = self.step_future(step, &converted);
-                quote!(#p::Indexed::new(__index, #run))
-            }
-            Stage::Nested(_) => {
-                let run = self.run(stage, &quote!(#own));
-                quote! {
-                    async move {
-                        let #own = #converted;
-                        (__index, #run)
-                    }
-                }
-            }
-        };
+        // Each item is its stage's future (a step's run itself, a nested
+        // workflow in an `async` block) with its index beside it.
+        let item_future = self.future(stage, &converted);
         (self.spawn, self.in_task) = (outer_spawn, outer_task);
 
         let max = w.options.max_concurrent.unwrap_or(usize::MAX);
@@ -85,7 +70,7 @@ impl Expander {
                 #max,
                 #threshold,
                 #drive,
-                move |__index, #item| #item_future,
+                move |__index, #item| #p::Indexed::new(__index, #item_future),
             )
             .await;
         };
