@@ -150,8 +150,10 @@ fn run<S: Step, P: Placement>(
             // Never past the workflow's deadline.
             let mut timeout = cx.bounded(cx.config().timeout_of(&S::META));
             if needs_admission(cx, &S::META, limits, timeout) {
-                // A limited step (`limits` is a constant `None` for the
-                // others) takes its start and place inline when both are free.
+                // A limited step takes its start and place inline when both
+                // are free. `limits` is `None` for the others; the `const`
+                // guard says so too, so that `try_place` is not compiled for
+                // them.
                 let tried = match limits {
                     Some(cell) if const { S::META.limited() } => {
                         try_place(cx, &S::META, cell, timeout)
