@@ -1,7 +1,8 @@
 //! A 10-step `sequential!` run through `Ndf` against the same chain written
 //! by hand as plain async fns, in the same run, on a current-thread runtime,
 //! with steps that complete without waiting. Prints the time ratio and the
-//! size of both futures.
+//! size of both futures; with a one-step run of each, what each extra step
+//! costs over a hand-written one.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -54,7 +55,12 @@ async fn hand_written(x: u64) -> Result<u64, StepError> {
     Ok(h9(x).await)
 }
 
+async fn hand_written_one(x: u64) -> Result<u64, StepError> {
+    Ok(h0(x).await)
+}
+
 const GROUP: &str = "sequential_10_steps";
+const ONE: &str = "sequential_1_step";
 
 fn bench(c: &mut Criterion) {
     let (rt, ndf, ctx) = rig::rig();
@@ -69,6 +75,16 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("ndf", |b| {
         b.to_async(&rt).iter(|| ndf.run(&flow, black_box(1), &ctx));
+    });
+    group.finish();
+
+    let one = sequential!(name = "bench.one_step"; s0);
+    let mut group = c.benchmark_group(ONE);
+    group.bench_function("hand_written", |b| {
+        b.to_async(&rt).iter(|| hand_written_one(black_box(1)));
+    });
+    group.bench_function("ndf", |b| {
+        b.to_async(&rt).iter(|| ndf.run(&one, black_box(1), &ctx));
     });
     group.finish();
 
@@ -89,4 +105,6 @@ fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
     ratio::report(GROUP, "ndf", "hand_written");
+    ratio::report(ONE, "ndf", "hand_written");
+    ratio::per_extra_step(GROUP, ONE, 9);
 }

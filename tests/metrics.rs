@@ -109,10 +109,11 @@ async fn double(n: u32) -> u32 {
 }
 
 /// Runs whose every step succeeded at its first attempt are learned into
-/// their steps in batches, but their metrics are not: each run's steps are
-/// counted, and the confidence gauge set, as the run ends.
+/// their steps together: the run itself is counted as it ends, its steps'
+/// counters and confidence gauges within `learning_interval` of the first
+/// of them, with nothing reading the statistics.
 #[tokio::test(start_paused = true)]
-async fn clean_runs_are_counted_as_they_end() {
+async fn clean_runs_are_counted_within_the_learning_interval() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let _guard = metrics::set_default_local_recorder(&recorder);
@@ -123,6 +124,17 @@ async fn clean_runs_are_counted_as_they_end() {
     for n in 0..3 {
         assert_eq!(ndf.run(&flow, n, &ctx).await.unwrap(), n * 2);
     }
+    let seen = snapshot(&snapshotter);
+    assert!(
+        matches!(
+            seen.get("ndf_runs_total{outcome=ok,pattern=sync.clean}"),
+            Some(DebugValue::Counter(3))
+        ),
+        "{seen:?}"
+    );
+    // The learner folds them on tokio's blocking pool, which paused time
+    // waits for.
+    tokio::time::sleep(ndf.config().learning_interval * 2).await;
     let seen = snapshot(&snapshotter);
     for step in ["store", "double"] {
         let key = format!("ndf_step_executions_total{{outcome=ok,pattern=sync.clean,step={step}}}");

@@ -38,3 +38,17 @@ pub fn throughput(group: &str, id: &str, items: u64) {
         println!("{group}: {id} {:.0} items/s", items as f64 / (ns / 1e9));
     }
 }
+
+/// Prints what each of `extra` more steps costs: the time `candidate`
+/// (`ndf`) adds to `hand_written` in group `many`, less what it adds in group
+/// `few`, divided by `extra`.
+#[allow(dead_code, reason = "only the sequential benchmark compares lengths")]
+pub fn per_extra_step(many: &str, few: &str, extra: u32) {
+    let added = |group| Some(mean_ns(group, "ndf")? - mean_ns(group, "hand_written")?);
+    if let (Some(m), Some(f)) = (added(many), added(few)) {
+        println!(
+            "each extra step: ndf adds {:.1} ns over a hand-written step ({many} against {few})",
+            (m - f) / f64::from(extra)
+        );
+    }
+}

@@ -160,7 +160,8 @@ pub struct Config {
     /// hot path, but confidence, gating, alerts and metrics lag by up to N
     /// runs per thread. Reading statistics always applies what waits first.
     pub learning_batch: usize,
-    /// How soon queued runs are applied when no run applies them
+    /// How soon queued runs are applied when no run applies them, and
+    /// clean runs learned into their steps' statistics and metrics
     /// (reading statistics, reports or the dashboard always applies first).
     /// Default: 100 ms.
     pub learning_interval: Duration,

@@ -143,6 +143,9 @@ pub(crate) struct Learned {
     pub(crate) busy: bool,
     /// Runs applied.
     pub(crate) runs: u64,
+    /// Clean runs started waiting to be folded (see [`Tables::fold`]):
+    /// whoever learns must see that they are, within `learning_interval`.
+    pub(crate) clean_waiting: bool,
 }
 
 /// Everything behind the one lock a run takes when it ends.
@@ -277,8 +280,8 @@ impl Tables {
         if clean {
             if entry.wait_clean(at, config) {
                 dirty.push(run.entry);
+                learned.clean_waiting = true;
             }
-            observer.clean_steps(run.entry, entry.steps.len());
             return;
         }
         for (i, (stats, bits)) in entry.step_stats.iter_mut().zip(steps).enumerate() {
@@ -368,15 +371,18 @@ impl Tables {
         steady
     }
 
-    /// Learns the waiting clean runs into their slots and steps' counters:
-    /// the same as learning each as it ended. Called before any other run
-    /// is learned, and whenever the statistics are read or changed other
-    /// than by learning a run ([`StatsTable::lock`](super::StatsTable::lock)).
+    /// Learns the waiting clean runs into their slots and steps' counters,
+    /// and tells the watcher (their steps' metrics): the same as learning
+    /// each as it ended. Called before any other run is learned, whenever
+    /// the statistics are read or changed other than by learning a run
+    /// ([`StatsTable::lock`](super::StatsTable::lock)), and by the learner
+    /// within `learning_interval` of the first one waiting.
     pub(super) fn fold(&mut self) {
         let Tables {
             entries,
             confidence,
             dirty,
+            watcher,
             ..
         } = self;
         for id in dirty.drain(..) {
@@ -394,6 +400,7 @@ impl Tables {
                 stats.add_successes(clean.runs);
                 learn(&mut confidence[slot]);
             }
+            watcher.0.clean_steps(id, entry.steps.len(), clean.runs);
         }
     }
 

@@ -81,17 +81,22 @@ pub(crate) trait Observer: Send {
     /// A step record of the run just reported was learned.
     fn step(&mut self, step: &StepObservation);
 
-    /// Each of the `steps` step records of the run of `entry` just reported
-    /// was [`StepOutcome::CLEAN`], and taught its slot a success: the same
-    /// as [`Observer::step`] of each, in one call.
-    fn clean_steps(&mut self, entry: usize, steps: usize) {
-        for index in 0..steps {
-            self.step(&StepObservation {
-                entry,
-                index,
-                outcome: StepOutcome::CLEAN,
-                taught: Some(true),
-            });
+    /// `runs` clean runs of `entry` (reported as they ended) were learned
+    /// into its slots: each of their `steps` step records was
+    /// [`StepOutcome::CLEAN`] and taught its slot a success. The same as
+    /// [`Observer::step`] of each, in one call. Called when they are folded
+    /// (see `Tables::fold`): before any other run is learned, so that the
+    /// outcomes of a pattern are observed in their order.
+    fn clean_steps(&mut self, entry: usize, steps: usize, runs: u64) {
+        for _ in 0..runs {
+            for index in 0..steps {
+                self.step(&StepObservation {
+                    entry,
+                    index,
+                    outcome: StepOutcome::CLEAN,
+                    taught: Some(true),
+                });
+            }
         }
     }
 

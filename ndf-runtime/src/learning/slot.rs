@@ -106,28 +106,11 @@ impl Slot {
         learning_rate: f64,
         prior: Prior,
     ) {
-        let mut left = n;
-        while left > 0 {
-            let before = self.evidence;
-            self.evidence.observe(true, learning_rate);
-            left -= 1;
-            // Only the last means stay in the trend.
-            if left < TREND as u64 {
-                self.trend.push(self.evidence.mean(prior));
-            }
-            if self.evidence.successes.to_bits() == before.successes.to_bits()
-                && self.evidence.failures.to_bits() == before.failures.to_bits()
-            {
-                // Converged: each success left leaves the evidence as it
-                // is (but for its count), so thousands waiting take as
-                // long to learn as a few.
-                self.evidence.samples += left;
-                let mean = self.evidence.mean(prior);
-                for _ in 0..left.min(TREND as u64) {
-                    self.trend.push(mean);
-                }
-                break;
-            }
+        // Only the last means stay in the trend.
+        let last = n.min(TREND as u64);
+        self.evidence.observe_successes(n - last, learning_rate);
+        for _ in 0..last {
+            self.observe(true, learning_rate, prior);
         }
         self.breaker.count_successes(n, at);
     }

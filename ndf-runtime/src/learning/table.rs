@@ -116,7 +116,9 @@ impl StatsTable {
                 return (queued, learned);
             }
             // This thread's shard is full: learn what waits, then queue.
-            learned.runs += self.apply(config, true).runs;
+            let applied = self.apply(config, true);
+            learned.runs += applied.runs;
+            learned.clean_waiting |= applied.clean_waiting;
         }
     }
 
@@ -156,6 +158,13 @@ impl StatsTable {
             self.phases.forget(*id);
         }
         evicted.len()
+    }
+
+    /// Learns the clean runs waiting into their slots, steps' counters and
+    /// metrics (see [`Tables::fold`]), which reads do anyway: what the
+    /// learner does within `learning_interval` of one starting to wait.
+    pub(crate) fn fold_waiting(&self) {
+        self.lock_learning().fold();
     }
 
     /// Whether runs wait to be learned.

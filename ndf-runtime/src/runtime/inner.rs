@@ -99,9 +99,14 @@ impl Inner {
         !learned.busy
     }
 
-    /// Delivers the alerts learning raised, and counts the runs it learned
-    /// towards `flush_every`.
+    /// Delivers the alerts learning raised, counts the runs it learned
+    /// towards `flush_every`, and wakes the learner when clean runs started
+    /// waiting to be folded (their steps' metrics follow within
+    /// `learning_interval`).
     pub(super) fn learned(&self, learned: &Learned) {
+        if learned.clean_waiting {
+            self.learning.notify_one();
+        }
         self.board.deliver(&*self.sink);
         self.flush
             .runs_learned(learned.runs, self.env.config.flush_every);

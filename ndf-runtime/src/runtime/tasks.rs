@@ -39,8 +39,8 @@ fn until_stopped(
     }
 }
 
-/// Woken when runs were left queued, applies them after
-/// `learning_interval`.
+/// Woken when runs were left queued, or clean runs started waiting to be
+/// folded, learns them after `learning_interval`.
 async fn learner(weak: Weak<Inner>) {
     let Some((wake, interval)) = weak.upgrade().map(|inner| {
         (
@@ -56,7 +56,11 @@ async fn learner(weak: Weak<Inner>) {
         let Some(inner) = weak.upgrade() else { return };
         // Off the async workers: a batch that overflowed while the
         // statistics were busy can take a while to learn.
-        let _ = tokio::task::spawn_blocking(move || inner.learn(true)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            inner.learn(true);
+            inner.env.stats.fold_waiting();
+        })
+        .await;
     }
 }
 

@@ -150,11 +150,11 @@ impl EntryMetrics {
         self.runs_refused.increment(1);
     }
 
-    /// Step record `index` was [`StepOutcome::CLEAN`]: what
-    /// [`EntryMetrics::step`] counts of it.
-    pub(crate) fn clean_step(&self, index: usize) {
+    /// Step record `index` was [`StepOutcome::CLEAN`] in `runs` runs: what
+    /// [`EntryMetrics::step`] counts of each.
+    pub(crate) fn clean_steps(&self, index: usize, runs: u64) {
         if let Some(m) = self.steps.get(index) {
-            m.ok.increment(1);
+            m.ok.increment(runs);
         }
     }
 

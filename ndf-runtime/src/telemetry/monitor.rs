@@ -42,6 +42,12 @@ impl PatternGauge {
         self.evidence.observe(ok, learning_rate);
         self.gauge.set(self.evidence.mean(prior));
     }
+
+    /// Learns `n` successes and sets the gauge once.
+    fn teach_successes(&mut self, n: u64, learning_rate: f64, prior: Prior) {
+        self.evidence.observe_successes(n, learning_rate);
+        self.gauge.set(self.evidence.mean(prior));
+    }
 }
 
 impl std::fmt::Debug for PatternGauge {
@@ -182,7 +188,7 @@ impl Observer for Monitor {
         }
     }
 
-    fn clean_steps(&mut self, entry: usize, steps: usize) {
+    fn clean_steps(&mut self, entry: usize, steps: usize, runs: u64) {
         let Monitor {
             entries,
             patterns,
@@ -194,8 +200,8 @@ impl Observer for Monitor {
             return;
         };
         for (index, &pattern) in e.step_patterns.iter().enumerate().take(steps) {
-            e.metrics.clean_step(index);
-            patterns[pattern].teach(true, *learning_rate, *prior);
+            e.metrics.clean_steps(index, runs);
+            patterns[pattern].teach_successes(runs, *learning_rate, *prior);
         }
     }
 
