@@ -11,7 +11,7 @@ use super::observe::{BreakerChange, RunObservation, StepObservation, Watcher};
 use super::outliers::LatencyWindow;
 use super::pending::{PendingRun, RunHead};
 use super::recent::{Recent, Refusals};
-use super::slot::Slot;
+use super::slot::{NotClosed, Slot};
 use super::windows::Windows;
 use crate::config::Config;
 use crate::model::{PatternStats, Prior, RecentRun, RunEnd, StepMeta, StepOutcome};
@@ -162,6 +162,9 @@ pub(super) struct Tables {
     /// Confidence by slot; a slot is one (pattern, domain).
     pub(super) confidence: Vec<Slot>,
     pub(super) slots: HashMap<Key, usize>,
+    /// How many of the slots' breakers are not closed (shared with the
+    /// [`GateIndex`](super::gates::GateIndex) runs read).
+    pub(super) not_closed: NotClosed,
     /// What the store held when the runtime started, by (pattern, domain).
     pub(super) baseline: HashMap<Key, PatternStats>,
     /// Recent runs the store held for workflows, by (pattern, domain), as
@@ -542,6 +545,7 @@ pub(super) fn entry_index(
         resolve(
             &mut tables.slots,
             &mut tables.confidence,
+            &tables.not_closed,
             (name.to_owned(), domain.to_owned()),
         )
     };
@@ -587,10 +591,11 @@ pub(super) fn same_steps(a: &'static [&'static str], b: &'static [&'static str])
 pub(super) fn resolve(
     slots: &mut HashMap<Key, usize>,
     confidence: &mut Vec<Slot>,
+    count: &NotClosed,
     key: Key,
 ) -> usize {
     *slots.entry(key).or_insert_with(|| {
-        confidence.push(Slot::default());
+        confidence.push(Slot::new(count));
         confidence.len() - 1
     })
 }

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::breaker::Admission;
 use super::entry::{OVERFLOW_DOMAIN, Tables, entry_index, same_steps};
-use super::slot::SlotGate;
+use super::slot::{NotClosed, SlotGate};
 use super::table::StatsTable;
 use crate::config::Config;
 use crate::error::Error;
@@ -93,16 +93,21 @@ pub(crate) struct GateIndex {
     /// Whether the statistics hold `max_entries` entries: a domain not in
     /// `entries` is then learned as its workflow's overflow.
     full: AtomicBool,
+    /// How many slots' breakers are not closed, as the slots count them.
+    not_closed: NotClosed,
 }
 
-impl Default for GateIndex {
-    fn default() -> Self {
+impl GateIndex {
+    /// An index whose runs read `not_closed`, what the statistics' slots
+    /// count.
+    pub(super) fn counting(not_closed: NotClosed) -> Self {
         static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Self {
             id: IDS.fetch_add(1, Ordering::Relaxed),
             entries: papaya::HashMap::default(),
             overflow: papaya::HashMap::default(),
             full: AtomicBool::new(false),
+            not_closed,
         }
     }
 }
@@ -244,17 +249,21 @@ impl StatsTable {
     /// published: `Some` when its entry exists and nothing is held back or
     /// cooling down (the happy path); `None` sends the run to the lock.
     fn gates_unlocked(&self, query: &GateQuery<'_>) -> Option<Gates> {
+        let all_closed = &self.index.not_closed;
         self.index.judge(query.workflow, query.domain, |entry| {
             if !same_steps(entry.steps, query.steps) {
                 // Another workflow of the same name: judged under the lock.
                 return None;
             }
-            if !entry.run.passes() {
-                return None;
-            }
-            for (gate, meta) in entry.step_gates.iter().zip(query.metas) {
-                if meta.is_some() && !gate.passes() {
+            // Every breaker of the runtime closed: nothing to read per step.
+            if !all_closed.none() {
+                if !entry.run.passes() {
                     return None;
+                }
+                for (gate, meta) in entry.step_gates.iter().zip(query.metas) {
+                    if meta.is_some() && !gate.passes() {
+                        return None;
+                    }
                 }
             }
             Some(Gates {

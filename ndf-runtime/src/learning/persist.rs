@@ -46,6 +46,7 @@ impl StatsTable {
         let slot = resolve(
             &mut tables.slots,
             &mut tables.confidence,
+            &tables.not_closed,
             (pattern.to_owned(), domain.to_owned()),
         );
         let s = &mut tables.confidence[slot];

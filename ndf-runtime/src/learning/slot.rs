@@ -2,7 +2,7 @@
 //! confidence, its breaker, and the flag runs read without the lock.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::time::Instant;
 
@@ -15,7 +15,9 @@ use crate::model::{BreakerState, Evidence, Prior, WindowBreaker};
 const TREND: usize = 32;
 
 /// What is learned of one (pattern, domain) besides its counters.
-#[derive(Debug, Default, Clone)]
+/// (Made with [`Slot::new`], never by default: its gate must count in its
+/// runtime's [`NotClosed`].)
+#[derive(Debug, Clone)]
 pub(crate) struct Slot {
     pub(crate) evidence: Evidence,
     /// The gate of the pattern, as a circuit breaker.
@@ -31,17 +33,41 @@ pub(crate) struct Slot {
 
 /// What gating reads of one (pattern, domain) without a lock: whether its
 /// breaker is closed, published whenever that changes (a breaker that is
-/// not is judged under the lock).
-#[derive(Debug, Default)]
+/// not is judged under the lock), and counted in its runtime's
+/// [`NotClosed`].
+#[derive(Debug)]
 pub(crate) struct SlotGate {
     not_closed: AtomicBool,
+    count: NotClosed,
+}
+
+/// How many slots of a runtime have a breaker that is not closed. While
+/// there are none (a healthy service), a run's gates pass without reading
+/// each of its steps' flags: one load a run, not one a step.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct NotClosed(Arc<AtomicUsize>);
+
+impl NotClosed {
+    /// Whether every slot's breaker is closed. Read without the lock, as
+    /// the slots' flags are: a breaker that changes while a run starts is
+    /// seen by the next one.
+    #[inline]
+    pub(super) fn none(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == 0
+    }
 }
 
 impl SlotGate {
-    /// Publishes the breaker's state.
+    /// Publishes the breaker's state (under the statistics lock).
     pub(super) fn publish(&self, state: BreakerState) {
-        self.not_closed
-            .store(state != BreakerState::Closed, Ordering::Relaxed);
+        let not_closed = state != BreakerState::Closed;
+        if self.not_closed.swap(not_closed, Ordering::Relaxed) != not_closed {
+            if not_closed {
+                self.count.0.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.count.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Whether the breaker is closed: the slot holds nothing back.
@@ -50,7 +76,29 @@ impl SlotGate {
     }
 }
 
+impl Drop for SlotGate {
+    fn drop(&mut self) {
+        if *self.not_closed.get_mut() {
+            self.count.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Slot {
+    /// A slot with no evidence and a closed breaker, counted in `count`.
+    pub(super) fn new(count: &NotClosed) -> Self {
+        Self {
+            evidence: Evidence::default(),
+            breaker: Breaker::default(),
+            window: None,
+            trend: Trend::default(),
+            gate: Arc::new(SlotGate {
+                not_closed: AtomicBool::new(false),
+                count: count.clone(),
+            }),
+        }
+    }
+
     /// Learns one outcome with threshold `threshold`, ended at `at`: its
     /// confidence and its breaker (on the window of `policy`, a step's
     /// `breaker(…)`, when it has one). Returns the new confidence mean and
@@ -180,7 +228,7 @@ mod tests {
                     failures: 3.0,
                     samples: 4,
                 },
-                ..Slot::default()
+                ..Slot::new(&NotClosed::default())
             };
             let (mut together, mut alone) = (start.clone(), start);
             together.learn_successes(n, at, config.learning_rate, config.prior);
@@ -194,6 +242,23 @@ mod tests {
             let bits = |s: &Slot| s.trend.iter().map(f64::to_bits).collect::<Vec<_>>();
             assert_eq!(bits(&together), bits(&alone), "{n}");
         }
+    }
+
+    #[test]
+    fn the_runtime_counts_the_breakers_not_closed() {
+        let count = NotClosed::default();
+        let (a, b) = (Slot::new(&count), Slot::new(&count));
+        assert!(count.none());
+        a.gate.publish(BreakerState::Open);
+        a.gate.publish(BreakerState::HalfOpen);
+        b.gate.publish(BreakerState::Open);
+        assert_eq!(count.0.load(Ordering::Relaxed), 2, "each slot once");
+        a.gate.publish(BreakerState::Closed);
+        a.gate.publish(BreakerState::Closed);
+        assert!(!count.none());
+        // A slot dropped while open no longer holds anything back.
+        drop(b);
+        assert!(count.none());
     }
 
     #[test]

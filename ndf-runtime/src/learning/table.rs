@@ -19,7 +19,7 @@ use crate::model::{RunEnd, StepMeta, StepRecord};
 /// ([`GateIndex`]), and queues its outcome ([`Pending`]); queued runs are
 /// applied in batches under the lock, by index. Sums by name are made when
 /// asked for (rare).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct StatsTable {
     tables: Mutex<Tables>,
     /// Runs ended and not yet learned.
@@ -29,6 +29,20 @@ pub(crate) struct StatsTable {
     pub(super) index: GateIndex,
     /// Recent durations of `orchestrate!` phases, by entry.
     pub(super) phases: Phases,
+}
+
+impl Default for StatsTable {
+    fn default() -> Self {
+        let tables = Tables::default();
+        // The slots count their breakers in the count runs read.
+        let index = GateIndex::counting(tables.not_closed.clone());
+        Self {
+            tables: Mutex::new(tables),
+            pending: Pending::default(),
+            index,
+            phases: Phases::default(),
+        }
+    }
 }
 
 /// One run, as [`StatsTable::record_run`] learns it.
