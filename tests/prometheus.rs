@@ -34,6 +34,9 @@ async fn metrics_are_served_in_prometheus_format() {
             .await
             .unwrap();
     }
+    // The steps of clean runs are counted with the others, by the learner
+    // `learning_interval` after the first.
+    tokio::time::sleep(ndf.config().learning_interval * 2).await;
     let (status, page) = tokio::task::spawn_blocking(move || common::http_get(addr, "/metrics"))
         .await
         .unwrap();
