@@ -123,24 +123,74 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<T, F: Future<Output = Result<T, StepError>>> Future for Attempt<'_, F> {
-    type Output = Result<T, Failure>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+impl<T, F: Future<Output = Result<T, StepError>>> Attempt<'_, F> {
+    /// What a poll of the attempt does. Inlined into [`Attempt::poll`]
+    /// and, for a step with one attempt, where the step awaits it
+    /// ([`FirstAttempt`]); tracing's own code stays behind calls.
+    #[allow(
+        clippy::inline_always,
+        reason = "a plain step's attempt, inlined where it is awaited: no call, and no result copied out, per step"
+    )]
+    #[inline(always)]
+    fn poll_here(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, Failure>> {
         let this = self.project();
         let timeout = *this.timeout;
-        let Some(span) = this.trace.span() else {
+        if let Trace::Off = this.trace {
             // Returned as it comes: a result first kept here, then copied
             // out, cost a store-forwarding stall on every step.
             return poll_bounded(this.fut, this.timer, timeout, cx);
-        };
-        let entered = span.enter();
+        }
+        let span = this.trace.span();
+        let entered = enter(span);
         let poll = poll_bounded(this.fut, this.timer, timeout, cx);
-        drop(entered);
+        exit(entered);
         if let Poll::Ready(result) = &poll {
             ended(span, result.as_ref().err());
         }
         poll
+    }
+}
+
+impl<T, F: Future<Output = Result<T, StepError>>> Future for Attempt<'_, F> {
+    type Output = Result<T, Failure>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.poll_here(cx)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The attempt of a step that has no other (`Plain`): an [`Attempt`]
+    /// polled where the step awaits it, not through a call (per step, the
+    /// call and the copy of its result cost about 2 ns). A step with
+    /// retries or a fallback polls its first attempt through
+    /// [`Attempt`]'s own poll, as it does the others, so that its code is
+    /// compiled once, not twice.
+    pub(crate) struct FirstAttempt<'a, F> {
+        #[pin]
+        attempt: Attempt<'a, F>,
+    }
+}
+
+impl<T, F: Future<Output = Result<T, StepError>>> Future for FirstAttempt<'_, F> {
+    type Output = Result<T, Failure>;
+
+    #[allow(clippy::inline_always, reason = "see `Attempt::poll_here`")]
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().attempt.poll_here(cx)
+    }
+}
+
+/// The one attempt of step `S` (see [`FirstAttempt`]).
+#[inline]
+pub(crate) fn first_attempt<'a, S: Step, T: 'a>(
+    cx: Cx<'a>,
+    fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
+    timeout: Duration,
+) -> FirstAttempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a> {
+    FirstAttempt {
+        attempt: step_attempt::<S, _>(cx, 1, fut, timeout),
     }
 }
 
@@ -160,11 +210,23 @@ fn poll_bounded<T, F: Future<Output = Result<T, StepError>>>(
     match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
         Ok(Poll::Ready(Ok(out))) => Poll::Ready(Ok(out)),
         Ok(Poll::Ready(Err(error))) => Poll::Ready(Err(Failure::Failed(error))),
-        Err(payload) => Poll::Ready(Err(Failure::Failed(StepError::panicked(&*payload)))),
+        Err(payload) => Poll::Ready(Err(panicked(payload))),
         Ok(Poll::Pending) => timer
             .poll_expired(timeout, cx)
             .map(|()| Err(Failure::TimedOut(timeout))),
     }
+}
+
+/// The failure of an attempt that panicked with `payload` (dropped here:
+/// not inlined where each step's attempt is polled).
+#[cold]
+#[inline(never)]
+#[allow(
+    clippy::needless_pass_by_value,
+    reason = "dropped here, not where each step's attempt is polled"
+)]
+fn panicked(payload: Box<dyn std::any::Any + Send>) -> Failure {
+    Failure::Failed(StepError::panicked(&*payload))
 }
 
 /// The `ndf.step` span of a step's attempt: none while no subscriber
@@ -181,21 +243,10 @@ pub(crate) enum Trace<'a> {
 }
 
 impl Trace<'_> {
-    /// The span, made at the first call; `None` when off.
-    #[inline]
-    fn span(&mut self) -> Option<&tracing::Span> {
-        match self {
-            Trace::Off => None,
-            Trace::On(span) => Some(span),
-            Trace::Due { .. } => Some(self.make()),
-        }
-    }
-
-    /// The span (pattern, step, domain, attempt number, outcome), made
-    /// now. Context attributes are not recorded. Not generic: its fields
-    /// are written once for every step.
-    #[cold]
-    fn make(&mut self) -> &tracing::Span {
+    /// The span (pattern, step, domain, attempt number, outcome), made at
+    /// the first call. Context attributes are not recorded. Not generic:
+    /// its fields are written once for every step. Never called when off.
+    fn span(&mut self) -> &tracing::Span {
         if let Trace::Due { cx, step, number } = *self {
             *self = Trace::On(tracing::debug_span!(
                 "ndf.step",
@@ -208,9 +259,22 @@ impl Trace<'_> {
         }
         match self {
             Trace::On(span) => span,
-            _ => unreachable!("the span was just made"),
+            _ => unreachable!("an attempt is traced only while a subscriber listens"),
         }
     }
+}
+
+/// Enters `span`: a call where each step's attempt is polled, not
+/// tracing's code inlined there.
+#[inline(never)]
+fn enter(span: &tracing::Span) -> tracing::span::Entered<'_> {
+    span.enter()
+}
+
+/// Leaves the span `entered` entered (as [`enter`], a call).
+#[inline(never)]
+fn exit(entered: tracing::span::Entered<'_>) {
+    drop(entered);
 }
 
 /// Records how an attempt ended in its span.
@@ -231,7 +295,7 @@ pub(crate) fn step_attempt<'a, S: Step, T: 'a>(
     number: u32,
     fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
     timeout: Duration,
-) -> impl Future<Output = Result<T, Failure>> + 'a {
+) -> Attempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a> {
     let trace = if tracing::level_enabled!(tracing::Level::DEBUG) {
         Trace::Due {
             cx,

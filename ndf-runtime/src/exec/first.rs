@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::future::Either;
 
-use super::attempt::{Failure, Placement, step_attempt};
+use super::attempt::{Failure, Placement, first_attempt, step_attempt};
 use super::{Cx, Step};
 use crate::error::ErrorClass;
 
@@ -135,7 +135,7 @@ impl Policies for Plain {
         _: Option<&'a S::Input>,
         timeout: Duration,
     ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
-        step_attempt::<S, _>(cx, 1, P::call::<S>(input, cx.context()), timeout)
+        first_attempt::<S, _>(cx, P::call::<S>(input, cx.context()), timeout)
     }
 }
 
@@ -145,10 +145,12 @@ impl Policies for Resilient {
     fn first<'a, S: Step, P: Placement>(
         cx: Cx<'a>,
         input: S::Input,
-        spare: Option<&'a S::Input>,
+        _: Option<&'a S::Input>,
         timeout: Duration,
     ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
-        Plain::first::<S, P>(cx, input, spare, timeout)
+        // Not `Plain`'s inlined attempt: its retries poll an `Attempt`
+        // too, so that the step's code is compiled once, not twice.
+        step_attempt::<S, _>(cx, 1, P::call::<S>(input, cx.context()), timeout)
     }
 }
 
@@ -165,7 +167,7 @@ impl Policies for Hedged {
         let hedge = S::META.hedge.expect("`Hedged` is chosen for hedged steps");
         match spare {
             Some(spare) => Either::Left(Box::pin(hedged::<S, P>(cx, input, spare, timeout, hedge))),
-            None => Either::Right(Plain::first::<S, P>(cx, input, None, timeout)),
+            None => Either::Right(Resilient::first::<S, P>(cx, input, None, timeout)),
         }
     }
 }
