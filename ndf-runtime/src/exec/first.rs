@@ -20,6 +20,15 @@ pub trait Policies: 'static {
     /// What a step keeps across its first attempt for what may follow it.
     type After<I: Send + 'static>: AfterFirst<I>;
 
+    /// A step's run (`run`) as its workflow awaits it: the run itself
+    /// for a `Plain` step, inlined into the workflow's poll; an
+    /// [`Outlined`] one for the others, whose code (retries, fallback,
+    /// hedges) is larger.
+    type Run<F: Future>: Future<Output = F::Output>;
+
+    /// `run` as [`Policies::Run`].
+    fn place_run<F: Future>(run: F) -> Self::Run<F>;
+
     /// The first attempt of step `S` (of which `P` places the code) on
     /// `input`, bounded by `timeout`; `spare` is a copy of the input when
     /// the step has retries, a fallback or a hedge.
@@ -123,11 +132,43 @@ impl<I: Send> AfterFirst<I> for Kept<I> {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// The run of a step with retries, a fallback, a hedge or a
+    /// `slow_call`, polled in a function of its own rather than inlined
+    /// into its workflow's poll. Inlined, every such step's code made its
+    /// workflows' polls so large that optimizing them took most of a
+    /// release build (7.4 s against 4.9 s for the 50-step benchmark
+    /// crate); a call costs such a step a few ns a run.
+    #[doc(hidden)]
+    pub struct Outlined<F> {
+        #[pin]
+        run: F,
+    }
+}
+
+impl<F: Future> Future for Outlined<F> {
+    type Output = F::Output;
+
+    #[inline(never)]
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.project().run.poll(cx)
+    }
+}
+
 /// What step `S` keeps across its first attempt.
 pub(super) type After<S> = <<S as Step>::Policies as Policies>::After<<S as Step>::Input>;
 
 impl Policies for Plain {
     type After<I: Send + 'static> = ();
+    type Run<F: Future> = F;
+
+    #[inline]
+    fn place_run<F: Future>(run: F) -> F {
+        run
+    }
 
     fn first<'a, S: Step, P: Placement>(
         cx: Cx<'a>,
@@ -141,6 +182,12 @@ impl Policies for Plain {
 
 impl Policies for Resilient {
     type After<I: Send + 'static> = Kept<I>;
+    type Run<F: Future> = Outlined<F>;
+
+    #[inline]
+    fn place_run<F: Future>(run: F) -> Outlined<F> {
+        Outlined { run }
+    }
 
     fn first<'a, S: Step, P: Placement>(
         cx: Cx<'a>,
@@ -156,6 +203,12 @@ impl Policies for Resilient {
 
 impl Policies for Hedged {
     type After<I: Send + 'static> = Kept<I>;
+    type Run<F: Future> = Outlined<F>;
+
+    #[inline]
+    fn place_run<F: Future>(run: F) -> Outlined<F> {
+        Outlined { run }
+    }
 
     fn first<'a, S: Step, P: Placement>(
         cx: Cx<'a>,

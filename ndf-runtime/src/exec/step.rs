@@ -131,7 +131,7 @@ fn run<S: Step, P: Placement>(
     index: usize,
     input: S::Input,
 ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_ {
-    async move {
+    <S::Policies as Policies>::place_run(async move {
         // Conditions on a step's options are `const` blocks: after the
         // step's type is known, the branches they rule out are not
         // compiled at all, not only optimized away.
@@ -224,7 +224,7 @@ fn run<S: Step, P: Placement>(
             }
         };
         rest.await.map(kept::<S>)
-    }
+    })
 }
 
 /// The rest of a step held back or whose first attempt failed: its
