@@ -22,8 +22,8 @@ pub trait Policies: 'static {
 
     /// A step's run (`run`) as its workflow awaits it: the run itself
     /// for a `Plain` step, inlined into the workflow's poll; an
-    /// [`Outlined`] one for the others, whose code (retries, fallback,
-    /// hedges) is larger.
+    /// [`Outlined`] one for the others, whose code (retries, a fallback,
+    /// a hedge, a `slow_call`) is larger.
     type Run<F: Future>: Future<Output = F::Output>;
 
     /// `run` as [`Policies::Run`].
@@ -138,7 +138,8 @@ pin_project_lite::pin_project! {
     /// into its workflow's poll. Inlined, every such step's code made its
     /// workflows' polls so large that optimizing them took most of a
     /// release build (7.4 s against 4.9 s for the 50-step benchmark
-    /// crate); a call costs such a step a few ns a run.
+    /// crate). The cost is a call per poll: a one-step run with retries
+    /// and a timeout measured 165 ns, against 155 ns inlined.
     #[doc(hidden)]
     pub struct Outlined<F> {
         #[pin]
