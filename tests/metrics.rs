@@ -161,6 +161,34 @@ async fn clean_runs_are_counted_within_the_learning_interval() {
     assert_eq!(confidence.samples, 3);
 }
 
+/// A runtime built outside tokio has no background learner: its clean
+/// runs' steps are counted as each run ends, with nothing reading.
+#[test]
+fn without_a_learner_clean_runs_are_counted_as_they_end() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let ndf = runtime();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "sync.unattended"; store => double);
+    let ctx = PatternContext::new("sync");
+    for n in 0..3 {
+        assert_eq!(rt.block_on(ndf.run(&flow, n, &ctx)).unwrap(), n * 2);
+        // (A snapshot takes the counters' values: each holds one run's.)
+        let seen = snapshot(&snapshotter);
+        let key = "ndf_step_executions_total{outcome=ok,pattern=sync.unattended,step=double}";
+        assert!(
+            matches!(seen.get(key), Some(DebugValue::Counter(1))),
+            "after run {n}: {:?}",
+            seen.get(key)
+        );
+    }
+}
+
 #[pattern]
 async fn down(n: u32) -> Result<u32, StepError> {
     Err(StepError::msg(format!("{n}: down")))

@@ -150,6 +150,8 @@ impl NdfBuilder {
             flush: FlushState::default(),
             timeline,
             learning: Arc::new(Notify::new()),
+            // What `tasks::start` checks: built inside tokio.
+            background: tokio::runtime::Handle::try_current().is_ok(),
             alive: tokio::sync::watch::Sender::new(()),
             life: super::inner::Lifecycle::default(),
         });

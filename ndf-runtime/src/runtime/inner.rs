@@ -27,6 +27,9 @@ pub(crate) struct Inner {
     pub(super) timeline: Timeline,
     /// Wakes the learner: runs were left queued.
     pub(super) learning: Arc<Notify>,
+    /// Whether the background tasks run (the runtime was built inside
+    /// tokio): without a learner, what waits for it is learned at once.
+    pub(super) background: bool,
     /// Dropped with the runtime: its background tasks see the channel close.
     pub(super) alive: tokio::sync::watch::Sender<()>,
     /// Runs in flight, and whether the runtime drains or was shut down.
@@ -105,7 +108,13 @@ impl Inner {
     /// `learning_interval`).
     pub(super) fn learned(&self, learned: &Learned) {
         if learned.clean_waiting {
-            self.learning.notify_one();
+            if self.background {
+                self.learning.notify_one();
+            } else {
+                // No learner to fold them: their metrics must not wait
+                // for a read.
+                self.env.stats.fold_waiting();
+            }
         }
         self.board.deliver(&*self.sink);
         self.flush

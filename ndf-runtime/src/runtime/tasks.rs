@@ -14,9 +14,10 @@ use super::inner::Inner;
 
 /// Starts the background tasks when the runtime is built inside tokio.
 pub(super) fn start(inner: &Arc<Inner>) {
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+    if !inner.background {
         return;
-    };
+    }
+    let handle = tokio::runtime::Handle::current();
     handle.spawn(until_stopped(inner, learner(Arc::downgrade(inner))));
     handle.spawn(until_stopped(inner, sampler(inner)));
     handle.spawn(until_stopped(inner, saver(inner)));
