@@ -41,12 +41,18 @@ pub fn database_url() -> String {
 }
 
 /// A tokio runtime, an ndf runtime with the default config and the idle
-/// probe, and a context in the domain `bench`.
+/// probe, and a context in the domain `bench`. The ndf runtime is built
+/// inside tokio, as a service builds it, so that its background tasks
+/// (the learner among them) run beside the measured runs.
 #[allow(dead_code, reason = "not every benchmark runs workflows")]
 pub fn rig() -> (tokio::runtime::Runtime, ndf::Ndf, ndf::PatternContext) {
-    let ndf = ndf::Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
-    (current_thread(), ndf, ndf::PatternContext::new("bench"))
+    let rt = current_thread();
+    let ndf = {
+        let _inside = rt.enter();
+        ndf::Ndf::builder()
+            .resource_probe(ndf::IdleProbe)
+            .build()
+            .unwrap()
+    };
+    (rt, ndf, ndf::PatternContext::new("bench"))
 }
