@@ -196,8 +196,8 @@ impl Policies for Resilient {
         _: Option<&'a S::Input>,
         timeout: Duration,
     ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
-        // Not `Plain`'s inlined attempt: its retries poll an `Attempt`
-        // too, so that the step's code is compiled once, not twice.
+        // Not `Plain`'s inlined attempt: retries poll an `Attempt` too,
+        // so that a retried step's code is compiled once, not twice.
         step_attempt::<S, _>(cx, 1, P::call::<S>(input, cx.context()), timeout)
     }
 }
