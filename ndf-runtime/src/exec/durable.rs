@@ -40,7 +40,7 @@ impl Cx<'_> {
     #[inline]
     #[must_use]
     pub fn resume_stage(self) -> usize {
-        self.0.durable.map_or(0, Checkpoints::resume_at)
+        self.0.durable.map_or(0, |d| d.resume_at())
     }
 }
 

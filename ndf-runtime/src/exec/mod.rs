@@ -56,7 +56,8 @@ pub(crate) struct Env {
 #[derive(Clone, Copy)]
 pub struct Cx<'a>(&'a Run<'a>);
 
-/// The state of one run, shared by its steps.
+/// The state of one run, shared by its steps. Kept small: it lives in
+/// every run's future.
 pub(crate) struct Run<'a> {
     env: &'a Env,
     ctx: &'a PatternContext,
@@ -64,29 +65,40 @@ pub(crate) struct Run<'a> {
     /// The id of the run's statistics entry.
     entry: usize,
     log: &'a [StepRecord],
-    /// Records held back by their gates in this run (usually none: an
-    /// empty `Vec` does not allocate).
-    blocked: Vec<(usize, Blocked)>,
-    /// When the workflow's `deadline` passes, and the deadline.
-    deadline: Option<(tokio::time::Instant, std::time::Duration)>,
+    /// Records held back by their gates in this run: usually none, and
+    /// then no box.
+    blocked: HeldBack,
+    /// When the run started.
+    at: tokio::time::Instant,
+    /// The workflow's `deadline`, from `at`.
+    deadline: Option<std::time::Duration>,
     /// How deep this run is inside polls of cancelled `parallel!` tasks
     /// (0: not cancelled). Per run, never per thread: other runs polled
     /// meanwhile (a compensation calling `Ndf::run`) are not cancelled.
     cancelling: AtomicU32,
     /// A run from the queue: where it resumes and stores its stages.
-    durable: Option<&'a dyn Checkpoints>,
+    durable: Option<&'a &'a dyn Checkpoints>,
 }
 
+/// The records a run's gates hold back, with why: boxed, as a run rarely
+/// has any, so that a run's state keeps one word for them.
+pub(crate) type HeldBack = Option<Box<Vec<(usize, Blocked)>>>;
+
 impl<'a> Run<'a> {
+    /// The run of `pattern` in `ctx`, started `at`, learned into statistics
+    /// entry `entry`, recording its steps in `log`, with the records its
+    /// gates hold back and the workflow's deadline.
     #[inline]
+    #[allow(clippy::too_many_arguments, reason = "a run's parts")]
     pub(crate) fn new(
         env: &'a Env,
         ctx: &'a PatternContext,
         pattern: &'static str,
         entry: usize,
         log: &'a [StepRecord],
-        blocked: Vec<(usize, Blocked)>,
-        deadline: Option<(tokio::time::Instant, std::time::Duration)>,
+        blocked: HeldBack,
+        at: tokio::time::Instant,
+        deadline: Option<std::time::Duration>,
     ) -> Self {
         Self {
             env,
@@ -95,6 +107,7 @@ impl<'a> Run<'a> {
             entry,
             log,
             blocked,
+            at,
             deadline,
             cancelling: AtomicU32::new(0),
             durable: None,
@@ -103,9 +116,15 @@ impl<'a> Run<'a> {
 
     /// This run, resuming from and storing to `checkpoints`.
     #[must_use]
-    pub(crate) fn durable(mut self, checkpoints: Option<&'a dyn Checkpoints>) -> Self {
+    pub(crate) fn durable(mut self, checkpoints: Option<&'a &'a dyn Checkpoints>) -> Self {
         self.durable = checkpoints;
         self
+    }
+
+    /// When the workflow's deadline passes, if it has one.
+    #[inline]
+    fn deadline_at(&self) -> Option<tokio::time::Instant> {
+        self.deadline.map(|d| self.at + d)
     }
 
     /// The handle generated code passes down.
@@ -179,7 +198,7 @@ impl<'a> Cx<'a> {
     /// Whether a gate holds back any step of this run.
     #[inline]
     pub(crate) fn any_blocked(self) -> bool {
-        !self.0.blocked.is_empty()
+        self.0.blocked.is_some()
     }
 
     /// Why record `index` is held back in this run, if it is.
@@ -187,6 +206,7 @@ impl<'a> Cx<'a> {
     pub(crate) fn blocked(self, index: usize) -> Option<&'a Blocked> {
         self.0
             .blocked
+            .as_deref()?
             .iter()
             .find(|(i, _)| *i == index)
             .map(|(_, b)| b)
@@ -195,8 +215,8 @@ impl<'a> Cx<'a> {
     /// `timeout`, cut to what is left before the workflow's deadline.
     #[inline]
     pub(crate) fn bounded(self, timeout: std::time::Duration) -> std::time::Duration {
-        match self.0.deadline {
-            Some((at, _)) => timeout.min(at.saturating_duration_since(tokio::time::Instant::now())),
+        match self.0.deadline_at() {
+            Some(at) => timeout.min(at.saturating_duration_since(tokio::time::Instant::now())),
             None => timeout,
         }
     }
@@ -205,8 +225,8 @@ impl<'a> Cx<'a> {
     #[inline]
     pub(crate) fn past_deadline_after(self, wait: std::time::Duration) -> bool {
         self.0
-            .deadline
-            .is_some_and(|(at, _)| tokio::time::Instant::now() + wait >= at)
+            .deadline_at()
+            .is_some_and(|at| tokio::time::Instant::now() + wait >= at)
     }
 
     /// The workflow's deadline, if it has passed.
@@ -214,8 +234,7 @@ impl<'a> Cx<'a> {
     pub(crate) fn deadline_passed(self) -> Option<std::time::Duration> {
         self.0
             .deadline
-            .filter(|(at, _)| tokio::time::Instant::now() >= *at)
-            .map(|(_, d)| d)
+            .filter(|&d| tokio::time::Instant::now() >= self.0.at + d)
     }
 
     /// Whether a cancelled `parallel!` task of this run is being polled to

@@ -34,6 +34,7 @@ use super::attempt::{
 use super::first::{After, AfterFirst, Policies};
 use super::{Cx, Step};
 use crate::error::{Error, ErrorClass, StepError};
+use crate::gating::Place;
 use crate::learning::Blocked;
 use crate::model::StepMeta;
 
@@ -135,24 +136,19 @@ fn run<S: Step, P: Placement>(
         // Conditions on a step's options are `const` blocks: after the
         // step's type is known, the branches they rule out are not
         // compiled at all, not only optimized away.
-        let limits = if const { S::META.limited() } {
-            S::limits()
-        } else {
-            None
-        };
         // The place, if any, is held until the step is done.
-        let mut _place = None;
+        let mut _place = Place::NONE;
         // A step held back, or whose first attempt failed, goes on in one
         // future type for every step, boxed: both are rare.
         let rest: Rest<'_> = 'rest: {
             // Never past the workflow's deadline.
             let mut timeout = cx.bounded(cx.config().timeout_of(&S::META));
-            if needs_admission(cx, &S::META, limits, timeout) {
+            if needs_admission(cx, &S::META, limits_of::<S>(), timeout) {
                 // A limited step takes its start and place inline when both
                 // are free. `limits` is `None` for the others; the `const`
                 // guard says so too, so that `try_place` is not compiled for
                 // them.
-                let tried = match limits {
+                let tried = match limits_of::<S>() {
                     Some(cell) if const { S::META.limited() } => {
                         try_place(cx, &S::META, cell, timeout)
                     }
@@ -161,10 +157,17 @@ fn run<S: Step, P: Placement>(
                 // What the admission decided, made small before anything
                 // waits: its value is not kept in the step's future.
                 let next = match tried {
-                    Ok(place) => Next::Go(Some(place)),
+                    Ok(place) => Next::Go(place),
                     Err(taken) => {
-                        match admit(cx, index, &S::META, S::NAME, limits, (timeout, taken)) {
-                            Admitted::Go(place) => Next::Go(place),
+                        match admit(
+                            cx,
+                            index,
+                            &S::META,
+                            S::NAME,
+                            limits_of::<S>(),
+                            (timeout, taken),
+                        ) {
+                            Admitted::Go(place) => Next::Go(Place::from(place)),
                             Admitted::Wait(wait) => Next::Wait(wait),
                             Admitted::Blocked(blocked) => Next::Held(blocked),
                             Admitted::Refused(error) => return Err(error),
@@ -173,7 +176,11 @@ fn run<S: Step, P: Placement>(
                 };
                 match next {
                     Next::Go(place) => _place = place,
-                    Next::Wait(wait) => (timeout, _place) = wait.await?,
+                    Next::Wait(wait) => {
+                        let place;
+                        (timeout, place) = wait.await?;
+                        _place = Place::from(place);
+                    }
                     Next::Held(blocked) => {
                         let again = StepAgain::<S, P>::boxed(cx, input);
                         break 'rest Box::pin(held(cx, index, &S::META, blocked.clone(), again));
@@ -227,13 +234,30 @@ fn run<S: Step, P: Placement>(
     })
 }
 
+/// The limits of step `S`: `None`, without a load, for a step without a
+/// `rate` or a `concurrency`. Called where they are needed rather than
+/// kept in a local, which the step's future would store across its
+/// awaits.
+#[allow(
+    clippy::inline_always,
+    reason = "a constant branch, or one load: nothing worth a call"
+)]
+#[inline(always)]
+fn limits_of<S: Step>() -> Option<&'static crate::gating::LimitsCell> {
+    if const { S::META.limited() } {
+        S::limits()
+    } else {
+        None
+    }
+}
+
 /// The rest of a step held back or whose first attempt failed: its
 /// fallback, or its retries then its fallback.
 type Rest<'a> = Pin<Box<dyn Future<Output = Result<Output, Error>> + Send + 'a>>;
 
 /// A step's admission, as its run goes on from it.
 enum Next<'a> {
-    Go(Option<crate::gating::Place>),
+    Go(Place),
     Wait(super::admit::Wait<'a>),
     Held(&'a Blocked),
 }

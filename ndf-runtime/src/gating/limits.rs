@@ -65,6 +65,20 @@ pub(crate) struct Place(
     #[allow(dead_code, reason = "held for its Drop")] Option<OwnedSemaphorePermit>,
 );
 
+impl Place {
+    /// No place: the step has no bulkhead, or has not taken its place.
+    pub(crate) const NONE: Place = Place(None);
+}
+
+impl From<Option<Place>> for Place {
+    /// The place, if any: one word and a count, where `Option<Place>`
+    /// took a word more in every step's future.
+    #[inline]
+    fn from(place: Option<Place>) -> Place {
+        place.unwrap_or(Place::NONE)
+    }
+}
+
 /// The limits of one step type, in a static of its own that `#[pattern]`
 /// generates for a step with `rate` or `concurrency`: a run finds them
 /// with one load, without hashing or counting references.

@@ -89,7 +89,7 @@ impl Ndf {
         workflow: &W,
         input: W::Input,
         ctx: &PatternContext,
-        checkpoints: Option<&dyn Checkpoints>,
+        checkpoints: Option<&&dyn Checkpoints>,
     ) -> impl Future<Output = Result<W::Output, Error>> {
         async move {
             // What is not generic over the workflow is in `start` and `end`,
@@ -114,7 +114,8 @@ impl Ndf {
                 entry,
                 log.records(),
                 blocked,
-                W::DEADLINE.map(|d| (at + d, d)),
+                at,
+                W::DEADLINE,
             )
             .durable(checkpoints);
             let result = if tracing::level_enabled!(tracing::Level::INFO) {
@@ -181,7 +182,7 @@ impl Ndf {
         }
         Ok(Started {
             entry: gates.entry,
-            blocked: gates.steps,
+            blocked: (!gates.steps.is_empty()).then(|| Box::new(gates.steps)),
             at,
             in_flight,
         })
@@ -427,7 +428,7 @@ impl Ndf {
 /// back, when it started, and its place among the runs in flight.
 struct Started<'a> {
     entry: usize,
-    blocked: Vec<(usize, crate::learning::Blocked)>,
+    blocked: crate::exec::HeldBack,
     at: tokio::time::Instant,
     in_flight: super::inner::InFlight<'a>,
 }

@@ -90,7 +90,7 @@ where
                 ))
             })?;
             let output = ndf
-                .run_from::<W, true>(self, input, ctx, Some(checkpoints))
+                .run_from::<W, true>(self, input, ctx, Some(&checkpoints))
                 .await
                 .map_err(Refusal::Run)?;
             serde_json::to_value(&output).map_err(|e| Refusal::Output(e.to_string()))
