@@ -1,7 +1,8 @@
 //! The happy path allocates nothing under the conditions a service runs
 //! in: a `fmt` subscriber listening at INFO (so every run has its
 //! `ndf.workflow` span) and steps that really wait on tokio's timer (so
-//! their timeouts are armed). The `fmt` layer allocates to format each
+//! their timeouts are armed: a step's own, and the alarm the tasks of a
+//! `parallel!` share). The `fmt` layer allocates to format each
 //! span's fields; ndf adds nothing to that: a run costs the allocations of
 //! the same span made by hand, and none at all without a span. In a
 //! binary of its own: the subscriber is thread-wide state.
@@ -26,6 +27,12 @@ async fn store(x: u64) -> u64 {
     x + 1
 }
 
+/// The first of the outputs of the `parallel!`.
+#[pattern]
+async fn first_of(outs: (u64, u64)) -> u64 {
+    outs.0
+}
+
 /// What the hand-written equivalent of one run does: the same waits in
 /// the same span, its outcome recorded.
 async fn by_hand(x: u64) -> u64 {
@@ -38,7 +45,10 @@ async fn by_hand(x: u64) -> u64 {
     );
     let out = async {
         tokio::time::sleep(Duration::from_micros(50)).await;
-        tokio::time::sleep(Duration::from_micros(50)).await;
+        tokio::join!(
+            tokio::time::sleep(Duration::from_micros(50)),
+            tokio::time::sleep(Duration::from_micros(50))
+        );
         x * 3 + 1
     }
     .instrument(span.clone())
@@ -78,7 +88,7 @@ fn a_warm_traced_run_of_waiting_steps_allocates_nothing() {
         .build()
         .unwrap();
     let ctx = PatternContext::new("shop");
-    let flow = sequential!(name = "shop.fetch_store"; fetch => store);
+    let flow = sequential!(name = "shop.fetch_store"; fetch => parallel!(store, store) => first_of);
     rt.block_on(async {
         // Warm: every ring filled, every slot resolved.
         for i in 0..300 {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 
+use super::alarm::Bound;
 use super::{Cx, Step};
 use crate::context::PatternContext;
 use crate::error::{Error, ErrorClass, StepError};
@@ -86,7 +87,7 @@ impl Failure {
 pub(crate) fn attempt<'a, T, F: Future<Output = Result<T, StepError>>>(
     fut: F,
     timeout: Duration,
-) -> Attempt<'a, F> {
+) -> Attempt<'a, F, Timer> {
     traced(fut, timeout, Trace::Off)
 }
 
@@ -96,11 +97,22 @@ fn traced<T, F: Future<Output = Result<T, StepError>>>(
     fut: F,
     timeout: Duration,
     trace: Trace<'_>,
-) -> Attempt<'_, F> {
+) -> Attempt<'_, F, Timer> {
+    traced_by(fut, timeout, trace, Timer::Idle)
+}
+
+/// [`traced`], bounded by `bound`.
+#[inline]
+fn traced_by<T, F: Future<Output = Result<T, StepError>>, B: Bound>(
+    fut: F,
+    timeout: Duration,
+    trace: Trace<'_>,
+    bound: B,
+) -> Attempt<'_, F, B> {
     Attempt {
         fut,
         timeout,
-        timer: Timer::Idle,
+        timer: bound,
         trace,
     }
 }
@@ -113,17 +125,18 @@ pin_project_lite::pin_project! {
     /// under a `map` (each layer cost its own poll), and one type whether
     /// traced or not (a second type cost its own poll, per step, in code
     /// and compile time).
-    pub(crate) struct Attempt<'a, F> {
+    pub(crate) struct Attempt<'a, F, B> {
         #[pin]
         fut: F,
         timeout: Duration,
+        // Its own timer, or its `parallel!`'s alarm.
         #[pin]
-        timer: Timer,
+        timer: B,
         trace: Trace<'a>,
     }
 }
 
-impl<T, F: Future<Output = Result<T, StepError>>> Attempt<'_, F> {
+impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Attempt<'_, F, B> {
     /// What a poll of the attempt does. Inlined into [`Attempt::poll`]
     /// and, for a step with one attempt, where the step awaits it
     /// ([`FirstAttempt`]); tracing's own code stays behind calls.
@@ -151,7 +164,7 @@ impl<T, F: Future<Output = Result<T, StepError>>> Attempt<'_, F> {
     }
 }
 
-impl<T, F: Future<Output = Result<T, StepError>>> Future for Attempt<'_, F> {
+impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Future for Attempt<'_, F, B> {
     type Output = Result<T, Failure>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -166,13 +179,13 @@ pin_project_lite::pin_project! {
     /// (`Resilient`, `Hedged`) poll their first attempt through
     /// [`Attempt`]'s own poll, as their retries do, so that a retried
     /// step's code is compiled once, not twice.
-    pub(crate) struct FirstAttempt<'a, F> {
+    pub(crate) struct FirstAttempt<'a, F, B> {
         #[pin]
-        attempt: Attempt<'a, F>,
+        attempt: Attempt<'a, F, B>,
     }
 }
 
-impl<T, F: Future<Output = Result<T, StepError>>> Future for FirstAttempt<'_, F> {
+impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Future for FirstAttempt<'_, F, B> {
     type Output = Result<T, Failure>;
 
     #[allow(clippy::inline_always, reason = "see `Attempt::poll_here`")]
@@ -184,13 +197,14 @@ impl<T, F: Future<Output = Result<T, StepError>>> Future for FirstAttempt<'_, F>
 
 /// The one attempt of step `S` (see [`FirstAttempt`]).
 #[inline]
-pub(crate) fn first_attempt<'a, S: Step, T: 'a>(
+pub(crate) fn first_attempt<'a, S: Step, T: 'a, B: Bound>(
     cx: Cx<'a>,
     fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
     timeout: Duration,
-) -> FirstAttempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a> {
+    bound: B,
+) -> FirstAttempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a, B> {
     FirstAttempt {
-        attempt: step_attempt::<S, _>(cx, 1, fut, timeout),
+        attempt: step_attempt_by::<S, _, B>(cx, 1, fut, timeout, bound),
     }
 }
 
@@ -201,9 +215,9 @@ pub(crate) fn first_attempt<'a, S: Step, T: 'a>(
     reason = "called twice in `Attempt::poll`, so not inlined otherwise: a call per step's poll"
 )]
 #[inline(always)]
-fn poll_bounded<T, F: Future<Output = Result<T, StepError>>>(
+fn poll_bounded<T, F: Future<Output = Result<T, StepError>>, B: Bound>(
     mut fut: Pin<&mut F>,
-    timer: Pin<&mut Timer>,
+    timer: Pin<&mut B>,
     timeout: Duration,
     cx: &mut Context<'_>,
 ) -> Poll<Result<T, Failure>> {
@@ -295,7 +309,19 @@ pub(crate) fn step_attempt<'a, S: Step, T: 'a>(
     number: u32,
     fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
     timeout: Duration,
-) -> Attempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a> {
+) -> Attempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a, Timer> {
+    step_attempt_by::<S, _, _>(cx, number, fut, timeout, Timer::Idle)
+}
+
+/// [`step_attempt`], bounded by `bound`.
+#[inline]
+pub(crate) fn step_attempt_by<'a, S: Step, T: 'a, B: Bound>(
+    cx: Cx<'a>,
+    number: u32,
+    fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
+    timeout: Duration,
+    bound: B,
+) -> Attempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a, B> {
     let trace = if tracing::level_enabled!(tracing::Level::DEBUG) {
         Trace::Due {
             cx,
@@ -305,7 +331,7 @@ pub(crate) fn step_attempt<'a, S: Step, T: 'a>(
     } else {
         Trace::Off
     };
-    traced(fut, timeout, trace)
+    traced_by(fut, timeout, trace, bound)
 }
 
 pub(crate) fn succeeded<S: Step>(

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use futures::future::Either;
 
-use super::attempt::{Failure, Placement, first_attempt, step_attempt};
+use super::alarm::Bounds;
+use super::attempt::{Failure, Placement, first_attempt, step_attempt, step_attempt_by};
 use super::{Cx, Step};
 use crate::error::ErrorClass;
 
@@ -30,13 +31,12 @@ pub trait Policies: 'static {
     fn place_run<F: Future>(run: F) -> Self::Run<F>;
 
     /// The first attempt of step `S` (of which `P` places the code) on
-    /// `input`, bounded by `timeout`; `spare` is a copy of the input when
-    /// the step has retries, a fallback or a hedge.
-    fn first<'a, S: Step, P: Placement>(
+    /// `input`, bounded by `timeout` (kept by `bound`).
+    fn first<'a, S: Step, P: Placement, K: Bounds>(
         cx: Cx<'a>,
         input: S::Input,
-        spare: Option<&'a S::Input>,
         timeout: Duration,
+        bound: K::Of<'a>,
     ) -> impl Future<Output = Result<S::Output, Failure>> + 'a;
 }
 
@@ -171,13 +171,13 @@ impl Policies for Plain {
         run
     }
 
-    fn first<'a, S: Step, P: Placement>(
+    fn first<'a, S: Step, P: Placement, K: Bounds>(
         cx: Cx<'a>,
         input: S::Input,
-        _: Option<&'a S::Input>,
         timeout: Duration,
+        bound: K::Of<'a>,
     ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
-        first_attempt::<S, _>(cx, P::call::<S>(input, cx.context()), timeout)
+        first_attempt::<S, _, _>(cx, P::call::<S>(input, cx.context()), timeout, bound)
     }
 }
 
@@ -190,15 +190,15 @@ impl Policies for Resilient {
         Outlined { run }
     }
 
-    fn first<'a, S: Step, P: Placement>(
+    fn first<'a, S: Step, P: Placement, K: Bounds>(
         cx: Cx<'a>,
         input: S::Input,
-        _: Option<&'a S::Input>,
         timeout: Duration,
+        bound: K::Of<'a>,
     ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
         // Not `Plain`'s inlined attempt: retries poll an `Attempt` too,
         // so that a retried step's code is compiled once, not twice.
-        step_attempt::<S, _>(cx, 1, P::call::<S>(input, cx.context()), timeout)
+        step_attempt_by::<S, _, _>(cx, 1, P::call::<S>(input, cx.context()), timeout, bound)
     }
 }
 
@@ -211,17 +211,20 @@ impl Policies for Hedged {
         Outlined { run }
     }
 
-    fn first<'a, S: Step, P: Placement>(
+    fn first<'a, S: Step, P: Placement, K: Bounds>(
         cx: Cx<'a>,
         input: S::Input,
-        spare: Option<&'a S::Input>,
         timeout: Duration,
+        bound: K::Of<'a>,
     ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
         // Hedged: slow attempts get company; a boxed path, as retries are.
+        // Its attempts have timers of their own, and its further attempts
+        // copy their inputs from a copy of its own (the run keeps another
+        // for retries and the fallback).
         let hedge = S::META.hedge.expect("`Hedged` is chosen for hedged steps");
-        match spare {
+        match S::dup(&input) {
             Some(spare) => Either::Left(Box::pin(hedged::<S, P>(cx, input, spare, timeout, hedge))),
-            None => Either::Right(Resilient::first::<S, P>(cx, input, None, timeout)),
+            None => Either::Right(Resilient::first::<S, P, K>(cx, input, timeout, bound)),
         }
     }
 }
@@ -235,7 +238,7 @@ impl Policies for Hedged {
 async fn hedged<S: Step, P: Placement>(
     cx: Cx<'_>,
     first: S::Input,
-    input: &S::Input,
+    input: S::Input,
     timeout: Duration,
     hedge: crate::model::Hedge,
 ) -> Result<S::Output, Failure> {
@@ -267,7 +270,7 @@ async fn hedged<S: Step, P: Placement>(
         };
         if launch
             && more
-            && let Some(copy) = S::dup(input)
+            && let Some(copy) = S::dup(&input)
         {
             started += 1;
             flights.push(step_attempt::<S, _>(

@@ -4,6 +4,7 @@
 //! of [`Cx`]; it never reaches the runtime that started it.
 
 mod admit;
+mod alarm;
 mod attempt;
 mod compensate;
 mod durable;
@@ -17,6 +18,7 @@ mod traits;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub use alarm::{Alarm, Bound, Deadlines};
 pub use attempt::Placement;
 pub use compensate::{Failed, compensate_step, compensation};
 pub(crate) use durable::Checkpoints;
@@ -30,7 +32,7 @@ pub use flow::{
 };
 pub use join::{Gate, Task, TaskPoll, lost_result, tolerate};
 pub use results::TaskResults;
-pub use step::{run_step, run_step_in_task, run_step_spawned};
+pub use step::{run_step, run_step_in_join, run_step_in_task, run_step_spawned};
 pub use traits::{Step, Workflow};
 
 use crate::config::Config;

@@ -28,6 +28,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use super::admit::{Admitted, admit, needs_admission, try_place};
+use super::alarm::{Bounds, Deadlines, Joined, Own};
 use super::attempt::{
     Failure, Inline, Placement, Spawned, attempt, failed, step_attempt, succeeded,
 };
@@ -51,7 +52,7 @@ pub fn run_step<S: Step>(
     input: S::Input,
 ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_ {
     // The run's own future, not one more layer around it.
-    run::<S, Inline>(cx, index, input)
+    run::<S, Inline, Own>(cx, index, input, ())
 }
 
 /// [`run_step`] for a step inside a `parallel!` task: it stops at once,
@@ -65,7 +66,24 @@ pub fn run_step_in_task<S: Step>(
     index: usize,
     input: S::Input,
 ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_ {
-    Cancellable::<S, _>::new(cx, run::<S, Inline>(cx, index, input))
+    Cancellable::<S, _>::new(cx, run::<S, Inline, Own>(cx, index, input, ()))
+}
+
+/// [`run_step_in_task`] for a step that is a task of a `parallel!` (or
+/// inside one, with nothing between them that polls with wakers of its
+/// own): its first attempt is bounded by the `parallel!`'s alarm
+/// (`deadlines`), not by a timer of its own (see [`super::alarm`]).
+///
+/// # Errors
+///
+/// As [`run_step`].
+pub fn run_step_in_join<'a, S: Step>(
+    cx: Cx<'a>,
+    index: usize,
+    input: S::Input,
+    deadlines: &'a Deadlines,
+) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
+    Cancellable::<S, _>::new(cx, run::<S, Inline, Joined>(cx, index, input, deadlines))
 }
 
 /// [`run_step_in_task`], with each attempt of the step's code on a spawned
@@ -79,7 +97,7 @@ pub fn run_step_spawned<S: Step>(
     index: usize,
     input: S::Input,
 ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_ {
-    Cancellable::<S, _>::new(cx, run::<S, Spawned>(cx, index, input))
+    Cancellable::<S, _>::new(cx, run::<S, Spawned, Own>(cx, index, input, ()))
 }
 
 pin_project_lite::pin_project! {
@@ -127,11 +145,12 @@ impl<S: Step, T, F: Future<Output = Result<T, Error>>> Future for Cancellable<'_
     clippy::manual_async_fn,
     reason = "an `async fn` would store its arguments twice in its future"
 )]
-fn run<S: Step, P: Placement>(
-    cx: Cx<'_>,
+fn run<'a, S: Step, P: Placement, K: Bounds>(
+    cx: Cx<'a>,
     index: usize,
     input: S::Input,
-) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_ {
+    bound: K::Arg<'a>,
+) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
     <S::Policies as Policies>::place_run(async move {
         // Conditions on a step's options are `const` blocks: after the
         // step's type is known, the branches they rule out are not
@@ -200,7 +219,8 @@ fn run<S: Step, P: Placement>(
                 None
             };
             let after = <After<S> as AfterFirst<S::Input>>::keep(S::dup(&input), started, timeout);
-            let first = <S::Policies as Policies>::first::<S, P>(cx, input, after.spare(), timeout);
+            let first =
+                <S::Policies as Policies>::first::<S, P, K>(cx, input, timeout, K::make(bound));
             let failure = match first.await {
                 Ok(out) => {
                     if const { S::META.slow_call.is_some() } {

@@ -16,7 +16,8 @@ pin_project_lite::pin_project! {
     /// kept in the attempt's future: a step that waits allocates nothing.
     #[derive(Debug)]
     #[project = TimerProj]
-    pub(crate) enum Timer {
+    #[doc(hidden)]
+    pub enum Timer {
         Idle,
         Armed { #[pin] sleep: Sleep },
     }
@@ -34,6 +35,29 @@ impl Timer {
             self.set(Timer::Armed {
                 sleep: tokio::time::sleep(after),
             });
+        }
+        match self.project() {
+            TimerProj::Armed { sleep } => sleep.poll(cx),
+            TimerProj::Idle => Poll::Pending,
+        }
+    }
+
+    /// Arms the timer for `at` (made at the first call, moved after) and
+    /// polls it: ready once `at` has passed.
+    pub(crate) fn poll_until(
+        mut self: Pin<&mut Self>,
+        at: tokio::time::Instant,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        match self.as_mut().project() {
+            TimerProj::Armed { sleep } => {
+                if sleep.deadline() != at {
+                    sleep.reset(at);
+                }
+            }
+            TimerProj::Idle => self.set(Timer::Armed {
+                sleep: tokio::time::sleep_until(at),
+            }),
         }
         match self.project() {
             TimerProj::Armed { sleep } => sleep.poll(cx),

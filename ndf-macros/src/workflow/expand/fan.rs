@@ -35,12 +35,16 @@ impl Expander {
             },
         );
         let (outer_spawn, outer_task) = (self.spawn, self.in_task);
+        // The set of items in flight wakes each item by its own waker: an
+        // enclosing `parallel!`'s alarm would not reach them, and their
+        // steps keep timers of their own.
+        let outer_join = self.join.take();
         self.spawn |= w.options.spawn;
         self.in_task = true;
         // Each item is its stage's future (a step's run itself, a nested
         // workflow in an `async` block) with its index beside it.
         let item_future = self.future(stage, &converted);
-        (self.spawn, self.in_task) = (outer_spawn, outer_task);
+        (self.spawn, self.in_task, self.join) = (outer_spawn, outer_task, outer_join);
 
         let max = w.options.max_concurrent.unwrap_or(usize::MAX);
         let threshold = w

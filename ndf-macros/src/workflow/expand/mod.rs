@@ -37,6 +37,11 @@ pub(crate) struct Expander {
     /// Inside the tasks of a `parallel!`: steps stop when their task is
     /// cancelled (only these can be).
     in_task: bool,
+    /// Inside the tasks of a `parallel!`, with nothing between that polls
+    /// with wakers of its own (a `parallel!(each …)`): the reference to
+    /// that `parallel!`'s deadlines, whose one alarm bounds the first
+    /// attempts of its steps.
+    join: Option<syn::Ident>,
     /// The workflow is a `sequential!` at the top: its stages are the
     /// checkpoints of a run from the queue. Taken by the first
     /// `sequential!` expanded, the root.
@@ -54,6 +59,7 @@ impl Expander {
             check_names: Vec::new(),
             spawn: false,
             in_task: false,
+            join: None,
             durable_root: false,
         }
     }
@@ -230,6 +236,10 @@ impl Expander {
     ) -> TokenStream {
         let (path, record) = (&step.alias(), step.record);
         let p = &self.p;
+        let at = crate::typecheck::at(syn::spanned::Spanned::span(path));
+        if let (false, Some(deadlines)) = (self.spawn, &self.join) {
+            return quote_spanned!(at=> #p::run_step_in_join::<#path>(__cx, #record, #input, #deadlines));
+        }
         let runner = if self.spawn {
             quote!(run_step_spawned)
         } else if self.in_task {
@@ -237,7 +247,7 @@ impl Expander {
         } else {
             quote!(run_step)
         };
-        quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> #p::#runner::<#path>(__cx, #record, #input))
+        quote_spanned!(at=> #p::#runner::<#path>(__cx, #record, #input))
     }
 
     fn run_workflow(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {

@@ -20,7 +20,13 @@ impl Expander {
     pub(super) fn run_parallel(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {
         let p = self.p.clone();
         let n = w.stages.len();
+        // The one alarm of the tasks' first attempts (see
+        // `ndf_runtime::exec::alarm`), armed only when one of them waits.
+        let deadlines = self.ident("deadlines");
+        let alarm = self.ident("alarm");
+        let outer_join = self.join.replace(deadlines.clone());
         let (tasks, task_defs) = self.parallel_tasks(w);
+        self.join = outer_join;
 
         let max = w.options.max_concurrent.unwrap_or(usize::MAX);
         let threshold = w
@@ -43,6 +49,10 @@ impl Expander {
                 )*
                 if __failed > #allowed_failures || (!__running && !__waiting) {
                     return #p::Poll::Ready(#p::Ok(()));
+                }
+                if #alarm.as_mut().poll_rang(__w, #deadlines) {
+                    // Attempts' deadlines came: they time out in one more pass.
+                    continue;
                 }
                 match __gate.end_pass(__w, __cx, __waiting) {
                     #p::Err(__error) => return #p::Poll::Ready(#p::Err(#p::Failed::new(__error))),
@@ -77,6 +87,8 @@ impl Expander {
         quote! {#done: {
             let #failed = {
                 let __shared = #input;
+                let #deadlines = &#p::Deadlines::new(__cx);
+                let mut #alarm = #p::pin!(#p::Alarm::default());
                 #task_defs
                 #join
                 #(let #results = #tasks.as_mut().take();)*
