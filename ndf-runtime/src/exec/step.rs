@@ -72,7 +72,8 @@ pub fn run_step_in_task<S: Step>(
 /// [`run_step_in_task`] for a step that is a task of a `parallel!` (or
 /// inside one, with nothing between them that polls with wakers of its
 /// own): its first attempt is bounded by the `parallel!`'s alarm
-/// (`deadlines`), not by a timer of its own (see [`super::alarm`]).
+/// (`deadlines`), not by a timer of its own (see the `exec::alarm`
+/// module).
 ///
 /// # Errors
 ///
