@@ -141,3 +141,32 @@ fn only_a_step_that_can_retry_keeps_a_copy_of_its_input() {
         retried_wide - retried_small
     );
 }
+
+#[test]
+fn the_tasks_of_a_parallel_share_one_timer() {
+    let (ndf, ctx) = rig();
+    // Steps in the tasks of a `parallel!` share the `parallel!`'s alarm;
+    // with `spawn = true` each keeps a timer of its own.
+    let shared8 = parallel!(step, step, step, step, step, step, step, step);
+    let shared16 = parallel!(
+        step, step, step, step, step, step, step, step, step, step, step, step, step, step, step,
+        step
+    );
+    let own8 = parallel!(spawn = true; step, step, step, step, step, step, step, step);
+    let own16 = parallel!(spawn = true;
+        step, step, step, step, step, step, step, step, step, step, step, step, step, step, step,
+        step
+    );
+    let shared =
+        (size_of_val(&ndf.run(&shared16, 1, &ctx)) - size_of_val(&ndf.run(&shared8, 1, &ctx))) / 8;
+    let own = (size_of_val(&ndf.run(&own16, 1, &ctx)) - size_of_val(&ndf.run(&own8, 1, &ctx))) / 8;
+    let timer = size_of::<tokio::time::Sleep>();
+    println!("a task: {shared} B, {own} B with a timer of its own ({timer} B)");
+    // What the two kinds of task keep apart from the timer differs by a
+    // few words (a spawned attempt's handle, the shared deadline): half a
+    // timer's size leaves room for them.
+    assert!(
+        shared + timer / 2 <= own,
+        "a task sharing the alarm: {shared} B; with a timer of its own: {own} B"
+    );
+}
