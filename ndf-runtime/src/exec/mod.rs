@@ -86,6 +86,25 @@ pub(crate) struct Run<'a> {
 /// has any, so that a run's state keeps one word for them.
 pub(crate) type HeldBack = Option<Box<Vec<(usize, Blocked)>>>;
 
+/// The records `steps` a run's gates hold back, boxed if there are any:
+/// the box is made out of line, so that a run's start, where no step is
+/// held back, stays as small as before.
+#[inline]
+pub(crate) fn held_back(steps: Vec<(usize, Blocked)>) -> HeldBack {
+    if steps.is_empty() {
+        // Empty: nothing was allocated for it.
+        None
+    } else {
+        boxed_held_back(steps)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn boxed_held_back(steps: Vec<(usize, Blocked)>) -> HeldBack {
+    Some(Box::new(steps))
+}
+
 impl<'a> Run<'a> {
     /// The run of `pattern` in `ctx`, started `at`, learned into statistics
     /// entry `entry`, recording its steps in `log`, with the records its

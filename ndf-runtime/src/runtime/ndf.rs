@@ -182,7 +182,7 @@ impl Ndf {
         }
         Ok(Started {
             entry: gates.entry,
-            blocked: (!gates.steps.is_empty()).then(|| Box::new(gates.steps)),
+            blocked: crate::exec::held_back(gates.steps),
             at,
             in_flight,
         })
