@@ -95,14 +95,14 @@ pub(crate) fn held_back(steps: Vec<(usize, Blocked)>) -> HeldBack {
         // Empty: nothing was allocated for it.
         None
     } else {
-        boxed_held_back(steps)
+        Some(boxed_held_back(steps))
     }
 }
 
 #[cold]
 #[inline(never)]
-fn boxed_held_back(steps: Vec<(usize, Blocked)>) -> HeldBack {
-    Some(Box::new(steps))
+fn boxed_held_back(steps: Vec<(usize, Blocked)>) -> Box<Vec<(usize, Blocked)>> {
+    Box::new(steps)
 }
 
 impl<'a> Run<'a> {
