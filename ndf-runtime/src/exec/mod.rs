@@ -101,6 +101,10 @@ pub(crate) fn held_back(steps: Vec<(usize, Blocked)>) -> HeldBack {
 
 #[cold]
 #[inline(never)]
+#[allow(
+    clippy::box_collection,
+    reason = "one word in every run's state, where a `Vec` takes three"
+)]
 fn boxed_held_back(steps: Vec<(usize, Blocked)>) -> Box<Vec<(usize, Blocked)>> {
     Box::new(steps)
 }
