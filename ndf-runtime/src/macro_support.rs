@@ -219,7 +219,10 @@ where
         cx: &mut core::task::Context<'_>,
     ) -> Poll<Self::Output> {
         let this = self.project();
-        this.fut.poll(cx).map(this.convert)
+        match this.fut.poll(cx) {
+            Poll::Ready(out) => Poll::Ready((this.convert)(out)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

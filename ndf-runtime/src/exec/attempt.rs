@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 
-use super::alarm::Bound;
+use super::alarm::{Bound, Bounds, Own};
 use super::{Cx, Step};
 use crate::context::PatternContext;
 use crate::error::{Error, ErrorClass, StepError};
@@ -98,21 +98,22 @@ fn traced<T, F: Future<Output = Result<T, StepError>>>(
     timeout: Duration,
     trace: Trace<'_>,
 ) -> Attempt<'_, F, Timer> {
-    traced_by(fut, timeout, trace, Timer::Idle)
+    traced_by::<_, _, Own>(fut, timeout, trace, ())
 }
 
-/// [`traced`], bounded by `bound`.
+/// [`traced`], bounded by the bound `K` makes of `arg`, made here: not
+/// passed down by value through every layer.
 #[inline]
-fn traced_by<T, F: Future<Output = Result<T, StepError>>, B: Bound>(
+fn traced_by<'a, T, F: Future<Output = Result<T, StepError>>, K: Bounds>(
     fut: F,
     timeout: Duration,
-    trace: Trace<'_>,
-    bound: B,
-) -> Attempt<'_, F, B> {
+    trace: Trace<'a>,
+    arg: K::Arg<'a>,
+) -> Attempt<'a, F, K::Of<'a>> {
     Attempt {
         fut,
         timeout,
-        timer: bound,
+        timer: K::make(arg),
         trace,
     }
 }
@@ -197,14 +198,14 @@ impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Future for FirstAtte
 
 /// The one attempt of step `S` (see [`FirstAttempt`]).
 #[inline]
-pub(crate) fn first_attempt<'a, S: Step, T: 'a, B: Bound>(
+pub(crate) fn first_attempt<'a, S: Step, T: 'a, K: Bounds>(
     cx: Cx<'a>,
     fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
     timeout: Duration,
-    bound: B,
-) -> FirstAttempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a, B> {
+    arg: K::Arg<'a>,
+) -> FirstAttempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a, K::Of<'a>> {
     FirstAttempt {
-        attempt: step_attempt_by::<S, _, B>(cx, 1, fut, timeout, bound),
+        attempt: step_attempt_by::<S, _, K>(cx, 1, fut, timeout, arg),
     }
 }
 
@@ -225,9 +226,12 @@ fn poll_bounded<T, F: Future<Output = Result<T, StepError>>, B: Bound>(
         Ok(Poll::Ready(Ok(out))) => Poll::Ready(Ok(out)),
         Ok(Poll::Ready(Err(error))) => Poll::Ready(Err(Failure::Failed(error))),
         Err(payload) => Poll::Ready(Err(panicked(payload))),
-        Ok(Poll::Pending) => timer
-            .poll_expired(timeout, cx)
-            .map(|()| Err(Failure::TimedOut(timeout))),
+        // A `match`, not `Poll::map` and a closure: two functions fewer to
+        // compile for every step in a debug build.
+        Ok(Poll::Pending) => match timer.poll_expired(timeout, cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Failure::TimedOut(timeout))),
+            Poll::Pending => Poll::Pending,
+        },
     }
 }
 
@@ -310,18 +314,18 @@ pub(crate) fn step_attempt<'a, S: Step, T: 'a>(
     fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
     timeout: Duration,
 ) -> Attempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a, Timer> {
-    step_attempt_by::<S, _, _>(cx, number, fut, timeout, Timer::Idle)
+    step_attempt_by::<S, _, Own>(cx, number, fut, timeout, ())
 }
 
-/// [`step_attempt`], bounded by `bound`.
+/// [`step_attempt`], bounded by what `K` makes of `arg`.
 #[inline]
-pub(crate) fn step_attempt_by<'a, S: Step, T: 'a, B: Bound>(
+pub(crate) fn step_attempt_by<'a, S: Step, T: 'a, K: Bounds>(
     cx: Cx<'a>,
     number: u32,
     fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
     timeout: Duration,
-    bound: B,
-) -> Attempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a, B> {
+    arg: K::Arg<'a>,
+) -> Attempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a, K::Of<'a>> {
     let trace = if tracing::level_enabled!(tracing::Level::DEBUG) {
         Trace::Due {
             cx,
@@ -331,21 +335,25 @@ pub(crate) fn step_attempt_by<'a, S: Step, T: 'a, B: Bound>(
     } else {
         Trace::Off
     };
-    traced_by(fut, timeout, trace, bound)
+    traced_by::<_, _, K>(fut, timeout, trace, arg)
 }
 
-pub(crate) fn succeeded<S: Step>(
-    cx: Cx<'_>,
-    index: usize,
-    retries: u32,
-    fallback: bool,
-    out: S::Output,
-) -> (S::Output, S::Undo) {
-    if let Some(record) = cx.record(index) {
-        record.finish(retries, true, fallback);
-    }
+/// Step `S`'s output `out`, recorded as a success of its first attempt,
+/// with what compensation needs.
+#[inline]
+pub(crate) fn succeeded<S: Step>(cx: Cx<'_>, index: usize, out: S::Output) -> (S::Output, S::Undo) {
+    first_succeeded(cx, index);
     let undo = S::keep(&out);
     (out, undo)
+}
+
+/// Records a step's success at its first attempt (not generic: one copy
+/// for every step in a debug build; inlined where a step ends otherwise).
+#[inline]
+fn first_succeeded(cx: Cx<'_>, index: usize) {
+    if let Some(record) = cx.record(index) {
+        record.finish(0, true, false);
+    }
 }
 
 /// The error of step `step`'s failure, recorded (not generic: one copy

@@ -31,12 +31,13 @@ pub trait Policies: 'static {
     fn place_run<F: Future>(run: F) -> Self::Run<F>;
 
     /// The first attempt of step `S` (of which `P` places the code) on
-    /// `input`, bounded by `timeout` (kept by `bound`).
+    /// `input`, bounded by `timeout` (kept by the bound `K` makes of
+    /// `arg`).
     fn first<'a, S: Step, P: Placement, K: Bounds>(
         cx: Cx<'a>,
         input: S::Input,
         timeout: Duration,
-        bound: K::Of<'a>,
+        arg: K::Arg<'a>,
     ) -> impl Future<Output = Result<S::Output, Failure>> + 'a;
 }
 
@@ -175,9 +176,9 @@ impl Policies for Plain {
         cx: Cx<'a>,
         input: S::Input,
         timeout: Duration,
-        bound: K::Of<'a>,
+        arg: K::Arg<'a>,
     ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
-        first_attempt::<S, _, _>(cx, P::call::<S>(input, cx.context()), timeout, bound)
+        first_attempt::<S, _, K>(cx, P::call::<S>(input, cx.context()), timeout, arg)
     }
 }
 
@@ -194,11 +195,11 @@ impl Policies for Resilient {
         cx: Cx<'a>,
         input: S::Input,
         timeout: Duration,
-        bound: K::Of<'a>,
+        arg: K::Arg<'a>,
     ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
         // Not `Plain`'s inlined attempt: retries poll an `Attempt` too,
         // so that a retried step's code is compiled once, not twice.
-        step_attempt_by::<S, _, _>(cx, 1, P::call::<S>(input, cx.context()), timeout, bound)
+        step_attempt_by::<S, _, K>(cx, 1, P::call::<S>(input, cx.context()), timeout, arg)
     }
 }
 
@@ -215,7 +216,7 @@ impl Policies for Hedged {
         cx: Cx<'a>,
         input: S::Input,
         timeout: Duration,
-        bound: K::Of<'a>,
+        arg: K::Arg<'a>,
     ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
         // Hedged: slow attempts get company; a boxed path, as retries are.
         // Its attempts have timers of their own, and its further attempts
@@ -224,7 +225,7 @@ impl Policies for Hedged {
         let hedge = S::META.hedge.expect("`Hedged` is chosen for hedged steps");
         match S::dup(&input) {
             Some(spare) => Either::Left(Box::pin(hedged::<S, P>(cx, input, spare, timeout, hedge))),
-            None => Either::Right(Resilient::first::<S, P, K>(cx, input, timeout, bound)),
+            None => Either::Right(Resilient::first::<S, P, K>(cx, input, timeout, arg)),
         }
     }
 }

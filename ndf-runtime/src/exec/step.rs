@@ -220,14 +220,13 @@ fn run<'a, S: Step, P: Placement, K: Bounds>(
                 None
             };
             let after = <After<S> as AfterFirst<S::Input>>::keep(S::dup(&input), started, timeout);
-            let first =
-                <S::Policies as Policies>::first::<S, P, K>(cx, input, timeout, K::make(bound));
+            let first = <S::Policies as Policies>::first::<S, P, K>(cx, input, timeout, bound);
             let failure = match first.await {
                 Ok(out) => {
                     if const { S::META.slow_call.is_some() } {
                         mark_slow(cx, index, after.started(), S::META.slow_call);
                     }
-                    return Ok(succeeded::<S>(cx, index, 0, false, out));
+                    return Ok(succeeded::<S>(cx, index, out));
                 }
                 Err(failure) => failure,
             };
@@ -251,7 +250,10 @@ fn run<'a, S: Step, P: Placement, K: Bounds>(
                 _ => return Err(failed(cx, index, 0, failure, S::NAME)),
             }
         };
-        rest.await.map(kept::<S>)
+        match rest.await {
+            Ok(out) => Ok(kept::<S>(out)),
+            Err(error) => Err(error),
+        }
     })
 }
 
@@ -391,7 +393,8 @@ impl<T: Send + 'static, F: Future<Output = Result<T, Failure>>> Future for Erase
 
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         match self.project().attempt.poll(cx) {
-            Poll::Ready(outcome) => Poll::Ready(outcome.map(|out| Box::new(out) as Output)),
+            Poll::Ready(Ok(out)) => Poll::Ready(Ok(Box::new(out) as Output)),
+            Poll::Ready(Err(failure)) => Poll::Ready(Err(failure)),
             Poll::Pending => Poll::Pending,
         }
     }
