@@ -102,3 +102,40 @@ async fn hedges_stop_at_max_in_flight() {
     assert_eq!(started.elapsed(), Duration::from_millis(300));
     assert_eq!(r.calls.load(Ordering::SeqCst), 2);
 }
+
+/// An input that counts its copies.
+struct Counted(Arc<AtomicU32>);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Counted(Arc::clone(&self.0))
+    }
+}
+
+#[pattern(idempotent, hedge(after = "50ms", max = 2))]
+async fn quick_read(_input: Counted) -> u32 {
+    7
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedged_step_copies_its_input_twice_before_its_first_attempt() {
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    let copies = Arc::new(AtomicU32::new(0));
+    let out = ndf
+        .run(
+            &sequential!(quick_read),
+            Counted(Arc::clone(&copies)),
+            &PatternContext::new("users"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, 7);
+    // One kept for a retry or the fallback, one for the hedges (none of
+    // which started: the first attempt answered at once), as the README
+    // says.
+    assert_eq!(copies.load(Ordering::SeqCst), 2);
+}
