@@ -17,13 +17,13 @@ use crate::model::StepMeta;
 /// A wait for room (memory, a start under the rate, a place in the
 /// bulkhead): rare and slow, so boxed, and one type for every step.
 pub(crate) type Wait<'a> =
-    Pin<Box<dyn Future<Output = Result<(Duration, Option<Place>), Error>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<(Duration, Place), Error>> + Send + 'a>>;
 
 /// What the admission of a step decided.
 pub(crate) enum Admitted<'a> {
     /// Run it, holding the place (if the step has limits) until the step
     /// is done, retries and fallback included.
-    Go(Option<Place>),
+    Go(Place),
     /// Wait for room first.
     Wait(Wait<'a>),
     /// Its gate holds it back.
@@ -110,10 +110,10 @@ pub(crate) fn admit<'a>(
     }
     // A start and a place at once when both are free.
     let Some(limits) = limits else {
-        return Admitted::Go(None);
+        return Admitted::Go(Place::NONE);
     };
     match taken.map_or_else(|| limits.try_enter(), Err) {
-        Ok(place) => Admitted::Go(Some(place)),
+        Ok(place) => Admitted::Go(place),
         Err(taken) => {
             let room = Room {
                 index,
@@ -144,7 +144,7 @@ struct Room {
 impl Room {
     /// Waits for free memory, then for a start and a place: the
     /// step's timeout and place, or why it may not run.
-    async fn wait(self, cx: Cx<'_>) -> Result<(Duration, Option<Place>), Error> {
+    async fn wait(self, cx: Cx<'_>) -> Result<(Duration, Place), Error> {
         if let Some(budget) = self.memory {
             let wait = cx.bounded(cx.config().resource_wait);
             if let Err(error) = cx.admission().admit_memory(budget, wait).await {
@@ -152,17 +152,17 @@ impl Room {
             }
         }
         let Some(limits) = self.limits else {
-            return Ok((self.timeout, None));
+            return Ok((self.timeout, Place::NONE));
         };
         let taken = match self.taken {
             Some(taken) => taken,
             None => match limits.try_enter() {
-                Ok(place) => return Ok((self.timeout, Some(place))),
+                Ok(place) => return Ok((self.timeout, place)),
                 Err(taken) => taken,
             },
         };
         match limits.enter(self.timeout, taken).await {
-            Ok(place) => Ok((self.timeout, Some(place))),
+            Ok(place) => Ok((self.timeout, place)),
             Err(limited) => Err(limited_error(cx, self.index, limited, self.step)),
         }
     }

@@ -187,7 +187,7 @@ fn run<'a, S: Step, P: Placement, K: Bounds>(
                             limits_of::<S>(),
                             (timeout, taken),
                         ) {
-                            Admitted::Go(place) => Next::Go(Place::from(place)),
+                            Admitted::Go(place) => Next::Go(place),
                             Admitted::Wait(wait) => Next::Wait(wait),
                             Admitted::Blocked(blocked) => Next::Held(blocked),
                             Admitted::Refused(error) => return Err(error),
@@ -196,11 +196,7 @@ fn run<'a, S: Step, P: Placement, K: Bounds>(
                 };
                 match next {
                     Next::Go(place) => _place = place,
-                    Next::Wait(wait) => {
-                        let place;
-                        (timeout, place) = wait.await?;
-                        _place = Place::from(place);
-                    }
+                    Next::Wait(wait) => (timeout, _place) = wait.await?,
                     Next::Held(blocked) => {
                         let again = StepAgain::<S, P>::boxed(cx, input);
                         break 'rest Box::pin(held(cx, index, &S::META, blocked.clone(), again));

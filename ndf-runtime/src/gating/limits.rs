@@ -67,16 +67,9 @@ pub(crate) struct Place(
 
 impl Place {
     /// No place: the step has no bulkhead, or has not taken its place.
+    /// One value of the type, not an `Option<Place>`, which took a word
+    /// more in every step's future.
     pub(crate) const NONE: Place = Place(None);
-}
-
-impl From<Option<Place>> for Place {
-    /// The place, if any: one word and a count, where `Option<Place>`
-    /// took a word more in every step's future.
-    #[inline]
-    fn from(place: Option<Place>) -> Place {
-        place.unwrap_or(Place::NONE)
-    }
 }
 
 /// The limits of one step type, in a static of its own that `#[pattern]`
