@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Cx;
-use crate::policy::Timer;
+use crate::policy::{Timer, deadline_from};
 
 /// What bounds an attempt in time.
 #[doc(hidden)]
@@ -138,10 +138,7 @@ impl Alarm {
             return false;
         }
         let this = self.project();
-        let at = deadlines
-            .base
-            .checked_add(Duration::from_nanos(asked))
-            .unwrap_or_else(|| deadlines.base + FAR);
+        let at = deadline_from(deadlines.base, Duration::from_nanos(asked));
         if this.timer.poll_until(at, cx).is_pending() {
             return false;
         }
@@ -151,9 +148,6 @@ impl Alarm {
         true
     }
 }
-
-/// About 30 years: a deadline past what an `Instant` holds.
-const FAR: Duration = Duration::from_hours(24 * 365 * 30);
 
 /// An attempt's bound by its `parallel!`'s alarm: the deadlines it asks in,
 /// and its own once it has waited.

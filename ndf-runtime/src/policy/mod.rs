@@ -4,4 +4,4 @@ mod retry;
 mod timeout;
 
 pub use retry::RetryPolicy;
-pub(crate) use timeout::Timer;
+pub(crate) use timeout::{Timer, deadline_from};

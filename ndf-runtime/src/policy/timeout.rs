@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 pin_project_lite::pin_project! {
     /// The timer of a step's attempt, armed at its first wait: a step that
@@ -31,22 +31,18 @@ impl Timer {
         after: Duration,
         cx: &mut Context<'_>,
     ) -> Poll<()> {
-        if let TimerProj::Idle = self.as_mut().project() {
-            self.set(Timer::Armed {
-                sleep: tokio::time::sleep(after),
-            });
-        }
-        match self.project() {
-            TimerProj::Armed { sleep } => sleep.poll(cx),
-            TimerProj::Idle => Poll::Pending,
-        }
+        let at = match self.as_mut().project() {
+            TimerProj::Armed { sleep } => sleep.deadline(),
+            TimerProj::Idle => deadline_from(Instant::now(), after),
+        };
+        self.poll_until(at, cx)
     }
 
     /// Arms the timer for `at` (made at the first call, moved after) and
     /// polls it: ready once `at` has passed.
     pub(crate) fn poll_until(
         mut self: Pin<&mut Self>,
-        at: tokio::time::Instant,
+        at: Instant,
         cx: &mut Context<'_>,
     ) -> Poll<()> {
         match self.as_mut().project() {
@@ -64,4 +60,11 @@ impl Timer {
             TimerProj::Idle => Poll::Pending,
         }
     }
+}
+
+/// `after` past `from`; about 30 years past it when that is more than an
+/// `Instant` holds (as `tokio::time::sleep` does).
+pub(crate) fn deadline_from(from: Instant, after: Duration) -> Instant {
+    from.checked_add(after)
+        .unwrap_or_else(|| from + Duration::from_hours(24 * 365 * 30))
 }
