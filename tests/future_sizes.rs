@@ -36,6 +36,16 @@ fn rig() -> (Ndf, PatternContext) {
     )
 }
 
+/// What each task of a `parallel!` adds to a run's future: the sizes of
+/// runs of `eight` and `sixteen` tasks, apart, per task.
+fn per_task<A, B>(ndf: &Ndf, ctx: &PatternContext, eight: &A, sixteen: &B) -> usize
+where
+    A: Workflow<Input = u64>,
+    B: Workflow<Input = u64>,
+{
+    (size_of_val(&ndf.run(sixteen, 1, ctx)) - size_of_val(&ndf.run(eight, 1, ctx))) / 8
+}
+
 #[test]
 fn each_further_stage_of_a_sequence_adds_at_most_eight_bytes() {
     let (ndf, ctx) = rig();
@@ -84,10 +94,8 @@ fn a_parallel_task_stores_its_output_at_most_once() {
         wide, wide, wide, wide, wide, wide, wide, wide, wide, wide, wide, wide, wide, wide, wide,
         wide
     );
-    let per_small =
-        (size_of_val(&ndf.run(&small16, 1, &ctx)) - size_of_val(&ndf.run(&small8, 1, &ctx))) / 8;
-    let per_wide =
-        (size_of_val(&ndf.run(&wide16, 1, &ctx)) - size_of_val(&ndf.run(&wide8, 1, &ctx))) / 8;
+    let per_small = per_task(&ndf, &ctx, &small8, &small16);
+    let per_wide = per_task(&ndf, &ctx, &wide8, &wide16);
     println!("a task: {per_small} B with a u64 output, {per_wide} B with a 256 B output");
     // Before the results were settled in a block of their own, each task's
     // result was stored twice more beside the tasks: 320 bytes a task more
@@ -157,9 +165,8 @@ fn the_tasks_of_a_parallel_share_one_timer() {
         step, step, step, step, step, step, step, step, step, step, step, step, step, step, step,
         step
     );
-    let shared =
-        (size_of_val(&ndf.run(&shared16, 1, &ctx)) - size_of_val(&ndf.run(&shared8, 1, &ctx))) / 8;
-    let own = (size_of_val(&ndf.run(&own16, 1, &ctx)) - size_of_val(&ndf.run(&own8, 1, &ctx))) / 8;
+    let shared = per_task(&ndf, &ctx, &shared8, &shared16);
+    let own = per_task(&ndf, &ctx, &own8, &own16);
     let timer = size_of::<tokio::time::Sleep>();
     println!("a task: {shared} B, {own} B with a timer of its own ({timer} B)");
     // What the two kinds of task keep apart from the timer differs by a

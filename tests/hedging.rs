@@ -2,6 +2,8 @@
 //! wins and the others are cancelled. Only `idempotent` steps may be
 //! hedged (a compile error otherwise: tests/ui/pattern/hedge-not-idempotent.rs).
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -34,10 +36,7 @@ fn replicas(delays: &[u64]) -> Replicas {
 
 #[tokio::test(start_paused = true)]
 async fn a_slow_attempt_is_hedged_and_the_faster_one_wins() {
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
+    let ndf = common::ndf();
     let r = replicas(&[1_000, 10]);
     let started = Instant::now();
     let out = ndf
@@ -65,10 +64,7 @@ async fn a_slow_attempt_is_hedged_and_the_faster_one_wins() {
 
 #[tokio::test(start_paused = true)]
 async fn a_fast_attempt_is_not_hedged() {
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
+    let ndf = common::ndf();
     let r = replicas(&[20, 10]);
     let out = ndf
         .run(
@@ -84,10 +80,7 @@ async fn a_fast_attempt_is_not_hedged() {
 
 #[tokio::test(start_paused = true)]
 async fn hedges_stop_at_max_in_flight() {
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
+    let ndf = common::ndf();
     let r = replicas(&[300, 300, 10]);
     let started = Instant::now();
     let out = ndf
@@ -120,10 +113,7 @@ async fn quick_read(_input: Counted) -> u32 {
 
 #[tokio::test(start_paused = true)]
 async fn a_hedged_step_copies_its_input_twice_before_its_first_attempt() {
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
+    let ndf = common::ndf();
     let copies = Arc::new(AtomicU32::new(0));
     let out = ndf
         .run(
