@@ -1,7 +1,7 @@
-//! The tasks of a `parallel!` share one alarm for their steps' timeouts
-//! (a timer per task made every task 100 bytes larger): each attempt still
-//! times out after its own timeout, counted from its own first wait, and
-//! an early deadline cuts no other task short.
+//! The tasks of a `parallel!` share one alarm for their steps' timeouts (a
+//! timer per task made every task 80 bytes larger: `tests/future_sizes.rs`):
+//! each attempt still times out after its own timeout, counted from its own
+//! first wait, and an early deadline cuts no other task short.
 
 mod common;
 
