@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use ndf::prelude::*;
 
+mod common;
+
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
@@ -45,11 +47,7 @@ const README_EVICTED: u64 = 6 * 1024;
 #[test]
 fn an_idle_entry_is_evicted_after_a_save_and_learns_on() {
     let _profiler = dhat::Profiler::builder().testing().build();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = common::paused_runtime();
     let mut config = Config::default();
     config.evict_idle_after = Duration::from_hours(1);
     let ndf = Ndf::builder()

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use ndf::prelude::*;
 
+mod common;
+
 #[pattern]
 async fn lookup(ms: u64) -> u64 {
     tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -55,11 +57,7 @@ fn an_outlier_is_logged_outside_the_statistics_lock() {
             .with_writer(move || writer.clone())
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .start_paused(true)
-            .build()
-            .unwrap();
+        let rt = common::paused_runtime();
         rt.block_on(async {
             let ndf = NDF.get_or_init(|| {
                 Ndf::builder()

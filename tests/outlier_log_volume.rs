@@ -30,11 +30,7 @@ fn field(line: &str, field: &str) -> Option<u64> {
 #[test]
 fn outliers_are_counted_per_interval_under_their_own_target() {
     let (log, _guard) = common::capture_at_info();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let rt = common::paused_runtime();
     let ndf = common::ndf();
     let outliers = rt.block_on(async {
         let flow = sequential!(name = "search.lookup"; lookup);

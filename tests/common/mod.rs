@@ -117,6 +117,16 @@ impl ndf::ResourceProbe for BusyUntil {
     }
 }
 
+/// A current-thread tokio runtime whose clock starts paused: waits end at
+/// once, in order, when nothing else is ready.
+pub fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime builds")
+}
+
 pub fn ndf() -> ndf::Ndf {
     ndf::Ndf::builder()
         .resource_probe(ndf::IdleProbe)
