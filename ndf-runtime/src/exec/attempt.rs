@@ -326,12 +326,22 @@ pub(crate) fn step_attempt_by<'a, S: Step, T: 'a, K: Bounds>(
     timeout: Duration,
     arg: K::Arg<'a>,
 ) -> Attempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a, K::Of<'a>> {
+    attempt_of::<_, _, K>(cx, S::NAME, number, fut, timeout, arg)
+}
+
+/// [`step_attempt_by`] for the step named `step`: for code that is not
+/// generic over the step.
+#[inline]
+pub(crate) fn attempt_of<'a, T, F: Future<Output = Result<T, StepError>>, K: Bounds>(
+    cx: Cx<'a>,
+    step: &'static str,
+    number: u32,
+    fut: F,
+    timeout: Duration,
+    arg: K::Arg<'a>,
+) -> Attempt<'a, F, K::Of<'a>> {
     let trace = if tracing::level_enabled!(tracing::Level::DEBUG) {
-        Trace::Due {
-            cx,
-            step: S::NAME,
-            number,
-        }
+        Trace::Due { cx, step, number }
     } else {
         Trace::Off
     };
@@ -350,7 +360,7 @@ pub(crate) fn succeeded<S: Step>(cx: Cx<'_>, index: usize, out: S::Output) -> (S
 /// Records a step's success at its first attempt (not generic: one copy
 /// for every step in a debug build; inlined where a step ends otherwise).
 #[inline]
-fn first_succeeded(cx: Cx<'_>, index: usize) {
+pub(super) fn first_succeeded(cx: Cx<'_>, index: usize) {
     if let Some(record) = cx.record(index) {
         record.finish(0, true, false);
     }
@@ -505,10 +515,8 @@ mod tests {
         );
         let panicking = async {
             tokio::time::sleep(Duration::from_millis(1)).await;
-            if true {
-                panic!("boom");
-            }
-            Ok::<u8, StepError>(0)
+            let step: fn() -> Result<u8, StepError> = || panic!("boom");
+            step()
         };
         let said = said(attempt(panicking, Duration::from_secs(1)).await);
         assert!(

@@ -9,25 +9,41 @@ use futures::future::Either;
 
 use super::alarm::Bounds;
 use super::attempt::{Failure, Placement, first_attempt, step_attempt, step_attempt_by};
+use super::step::{run, run_erased};
 use super::{Cx, Step};
-use crate::error::ErrorClass;
+use crate::error::{Error, ErrorClass};
 
-/// How a step's first attempt runs, chosen by `#[pattern]` as
-/// [`Step::Policies`] from its options: a hedged step's first attempt
-/// gets company when slow; the others run alone. Retries and the fallback
-/// come after, in code shared by every step.
+/// How a step runs, chosen by `#[pattern]` as [`Step::Policies`] from its
+/// options: a `Plain` step's run is generic over the step and inlined
+/// where its workflow awaits it; a `Resilient` step's (retries, a fallback,
+/// a `slow_call`) is mostly shared by every step, its types erased
+/// (`exec::erased`); a hedged step's first attempt gets company when slow.
 #[doc(hidden)]
 pub trait Policies: 'static {
+    /// The run of step `S` (of which `P` places the code), stage
+    /// `index`, on `input`; its first attempt bounded by the bound `K`
+    /// makes of `arg`.
+    fn run<'a, S: Step, P: Placement, K: Bounds>(
+        cx: Cx<'a>,
+        index: usize,
+        input: S::Input,
+        arg: K::Arg<'a>,
+    ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a;
+}
+
+/// How the run that is generic over its step (`step::run`, for `Plain`
+/// and `Hedged` steps) runs a step's first attempt, and what it keeps
+/// across it.
+pub(super) trait Typed: 'static {
     /// What a step keeps across its first attempt for what may follow it.
     type After<I: Send + 'static>: AfterFirst<I>;
 
     /// A step's run (`run`) as its workflow awaits it: the run itself
     /// for a `Plain` step, inlined into the workflow's poll; an
-    /// [`Outlined`] one for the others, whose code (retries, a fallback,
-    /// a hedge, a `slow_call`) is larger.
+    /// [`Outlined`] one for a hedged step, whose code is larger.
     type Run<F: Future>: Future<Output = F::Output>;
 
-    /// `run` as [`Policies::Run`].
+    /// `run` as [`Typed::Run`].
     fn place_run<F: Future>(run: F) -> Self::Run<F>;
 
     /// The first attempt of step `S` (of which `P` places the code) on
@@ -61,12 +77,9 @@ pub struct Hedged;
 /// retry, the fallback, a hedge, a `slow_call` check): a copy of its
 /// input, when it started and its attempts' timeout. A `Plain` step keeps
 /// nothing (`()`), so its future stores none of them.
-#[doc(hidden)]
-pub trait AfterFirst<I>: Send + Sized {
+pub(super) trait AfterFirst<I>: Send + Sized {
     /// What to keep of these.
     fn keep(spare: Option<I>, started: Option<tokio::time::Instant>, timeout: Duration) -> Self;
-    /// The copy of the input.
-    fn spare(&self) -> Option<&I>;
     /// When the first attempt started.
     fn started(&self) -> Option<tokio::time::Instant>;
     /// The copy of the input, when the first attempt started, the timeout.
@@ -76,11 +89,6 @@ pub trait AfterFirst<I>: Send + Sized {
 impl<I> AfterFirst<I> for () {
     #[inline]
     fn keep(_: Option<I>, _: Option<tokio::time::Instant>, _: Duration) -> Self {}
-
-    #[inline]
-    fn spare(&self) -> Option<&I> {
-        None
-    }
 
     #[inline]
     fn started(&self) -> Option<tokio::time::Instant> {
@@ -93,10 +101,9 @@ impl<I> AfterFirst<I> for () {
     }
 }
 
-/// What a step with retries, a fallback, a hedge or a `slow_call` keeps.
-#[doc(hidden)]
+/// What a hedged step keeps.
 #[derive(Debug)]
-pub struct Kept<I> {
+pub(super) struct Kept<I> {
     spare: Option<I>,
     started: Option<tokio::time::Instant>,
     timeout: Duration,
@@ -110,11 +117,6 @@ impl<I: Send> AfterFirst<I> for Kept<I> {
             started,
             timeout,
         }
-    }
-
-    #[inline]
-    fn spare(&self) -> Option<&I> {
-        self.spare.as_ref()
     }
 
     #[inline]
@@ -134,15 +136,13 @@ impl<I: Send> AfterFirst<I> for Kept<I> {
 }
 
 pin_project_lite::pin_project! {
-    /// The run of a step with retries, a fallback, a hedge or a
-    /// `slow_call`, polled in a function of its own rather than inlined
-    /// into its workflow's poll. Inlined, every such step's code made its
-    /// workflows' polls so large that optimizing them took most of a
-    /// release build (7.4 s against 4.9 s for the 50-step benchmark
-    /// crate). The cost is a call per poll: a one-step run with retries
-    /// and a timeout measured 165 ns, against 155 ns inlined.
-    #[doc(hidden)]
-    pub struct Outlined<F> {
+    /// The run of a hedged step, polled in a function of its own rather
+    /// than inlined into its workflow's poll. Inlined, every such step's
+    /// code made its workflows' polls so large that optimizing them took
+    /// most of a release build (7.4 s against 4.9 s for the 50-step
+    /// benchmark crate, when its steps with retries ran so). The cost is a
+    /// call per poll.
+    pub(super) struct Outlined<F> {
         #[pin]
         run: F,
     }
@@ -160,10 +160,30 @@ impl<F: Future> Future for Outlined<F> {
     }
 }
 
-/// What step `S` keeps across its first attempt.
-pub(super) type After<S> = <<S as Step>::Policies as Policies>::After<<S as Step>::Input>;
+/// `Plain` and hedged steps run in the run generic over them.
+impl<Q: Typed> Policies for Q {
+    fn run<'a, S: Step, P: Placement, K: Bounds>(
+        cx: Cx<'a>,
+        index: usize,
+        input: S::Input,
+        arg: K::Arg<'a>,
+    ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
+        run::<Self, S, P, K>(cx, index, input, arg)
+    }
+}
 
-impl Policies for Plain {
+impl Policies for Resilient {
+    fn run<'a, S: Step, P: Placement, K: Bounds>(
+        cx: Cx<'a>,
+        index: usize,
+        input: S::Input,
+        arg: K::Arg<'a>,
+    ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
+        run_erased::<S, P, K>(cx, index, input, arg)
+    }
+}
+
+impl Typed for Plain {
     type After<I: Send + 'static> = ();
     type Run<F: Future> = F;
 
@@ -182,28 +202,7 @@ impl Policies for Plain {
     }
 }
 
-impl Policies for Resilient {
-    type After<I: Send + 'static> = Kept<I>;
-    type Run<F: Future> = Outlined<F>;
-
-    #[inline]
-    fn place_run<F: Future>(run: F) -> Outlined<F> {
-        Outlined { run }
-    }
-
-    fn first<'a, S: Step, P: Placement, K: Bounds>(
-        cx: Cx<'a>,
-        input: S::Input,
-        timeout: Duration,
-        arg: K::Arg<'a>,
-    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
-        // Not `Plain`'s inlined attempt: retries poll an `Attempt` too,
-        // so that a retried step's code is compiled once, not twice.
-        step_attempt_by::<S, _, K>(cx, 1, P::call::<S>(input, cx.context()), timeout, arg)
-    }
-}
-
-impl Policies for Hedged {
+impl Typed for Hedged {
     type After<I: Send + 'static> = Kept<I>;
     type Run<F: Future> = Outlined<F>;
 
@@ -225,7 +224,13 @@ impl Policies for Hedged {
         let hedge = S::META.hedge.expect("`Hedged` is chosen for hedged steps");
         match S::dup(&input) {
             Some(spare) => Either::Left(Box::pin(hedged::<S, P>(cx, input, spare, timeout, hedge))),
-            None => Either::Right(Resilient::first::<S, P, K>(cx, input, timeout, arg)),
+            None => Either::Right(step_attempt_by::<S, _, K>(
+                cx,
+                1,
+                P::call::<S>(input, cx.context()),
+                timeout,
+                arg,
+            )),
         }
     }
 }

@@ -8,6 +8,7 @@ mod alarm;
 mod attempt;
 mod compensate;
 mod durable;
+mod erased;
 mod fan;
 mod first;
 mod flow;
@@ -18,7 +19,7 @@ mod traits;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub use alarm::{Alarm, Bound, Deadlines};
+pub use alarm::{Alarm, Deadlines};
 pub use attempt::Placement;
 pub use compensate::{Failed, compensate_step, compensation};
 pub(crate) use durable::Checkpoints;

@@ -1,0 +1,439 @@
+//! What follows a step's first attempt, and the whole run of a step with
+//! retries, a fallback or a `slow_call` (`Resilient`), with the step's
+//! types erased: compiled once for every step, not once per step.
+//!
+//! A step's own types are in one small generic value, its [`Cell`]: the
+//! step's input, the attempt running, its output. The code around it —
+//! admission, the attempts' timeouts, panics and spans, retries with
+//! backoff, the retry budget, the fallback, what ends the step is recorded
+//! — reaches the cell through a `dyn` [`Attempts`] and is not generic over
+//! the step. In the compile-time benchmark's crate (50 steps with retries
+//! and a timeout, `benches/compile_time`), the debug build's LLVM IR went
+//! from 143 k lines to 88 k, and its release build from 1.5 times the
+//! hand-written crate's time to about the same.
+//!
+//! The first attempt of a `Resilient` step runs inline, in [`drive`]'s
+//! future; only when it fails, or the step is held back, does the step go
+//! on in a boxed future ([`recover`], [`held`]): both are rare. The retried
+//! attempts reuse the cell: a retry allocates nothing of ndf's own
+//! (`tests/allocations_retries.rs`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use super::admit::needs_admission;
+use super::alarm::{Bounds, Own};
+use super::attempt::{Failure, attempt, attempt_of, failed, first_succeeded};
+use super::step::{Next, admission};
+use super::{Cx, Step};
+use crate::context::PatternContext;
+use crate::error::{Error, ErrorClass, StepError};
+use crate::gating::{LimitsCell, Place};
+use crate::learning::Blocked;
+use crate::model::StepMeta;
+
+/// The output of a fallback, its type erased.
+type Output = Box<dyn std::any::Any + Send>;
+
+/// A fallback's attempt, its output's type erased.
+type AnyAttempt<'a> = Pin<Box<dyn Future<Output = Result<Output, Failure>> + Send + 'a>>;
+
+/// A step's attempts with the step's types erased: what [`drive`],
+/// [`recover`] and [`held`] need of its [`Cell`].
+pub(super) trait Attempts<'a>: Send {
+    /// Starts an attempt on a copy of the step's input; the first
+    /// attempt (`first`) takes the input itself when it cannot be copied.
+    /// `false` when there is no input left to start one on.
+    fn start(self: Pin<&mut Self>, first: bool) -> bool;
+
+    /// Polls the attempt started last; its output stays in the cell.
+    fn poll_attempt(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), StepError>>;
+
+    /// Drops the attempt started last: it failed, panicked or timed out.
+    fn stop(self: Pin<&mut Self>);
+
+    /// The step's fallback on its input, bounded by `timeout`; `None`
+    /// when the step has none, or its input is gone.
+    fn fallback(self: Pin<&mut Self>, timeout: Duration) -> Option<AnyAttempt<'a>>;
+
+    /// Keeps the output of the fallback.
+    fn put(self: Pin<&mut Self>, out: Output);
+}
+
+/// A step's cell as [`drive`], [`recover`] and [`held`] take it.
+pub(super) type Erased<'p, 'a> = Pin<&'p mut (dyn Attempts<'a> + 'a)>;
+
+pin_project_lite::pin_project! {
+    /// The values of step `S` that have its types: its input, the attempt
+    /// running (`F`, which `call` makes), its output.
+    pub(super) struct Cell<'a, S: Step, F, M> {
+        cx: Cx<'a>,
+        input: Option<S::Input>,
+        #[pin]
+        running: Option<F>,
+        out: Option<S::Output>,
+        call: M,
+    }
+}
+
+impl<'a, S, F, M> Cell<'a, S, F, M>
+where
+    S: Step,
+    F: Future<Output = Result<S::Output, StepError>> + Send + 'a,
+    M: Fn(S::Input, &'a PatternContext) -> F + Send,
+{
+    /// The cell of step `S` on `input`, whose attempts `call` makes.
+    pub(super) fn new(cx: Cx<'a>, input: S::Input, call: M) -> Self {
+        Self {
+            cx,
+            input: Some(input),
+            running: None,
+            out: None,
+            call,
+        }
+    }
+
+    /// The output the step ended with, with what compensation needs.
+    pub(super) fn take(self: Pin<&mut Self>) -> (S::Output, S::Undo) {
+        let out = self
+            .project()
+            .out
+            .take()
+            .expect("a step that succeeded keeps its output in its cell");
+        let undo = S::keep(&out);
+        (out, undo)
+    }
+}
+
+impl<'a, S, F, M> Attempts<'a> for Cell<'a, S, F, M>
+where
+    S: Step,
+    F: Future<Output = Result<S::Output, StepError>> + Send + 'a,
+    M: Fn(S::Input, &'a PatternContext) -> F + Send,
+{
+    fn start(self: Pin<&mut Self>, first: bool) -> bool {
+        let mut this = self.project();
+        let input = match this.input.as_ref().and_then(S::dup) {
+            Some(copy) => copy,
+            None if first => match this.input.take() {
+                Some(input) => input,
+                None => return false,
+            },
+            None => return false,
+        };
+        let fut = (this.call)(input, this.cx.context());
+        this.running.set(Some(fut));
+        true
+    }
+
+    fn poll_attempt(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), StepError>> {
+        let mut this = self.project();
+        let Some(running) = this.running.as_mut().as_pin_mut() else {
+            return Poll::Ready(Err(StepError::msg("no attempt of the step is running")));
+        };
+        match running.poll(cx) {
+            Poll::Ready(Ok(out)) => {
+                *this.out = Some(out);
+                this.running.set(None);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn stop(self: Pin<&mut Self>) {
+        self.project().running.set(None);
+    }
+
+    fn fallback(self: Pin<&mut Self>, timeout: Duration) -> Option<AnyAttempt<'a>> {
+        // Not compiled for a step without a fallback.
+        if const { S::META.fallback.is_none() } {
+            return None;
+        }
+        let this = self.project();
+        let input = this.input.take()?;
+        erased_fallback(S::fallback(input, this.cx.context()), timeout)
+    }
+
+    fn put(self: Pin<&mut Self>, out: Output) {
+        let out = out
+            .downcast::<S::Output>()
+            .expect("a step's fallback returns the step's output");
+        *self.project().out = Some(*out);
+    }
+}
+
+/// The attempt running in a cell, as a future: one type for every step.
+struct Running<'p, 'a>(Erased<'p, 'a>);
+
+impl Future for Running<'_, '_> {
+    type Output = Result<(), StepError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll_attempt(cx)
+    }
+}
+
+/// Which step [`drive`] runs: what it needs of the step's options.
+#[derive(Clone, Copy)]
+pub(super) struct Which {
+    /// Its stage.
+    pub(super) index: usize,
+    pub(super) meta: &'static StepMeta,
+    /// Its type, which keys its retry budget.
+    pub(super) id: std::any::TypeId,
+    /// Its `rate` and `concurrency`, if it has either.
+    pub(super) limits: Option<&'static LimitsCell>,
+}
+
+/// The run of a step with retries, a fallback or a `slow_call`, whose
+/// cell is `cell`: its admission, its first attempt (bounded by what `K`
+/// makes of `arg`), and, when that fails, [`recover`]. Its output stays in
+/// the cell. Generic over the bound only: one copy serves every step.
+pub(super) async fn drive<'a, K: Bounds>(
+    cx: Cx<'a>,
+    step: Which,
+    mut cell: Erased<'_, 'a>,
+    arg: K::Arg<'a>,
+) -> Result<(), Error> {
+    // The place, if any, is held until the step is done.
+    let mut _place = Place::NONE;
+    let mut timeout = cx.bounded(cx.config().timeout_of(step.meta));
+    if needs_admission(cx, step.meta, step.limits, timeout) {
+        let next = admission(cx, step.index, step.meta, step.limits, timeout)?;
+        match next {
+            Next::Go(place) => _place = place,
+            Next::Wait(wait) => (timeout, _place) = wait.await?,
+            Next::Held(blocked) => {
+                return Box::pin(held(cx, step.index, step.meta, blocked.clone(), cell)).await;
+            }
+        }
+    }
+    if step.meta.retry.max_retries > 0 && cx.budgets().enabled() {
+        cx.budgets().call(step.id);
+    }
+    let started = step.meta.slow_call.map(|_| tokio::time::Instant::now());
+    cell.as_mut().start(true);
+    let first = attempt_of::<_, _, K>(cx, step.meta.name, 1, Running(cell.as_mut()), timeout, arg);
+    let failure = match first.await {
+        Ok(()) => {
+            mark_slow(cx, step.index, started, step.meta.slow_call);
+            first_succeeded(cx, step.index);
+            return Ok(());
+        }
+        Err(failure) => failure,
+    };
+    cell.as_mut().stop();
+    if !step.meta.recovers() || failure.class() == ErrorClass::Rejected {
+        return Err(failed(cx, step.index, 0, failure, step.meta.name));
+    }
+    let ended = Ended {
+        index: step.index,
+        meta: step.meta,
+        id: step.id,
+        timeout,
+        started,
+    };
+    Box::pin(recover(cx, ended, failure, cell)).await
+}
+
+/// Records a success slower than the step's `slow_call` threshold `limit`
+/// (`started` is when its first attempt started, for such steps only).
+pub(super) fn mark_slow(
+    cx: Cx<'_>,
+    index: usize,
+    started: Option<tokio::time::Instant>,
+    limit: Option<Duration>,
+) {
+    if let (Some(limit), Some(started)) = (limit, started)
+        && started.elapsed() > limit
+        && let Some(record) = cx.record(index)
+    {
+        record.slow();
+    }
+}
+
+/// The attempt of a step's fallback, if it has one, its output's type
+/// erased. Generic over the fallback's future, not the step: steps
+/// without one, whose (never made) future is the same type, share a copy
+/// per output type.
+fn erased_fallback<'a, F, O>(fallback: Option<F>, timeout: Duration) -> Option<AnyAttempt<'a>>
+where
+    F: Future<Output = Result<O, StepError>> + Send + 'a,
+    O: Send + 'static,
+{
+    Some(Box::pin(Boxed {
+        attempt: attempt(fallback?, timeout),
+    }))
+}
+
+pin_project_lite::pin_project! {
+    /// A fallback's attempt with its output boxed. A future of its own
+    /// rather than `futures`' `Map`, whose poll and state cost each step
+    /// with a fallback 200-260 lines of LLVM IR more.
+    struct Boxed<F> {
+        #[pin]
+        attempt: F,
+    }
+}
+
+impl<T: Send + 'static, F: Future<Output = Result<T, Failure>>> Future for Boxed<F> {
+    type Output = Result<Output, Failure>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().attempt.poll(cx) {
+            Poll::Ready(Ok(out)) => Poll::Ready(Ok(Box::new(out) as Output)),
+            Poll::Ready(Err(failure)) => Poll::Ready(Err(failure)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// What [`recover`] knows of the step whose first attempt failed.
+pub(super) struct Ended {
+    /// Its stage.
+    pub(super) index: usize,
+    pub(super) meta: &'static StepMeta,
+    /// Its type, which keys its retry budget.
+    pub(super) id: std::any::TypeId,
+    /// Each attempt's timeout.
+    pub(super) timeout: Duration,
+    /// When its first attempt started, for a step with a `slow_call`.
+    pub(super) started: Option<tokio::time::Instant>,
+}
+
+/// After a failed first attempt: the remaining retries with backoff (for
+/// transient errors only), each on a copy of the input in the step's
+/// `cell`, then the fallback (unless the error is rejected); when the
+/// fallback fails too, its error is kept beside the step's own. What ends
+/// the step is recorded; its output stays in the cell.
+pub(super) async fn recover<'a>(
+    cx: Cx<'a>,
+    step: Ended,
+    mut failure: Failure,
+    mut cell: Erased<'_, 'a>,
+) -> Result<(), Error> {
+    let name = step.meta.name;
+    let mut retries = 0;
+    while let Some(wait) = retry_wait(cx, step.meta, step.id, retries, &failure) {
+        tokio::time::sleep(wait).await;
+        if !cell.as_mut().start(false) {
+            break;
+        }
+        retries += 1;
+        let timeout = cx.bounded(step.timeout);
+        let attempt =
+            attempt_of::<_, _, Own>(cx, name, retries + 1, Running(cell.as_mut()), timeout, ());
+        match attempt.await {
+            Ok(()) => {
+                mark_slow(cx, step.index, step.started, step.meta.slow_call);
+                if let Some(record) = cx.record(step.index) {
+                    record.finish(retries, true, false);
+                }
+                return Ok(());
+            }
+            Err(next) => {
+                cell.as_mut().stop();
+                failure = next;
+            }
+        }
+    }
+    if failure.class() == ErrorClass::Rejected {
+        return Err(failed(cx, step.index, retries, failure, name));
+    }
+    let timeout = cx.bounded(
+        step.meta
+            .fallback_timeout
+            .unwrap_or(cx.config().step_timeout),
+    );
+    let Some(fallback) = cell.as_mut().fallback(timeout) else {
+        return Err(failed(cx, step.index, retries, failure, name));
+    };
+    match fallback.await {
+        Ok(out) => {
+            cell.put(out);
+            if let Some(record) = cx.record(step.index) {
+                record.finish(retries, true, true);
+            }
+            Ok(())
+        }
+        Err(also) => {
+            let failure = failure.with_fallback(also);
+            Err(failed(cx, step.index, retries, failure, name))
+        }
+    }
+}
+
+/// How long to wait before retry `retries + 1` of a step with `meta`
+/// (`id` its type) after `failure`; `None` when it is not retried: its
+/// retries are spent, the error is not transient, a retry-after hint is
+/// past `max_delay`, the retry budget is spent, or the wait would end past
+/// the workflow's deadline.
+fn retry_wait(
+    cx: Cx<'_>,
+    meta: &StepMeta,
+    id: std::any::TypeId,
+    retries: u32,
+    failure: &Failure,
+) -> Option<Duration> {
+    if retries >= meta.retry.max_retries || failure.class() != ErrorClass::Transient {
+        return None;
+    }
+    // A retry-after hint is honoured: the wait is at least the hint; a
+    // hint past `max_delay` ends the retries.
+    let planned = meta.retry.delay(retries);
+    let wait = match failure.retry_after() {
+        Some(hint) if hint > meta.retry.max_delay => return None,
+        Some(hint) => planned.max(hint),
+        None => planned,
+    };
+    // The retry budget: a dependency that is down gets no storm. No retry
+    // that would start past the workflow's deadline.
+    (cx.budgets().retry(id) && !cx.past_deadline_after(wait)).then_some(wait)
+}
+
+/// Step `step`, which has no fallback, is held back by low confidence:
+/// the run fails with [`Error::ConfidenceThreshold`].
+#[cold]
+pub(super) fn held_back_unserved(
+    cx: Cx<'_>,
+    index: usize,
+    blocked: Blocked,
+    step: &'static str,
+) -> Error {
+    if let Some(record) = cx.record(index) {
+        record.held(false);
+    }
+    blocked.into_error(step)
+}
+
+/// A step its gate holds back (`blocked`): its fallback serves (from its
+/// `cell`, where its output stays), else the run fails with
+/// [`Error::ConfidenceThreshold`]. The step itself does not run, so it
+/// learns nothing.
+pub(super) async fn held<'a>(
+    cx: Cx<'a>,
+    index: usize,
+    meta: &'static StepMeta,
+    blocked: Blocked,
+    mut cell: Erased<'_, 'a>,
+) -> Result<(), Error> {
+    let timeout = meta.fallback_timeout.unwrap_or(cx.config().step_timeout);
+    let Some(fallback) = cell.as_mut().fallback(timeout) else {
+        return Err(held_back_unserved(cx, index, blocked, meta.name));
+    };
+    let outcome = fallback.await;
+    if let Some(record) = cx.record(index) {
+        record.held(outcome.is_ok());
+    }
+    match outcome {
+        Ok(out) => {
+            cell.put(out);
+            Ok(())
+        }
+        Err(failure) => Err(failure.into_error(cx.pattern(), meta.name)),
+    }
+}
