@@ -34,11 +34,8 @@ use crate::gating::{LimitsCell, Place};
 use crate::learning::Blocked;
 use crate::model::StepMeta;
 
-/// The output of a fallback, its type erased.
-type Output = Box<dyn std::any::Any + Send>;
-
-/// A fallback's attempt, its output's type erased.
-type AnyAttempt<'a> = Pin<Box<dyn Future<Output = Result<Output, Failure>> + Send + 'a>>;
+/// A fallback's attempt, which leaves its output in its step's cell.
+type FallbackAttempt<'p> = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send + 'p>>;
 
 /// A step's attempts with the step's types erased: what [`drive`],
 /// [`recover`] and [`held`] need of its [`Cell`].
@@ -54,12 +51,12 @@ pub(super) trait Attempts<'a>: Send {
     /// Drops the attempt started last: it failed, panicked or timed out.
     fn stop(self: Pin<&mut Self>);
 
-    /// The step's fallback on its input, bounded by `timeout`; `None`
-    /// when the step has none, or its input is gone.
-    fn fallback(self: Pin<&mut Self>, timeout: Duration) -> Option<AnyAttempt<'a>>;
-
-    /// Keeps the output of the fallback.
-    fn put(self: Pin<&mut Self>, out: Output);
+    /// The step's fallback on its input, bounded by `timeout`, its
+    /// output left in the cell; `None` when the step has none, or its
+    /// input is gone.
+    fn fallback<'p>(self: Pin<&'p mut Self>, timeout: Duration) -> Option<FallbackAttempt<'p>>
+    where
+        'a: 'p;
 }
 
 /// A step's cell as [`drive`], [`recover`] and [`held`] take it.
@@ -115,7 +112,11 @@ where
 {
     fn start(self: Pin<&mut Self>, first: bool) -> bool {
         let mut this = self.project();
-        let input = match this.input.as_ref().and_then(S::dup) {
+        let copy = match this.input {
+            Some(input) => S::dup(input),
+            None => return false,
+        };
+        let input = match copy {
             Some(copy) => copy,
             None if first => match this.input.take() {
                 Some(input) => input,
@@ -123,8 +124,8 @@ where
             },
             None => return false,
         };
-        let fut = (this.call)(input, this.cx.context());
-        this.running.set(Some(fut));
+        this.running
+            .set(Some((this.call)(input, this.cx.context())));
         true
     }
 
@@ -148,21 +149,17 @@ where
         self.project().running.set(None);
     }
 
-    fn fallback(self: Pin<&mut Self>, timeout: Duration) -> Option<AnyAttempt<'a>> {
+    fn fallback<'p>(self: Pin<&'p mut Self>, timeout: Duration) -> Option<FallbackAttempt<'p>>
+    where
+        'a: 'p,
+    {
         // Not compiled for a step without a fallback.
         if const { S::META.fallback.is_none() } {
             return None;
         }
         let this = self.project();
         let input = this.input.take()?;
-        erased_fallback(S::fallback(input, this.cx.context()), timeout)
-    }
-
-    fn put(self: Pin<&mut Self>, out: Output) {
-        let out = out
-            .downcast::<S::Output>()
-            .expect("a step's fallback returns the step's output");
-        *self.project().out = Some(*out);
+        into_slot(S::fallback(input, this.cx.context()), this.out, timeout)
     }
 }
 
@@ -256,36 +253,46 @@ pub(super) fn mark_slow(
     }
 }
 
-/// The attempt of a step's fallback, if it has one, its output's type
-/// erased. Generic over the fallback's future, not the step: steps
-/// without one, whose (never made) future is the same type, share a copy
-/// per output type.
-fn erased_fallback<'a, F, O>(fallback: Option<F>, timeout: Duration) -> Option<AnyAttempt<'a>>
+/// The attempt of a step's fallback, if it has one, which leaves its
+/// output in `out`. Generic over the fallback's future, not the step:
+/// steps without one, whose (never made) future is the same type, share a
+/// copy per output type.
+fn into_slot<'p, F, O>(
+    fallback: Option<F>,
+    out: &'p mut Option<O>,
+    timeout: Duration,
+) -> Option<FallbackAttempt<'p>>
 where
-    F: Future<Output = Result<O, StepError>> + Send + 'a,
-    O: Send + 'static,
+    F: Future<Output = Result<O, StepError>> + Send + 'p,
+    O: Send,
 {
-    Some(Box::pin(Boxed {
+    Some(Box::pin(Slotted {
         attempt: attempt(fallback?, timeout),
+        out,
     }))
 }
 
 pin_project_lite::pin_project! {
-    /// A fallback's attempt with its output boxed. A future of its own
-    /// rather than `futures`' `Map`, whose poll and state cost each step
-    /// with a fallback 200-260 lines of LLVM IR more.
-    struct Boxed<F> {
+    /// A fallback's attempt that leaves its output in its step's cell. A
+    /// future of its own rather than `futures`' `Map`, whose poll and
+    /// state cost each step with a fallback 200-260 lines of LLVM IR more.
+    struct Slotted<'p, F, O> {
         #[pin]
         attempt: F,
+        out: &'p mut Option<O>,
     }
 }
 
-impl<T: Send + 'static, F: Future<Output = Result<T, Failure>>> Future for Boxed<F> {
-    type Output = Result<Output, Failure>;
+impl<O, F: Future<Output = Result<O, Failure>>> Future for Slotted<'_, F, O> {
+    type Output = Result<(), Failure>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().attempt.poll(cx) {
-            Poll::Ready(Ok(out)) => Poll::Ready(Ok(Box::new(out) as Output)),
+        let this = self.project();
+        match this.attempt.poll(cx) {
+            Poll::Ready(Ok(out)) => {
+                **this.out = Some(out);
+                Poll::Ready(Ok(()))
+            }
             Poll::Ready(Err(failure)) => Poll::Ready(Err(failure)),
             Poll::Pending => Poll::Pending,
         }
@@ -353,8 +360,7 @@ pub(super) async fn recover<'a>(
         return Err(failed(cx, step.index, retries, failure, name));
     };
     match fallback.await {
-        Ok(out) => {
-            cell.put(out);
+        Ok(()) => {
             if let Some(record) = cx.record(step.index) {
                 record.finish(retries, true, true);
             }
@@ -429,11 +435,5 @@ pub(super) async fn held<'a>(
     if let Some(record) = cx.record(index) {
         record.held(outcome.is_ok());
     }
-    match outcome {
-        Ok(out) => {
-            cell.put(out);
-            Ok(())
-        }
-        Err(failure) => Err(failure.into_error(cx.pattern(), meta.name)),
-    }
+    outcome.map_err(|failure| failure.into_error(cx.pattern(), meta.name))
 }
