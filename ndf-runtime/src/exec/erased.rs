@@ -190,51 +190,60 @@ pub(super) struct Which {
 /// cell is `cell`: its admission, its first attempt (bounded by what `K`
 /// makes of `arg`), and, when that fails, [`recover`]. Its output stays in
 /// the cell. Generic over the bound only: one copy serves every step.
-pub(super) async fn drive<'a, K: Bounds>(
+/// Not an `async fn`: an `async fn` stores its arguments twice in its
+/// future.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` would store its arguments twice in its future"
+)]
+pub(super) fn drive<'p, 'a: 'p, K: Bounds>(
     cx: Cx<'a>,
     step: Which,
-    mut cell: Erased<'_, 'a>,
+    mut cell: Erased<'p, 'a>,
     arg: K::Arg<'a>,
-) -> Result<(), Error> {
-    // The place, if any, is held until the step is done.
-    let mut _place = Place::NONE;
-    let mut timeout = cx.bounded(cx.config().timeout_of(step.meta));
-    if needs_admission(cx, step.meta, step.limits, timeout) {
-        let next = admission(cx, step.index, step.meta, step.limits, timeout)?;
-        match next {
-            Next::Go(place) => _place = place,
-            Next::Wait(wait) => (timeout, _place) = wait.await?,
-            Next::Held(blocked) => {
-                return Box::pin(held(cx, step.index, step.meta, blocked.clone(), cell)).await;
+) -> impl Future<Output = Result<(), Error>> + 'p {
+    async move {
+        // The place, if any, is held until the step is done.
+        let mut _place = Place::NONE;
+        let mut timeout = cx.bounded(cx.config().timeout_of(step.meta));
+        if needs_admission(cx, step.meta, step.limits, timeout) {
+            let next = admission(cx, step.index, step.meta, step.limits, timeout)?;
+            match next {
+                Next::Go(place) => _place = place,
+                Next::Wait(wait) => (timeout, _place) = wait.await?,
+                Next::Held(blocked) => {
+                    return Box::pin(held(cx, step.index, step.meta, blocked.clone(), cell)).await;
+                }
             }
         }
-    }
-    if step.meta.retry.max_retries > 0 && cx.budgets().enabled() {
-        cx.budgets().call(step.id);
-    }
-    let started = step.meta.slow_call.map(|_| tokio::time::Instant::now());
-    cell.as_mut().start(true);
-    let first = attempt_of::<_, _, K>(cx, step.meta.name, 1, Running(cell.as_mut()), timeout, arg);
-    let failure = match first.await {
-        Ok(()) => {
-            mark_slow(cx, step.index, started, step.meta.slow_call);
-            first_succeeded(cx, step.index);
-            return Ok(());
+        if step.meta.retry.max_retries > 0 && cx.budgets().enabled() {
+            cx.budgets().call(step.id);
         }
-        Err(failure) => failure,
-    };
-    cell.as_mut().stop();
-    if !step.meta.recovers() || failure.class() == ErrorClass::Rejected {
-        return Err(failed(cx, step.index, 0, failure, step.meta.name));
+        let started = step.meta.slow_call.map(|_| tokio::time::Instant::now());
+        cell.as_mut().start(true);
+        let first =
+            attempt_of::<_, _, K>(cx, step.meta.name, 1, Running(cell.as_mut()), timeout, arg);
+        let failure = match first.await {
+            Ok(()) => {
+                mark_slow(cx, step.index, started, step.meta.slow_call);
+                first_succeeded(cx, step.index);
+                return Ok(());
+            }
+            Err(failure) => failure,
+        };
+        cell.as_mut().stop();
+        if !step.meta.recovers() || failure.class() == ErrorClass::Rejected {
+            return Err(failed(cx, step.index, 0, failure, step.meta.name));
+        }
+        let ended = Ended {
+            index: step.index,
+            meta: step.meta,
+            id: step.id,
+            timeout,
+            started,
+        };
+        Box::pin(recover(cx, ended, failure, cell)).await
     }
-    let ended = Ended {
-        index: step.index,
-        meta: step.meta,
-        id: step.id,
-        timeout,
-        started,
-    };
-    Box::pin(recover(cx, ended, failure, cell)).await
 }
 
 /// Records a success slower than the step's `slow_call` threshold `limit`
