@@ -174,16 +174,22 @@ impl Future for Running<'_, '_> {
     }
 }
 
-/// Which step [`drive`] runs: what it needs of the step's options.
+/// Which step [`drive`] runs: its stage, its limits, and its options
+/// and type in a constant of its own, so that the run keeps a word for
+/// them, not three.
 #[derive(Clone, Copy)]
 pub(super) struct Which {
     /// Its stage.
     pub(super) index: usize,
-    pub(super) meta: &'static StepMeta,
-    /// Its type, which keys its retry budget.
-    pub(super) id: std::any::TypeId,
     /// Its `rate` and `concurrency`, if it has either.
     pub(super) limits: Option<&'static LimitsCell>,
+    pub(super) of: &'static StepOf,
+}
+
+/// A step's options and its type (which keys its retry budget).
+pub(super) struct StepOf {
+    pub(super) meta: &'static StepMeta,
+    pub(super) id: std::any::TypeId,
 }
 
 /// The run of a step with retries, a fallback or a `slow_call`, whose
@@ -205,40 +211,47 @@ pub(super) fn drive<'p, 'a: 'p, K: Bounds>(
     async move {
         // The place, if any, is held until the step is done.
         let mut _place = Place::NONE;
-        let mut timeout = cx.bounded(cx.config().timeout_of(step.meta));
-        if needs_admission(cx, step.meta, step.limits, timeout) {
-            let next = admission(cx, step.index, step.meta, step.limits, timeout)?;
+        let mut timeout = cx.bounded(cx.config().timeout_of(step.of.meta));
+        if needs_admission(cx, step.of.meta, step.limits, timeout) {
+            let next = admission(cx, step.index, step.of.meta, step.limits, timeout)?;
             match next {
                 Next::Go(place) => _place = place,
                 Next::Wait(wait) => (timeout, _place) = wait.await?,
                 Next::Held(blocked) => {
-                    return Box::pin(held(cx, step.index, step.meta, blocked.clone(), cell)).await;
+                    return Box::pin(held(cx, step.index, step.of.meta, blocked.clone(), cell))
+                        .await;
                 }
             }
         }
-        if step.meta.retry.max_retries > 0 && cx.budgets().enabled() {
-            cx.budgets().call(step.id);
+        if step.of.meta.retry.max_retries > 0 && cx.budgets().enabled() {
+            cx.budgets().call(step.of.id);
         }
-        let started = step.meta.slow_call.map(|_| tokio::time::Instant::now());
+        let started = step.of.meta.slow_call.map(|_| tokio::time::Instant::now());
         cell.as_mut().start(true);
-        let first =
-            attempt_of::<_, _, K>(cx, step.meta.name, 1, Running(cell.as_mut()), timeout, arg);
+        let first = attempt_of::<_, _, K>(
+            cx,
+            step.of.meta.name,
+            1,
+            Running(cell.as_mut()),
+            timeout,
+            arg,
+        );
         let failure = match first.await {
             Ok(()) => {
-                mark_slow(cx, step.index, started, step.meta.slow_call);
+                mark_slow(cx, step.index, started, step.of.meta.slow_call);
                 first_succeeded(cx, step.index);
                 return Ok(());
             }
             Err(failure) => failure,
         };
         cell.as_mut().stop();
-        if !step.meta.recovers() || failure.class() == ErrorClass::Rejected {
-            return Err(failed(cx, step.index, 0, failure, step.meta.name));
+        if !step.of.meta.recovers() || failure.class() == ErrorClass::Rejected {
+            return Err(failed(cx, step.index, 0, failure, step.of.meta.name));
         }
         let ended = Ended {
             index: step.index,
-            meta: step.meta,
-            id: step.id,
+            meta: step.of.meta,
+            id: step.of.id,
             timeout,
             started,
         };

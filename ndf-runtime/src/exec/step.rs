@@ -33,7 +33,9 @@ use std::time::Duration;
 use super::admit::{Admitted, admit, needs_admission, try_place};
 use super::alarm::{Bounds, Deadlines, Joined, Own};
 use super::attempt::{Failure, Inline, Placement, Spawned, failed, succeeded};
-use super::erased::{Cell, Ended, Which, drive, held, held_back_unserved, mark_slow, recover};
+use super::erased::{
+    Cell, Ended, StepOf, Which, drive, held, held_back_unserved, mark_slow, recover,
+};
 use super::first::{AfterFirst, Policies, Typed};
 use super::{Cx, Step};
 use crate::error::{Error, ErrorClass, StepError};
@@ -286,9 +288,13 @@ pub(super) fn run_erased<'a, S: Step, P: Placement, K: Bounds>(
         let mut cell = std::pin::pin!(Cell::<S, _, _>::new(cx, input, P::call::<S>));
         let which = Which {
             index,
-            meta: &S::META,
-            id: std::any::TypeId::of::<S>(),
             limits: limits_of::<S>(),
+            of: const {
+                &StepOf {
+                    meta: &S::META,
+                    id: std::any::TypeId::of::<S>(),
+                }
+            },
         };
         match drive::<K>(cx, which, cell.as_mut(), arg).await {
             Ok(()) => Ok(cell.take()),
