@@ -19,17 +19,17 @@ use crate::model::StepMeta;
 pub(crate) type Wait<'a> =
     Pin<Box<dyn Future<Output = Result<(Duration, Place), Error>> + Send + 'a>>;
 
-/// What the admission of a step decided.
-pub(crate) enum Admitted<'a> {
+/// What the admission of a step decided, when it did not refuse the step
+/// (the workflow's deadline has passed): small, so that a step's future
+/// keeps no more of it than it needs across a wait.
+pub(crate) enum Next<'a> {
     /// Run it, holding the place (if the step has limits) until the step
     /// is done, retries and fallback included.
     Go(Place),
     /// Wait for room first.
     Wait(Wait<'a>),
     /// Its gate holds it back.
-    Blocked(&'a Blocked),
-    /// The workflow's deadline has passed.
-    Refused(Error),
+    Held(&'a Blocked),
 }
 
 /// Whether step of options `meta` (its `limits` if it has a `rate` or a
@@ -61,7 +61,7 @@ fn unchecked(cx: Cx<'_>, meta: &'static StepMeta, timeout: Duration) -> bool {
 /// a healthy limited step, inline. Else what [`admit`] needs to know:
 /// whether the rate's token was taken already.
 #[inline]
-pub(crate) fn try_place(
+fn try_place(
     cx: Cx<'_>,
     meta: &'static StepMeta,
     limits: &'static LimitsCell,
@@ -73,26 +73,51 @@ pub(crate) fn try_place(
     limits.get(meta).try_enter().map_err(Some)
 }
 
-/// The admission of step `step` (its options `meta`, its `limits`),
-/// stage `index`, whose attempts get `timeout`, when it
-/// [`needs_admission`]; `taken` when [`try_place`] tried the limits
-/// already.
-#[inline(never)]
-pub(crate) fn admit<'a>(
+/// The admission of a step of options `meta` (its `limits`), stage
+/// `index`, whose attempts get `timeout`, when it [`needs_admission`]. A
+/// limited step takes its start and place inline when both are free and
+/// nothing else needs checking; the rest of the admission ([`admit`]) is
+/// out of line.
+///
+/// # Errors
+///
+/// [`Error::DeadlineExceeded`] when the workflow's deadline has passed.
+#[inline]
+pub(crate) fn admission<'a>(
     cx: Cx<'a>,
     index: usize,
     meta: &'static StepMeta,
-    step: &'static str,
+    limits: Option<&'static LimitsCell>,
+    timeout: Duration,
+) -> Result<Next<'a>, Error> {
+    let tried = match limits {
+        Some(cell) => try_place(cx, meta, cell, timeout),
+        None => Err(None),
+    };
+    match tried {
+        Ok(place) => Ok(Next::Go(place)),
+        Err(taken) => admit(cx, index, meta, limits, (timeout, taken)),
+    }
+}
+
+/// [`admission`] out of line; `taken` when [`try_place`] tried the limits
+/// already.
+#[inline(never)]
+fn admit<'a>(
+    cx: Cx<'a>,
+    index: usize,
+    meta: &'static StepMeta,
     limits: Option<&'static LimitsCell>,
     (timeout, taken): (Duration, Option<RateTaken>),
-) -> Admitted<'a> {
+) -> Result<Next<'a>, Error> {
+    let step = meta.name;
     if timeout.is_zero()
         && let Some(error) = past_deadline(cx, step)
     {
-        return Admitted::Refused(error);
+        return Err(error);
     }
     if let Some(blocked) = cx.blocked(index) {
-        return Admitted::Blocked(blocked);
+        return Ok(Next::Held(blocked));
     }
     let limits = limits.map(|cell| cell.get(meta));
     if let Some(budget) = cx.config().memory_of(meta)
@@ -106,14 +131,14 @@ pub(crate) fn admit<'a>(
             limits,
             taken: None,
         };
-        return Admitted::Wait(Box::pin(room.wait(cx)));
+        return Ok(Next::Wait(Box::pin(room.wait(cx))));
     }
     // A start and a place at once when both are free.
     let Some(limits) = limits else {
-        return Admitted::Go(Place::NONE);
+        return Ok(Next::Go(Place::NONE));
     };
     match taken.map_or_else(|| limits.try_enter(), Err) {
-        Ok(place) => Admitted::Go(place),
+        Ok(place) => Ok(Next::Go(place)),
         Err(taken) => {
             let room = Room {
                 index,
@@ -123,7 +148,7 @@ pub(crate) fn admit<'a>(
                 limits: Some(limits),
                 taken: Some(taken),
             };
-            Admitted::Wait(Box::pin(room.wait(cx)))
+            Ok(Next::Wait(Box::pin(room.wait(cx))))
         }
     }
 }

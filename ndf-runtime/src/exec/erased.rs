@@ -23,10 +23,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::admit::needs_admission;
+use super::admit::{Next, admission, needs_admission};
 use super::alarm::{Bounds, Own};
 use super::attempt::{Failure, attempt, attempt_of, failed, first_succeeded};
-use super::step::{Next, admission};
 use super::{Cx, Step};
 use crate::context::PatternContext;
 use crate::error::{Error, ErrorClass, StepError};
@@ -192,6 +191,16 @@ pub(super) struct StepOf {
     pub(super) id: std::any::TypeId,
 }
 
+/// Step `S`'s options and type, in a constant: a word to keep.
+pub(super) fn step_of<S: Step>() -> &'static StepOf {
+    const {
+        &StepOf {
+            meta: &S::META,
+            id: std::any::TypeId::of::<S>(),
+        }
+    }
+}
+
 /// The run of a step with retries, a fallback or a `slow_call`, whose
 /// cell is `cell`: its admission, its first attempt (bounded by what `K`
 /// makes of `arg`), and, when that fails, [`recover`]. Its output stays in
@@ -250,8 +259,7 @@ pub(super) fn drive<'p, 'a: 'p, K: Bounds>(
         }
         let ended = Ended {
             index: step.index,
-            meta: step.of.meta,
-            id: step.of.id,
+            of: step.of,
             timeout,
             started,
         };
@@ -325,9 +333,7 @@ impl<O, F: Future<Output = Result<O, Failure>>> Future for Slotted<'_, F, O> {
 pub(super) struct Ended {
     /// Its stage.
     pub(super) index: usize,
-    pub(super) meta: &'static StepMeta,
-    /// Its type, which keys its retry budget.
-    pub(super) id: std::any::TypeId,
+    pub(super) of: &'static StepOf,
     /// Each attempt's timeout.
     pub(super) timeout: Duration,
     /// When its first attempt started, for a step with a `slow_call`.
@@ -345,9 +351,9 @@ pub(super) async fn recover<'a>(
     mut failure: Failure,
     mut cell: Erased<'_, 'a>,
 ) -> Result<(), Error> {
-    let name = step.meta.name;
+    let name = step.of.meta.name;
     let mut retries = 0;
-    while let Some(wait) = retry_wait(cx, step.meta, step.id, retries, &failure) {
+    while let Some(wait) = retry_wait(cx, step.of, retries, &failure) {
         tokio::time::sleep(wait).await;
         if !cell.as_mut().start(false) {
             break;
@@ -358,7 +364,7 @@ pub(super) async fn recover<'a>(
             attempt_of::<_, _, Own>(cx, name, retries + 1, Running(cell.as_mut()), timeout, ());
         match attempt.await {
             Ok(()) => {
-                mark_slow(cx, step.index, step.started, step.meta.slow_call);
+                mark_slow(cx, step.index, step.started, step.of.meta.slow_call);
                 if let Some(record) = cx.record(step.index) {
                     record.finish(retries, true, false);
                 }
@@ -374,7 +380,8 @@ pub(super) async fn recover<'a>(
         return Err(failed(cx, step.index, retries, failure, name));
     }
     let timeout = cx.bounded(
-        step.meta
+        step.of
+            .meta
             .fallback_timeout
             .unwrap_or(cx.config().step_timeout),
     );
@@ -395,18 +402,13 @@ pub(super) async fn recover<'a>(
     }
 }
 
-/// How long to wait before retry `retries + 1` of a step with `meta`
-/// (`id` its type) after `failure`; `None` when it is not retried: its
+/// How long to wait before retry `retries + 1` of step `of` after
+/// `failure`; `None` when it is not retried: its
 /// retries are spent, the error is not transient, a retry-after hint is
 /// past `max_delay`, the retry budget is spent, or the wait would end past
 /// the workflow's deadline.
-fn retry_wait(
-    cx: Cx<'_>,
-    meta: &StepMeta,
-    id: std::any::TypeId,
-    retries: u32,
-    failure: &Failure,
-) -> Option<Duration> {
+fn retry_wait(cx: Cx<'_>, of: &StepOf, retries: u32, failure: &Failure) -> Option<Duration> {
+    let meta = of.meta;
     if retries >= meta.retry.max_retries || failure.class() != ErrorClass::Transient {
         return None;
     }
@@ -420,7 +422,7 @@ fn retry_wait(
     };
     // The retry budget: a dependency that is down gets no storm. No retry
     // that would start past the workflow's deadline.
-    (cx.budgets().retry(id) && !cx.past_deadline_after(wait)).then_some(wait)
+    (cx.budgets().retry(of.id) && !cx.past_deadline_after(wait)).then_some(wait)
 }
 
 /// Step `step`, which has no fallback, is held back by low confidence:

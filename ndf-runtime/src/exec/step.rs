@@ -28,20 +28,18 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::Duration;
 
-use super::admit::{Admitted, admit, needs_admission, try_place};
+use super::admit::{Next, admission, needs_admission};
 use super::alarm::{Bounds, Deadlines, Joined, Own};
 use super::attempt::{Failure, Inline, Placement, Spawned, failed, succeeded};
 use super::erased::{
-    Cell, Ended, StepOf, Which, drive, held, held_back_unserved, mark_slow, recover,
+    Cell, Ended, Which, drive, held, held_back_unserved, mark_slow, recover, step_of,
 };
 use super::first::{AfterFirst, Policies, Typed};
 use super::{Cx, Step};
 use crate::error::{Error, ErrorClass, StepError};
 use crate::gating::{LimitsCell, Place};
 use crate::learning::Blocked;
-use crate::model::StepMeta;
 
 /// Runs step `S`, stage `index` of the workflow, under its policies, and
 /// returns its output with what must be kept to compensate it.
@@ -228,8 +226,7 @@ pub(super) fn run<'a, Q: Typed, S: Step, P: Placement, K: Bounds>(
                 {
                     let ended = Ended {
                         index,
-                        meta: &S::META,
-                        id: std::any::TypeId::of::<S>(),
+                        of: step_of::<S>(),
                         timeout,
                         started,
                     };
@@ -289,44 +286,12 @@ pub(super) fn run_erased<'a, S: Step, P: Placement, K: Bounds>(
         let which = Which {
             index,
             limits: limits_of::<S>(),
-            of: const {
-                &StepOf {
-                    meta: &S::META,
-                    id: std::any::TypeId::of::<S>(),
-                }
-            },
+            of: step_of::<S>(),
         };
         match drive::<K>(cx, which, cell.as_mut(), arg).await {
             Ok(()) => Ok(cell.take()),
             Err(error) => Err(error),
         }
-    }
-}
-
-/// What the admission of a step that [`needs_admission`] decided: go,
-/// with its place; wait for room; or it is held back. A limited step
-/// takes its start and place inline when both are free; the rest of the
-/// admission ([`admit`]) is out of line.
-#[inline]
-pub(super) fn admission<'a>(
-    cx: Cx<'a>,
-    index: usize,
-    meta: &'static StepMeta,
-    limits: Option<&'static LimitsCell>,
-    timeout: Duration,
-) -> Result<Next<'a>, Error> {
-    let tried = match limits {
-        Some(cell) => try_place(cx, meta, cell, timeout),
-        None => Err(None),
-    };
-    match tried {
-        Ok(place) => Ok(Next::Go(place)),
-        Err(taken) => match admit(cx, index, meta, meta.name, limits, (timeout, taken)) {
-            Admitted::Go(place) => Ok(Next::Go(place)),
-            Admitted::Wait(wait) => Ok(Next::Wait(wait)),
-            Admitted::Blocked(blocked) => Ok(Next::Held(blocked)),
-            Admitted::Refused(error) => Err(error),
-        },
     }
 }
 
@@ -345,13 +310,4 @@ fn limits_of<S: Step>() -> Option<&'static LimitsCell> {
     } else {
         None
     }
-}
-
-/// A step's admission, as its run goes on from it: made small before
-/// anything waits, so that the admission's own value is not kept in the
-/// step's future.
-pub(super) enum Next<'a> {
-    Go(Place),
-    Wait(super::admit::Wait<'a>),
-    Held(&'a Blocked),
 }
