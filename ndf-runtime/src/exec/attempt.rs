@@ -88,21 +88,11 @@ pub(crate) fn attempt<'a, T, F: Future<Output = Result<T, StepError>>>(
     fut: F,
     timeout: Duration,
 ) -> Attempt<'a, F, Timer> {
-    traced(fut, timeout, Trace::Off)
+    traced_by::<_, _, Own>(fut, timeout, Trace::Off, ())
 }
 
-/// [`attempt`], in the span `trace` says.
-#[inline]
-fn traced<T, F: Future<Output = Result<T, StepError>>>(
-    fut: F,
-    timeout: Duration,
-    trace: Trace<'_>,
-) -> Attempt<'_, F, Timer> {
-    traced_by::<_, _, Own>(fut, timeout, trace, ())
-}
-
-/// [`traced`], bounded by the bound `K` makes of `arg`, made here: not
-/// passed down by value through every layer.
+/// [`attempt`] in the span `trace` says, bounded by the bound `K` makes
+/// of `arg`, made here: not passed down by value through every layer.
 #[inline]
 fn traced_by<'a, T, F: Future<Output = Result<T, StepError>>, K: Bounds>(
     fut: F,
@@ -205,7 +195,7 @@ pub(crate) fn first_attempt<'a, S: Step, T: 'a, K: Bounds>(
     arg: K::Arg<'a>,
 ) -> FirstAttempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a, K::Of<'a>> {
     FirstAttempt {
-        attempt: step_attempt_by::<S, _, K>(cx, 1, fut, timeout, arg),
+        attempt: attempt_of::<_, _, K>(cx, S::NAME, 1, fut, timeout, arg),
     }
 }
 
@@ -314,23 +304,11 @@ pub(crate) fn step_attempt<'a, S: Step, T: 'a>(
     fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
     timeout: Duration,
 ) -> Attempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a, Timer> {
-    step_attempt_by::<S, _, Own>(cx, number, fut, timeout, ())
+    attempt_of::<_, _, Own>(cx, S::NAME, number, fut, timeout, ())
 }
 
-/// [`step_attempt`], bounded by what `K` makes of `arg`.
-#[inline]
-pub(crate) fn step_attempt_by<'a, S: Step, T: 'a, K: Bounds>(
-    cx: Cx<'a>,
-    number: u32,
-    fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
-    timeout: Duration,
-    arg: K::Arg<'a>,
-) -> Attempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a, K::Of<'a>> {
-    attempt_of::<_, _, K>(cx, S::NAME, number, fut, timeout, arg)
-}
-
-/// [`step_attempt_by`] for the step named `step`: for code that is not
-/// generic over the step.
+/// Attempt `number` of the step named `step`, in its span as
+/// [`step_attempt`]'s, bounded by what `K` makes of `arg`.
 #[inline]
 pub(crate) fn attempt_of<'a, T, F: Future<Output = Result<T, StepError>>, K: Bounds>(
     cx: Cx<'a>,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::future::Either;
 
 use super::alarm::Bounds;
-use super::attempt::{Failure, Placement, first_attempt, step_attempt, step_attempt_by};
+use super::attempt::{Failure, Placement, attempt_of, first_attempt, step_attempt};
 use super::step::{run, run_erased};
 use super::{Cx, Step};
 use crate::error::{Error, ErrorClass};
@@ -224,8 +224,9 @@ impl Typed for Hedged {
         let hedge = S::META.hedge.expect("`Hedged` is chosen for hedged steps");
         match S::dup(&input) {
             Some(spare) => Either::Left(Box::pin(hedged::<S, P>(cx, input, spare, timeout, hedge))),
-            None => Either::Right(step_attempt_by::<S, _, K>(
+            None => Either::Right(attempt_of::<_, _, K>(
                 cx,
+                S::NAME,
                 1,
                 P::call::<S>(input, cx.context()),
                 timeout,
