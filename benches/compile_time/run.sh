@@ -7,6 +7,7 @@
 # the seconds and the ratios.
 #
 #   benches/compile_time/run.sh            # from the repository root
+#   RUNS=3 PROFILES=debug benches/compile_time/run.sh
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -144,9 +145,25 @@ build_time() {
   echo "$end - $start" | bc
 }
 
-for profile in debug release; do
-  n=$(build_time ndf "$profile") || exit 1
-  h=$(build_time hand "$profile") || exit 1
+# The median of the numbers given.
+median() {
+  printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# One build takes a second or two, and this machine's timings of the same
+# build vary by 10-20 %: each crate is built `RUNS` times (5 unless set),
+# the two crates' builds interleaved so that both see the same load, and
+# the medians compared. Every time is printed.
+runs="${RUNS:-5}"
+for profile in ${PROFILES:-debug release}; do
+  ns=() hs=()
+  for _ in $(seq "$runs"); do
+    ns+=("$(build_time ndf "$profile")") || exit 1
+    hs+=("$(build_time hand "$profile")") || exit 1
+  done
+  n=$(median "${ns[@]}")
+  h=$(median "${hs[@]}")
   ratio=$(echo "scale=2; $n / $h" | bc)
-  printf 'compile time, %s: ndf %.2f s, hand-written %.2f s, ratio %s\n' "$profile" "$n" "$h" "$ratio"
+  printf 'compile time, %s: ndf %.2f s, hand-written %.2f s (medians of %s builds), ratio %s\n' "$profile" "$n" "$h" "$runs" "$ratio"
+  printf '  ndf: %s\n  hand-written: %s\n' "${ns[*]}" "${hs[*]}"
 done

@@ -76,29 +76,8 @@ pub(crate) fn stub(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -> 
                     #p::stub_step()
                 }
 
-                fn dup(__input: &Self::Input) -> #p::Option<Self::Input> {
-                    let _ = __input;
-                    #p::None
-                }
-
                 fn keep(__output: &Self::Output) -> Self::Undo {
                     let _ = __output;
-                }
-
-                fn compensate(
-                    __undo: Self::Undo,
-                    __ctx: &#p::PatternContext,
-                ) -> #p::Option<impl #p::Future<Output = #p::Result<(), #p::StepError>> + ::core::marker::Send + '_> {
-                    let _ = (__undo, __ctx);
-                    #p::None::<#p::StubFuture<()>>
-                }
-
-                fn fallback(
-                    __input: Self::Input,
-                    __ctx: &#p::PatternContext,
-                ) -> #p::Option<impl #p::Future<Output = #p::Result<Self::Output, #p::StepError>> + ::core::marker::Send + '_> {
-                    let _ = (__input, __ctx);
-                    #p::None::<#p::StubFuture<Self::Output>>
                 }
             }
         };
@@ -172,11 +151,7 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
                     #call
                 }
 
-                #[inline]
-                fn dup(__input: &Self::Input) -> #p::Option<Self::Input> {
-                    let _ = __input;
-                    #dup
-                }
+                #dup
 
                 #[inline]
                 fn keep(__output: &Self::Output) -> Self::Undo {
@@ -185,21 +160,9 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
 
                 #limits
 
-                fn compensate(
-                    __undo: Self::Undo,
-                    __ctx: &#p::PatternContext,
-                ) -> #p::Option<impl #p::Future<Output = #p::Result<(), #p::StepError>> + ::core::marker::Send + '_> {
-                    let _ = (&__undo, __ctx);
-                    #compensate
-                }
+                #compensate
 
-                fn fallback(
-                    __input: Self::Input,
-                    __ctx: &#p::PatternContext,
-                ) -> #p::Option<impl #p::Future<Output = #p::Result<Self::Output, #p::StepError>> + ::core::marker::Send + '_> {
-                    let _ = (&__input, __ctx);
-                    #fallback
-                }
+                #fallback
             }
         };
     }
@@ -258,7 +221,7 @@ impl StepParts<'_> {
             .as_ref()
             .map(syn::Path::span))
         else {
-            return quote!(#p::None);
+            return TokenStream::new();
         };
         let why = if retried.is_some() {
             "is retried"
@@ -279,18 +242,19 @@ impl StepParts<'_> {
         let input_ty = &self.input_ty;
         let copy =
             quote_spanned!(crate::typecheck::at(span)=> <#input_ty as #check>::__ndf_copy(__input));
-        quote!(#p::Some(#copy))
+        quote! {
+            #[inline]
+            fn dup(__input: &Self::Input) -> #p::Option<Self::Input> {
+                #p::Some(#copy)
+            }
+        }
     }
 
     /// `Step::Undo`, `Step::keep` and `Step::compensate`.
     fn compensation(&mut self) -> (TokenStream, TokenStream, TokenStream) {
         let p = self.p.clone();
         let Some(c) = &self.opts.compensate else {
-            return (
-                quote!(()),
-                quote!(let _ = __output;),
-                quote!(#p::None::<::core::future::Ready<#p::Result<(), #p::StepError>>>),
-            );
+            return (quote!(()), quote!(let _ = __output;), TokenStream::new());
         };
         let (name, c_name, output_ty) = (&self.name, path_name(c), &self.output_ty);
         let (check, def) = clone_check(
@@ -329,11 +293,16 @@ impl StepParts<'_> {
         let unit = returns_unit.convert(&quote!(__out), &quote!(()));
         let keep = quote_spanned!(crate::typecheck::at(c.span())=> <#output_ty as #check>::__ndf_copy(__output));
         let compensate = quote! {
-            #p::Some(async move {
-                let __out = <#c as #p::Step>::call(#arg, __ctx).await?;
-                let () = #unit;
-                #p::Ok(())
-            })
+            fn compensate(
+                __undo: Self::Undo,
+                __ctx: &#p::PatternContext,
+            ) -> #p::Option<impl #p::Future<Output = #p::Result<(), #p::StepError>> + ::core::marker::Send + '_> {
+                #p::Some(async move {
+                    let __out = <#c as #p::Step>::call(#arg, __ctx).await?;
+                    let () = #unit;
+                    #p::Ok(())
+                })
+            }
         };
         (output_ty.clone(), keep, compensate)
     }
@@ -342,7 +311,7 @@ impl StepParts<'_> {
     fn fallback(&mut self) -> TokenStream {
         let p = self.p.clone();
         let Some(fb) = &self.opts.fallback else {
-            return quote!(#p::None::<::core::future::Ready<#p::Result<Self::Output, #p::StepError>>>);
+            return TokenStream::new();
         };
         let (name, fb_name) = (&self.name, path_name(fb));
         let note = "a fallback runs in place of the step, so its input and output types must be the step's";
@@ -373,10 +342,15 @@ impl StepParts<'_> {
         let arg = same_input.convert(&quote!(__input), &quote!(<#fb as #p::Step>::Input));
         let out = same_output.convert(&quote!(__out), &self.output_ty);
         quote! {
-            #p::Some(async move {
-                let __out = <#fb as #p::Step>::call(#arg, __ctx).await?;
-                #p::Ok(#out)
-            })
+            fn fallback(
+                __input: Self::Input,
+                __ctx: &#p::PatternContext,
+            ) -> #p::Option<impl #p::Future<Output = #p::Result<Self::Output, #p::StepError>> + ::core::marker::Send + '_> {
+                #p::Some(async move {
+                    let __out = <#fb as #p::Step>::call(#arg, __ctx).await?;
+                    #p::Ok(#out)
+                })
+            }
         }
     }
 }

@@ -43,7 +43,15 @@ pub trait Step: Send + Sync + 'static {
 
     /// A copy of the input for another attempt or the fallback; `None` for
     /// steps that are neither retried nor have a fallback.
-    fn dup(input: &Self::Input) -> Option<Self::Input>;
+    ///
+    /// This method and the two below have bodies here, used by every step
+    /// that does not need its own: `#[pattern]` writes them only for the
+    /// steps that do, so that most steps cost the compiler fewer items.
+    #[inline]
+    fn dup(input: &Self::Input) -> Option<Self::Input> {
+        let _ = input;
+        None
+    }
 
     /// What to keep of the output for compensation.
     fn keep(output: &Self::Output) -> Self::Undo;
@@ -60,13 +68,19 @@ pub trait Step: Send + Sync + 'static {
     fn compensate(
         undo: Self::Undo,
         ctx: &PatternContext,
-    ) -> Option<impl Future<Output = Result<(), StepError>> + Send + '_>;
+    ) -> Option<impl Future<Output = Result<(), StepError>> + Send + '_> {
+        let _ = (undo, ctx);
+        None::<std::future::Ready<Result<(), StepError>>>
+    }
 
     /// Runs the `fallback` step, if any, on the input.
     fn fallback(
         input: Self::Input,
         ctx: &PatternContext,
-    ) -> Option<impl Future<Output = Result<Self::Output, StepError>> + Send + '_>;
+    ) -> Option<impl Future<Output = Result<Self::Output, StepError>> + Send + '_> {
+        let _ = (input, ctx);
+        None::<std::future::Ready<Result<Self::Output, StepError>>>
+    }
 }
 
 /// A composed workflow, as `sequential!` and the other workflow macros
