@@ -44,9 +44,10 @@ pub trait Step: Send + Sync + 'static {
     /// A copy of the input for another attempt or the fallback; `None` for
     /// steps that are neither retried nor have a fallback.
     ///
-    /// This method and the two below have bodies here, used by every step
-    /// that does not need its own: `#[pattern]` writes them only for the
-    /// steps that do, so that most steps cost the compiler fewer items.
+    /// `dup`, [`Step::compensate`] and [`Step::fallback`] have bodies
+    /// here, used by every step that does not need its own: `#[pattern]`
+    /// writes them only for the steps that do, so that most steps cost the
+    /// compiler fewer items.
     #[inline]
     fn dup(input: &Self::Input) -> Option<Self::Input> {
         let _ = input;
