@@ -17,6 +17,13 @@ const REFRESH: usize = 256;
 /// than this many observations is judged again against fresh ones: no
 /// outlier is called on a baseline more than this many runs old.
 const FRESH: usize = 32;
+/// A latency closer than this to the median (in seconds) is never an
+/// outlier, whatever the spread of the window. tokio's timer counts in
+/// milliseconds, and a busy machine's scheduler delays a run by as much:
+/// without this floor, a healthy workflow that runs in microseconds had
+/// about one run in ten called an outlier (on its MAD of a few hundred
+/// nanoseconds), each one counted, logged and judged afresh.
+const MIN_DEPARTURE: f64 = 1e-3;
 
 /// The recent latencies of one pattern in one domain, in a fixed ring: no
 /// allocation after creation.
@@ -103,11 +110,15 @@ impl LatencyWindow {
             return false;
         }
         let (med, mad) = (self.median, self.mad);
+        let departure = (x - med).abs();
+        if departure < MIN_DEPARTURE {
+            return false;
+        }
         if mad > 0.0 {
-            0.6745 * (x - med).abs() / mad > THRESHOLD
+            0.6745 * departure / mad > THRESHOLD
         } else {
             // All recent latencies alike: a departure by half the median is an outlier.
-            (x - med).abs() > 0.5 * med && med > 0.0
+            departure > 0.5 * med && med > 0.0
         }
     }
 
@@ -126,6 +137,46 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
+    #[test]
+    fn microsecond_jitter_of_a_fast_workflow_is_never_an_outlier() {
+        let mut w = LatencyWindow::default();
+        // A workflow that runs in a few microseconds: a tight spread, with
+        // the spikes a scheduler and cold caches add (up to 0.9 ms).
+        let flagged = (0..5_000_u64)
+            .filter(|i| {
+                let latency = match i % 97 {
+                    0 => us(900),
+                    1 | 2 => us(150 + i % 50),
+                    _ => us(2 + i % 3),
+                };
+                w.observe(latency)
+            })
+            .count();
+        assert_eq!(flagged, 0, "jitter under a millisecond called an outlier");
+        // A real stall of the same workflow still is one.
+        assert!(w.observe(ms(5)));
+    }
+
+    #[test]
+    fn a_departure_of_a_millisecond_is_judged_by_the_spread() {
+        let mut w = LatencyWindow::default();
+        for i in 0..40 {
+            w.observe(us(10 + i % 4));
+        }
+        // 1.2 ms past a 11 µs median with a MAD of about 1 µs: an outlier.
+        assert!(w.observe(us(1_200)));
+        let mut spread = LatencyWindow::default();
+        for i in 0..40 {
+            spread.observe(ms(20 + i % 9));
+        }
+        // 2 ms past a 24 ms median with a MAD of 2 ms: not one.
+        assert!(!spread.observe(ms(26)));
     }
 
     #[test]
