@@ -49,11 +49,11 @@ pub(crate) fn needs_admission(
 
 /// Whether a step of options `meta`, whose attempts get `timeout`, has
 /// nothing to check but its limits: the workflow's deadline has not
-/// passed, no gate holds a step of the run back, and it has no memory
-/// budget.
+/// passed, the run is neither held back in part nor from the queue (where
+/// a completed stage may wait to be stored), and it has no memory budget.
 #[inline]
 fn unchecked(cx: Cx<'_>, meta: &'static StepMeta, timeout: Duration) -> bool {
-    !timeout.is_zero() && !cx.any_blocked() && cx.config().memory_of(meta).is_none()
+    !timeout.is_zero() && !cx.watched() && cx.config().memory_of(meta).is_none()
 }
 
 /// A start and a place for a step with `limits` (its options `meta`),
@@ -117,8 +117,51 @@ fn admit<'a>(
         return Err(error);
     }
     if let Some(blocked) = cx.blocked(index) {
+        // Its fallback, if it has one, stores the checkpoints first.
         return Ok(Next::Held(blocked));
     }
+    if cx.unsaved().is_some() {
+        // A durable run's completed stage is stored before this stage's
+        // step runs: rare (a run from the queue), and slow, so boxed.
+        return Ok(Next::Wait(Box::pin(stored_then_room(
+            cx, index, meta, limits, timeout, taken,
+        ))));
+    }
+    Ok(match room(cx, index, meta, limits, timeout, taken) {
+        Ok(place) => Next::Go(place),
+        Err(wait) => Next::Wait(wait),
+    })
+}
+
+/// Stores the durable run's completed stages (see `exec::durable`), then
+/// waits for [`room`].
+async fn stored_then_room(
+    cx: Cx<'_>,
+    index: usize,
+    meta: &'static StepMeta,
+    limits: Option<&'static LimitsCell>,
+    timeout: Duration,
+    taken: Option<RateTaken>,
+) -> Result<(Duration, Place), Error> {
+    cx.store_checkpoints().await?;
+    match room(cx, index, meta, limits, timeout, taken) {
+        Ok(place) => Ok((timeout, place)),
+        Err(wait) => wait.await,
+    }
+}
+
+/// The room a step needs, once nothing holds it back: its memory budget,
+/// its start under the rate and its place in the bulkhead. The place when
+/// all are free at once, else the wait for them.
+fn room<'a>(
+    cx: Cx<'a>,
+    index: usize,
+    meta: &'static StepMeta,
+    limits: Option<&'static LimitsCell>,
+    timeout: Duration,
+    taken: Option<RateTaken>,
+) -> Result<Place, Wait<'a>> {
+    let step = meta.name;
     let limits = limits.map(|cell| cell.get(meta));
     if let Some(budget) = cx.config().memory_of(meta)
         && !cx.admission().memory_fits(budget)
@@ -131,14 +174,14 @@ fn admit<'a>(
             limits,
             taken: None,
         };
-        return Ok(Next::Wait(Box::pin(room.wait(cx))));
+        return Err(Box::pin(room.wait(cx)));
     }
     // A start and a place at once when both are free.
     let Some(limits) = limits else {
-        return Ok(Next::Go(Place::NONE));
+        return Ok(Place::NONE);
     };
     match taken.map_or_else(|| limits.try_enter(), Err) {
-        Ok(place) => Ok(Next::Go(place)),
+        Ok(place) => Ok(place),
         Err(taken) => {
             let room = Room {
                 index,
@@ -148,7 +191,7 @@ fn admit<'a>(
                 limits: Some(limits),
                 taken: Some(taken),
             };
-            Ok(Next::Wait(Box::pin(room.wait(cx))))
+            Err(Box::pin(room.wait(cx)))
         }
     }
 }

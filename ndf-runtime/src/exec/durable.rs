@@ -1,13 +1,24 @@
 //! Checkpoints of a durable run: a top-level `sequential!` run from the
 //! queue stores each completed stage's output, and a run taken over after
 //! its worker died resumes after the last stored stage. Generated code
-//! calls [`restored`] and [`checkpoint`] in `Workflow::execute_as::<true>`
+//! calls [`restored`] and [`stage_done`] in `Workflow::execute_as::<true>`
 //! only: `Ndf::run` runs `execute_as::<false>`, where that code is
 //! compiled out.
+//!
+//! A completed stage's output is encoded at once, in the workflow's own
+//! code, and stored before anything of the next stage runs: the first step
+//! of the next stage to be admitted stores it (its admission waits for
+//! that, and a step held back stores it before its fallback runs), and
+//! every other step of that stage waits for the same store. What is left
+//! when the run ends is stored by the queue's worker. So the workflow's
+//! state machine has no await of its own for checkpoints: none is
+//! compiled into the code every `Ndf::run` runs.
 
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use super::{Cx, Step};
 use crate::error::Error;
@@ -24,8 +35,7 @@ pub(crate) trait Checkpoints: Send + Sync {
     /// `output`, the output of `stage`, as JSON.
     fn encode(&self, stage: usize, output: &dyn Any) -> Result<serde_json::Value, String>;
 
-    /// Stores `output` as the output of `stage`, completed; the run goes
-    /// on only once it is stored.
+    /// Stores `output` as the output of `stage`, completed.
     fn save(
         &self,
         stage: usize,
@@ -33,14 +43,116 @@ pub(crate) trait Checkpoints: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send + '_>>;
 }
 
-impl Cx<'_> {
+/// A durable run's checkpoints, and the completed stages it has not
+/// stored yet.
+pub(crate) struct Durable<'a> {
+    checkpoints: &'a dyn Checkpoints,
+    /// Whether `unsaved` holds anything: read by every step's admission,
+    /// without a lock.
+    pending: AtomicBool,
+    /// The stages completed and encoded, not stored yet, in order.
+    unsaved: Mutex<Vec<(usize, serde_json::Value)>>,
+    /// Held by the one task that stores them; the others wait for it. Holds
+    /// why a store failed, for every step that waited for it.
+    storing: tokio::sync::Mutex<Option<String>>,
+}
+
+impl<'a> Durable<'a> {
+    /// A run resuming from and storing to `checkpoints`.
+    pub(crate) fn new(checkpoints: &'a dyn Checkpoints) -> Self {
+        Self {
+            checkpoints,
+            pending: AtomicBool::new(false),
+            unsaved: Mutex::new(Vec::new()),
+            storing: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Whether a completed stage waits to be stored.
+    #[inline]
+    pub(crate) fn pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Stores every completed stage not stored yet, in order; the caller
+    /// goes on once they are. One task stores them while the others wait;
+    /// a store cancelled half-way (its task was) is made again by the next.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Queue`] when one cannot be stored; every later call says
+    /// the same.
+    pub(crate) async fn store(&self) -> Result<(), Error> {
+        let mut failed = self.storing.lock().await;
+        if let Some(why) = &*failed {
+            return Err(Error::Queue(why.clone()));
+        }
+        loop {
+            // Cloned, and removed only once stored: a store whose task is
+            // dropped half-way leaves the stage for the next one.
+            let next = self
+                .unsaved
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .first()
+                .cloned();
+            let Some((stage, output)) = next else {
+                break;
+            };
+            if let Err(error) = self.checkpoints.save(stage, output).await {
+                let why = match &error {
+                    Error::Queue(why) => why.clone(),
+                    other => other.to_string(),
+                };
+                *failed = Some(why);
+                return Err(error);
+            }
+            let mut unsaved = self.unsaved.lock().unwrap_or_else(PoisonError::into_inner);
+            unsaved.remove(0);
+            if unsaved.is_empty() {
+                self.pending.store(false, Ordering::Release);
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues `output`, stage `stage`'s, encoded, to be stored.
+    fn queue(&self, stage: usize, output: serde_json::Value) {
+        self.unsaved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((stage, output));
+        self.pending.store(true, Ordering::Release);
+    }
+}
+
+impl<'a> Cx<'a> {
     /// The first stage of the top-level `sequential!` to run (0 unless the
     /// run resumes from its checkpoints).
     #[doc(hidden)]
     #[inline]
     #[must_use]
     pub fn resume_stage(self) -> usize {
-        self.0.durable.map_or(0, |d| d.resume_at())
+        self.0.durable.map_or(0, |d| d.checkpoints.resume_at())
+    }
+
+    /// The run's checkpoints, when a completed stage waits to be stored.
+    #[inline]
+    pub(crate) fn unsaved(self) -> Option<&'a Durable<'a>> {
+        self.0.durable.filter(|d| d.pending())
+    }
+
+    /// Stores the completed stages not stored yet, if any: before a step
+    /// of the next stage runs (see the module's docs).
+    ///
+    /// # Errors
+    ///
+    /// As [`Durable::store`].
+    pub(crate) async fn store_checkpoints(self) -> Result<(), Error> {
+        match self.unsaved() {
+            Some(durable) => durable.store().await,
+            None => Ok(()),
+        }
     }
 }
 
@@ -60,34 +172,35 @@ pub fn restored<T: Any>(cx: Cx<'_>, stage: usize) -> Result<T, Error> {
     let Some(durable) = cx.0.durable else {
         return Err(unreadable("the run has no checkpoints".to_owned()));
     };
-    let value = durable.restored(stage).map_err(unreadable)?;
+    let value = durable.checkpoints.restored(stage).map_err(unreadable)?;
     value
         .downcast::<T>()
         .map(|out| *out)
         .map_err(|_| unreadable(format!("it is not a {}", std::any::type_name::<T>())))
 }
 
-/// Stores `output`, the output of `stage`, when the run is durable.
+/// Stage `stage` completed with `output`: when the run is durable, its
+/// output is encoded now and stored before anything of the next stage
+/// runs (see the module's docs). Synchronous, so that the workflow's
+/// state machine keeps no state for it.
 ///
 /// # Errors
 ///
-/// [`Error::Queue`] when it cannot be stored: the run stops there, as a
-/// failure.
-pub fn checkpoint<'a, T: Any>(
-    cx: Cx<'a>,
-    stage: usize,
-    output: &T,
-) -> impl Future<Output = Result<(), Error>> + Send + 'a {
-    let encoded = cx.0.durable.map(|d| (d, d.encode(stage, output)));
-    async move {
-        match encoded {
-            None => Ok(()),
-            Some((durable, Ok(value))) => durable.save(stage, value).await,
-            Some((_, Err(why))) => Err(Error::Queue(format!(
-                "run of `{}`: the output of stage {stage} cannot be stored: {why}",
-                cx.pattern()
-            ))),
+/// [`Error::Queue`] when the output cannot be encoded: the run stops
+/// there, as a failure.
+pub fn stage_done<T: Any>(cx: Cx<'_>, stage: usize, output: &T) -> Result<(), Error> {
+    let Some(durable) = cx.0.durable else {
+        return Ok(());
+    };
+    match durable.checkpoints.encode(stage, output) {
+        Ok(value) => {
+            durable.queue(stage, value);
+            Ok(())
         }
+        Err(why) => Err(Error::Queue(format!(
+            "run of `{}`: the output of stage {stage} cannot be stored: {why}",
+            cx.pattern()
+        ))),
     }
 }
 

@@ -451,6 +451,9 @@ pub(super) async fn held<'a>(
     blocked: Blocked,
     mut cell: Erased<'_, 'a>,
 ) -> Result<(), Error> {
+    // Nothing of a stage runs before the durable run's earlier stages are
+    // stored: its fallback neither (see `exec::durable`).
+    cx.store_checkpoints().await?;
     let timeout = meta.fallback_timeout.unwrap_or(cx.config().step_timeout);
     let Some(fallback) = cell.as_mut().fallback(timeout) else {
         return Err(held_back_unserved(cx, index, blocked, meta.name));

@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub use alarm::{Alarm, Deadlines};
 pub use attempt::Placement;
 pub use compensate::{Failed, compensate_step, compensation};
-pub(crate) use durable::Checkpoints;
-pub use durable::{AllCheckpointable, Checkpointed, CheckpointedStep, checkpoint, restored};
+pub use durable::{AllCheckpointable, Checkpointed, CheckpointedStep, restored, stage_done};
+pub(crate) use durable::{Checkpoints, Durable};
 #[cfg(feature = "fleet")]
 pub(crate) use durable::{Decoded, Encoded};
 pub use fan::{FanOut, Indexed, Keep, Strict, Tolerant, fan_out};
@@ -80,7 +80,11 @@ pub(crate) struct Run<'a> {
     /// meanwhile (a compensation calling `Ndf::run`) are not cancelled.
     cancelling: AtomicU32,
     /// A run from the queue: where it resumes and stores its stages.
-    durable: Option<&'a &'a dyn Checkpoints>,
+    durable: Option<&'a Durable<'a>>,
+    /// Whether a step's admission has anything of the run to check: a
+    /// step held back, or checkpoints to store. One load on every step's
+    /// path, for both.
+    watched: bool,
 }
 
 /// The records a run's gates hold back, with why: boxed, as a run rarely
@@ -132,6 +136,7 @@ impl<'a> Run<'a> {
             pattern,
             entry,
             log,
+            watched: blocked.is_some(),
             blocked,
             at,
             deadline,
@@ -142,8 +147,9 @@ impl<'a> Run<'a> {
 
     /// This run, resuming from and storing to `checkpoints`.
     #[must_use]
-    pub(crate) fn durable(mut self, checkpoints: Option<&'a &'a dyn Checkpoints>) -> Self {
+    pub(crate) fn durable(mut self, checkpoints: Option<&'a Durable<'a>>) -> Self {
         self.durable = checkpoints;
+        self.watched |= checkpoints.is_some();
         self
     }
 
@@ -221,10 +227,11 @@ impl<'a> Cx<'a> {
         self.0.log.get(range).unwrap_or_default()
     }
 
-    /// Whether a gate holds back any step of this run.
+    /// Whether a step's admission may have something of the run to check:
+    /// a gate holds back a step of it, or it is a run from the queue.
     #[inline]
-    pub(crate) fn any_blocked(self) -> bool {
-        self.0.blocked.is_some()
+    pub(crate) fn watched(self) -> bool {
+        self.0.watched
     }
 
     /// Why record `index` is held back in this run, if it is.

@@ -10,7 +10,7 @@ use super::inner::Inner;
 use crate::config::Config;
 use crate::context::PatternContext;
 use crate::error::Error;
-use crate::exec::{Checkpoints, Run, Workflow};
+use crate::exec::{Durable, Run, Workflow};
 use crate::learning::{GateQuery, RunRecord};
 use crate::model::{
     BreakerState, Clock, Confidence, PatternStats, RunEnd, RunLog, StepMeta, StepRecord,
@@ -89,7 +89,7 @@ impl Ndf {
         workflow: &W,
         input: W::Input,
         ctx: &PatternContext,
-        checkpoints: Option<&&dyn Checkpoints>,
+        checkpoints: Option<&Durable<'_>>,
     ) -> impl Future<Output = Result<W::Output, Error>> {
         async move {
             // What is not generic over the workflow is in `start` and `end`,

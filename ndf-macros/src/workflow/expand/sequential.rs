@@ -133,7 +133,7 @@ impl Expander {
         // On the stage: a stage that is not a step is reported there, once.
         let at = crate::typecheck::at(stage.span());
         let restore = quote_spanned!(at=> #p::restored::<#ty>(__cx, #i));
-        let store = quote_spanned!(at=> #p::checkpoint(__cx, #i, &__out));
+        let store = quote_spanned!(at=> #p::stage_done(__cx, #i, &__out));
         let rebuild = match stage {
             Stage::Step(step) => {
                 let path = step.alias();
@@ -154,9 +154,11 @@ impl Expander {
                 }
             } else {
                 let __out = #ran;
-                // No `let` chain: the user's crate may be on an older edition.
+                // Encoded now, stored before the next stage's steps run:
+                // no await here. No `let` chain: the user's crate may be
+                // on an older edition.
                 if __NDF_DURABLE {
-                    if let #p::Err(__error) = #store.await {
+                    if let #p::Err(__error) = #store {
                         break #label #p::Failed::new(__error);
                     }
                 }

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::context::PatternContext;
 use crate::error::Error;
-use crate::exec::{AllCheckpointable, Checkpoints, Decoded, Encoded, Workflow};
+use crate::exec::{AllCheckpointable, Checkpoints, Decoded, Durable, Encoded, Workflow};
 use crate::runtime::Ndf;
 
 /// What running a queued run gives: its output as JSON, or why not.
@@ -89,10 +89,15 @@ where
                     std::any::type_name::<W::Input>()
                 ))
             })?;
-            let output = ndf
-                .run_from::<W, true>(self, input, ctx, Some(&checkpoints))
-                .await
-                .map_err(Refusal::Run)?;
+            let durable = Durable::new(checkpoints);
+            let ran = ndf
+                .run_from::<W, true>(self, input, ctx, Some(&durable))
+                .await;
+            // The stages completed since the last step was admitted (the
+            // last stage's, or those before a failed step held back).
+            let stored = durable.store().await;
+            let output = ran.map_err(Refusal::Run)?;
+            stored.map_err(Refusal::Run)?;
             serde_json::to_value(&output).map_err(|e| Refusal::Output(e.to_string()))
         })
     }
