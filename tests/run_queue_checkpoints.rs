@@ -3,7 +3,8 @@
 //! stage included), and the last stage before the run is reported done.
 //! A store that fails stops the run there: the next stage's steps neither
 //! run nor learn a failure, the run fails naming the stage, and the stage
-//! before it is compensated.
+//! before it is compensated. A step held back stores the stages before it
+//! before its fallback runs.
 
 mod common;
 
@@ -67,6 +68,23 @@ async fn label(job: Job) -> Job {
     job
 }
 
+/// Fails for a job tagged `flaky`; served by `relabel` when it fails or
+/// is held back.
+#[pattern(fallback = relabel)]
+async fn print_label(job: Job) -> Result<Job, StepError> {
+    note(&job, "print_label").await;
+    if job.tag.starts_with("flaky") {
+        return Err(StepError::msg("printer jammed"));
+    }
+    Ok(job)
+}
+
+#[pattern]
+async fn relabel(job: Job) -> Job {
+    note(&job, "relabel").await;
+    job
+}
+
 #[pattern]
 async fn ship((packed, _labelled): (Job, Job)) -> String {
     note(&packed, "ship").await;
@@ -83,19 +101,15 @@ fn seen(tag: &str) -> Vec<(&'static str, i64)> {
         .collect()
 }
 
-/// A runtime with `depot.ship`, and a queue of this process's own.
-async fn fixture() -> (Ndf, RunQueue, PgPool) {
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
+/// `ndf` with `depot.ship`, and a queue `name` of this process's own.
+async fn fixture(ndf: Ndf, name: &str) -> (Ndf, RunQueue, PgPool) {
     ndf.register_durable(sequential!(name = "depot.ship";
         reserve => parallel!(pack, label) => ship))
         .unwrap();
     let queue = RunQueue::connect(&ndf, &database_url())
         .await
         .unwrap()
-        .named(&format!("depot.{}", std::process::id()));
+        .named(&format!("{name}.{}", std::process::id()));
     let pool = PgPool::connect(&database_url()).await.unwrap();
     let _ = POOL.set(pool.clone());
     (ndf, queue, pool)
@@ -103,7 +117,11 @@ async fn fixture() -> (Ndf, RunQueue, PgPool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_stage_is_stored_before_the_next_runs_and_a_failed_store_stops_the_run() {
-    let (ndf, queue, pool) = fixture().await;
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    let (ndf, queue, pool) = fixture(ndf, "depot").await;
     let pid = std::process::id();
     let (good, refused) = (format!("good-{pid}"), format!("refused-{pid}"));
     // The database refuses every checkpoint of the `refused` run.
@@ -197,4 +215,54 @@ async fn each_stage_is_stored_before_the_next_runs_and_a_failed_store_stops_the_
             "`{step}` learned only the run it made"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_held_back_stores_the_stages_before_its_fallback_runs() {
+    // Four failures in a row hold `print_label` back (as in tests/gating.rs).
+    let config = Config::default()
+        .min_samples(4)
+        .learning_rate(0.0)
+        .confidence_threshold(0.6)
+        .gate_alpha(0.2)
+        .learning_batch(1);
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap();
+    let (ndf, queue, _pool) = fixture(ndf, "labels").await;
+    let flow = sequential!(name = "depot.label"; reserve => print_label);
+    ndf.register_durable(flow).unwrap();
+    let ctx = PatternContext::new("depot");
+    let pid = std::process::id();
+    for i in 0..4 {
+        let job = Job {
+            tag: format!("flaky-{pid}-{i}"),
+        };
+        ndf.run(&flow, job, &ctx).await.unwrap();
+    }
+    let c = ndf.confidence("print_label", "depot").unwrap();
+    assert!(c.mean < 0.6 && c.samples == 4, "{c:?}");
+
+    let tag = format!("held-{pid}");
+    let id = queue
+        .enqueue("depot.label", &Job { tag: tag.clone() }, &ctx)
+        .await
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(queue.worker().run_until(async move {
+        let _ = stop_rx.await;
+    }));
+    let out: Job = queue.wait(&id, Duration::from_mins(1)).await.unwrap();
+    let _ = stop_tx.send(());
+    worker.await.unwrap().unwrap();
+    assert_eq!(out.tag, tag);
+    assert_eq!(
+        seen(&tag),
+        [("reserve", 0), ("relabel", 1)],
+        "held back: not run, and its fallback found stage 0 stored"
+    );
+    let stats = ndf.stats("print_label", "depot").unwrap();
+    assert_eq!(stats.held_back, 1, "{stats:?}");
 }

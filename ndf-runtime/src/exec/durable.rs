@@ -336,3 +336,114 @@ all_checkpointable!(A B C D E F G H I);
 all_checkpointable!(A B C D E F G H I J);
 all_checkpointable!(A B C D E F G H I J K);
 all_checkpointable!(A B C D E F G H I J K L);
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Waker};
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    /// Checkpoints that record each save, and whose saves wait for a
+    /// permit (`gate`) and fail for the stages in `refuse`.
+    struct Recorder {
+        saves: Mutex<Vec<usize>>,
+        gate: Arc<Semaphore>,
+        refuse: Vec<usize>,
+    }
+
+    impl Recorder {
+        fn new(permits: usize, refuse: Vec<usize>) -> Self {
+            Self {
+                saves: Mutex::new(Vec::new()),
+                gate: Arc::new(Semaphore::new(permits)),
+                refuse,
+            }
+        }
+
+        fn saves(&self) -> Vec<usize> {
+            self.saves.lock().unwrap().clone()
+        }
+    }
+
+    impl Checkpoints for Recorder {
+        fn resume_at(&self) -> usize {
+            0
+        }
+
+        fn restored(&self, _: usize) -> Result<Box<dyn Any + Send>, String> {
+            Err("none".to_owned())
+        }
+
+        fn encode(&self, _: usize, _: &dyn Any) -> Result<serde_json::Value, String> {
+            Ok(serde_json::Value::Null)
+        }
+
+        fn save(
+            &self,
+            stage: usize,
+            _: serde_json::Value,
+        ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send + '_>> {
+            Box::pin(async move {
+                self.saves.lock().unwrap().push(stage);
+                self.gate.acquire().await.unwrap().forget();
+                if self.refuse.contains(&stage) {
+                    return Err(Error::Queue(format!("stage {stage} refused")));
+                }
+                Ok(())
+            })
+        }
+    }
+
+    fn poll_once<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
+        future.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[tokio::test]
+    async fn completed_stages_are_stored_in_order_once() {
+        let recorder = Recorder::new(10, Vec::new());
+        let durable = Durable::new(&recorder);
+        assert!(!durable.pending());
+        durable.queue(0, serde_json::Value::Null);
+        durable.queue(1, serde_json::Value::Null);
+        assert!(durable.pending());
+        // Two tasks of one stage: one stores, the other waits for it.
+        let (a, b) = tokio::join!(durable.store(), durable.store());
+        assert!(a.is_ok() && b.is_ok());
+        assert_eq!(recorder.saves(), [0, 1]);
+        assert!(!durable.pending());
+    }
+
+    #[tokio::test]
+    async fn a_store_dropped_half_way_is_made_again_by_the_next() {
+        let recorder = Recorder::new(0, Vec::new());
+        let durable = Durable::new(&recorder);
+        durable.queue(0, serde_json::Value::Null);
+        {
+            let mut first = std::pin::pin!(durable.store());
+            assert!(poll_once(first.as_mut()).is_pending(), "the save waits");
+        }
+        assert!(durable.pending(), "dropped half-way: still to store");
+        recorder.gate.add_permits(1);
+        durable.store().await.unwrap();
+        assert_eq!(recorder.saves(), [0, 0], "saved again, whole");
+        assert!(!durable.pending());
+    }
+
+    #[tokio::test]
+    async fn a_failed_store_fails_every_later_one_without_saving_again() {
+        let recorder = Recorder::new(10, vec![1]);
+        let durable = Durable::new(&recorder);
+        durable.queue(0, serde_json::Value::Null);
+        durable.queue(1, serde_json::Value::Null);
+        durable.queue(2, serde_json::Value::Null);
+        let first = durable.store().await.unwrap_err();
+        assert_eq!(first.to_string(), "run queue: stage 1 refused");
+        let again = durable.store().await.unwrap_err();
+        assert_eq!(again.to_string(), first.to_string());
+        assert_eq!(recorder.saves(), [0, 1], "nothing after the failed stage");
+    }
+}
