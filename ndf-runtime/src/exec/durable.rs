@@ -57,8 +57,10 @@ pub(crate) struct Durable<'a> {
     storing: tokio::sync::Mutex<Option<String>>,
 }
 
+#[cfg(any(feature = "fleet", test))]
 impl<'a> Durable<'a> {
-    /// A run resuming from and storing to `checkpoints`.
+    /// A run resuming from and storing to `checkpoints`: made by the
+    /// queue's worker only.
     pub(crate) fn new(checkpoints: &'a dyn Checkpoints) -> Self {
         Self {
             checkpoints,
@@ -67,7 +69,9 @@ impl<'a> Durable<'a> {
             storing: tokio::sync::Mutex::new(None),
         }
     }
+}
 
+impl Durable<'_> {
     /// Whether a completed stage waits to be stored.
     #[inline]
     pub(crate) fn pending(&self) -> bool {

@@ -22,10 +22,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub use alarm::{Alarm, Deadlines};
 pub use attempt::Placement;
 pub use compensate::{Failed, compensate_step, compensation};
+pub(crate) use durable::Durable;
 pub use durable::{AllCheckpointable, Checkpointed, CheckpointedStep, restored, stage_done};
-pub(crate) use durable::{Checkpoints, Durable};
 #[cfg(feature = "fleet")]
-pub(crate) use durable::{Decoded, Encoded};
+pub(crate) use durable::{Checkpoints, Decoded, Encoded};
 pub use fan::{FanOut, Indexed, Keep, Strict, Tolerant, fan_out};
 pub use first::{Hedged, Plain, Policies, Resilient};
 pub use flow::{
