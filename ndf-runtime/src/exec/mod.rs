@@ -159,6 +159,12 @@ impl<'a> Run<'a> {
         self.deadline.map(|d| self.at + d)
     }
 
+    /// The id of the run's statistics entry, and when the run started.
+    #[inline]
+    pub(crate) fn started(&self) -> (usize, tokio::time::Instant) {
+        (self.entry, self.at)
+    }
+
     /// The handle generated code passes down.
     #[inline]
     pub(crate) fn cx(&'a self) -> Cx<'a> {

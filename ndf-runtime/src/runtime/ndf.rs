@@ -95,29 +95,16 @@ impl Ndf {
             // What is not generic over the workflow is in `start` and `end`,
             // compiled once for every workflow.
             check_permissions(W::NAME, W::PERMISSIONS, ctx)?;
-            // Taken apart: what the run takes (`blocked`) is not kept beside it.
-            let Started {
-                entry,
-                blocked,
-                at,
-                in_flight,
-            } = self.start(W::NAME, W::STEPS, W::METAS, ctx)?;
+            let started = self.start(W::NAME, W::STEPS, W::METAS, ctx)?;
             let env = &self.inner.env;
             env.admission
                 .admit_run(W::SHAPE.degradation_chains > 0)
                 .await?;
             let log = <W::Log as RunLog>::empty();
-            let run = Run::new(
-                env,
-                ctx,
-                W::NAME,
-                entry,
-                log.records(),
-                blocked,
-                at,
-                W::DEADLINE,
-            )
-            .durable(checkpoints);
+            // `started` moved whole into the run: none of it is kept beside
+            // the run across the workflow's awaits.
+            let (run, in_flight) = started.into_run(env, ctx, W::NAME, log.records(), W::DEADLINE);
+            let run = run.durable(checkpoints);
             let result = if tracing::level_enabled!(tracing::Level::INFO) {
                 // A `ndf.workflow` span, attached to the run's future. The two
                 // branches' futures share the run future's storage (one is live
@@ -137,6 +124,8 @@ impl Ndf {
             };
             let end = RunEnd::of(&result);
             let error = result.as_ref().err();
+            // Read back from the run, not kept beside it across its awaits.
+            let (entry, at) = run.started();
             self.end(entry, at, W::NAME, W::METAS, ctx, end, error, log.records());
             drop(in_flight);
             result
@@ -431,6 +420,33 @@ struct Started<'a> {
     blocked: crate::exec::HeldBack,
     at: tokio::time::Instant,
     in_flight: super::inner::InFlight<'a>,
+}
+
+impl<'a> Started<'a> {
+    /// The run of `pattern` in `ctx` this start began, recording its steps
+    /// in `log`, with the workflow's `deadline`; and its place among the
+    /// runs in flight.
+    #[inline]
+    fn into_run(
+        self,
+        env: &'a crate::exec::Env,
+        ctx: &'a PatternContext,
+        pattern: &'static str,
+        log: &'a [StepRecord],
+        deadline: Option<std::time::Duration>,
+    ) -> (Run<'a>, super::inner::InFlight<'a>) {
+        let run = Run::new(
+            env,
+            ctx,
+            pattern,
+            self.entry,
+            log,
+            self.blocked,
+            self.at,
+            deadline,
+        );
+        (run, self.in_flight)
+    }
 }
 
 /// The `ndf.workflow` span of a run of `workflow` in `domain`.
