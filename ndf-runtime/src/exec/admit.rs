@@ -120,31 +120,42 @@ fn admit<'a>(
         // Its fallback, if it has one, stores the checkpoints first.
         return Ok(Next::Held(blocked));
     }
+    let ask = Ask {
+        index,
+        meta,
+        limits,
+        timeout,
+        taken,
+    };
     if cx.unsaved().is_some() {
         // A durable run's completed stage is stored before this stage's
         // step runs: rare (a run from the queue), and slow, so boxed.
-        return Ok(Next::Wait(Box::pin(stored_then_room(
-            cx, index, meta, limits, timeout, taken,
-        ))));
+        return Ok(Next::Wait(Box::pin(stored_then_room(cx, ask))));
     }
-    Ok(match room(cx, index, meta, limits, timeout, taken) {
+    Ok(match room(cx, ask) {
         Ok(place) => Next::Go(place),
         Err(wait) => Next::Wait(wait),
     })
 }
 
-/// Stores the durable run's completed stages (see `exec::durable`), then
-/// waits for [`room`].
-async fn stored_then_room(
-    cx: Cx<'_>,
+/// What a step asks of its admission once nothing holds it back: stage
+/// `index`, of options `meta` (its `limits`), whose attempts get
+/// `timeout`; `taken` when [`try_place`] tried the limits already.
+#[derive(Clone, Copy)]
+struct Ask {
     index: usize,
     meta: &'static StepMeta,
     limits: Option<&'static LimitsCell>,
     timeout: Duration,
     taken: Option<RateTaken>,
-) -> Result<(Duration, Place), Error> {
+}
+
+/// Stores the durable run's completed stages (see `exec::durable`), then
+/// waits for [`room`].
+async fn stored_then_room(cx: Cx<'_>, ask: Ask) -> Result<(Duration, Place), Error> {
     cx.store_checkpoints().await?;
-    match room(cx, index, meta, limits, timeout, taken) {
+    let timeout = ask.timeout;
+    match room(cx, ask) {
         Ok(place) => Ok((timeout, place)),
         Err(wait) => wait.await,
     }
@@ -153,14 +164,14 @@ async fn stored_then_room(
 /// The room a step needs, once nothing holds it back: its memory budget,
 /// its start under the rate and its place in the bulkhead. The place when
 /// all are free at once, else the wait for them.
-fn room<'a>(
-    cx: Cx<'a>,
-    index: usize,
-    meta: &'static StepMeta,
-    limits: Option<&'static LimitsCell>,
-    timeout: Duration,
-    taken: Option<RateTaken>,
-) -> Result<Place, Wait<'a>> {
+fn room(cx: Cx<'_>, ask: Ask) -> Result<Place, Wait<'_>> {
+    let Ask {
+        index,
+        meta,
+        limits,
+        timeout,
+        taken,
+    } = ask;
     let step = meta.name;
     let limits = limits.map(|cell| cell.get(meta));
     if let Some(budget) = cx.config().memory_of(meta)
