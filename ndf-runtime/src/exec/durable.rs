@@ -93,13 +93,16 @@ impl Durable<'_> {
         }
         loop {
             // Cloned, and removed only once stored: a store whose task is
-            // dropped half-way leaves the stage for the next one.
-            let next = self
-                .unsaved
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .first()
-                .cloned();
+            // dropped half-way leaves the stage for the next one. `pending`
+            // changes only under the lock, with what it says.
+            let next = {
+                let unsaved = self.unsaved.lock().unwrap_or_else(PoisonError::into_inner);
+                let next = unsaved.first().cloned();
+                if next.is_none() {
+                    self.pending.store(false, Ordering::Release);
+                }
+                next
+            };
             let Some((stage, output)) = next else {
                 break;
             };
@@ -111,21 +114,18 @@ impl Durable<'_> {
                 *failed = Some(why);
                 return Err(error);
             }
-            let mut unsaved = self.unsaved.lock().unwrap_or_else(PoisonError::into_inner);
-            unsaved.remove(0);
-            if unsaved.is_empty() {
-                self.pending.store(false, Ordering::Release);
-            }
+            self.unsaved
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(0);
         }
         Ok(())
     }
 
     /// Queues `output`, stage `stage`'s, encoded, to be stored.
     fn queue(&self, stage: usize, output: serde_json::Value) {
-        self.unsaved
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((stage, output));
+        let mut unsaved = self.unsaved.lock().unwrap_or_else(PoisonError::into_inner);
+        unsaved.push((stage, output));
         self.pending.store(true, Ordering::Release);
     }
 }
