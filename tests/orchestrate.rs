@@ -250,3 +250,49 @@ async fn a_phase_much_slower_than_its_median_is_rolled_back() {
         ["system_analysis", "data_migration", "restore_data"]
     );
 }
+
+/// A phase step that takes `micros` microseconds of the paused clock, and
+/// its compensation, which counts rollbacks.
+#[pattern(compensate = unwarm)]
+async fn warm_cache(micros: u64) -> u64 {
+    tokio::time::advance(std::time::Duration::from_micros(micros)).await;
+    micros
+}
+
+static UNWARMED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+#[pattern]
+async fn unwarm(_micros: u64) {
+    UNWARMED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[pattern]
+async fn serve(micros: u64) -> u64 {
+    micros
+}
+
+#[tokio::test(start_paused = true)]
+async fn sub_millisecond_jitter_of_a_fast_phase_is_no_slowdown() {
+    let ndf = common::ndf();
+    let flow = orchestrate!(name = "cache.warm", rollback = phase_level;
+        warm: sequential!(warm_cache), rollback_if(slowdown > 0.5);
+        serve: sequential!(serve));
+    // A phase of a few microseconds, with the hiccups a scheduler adds:
+    // up to 300 times its median, all under a millisecond.
+    for i in 0..1_000_u64 {
+        let micros = match i % 97 {
+            0 => 900,
+            1 | 2 => 150 + i % 50,
+            _ => 2 + i % 3,
+        };
+        ndf.run(&flow, micros, &ctx()).await.unwrap();
+    }
+    assert_eq!(UNWARMED.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // A real stall of it is still rolled back.
+    let err = ndf.run(&flow, 5_000, &ctx()).await.unwrap_err();
+    assert!(
+        matches!(&err, ndf::Error::RolledBack { reason, .. } if reason.contains("slower than its median")),
+        "{err}"
+    );
+    assert_eq!(UNWARMED.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -228,7 +228,8 @@ pub fn degrade(input: TokenStream) -> TokenStream {
 ///   runs must have succeeded (meaningful with a tolerant `parallel!`).
 /// - `rollback_if(error_rate > x)`: failed step attempts, retries included,
 ///   over all attempts; `slowdown > y`: the phase's duration over its learned
-///   median (after five runs), minus one.
+///   median (after five runs), minus one, for a phase at least 1 ms slower
+///   than its median (less is the clock's and the scheduler's noise).
 /// - `rollback = workflow_level` (the default) compensates every completed
 ///   phase, last first, when a phase fails; `phase_level` compensates the
 ///   failed phase's own work only.

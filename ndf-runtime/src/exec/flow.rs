@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::Cx;
 use crate::error::Error;
+use crate::model::LATENCY_NOISE;
 
 /// Records that the `degrade!` node with record `index` was served at
 /// `level` (0 is the preferred alternative), or failed at its last level.
@@ -74,7 +75,8 @@ pub struct PhaseRule {
     /// included) over all attempts.
     pub max_error_rate: Option<f64>,
     /// `rollback_if(slowdown > y)`: the phase's duration over its learned
-    /// median, minus one.
+    /// median, minus one; judged only when the phase is at least 1 ms
+    /// slower than its median.
     pub max_slowdown: Option<f64>,
 }
 
@@ -136,8 +138,11 @@ pub fn check_phase(
             )));
         }
     }
+    // Judged only past the clock's and the scheduler's noise: a phase of a
+    // few microseconds is not slow for a hiccup under a millisecond.
     if let (Some(max), Some(median)) = (rule.max_slowdown, median)
         && median > Duration::ZERO
+        && took.saturating_sub(median) >= LATENCY_NOISE
     {
         let slowdown = took.as_secs_f64() / median.as_secs_f64() - 1.0;
         if slowdown > max {

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::model::LATENCY_NOISE;
+
 /// Latencies kept per (workflow, domain).
 const WINDOW: usize = 64;
 /// Latencies needed before anything is called an outlier.
@@ -18,12 +20,11 @@ const REFRESH: usize = 256;
 /// outlier is called on a baseline more than this many runs old.
 const FRESH: usize = 32;
 /// A latency closer than this to the median (in seconds) is never an
-/// outlier, whatever the spread of the window. tokio's timer counts in
-/// milliseconds, and a busy machine's scheduler delays a run by as much:
-/// without this floor, a healthy workflow that runs in microseconds had
-/// about one run in ten called an outlier (on its MAD of a few hundred
-/// nanoseconds), each one counted, logged and judged afresh.
-const MIN_DEPARTURE: f64 = 1e-3;
+/// outlier, whatever the spread of the window ([`LATENCY_NOISE`]): without
+/// it, a healthy workflow that runs in microseconds had about one run in
+/// ten called an outlier (on its MAD of a few hundred nanoseconds), each
+/// one counted, logged and judged afresh.
+const MIN_DEPARTURE: f64 = LATENCY_NOISE.as_secs_f64();
 
 /// The recent latencies of one pattern in one domain, in a fixed ring: no
 /// allocation after creation.

@@ -4,6 +4,15 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// How much slower than its usual a run or a phase must be before its
+/// latency says anything: tokio's timer counts in milliseconds, and a busy
+/// machine's scheduler delays a run by as much. A latency closer than this
+/// to its median is never an outlier, and never a slowdown to roll back,
+/// however tight the usual spread: a healthy workflow that runs in
+/// microseconds would otherwise be flagged (and its phases rolled back)
+/// for its jitter.
+pub(crate) const LATENCY_NOISE: Duration = Duration::from_millis(1);
+
 /// Converts between the monotonic clock runs are timed with and the wall
 /// clock stored runs carry, at one moment.
 pub(crate) struct Clock {

@@ -11,7 +11,7 @@ mod stats;
 mod step;
 mod stored;
 
-pub(crate) use clock::Clock;
+pub(crate) use clock::{Clock, LATENCY_NOISE};
 pub use confidence::{Confidence, Evidence, Prior};
 pub use gate::{BreakerState, StoredBreaker};
 pub(crate) use record::{RunEnd, StepOutcome};
