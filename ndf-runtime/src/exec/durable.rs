@@ -17,7 +17,6 @@
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use super::{Cx, Step};
@@ -47,9 +46,6 @@ pub(crate) trait Checkpoints: Send + Sync {
 /// stored yet.
 pub(crate) struct Durable<'a> {
     checkpoints: &'a dyn Checkpoints,
-    /// Whether `unsaved` holds anything: read by every step's admission,
-    /// without a lock.
-    pending: AtomicBool,
     /// The stages completed and encoded, not stored yet, in order.
     unsaved: Mutex<Vec<(usize, serde_json::Value)>>,
     /// Held by the one task that stores them; the others wait for it. Holds
@@ -64,7 +60,6 @@ impl<'a> Durable<'a> {
     pub(crate) fn new(checkpoints: &'a dyn Checkpoints) -> Self {
         Self {
             checkpoints,
-            pending: AtomicBool::new(false),
             unsaved: Mutex::new(Vec::new()),
             storing: tokio::sync::Mutex::new(None),
         }
@@ -72,10 +67,16 @@ impl<'a> Durable<'a> {
 }
 
 impl Durable<'_> {
-    /// Whether a completed stage waits to be stored.
-    #[inline]
+    /// Whether a completed stage waits to be stored. Asked by each step of
+    /// a run from the queue only (`Run::watched`), so the lock costs a
+    /// plain `Ndf::run` nothing.
     pub(crate) fn pending(&self) -> bool {
-        self.pending.load(Ordering::Acquire)
+        !self.unsaved().is_empty()
+    }
+
+    /// The stages completed and not stored yet.
+    fn unsaved(&self) -> std::sync::MutexGuard<'_, Vec<(usize, serde_json::Value)>> {
+        self.unsaved.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Stores every completed stage not stored yet, in order; the caller
@@ -93,16 +94,8 @@ impl Durable<'_> {
         }
         loop {
             // Cloned, and removed only once stored: a store whose task is
-            // dropped half-way leaves the stage for the next one. `pending`
-            // changes only under the lock, with what it says.
-            let next = {
-                let unsaved = self.unsaved.lock().unwrap_or_else(PoisonError::into_inner);
-                let next = unsaved.first().cloned();
-                if next.is_none() {
-                    self.pending.store(false, Ordering::Release);
-                }
-                next
-            };
+            // dropped half-way leaves the stage for the next one.
+            let next = self.unsaved().first().cloned();
             let Some((stage, output)) = next else {
                 break;
             };
@@ -114,19 +107,14 @@ impl Durable<'_> {
                 *failed = Some(why);
                 return Err(error);
             }
-            self.unsaved
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(0);
+            self.unsaved().remove(0);
         }
         Ok(())
     }
 
     /// Queues `output`, stage `stage`'s, encoded, to be stored.
     fn queue(&self, stage: usize, output: serde_json::Value) {
-        let mut unsaved = self.unsaved.lock().unwrap_or_else(PoisonError::into_inner);
-        unsaved.push((stage, output));
-        self.pending.store(true, Ordering::Release);
+        self.unsaved().push((stage, output));
     }
 }
 
