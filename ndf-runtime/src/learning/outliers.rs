@@ -19,11 +19,8 @@ const REFRESH: usize = 256;
 /// than this many observations is judged again against fresh ones: no
 /// outlier is called on a baseline more than this many runs old.
 const FRESH: usize = 32;
-/// A latency closer than this to the median (in seconds) is never an
-/// outlier, whatever the spread of the window ([`LATENCY_NOISE`]): without
-/// it, a healthy workflow that runs in microseconds had about one run in
-/// ten called an outlier (on its MAD of a few hundred nanoseconds), each
-/// one counted, logged and judged afresh.
+/// [`LATENCY_NOISE`] in seconds: a latency closer than this to the median
+/// is never an outlier, whatever the spread of the window.
 const MIN_DEPARTURE: f64 = LATENCY_NOISE.as_secs_f64();
 
 /// The recent latencies of one pattern in one domain, in a fixed ring: no
