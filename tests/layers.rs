@@ -24,6 +24,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("security", 0),
     ("order", 0),
     ("policy", 0),
+    ("stripes", 0),
     ("config", 1),
     ("gating", 2),
     ("store", 2),

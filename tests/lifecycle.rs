@@ -193,3 +193,69 @@ async fn after_shutdown_no_background_save_runs() {
     ndf.flush().unwrap();
     assert_eq!(store.saves(), 3);
 }
+
+/// Opened by the test: runs of `gated` wait for it.
+static OPEN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(0);
+
+#[pattern]
+async fn gated(x: u64) -> u64 {
+    OPEN.acquire().await.unwrap().forget();
+    x
+}
+
+/// Runs are counted in flight per thread; a run that starts on one thread
+/// and ends on another is still counted out, and `drain` sees it end.
+#[test]
+fn drain_sees_runs_end_on_another_thread_than_they_started_on() {
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "ops.gated"; gated);
+    let ctx = PatternContext::new("ops");
+    let current = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let here = current();
+    // Eight runs started here, each waiting in its step.
+    let runs: Vec<_> = here.block_on(async {
+        let mut runs = Vec::new();
+        for i in 0..8 {
+            let mut run = Box::pin(ndf.run(&flow, i, &ctx));
+            let started = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(run.as_mut().poll(cx).is_pending())
+            });
+            assert!(started.await, "run {i} waits in its step");
+            runs.push(run);
+        }
+        runs
+    });
+    std::thread::scope(|s| {
+        // Ended on another thread, once the step may go on.
+        let there = s.spawn(|| {
+            current().block_on(async {
+                for run in runs {
+                    run.await.unwrap();
+                }
+            });
+        });
+        here.block_on(async {
+            let mut drain = std::pin::pin!(ndf.drain(Duration::from_secs(10)));
+            let waiting = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(drain.as_mut().poll(cx).is_pending())
+            });
+            assert!(waiting.await, "drain waits for the eight runs");
+            OPEN.add_permits(8);
+            assert_eq!(
+                drain.await.unwrap(),
+                0,
+                "every run ended, none left counted"
+            );
+        });
+        there.join().unwrap();
+    });
+    assert_eq!(ndf.stats("ops.gated", "ops").unwrap().executions, 8);
+}

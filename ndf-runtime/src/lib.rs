@@ -16,6 +16,7 @@ mod model;
 mod order;
 mod policy;
 mod security;
+mod stripes;
 // the services,
 mod config;
 mod gating;

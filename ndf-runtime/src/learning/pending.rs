@@ -5,8 +5,7 @@
 //! The queue is sharded: each thread pushes to its own shard (its own cache
 //! lines), so threads ending runs side by side do not contend.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
@@ -67,8 +66,7 @@ pub(super) struct Pending {
 
 impl Default for Pending {
     fn default() -> Self {
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        let shards = threads.next_power_of_two().min(MAX_SHARDS);
+        let shards = crate::stripes::stripes_for(MAX_SHARDS);
         Self {
             shards: (0..shards)
                 .map(|_| {
@@ -83,23 +81,9 @@ impl Default for Pending {
     }
 }
 
-thread_local! {
-    /// This thread's shard number, assigned when it first queues a run.
-    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
-}
-
-/// Shard numbers are handed to threads in turn.
-static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
 impl Pending {
     fn shard(&self) -> &Shard {
-        let n = SHARD.with(|s| {
-            if s.get() == usize::MAX {
-                s.set(NEXT_SHARD.fetch_add(1, Ordering::Relaxed));
-            }
-            s.get()
-        });
-        &self.shards[n & (self.shards.len() - 1)]
+        &self.shards[crate::stripes::this_thread() & (self.shards.len() - 1)]
     }
 
     /// Queues a run; gives it back when this thread's shard is full.

@@ -2,7 +2,7 @@
 //! what the runtime keeps beside it (alerts, the registry, the store, the
 //! timeline), with the signals its background tasks wait on.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -11,6 +11,7 @@ use super::registry::Registry;
 use crate::exec::Env;
 use crate::learning::Learned;
 use crate::store::LearningStore;
+use crate::stripes::StripedCount;
 use crate::telemetry::{AlertBoard, AlertSink, Timeline};
 
 /// The runtime's state, shared by its handles; background tasks hold it
@@ -41,7 +42,9 @@ pub(crate) struct Inner {
 /// flags that stop new runs and the background saves.
 #[derive(Debug, Default)]
 pub(crate) struct Lifecycle {
-    in_flight: crossbeam_utils::CachePadded<AtomicUsize>,
+    /// Striped: a count every run moves twice, on one shared line, cost
+    /// two cores more per run than they saved (see `crate::stripes`).
+    in_flight: StripedCount,
     draining: AtomicBool,
     /// Set by `shutdown`: the background saver stops.
     pub(super) closed: AtomicBool,
@@ -56,7 +59,7 @@ impl Lifecycle {
     pub(super) fn enter(&self) -> Option<InFlight<'_>> {
         // Counted before the flag is read; `drain` sets the flag before it
         // reads the count: one of the two sees the other.
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.in_flight.add();
         let guard = InFlight(self);
         (!self.draining.load(Ordering::SeqCst)).then_some(guard)
     }
@@ -66,13 +69,15 @@ impl Lifecycle {
     pub(super) async fn drain(&self, deadline: tokio::time::Instant) -> usize {
         self.draining.store(true, Ordering::SeqCst);
         loop {
+            // Made before the count is read: a run ending after the read
+            // wakes it.
             let idle = self.idle.notified();
-            let running = self.in_flight.load(Ordering::SeqCst);
+            let running = self.in_flight.sum();
             if running == 0 {
                 return 0;
             }
             if tokio::time::timeout_at(deadline, idle).await.is_err() {
-                return self.in_flight.load(Ordering::SeqCst);
+                return self.in_flight.sum();
             }
         }
     }
@@ -85,8 +90,10 @@ pub(crate) struct InFlight<'a>(&'a Lifecycle);
 impl Drop for InFlight<'_> {
     #[inline]
     fn drop(&mut self) {
-        let before = self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-        if before == 1 && self.0.draining.load(Ordering::SeqCst) {
+        self.0.in_flight.sub();
+        // Only its stripe is known here, not whether it was the last run:
+        // while draining, every run that ends wakes `drain` to count again.
+        if self.0.draining.load(Ordering::SeqCst) {
             self.0.idle.notify_waiters();
         }
     }
