@@ -153,8 +153,10 @@ pub struct Config {
     /// How runs are learned. With 1 (the default), a run learns its own
     /// outcome as it ends if no other thread is learning (never waiting for
     /// one), and otherwise queues it without a lock for whoever learns
-    /// next: gating sees every run before the next one starts, and under
-    /// contention runs are learned in batches. With N > 1, every run queues
+    /// next (the next run to find the statistics free, on any thread,
+    /// learns the queued runs before its own): gating sees every run before
+    /// the next one starts, and under contention one thread learns the runs
+    /// of all in batches. With N > 1, every run queues
     /// without a lock and a thread applies every queued run in one batch
     /// each N runs (or the learner after `learning_interval`): the cheapest
     /// hot path, but confidence, gating, alerts and metrics lag by up to N

@@ -3,7 +3,12 @@
 //! the statistics in batches, by whichever thread finds them free.
 //!
 //! The queue is sharded: each thread pushes to its own shard (its own cache
-//! lines), so threads ending runs side by side do not contend.
+//! lines), so threads ending runs side by side do not contend. A run that
+//! finds the statistics free learns itself and, first, whatever other
+//! threads queued meanwhile: under contention one thread learns the runs
+//! of all, in a batch, while the others only queue (one thread's learning
+//! stays in its cache; threads taking turns moved every line of the
+//! statistics between cores on every run).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -62,6 +67,11 @@ pub(crate) struct Queued {
 #[derive(Debug)]
 pub(super) struct Pending {
     shards: Box<[CachePadded<Shard>]>,
+    /// Whether a shard was flagged since the last [`Pending::drain_waiting`]:
+    /// set by the run that flags its shard, so that finding nothing
+    /// waiting, on every run learned at once, is one load of a line no run
+    /// writes while none queues.
+    any: CachePadded<AtomicBool>,
 }
 
 impl Default for Pending {
@@ -77,6 +87,7 @@ impl Default for Pending {
                     })
                 })
                 .collect(),
+            any: CachePadded::new(AtomicBool::new(false)),
         }
     }
 }
@@ -96,9 +107,13 @@ impl Pending {
         let mut steps = shard.buffers.pop().unwrap_or_default();
         steps.extend(log.iter().map(StepRecord::bits));
         shard.runs.push(run(steps))?;
+        let first = !shard.queued.swap(true, Ordering::AcqRel);
+        if first {
+            self.any.store(true, Ordering::Release);
+        }
         Ok(Queued {
             waiting: shard.runs.len(),
-            first: !shard.queued.swap(true, Ordering::AcqRel),
+            first,
         })
     }
 
@@ -110,15 +125,14 @@ impl Pending {
         }
     }
 
-    /// Hands the runs waiting in this thread's shard to `learn`, oldest
-    /// first.
+    /// [`Pending::drain`], if a shard was flagged since the last call:
+    /// one load when nothing waits (the usual case).
     #[inline]
-    pub(super) fn drain_own(&self, mut learn: impl FnMut(&PendingRun)) {
-        let shard = self.shard();
-        // Only this thread queues here: a plain read tells, on every run
-        // learned at once, that nothing waits (the usual case).
-        if shard.queued.load(Ordering::Relaxed) {
-            drain_shard(shard, &mut learn);
+    pub(super) fn drain_waiting(&self, learn: impl FnMut(&PendingRun)) {
+        if self.any.load(Ordering::Relaxed) && self.any.swap(false, Ordering::AcqRel) {
+            // A shard flagged after the swap sets it again: nothing is
+            // left behind unflagged.
+            self.drain(learn);
         }
     }
 

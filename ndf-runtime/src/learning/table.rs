@@ -109,12 +109,13 @@ impl StatsTable {
         if config.learning_batch == 1
             && let Some(mut tables) = self.try_lock()
         {
-            // Learned at once, this thread's queued runs first: exact
-            // gating for the next run, without waiting for anyone.
+            // Learned at once, after the runs queued while the statistics
+            // were busy (this thread's and others'): exact gating for the
+            // next run, without waiting for anyone.
             let mut learned = Learned::default();
             let tables = &mut *tables;
             self.pending
-                .drain_own(|queued| tables.learn_queued(queued, config, &mut learned));
+                .drain_waiting(|queued| tables.learn_queued(queued, config, &mut learned));
             tables.learn(
                 &head,
                 run.log.iter().map(StepRecord::bits),
@@ -243,6 +244,38 @@ mod tests {
             }
         }
         log
+    }
+
+    #[test]
+    fn a_run_learned_at_once_first_learns_the_runs_other_threads_queued() {
+        let (table, config) = (StatsTable::default(), Config::default());
+        let query = GateQuery {
+            workflow: "flow",
+            steps: STEPS,
+            metas: &[],
+            domain: "d",
+        };
+        let entry = table.gates(&query, &config, Instant::now()).entry;
+        let end = |table: &StatsTable| {
+            let log: [StepRecord; 3] = std::array::from_fn(|_| StepRecord::default());
+            let (run, _) = run("flow", "d", true, Duration::from_millis(3), &log);
+            table.record_run(&RunRecord { entry, ..run }, &config, Instant::now())
+        };
+        // Another thread ends a run while this one holds the statistics.
+        let held = table.lock_learning();
+        let (queued, learned) = std::thread::scope(|s| s.spawn(|| end(&table)).join().unwrap());
+        assert_eq!(
+            (queued.waiting, learned.runs),
+            (1, 0),
+            "queued, not learned"
+        );
+        drop(held);
+        // The next run to find them free, on this thread, learns it too:
+        // not left for the learner's interval.
+        let (queued, learned) = end(&table);
+        assert_eq!((queued.waiting, learned.runs), (0, 2));
+        assert!(!table.has_queued());
+        assert_eq!(table.lock().entries[entry].run.executions, 2);
     }
 
     #[test]

@@ -212,8 +212,12 @@ impl Ndf {
         let inner = &*self.inner;
         let (queued, learned) = inner.env.stats.record_run(record, &inner.env.config, now);
         inner.learned(&learned);
-        let applied = queued.waiting >= inner.env.config.learning_batch && inner.learn(false);
-        if !applied && (queued.first || queued.waiting >= inner.env.config.learning_batch) {
+        let batch = inner.env.config.learning_batch;
+        // Queued with a batch of 1: another thread held the statistics. The
+        // next run to find them free, on any thread, learns it before its
+        // own; trying again here would only fight that thread for the lock.
+        let applied = batch > 1 && queued.waiting >= batch && inner.learn(false);
+        if !applied && (queued.first || (batch > 1 && queued.waiting >= batch)) {
             // Left queued: the learner applies it within `learning_interval`.
             inner.learning.notify_one();
         }
