@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use tokio::sync::Notify;
-
 use super::inner::{FlushState, Inner};
 use super::ndf::Ndf;
 use super::registry::Registry;
@@ -149,7 +147,7 @@ impl NdfBuilder {
             store,
             flush: FlushState::default(),
             timeline,
-            learning: Arc::new(Notify::new()),
+            learning: Arc::default(),
             // What `tasks::start` checks: built inside tokio.
             background: tokio::runtime::Handle::try_current().is_ok(),
             alive: tokio::sync::watch::Sender::new(()),

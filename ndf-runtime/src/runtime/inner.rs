@@ -27,7 +27,7 @@ pub(crate) struct Inner {
     pub(super) flush: FlushState,
     pub(super) timeline: Timeline,
     /// Wakes the learner: runs were left queued.
-    pub(super) learning: Arc<Notify>,
+    pub(super) learning: Arc<LearnerWake>,
     /// Whether the background tasks run (the runtime was built inside
     /// tokio): without a learner, what waits for it is learned at once.
     pub(super) background: bool,
@@ -116,7 +116,7 @@ impl Inner {
     pub(super) fn learned(&self, learned: &Learned) {
         if learned.clean_waiting {
             if self.background {
-                self.learning.notify_one();
+                self.learning.wake();
             } else {
                 // No learner to fold them: their metrics must not wait
                 // for a read.
@@ -163,5 +163,62 @@ impl FlushState {
     /// Whether a run was learned since the last save.
     pub(super) fn pending(&self) -> bool {
         self.runs.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// What wakes the learner: a flag in front of its `Notify`, so that runs
+/// queued while it is already woken read the flag instead of writing the
+/// `Notify`'s state, a line every queueing thread would otherwise take in
+/// turn.
+#[derive(Debug, Default)]
+pub(crate) struct LearnerWake {
+    notify: Notify,
+    /// Set from the first wake until the learner starts learning.
+    woken: AtomicBool,
+}
+
+impl LearnerWake {
+    /// Wakes the learner, unless it is woken and has not started learning.
+    #[inline]
+    pub(super) fn wake(&self) {
+        if !self.woken.load(Ordering::Relaxed) && !self.woken.swap(true, Ordering::AcqRel) {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Resolves at the next wake (at once if one came since the last).
+    pub(super) async fn woken(&self) {
+        self.notify.notified().await;
+    }
+
+    /// Called by the learner as it starts learning: what is queued from
+    /// now on wakes it again.
+    pub(super) fn learning(&self) {
+        self.woken.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LearnerWake;
+
+    /// Whether `woken` resolves without waiting.
+    async fn woken_now(wake: &LearnerWake) -> bool {
+        let mut woken = std::pin::pin!(wake.woken());
+        std::future::poll_fn(|cx| std::task::Poll::Ready(woken.as_mut().poll(cx).is_ready())).await
+    }
+
+    #[tokio::test]
+    async fn a_woken_learner_is_woken_again_only_once_it_learns() {
+        let wake = LearnerWake::default();
+        assert!(!woken_now(&wake).await, "not woken yet");
+        wake.wake();
+        assert!(woken_now(&wake).await, "woken");
+        // Woken, not yet learning: a run queued now is learned anyway.
+        wake.wake();
+        assert!(!woken_now(&wake).await, "the second wake found it woken");
+        wake.learning();
+        wake.wake();
+        assert!(woken_now(&wake).await, "woken again once it learned");
     }
 }

@@ -219,7 +219,7 @@ impl Ndf {
         let applied = batch > 1 && queued.waiting >= batch && inner.learn(false);
         if !applied && (queued.first || (batch > 1 && queued.waiting >= batch)) {
             // Left queued: the learner applies it within `learning_interval`.
-            inner.learning.notify_one();
+            inner.learning.wake();
         }
     }
 

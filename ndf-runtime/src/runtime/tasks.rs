@@ -52,9 +52,12 @@ async fn learner(weak: Weak<Inner>) {
         return;
     };
     loop {
-        wake.notified().await;
+        wake.woken().await;
         tokio::time::sleep(interval).await;
         let Some(inner) = weak.upgrade() else { return };
+        // Before the queues are read: a run queued after this wakes it
+        // again, one queued before is learned now.
+        wake.learning();
         // Off the async workers: a batch that overflowed while the
         // statistics were busy can take a while to learn.
         let _ = tokio::task::spawn_blocking(move || {
