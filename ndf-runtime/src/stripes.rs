@@ -54,8 +54,12 @@ pub(crate) struct StripedCount {
 }
 
 impl Default for StripedCount {
+    /// Four stripes per thread the machine runs at once: threads are
+    /// numbered in the order they first ask, not by core, so with one
+    /// stripe per core two busy threads could share one; a stripe is a
+    /// cache line, and only `sum` reads them all.
     fn default() -> Self {
-        Self::with_stripes(stripes_for(MAX_STRIPES))
+        Self::with_stripes((stripes_for(MAX_STRIPES) * 4).min(MAX_STRIPES))
     }
 }
 
