@@ -3,6 +3,12 @@
 //! counted by hand under a `Mutex` (what a hand-rolled loop keeping
 //! statistics pays) and against the bare step, in the same run, on a
 //! two-worker runtime. Prints the ratios.
+//!
+//! Then how runs scale with threads: 1000 runs of the workflow on each of
+//! one and of two OS threads, each thread with a current-thread runtime
+//! of its own (so that the two surely run at once), one `Ndf` shared.
+//! Prints the runs a second of each and their ratio: 2.0 is perfect
+//! scaling, 1.0 none.
 
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
@@ -117,10 +123,54 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// Runs `RUNS` runs of the workflow on each of `threads` OS threads per
+/// iteration, `iters` iterations, and returns the time they took.
+fn on_threads(ndf: &Ndf, threads: usize, iters: u64) -> Duration {
+    let start = std::sync::Barrier::new(threads + 1);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let rt = rig::current_thread();
+                    let flow = sequential!(name = "bench.inc"; inc);
+                    let ctx = PatternContext::new("bench");
+                    start.wait();
+                    rt.block_on(async {
+                        for i in 0..iters * RUNS {
+                            black_box(ndf.run(&flow, black_box(i), &ctx).await.unwrap());
+                        }
+                    });
+                })
+            })
+            .collect();
+        start.wait();
+        let began = std::time::Instant::now();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        began.elapsed()
+    })
+}
+
+fn bench_threads(c: &mut Criterion) {
+    let rt = rig::two_threads();
+    let ndf = {
+        let _inside = rt.enter();
+        runtime(1)
+    };
+    let mut group = c.benchmark_group("threads");
+    for threads in [1, 2] {
+        group.bench_function(format!("ndf_{threads}"), |b| {
+            b.iter_custom(|iters| on_threads(&ndf, threads, iters));
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = bench
+    targets = bench, bench_threads
 }
 
 fn main() {
@@ -131,4 +181,7 @@ fn main() {
     }
     ratio::throughput("two_threads", "ndf_batch_16", 2 * RUNS);
     ratio::throughput("two_threads", "hand_counted", 2 * RUNS);
+    ratio::throughput("threads", "ndf_1", RUNS);
+    ratio::throughput("threads", "ndf_2", 2 * RUNS);
+    ratio::scaling("threads", "ndf_1", "ndf_2", 2);
 }

@@ -52,3 +52,15 @@ pub fn per_extra_step(many: &str, few: &str, extra: u32) {
         );
     }
 }
+
+/// Prints how many times the items a second of `one` thread, `many` on
+/// `threads` threads give (each thread doing what `one` does).
+#[allow(dead_code, reason = "not every benchmark measures scaling")]
+pub fn scaling(group: &str, one: &str, many: &str, threads: u32) {
+    if let (Some(one_ns), Some(many_ns)) = (mean_ns(group, one), mean_ns(group, many)) {
+        println!(
+            "{group}: {many} on {threads} threads ends {:.2} times the runs a second of {one}",
+            f64::from(threads) * one_ns / many_ns
+        );
+    }
+}
