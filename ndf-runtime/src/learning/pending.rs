@@ -4,11 +4,9 @@
 //!
 //! The queue is sharded: each thread pushes to its own shard (its own cache
 //! lines), so threads ending runs side by side do not contend. A run that
-//! finds the statistics free learns itself and, first, whatever other
-//! threads queued meanwhile: under contention one thread learns the runs
-//! of all, in a batch, while the others only queue (one thread's learning
-//! stays in its cache; threads taking turns moved every line of the
-//! statistics between cores on every run).
+//! finds the statistics free learns, before itself, whatever any thread
+//! queued meanwhile: under contention the thread that gets the lock learns
+//! the runs of all, in a batch, while the others only queue.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -107,7 +105,8 @@ impl Pending {
         let mut steps = shard.buffers.pop().unwrap_or_default();
         steps.extend(log.iter().map(StepRecord::bits));
         shard.runs.push(run(steps))?;
-        let first = !shard.queued.swap(true, Ordering::AcqRel);
+        // `SeqCst`, as the learner's wake flag (see `LearnerWake::wake`).
+        let first = !shard.queued.swap(true, Ordering::SeqCst);
         if first {
             self.any.store(true, Ordering::Release);
         }
@@ -147,7 +146,7 @@ impl Pending {
 /// queueing cannot keep the one draining busy forever; what arrives
 /// meanwhile flags the shard again.
 fn drain_shard(shard: &Shard, learn: &mut impl FnMut(&PendingRun)) {
-    if !shard.queued.swap(false, Ordering::AcqRel) {
+    if !shard.queued.swap(false, Ordering::SeqCst) {
         return;
     }
     for _ in 0..shard.runs.len() {

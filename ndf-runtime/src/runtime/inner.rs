@@ -42,8 +42,8 @@ pub(crate) struct Inner {
 /// flags that stop new runs and the background saves.
 #[derive(Debug, Default)]
 pub(crate) struct Lifecycle {
-    /// Striped: a count every run moves twice, on one shared line, cost
-    /// two cores more per run than they saved (see `crate::stripes`).
+    /// Striped (see `crate::stripes`): one shared counter, moved twice by
+    /// every run, made two threads ending runs side by side slower than one.
     in_flight: StripedCount,
     draining: AtomicBool,
     /// Set by `shutdown`: the background saver stops.
@@ -181,7 +181,10 @@ impl LearnerWake {
     /// Wakes the learner, unless it is woken and has not started learning.
     #[inline]
     pub(super) fn wake(&self) {
-        if !self.woken.load(Ordering::Relaxed) && !self.woken.swap(true, Ordering::AcqRel) {
+        // `SeqCst`, as the queue's flags: a run that queues, then finds the
+        // learner woken, and the learner, which clears the flag, then reads
+        // the queues, cannot both miss the other.
+        if !self.woken.load(Ordering::SeqCst) && !self.woken.swap(true, Ordering::SeqCst) {
             self.notify.notify_one();
         }
     }
@@ -194,7 +197,7 @@ impl LearnerWake {
     /// Called by the learner as it starts learning: what is queued from
     /// now on wakes it again.
     pub(super) fn learning(&self) {
-        self.woken.store(false, Ordering::Release);
+        self.woken.store(false, Ordering::SeqCst);
     }
 }
 
