@@ -27,11 +27,14 @@ const MIN_DEPARTURE: f64 = LATENCY_NOISE.as_secs_f64();
 /// allocation after creation.
 #[derive(Debug, Clone)]
 pub(crate) struct LatencyWindow {
-    ring: [f64; WINDOW],
+    /// In nanoseconds: selecting the median of integers is a few times
+    /// cheaper than of floats compared by `total_cmp`, and exact.
+    ring: [u64; WINDOW],
     len: usize,
     next: usize,
     since_refresh: usize,
-    /// Median and median absolute deviation of the ring, as last computed.
+    /// Median and median absolute deviation of the ring, as last
+    /// computed, in seconds.
     median: f64,
     mad: f64,
 }
@@ -39,7 +42,7 @@ pub(crate) struct LatencyWindow {
 impl Default for LatencyWindow {
     fn default() -> Self {
         Self {
-            ring: [0.0; WINDOW],
+            ring: [0; WINDOW],
             len: 0,
             next: 0,
             since_refresh: usize::MAX,
@@ -49,25 +52,26 @@ impl Default for LatencyWindow {
     }
 }
 
-/// The median of `values` (reordered), by selection rather than a sort;
-/// zero when empty.
-fn median(values: &mut [f64]) -> f64 {
+/// The middle two of `values` (reordered), by selection rather than a
+/// sort: the lower and the upper, the same one twice for an odd count
+/// (their mean is the median); zeros when empty.
+fn middle(values: &mut [u64]) -> (u64, u64) {
     let n = values.len();
     if n == 0 {
-        return 0.0;
+        return (0, 0);
     }
-    let (below, mid, _) = values.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let (below, mid, _) = values.select_nth_unstable(n / 2);
     let upper = *mid;
     if n % 2 == 1 {
-        return upper;
+        return (upper, upper);
     }
     // Even: the middle two are `upper` and the largest value below it.
-    let lower = below
-        .iter()
-        .copied()
-        .max_by(f64::total_cmp)
-        .unwrap_or(upper);
-    f64::midpoint(lower, upper)
+    (below.iter().copied().max().unwrap_or(upper), upper)
+}
+
+/// The sum of the middle two `nanos`, times `scale`, in seconds.
+fn seconds((lower, upper): (u64, u64), scale: f64) -> f64 {
+    (lower as f64 + upper as f64) * scale * 1e-9
 }
 
 impl LatencyWindow {
@@ -75,7 +79,8 @@ impl LatencyWindow {
     /// latencies before it. Outliers are kept: they are data, and a slow
     /// trend must be able to become the new normal.
     pub(crate) fn observe(&mut self, latency: Duration) -> bool {
-        let x = latency.as_secs_f64();
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        let x = nanos as f64 * 1e-9;
         if self.since_refresh >= REFRESH || self.len < WINDOW / 2 {
             self.refresh();
         }
@@ -84,7 +89,7 @@ impl LatencyWindow {
             self.refresh();
             outlier = self.is_outlier(x);
         }
-        self.ring[self.next] = x;
+        self.ring[self.next] = nanos;
         self.next = (self.next + 1) % WINDOW;
         self.len = (self.len + 1).min(WINDOW);
         self.since_refresh = self.since_refresh.saturating_add(1);
@@ -92,14 +97,19 @@ impl LatencyWindow {
     }
 
     fn refresh(&mut self) {
-        let mut scratch = [0.0; WINDOW];
+        let mut scratch = [0; WINDOW];
         let values = &mut scratch[..self.len];
         values.copy_from_slice(&self.ring[..self.len]);
-        self.median = median(values);
+        let (lower, upper) = middle(values);
+        self.median = seconds((lower, upper), 0.5);
+        // Deviations from the median, doubled to stay whole: the mean of
+        // their middle two is twice the MAD.
+        let twice = u128::from(lower) + u128::from(upper);
         for v in values.iter_mut() {
-            *v = (*v - self.median).abs();
+            let deviation = (2 * u128::from(*v)).abs_diff(twice);
+            *v = u64::try_from(deviation).unwrap_or(u64::MAX);
         }
-        self.mad = median(values);
+        self.mad = seconds(middle(values), 0.25);
         self.since_refresh = 0;
     }
 
@@ -125,7 +135,7 @@ impl LatencyWindow {
     pub(crate) fn recent(&self) -> impl Iterator<Item = Duration> + '_ {
         self.ring[..self.len]
             .iter()
-            .map(|s| Duration::from_secs_f64(*s))
+            .map(|n| Duration::from_nanos(*n))
     }
 }
 
@@ -178,23 +188,32 @@ mod tests {
     }
 
     #[test]
-    fn the_median_by_selection_is_the_median_by_sorting() {
-        for n in 0..20_u32 {
-            let values: Vec<f64> = (0..n).map(|i| f64::from((i * 37 + 11) % 23)).collect();
+    fn the_middle_by_selection_is_the_middle_by_sorting() {
+        for n in 0..20_u64 {
+            let values: Vec<u64> = (0..n).map(|i| (i * 37 + 11) % 23).collect();
             let n = values.len();
             let mut sorted = values.clone();
-            sorted.sort_unstable_by(f64::total_cmp);
+            sorted.sort_unstable();
             let expected = match n {
-                0 => 0.0,
-                n if n % 2 == 1 => sorted[n / 2],
-                n => f64::midpoint(sorted[n / 2 - 1], sorted[n / 2]),
+                0 => (0, 0),
+                n if n % 2 == 1 => (sorted[n / 2], sorted[n / 2]),
+                n => (sorted[n / 2 - 1], sorted[n / 2]),
             };
-            assert_eq!(
-                median(&mut values.clone()).to_bits(),
-                expected.to_bits(),
-                "{values:?}"
-            );
+            assert_eq!(middle(&mut values.clone()), expected, "{values:?}");
         }
+    }
+
+    #[test]
+    fn median_and_deviation_are_those_of_the_latencies() {
+        let mut w = LatencyWindow::default();
+        // 10, 11, 12, 13 ms: median 11.5 ms; deviations 1.5, 0.5, 0.5,
+        // 1.5 ms: MAD 1 ms.
+        for n in [10, 11, 12, 13] {
+            w.observe(ms(n));
+        }
+        w.refresh();
+        assert!((w.median - 0.0115).abs() < 1e-12, "{}", w.median);
+        assert!((w.mad - 0.001).abs() < 1e-12, "{}", w.mad);
     }
 
     #[test]
