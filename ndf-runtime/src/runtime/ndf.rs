@@ -103,7 +103,8 @@ impl Ndf {
             let log = <W::Log as RunLog>::empty();
             // `started` moved whole into the run: none of it is kept beside
             // the run across the workflow's awaits.
-            let (run, in_flight) = started.into_run(env, ctx, W::NAME, log.records(), W::DEADLINE);
+            let (name, deadline) = (const { &W::NAME }, const { W::DEADLINE.as_ref() });
+            let (run, in_flight) = started.into_run(env, ctx, name, log.records(), deadline);
             let run = run.durable(checkpoints);
             let result = if tracing::level_enabled!(tracing::Level::INFO) {
                 // A `ndf.workflow` span, attached to the run's future. The two
@@ -435,9 +436,9 @@ impl<'a> Started<'a> {
         self,
         env: &'a crate::exec::Env,
         ctx: &'a PatternContext,
-        pattern: &'static str,
+        pattern: &'static &'static str,
         log: &'a [StepRecord],
-        deadline: Option<std::time::Duration>,
+        deadline: Option<&'static std::time::Duration>,
     ) -> (Run<'a>, super::inner::InFlight<'a>) {
         let run = Run::new(
             env,
