@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use common::database_url;
@@ -17,8 +17,6 @@ use ndf::{RunQueue, RunStatus};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
-/// The pool the steps read the checkpoints with.
-static POOL: OnceLock<PgPool> = OnceLock::new();
 /// Each step as it started, with how many checkpoints of its run were
 /// stored by then; the compensation as it ran.
 static SEEN: Mutex<Vec<(String, &'static str, i64)>> = Mutex::new(Vec::new());
@@ -30,12 +28,16 @@ struct Job {
 }
 
 /// Notes that `step` of `job`'s run starts, with its checkpoints so far.
+/// A connection of its own, not a pool shared by the tests: each test has
+/// its runtime, and a pool made on one that has ended cannot be used on
+/// another.
 async fn note(job: &Job, step: &'static str) {
-    let pool = POOL.get().expect("the pool is set");
+    use sqlx::Connection as _;
+    let mut db = sqlx::PgConnection::connect(&database_url()).await.unwrap();
     let (stored,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM ndf_checkpoints WHERE output::text LIKE $1")
             .bind(format!("%{}%", job.tag))
-            .fetch_one(pool)
+            .fetch_one(&mut db)
             .await
             .unwrap();
     SEEN.lock()
@@ -111,7 +113,6 @@ async fn fixture(ndf: Ndf, name: &str) -> (Ndf, RunQueue, PgPool) {
         .unwrap()
         .named(&format!("{name}.{}", std::process::id()));
     let pool = PgPool::connect(&database_url()).await.unwrap();
-    let _ = POOL.set(pool.clone());
     (ndf, queue, pool)
 }
 
