@@ -19,15 +19,22 @@ thread_local! {
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
 
 /// This thread's stripe number: threads get 0, 1, 2, … in the order they
-/// first ask. Callers take it modulo their number of stripes.
+/// first ask.
 #[inline]
-pub(crate) fn this_thread() -> usize {
+fn this_thread() -> usize {
     STRIPE.with(|s| {
         if s.get() == usize::MAX {
             s.set(NEXT_STRIPE.fetch_add(1, Ordering::Relaxed));
         }
         s.get()
     })
+}
+
+/// This thread's stripe of `stripes` (a power-of-two number of them, as
+/// [`stripes_for`] gives, each on a cache line of its own).
+#[inline]
+pub(crate) fn this_threads<T>(stripes: &[CachePadded<T>]) -> &T {
+    &stripes[this_thread() & (stripes.len() - 1)]
 }
 
 /// How many stripes to keep: one per thread the machine runs at once, to
@@ -76,7 +83,7 @@ impl StripedCount {
 
     #[inline]
     fn mine(&self) -> &AtomicUsize {
-        &self.stripes[this_thread() & (self.stripes.len() - 1)]
+        this_threads(&self.stripes)
     }
 
     /// Adds one, on this thread's stripe.

@@ -154,9 +154,8 @@ struct Ask {
 /// waits for [`room`].
 async fn stored_then_room(cx: Cx<'_>, ask: Ask) -> Result<(Duration, Place), Error> {
     cx.store_checkpoints().await?;
-    let timeout = ask.timeout;
     match room(cx, ask) {
-        Ok(place) => Ok((timeout, place)),
+        Ok(place) => Ok((ask.timeout, place)),
         Err(wait) => wait.await,
     }
 }

@@ -92,7 +92,7 @@ impl Default for Pending {
 
 impl Pending {
     fn shard(&self) -> &Shard {
-        &self.shards[crate::stripes::this_thread() & (self.shards.len() - 1)]
+        crate::stripes::this_threads(&self.shards)
     }
 
     /// Queues a run; gives it back when this thread's shard is full.

@@ -217,8 +217,9 @@ impl Ndf {
         // Queued with a batch of 1: another thread held the statistics. The
         // next run to find them free, on any thread, learns it before its
         // own; trying again here would only fight that thread for the lock.
-        let applied = batch > 1 && queued.waiting >= batch && inner.learn(false);
-        if !applied && (queued.first || (batch > 1 && queued.waiting >= batch)) {
+        let batch_full = batch > 1 && queued.waiting >= batch;
+        let applied = batch_full && inner.learn(false);
+        if !applied && (queued.first || batch_full) {
             // Left queued: the learner applies it within `learning_interval`.
             inner.learning.wake();
         }
