@@ -238,3 +238,40 @@ async fn a_compensation_runs_under_its_own_timeout_not_the_undone_steps() {
         "a 200 ms undo with a 5 s timeout succeeds although the undone step's timeout is 50 ms"
     );
 }
+
+/// Two holds whose undos each take 600 ms under a 1 s timeout.
+#[pattern(compensate = release_hold)]
+async fn hold(x: u32) -> u32 {
+    x
+}
+
+#[pattern(compensate = release_hold)]
+async fn hold_again(x: u32) -> u32 {
+    x
+}
+
+#[pattern(timeout = "1s")]
+async fn release_hold(_x: u32) -> Result<(), StepError> {
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_compensation_starts_its_timeout_when_its_turn_comes() {
+    let ndf = Ndf::builder().build().unwrap();
+    let flow = sequential!(name = "orders.two_holds"; hold => hold_again => refuse);
+    let ctx = PatternContext::new("orders");
+    let started = tokio::time::Instant::now();
+    assert!(ndf.run(&flow, 1, &ctx).await.is_err());
+    // One after the other: 600 ms each. Had both timeouts started when the
+    // run failed, the second undo would end at 1.2 s, past its 1 s.
+    assert_eq!(started.elapsed(), std::time::Duration::from_millis(1200));
+    for step in ["hold", "hold_again"] {
+        let undone = ndf.stats(step, "orders").unwrap();
+        assert_eq!(
+            (undone.compensations, undone.compensation_failures),
+            (1, 0),
+            "{step}'s undo ran whole under its own 1 s"
+        );
+    }
+}

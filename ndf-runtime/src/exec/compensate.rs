@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::FutureExt as _;
@@ -12,15 +13,69 @@ use super::attempt::attempt;
 use super::{Cx, Step};
 use crate::error::{Error, StepError};
 
-/// A failed workflow's compensation (every `compensate` it awaits, last
-/// stage first) as one boxed future, awaited once. What the compensation
-/// keeps — the error, what each stage kept, its own attempts — is stored in
-/// the box, not in every state of the workflow's future: a workflow's
-/// future is as large as its largest state, and without the box its error
-/// and results were stored beside every step it awaits. Only a failed run
-/// pays the allocation.
-pub fn compensation<F: Future<Output = ()>>(compensating: F) -> Pin<Box<F>> {
-    Box::pin(compensating)
+/// The compensations a failed workflow gathers, last completed stage
+/// first, then awaits one after the other (`__ndf_undos.await`).
+///
+/// The workflow's code only gathers (a call per completed stage, no
+/// `await`): one future type, compiled once here, runs them all, so a
+/// workflow's expansion carries no compensating state machine of its own
+/// for rustc to check and compile. Each compensation is boxed as it is
+/// gathered, and starts (its timeout with it) only when its turn comes.
+/// Only a failed run whose completed stages compensate allocates: a step
+/// without `compensate` adds nothing.
+#[must_use = "gathered compensations run only when awaited"]
+pub struct Undos<'a> {
+    each: Vec<Pin<Box<dyn Future<Output = ()> + Send + 'a>>>,
+    /// The next to run.
+    next: usize,
+}
+
+impl<'a> Undos<'a> {
+    /// Nothing gathered yet.
+    pub const fn new() -> Self {
+        Self {
+            each: Vec::new(),
+            next: 0,
+        }
+    }
+
+    /// Gathers the `compensate` step of `S`, stage `index`, on what was
+    /// kept of its output: nothing for a step without one.
+    pub fn step<S: Step>(&mut self, cx: Cx<'a>, index: usize, kept: S::Undo) {
+        if const { S::META.compensate.is_some() } {
+            self.each
+                .push(Box::pin(compensate_step::<S>(cx, index, kept)));
+        }
+    }
+}
+
+impl std::fmt::Debug for Undos<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Undos")
+            .field("gathered", &self.each.len())
+            .field("next", &self.next)
+            .finish()
+    }
+}
+
+impl Default for Undos<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Future for Undos<'_> {
+    type Output = ();
+
+    /// Runs the gathered compensations in the order they were gathered.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        while let Some(compensation) = this.each.get_mut(this.next) {
+            std::task::ready!(compensation.as_mut().poll(cx));
+            this.next += 1;
+        }
+        Poll::Ready(())
+    }
 }
 
 /// The error that ends a workflow's stages, boxed while its completed
@@ -50,7 +105,7 @@ impl Failed {
 /// output, under the compensating step's own timeout. A failing or
 /// panicking compensation is logged and counted; the remaining
 /// compensations still run.
-pub fn compensate_step<S: Step>(
+fn compensate_step<S: Step>(
     cx: Cx<'_>,
     index: usize,
     undo: S::Undo,

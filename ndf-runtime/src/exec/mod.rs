@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use alarm::{Alarm, Deadlines};
 pub use attempt::Placement;
-pub use compensate::{Failed, compensate_step, compensation};
+pub use compensate::{Failed, Undos};
 pub(crate) use durable::Durable;
 pub use durable::{AllCheckpointable, Checkpointed, CheckpointedStep, restored, stage_done};
 #[cfg(feature = "fleet")]

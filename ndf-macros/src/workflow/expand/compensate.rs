@@ -1,5 +1,5 @@
-//! Compensation: what a failed workflow awaits to undo its completed
-//! stages, last first, in one boxed future.
+//! Compensation: what a failed workflow gathers to undo its completed
+//! stages, last first, and awaits once (`Undos` in the runtime).
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
@@ -8,16 +8,16 @@ use super::Expander;
 use crate::workflow::model::Stage;
 
 impl Expander {
-    /// An expression awaiting the compensation of the completed steps of
-    /// `stage`, whose kept values are `undo`, last first.
+    /// Statements gathering the compensation of the completed steps of
+    /// `stage`, whose kept values are `undo`, last first, into
+    /// `__ndf_undos` (see [`Self::compensation`]): calls, no `await`.
     pub(super) fn undo(&mut self, stage: &Stage, undo: &TokenStream) -> TokenStream {
         match stage {
             Stage::Step(step) => {
                 let (path, record) = (&step.alias(), step.record);
-                let p = &self.p;
-                quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=> if const { <#path as #p::Step>::META.compensate.is_some() } {
-                    #p::compensate_step::<#path>(__cx, #record, #undo).await
-                })
+                quote_spanned!(crate::typecheck::at(syn::spanned::Spanned::span(path))=>
+                    __ndf_undos.step::<#path>(__cx, #record, #undo)
+                )
             }
             Stage::Nested(w) if w.each.is_some() => {
                 let undos = self.ident("undos");
@@ -38,14 +38,20 @@ impl Expander {
         }
     }
 
-    /// A workflow's compensation `body` as one boxed future, awaited once:
-    /// what it keeps is stored in the box, not beside every state of the
-    /// workflow's future (see `compensation` in the runtime). Only the
-    /// workflow's own compensation is boxed; a nested workflow's runs
-    /// inside it.
-    pub(super) fn boxed_compensation(&self, body: &TokenStream) -> TokenStream {
+    /// A workflow's compensation: `body` gathers what its completed
+    /// stages compensate (see [`Self::undo`]), then one future the runtime
+    /// compiled runs it all. The workflow's future keeps the gathered list
+    /// (boxed compensations, allocated only when a run fails) and no
+    /// state machine of its own for them: rustc checks and compiles none
+    /// per workflow.
+    pub(super) fn compensation(&self, body: &TokenStream) -> TokenStream {
         let p = &self.p;
-        quote!(#p::compensation(async move { #body }).await;)
+        quote! {{
+            #[allow(unused_mut)]
+            let mut __ndf_undos = #p::Undos::new();
+            #body
+            __ndf_undos.await;
+        }}
     }
 
     /// Compensates the `stages` whose kept values (`Option`s, in `undos`)

@@ -60,7 +60,7 @@ impl Expander {
         let fan = self.ident("fan");
         let undos = self.ident("undos");
         let compensate = self.compensate_items(stage, &undos);
-        let compensate = self.boxed_compensation(&compensate);
+        let compensate = self.compensation(&compensate);
         // rustc reports an input that is not iterable at the call: at `each`.
         let each = crate::typecheck::at(w.each.unwrap_or(w.span));
         let fan_out = quote_spanned!(each=> #p::fan_out::<#keep, _, _, _, _, _>);

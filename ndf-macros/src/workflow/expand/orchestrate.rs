@@ -135,7 +135,7 @@ impl Expander {
                 }
             }
         };
-        let rollback = self.boxed_compensation(&rollback);
+        let rollback = self.compensation(&rollback);
         // As in `sequential!`: the outputs leave by the outer label, and
         // the failed phase's error waits boxed while the others compensate.
         let done = self.label("done");

@@ -170,7 +170,7 @@ impl Expander {
         let outs: Vec<syn::Ident> = results.iter().map(|_| self.ident("o")).collect();
         let undos: Vec<syn::Ident> = results.iter().map(|_| self.ident("u")).collect();
         let compensate = self.compensate_reversed(&w.stages, &undos);
-        let compensate = self.boxed_compensation(&compensate);
+        let compensate = self.compensation(&compensate);
         let settle = quote! {
             match (__joined, #(#results,)*) {
                 (#p::Ok(()), #(#p::Some(#p::Ok((#outs, #undos))),)*) => {
@@ -216,7 +216,7 @@ impl Expander {
         let outs: Vec<syn::Ident> = results.iter().map(|_| self.ident("o")).collect();
         let undos: Vec<syn::Ident> = results.iter().map(|_| self.ident("u")).collect();
         let compensate = self.compensate_reversed(&w.stages, &undos);
-        let compensate = self.boxed_compensation(&compensate);
+        let compensate = self.compensation(&compensate);
         let settle = quote! {
             #(let (#outs, #undos) = #p::tolerate(#results);)*
             let __succeeded = 0usize #(+ usize::from(#outs.is_ok()))*;

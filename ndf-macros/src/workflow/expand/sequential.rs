@@ -95,7 +95,7 @@ impl Expander {
             prev_out = Some(out);
         }
         let compensate = self.compensate_reversed(&w.stages, &undos);
-        let compensate = self.boxed_compensation(&compensate);
+        let compensate = self.compensation(&compensate);
         let resume = durable.then(
             || quote!(let __ndf_resume = if __NDF_DURABLE { __cx.resume_stage() } else { 0 };),
         );
