@@ -96,15 +96,19 @@ impl Ndf {
             // compiled once for every workflow.
             check_permissions(W::NAME, W::PERMISSIONS, ctx)?;
             let started = self.start(W::NAME, W::STEPS, W::METAS, ctx)?;
-            let env = &self.inner.env;
-            env.admission
+            // No local for the runtime's state across this wait: the run's
+            // future would keep it (a word) to its end.
+            self.inner
+                .env
+                .admission
                 .admit_run(W::SHAPE.degradation_chains > 0)
                 .await?;
             let log = <W::Log as RunLog>::empty();
             // `started` moved whole into the run: none of it is kept beside
             // the run across the workflow's awaits.
             let (name, deadline) = (const { &W::NAME }, const { W::DEADLINE.as_ref() });
-            let (run, in_flight) = started.into_run(env, ctx, name, log.records(), deadline);
+            let (run, in_flight) =
+                started.into_run(&self.inner.env, ctx, name, log.records(), deadline);
             let run = run.durable(checkpoints);
             let result = if tracing::level_enabled!(tracing::Level::INFO) {
                 // A `ndf.workflow` span, attached to the run's future. The two
