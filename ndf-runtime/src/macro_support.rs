@@ -5,7 +5,7 @@ pub use crate::exec::{
     Alarm, Cx, Deadlines, Failed, FanOut, Gate, Indexed, Keep, PhaseRule, Step, Strict, Task,
     TaskPoll, Tolerant, Undos, Workflow, admit_level, alternative_failed, check_phase, fan_out,
     insufficient, lost_result, record_level, restored, run_step, run_step_in_join,
-    run_step_in_task, run_step_spawned, stage_done, tolerate,
+    run_step_in_task, run_step_spawned, shared_instances, stage_done, tolerate,
 };
 pub use crate::exec::{AllCheckpointable, Checkpointed, CheckpointedStep};
 pub use crate::exec::{Hedged, Placement, Plain, Policies, Resilient};

@@ -24,7 +24,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::admit::{Next, admission, needs_admission};
-use super::alarm::{Bounds, Own};
+use super::alarm::{Bounds, Deadlines, Own};
 use super::attempt::{Failure, attempt, attempt_of, failed, first_succeeded};
 use super::{Cx, Step};
 use crate::context::PatternContext;
@@ -463,4 +463,59 @@ pub(super) async fn held<'a>(
         record.held(outcome.is_ok());
     }
     outcome.map_err(|failure| failure.into_error(cx.pattern(), meta.name))
+}
+
+/// A stand-in cell: what [`shared_instances`] drives.
+struct NoStep;
+
+impl<'a> Attempts<'a> for NoStep {
+    fn start(self: Pin<&mut Self>, _first: bool) -> bool {
+        false
+    }
+
+    fn poll_attempt(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Result<(), StepError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn stop(self: Pin<&mut Self>) {}
+
+    fn fallback<'p>(self: Pin<&'p mut Self>, _timeout: Duration) -> Option<FallbackAttempt<'p>>
+    where
+        'a: 'p,
+    {
+        None
+    }
+}
+
+/// Polls, once, what every step with retries, a fallback or a
+/// `slow_call` runs: [`drive`] (and through it the admission, the
+/// attempts, [`recover`] and [`held`]) with a step's own timer and with a
+/// `parallel!`'s alarm; and a run's admission.
+///
+/// Never called. It is here so that this crate compiles those state
+/// machines itself: they are generic only over the runtime's own types,
+/// and a debug build of a user's crate (where rustc shares the generic
+/// code its dependencies compiled) links these copies instead of
+/// compiling them again, in units of its own.
+#[doc(hidden)]
+pub fn shared_instances(cx: Cx<'_>, deadlines: &Deadlines, waker: &mut Context<'_>) {
+    static META: StepMeta = StepMeta::new("");
+    static OF: StepOf = StepOf {
+        meta: &META,
+        id: std::any::TypeId::of::<NoStep>(),
+    };
+    let which = Which {
+        index: 0,
+        limits: None,
+        of: &OF,
+    };
+    let mut own = NoStep;
+    let own = Pin::new(&mut own);
+    let own: Erased<'_, '_> = own;
+    let _ = std::pin::pin!(drive::<Own>(cx, which, own, ())).poll(waker);
+    let mut joined = NoStep;
+    let joined = Pin::new(&mut joined);
+    let joined: Erased<'_, '_> = joined;
+    let _ = std::pin::pin!(drive::<super::alarm::Joined>(cx, which, joined, deadlines)).poll(waker);
+    let _ = std::pin::pin!(cx.admission().admit_run(false)).poll(waker);
 }

@@ -9,6 +9,7 @@ mod attempt;
 mod compensate;
 mod durable;
 mod erased;
+pub use erased::shared_instances;
 mod fan;
 mod first;
 mod flow;
