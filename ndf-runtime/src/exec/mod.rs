@@ -9,7 +9,6 @@ mod attempt;
 mod compensate;
 mod durable;
 mod erased;
-pub use erased::shared_instances;
 mod fan;
 mod first;
 mod flow;
@@ -27,6 +26,7 @@ pub(crate) use durable::Durable;
 pub use durable::{AllCheckpointable, Checkpointed, CheckpointedStep, restored, stage_done};
 #[cfg(feature = "fleet")]
 pub(crate) use durable::{Checkpoints, Decoded, Encoded};
+pub use erased::shared_instances;
 pub use fan::{FanOut, Indexed, Keep, Strict, Tolerant, fan_out};
 pub use first::{Hedged, Plain, Policies, Resilient};
 pub use flow::{

@@ -104,7 +104,7 @@ impl WorkflowEntry {
         } else {
             self.run.failures += 1;
         }
-        let nanos = u64::try_from(run.latency.as_nanos()).unwrap_or(u64::MAX);
+        let nanos = super::recent::nanos(run.latency);
         self.run.total_latency_ns = self.run.total_latency_ns.saturating_add(nanos);
         let outlier = self
             .latencies

@@ -79,7 +79,7 @@ impl LatencyWindow {
     /// latencies before it. Outliers are kept: they are data, and a slow
     /// trend must be able to become the new normal.
     pub(crate) fn observe(&mut self, latency: Duration) -> bool {
-        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        let nanos = super::recent::nanos(latency);
         let x = nanos as f64 * 1e-9;
         if self.since_refresh >= REFRESH || self.len < WINDOW / 2 {
             self.refresh();

@@ -13,7 +13,8 @@ pub(super) const RECENT: usize = 1024;
 /// The high bit of a packed latency: the run succeeded.
 const OK: u64 = 1 << 63;
 
-fn nanos(d: Duration) -> u64 {
+/// `d` in whole nanoseconds, saturating (past 584 years).
+pub(super) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 

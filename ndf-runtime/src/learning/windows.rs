@@ -279,7 +279,7 @@ impl Windows {
     /// window of 90 s holds the runs of the two or three minutes it
     /// touches.
     pub(crate) fn summary(&self, now: u64, window: Duration) -> WindowSummary {
-        let start = now.saturating_sub(u64::try_from(window.as_nanos()).unwrap_or(u64::MAX));
+        let start = now.saturating_sub(super::recent::nanos(window));
         let ids = |seconds: u64| (start / NANOS / seconds)..=(now / NANOS / seconds);
         let hourly = window > Duration::from_secs(HOUR);
         let (counts, bins): (&[Counts], &[Bins]) = if hourly {
