@@ -116,3 +116,50 @@ async fn runs_and_attempts_are_spans() {
     );
     assert!(!logs.contains("k-123"), "no attribute value is recorded");
 }
+
+/// Logs when dropped: what a step's own code may hold while it waits.
+struct LogsOnDrop;
+
+impl Drop for LogsOnDrop {
+    fn drop(&mut self) {
+        tracing::info!("the waiting step's guard is dropped");
+    }
+}
+
+#[pattern]
+async fn waits_forever(n: u32) -> u32 {
+    let _guard = LogsOnDrop;
+    std::future::pending::<()>().await;
+    n
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_run_drops_its_steps_inside_its_span() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "sync.stuck"; waits_forever);
+    let ctx = PatternContext::new("sync");
+    let run = ndf.run(&flow, 1, &ctx);
+    // The caller gives up first: the run's future is dropped mid-step.
+    let gave_up = tokio::time::timeout(std::time::Duration::from_millis(10), run).await;
+    assert!(gave_up.is_err(), "the step never ends");
+    let logs = captured.text();
+    let dropped = logs
+        .lines()
+        .find(|l| l.contains("the waiting step's guard is dropped"))
+        .unwrap_or_else(|| panic!("the guard logged nothing: {logs}"));
+    assert!(
+        dropped.contains("ndf.workflow{pattern=\"sync.stuck\""),
+        "the step was dropped outside its run's span: {dropped}"
+    );
+}

@@ -75,9 +75,20 @@ pub struct PatternContext {
 
 impl PatternContext {
     /// A context for runs in `domain`.
+    #[allow(
+        clippy::inline_always,
+        reason = "a call, generic over the domain's type"
+    )]
+    #[inline(always)]
     pub fn new(domain: impl Into<String>) -> Self {
+        Self::in_domain(domain.into())
+    }
+
+    /// [`PatternContext::new`], not generic: compiled once, here, rather
+    /// than in every crate that makes a context.
+    fn in_domain(domain: String) -> Self {
         Self {
-            domain: domain.into(),
+            domain,
             ..Self::default()
         }
     }

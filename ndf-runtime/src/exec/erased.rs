@@ -517,5 +517,6 @@ pub fn shared_instances(cx: Cx<'_>, deadlines: &Deadlines, waker: &mut Context<'
     let joined = Pin::new(&mut joined);
     let joined: Erased<'_, '_> = joined;
     let _ = std::pin::pin!(drive::<super::alarm::Joined>(cx, which, joined, deadlines)).poll(waker);
-    let _ = std::pin::pin!(cx.admission().admit_run(false)).poll(waker);
+    // Awaited, so that what `.await` calls on it is compiled here too.
+    let _ = std::pin::pin!(async { cx.admission().admit_run(false).await }).poll(waker);
 }

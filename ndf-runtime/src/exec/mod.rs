@@ -122,7 +122,12 @@ impl<'a> Run<'a> {
     /// The run of `pattern` in `ctx`, started `at`, learned into statistics
     /// entry `entry`, recording its steps in `log`, with the records its
     /// gates hold back and the workflow's deadline.
-    #[inline]
+    ///
+    /// This and the other helpers a workflow's run calls are `#[inline]`
+    /// in optimized builds only: in a debug build, where inlining does
+    /// nothing, the copy compiled here serves every workflow's crate,
+    /// rather than being compiled there again, in a unit of its own.
+    #[cfg_attr(not(debug_assertions), inline)]
     #[allow(clippy::too_many_arguments, reason = "a run's parts")]
     pub(crate) fn new(
         env: &'a Env,
@@ -164,13 +169,18 @@ impl<'a> Run<'a> {
     }
 
     /// The id of the run's statistics entry, and when the run started.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline)]
     pub(crate) fn started(&self) -> (usize, tokio::time::Instant) {
         (self.entry, self.at)
     }
 
+    /// The run's step records, by step index.
+    pub(crate) fn log(&self) -> &'a [StepRecord] {
+        self.log
+    }
+
     /// The handle generated code passes down.
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline)]
     pub(crate) fn cx(&'a self) -> Cx<'a> {
         Cx(self)
     }
@@ -188,7 +198,7 @@ impl std::fmt::Debug for Cx<'_> {
 impl<'a> Cx<'a> {
     /// The context of the run.
     #[must_use]
-    #[inline]
+    #[cfg_attr(not(debug_assertions), inline)]
     pub fn context(&self) -> &'a PatternContext {
         self.0.ctx
     }

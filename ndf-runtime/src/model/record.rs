@@ -199,11 +199,21 @@ pub trait RunLog: Send + Sync {
     fn records(&self) -> &[StepRecord];
 }
 
+// `inline(always)`: in a debug build, a copy inside the run that uses it,
+// rather than a codegen unit of its own in the workflow's crate.
+#[allow(
+    clippy::inline_always,
+    reason = "a constant and a coercion: nothing worth a call, or a unit"
+)]
 impl<const N: usize> RunLog for [StepRecord; N] {
+    #[inline(always)]
     fn empty() -> Self {
-        std::array::from_fn(|_| StepRecord::default())
+        // A constant, not `array::from_fn`: nothing of `core::array` (nor
+        // of `Default`) is compiled for it in the workflow's crate.
+        [const { StepRecord(AtomicU32::new(0)) }; N]
     }
 
+    #[inline(always)]
     fn records(&self) -> &[StepRecord] {
         self
     }
@@ -223,20 +233,22 @@ pub(crate) enum RunEnd {
 }
 
 impl RunEnd {
-    /// How `result`, a run's, ended: a step held back by its gate refused
-    /// the run (it did not fail); a rejected error is the caller's.
-    pub(crate) fn of<T>(result: &Result<T, crate::error::Error>) -> Self {
-        match result {
-            Ok(_) => RunEnd::Ok,
+    /// How a run that ended with `error` (`None` when it succeeded)
+    /// ended: a step held back by its gate refused the run (it did not
+    /// fail); a rejected error is the caller's. Not generic over the run's
+    /// output: compiled once, here.
+    pub(crate) fn of(error: Option<&crate::error::Error>) -> Self {
+        match error {
+            None => RunEnd::Ok,
             // Held back by a gate, a rate or a bulkhead: backpressure, not
             // a failure of the pattern.
-            Err(
+            Some(
                 crate::error::Error::ConfidenceThreshold { .. }
                 | crate::error::Error::RateLimited { .. }
                 | crate::error::Error::Saturated { .. },
             ) => RunEnd::Refused,
-            Err(e) if e.class() == crate::error::ErrorClass::Rejected => RunEnd::Rejected,
-            Err(_) => RunEnd::Failed,
+            Some(e) if e.class() == crate::error::ErrorClass::Rejected => RunEnd::Rejected,
+            Some(_) => RunEnd::Failed,
         }
     }
 

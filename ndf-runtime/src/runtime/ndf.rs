@@ -1,10 +1,10 @@
 //! [`Ndf`], the runtime handle: running workflows, and what it learned.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
-
-use tracing::Instrument as _;
 
 use super::inner::Inner;
 use crate::config::Config;
@@ -92,9 +92,13 @@ impl Ndf {
         checkpoints: Option<&Durable<'_>>,
     ) -> impl Future<Output = Result<W::Output, Error>> {
         async move {
+            // A constant: a workflow whose steps need no permission checks
+            // nothing, and compiles nothing for it.
+            if const { !needs_none(W::PERMISSIONS) } {
+                check_permissions(W::NAME, W::PERMISSIONS, ctx)?;
+            }
             // What is not generic over the workflow is in `start` and `end`,
             // compiled once for every workflow.
-            check_permissions(W::NAME, W::PERMISSIONS, ctx)?;
             let started = self.start(W::NAME, W::STEPS, W::METAS, ctx)?;
             // No local for the runtime's state across this wait: the run's
             // future would keep it (a word) to its end.
@@ -107,7 +111,8 @@ impl Ndf {
             // `started` moved whole into the run: none of it is kept beside
             // the run across the workflow's awaits.
             let (name, deadline) = (const { &W::NAME }, const { W::DEADLINE.as_ref() });
-            let (run, in_flight) =
+            // Counted in flight until the run's future is done or dropped.
+            let (run, _in_flight) =
                 started.into_run(&self.inner.env, ctx, name, log.records(), deadline);
             let run = run.durable(checkpoints);
             let result = if tracing::level_enabled!(tracing::Level::INFO) {
@@ -115,24 +120,16 @@ impl Ndf {
                 // branches' futures share the run future's storage (one is live
                 // at a time): the span costs its own few words, no allocation.
                 let span = workflow_span(W::NAME, ctx.domain());
-                // One span, not a second handle of it beside the future.
-                let mut traced = std::pin::pin!(
-                    workflow
-                        .execute_as::<DURABLE>(run.cx(), input)
-                        .instrument(span)
-                );
-                let result = traced.as_mut().await;
-                close_span(traced.span(), RunEnd::of(&result), log.records());
-                result
+                let steps = workflow.execute_as::<DURABLE>(run.cx(), input);
+                Traced::new(steps, span, &run).await
             } else {
                 workflow.execute_as::<DURABLE>(run.cx(), input).await
             };
-            let end = RunEnd::of(&result);
             let error = result.as_ref().err();
+            let end = RunEnd::of(error);
             // Read back from the run, not kept beside it across its awaits.
             let (entry, at) = run.started();
             self.end(entry, at, W::NAME, W::METAS, ctx, end, error, log.records());
-            drop(in_flight);
             result
         }
     }
@@ -435,8 +432,9 @@ struct Started<'a> {
 impl<'a> Started<'a> {
     /// The run of `pattern` in `ctx` this start began, recording its steps
     /// in `log`, with the workflow's `deadline`; and its place among the
-    /// runs in flight.
-    #[inline]
+    /// runs in flight. Inline in optimized builds only: in a debug build
+    /// the copy compiled here serves every workflow's crate.
+    #[cfg_attr(not(debug_assertions), inline)]
     fn into_run(
         self,
         env: &'a crate::exec::Env,
@@ -456,6 +454,62 @@ impl<'a> Started<'a> {
             deadline,
         );
         (run, self.in_flight)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A run's future in its `ndf.workflow` span (one span, not a second
+    /// handle of it beside the future), entered while the run is polled
+    /// and while it is dropped, and closed with how the run ended: what
+    /// `tracing`'s `Instrumented` does, in a handful of functions per
+    /// workflow rather than some twenty (in a debug build, each is
+    /// compiled, with its debuginfo, in the workflow's crate).
+    struct Traced<'l, F> {
+        #[pin]
+        run: Option<F>,
+        span: tracing::Span,
+        // The run, whose step records `close_span` reads: a word, where
+        // the records themselves take two.
+        run_state: &'l Run<'l>,
+    }
+
+    impl<F> PinnedDrop for Traced<'_, F> {
+        fn drop(this: Pin<&mut Self>) {
+            // A run dropped before its end (cancelled) drops its steps'
+            // futures inside its span, as it polled them.
+            let mut this = this.project();
+            let _entered = this.span.enter();
+            this.run.set(None);
+        }
+    }
+}
+
+impl<'l, F> Traced<'l, F> {
+    fn new(run: F, span: tracing::Span, run_state: &'l Run<'l>) -> Self {
+        Self {
+            run: Some(run),
+            span,
+            run_state,
+        }
+    }
+}
+
+impl<T, F: Future<Output = Result<T, Error>>> Future for Traced<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let Some(run) = this.run.as_pin_mut() else {
+            unreachable!("a run's future is polled after it is dropped")
+        };
+        let result = std::task::ready!(run.poll(cx));
+        close_span(
+            this.span,
+            RunEnd::of(result.as_ref().err()),
+            this.run_state.log(),
+        );
+        Poll::Ready(result)
     }
 }
 
@@ -479,23 +533,22 @@ fn close_span(span: &tracing::Span, end: RunEnd, log: &[StepRecord]) {
     }
 }
 
-/// The rule: a run starts only when the context grants every permission of
-/// every step of `workflow` (`permissions`, by step). Inline, so that a
-/// workflow whose steps need none (a constant) checks nothing.
-#[inline]
-fn check_permissions(
-    workflow: &'static str,
-    permissions: &'static [&'static [&'static str]],
-    ctx: &PatternContext,
-) -> Result<(), Error> {
-    if permissions.iter().all(|p| p.is_empty()) {
-        return Ok(());
+/// Whether no step of a workflow needs a permission (`permissions`, by
+/// step).
+const fn needs_none(permissions: &[&[&str]]) -> bool {
+    let mut i = 0;
+    while i < permissions.len() {
+        if !permissions[i].is_empty() {
+            return false;
+        }
+        i += 1;
     }
-    missing(workflow, permissions, ctx)
+    true
 }
 
-/// [`check_permissions`] for a workflow whose steps need some.
-fn missing(
+/// The rule: a run starts only when the context grants every permission of
+/// every step of `workflow` (`permissions`, by step).
+fn check_permissions(
     workflow: &'static str,
     permissions: &'static [&'static [&'static str]],
     ctx: &PatternContext,
