@@ -8,7 +8,7 @@ pub use crate::exec::{
     run_step_in_task, run_step_spawned, shared_instances, stage_done, tolerate,
 };
 pub use crate::exec::{AllCheckpointable, Checkpointed, CheckpointedStep};
-pub use crate::exec::{Hedged, Placement, Plain, Policies, Resilient};
+pub use crate::exec::{Direct, Hedged, Placement, Plain, Policies, Resilient, Stage};
 pub use crate::gating::LimitsCell;
 pub use crate::model::{
     Bulkhead, Hedge, Rate, RunLog, Shape, SlidingWindow, StepMeta, StepRecord, WindowBreaker,

@@ -17,6 +17,11 @@
 //! on in a boxed future ([`recover`], [`held`]): both are rare. The retried
 //! attempts reuse the cell: a retry allocates nothing of ndf's own
 //! (`tests/allocations_retries.rs`).
+//!
+//! Where the workflow awaits the step in place (a sequence's stage), the
+//! cell is a local of the workflow's own future and the run it awaits is
+//! [`drive`] itself (`exec::stage`); inside a `parallel!` task, the cell
+//! lives in [`run_erased`](super::step)'s future.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,7 +30,11 @@ use std::time::Duration;
 
 use super::admit::{Next, admission, needs_admission};
 use super::alarm::{Bounds, Deadlines, Own};
+use super::attempt::Placement;
 use super::attempt::{Failure, attempt, attempt_of, failed, first_succeeded};
+use super::first::Policies;
+use super::stage::Stage;
+use super::step::{limits_of, run_erased};
 use super::{Cx, Step};
 use crate::context::PatternContext;
 use crate::error::{Error, ErrorClass, StepError};
@@ -91,15 +100,15 @@ where
         }
     }
 
-    /// The output the step ended with, with what compensation needs.
-    pub(super) fn take(self: Pin<&mut Self>) -> (S::Output, S::Undo) {
-        let out = self
-            .project()
-            .out
-            .take()
-            .expect("a step that succeeded keeps its output in its cell");
-        let undo = S::keep(&out);
-        (out, undo)
+    /// The cell of step `S`, with no input yet (see `exec::stage`).
+    pub(super) fn empty(cx: Cx<'a>, call: M) -> Self {
+        Self {
+            cx,
+            input: None,
+            running: None,
+            out: None,
+            call,
+        }
     }
 }
 
@@ -128,13 +137,16 @@ where
         true
     }
 
-    fn poll_attempt(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), StepError>> {
-        let mut this = self.project();
-        let Some(running) = this.running.as_mut().as_pin_mut() else {
-            return Poll::Ready(Err(StepError::msg("no attempt of the step is running")));
+    fn poll_attempt(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), StepError>> {
+        // Projected twice rather than the projection reborrowed: in a
+        // debug build, two functions fewer per step.
+        let polled = match self.as_mut().project().running.as_pin_mut() {
+            Some(running) => running.poll(cx),
+            None => return Poll::Ready(Err(StepError::msg("no attempt of the step is running"))),
         };
-        match running.poll(cx) {
+        match polled {
             Poll::Ready(Ok(out)) => {
+                let mut this = self.project();
                 *this.out = Some(out);
                 this.running.set(None);
                 Poll::Ready(Ok(()))
@@ -159,6 +171,72 @@ where
         let this = self.project();
         let input = this.input.take()?;
         into_slot(S::fallback(input, this.cx.context()), this.out, timeout)
+    }
+}
+
+/// Retries, a fallback or a `slow_call`, without hedging: the run with
+/// the step's types erased. Defined here, beside the cell, so that in a
+/// debug build what is compiled per such step in a workflow's crate is in
+/// one codegen unit, not one more for the type's own module.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Resilient;
+
+impl Policies for Resilient {
+    fn run<'a, S: Step, P: Placement, K: Bounds>(
+        cx: Cx<'a>,
+        index: usize,
+        input: S::Input,
+        arg: K::Arg<'a>,
+    ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
+        run_erased::<S, P, K>(cx, index, input, arg)
+    }
+
+    fn cell<S: Step>(cx: Cx<'_>) -> impl Stage<'_, Step = S> {
+        // The step's own `call`, not a placement's around it: one
+        // function fewer per step.
+        Cell::<S, _, _>::empty(cx, S::call)
+    }
+}
+
+/// A `Resilient` step's stage, awaited in place: its run is [`drive`]
+/// itself, on the cell, which is a local of the workflow's future.
+impl<'a, S, F, M> Stage<'a> for Cell<'a, S, F, M>
+where
+    S: Step,
+    F: Future<Output = Result<S::Output, StepError>> + Send + 'a,
+    M: Fn(S::Input, &'a PatternContext) -> F + Send + 'a,
+{
+    type Step = S;
+    type Done = ();
+
+    fn go<'p>(
+        mut self: Pin<&'p mut Self>,
+        cx: Cx<'a>,
+        index: usize,
+        input: S::Input,
+    ) -> impl Future<Output = Result<(), Error>> + Send + 'p
+    where
+        'a: 'p,
+    {
+        *self.as_mut().project().input = Some(input);
+        let which = Which {
+            index,
+            limits: limits_of::<S>(),
+            of: step_of::<S>(),
+        };
+        drive::<Own>(cx, which, self, ())
+    }
+
+    /// The output the step ended with, with what compensation needs.
+    fn finish(self: Pin<&mut Self>, (): ()) -> (S::Output, S::Undo) {
+        let out = self
+            .project()
+            .out
+            .take()
+            .expect("a step that succeeded keeps its output in its cell");
+        let undo = S::keep(&out);
+        (out, undo)
     }
 }
 
@@ -512,7 +590,9 @@ pub fn shared_instances(cx: Cx<'_>, deadlines: &Deadlines, waker: &mut Context<'
     let mut own = NoStep;
     let own = Pin::new(&mut own);
     let own: Erased<'_, '_> = own;
-    let _ = std::pin::pin!(drive::<Own>(cx, which, own, ())).poll(waker);
+    // Awaited, as a stage awaited in place awaits it (`exec::stage`), so
+    // that what `.await` calls on it is compiled here too.
+    let _ = std::pin::pin!(async { drive::<Own>(cx, which, own, ()).await }).poll(waker);
     let mut joined = NoStep;
     let joined = Pin::new(&mut joined);
     let joined: Erased<'_, '_> = joined;

@@ -9,7 +9,8 @@ use futures::future::Either;
 
 use super::alarm::Bounds;
 use super::attempt::{Failure, Placement, attempt_of, first_attempt, step_attempt};
-use super::step::{run, run_erased};
+use super::stage::{Direct, Stage};
+use super::step::run;
 use super::{Cx, Step};
 use crate::error::{Error, ErrorClass};
 
@@ -29,6 +30,10 @@ pub trait Policies: 'static {
         input: S::Input,
         arg: K::Arg<'a>,
     ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a;
+
+    /// The cell of step `S` for a stage its workflow awaits where it
+    /// stands: a local of the workflow's future (see `exec::stage`).
+    fn cell<S: Step>(cx: Cx<'_>) -> impl Stage<'_, Step = S>;
 }
 
 /// How the run that is generic over its step (`step::run`, for `Plain`
@@ -62,11 +67,6 @@ pub(super) trait Typed: 'static {
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Plain;
-
-/// Retries, a fallback or a `slow_call`, without hedging.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct Resilient;
 
 /// Hedged attempts, and any other policy.
 #[doc(hidden)]
@@ -161,27 +161,28 @@ impl<F: Future> Future for Outlined<F> {
 }
 
 /// `Plain` and hedged steps run in the run generic over them.
-impl<Q: Typed> Policies for Q {
-    fn run<'a, S: Step, P: Placement, K: Bounds>(
-        cx: Cx<'a>,
-        index: usize,
-        input: S::Input,
-        arg: K::Arg<'a>,
-    ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
-        run::<Self, S, P, K>(cx, index, input, arg)
-    }
+macro_rules! typed {
+    ($q:ty) => {
+        impl Policies for $q {
+            fn run<'a, S: Step, P: Placement, K: Bounds>(
+                cx: Cx<'a>,
+                index: usize,
+                input: S::Input,
+                arg: K::Arg<'a>,
+            ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
+                run::<Self, S, P, K>(cx, index, input, arg)
+            }
+
+            #[inline]
+            fn cell<S: Step>(_cx: Cx<'_>) -> impl Stage<'_, Step = S> {
+                Direct::<$q, S>::new()
+            }
+        }
+    };
 }
 
-impl Policies for Resilient {
-    fn run<'a, S: Step, P: Placement, K: Bounds>(
-        cx: Cx<'a>,
-        index: usize,
-        input: S::Input,
-        arg: K::Arg<'a>,
-    ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
-        run_erased::<S, P, K>(cx, index, input, arg)
-    }
-}
+typed!(Plain);
+typed!(Hedged);
 
 impl Typed for Plain {
     type After<I: Send + 'static> = ();

@@ -14,6 +14,7 @@ mod first;
 mod flow;
 mod join;
 mod results;
+mod stage;
 mod step;
 mod traits;
 
@@ -26,14 +27,16 @@ pub(crate) use durable::Durable;
 pub use durable::{AllCheckpointable, Checkpointed, CheckpointedStep, restored, stage_done};
 #[cfg(feature = "fleet")]
 pub(crate) use durable::{Checkpoints, Decoded, Encoded};
+pub use erased::Resilient;
 pub use erased::shared_instances;
 pub use fan::{FanOut, Indexed, Keep, Strict, Tolerant, fan_out};
-pub use first::{Hedged, Plain, Policies, Resilient};
+pub use first::{Hedged, Plain, Policies};
 pub use flow::{
     PhaseRule, admit_level, alternative_failed, check_phase, insufficient, record_level,
 };
 pub use join::{Gate, Task, TaskPoll, lost_result, tolerate};
 pub use results::TaskResults;
+pub use stage::{Direct, Stage};
 pub use step::{run_step, run_step_in_join, run_step_in_task, run_step_spawned};
 pub use traits::{Step, Workflow};
 

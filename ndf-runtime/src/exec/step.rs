@@ -7,11 +7,13 @@
 //! - a `Plain` step (no retries, fallback, hedge or `slow_call`) runs in
 //!   [`run`], generic over it and inlined into its workflow's poll, and
 //!   keeps nothing across its one attempt;
-//! - a `Resilient` step (retries, a fallback or a `slow_call`) runs in
-//!   [`run_erased`]: its types are in a small cell, and its run — the
-//!   admission, its attempts, retries and fallback — is code shared by
-//!   every step (`super::erased`), which keeps the code compiled per step,
-//!   and so compile time, small;
+//! - a `Resilient` step (retries, a fallback or a `slow_call`) keeps its
+//!   types in a small cell, and its run — the admission, its attempts,
+//!   retries and fallback — is code shared by every step
+//!   (`super::erased`), which keeps the code compiled per step, and so
+//!   compile time, small. Awaited in place, the cell is a local of the
+//!   workflow's future (`super::stage`); inside a `parallel!` task, it is
+//!   in [`run_erased`]'s future;
 //! - a hedged step runs in [`run`], its first attempt hedged.
 //!
 //! The first attempt runs inline; only when it fails, or the step is held
@@ -36,6 +38,7 @@ use super::erased::{
     Cell, Ended, Which, drive, held, held_back_unserved, mark_slow, recover, step_of,
 };
 use super::first::{AfterFirst, Policies, Typed};
+use super::stage::Stage;
 use super::{Cx, Step};
 use crate::error::{Error, ErrorClass, StepError};
 use crate::gating::{LimitsCell, Place};
@@ -265,7 +268,7 @@ async fn rest<S: Step, P: Placement>(
         Then::Held(index, blocked) => held(cx, index, &S::META, blocked, cell.as_mut()).await?,
         Then::Recover(ended, failure) => recover(cx, ended, failure, cell.as_mut()).await?,
     }
-    Ok(cell.take())
+    Ok(Stage::finish(cell, ()))
 }
 
 /// The run of a step with retries, a fallback or a `slow_call`: its
@@ -289,7 +292,7 @@ pub(super) fn run_erased<'a, S: Step, P: Placement, K: Bounds>(
             of: step_of::<S>(),
         };
         match drive::<K>(cx, which, cell.as_mut(), arg).await {
-            Ok(()) => Ok(cell.take()),
+            Ok(()) => Ok(Stage::finish(cell, ())),
             Err(error) => Err(error),
         }
     }
@@ -304,7 +307,7 @@ pub(super) fn run_erased<'a, S: Step, P: Placement, K: Bounds>(
     reason = "a constant branch, or one load: nothing worth a call"
 )]
 #[inline(always)]
-fn limits_of<S: Step>() -> Option<&'static LimitsCell> {
+pub(super) fn limits_of<S: Step>() -> Option<&'static LimitsCell> {
     if const { S::META.limited() } {
         S::limits()
     } else {

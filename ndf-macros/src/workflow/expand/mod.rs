@@ -18,6 +18,7 @@ mod orchestrate;
 mod parallel;
 mod sequential;
 mod shape;
+mod step;
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
@@ -208,46 +209,14 @@ impl Expander {
     fn run(&mut self, stage: &Stage, input: &TokenStream) -> TokenStream {
         match stage {
             Stage::Step(step) => {
+                if let Some(awaited) = self.step_in_place(step, input) {
+                    return awaited;
+                }
                 let run = self.step_future(step, input);
                 quote!(#run.await)
             }
             Stage::Nested(w) => self.run_workflow(w, input),
         }
-    }
-
-    /// The future of a run of `stage` on `input`, to be awaited or polled
-    /// where it is made: a step's run itself, not wrapped in an `async`
-    /// block (one state machine and one poll fewer).
-    fn future(&mut self, stage: &Stage, input: &TokenStream) -> TokenStream {
-        match stage {
-            Stage::Step(step) => self.step_future(step, input),
-            Stage::Nested(w) => {
-                let run = self.run_workflow(w, input);
-                quote!(async move { #run })
-            }
-        }
-    }
-
-    /// The future of a run of step stage `step` on `input`.
-    fn step_future(
-        &self,
-        step: &crate::workflow::model::StepRef,
-        input: &TokenStream,
-    ) -> TokenStream {
-        let (path, record) = (&step.alias(), step.record);
-        let p = &self.p;
-        let at = crate::typecheck::at(syn::spanned::Spanned::span(path));
-        if let (false, Some(deadlines)) = (self.spawn, &self.join) {
-            return quote_spanned!(at=> #p::run_step_in_join::<#path>(__cx, #record, #input, #deadlines));
-        }
-        let runner = if self.spawn {
-            quote!(run_step_spawned)
-        } else if self.in_task {
-            quote!(run_step_in_task)
-        } else {
-            quote!(run_step)
-        };
-        quote_spanned!(at=> #p::#runner::<#path>(__cx, #record, #input))
     }
 
     fn run_workflow(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {
