@@ -135,18 +135,8 @@ async fn waits_forever(n: u32) -> u32 {
 
 #[tokio::test(start_paused = true)]
 async fn a_cancelled_run_drops_its_steps_inside_its_span() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
+    let (captured, _guard) = common::capture_at_info();
+    let ndf = common::ndf();
     let flow = sequential!(name = "sync.stuck"; waits_forever);
     let ctx = PatternContext::new("sync");
     let run = ndf.run(&flow, 1, &ctx);
