@@ -92,11 +92,8 @@ where
     /// The cell of step `S` on `input`, whose attempts `call` makes.
     pub(super) fn new(cx: Cx<'a>, input: S::Input, call: M) -> Self {
         Self {
-            cx,
             input: Some(input),
-            running: None,
-            out: None,
-            call,
+            ..Self::empty(cx, call)
         }
     }
 
@@ -220,12 +217,7 @@ where
         'a: 'p,
     {
         *self.as_mut().project().input = Some(input);
-        let which = Which {
-            index,
-            limits: limits_of::<S>(),
-            of: step_of::<S>(),
-        };
-        drive::<Own>(cx, which, self, ())
+        drive::<Own>(cx, Which::step::<S>(index), self, ())
     }
 
     /// The output the step ended with, with what compensation needs.
@@ -261,6 +253,17 @@ pub(super) struct Which {
     /// Its `rate` and `concurrency`, if it has either.
     pub(super) limits: Option<&'static LimitsCell>,
     pub(super) of: &'static StepOf,
+}
+
+impl Which {
+    /// Step `S`, stage `index`.
+    pub(super) fn step<S: Step>(index: usize) -> Self {
+        Self {
+            index,
+            limits: limits_of::<S>(),
+            of: step_of::<S>(),
+        }
+    }
 }
 
 /// A step's options and its type (which keys its retry budget).

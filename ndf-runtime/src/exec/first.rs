@@ -3,12 +3,13 @@
 //! a step keeps across it for what may follow (nothing for a `Plain` step).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use futures::future::Either;
 
-use super::alarm::Bounds;
-use super::attempt::{Failure, Placement, attempt_of, first_attempt, step_attempt};
+use super::alarm::{Bounds, Own};
+use super::attempt::{Failure, Inline, Placement, attempt_of, first_attempt, step_attempt};
 use super::stage::{Direct, Stage};
 use super::step::run;
 use super::{Cx, Step};
@@ -160,7 +161,10 @@ impl<F: Future> Future for Outlined<F> {
     }
 }
 
-/// `Plain` and hedged steps run in the run generic over them.
+/// `Plain` and hedged steps run in the run generic over them, in a task
+/// and awaited in place alike (with an empty cell). Written for each of
+/// the two, not for any `Typed`, so that the run's future is known to be
+/// `Send` where the step's types are.
 macro_rules! typed {
     ($q:ty) => {
         impl Policies for $q {
@@ -176,6 +180,28 @@ macro_rules! typed {
             #[inline]
             fn cell<S: Step>(_cx: Cx<'_>) -> impl Stage<'_, Step = S> {
                 Direct::<$q, S>::new()
+            }
+        }
+
+        impl<'a, S: Step> Stage<'a> for Direct<$q, S> {
+            type Step = S;
+            type Done = (S::Output, S::Undo);
+
+            fn go<'p>(
+                self: Pin<&'p mut Self>,
+                cx: Cx<'a>,
+                index: usize,
+                input: S::Input,
+            ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + Send + 'p
+            where
+                'a: 'p,
+            {
+                run::<$q, S, Inline, Own>(cx, index, input, ())
+            }
+
+            #[inline]
+            fn finish(self: Pin<&mut Self>, done: (S::Output, S::Undo)) -> (S::Output, S::Undo) {
+                done
             }
         }
     };

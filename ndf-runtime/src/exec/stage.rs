@@ -25,9 +25,6 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 
-use super::alarm::Own;
-use super::attempt::Inline;
-use super::first::{Hedged, Plain};
 use super::{Cx, Step};
 use crate::error::Error;
 
@@ -60,7 +57,8 @@ pub trait Stage<'a>: Send {
 }
 
 /// The empty cell of a `Plain` or hedged step (`Q` says which): its run,
-/// generic over it, keeps all it needs in its own future.
+/// generic over it, keeps all it needs in its own future. Its `Stage`
+/// impls are beside the two policies' (`exec::first`).
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Direct<Q, S>(PhantomData<fn() -> (Q, S)>);
@@ -70,35 +68,3 @@ impl<Q, S> Direct<Q, S> {
         Self(PhantomData)
     }
 }
-
-/// A `Plain` or hedged step's stage: its run generic over it, as in a
-/// task. Written for each of the two (not for any `Typed`), so that the
-/// run's future is known to be `Send` where the step's types are.
-macro_rules! direct {
-    ($q:ty) => {
-        impl<'a, S: Step> Stage<'a> for Direct<$q, S> {
-            type Step = S;
-            type Done = (S::Output, S::Undo);
-
-            fn go<'p>(
-                self: Pin<&'p mut Self>,
-                cx: Cx<'a>,
-                index: usize,
-                input: S::Input,
-            ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + Send + 'p
-            where
-                'a: 'p,
-            {
-                super::step::run::<$q, S, Inline, Own>(cx, index, input, ())
-            }
-
-            #[inline]
-            fn finish(self: Pin<&mut Self>, done: (S::Output, S::Undo)) -> (S::Output, S::Undo) {
-                done
-            }
-        }
-    };
-}
-
-direct!(Plain);
-direct!(Hedged);

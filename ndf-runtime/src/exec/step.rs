@@ -286,12 +286,7 @@ pub(super) fn run_erased<'a, S: Step, P: Placement, K: Bounds>(
 ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
     async move {
         let mut cell = std::pin::pin!(Cell::<S, _, _>::new(cx, input, P::call::<S>));
-        let which = Which {
-            index,
-            limits: limits_of::<S>(),
-            of: step_of::<S>(),
-        };
-        match drive::<K>(cx, which, cell.as_mut(), arg).await {
+        match drive::<K>(cx, Which::step::<S>(index), cell.as_mut(), arg).await {
             Ok(()) => Ok(Stage::finish(cell, ())),
             Err(error) => Err(error),
         }
