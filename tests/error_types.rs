@@ -1,7 +1,8 @@
 //! A step returns the error type its author already uses: `anyhow`'s,
 //! a boxed error (`Send` or not), a string, any `std::error::Error`, or
 //! `StepError`. Each fails the run with its message kept, and is retried
-//! as a transient error.
+//! as a transient error. A crate's own error type named `StepError`,
+//! written by its path, is converted as any other.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -61,6 +62,36 @@ async fn with_io(calls: Calls) -> std::io::Result<u32> {
     Ok(5)
 }
 
+#[pattern(retries = 1)]
+async fn with_step_error(calls: Calls) -> Result<u32, StepError> {
+    if calls.failing() {
+        return Err(StepError::msg("ndf's own says no"));
+    }
+    Ok(6)
+}
+
+/// A crate's own error type that happens to be called `StepError`.
+mod own {
+    #[derive(Debug)]
+    pub struct StepError;
+
+    impl std::fmt::Display for StepError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("the crate's own says no")
+        }
+    }
+
+    impl std::error::Error for StepError {}
+}
+
+#[pattern(retries = 1)]
+async fn with_own_step_error(calls: Calls) -> Result<u32, crate::own::StepError> {
+    if calls.failing() {
+        return Err(own::StepError);
+    }
+    Ok(7)
+}
+
 fn ndf() -> Ndf {
     Ndf::builder()
         .resource_probe(ndf::IdleProbe)
@@ -117,4 +148,19 @@ async fn string_errors_are_step_errors() {
 #[tokio::test]
 async fn io_errors_are_step_errors() {
     check(&sequential!(with_io), 5, "io says no").await;
+}
+
+#[tokio::test]
+async fn step_errors_are_themselves() {
+    check(&sequential!(with_step_error), 6, "ndf's own says no").await;
+}
+
+#[tokio::test]
+async fn a_crates_own_step_error_written_by_its_path_is_converted() {
+    check(
+        &sequential!(with_own_step_error),
+        7,
+        "the crate's own says no",
+    )
+    .await;
 }

@@ -177,6 +177,17 @@ impl<O, E> Fallible for Result<O, E> {
     type Ok = O;
 }
 
+/// `Step::call` of a step fn whose error is a [`StepError`] already: its
+/// future, unchanged. Should the fn's error be another type of that name,
+/// the bound says so where it is written.
+#[inline]
+pub fn step_result<F, O>(fut: F) -> F
+where
+    F: Future<Output = Result<O, StepError>>,
+{
+    fut
+}
+
 /// Wraps an infallible step's output.
 #[inline]
 pub fn infallible<O>(out: O) -> Result<O, StepError> {

@@ -6,8 +6,9 @@ use syn::spanned::Spanned as _;
 
 /// What the step's fn returns.
 pub(crate) enum Returns {
-    /// `Result<O, E>` written out: `O` is known.
-    Result(syn::Type),
+    /// `Result<O, E>` written out: `O` is known, and where `E` is if it is
+    /// written as ndf's `StepError` (see [`names_step_error`]).
+    Result(syn::Type, Option<proc_macro2::Span>),
     /// An alias such as `io::Result<O>`: `O` is read through a trait.
     ResultAlias(syn::Type),
     /// Anything else, `()` included: the step cannot fail.
@@ -167,6 +168,24 @@ pub(crate) fn analyse(f: &syn::ItemFn) -> darling::Result<StepSignature> {
     })
 }
 
+/// Whether a step fn's error type is written as ndf's `StepError`: bare,
+/// or by a path from `ndf`. A crate's own type of that name is written by
+/// its path (`crate::StepError`); written bare, it fails to compile with
+/// both types named (`tests/ui/pattern/own-step-error.rs`).
+fn names_step_error(ty: &syn::Type) -> bool {
+    let syn::Type::Path(p) = ty else {
+        return false;
+    };
+    let segments = &p.path.segments;
+    p.qself.is_none()
+        && segments.iter().all(|s| s.arguments.is_none())
+        && segments
+            .last()
+            .is_some_and(|last| last.ident == "StepError")
+        && (segments.len() == 1 && p.path.leading_colon.is_none()
+            || segments.first().is_some_and(|first| first.ident == "ndf"))
+}
+
 /// `Result<O, E>` written out, a `Result` alias, or a plain value: told
 /// apart by the last path segment, since the macro cannot resolve types.
 fn classify_return(ty: &syn::Type) -> Returns {
@@ -184,7 +203,7 @@ fn classify_return(ty: &syn::Type) -> Returns {
             })
             .collect();
         return match types.as_slice() {
-            [ok, _] => Returns::Result((*ok).clone()),
+            [ok, err] => Returns::Result((*ok).clone(), names_step_error(err).then(|| err.span())),
             _ => Returns::ResultAlias(ty.clone()),
         };
     }
