@@ -9,6 +9,7 @@ pub use crate::exec::{
 };
 pub use crate::exec::{AllCheckpointable, Checkpointed, CheckpointedStep};
 pub use crate::exec::{Direct, Hedged, Placement, Plain, Policies, Resilient, Stage};
+pub use crate::exec::{Finish, Made, Wrapped};
 pub use crate::gating::LimitsCell;
 pub use crate::model::{
     Bulkhead, Hedge, Rate, RunLog, Shape, SlidingWindow, StepMeta, StepRecord, WindowBreaker,
@@ -21,132 +22,114 @@ pub use core::pin::pin;
 pub use core::result::Result::{self, Err, Ok};
 pub use core::task::Poll;
 pub use core::time::Duration;
+
 pub use tokio::time::Instant;
 
 pub use crate::deadline::{Cost, check_deadline};
 pub use crate::order::{OrderStage, PathSeg, Violation, check_order, name_len, node, write_name};
 
-/// Looks for the [`Classify`](crate::Classify) impl of a step's error type:
-/// `(&&ClassProbe(&error)).ndf_error_class()` finds
-/// [`ClassifyViaTrait`] when the type has one, else [`ClassifyViaDefault`].
-#[allow(missing_debug_implementations)]
-pub struct ClassProbe<'a, E>(pub &'a E);
+use core::fmt;
+use core::marker::PhantomData;
 
-/// The class (and retry-after hint) of an error type that implements
-/// `Classify`.
-pub trait ClassifyViaTrait {
-    /// The error's class.
-    fn ndf_error_class(&self) -> Option<crate::ErrorClass>;
-    /// The error's retry-after hint.
-    fn ndf_retry_after(&self) -> Option<core::time::Duration>;
-}
-
-impl<E: crate::Classify> ClassifyViaTrait for &ClassProbe<'_, E> {
-    fn ndf_error_class(&self) -> Option<crate::ErrorClass> {
-        Some(self.0.class())
-    }
-
-    fn ndf_retry_after(&self) -> Option<core::time::Duration> {
-        crate::Classify::retry_after(self.0)
-    }
-}
-
-/// No class: the error type does not implement `Classify`.
-pub trait ClassifyViaDefault {
-    /// `None`.
-    fn ndf_error_class(&self) -> Option<crate::ErrorClass>;
-    /// `None`.
-    fn ndf_retry_after(&self) -> Option<core::time::Duration>;
-}
-
-impl<E> ClassifyViaDefault for ClassProbe<'_, E> {
-    fn ndf_error_class(&self) -> Option<crate::ErrorClass> {
-        None
-    }
-
-    fn ndf_retry_after(&self) -> Option<core::time::Duration> {
-        None
-    }
-}
-
-/// `error`, a step fn's error made a [`StepError`], of class `class`
-/// (its own when `None`: transient unless it is a `StepError` that says
-/// otherwise), with the retry-after hint `after` when there is one.
-#[must_use]
-pub fn into_step_error(
-    error: StepError,
-    class: Option<crate::ErrorClass>,
-    after: Option<core::time::Duration>,
-) -> StepError {
-    error.advised(class, after)
-}
-
-/// Turns a step fn's error, whatever its type, into a [`StepError`]:
-/// `(&&&ErrProbe::new(error)).ndf_step_error()` finds the first that
-/// applies of
+/// A step fn's error type `E`, probed, where the step is expanded, for
+/// how it becomes a [`StepError`] and whether it has a class of its own.
+/// Each probe is autoref specialization on the concrete type, and its
+/// answer is a type: the conversion itself ([`ErrorOf`]) is generic code
+/// shared by every step with the same error type, not a closure compiled
+/// for each step (which was a twentieth of the compile time of a crate of
+/// such steps).
+///
+/// How: `(&&&probe).ndf_via()` finds the first that applies of
 /// 1. [`IntoViaStepError`]: `StepError` itself, and any
 ///    `E: Error + Send + Sync + 'static` (kept as the source);
 /// 2. [`IntoViaBoxed`]: what converts into `Box<dyn Error + Send + Sync>`:
 ///    that box itself, `anyhow::Error`, `String`, `&str`;
 /// 3. [`IntoViaDisplay`]: anything else that displays (a `Box<dyn Error>`
 ///    that is not `Send`, say), kept as its message.
-#[allow(missing_debug_implementations)]
-pub struct ErrProbe<E>(core::cell::Cell<Option<E>>);
+///
+/// Its class: `(&&probe).ndf_class()` finds [`ClassifyViaTrait`] when the
+/// type implements [`Classify`](crate::Classify), else
+/// [`ClassifyViaDefault`].
+pub struct Probe<E>(PhantomData<fn() -> E>);
 
-impl<E> ErrProbe<E> {
-    /// A probe holding `error`.
-    pub fn new(error: E) -> Self {
-        Self(core::cell::Cell::new(Some(error)))
-    }
-
-    fn take(&self, convert: impl FnOnce(E) -> StepError) -> StepError {
-        match self.0.take() {
-            Some(error) => convert(error),
-            None => StepError::msg("the step's error was already converted"),
-        }
+impl<E> fmt::Debug for Probe<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Probe")
     }
 }
 
-/// Tier 1 of [`ErrProbe`].
+impl<E> Probe<E> {
+    /// The probe of the error type of `returned`.
+    #[inline]
+    pub fn of<O>(returned: &Result<O, E>) -> Self {
+        let _ = returned;
+        Self(PhantomData)
+    }
+}
+
+/// The error converts into a `StepError`.
+#[derive(Debug, Clone, Copy)]
+pub struct ViaInto;
+
+/// The error converts into a boxed `Error + Send + Sync`.
+#[derive(Debug, Clone, Copy)]
+pub struct ViaBoxed;
+
+/// The error is kept as its message.
+#[derive(Debug, Clone, Copy)]
+pub struct ViaDisplay;
+
+/// The error type implements `Classify`.
+#[derive(Debug, Clone, Copy)]
+pub struct Classified;
+
+/// The error type has no class of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Unclassified;
+
+/// Tier 1 of [`Probe`]'s conversions.
 pub trait IntoViaStepError {
-    /// The error as a `StepError`.
-    fn ndf_step_error(&self) -> StepError;
+    /// [`ViaInto`].
+    fn ndf_via(&self) -> ViaInto;
 }
 
-impl<E: Into<StepError>> IntoViaStepError for &&ErrProbe<E> {
-    fn ndf_step_error(&self) -> StepError {
-        self.take(Into::into)
+impl<E: Into<StepError>> IntoViaStepError for &&Probe<E> {
+    #[inline]
+    fn ndf_via(&self) -> ViaInto {
+        ViaInto
     }
 }
 
-/// Tier 2 of [`ErrProbe`].
+/// Tier 2 of [`Probe`]'s conversions.
 pub trait IntoViaBoxed {
-    /// The error as a `StepError`.
-    fn ndf_step_error(&self) -> StepError;
+    /// [`ViaBoxed`].
+    fn ndf_via(&self) -> ViaBoxed;
 }
 
-impl<E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>> IntoViaBoxed for &ErrProbe<E> {
-    fn ndf_step_error(&self) -> StepError {
-        self.take(|e| StepError::from_boxed(e.into()))
+impl<E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>> IntoViaBoxed for &Probe<E> {
+    #[inline]
+    fn ndf_via(&self) -> ViaBoxed {
+        ViaBoxed
     }
 }
 
-/// Tier 3 of [`ErrProbe`]: every error type reaches it, so that one that
-/// does not even display is told what to write ([`Displayed`]'s message),
-/// not that a method's bounds are unmet.
+/// Tier 3 of [`Probe`]'s conversions: every error type reaches it, so that
+/// one that does not even display is told that it does not, not that a
+/// method's bounds are unmet.
 pub trait IntoViaDisplay {
-    /// The error as a `StepError`.
-    fn ndf_step_error(&self) -> StepError
+    /// [`ViaDisplay`].
+    fn ndf_via(&self) -> ViaDisplay
     where
         Self: Displayed;
 }
 
-impl<E> IntoViaDisplay for ErrProbe<E> {
-    fn ndf_step_error(&self) -> StepError
+impl<E> IntoViaDisplay for Probe<E> {
+    #[inline]
+    fn ndf_via(&self) -> ViaDisplay
     where
         Self: Displayed,
     {
-        self.displayed()
+        ViaDisplay
     }
 }
 
@@ -156,15 +139,125 @@ impl<E> IntoViaDisplay for ErrProbe<E> {
     label = "the error type of this step",
     note = "a step's error is a `StepError`, any `std::error::Error` (derive it with `thiserror`), `anyhow::Error`, a boxed error or a string; this one does not even implement `Display`"
 )]
-pub trait Displayed {
-    /// The error as a `StepError` holding its message.
-    fn displayed(&self) -> StepError;
+pub trait Displayed {}
+
+impl<E: fmt::Display> Displayed for Probe<E> {}
+
+/// The class of an error type that implements `Classify`.
+pub trait ClassifyViaTrait {
+    /// [`Classified`].
+    fn ndf_class(&self) -> Classified;
 }
 
-impl<E: core::fmt::Display> Displayed for ErrProbe<E> {
-    fn displayed(&self) -> StepError {
-        self.take(|e| StepError::msg(e.to_string()))
+impl<E: crate::Classify> ClassifyViaTrait for &Probe<E> {
+    #[inline]
+    fn ndf_class(&self) -> Classified {
+        Classified
     }
+}
+
+/// No class: the error type does not implement `Classify`.
+pub trait ClassifyViaDefault {
+    /// [`Unclassified`].
+    fn ndf_class(&self) -> Unclassified;
+}
+
+impl<E> ClassifyViaDefault for Probe<E> {
+    #[inline]
+    fn ndf_class(&self) -> Unclassified {
+        Unclassified
+    }
+}
+
+/// How an error of type `E` becomes a `StepError` ([`ViaInto`],
+/// [`ViaBoxed`], [`ViaDisplay`]).
+pub trait Converts<E> {
+    /// `error` as a `StepError`.
+    fn step_error(error: E) -> StepError;
+}
+
+impl<E: Into<StepError>> Converts<E> for ViaInto {
+    #[inline]
+    fn step_error(error: E) -> StepError {
+        error.into()
+    }
+}
+
+impl<E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>> Converts<E> for ViaBoxed {
+    #[inline]
+    fn step_error(error: E) -> StepError {
+        StepError::from_boxed(error.into())
+    }
+}
+
+impl<E: fmt::Display> Converts<E> for ViaDisplay {
+    #[inline]
+    fn step_error(error: E) -> StepError {
+        StepError::msg(error.to_string())
+    }
+}
+
+/// What an error of type `E` says of its class and of when to retry
+/// ([`Classified`], [`Unclassified`]).
+pub trait Advises<E> {
+    /// The class and the retry-after hint of `error`, if it has them.
+    fn advice(error: &E) -> (Option<crate::ErrorClass>, Option<Duration>);
+}
+
+impl<E: crate::Classify> Advises<E> for Classified {
+    #[inline]
+    fn advice(error: &E) -> (Option<crate::ErrorClass>, Option<Duration>) {
+        (Some(error.class()), crate::Classify::retry_after(error))
+    }
+}
+
+impl<E> Advises<E> for Unclassified {
+    #[inline]
+    fn advice(_: &E) -> (Option<crate::ErrorClass>, Option<Duration>) {
+        (None, None)
+    }
+}
+
+/// A fallible step fn's error converted by `V`, classified by `A`: both
+/// picked by a [`Probe`].
+pub struct ErrorOf<V, A>(PhantomData<(V, A)>);
+
+impl<V, A> fmt::Debug for ErrorOf<V, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ErrorOf")
+    }
+}
+
+impl<V, A> ErrorOf<V, A> {
+    /// The conversion the probes picked.
+    #[inline]
+    pub fn new(via: V, class: A) -> Self {
+        let _ = (via, class);
+        Self(PhantomData)
+    }
+}
+
+impl<V, A> ErrorOf<V, A> {
+    /// `returned`, a step fn's result, as a step result.
+    #[inline]
+    pub fn convert<O, E>(self, returned: Result<O, E>) -> Result<O, StepError>
+    where
+        V: Converts<E>,
+        A: Advises<E>,
+    {
+        match returned {
+            Ok(out) => Ok(out),
+            Err(error) => Err(step_error::<E, V, A>(error)),
+        }
+    }
+}
+
+/// A step fn's error made a [`StepError`], of its class (its own when it
+/// has none: transient unless it is a `StepError` that says otherwise),
+/// with its retry-after hint. Generic over the error type, not the step.
+fn step_error<E, V: Converts<E>, A: Advises<E>>(error: E) -> StepError {
+    let (class, after) = A::advice(&error);
+    V::step_error(error).advised(class, after)
 }
 
 /// The success type of a fallible step fn returning a `Result` alias.
@@ -175,66 +268,6 @@ pub trait Fallible {
 
 impl<O, E> Fallible for Result<O, E> {
     type Ok = O;
-}
-
-/// `Step::call` of a step fn whose error is a [`StepError`] already: its
-/// future, unchanged. Should the fn's error be another type of that name,
-/// the bound says so where it is written.
-#[inline]
-pub fn step_result<F, O>(fut: F) -> F
-where
-    F: Future<Output = Result<O, StepError>>,
-{
-    fut
-}
-
-/// Wraps an infallible step's output.
-#[inline]
-pub fn infallible<O>(out: O) -> Result<O, StepError> {
-    Ok(out)
-}
-
-/// `Step::call`: the future of the user's fn (`fut`), its output made a
-/// step result by `convert` (`infallible`, or the error's conversion).
-#[inline]
-pub fn step_call<F, O, C>(fut: F, convert: C) -> StepCall<F, C>
-where
-    F: Future,
-    C: FnMut(F::Output) -> Result<O, StepError>,
-{
-    StepCall { fut, convert }
-}
-
-pin_project_lite::pin_project! {
-    /// The future of [`step_call`]: a map by hand rather than an `async`
-    /// block around the user's future, which was one more state machine
-    /// per step, in code, compile time and poll.
-    #[derive(Debug)]
-    pub struct StepCall<F, C> {
-        #[pin]
-        fut: F,
-        convert: C,
-    }
-}
-
-impl<F, O, C> Future for StepCall<F, C>
-where
-    F: Future,
-    C: FnMut(F::Output) -> Result<O, StepError>,
-{
-    type Output = Result<O, StepError>;
-
-    #[inline]
-    fn poll(
-        self: core::pin::Pin<&mut Self>,
-        cx: &mut core::task::Context<'_>,
-    ) -> Poll<Self::Output> {
-        let this = self.project();
-        match this.fut.poll(cx) {
-            Poll::Ready(out) => Poll::Ready((this.convert)(out)),
-            Poll::Pending => Poll::Pending,
-        }
-    }
 }
 
 /// What the stub of a step whose fn did not compile returns: an error (the

@@ -68,10 +68,13 @@ pub(crate) fn stub(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -> 
                 const NAME: &'static str = #name;
                 const META: #p::StepMeta = #p::StepMeta::new(#name);
 
+                type Returned = #p::Result<Self::Output, #p::StepError>;
+                type Finish = #p::Made;
+
                 fn call(
                     __input: Self::Input,
                     __ctx: &#p::PatternContext,
-                ) -> impl #p::Future<Output = #p::Result<Self::Output, #p::StepError>> + ::core::marker::Send + '_ {
+                ) -> impl #p::Future<Output = Self::Returned> + ::core::marker::Send + '_ {
                     let _ = (__input, __ctx);
                     #p::stub_step()
                 }
@@ -101,7 +104,12 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
         p: p.clone(),
         helpers: TokenStream::new(),
     };
-    let call = call(ident, sig, &p);
+    let Call {
+        returned_ty,
+        finish,
+        body: call,
+        result,
+    } = call(ident, sig, &p, &output_ty);
     let dup = parts.dup();
     let (undo_ty, keep, compensate) = parts.compensation();
     let fallback = parts.fallback();
@@ -144,12 +152,16 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
                 const NAME: &'static str = #name;
                 const META: #p::StepMeta = #meta;
 
+                type Returned = #returned_ty;
+                type Finish = #finish;
+
                 fn call(
                     __input: Self::Input,
                     __ctx: &#p::PatternContext,
-                ) -> impl #p::Future<Output = #p::Result<Self::Output, #p::StepError>> + ::core::marker::Send + '_ {
+                ) -> impl #p::Future<Output = Self::Returned> + ::core::marker::Send + '_ {
                     #call
                 }
+
 
                 #dup
 
@@ -164,12 +176,26 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
 
                 #fallback
             }
+
+            #result
         };
     }
 }
 
-/// The body of `Step::call`: the user's fn, its result made a step result.
-fn call(ident: &syn::Ident, sig: &StepSignature, p: &TokenStream) -> TokenStream {
+/// How a step calls its fn and makes a step result of what it returns.
+struct Call {
+    /// `Step::Returned`: what the fn returns.
+    returned_ty: TokenStream,
+    /// `Step::Finish`: how a step result is made of it.
+    finish: TokenStream,
+    /// The body of `Step::call`: the fn's own future.
+    body: TokenStream,
+    /// For a step whose error is converted, the step type's `Finish` impl,
+    /// which converts it.
+    result: Option<TokenStream>,
+}
+
+fn call(ident: &syn::Ident, sig: &StepSignature, p: &TokenStream, output_ty: &TokenStream) -> Call {
     let mut args = Vec::new();
     if sig.input.is_some() {
         args.push(quote!(__input));
@@ -178,48 +204,56 @@ fn call(ident: &syn::Ident, sig: &StepSignature, p: &TokenStream) -> TokenStream
         args.push(quote!(__ctx));
     }
     let ignore_input = sig.input.is_none().then(|| quote!(let () = __input;));
-    // A fn whose error is a `StepError` already returns a step result: its
-    // future is the step's, with nothing around it. That is the common case,
-    // and the conversion below, generic per step, was a tenth of the
-    // compile time of a crate of such steps (`benches/compile_time`).
-    if let Returns::Result(_, Some(err)) = &sig.returns {
-        // Spanned on the error type: if it is another `StepError`, the
-        // mismatch is reported there, both types named.
-        let call = quote_spanned!(*err=> #p::step_result(#ident(#(#args),*)));
-        return quote! {
-            #ignore_input
-            let _ = __ctx;
-            #call
-        };
-    }
-    // A map by hand (`step_call`), not an `async` block: one state machine
-    // fewer per step.
-    let convert = if let Returns::Value(_) = &sig.returns {
-        quote!(#p::infallible)
-    } else {
-        // The error's class: its `Classify` impl when it has one (autoref
-        // specialization on the concrete error type), else transient.
-        quote! {
-            |__result| match __result {
-                #p::Ok(__out) => #p::Ok(__out),
-                #p::Err(__error) => {
-                    #[allow(unused_imports)]
-                    use #p::{
-                        ClassifyViaDefault as _, ClassifyViaTrait as _, IntoViaBoxed as _,
-                        IntoViaDisplay as _, IntoViaStepError as _,
-                    };
-                    let __class = (&&#p::ClassProbe(&__error)).ndf_error_class();
-                    let __after = (&&#p::ClassProbe(&__error)).ndf_retry_after();
-                    let __error = (&&&#p::ErrProbe::new(__error)).ndf_step_error();
-                    #p::Err(#p::into_step_error(__error, __class, __after))
+    let fut = quote!(#ident(#(#args),*));
+    let (fut, returned_ty, finish, result) = match &sig.returns {
+        Returns::Value(_) => (fut, output_ty.clone(), quote!(#p::Wrapped), None),
+        // A fn whose error is a `StepError` already returns a step result.
+        // Should it be a crate's own type of that name, the one error says
+        // so, both types named, and points at the fn's signature
+        // (`tests/ui/pattern/own-step-error.rs`).
+        Returns::Result(_, Some(err)) => (
+            quote_spanned!(*err=> #ident(#(#args),*)),
+            quote!(#p::Result<#output_ty, #p::StepError>),
+            quote!(#p::Made),
+            None,
+        ),
+        // The error's conversion and class are picked by type, by probes on
+        // its concrete type (autoref specialization, see `Probe`), here
+        // where that type is known; the conversion itself is shared code.
+        Returns::Result(..) | Returns::ResultAlias(_) => {
+            let returned_ty = sig.returned.to_token_stream();
+            let result = quote! {
+                #[automatically_derived]
+                impl #p::Finish<#returned_ty> for #ident {
+                    type Ok = #output_ty;
+
+                    #[inline]
+                    fn finish(
+                        __returned: #returned_ty,
+                    ) -> #p::Result<#output_ty, #p::StepError> {
+                        #[allow(unused_imports)]
+                        use #p::{
+                            ClassifyViaDefault as _, ClassifyViaTrait as _, IntoViaBoxed as _,
+                            IntoViaDisplay as _, IntoViaStepError as _,
+                        };
+                        let __probe = #p::Probe::of(&__returned);
+                        #p::ErrorOf::new((&&&__probe).ndf_via(), (&&__probe).ndf_class())
+                            .convert(__returned)
+                    }
                 }
-            }
+            };
+            (fut, returned_ty, quote!(Self), Some(result))
         }
     };
-    quote! {
-        #ignore_input
-        let _ = __ctx;
-        #p::step_call(#ident(#(#args),*), #convert)
+    Call {
+        returned_ty,
+        finish,
+        body: quote! {
+            #ignore_input
+            let _ = __ctx;
+            #fut
+        },
+        result,
     }
 }
 
@@ -312,7 +346,7 @@ impl StepParts<'_> {
                 __ctx: &#p::PatternContext,
             ) -> #p::Option<impl #p::Future<Output = #p::Result<(), #p::StepError>> + ::core::marker::Send + '_> {
                 #p::Some(async move {
-                    let __out = <#c as #p::Step>::call(#arg, __ctx).await?;
+                    let __out = <#c as #p::Step>::result(<#c as #p::Step>::call(#arg, __ctx).await)?;
                     let () = #unit;
                     #p::Ok(())
                 })
@@ -361,7 +395,7 @@ impl StepParts<'_> {
                 __ctx: &#p::PatternContext,
             ) -> #p::Option<impl #p::Future<Output = #p::Result<Self::Output, #p::StepError>> + ::core::marker::Send + '_> {
                 #p::Some(async move {
-                    let __out = <#fb as #p::Step>::call(#arg, __ctx).await?;
+                    let __out = <#fb as #p::Step>::result(<#fb as #p::Step>::call(#arg, __ctx).await)?;
                     #p::Ok(#out)
                 })
             }

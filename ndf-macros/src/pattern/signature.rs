@@ -20,6 +20,8 @@ pub(crate) struct StepSignature {
     pub(crate) input: Option<syn::Type>,
     pub(crate) takes_ctx: bool,
     pub(crate) returns: Returns,
+    /// The fn's return type as written (`()` when it has none).
+    pub(crate) returned: syn::Type,
 }
 
 fn error(span: proc_macro2::Span, msg: impl std::fmt::Display) -> darling::Error {
@@ -63,14 +65,12 @@ pub(crate) fn stand_in(f: &syn::ItemFn) -> Option<StepSignature> {
         }
         other => other.clone(),
     });
-    let returns = match &sig.output {
-        syn::ReturnType::Default => Returns::Value(syn::parse_quote!(())),
-        syn::ReturnType::Type(_, ty) => classify_return(ty),
-    };
+    let (returns, returned) = returns(&sig.output);
     Some(StepSignature {
         input,
         takes_ctx: false,
         returns,
+        returned,
     })
 }
 
@@ -157,15 +157,22 @@ pub(crate) fn analyse(f: &syn::ItemFn) -> darling::Result<StepSignature> {
         }
     };
 
-    let returns = match &sig.output {
-        syn::ReturnType::Default => Returns::Value(syn::parse_quote!(())),
-        syn::ReturnType::Type(_, ty) => classify_return(ty),
-    };
+    let (returns, returned) = returns(&sig.output);
     errors.finish_with(StepSignature {
         input,
         takes_ctx,
         returns,
+        returned,
     })
+}
+
+/// What a step fn returns, and its return type as written.
+fn returns(output: &syn::ReturnType) -> (Returns, syn::Type) {
+    let returned: syn::Type = match output {
+        syn::ReturnType::Default => syn::parse_quote!(()),
+        syn::ReturnType::Type(_, ty) => (**ty).clone(),
+    };
+    (classify_return(&returned), returned)
 }
 
 /// Whether a step fn's error type is written as ndf's `StepError`: bare,

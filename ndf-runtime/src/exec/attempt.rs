@@ -3,6 +3,7 @@
 //! and what an ended attempt records.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -11,7 +12,7 @@ use std::time::Duration;
 use futures::FutureExt as _;
 
 use super::alarm::{Bound, Bounds, Own};
-use super::{Cx, Step};
+use super::{Cx, Finish, Step};
 use crate::context::PatternContext;
 use crate::error::{Error, ErrorClass, StepError};
 use crate::policy::Timer;
@@ -398,7 +399,32 @@ impl Placement for Inline {
         input: S::Input,
         ctx: &PatternContext,
     ) -> impl Future<Output = Result<S::Output, StepError>> + Send + '_ {
-        S::call(input, ctx)
+        Resulted::<S, _> {
+            fut: S::call(input, ctx),
+            step: PhantomData,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A step fn's future, its output made a step result
+    /// ([`Step::result`]).
+    struct Resulted<S, F> {
+        #[pin]
+        fut: F,
+        step: PhantomData<fn() -> S>,
+    }
+}
+
+impl<S: Step, F: Future<Output = S::Returned>> Future for Resulted<S, F> {
+    type Output = Result<S::Output, StepError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().fut.poll(cx) {
+            Poll::Ready(returned) => Poll::Ready(S::Finish::finish(returned)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -412,7 +438,9 @@ impl Placement for Spawned {
         ctx: &PatternContext,
     ) -> impl Future<Output = Result<S::Output, StepError>> + Send + '_ {
         let ctx = ctx.clone();
-        let task = AbortOnDrop(tokio::spawn(async move { S::call(input, &ctx).await }));
+        let task = AbortOnDrop(tokio::spawn(async move {
+            S::Finish::finish(S::call(input, &ctx).await)
+        }));
         task.map(|joined| match joined {
             Ok(result) => result,
             Err(e) if e.is_panic() => Err(StepError::panicked(&*e.into_panic())),

@@ -24,6 +24,7 @@
 //! lives in [`run_erased`](super::step)'s future.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -35,7 +36,7 @@ use super::attempt::{Failure, attempt, attempt_of, failed, first_succeeded};
 use super::first::Policies;
 use super::stage::Stage;
 use super::step::{limits_of, run_erased};
-use super::{Cx, Step};
+use super::{Cx, Finish, Step};
 use crate::context::PatternContext;
 use crate::error::{Error, ErrorClass, StepError};
 use crate::gating::{LimitsCell, Place};
@@ -73,21 +74,23 @@ pub(super) type Erased<'p, 'a> = Pin<&'p mut (dyn Attempts<'a> + 'a)>;
 pin_project_lite::pin_project! {
     /// The values of step `S` that have its types: its input, the attempt
     /// running (`F`, which `call` makes), its output.
-    pub(super) struct Cell<'a, S: Step, F, M> {
+    pub(super) struct Cell<'a, S: Step, F, M, R> {
         cx: Cx<'a>,
         input: Option<S::Input>,
         #[pin]
         running: Option<F>,
         out: Option<S::Output>,
         call: M,
+        finish: PhantomData<fn() -> R>,
     }
 }
 
-impl<'a, S, F, M> Cell<'a, S, F, M>
+impl<'a, S, F, M, R> Cell<'a, S, F, M, R>
 where
     S: Step,
-    F: Future<Output = Result<S::Output, StepError>> + Send + 'a,
+    F: Future + Send + 'a,
     M: Fn(S::Input, &'a PatternContext) -> F + Send,
+    R: Finish<F::Output, Ok = S::Output>,
 {
     /// The cell of step `S` on `input`, whose attempts `call` makes.
     pub(super) fn new(cx: Cx<'a>, input: S::Input, call: M) -> Self {
@@ -105,15 +108,17 @@ where
             running: None,
             out: None,
             call,
+            finish: PhantomData,
         }
     }
 }
 
-impl<'a, S, F, M> Attempts<'a> for Cell<'a, S, F, M>
+impl<'a, S, F, M, R> Attempts<'a> for Cell<'a, S, F, M, R>
 where
     S: Step,
-    F: Future<Output = Result<S::Output, StepError>> + Send + 'a,
+    F: Future + Send + 'a,
     M: Fn(S::Input, &'a PatternContext) -> F + Send,
+    R: Finish<F::Output, Ok = S::Output>,
 {
     fn start(self: Pin<&mut Self>, first: bool) -> bool {
         let mut this = self.project();
@@ -141,15 +146,18 @@ where
             Some(running) => running.poll(cx),
             None => return Poll::Ready(Err(StepError::msg("no attempt of the step is running"))),
         };
-        match polled {
-            Poll::Ready(Ok(out)) => {
+        // Matched, not `Poll::map`ped: one function fewer per step.
+        let Poll::Ready(returned) = polled else {
+            return Poll::Pending;
+        };
+        match R::finish(returned) {
+            Ok(out) => {
                 let mut this = self.project();
                 *this.out = Some(out);
                 this.running.set(None);
                 Poll::Ready(Ok(()))
             }
-            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
-            Poll::Pending => Poll::Pending,
+            Err(error) => Poll::Ready(Err(error)),
         }
     }
 
@@ -192,17 +200,18 @@ impl Policies for Resilient {
     fn cell<S: Step>(cx: Cx<'_>) -> impl Stage<'_, Step = S> {
         // The step's own `call`, not a placement's around it: one
         // function fewer per step.
-        Cell::<S, _, _>::empty(cx, S::call)
+        Cell::<S, _, _, S::Finish>::empty(cx, S::call)
     }
 }
 
 /// A `Resilient` step's stage, awaited in place: its run is [`drive`]
 /// itself, on the cell, which is a local of the workflow's future.
-impl<'a, S, F, M> Stage<'a> for Cell<'a, S, F, M>
+impl<'a, S, F, M, R> Stage<'a> for Cell<'a, S, F, M, R>
 where
     S: Step,
-    F: Future<Output = Result<S::Output, StepError>> + Send + 'a,
+    F: Future + Send + 'a,
     M: Fn(S::Input, &'a PatternContext) -> F + Send + 'a,
+    R: Finish<F::Output, Ok = S::Output> + 'a,
 {
     type Step = S;
     type Done = ();

@@ -38,7 +38,7 @@ pub use join::{Gate, Task, TaskPoll, lost_result, tolerate};
 pub use results::TaskResults;
 pub use stage::{Direct, Stage};
 pub use step::{run_step, run_step_in_join, run_step_in_task, run_step_spawned};
-pub use traits::{Step, Workflow};
+pub use traits::{Finish, Made, Step, Workflow, Wrapped};
 
 use crate::config::Config;
 use crate::context::PatternContext;

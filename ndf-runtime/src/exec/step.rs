@@ -39,7 +39,7 @@ use super::erased::{
 };
 use super::first::{AfterFirst, Policies, Typed};
 use super::stage::Stage;
-use super::{Cx, Step};
+use super::{Cx, Made, Step};
 use crate::error::{Error, ErrorClass, StepError};
 use crate::gating::{LimitsCell, Place};
 use crate::learning::Blocked;
@@ -263,7 +263,7 @@ async fn rest<S: Step, P: Placement>(
     input: S::Input,
     then: Then,
 ) -> Result<(S::Output, S::Undo), Error> {
-    let mut cell = std::pin::pin!(Cell::<S, _, _>::new(cx, input, P::call::<S>));
+    let mut cell = std::pin::pin!(Cell::<S, _, _, Made>::new(cx, input, P::call::<S>));
     match then {
         Then::Held(index, blocked) => held(cx, index, &S::META, blocked, cell.as_mut()).await?,
         Then::Recover(ended, failure) => recover(cx, ended, failure, cell.as_mut()).await?,
@@ -285,7 +285,7 @@ pub(super) fn run_erased<'a, S: Step, P: Placement, K: Bounds>(
     arg: K::Arg<'a>,
 ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
     async move {
-        let mut cell = std::pin::pin!(Cell::<S, _, _>::new(cx, input, P::call::<S>));
+        let mut cell = std::pin::pin!(Cell::<S, _, _, Made>::new(cx, input, P::call::<S>));
         match drive::<K>(cx, Which::step::<S>(index), cell.as_mut(), arg).await {
             Ok(()) => Ok(Stage::finish(cell, ())),
             Err(error) => Err(error),

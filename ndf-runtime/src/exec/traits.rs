@@ -35,11 +35,28 @@ pub trait Step: Send + Sync + 'static {
     /// Compile-time options.
     const META: StepMeta;
 
-    /// Runs the user's fn once.
+    /// What the user's fn returns.
+    #[doc(hidden)]
+    type Returned;
+    /// How what the user's fn returns becomes a step result: as it is
+    /// ([`Made`]), `Ok` around it ([`Wrapped`]), or its error converted,
+    /// by the step type itself, for which `#[pattern]` writes the
+    /// conversion.
+    #[doc(hidden)]
+    type Finish: Finish<Self::Returned, Ok = Self::Output>;
+
+    /// Runs the user's fn once: its own future, nothing around it.
     fn call(
         input: Self::Input,
         ctx: &PatternContext,
-    ) -> impl Future<Output = Result<Self::Output, StepError>> + Send + '_;
+    ) -> impl Future<Output = Self::Returned> + Send + '_;
+
+    /// What the user's fn returned, as a step result ([`Step::Finish`]).
+    #[doc(hidden)]
+    #[inline]
+    fn result(returned: Self::Returned) -> Result<Self::Output, StepError> {
+        <Self::Finish as Finish<Self::Returned>>::finish(returned)
+    }
 
     /// A copy of the input for another attempt or the fallback; `None` for
     /// steps that are neither retried nor have a fallback.
@@ -186,4 +203,45 @@ pub trait Workflow: Send + Sync {
         cx: Cx<'a>,
         input: Self::Input,
     ) -> impl Future<Output = Result<Self::Output, Error>> + Send + 'a;
+}
+
+/// How a step result is made of `T`, what a step's attempt returned
+/// ([`Step::Finish`]). Generic over what the attempt returned, not over
+/// the step: every step with the same output shares one copy of
+/// [`Made`]'s and [`Wrapped`]'s code.
+#[doc(hidden)]
+pub trait Finish<T>: Send + 'static {
+    /// The step's output.
+    type Ok;
+    /// `out` as a step result.
+    fn finish(out: T) -> Result<Self::Ok, StepError>;
+}
+
+/// `T` is a step result already: a step fn that returns
+/// `Result<_, StepError>`, or a placement's attempt.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Made;
+
+impl<O> Finish<Result<O, StepError>> for Made {
+    type Ok = O;
+
+    #[inline]
+    fn finish(out: Result<O, StepError>) -> Result<O, StepError> {
+        out
+    }
+}
+
+/// A step fn that cannot fail: its output, `Ok`.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Wrapped;
+
+impl<O> Finish<O> for Wrapped {
+    type Ok = O;
+
+    #[inline]
+    fn finish(out: O) -> Result<O, StepError> {
+        Ok(out)
+    }
 }
