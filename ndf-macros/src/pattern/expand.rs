@@ -162,7 +162,6 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
                     #call
                 }
 
-
                 #dup
 
                 #[inline]

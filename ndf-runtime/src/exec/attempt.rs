@@ -407,8 +407,8 @@ impl Placement for Inline {
 }
 
 pin_project_lite::pin_project! {
-    /// A step fn's future, its output made a step result
-    /// ([`Step::result`]).
+    /// A step fn's future, its output made a step result by the step's
+    /// [`Step::Finish`].
     struct Resulted<S, F> {
         #[pin]
         fut: F,

@@ -73,7 +73,8 @@ pub(super) type Erased<'p, 'a> = Pin<&'p mut (dyn Attempts<'a> + 'a)>;
 
 pin_project_lite::pin_project! {
     /// The values of step `S` that have its types: its input, the attempt
-    /// running (`F`, which `call` makes), its output.
+    /// running (`F`, which `call` makes, and whose output `R` makes a
+    /// step result), its output.
     pub(super) struct Cell<'a, S: Step, F, M, R> {
         cx: Cx<'a>,
         input: Option<S::Input>,
