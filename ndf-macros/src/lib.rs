@@ -21,7 +21,10 @@ use proc_macro::TokenStream;
 /// second parameter `&PatternContext`, `async fn f() -> …` (input `()`), and
 /// `-> O` or no return type for steps that cannot fail. `E` is any
 /// `std::error::Error + Send + Sync + 'static`, `StepError`,
-/// `anyhow::Error`, a boxed error or a string.
+/// `anyhow::Error`, a boxed error or a string. An error type written
+/// `StepError` (bare, or by a path from `ndf`) is taken for ndf's own and
+/// needs no conversion; a crate's own type of that name is written by its
+/// path (`crate::StepError`).
 ///
 /// Options, all optional and checked at compile time:
 ///
