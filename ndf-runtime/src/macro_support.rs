@@ -22,7 +22,6 @@ pub use core::pin::pin;
 pub use core::result::Result::{self, Err, Ok};
 pub use core::task::Poll;
 pub use core::time::Duration;
-
 pub use tokio::time::Instant;
 
 pub use crate::deadline::{Cost, check_deadline};
@@ -235,9 +234,7 @@ impl<V, A> ErrorOf<V, A> {
         let _ = (via, class);
         Self(PhantomData)
     }
-}
 
-impl<V, A> ErrorOf<V, A> {
     /// `returned`, a step fn's result, as a step result.
     #[inline]
     pub fn convert<O, E>(self, returned: Result<O, E>) -> Result<O, StepError>

@@ -32,10 +32,11 @@ fn step_types(sig: &StepSignature, p: &TokenStream) -> (TokenStream, TokenStream
         .input
         .as_ref()
         .map_or_else(|| quote!(()), quote::ToTokens::to_token_stream);
+    let returned = &sig.returned;
     let output_ty: TokenStream = match &sig.returns {
         Returns::Result(ok, _) => ok.to_token_stream(),
-        Returns::ResultAlias(ty) => quote!(<#ty as #p::Fallible>::Ok),
-        Returns::Value(ty) => ty.to_token_stream(),
+        Returns::ResultAlias => quote!(<#returned as #p::Fallible>::Ok),
+        Returns::Value => returned.to_token_stream(),
     };
     (input_ty, output_ty)
 }
@@ -205,7 +206,7 @@ fn call(ident: &syn::Ident, sig: &StepSignature, p: &TokenStream, output_ty: &To
     let ignore_input = sig.input.is_none().then(|| quote!(let () = __input;));
     let fut = quote!(#ident(#(#args),*));
     let (fut, returned_ty, finish, result) = match &sig.returns {
-        Returns::Value(_) => (fut, output_ty.clone(), quote!(#p::Wrapped), None),
+        Returns::Value => (fut, output_ty.clone(), quote!(#p::Wrapped), None),
         // A fn whose error is a `StepError` already returns a step result.
         // Should it be a crate's own type of that name, the one error says
         // so, both types named, and points at the fn's signature
@@ -219,7 +220,7 @@ fn call(ident: &syn::Ident, sig: &StepSignature, p: &TokenStream, output_ty: &To
         // The error's conversion and class are picked by type, by probes on
         // its concrete type (autoref specialization, see `Probe`), here
         // where that type is known; the conversion itself is shared code.
-        Returns::Result(..) | Returns::ResultAlias(_) => {
+        Returns::Result(..) | Returns::ResultAlias => {
             let returned_ty = sig.returned.to_token_stream();
             let result = quote! {
                 #[automatically_derived]

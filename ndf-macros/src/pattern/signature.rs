@@ -8,11 +8,11 @@ use syn::spanned::Spanned as _;
 pub(crate) enum Returns {
     /// `Result<O, E>` written out: `O` is known, and where `E` is if it is
     /// written as ndf's `StepError` (see [`names_step_error`]).
-    Result(syn::Type, Option<proc_macro2::Span>),
+    Result(Box<syn::Type>, Option<proc_macro2::Span>),
     /// An alias such as `io::Result<O>`: `O` is read through a trait.
-    ResultAlias(syn::Type),
+    ResultAlias,
     /// Anything else, `()` included: the step cannot fail.
-    Value(syn::Type),
+    Value,
 }
 
 /// A step fn's signature, validated.
@@ -20,7 +20,8 @@ pub(crate) struct StepSignature {
     pub(crate) input: Option<syn::Type>,
     pub(crate) takes_ctx: bool,
     pub(crate) returns: Returns,
-    /// The fn's return type as written (`()` when it has none).
+    /// The fn's return type as written (`()` when it has none), which
+    /// [`Returns`] classifies.
     pub(crate) returned: syn::Type,
 }
 
@@ -210,9 +211,12 @@ fn classify_return(ty: &syn::Type) -> Returns {
             })
             .collect();
         return match types.as_slice() {
-            [ok, err] => Returns::Result((*ok).clone(), names_step_error(err).then(|| err.span())),
-            _ => Returns::ResultAlias(ty.clone()),
+            [ok, err] => Returns::Result(
+                Box::new((*ok).clone()),
+                names_step_error(err).then(|| err.span()),
+            ),
+            _ => Returns::ResultAlias,
         };
     }
-    Returns::Value(ty.clone())
+    Returns::Value
 }
