@@ -1,6 +1,5 @@
-//! How a step's first attempt runs, chosen per step at compile time
-//! (`Step::Policies`, from the step's options): alone, or hedged; and what
-//! a step keeps across it for what may follow (nothing for a `Plain` step).
+//! How a step runs, chosen per step at compile time (`Step::Policies`,
+//! from the step's options), and the first attempt of a hedged step.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,9 +8,9 @@ use std::time::Duration;
 use futures::future::Either;
 
 use super::alarm::{Bounds, Own};
-use super::attempt::{Failure, Inline, Placement, attempt_of, first_attempt, step_attempt};
+use super::attempt::{Failure, Inline, Placement, attempt_of, step_attempt};
 use super::stage::{Direct, Stage};
-use super::step::run;
+use super::step::{run_hedged, run_plain};
 use super::{Cx, Step};
 use crate::error::{Error, ErrorClass};
 
@@ -37,32 +36,6 @@ pub trait Policies: 'static {
     fn cell<S: Step>(cx: Cx<'_>) -> impl Stage<'_, Step = S>;
 }
 
-/// How the run that is generic over its step (`step::run`, for `Plain`
-/// and `Hedged` steps) runs a step's first attempt, and what it keeps
-/// across it.
-pub(super) trait Typed: 'static {
-    /// What a step keeps across its first attempt for what may follow it.
-    type After<I: Send + 'static>: AfterFirst<I>;
-
-    /// A step's run (`run`) as its workflow awaits it: the run itself
-    /// for a `Plain` step, inlined into the workflow's poll; an
-    /// [`Outlined`] one for a hedged step, whose code is larger.
-    type Run<F: Future>: Future<Output = F::Output>;
-
-    /// `run` as [`Typed::Run`].
-    fn place_run<F: Future>(run: F) -> Self::Run<F>;
-
-    /// The first attempt of step `S` (of which `P` places the code) on
-    /// `input`, bounded by `timeout` (kept by the bound `K` makes of
-    /// `arg`).
-    fn first<'a, S: Step, P: Placement, K: Bounds>(
-        cx: Cx<'a>,
-        input: S::Input,
-        timeout: Duration,
-        arg: K::Arg<'a>,
-    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a;
-}
-
 /// No hedge, and nothing after the attempt: no retries, fallback or
 /// `slow_call`.
 #[doc(hidden)]
@@ -74,68 +47,6 @@ pub struct Plain;
 #[derive(Debug)]
 pub struct Hedged;
 
-/// What a step keeps across its first attempt for what may follow it (a
-/// retry, the fallback, a hedge, a `slow_call` check): a copy of its
-/// input, when it started and its attempts' timeout. A `Plain` step keeps
-/// nothing (`()`), so its future stores none of them.
-pub(super) trait AfterFirst<I>: Send + Sized {
-    /// What to keep of these.
-    fn keep(spare: Option<I>, started: Option<tokio::time::Instant>, timeout: Duration) -> Self;
-    /// When the first attempt started.
-    fn started(&self) -> Option<tokio::time::Instant>;
-    /// The copy of the input, when the first attempt started, the timeout.
-    fn into_parts(self) -> Option<(I, Option<tokio::time::Instant>, Duration)>;
-}
-
-impl<I> AfterFirst<I> for () {
-    #[inline]
-    fn keep(_: Option<I>, _: Option<tokio::time::Instant>, _: Duration) -> Self {}
-
-    #[inline]
-    fn started(&self) -> Option<tokio::time::Instant> {
-        None
-    }
-
-    #[inline]
-    fn into_parts(self) -> Option<(I, Option<tokio::time::Instant>, Duration)> {
-        None
-    }
-}
-
-/// What a hedged step keeps.
-#[derive(Debug)]
-pub(super) struct Kept<I> {
-    spare: Option<I>,
-    started: Option<tokio::time::Instant>,
-    timeout: Duration,
-}
-
-impl<I: Send> AfterFirst<I> for Kept<I> {
-    #[inline]
-    fn keep(spare: Option<I>, started: Option<tokio::time::Instant>, timeout: Duration) -> Self {
-        Self {
-            spare,
-            started,
-            timeout,
-        }
-    }
-
-    #[inline]
-    fn started(&self) -> Option<tokio::time::Instant> {
-        self.started
-    }
-
-    #[inline]
-    fn into_parts(self) -> Option<(I, Option<tokio::time::Instant>, Duration)> {
-        let Self {
-            spare,
-            started,
-            timeout,
-        } = self;
-        spare.map(|input| (input, started, timeout))
-    }
-}
-
 pin_project_lite::pin_project! {
     /// The run of a hedged step, polled in a function of its own rather
     /// than inlined into its workflow's poll. Inlined, every such step's
@@ -146,6 +57,12 @@ pin_project_lite::pin_project! {
     pub(super) struct Outlined<F> {
         #[pin]
         run: F,
+    }
+}
+
+impl<F> Outlined<F> {
+    pub(super) fn new(run: F) -> Self {
+        Self { run }
     }
 }
 
@@ -161,12 +78,11 @@ impl<F: Future> Future for Outlined<F> {
     }
 }
 
-/// `Plain` and hedged steps run in the run generic over them, in a task
-/// and awaited in place alike (with an empty cell). Written for each of
-/// the two, not for any `Typed`, so that the run's future is known to be
-/// `Send` where the step's types are.
-macro_rules! typed {
-    ($q:ty) => {
+/// `Plain` and hedged steps run in runs generic over them (`step`'s
+/// `run_plain` and `run_hedged`), in a task and awaited in place alike
+/// (with an empty cell).
+macro_rules! generic_run {
+    ($q:ty, $run:ident) => {
         impl Policies for $q {
             fn run<'a, S: Step, P: Placement, K: Bounds>(
                 cx: Cx<'a>,
@@ -174,7 +90,7 @@ macro_rules! typed {
                 input: S::Input,
                 arg: K::Arg<'a>,
             ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
-                run::<Self, S, P, K>(cx, index, input, arg)
+                $run::<S, P, K>(cx, index, input, arg)
             }
 
             #[inline]
@@ -187,6 +103,11 @@ macro_rules! typed {
             type Step = S;
             type Done = (S::Output, S::Undo);
 
+            #[allow(
+                clippy::inline_always,
+                reason = "the run is made where the workflow stores it: not made, then copied"
+            )]
+            #[inline(always)]
             fn go<'p>(
                 self: Pin<&'p mut Self>,
                 cx: Cx<'a>,
@@ -196,7 +117,7 @@ macro_rules! typed {
             where
                 'a: 'p,
             {
-                run::<$q, S, Inline, Own>(cx, index, input, ())
+                $run::<S, Inline, Own>(cx, index, input, ())
             }
 
             #[inline]
@@ -207,59 +128,33 @@ macro_rules! typed {
     };
 }
 
-typed!(Plain);
-typed!(Hedged);
+generic_run!(Plain, run_plain);
+generic_run!(Hedged, run_hedged);
 
-impl Typed for Plain {
-    type After<I: Send + 'static> = ();
-    type Run<F: Future> = F;
-
-    #[inline]
-    fn place_run<F: Future>(run: F) -> F {
-        run
-    }
-
-    fn first<'a, S: Step, P: Placement, K: Bounds>(
-        cx: Cx<'a>,
-        input: S::Input,
-        timeout: Duration,
-        arg: K::Arg<'a>,
-    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
-        first_attempt::<S, _, K>(cx, P::call::<S>(input, cx.context()), timeout, arg)
-    }
-}
-
-impl Typed for Hedged {
-    type After<I: Send + 'static> = Kept<I>;
-    type Run<F: Future> = Outlined<F>;
-
-    #[inline]
-    fn place_run<F: Future>(run: F) -> Outlined<F> {
-        Outlined { run }
-    }
-
-    fn first<'a, S: Step, P: Placement, K: Bounds>(
-        cx: Cx<'a>,
-        input: S::Input,
-        timeout: Duration,
-        arg: K::Arg<'a>,
-    ) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
-        // Hedged: slow attempts get company; a boxed path, as retries are.
-        // Its attempts have timers of their own, and its further attempts
-        // copy their inputs from a copy of its own (the run keeps another
-        // for retries and the fallback).
-        let hedge = S::META.hedge.expect("`Hedged` is chosen for hedged steps");
-        match S::dup(&input) {
-            Some(spare) => Either::Left(Box::pin(hedged::<S, P>(cx, input, spare, timeout, hedge))),
-            None => Either::Right(attempt_of::<_, _, K>(
-                cx,
-                S::NAME,
-                1,
-                P::call::<S>(input, cx.context()),
-                timeout,
-                arg,
-            )),
-        }
+/// The first attempt of hedged step `S` (of which `P` places the code)
+/// on `input`, bounded by `timeout` (kept by the bound `K` makes of
+/// `arg`).
+pub(super) fn hedged_first<'a, S: Step, P: Placement, K: Bounds>(
+    cx: Cx<'a>,
+    input: S::Input,
+    timeout: Duration,
+    arg: K::Arg<'a>,
+) -> impl Future<Output = Result<S::Output, Failure>> + 'a {
+    // Hedged: slow attempts get company; a boxed path, as retries are.
+    // Its attempts have timers of their own, and its further attempts
+    // copy their inputs from a copy of its own (the run keeps another
+    // for retries and the fallback).
+    let hedge = S::META.hedge.expect("`Hedged` is chosen for hedged steps");
+    match S::dup(&input) {
+        Some(spare) => Either::Left(Box::pin(hedged::<S, P>(cx, input, spare, timeout, hedge))),
+        None => Either::Right(attempt_of::<_, _, K>(
+            cx,
+            S::NAME,
+            1,
+            P::call::<S>(input, cx.context()),
+            timeout,
+            arg,
+        )),
     }
 }
 

@@ -5,8 +5,9 @@
 //! How a step runs is chosen per step at compile time (`Step::Policies`,
 //! from its options, in [`super::first`]):
 //! - a `Plain` step (no retries, fallback, hedge or `slow_call`) runs in
-//!   [`run`], generic over it and inlined into its workflow's poll, and
-//!   keeps nothing across its one attempt;
+//!   [`run_plain`], generic over it: its future is its one attempt with
+//!   what ends it, polled where its workflow awaits it, and keeps nothing
+//!   else;
 //! - a `Resilient` step (retries, a fallback or a `slow_call`) keeps its
 //!   types in a small cell, and its run — the admission, its attempts,
 //!   retries and fallback — is code shared by every step
@@ -14,7 +15,7 @@
 //!   compile time, small. Awaited in place, the cell is a local of the
 //!   workflow's future (`super::stage`); inside a `parallel!` task, it is
 //!   in [`run_erased`]'s future;
-//! - a hedged step runs in [`run`], its first attempt hedged.
+//! - a hedged step runs in [`run_hedged`], its first attempt hedged.
 //!
 //! The first attempt runs inline; only when it fails, or the step is held
 //! back, does the step go on in a boxed future. The happy path allocates
@@ -28,16 +29,18 @@
 //! it): for an input that allocates, that copy does.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::Poll;
+use std::time::Duration;
 
 use super::admit::{Next, admission, needs_admission};
 use super::alarm::{Bounds, Deadlines, Joined, Own};
-use super::attempt::{Failure, Inline, Placement, Spawned, failed, succeeded};
+use super::attempt::{Failure, Inline, Placement, Spawned, failed, first_attempt, succeeded};
 use super::erased::{
     Cell, Ended, Which, drive, held, held_back_unserved, mark_slow, recover, step_of,
 };
-use super::first::{AfterFirst, Policies, Typed};
+use super::first::{Outlined, Policies, hedged_first};
 use super::stage::Stage;
 use super::{Cx, Made, Step};
 use crate::error::{Error, ErrorClass, StepError};
@@ -153,28 +156,183 @@ impl<S: Step, T, F: Future<Output = Result<T, Error>>> Future for Cancellable<'_
     }
 }
 
-/// The run of a step whose run is generic over it: a `Plain` or a hedged
-/// step (`Q` says which). Not an `async fn`: an `async fn` moves its
-/// arguments into locals of its own first, so its future stores them
-/// twice; an `async move` block uses what it captured in place.
+/// The run of a `Plain` step: its one attempt with what ends it, polled
+/// where the workflow awaits it ([`PlainRun`]), not a state machine around
+/// the attempt, whose states, locals and drops cost more than the attempt.
+/// A step that needs checking before its attempt ([`needs_admission`]: a
+/// `rate` or a `concurrency`, a memory budget, a run held back in part or
+/// from the queue) is admitted first, at its first poll.
 #[allow(
-    clippy::manual_async_fn,
-    reason = "an `async fn` would store its arguments twice in its future"
+    clippy::inline_always,
+    reason = "the run is made where the workflow stores it: not made, then copied"
 )]
-pub(super) fn run<'a, Q: Typed, S: Step, P: Placement, K: Bounds>(
+#[inline(always)]
+pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds>(
     cx: Cx<'a>,
     index: usize,
     input: S::Input,
     bound: K::Arg<'a>,
 ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
-    Q::place_run(async move {
+    // Never past the workflow's deadline.
+    let timeout = cx.bounded(cx.config().timeout_of(&S::META));
+    let make = move |input, timeout| {
+        first_attempt::<S, _, K>(cx, P::call::<S>(input, cx.context()), timeout, bound)
+    };
+    let state = if needs_admission(cx, &S::META, limits_of::<S>(), timeout) {
+        PlainState::Checked {
+            admit: admitted::<S>(cx, index, input, timeout),
+            make: Some(make),
+        }
+    } else {
+        PlainState::Lone {
+            first: make(input, timeout),
+            _place: Place::NONE,
+        }
+    };
+    PlainRun {
+        state,
+        cx,
+        index,
+        step: PhantomData::<fn() -> S>,
+    }
+}
+
+/// The admission of a `Plain` step on `input`: its input back, with the
+/// timeout of its attempt (the time it waited for room taken off) and the
+/// place it holds until it is done.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` would store its arguments twice in its future"
+)]
+fn admitted<S: Step>(
+    cx: Cx<'_>,
+    index: usize,
+    input: S::Input,
+    timeout: Duration,
+) -> impl Future<Output = Result<(S::Input, Duration, Place), Error>> + '_ {
+    async move {
+        // Bound first: a scrutinee's temporary, and so the admission's
+        // whole result, would live across the wait.
+        let next = admission(cx, index, &S::META, limits_of::<S>(), timeout)?;
+        match next {
+            Next::Go(place) => Ok((input, timeout, place)),
+            Next::Wait(wait) => {
+                let (timeout, place) = wait.await?;
+                Ok((input, timeout, place))
+            }
+            Next::Held(blocked) => Err(held_back_unserved(cx, index, blocked.clone(), S::NAME)),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The run of a `Plain` step (see [`run_plain`]).
+    struct PlainRun<'a, S, St> {
+        #[pin]
+        state: St,
+        cx: Cx<'a>,
+        index: usize,
+        step: PhantomData<fn() -> S>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Where a `Plain` step's run is.
+    #[project = PlainProj]
+    enum PlainState<F, A, M> {
+        /// Its one attempt, holding its place, if any, until it ends.
+        Lone {
+            #[pin]
+            first: F,
+            _place: Place,
+        },
+        /// Being admitted; `make` makes the attempt once it is.
+        Checked {
+            #[pin]
+            admit: A,
+            make: Option<M>,
+        },
+    }
+}
+
+impl<S, I, F, A, M> Future for PlainRun<'_, S, PlainState<F, A, M>>
+where
+    S: Step<Input = I>,
+    F: Future<Output = Result<S::Output, Failure>>,
+    A: Future<Output = Result<(I, Duration, Place), Error>>,
+    M: FnOnce(I, Duration) -> F,
+{
+    type Output = Result<(S::Output, S::Undo), Error>;
+
+    #[allow(
+        clippy::inline_always,
+        reason = "a plain step's poll, where its workflow awaits it: no call per step"
+    )]
+    #[inline(always)]
+    fn poll(self: Pin<&mut Self>, w: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let (cx, index) = (*this.cx, *this.index);
+        let mut state = this.state;
+        if let PlainProj::Checked { .. } = state.as_mut().project() {
+            std::task::ready!(admit::<S, _, _, _>(state.as_mut(), w))?;
+        }
+        match state.project() {
+            PlainProj::Lone { first, .. } => Poll::Ready(match std::task::ready!(first.poll(w)) {
+                Ok(out) => Ok(succeeded::<S>(cx, index, out)),
+                Err(failure) => Err(failed(cx, index, 0, failure, S::NAME)),
+            }),
+            PlainProj::Checked { .. } => unreachable!("admitted above"),
+        }
+    }
+}
+
+/// Polls the admission of a `Plain` step and, once admitted, makes its
+/// attempt: out of line, not in every workflow's poll.
+#[inline(never)]
+fn admit<S, F, A, M>(
+    mut state: Pin<&mut PlainState<F, A, M>>,
+    w: &mut std::task::Context<'_>,
+) -> Poll<Result<(), Error>>
+where
+    S: Step,
+    A: Future<Output = Result<(S::Input, Duration, Place), Error>>,
+    M: FnOnce(S::Input, Duration) -> F,
+{
+    let PlainProj::Checked { admit, make } = state.as_mut().project() else {
+        return Poll::Ready(Ok(()));
+    };
+    let (input, timeout, place) = std::task::ready!(admit.poll(w))?;
+    let make = make.take().expect("made once, when admitted");
+    state.set(PlainState::Lone {
+        first: make(input, timeout),
+        _place: place,
+    });
+    Poll::Ready(Ok(()))
+}
+
+/// The run of a hedged step, polled through a call ([`Outlined`]): its
+/// admission, its hedged first attempt, and, boxed, what may follow it.
+/// Not an `async fn`: an `async fn` moves its arguments into locals of its
+/// own first, so its future stores them twice; an `async move` block uses
+/// what it captured in place.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an `async fn` would store its arguments twice in its future"
+)]
+pub(super) fn run_hedged<'a, S: Step, P: Placement, K: Bounds>(
+    cx: Cx<'a>,
+    index: usize,
+    input: S::Input,
+    bound: K::Arg<'a>,
+) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
+    Outlined::new(async move {
         // Conditions on a step's options are `const` blocks: after the
         // step's type is known, the branches they rule out are not
         // compiled at all, not only optimized away.
         // The place, if any, is held until the step is done.
         let mut _place = Place::NONE;
-        // A hedged step held back, or whose first attempt failed, goes on
-        // in a boxed future: both are rare.
+        // Held back, or its first attempt failed: the step goes on in a
+        // boxed future; both are rare.
         let rest: Rest<'_, S> = 'rest: {
             // Never past the workflow's deadline.
             let mut timeout = cx.bounded(cx.config().timeout_of(&S::META));
@@ -198,33 +356,26 @@ pub(super) fn run<'a, Q: Typed, S: Step, P: Placement, K: Bounds>(
                 cx.budgets().call(std::any::TypeId::of::<S>());
             }
             // A clock read only for a step with a `slow_call` threshold; a
-            // copy of the input only for a step with retries, a fallback or
-            // a hedge. Kept, with the timeout, only by a step that can have
-            // something after its first attempt (`Plain` keeps nothing).
+            // copy of the input for its retries and fallback.
             let started = if const { S::META.slow_call.is_some() } {
                 Some(tokio::time::Instant::now())
             } else {
                 None
             };
-            let after = <Q::After<S::Input> as AfterFirst<S::Input>>::keep(
-                S::dup(&input),
-                started,
-                timeout,
-            );
-            let first = Q::first::<S, P, K>(cx, input, timeout, bound);
-            let failure = match first.await {
+            let spare = S::dup(&input);
+            let failure = match hedged_first::<S, P, K>(cx, input, timeout, bound).await {
                 Ok(out) => {
                     if const { S::META.slow_call.is_some() } {
-                        mark_slow(cx, index, after.started(), S::META.slow_call);
+                        mark_slow(cx, index, started, S::META.slow_call);
                     }
                     return Ok(succeeded::<S>(cx, index, out));
                 }
                 Err(failure) => failure,
             };
-            match after.into_parts() {
-                // `None` for a step that cannot recover: the constant says
-                // so too, so that none of this is compiled for it.
-                Some((input, started, timeout))
+            match spare {
+                // `None` for an input that cannot be copied: the step
+                // cannot recover.
+                Some(input)
                     if const { S::META.recovers() } && failure.class() != ErrorClass::Rejected =>
                 {
                     let ended = Ended {
