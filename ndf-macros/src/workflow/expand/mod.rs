@@ -383,9 +383,16 @@ fn record_items(ex: &Expander, workflow: &Workflow) -> RecordItems {
 }
 
 /// Whether `w`'s stages are checkpoints of a run from the queue: a
-/// `sequential!` at the top, neither a fan-out nor keeping its input.
+/// `sequential!` at the top, neither a fan-out nor keeping its input, in
+/// a build with the queue (`ndf/fleet`, which enables this crate's
+/// `fleet`). Without the queue no run is durable: a workflow then carries
+/// no checkpoint code, which was about 5 % of the compile time of a crate
+/// of workflows (rustc's instructions, `benches/compile_time`).
 fn durable_root(w: &Workflow) -> bool {
-    w.kind == Kind::Sequential && w.each.is_none() && !w.options.keep_input
+    cfg!(feature = "fleet")
+        && w.kind == Kind::Sequential
+        && w.each.is_none()
+        && !w.options.keep_input
 }
 
 impl Expander {
