@@ -162,6 +162,11 @@ impl<S: Step, T, F: Future<Output = Result<T, Error>>> Future for Cancellable<'_
 /// A step that needs checking before its attempt ([`needs_admission`]: a
 /// `rate` or a `concurrency`, a memory budget, a run held back in part or
 /// from the queue) is admitted first, at its first poll.
+///
+/// The attempt's timeout, bounded by the workflow's deadline, is read
+/// here, when the run is made: every caller polls a step's run as soon as
+/// it makes it (a stage where it stands, a `parallel!`'s tasks in the pass
+/// that makes them, a fan-out's item when its slot frees).
 #[allow(
     clippy::inline_always,
     reason = "the run is made where the workflow stores it: not made, then copied"
