@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::model::StoredStats;
 
 impl SqliteStore {
-    /// Adds each row's counts to the file's (see [`LearningStore::save`]).
+    /// Adds each row's counts to the file's (see [`LearningStore::save`](super::LearningStore::save)).
     pub(super) fn save_counts(
         &self,
         tx: &rusqlite::Transaction<'_>,
