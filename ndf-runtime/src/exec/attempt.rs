@@ -165,12 +165,13 @@ impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Future for Attempt<'
 }
 
 pin_project_lite::pin_project! {
-    /// The attempt of a step that has no other (`Plain`): an [`Attempt`]
-    /// polled where the step awaits it, not through a call (per step, the
-    /// call and the copy of its result cost about 2 ns). The other steps
-    /// (`Resilient`, `Hedged`) poll their first attempt through
-    /// [`Attempt`]'s own poll, as their retries do, so that a retried
-    /// step's code is compiled once, not twice.
+    /// An [`Attempt`] polled where it is awaited, not through a call (per
+    /// step, the call and the copy of its result cost about 2 ns): a
+    /// `Plain` step's one attempt, in its workflow's poll, and the first
+    /// attempt of a `Resilient` step, in `erased::drive`, which every such
+    /// step shares (one copy per bound, not per step). Retries and hedged
+    /// attempts go through [`Attempt`]'s own poll, so that their code is
+    /// compiled once.
     pub(crate) struct FirstAttempt<'a, F, B> {
         #[pin]
         attempt: Attempt<'a, F, B>,
@@ -185,6 +186,12 @@ impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Future for FirstAtte
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.project().attempt.poll_here(cx)
     }
+}
+
+/// `attempt`, polled where it is awaited (see [`FirstAttempt`]).
+#[inline]
+pub(crate) fn inlined<F, B>(attempt: Attempt<'_, F, B>) -> FirstAttempt<'_, F, B> {
+    FirstAttempt { attempt }
 }
 
 /// The one attempt of step `S` (see [`FirstAttempt`]).
