@@ -158,9 +158,11 @@ pub struct Config {
     /// the next one starts, and under contention one thread learns the runs
     /// of all in batches. With N > 1, every run queues
     /// without a lock and a thread applies every queued run in one batch
-    /// each N runs (or the learner after `learning_interval`): the cheapest
-    /// hot path, but confidence, gating, alerts and metrics lag by up to N
-    /// runs per thread. Reading statistics always applies what waits first.
+    /// each N runs (or the learner after `learning_interval`), and
+    /// confidence, gating, alerts and metrics lag by up to N runs per
+    /// thread. That is not cheaper: queueing a run costs about what the
+    /// lock it avoids does (`benches/concurrent.rs`). Reading statistics
+    /// always applies what waits first.
     pub learning_batch: usize,
     /// How soon queued runs are applied when no run applies them, and
     /// clean runs learned into their steps' statistics and metrics
