@@ -188,22 +188,18 @@ impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Future for FirstAtte
     }
 }
 
-/// `attempt`, polled where it is awaited (see [`FirstAttempt`]).
+/// The first attempt of step `step` on `fut`, polled where it is awaited
+/// (see [`FirstAttempt`]).
 #[inline]
-pub(crate) fn inlined<F, B>(attempt: Attempt<'_, F, B>) -> FirstAttempt<'_, F, B> {
-    FirstAttempt { attempt }
-}
-
-/// The one attempt of step `S` (see [`FirstAttempt`]).
-#[inline]
-pub(crate) fn first_attempt<'a, S: Step, T: 'a, K: Bounds>(
+pub(crate) fn first_attempt<'a, T, F: Future<Output = Result<T, StepError>>, K: Bounds>(
     cx: Cx<'a>,
-    fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
+    step: &'static str,
+    fut: F,
     timeout: Duration,
     arg: K::Arg<'a>,
-) -> FirstAttempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a, K::Of<'a>> {
+) -> FirstAttempt<'a, F, K::Of<'a>> {
     FirstAttempt {
-        attempt: attempt_of::<_, _, K>(cx, S::NAME, 1, fut, timeout, arg),
+        attempt: attempt_of::<_, _, K>(cx, step, 1, fut, timeout, arg),
     }
 }
 

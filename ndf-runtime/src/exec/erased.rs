@@ -32,7 +32,7 @@ use std::time::Duration;
 use super::admit::{Next, admission, needs_admission};
 use super::alarm::{Bounds, Deadlines, Own};
 use super::attempt::Placement;
-use super::attempt::{Failure, attempt, attempt_of, failed, first_succeeded, inlined};
+use super::attempt::{Failure, attempt, attempt_of, failed, first_attempt, first_succeeded};
 use super::first::Policies;
 use super::stage::Stage;
 use super::step::{limits_of, run_erased};
@@ -331,14 +331,8 @@ pub(super) fn drive<'p, 'a: 'p, K: Bounds>(
         // Polled in `drive`'s own poll, not through a call: `drive` is
         // shared by every step, so this is one more copy of the attempt's
         // poll per bound, not per step.
-        let first = inlined(attempt_of::<_, _, K>(
-            cx,
-            step.of.meta.name,
-            1,
-            Running(cell.as_mut()),
-            timeout,
-            arg,
-        ));
+        let first =
+            first_attempt::<_, _, K>(cx, step.of.meta.name, Running(cell.as_mut()), timeout, arg);
         let failure = match first.await {
             Ok(()) => {
                 mark_slow(cx, step.index, started, step.of.meta.slow_call);

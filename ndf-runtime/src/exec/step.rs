@@ -181,12 +181,18 @@ pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds>(
     // Never past the workflow's deadline.
     let timeout = cx.bounded(cx.config().timeout_of(&S::META));
     let make = move |input, timeout| {
-        first_attempt::<S, _, K>(cx, P::call::<S>(input, cx.context()), timeout, bound)
+        first_attempt::<_, _, K>(
+            cx,
+            S::NAME,
+            P::call::<S>(input, cx.context()),
+            timeout,
+            bound,
+        )
     };
     let state = if needs_admission(cx, &S::META, limits_of::<S>(), timeout) {
         PlainState::Checked {
             admit: admitted::<S>(cx, index, input, timeout),
-            make: Some(make),
+            make,
         }
     } else {
         PlainState::Lone {
@@ -255,7 +261,7 @@ pin_project_lite::pin_project! {
         Checked {
             #[pin]
             admit: A,
-            make: Option<M>,
+            make: M,
         },
     }
 }
@@ -265,7 +271,7 @@ where
     S: Step<Input = I>,
     F: Future<Output = Result<S::Output, Failure>>,
     A: Future<Output = Result<(I, Duration, Place), Error>>,
-    M: FnOnce(I, Duration) -> F,
+    M: FnOnce(I, Duration) -> F + Copy,
 {
     type Output = Result<(S::Output, S::Undo), Error>;
 
@@ -301,13 +307,13 @@ fn admit<S, F, A, M>(
 where
     S: Step,
     A: Future<Output = Result<(S::Input, Duration, Place), Error>>,
-    M: FnOnce(S::Input, Duration) -> F,
+    M: FnOnce(S::Input, Duration) -> F + Copy,
 {
     let PlainProj::Checked { admit, make } = state.as_mut().project() else {
         return Poll::Ready(Ok(()));
     };
     let (input, timeout, place) = std::task::ready!(admit.poll(w))?;
-    let make = make.take().expect("made once, when admitted");
+    let make = *make;
     state.set(PlainState::Lone {
         first: make(input, timeout),
         _place: place,
