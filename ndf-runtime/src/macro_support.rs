@@ -2,9 +2,9 @@
 //! without notice.
 
 pub use crate::exec::{
-    Alarm, Cx, Deadlines, Failed, FanOut, Gate, Indexed, Keep, PhaseRule, Step, Strict, Task,
-    TaskPoll, Tolerant, Undos, Workflow, admit_level, alternative_failed, check_phase, fan_out,
-    insufficient, lost_result, record_level, restored, run_step, run_step_in_join,
+    Alarm, Cx, Deadlines, Failed, FanOut, Gate, Indexed, Keep, PhaseRule, StageError, Step, Strict,
+    Task, TaskPoll, Tolerant, Undos, Workflow, admit_level, alternative_failed, check_phase,
+    fan_out, insufficient, lost_result, record_level, restored, run_step, run_step_in_join,
     run_step_in_task, run_step_spawned, shared_instances, stage_done, tolerate,
 };
 pub use crate::exec::{AllCheckpointable, Checkpointed, CheckpointedStep};

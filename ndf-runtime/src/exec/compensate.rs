@@ -101,6 +101,67 @@ impl Failed {
     }
 }
 
+/// What a stage's run fails with: the error itself, or boxed
+/// ([`Failed`]). A step awaited where it stands gives it boxed: its result
+/// is then 8 bytes wider than its output, not 104, and the copies of it
+/// on the way out of the step's poll cost nothing on the happy path (about
+/// 25 instructions a step before). The generated code takes either.
+#[doc(hidden)]
+pub trait StageError: Sized + Send + 'static {
+    /// The error, as it was made.
+    fn of(error: Error) -> Self;
+    /// Boxed, to end the stages with.
+    fn into_failed(self) -> Failed;
+    /// The error itself.
+    fn into_error(self) -> Error;
+    /// The error, borrowed.
+    fn error(&self) -> &Error;
+}
+
+impl StageError for Error {
+    #[inline]
+    fn of(error: Error) -> Self {
+        error
+    }
+
+    #[inline]
+    fn into_failed(self) -> Failed {
+        Failed::new(self)
+    }
+
+    #[inline]
+    fn into_error(self) -> Error {
+        self
+    }
+
+    #[inline]
+    fn error(&self) -> &Error {
+        self
+    }
+}
+
+impl StageError for Failed {
+    #[inline]
+    fn of(error: Error) -> Self {
+        Failed::new(error)
+    }
+
+    #[inline]
+    fn into_failed(self) -> Failed {
+        self
+    }
+
+    #[inline]
+    fn into_error(self) -> Error {
+        *self.0
+    }
+
+    #[inline]
+    fn error(&self) -> &Error {
+        &self.0
+    }
+}
+
 /// Runs the `compensate` step of `S`, stage `index`, on what was kept of its
 /// output, under the compensating step's own timeout. A failing or
 /// panicking compensation is logged and counted; the remaining

@@ -33,8 +33,9 @@ use super::admit::{Next, admission, needs_admission};
 use super::alarm::{Bounds, Deadlines, Own};
 use super::attempt::Placement;
 use super::attempt::{Failure, attempt, attempt_of, failed, first_attempt, first_succeeded};
+use super::compensate::Failed;
 use super::first::Policies;
-use super::stage::Stage;
+use super::stage::{ErrorAs, Stage};
 use super::step::{limits_of, run_erased};
 use super::{Cx, Finish, Step};
 use crate::context::PatternContext;
@@ -222,12 +223,12 @@ where
         cx: Cx<'a>,
         index: usize,
         input: S::Input,
-    ) -> impl Future<Output = Result<(), Error>> + Send + 'p
+    ) -> impl Future<Output = Result<(), Failed>> + Send + 'p
     where
         'a: 'p,
     {
         *self.as_mut().project().input = Some(input);
-        drive::<Own>(cx, Which::step::<S>(index), self, ())
+        ErrorAs::<_, Failed>::new(drive::<Own>(cx, Which::step::<S>(index), self, ()))
     }
 
     /// The output the step ended with, with what compensation needs.

@@ -9,6 +9,7 @@ use futures::future::Either;
 
 use super::alarm::{Bounds, Own};
 use super::attempt::{Failure, Inline, Placement, attempt_of, step_attempt};
+use super::compensate::Failed;
 use super::stage::{Direct, Stage};
 use super::step::{run_hedged, run_plain};
 use super::{Cx, Step};
@@ -90,7 +91,7 @@ macro_rules! generic_run {
                 input: S::Input,
                 arg: K::Arg<'a>,
             ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
-                $run::<S, P, K>(cx, index, input, arg)
+                $run::<S, P, K, Error>(cx, index, input, arg)
             }
 
             #[inline]
@@ -113,11 +114,11 @@ macro_rules! generic_run {
                 cx: Cx<'a>,
                 index: usize,
                 input: S::Input,
-            ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + Send + 'p
+            ) -> impl Future<Output = Result<(S::Output, S::Undo), Failed>> + Send + 'p
             where
                 'a: 'p,
             {
-                $run::<S, Inline, Own>(cx, index, input, ())
+                $run::<S, Inline, Own, Failed>(cx, index, input, ())
             }
 
             #[inline]

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use alarm::{Alarm, Deadlines};
 pub use attempt::Placement;
-pub use compensate::{Failed, Undos};
+pub use compensate::{Failed, StageError, Undos};
 pub(crate) use durable::Durable;
 pub use durable::{AllCheckpointable, Checkpointed, CheckpointedStep, restored, stage_done};
 #[cfg(feature = "fleet")]

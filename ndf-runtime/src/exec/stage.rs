@@ -25,6 +25,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 
+use super::compensate::{Failed, StageError};
 use super::{Cx, Step};
 use crate::error::Error;
 
@@ -44,7 +45,7 @@ pub trait Stage<'a>: Send {
         cx: Cx<'a>,
         index: usize,
         input: <Self::Step as Step>::Input,
-    ) -> impl Future<Output = Result<Self::Done, Error>> + Send + 'p
+    ) -> impl Future<Output = Result<Self::Done, Failed>> + Send + 'p
     where
         'a: 'p;
 
@@ -66,5 +67,38 @@ pub struct Direct<Q, S>(PhantomData<fn() -> (Q, S)>);
 impl<Q, S> Direct<Q, S> {
     pub(super) const fn new() -> Self {
         Self(PhantomData)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A step's run whose error leaves as `E` (see
+    /// [`StageError`](super::compensate::StageError)): boxed, for the
+    /// runs polled out of line (`Resilient` and hedged steps), which fail
+    /// with the error itself, when awaited in place.
+    pub(super) struct ErrorAs<F, E> {
+        #[pin]
+        run: F,
+        error: PhantomData<fn() -> E>,
+    }
+}
+
+impl<F, E> ErrorAs<F, E> {
+    pub(super) fn new(run: F) -> Self {
+        Self {
+            run,
+            error: PhantomData,
+        }
+    }
+}
+
+impl<T, F: Future<Output = Result<T, Error>>, E: StageError> Future for ErrorAs<F, E> {
+    type Output = Result<T, E>;
+
+    #[inline]
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.project().run.poll(cx).map(|done| done.map_err(E::of))
     }
 }

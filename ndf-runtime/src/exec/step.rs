@@ -37,11 +37,12 @@ use std::time::Duration;
 use super::admit::{Next, admission, needs_admission};
 use super::alarm::{Bounds, Deadlines, Joined, Own};
 use super::attempt::{Failure, Inline, Placement, Spawned, failed, first_attempt, succeeded};
+use super::compensate::StageError;
 use super::erased::{
     Cell, Ended, Which, drive, held, held_back_unserved, mark_slow, recover, step_of,
 };
 use super::first::{Outlined, Policies, hedged_first};
-use super::stage::Stage;
+use super::stage::{ErrorAs, Stage};
 use super::{Cx, Made, Step};
 use crate::error::{Error, ErrorClass, StepError};
 use crate::gating::{LimitsCell, Place};
@@ -172,12 +173,12 @@ impl<S: Step, T, F: Future<Output = Result<T, Error>>> Future for Cancellable<'_
     reason = "the run is made where the workflow stores it: not made, then copied"
 )]
 #[inline(always)]
-pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds>(
+pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
     cx: Cx<'a>,
     index: usize,
     input: S::Input,
     bound: K::Arg<'a>,
-) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
+) -> impl Future<Output = Result<(S::Output, S::Undo), E>> + 'a {
     // Never past the workflow's deadline.
     let timeout = cx.bounded(cx.config().timeout_of(&S::META));
     let make = move |input, timeout| {
@@ -204,7 +205,7 @@ pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds>(
         state,
         cx,
         index,
-        step: PhantomData::<fn() -> S>,
+        step: PhantomData::<fn() -> (S, E)>,
     }
 }
 
@@ -237,13 +238,13 @@ fn admitted<S: Step>(
 }
 
 pin_project_lite::pin_project! {
-    /// The run of a `Plain` step (see [`run_plain`]).
-    struct PlainRun<'a, S, St> {
+    /// The run of a `Plain` step (see [`run_plain`]), failing with `E`.
+    struct PlainRun<'a, S, St, E> {
         #[pin]
         state: St,
         cx: Cx<'a>,
         index: usize,
-        step: PhantomData<fn() -> S>,
+        step: PhantomData<fn() -> (S, E)>,
     }
 }
 
@@ -266,14 +267,15 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<S, I, F, A, M> Future for PlainRun<'_, S, PlainState<F, A, M>>
+impl<S, I, F, A, M, E> Future for PlainRun<'_, S, PlainState<F, A, M>, E>
 where
     S: Step<Input = I>,
     F: Future<Output = Result<S::Output, Failure>>,
     A: Future<Output = Result<(I, Duration, Place), Error>>,
     M: FnOnce(I, Duration) -> F + Copy,
+    E: StageError,
 {
-    type Output = Result<(S::Output, S::Undo), Error>;
+    type Output = Result<(S::Output, S::Undo), E>;
 
     #[allow(
         clippy::inline_always,
@@ -285,12 +287,12 @@ where
         let (cx, index) = (*this.cx, *this.index);
         let mut state = this.state;
         if let PlainProj::Checked { .. } = state.as_mut().project() {
-            std::task::ready!(admit::<S, _, _, _>(state.as_mut(), w))?;
+            std::task::ready!(admit::<S, _, _, _>(state.as_mut(), w)).map_err(E::of)?;
         }
         match state.project() {
             PlainProj::Lone { first, .. } => Poll::Ready(match std::task::ready!(first.poll(w)) {
                 Ok(out) => Ok(succeeded::<S>(cx, index, out)),
-                Err(failure) => Err(failed(cx, index, 0, failure, S::NAME)),
+                Err(failure) => Err(E::of(failed(cx, index, 0, failure, S::NAME))),
             }),
             PlainProj::Checked { .. } => unreachable!("admitted above"),
         }
@@ -330,13 +332,13 @@ where
     clippy::manual_async_fn,
     reason = "an `async fn` would store its arguments twice in its future"
 )]
-pub(super) fn run_hedged<'a, S: Step, P: Placement, K: Bounds>(
+pub(super) fn run_hedged<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
     cx: Cx<'a>,
     index: usize,
     input: S::Input,
     bound: K::Arg<'a>,
-) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
-    Outlined::new(async move {
+) -> impl Future<Output = Result<(S::Output, S::Undo), E>> + 'a {
+    ErrorAs::<_, E>::new(Outlined::new(async move {
         // Conditions on a step's options are `const` blocks: after the
         // step's type is known, the branches they rule out are not
         // compiled at all, not only optimized away.
@@ -401,7 +403,7 @@ pub(super) fn run_hedged<'a, S: Step, P: Placement, K: Bounds>(
             }
         };
         rest.await
-    })
+    }))
 }
 
 /// The rest of a hedged step's run, boxed: its fallback, or its retries

@@ -101,7 +101,7 @@ impl Expander {
                     let #own_input = #stage_input;
                     match #run {
                         #p::Ok((__out, __undo)) => #p::Ok(#served),
-                        #p::Err(__error) => #p::Err(__error),
+                        #p::Err(__error) => #p::Err(#p::StageError::into_error(__error)),
                     }
                 }
             } else {
@@ -110,7 +110,7 @@ impl Expander {
                         let #own_input = #stage_input;
                         match #run {
                             #p::Ok((__out, __undo)) => break #label #p::Ok(#served),
-                            #p::Err(__error) => #p::alternative_failed(__cx, #level, &__error),
+                            #p::Err(__error) => #p::alternative_failed(__cx, #level, #p::StageError::error(&__error)),
                         }
                     }
                 }

@@ -205,7 +205,9 @@ impl Expander {
         }
     }
 
-    /// An expression awaiting `stage` run on `input`: `Result<(Output, Undo), Error>`.
+    /// An expression awaiting `stage` run on `input`: `Result<(Output,
+    /// Undo), E>`, where `E` is a `StageError`: a step awaited in place
+    /// fails with its error boxed, any other stage with the error itself.
     fn run(&mut self, stage: &Stage, input: &TokenStream) -> TokenStream {
         match stage {
             Stage::Step(step) => {

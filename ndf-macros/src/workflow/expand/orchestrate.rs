@@ -106,7 +106,7 @@ impl Expander {
                         #check
                         __out
                     }
-                    #p::Err(__error) => break #label (#i, #p::Failed::new(__error)),
+                    #p::Err(__error) => break #label (#i, #p::StageError::into_failed(__error)),
                 };
             });
             prev_out = Some(out);

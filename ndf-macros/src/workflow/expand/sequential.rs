@@ -83,7 +83,7 @@ impl Expander {
                         #undo = #p::Some(__undo);
                         __out
                     }
-                    #p::Err(__error) => break #label #p::Failed::new(__error),
+                    #p::Err(__error) => break #label #p::StageError::into_failed(__error),
                 }
             };
             if durable {
