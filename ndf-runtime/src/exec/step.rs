@@ -34,7 +34,7 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use super::admit::{Next, admission, needs_admission};
+use super::admit::{Next, admission, admit_rest, needs_admission, placed};
 use super::alarm::{Bounds, Deadlines, Joined, Own};
 use super::attempt::{Failure, Inline, Placement, Spawned, failed, first_attempt, succeeded};
 use super::compensate::StageError;
@@ -45,7 +45,7 @@ use super::first::{Outlined, Policies, hedged_first};
 use super::stage::{ErrorAs, Stage};
 use super::{Cx, Made, Step};
 use crate::error::{Error, ErrorClass, StepError};
-use crate::gating::{LimitsCell, Place};
+use crate::gating::{LimitsCell, Place, RateTaken};
 use crate::learning::Blocked;
 
 /// Runs step `S`, stage `index` of the workflow, under its policies, and
@@ -162,12 +162,17 @@ impl<S: Step, T, F: Future<Output = Result<T, Error>>> Future for Cancellable<'_
 /// the attempt, whose states, locals and drops cost more than the attempt.
 /// A step that needs checking before its attempt ([`needs_admission`]: a
 /// `rate` or a `concurrency`, a memory budget, a run held back in part or
-/// from the queue) is admitted first, at its first poll.
+/// from the queue) is admitted first. A limited step with nothing else to
+/// check takes its start and place here when both are free, and then runs
+/// as a step without limits does; otherwise it is admitted at its first
+/// poll.
 ///
-/// The attempt's timeout, bounded by the workflow's deadline, is read
-/// here, when the run is made: every caller polls a step's run as soon as
-/// it makes it (a stage where it stands, a `parallel!`'s tasks in the pass
-/// that makes them, a fan-out's item when its slot frees).
+/// The attempt's timeout, bounded by the workflow's deadline, is read, and
+/// a limited step's start and place taken, here, when the run is made:
+/// every caller polls a step's run as soon as it makes it (a stage where
+/// it stands, a `parallel!`'s tasks in the pass that makes them, a
+/// fan-out's item when its slot frees), and a run dropped unpolled gives
+/// its place back.
 #[allow(
     clippy::inline_always,
     reason = "the run is made where the workflow stores it: not made, then copied"
@@ -190,10 +195,23 @@ pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
             bound,
         )
     };
-    let state = if needs_admission(cx, &S::META, limits_of::<S>(), timeout) {
-        PlainState::Checked {
-            admit: admitted::<S>(cx, index, input, timeout),
-            make,
+    let limits = limits_of::<S>();
+    let state = if needs_admission(cx, &S::META, limits, timeout) {
+        // A limited step whose start and place are free takes them here,
+        // and runs as a step without limits does.
+        let tried = match limits {
+            Some(cell) => placed(cx, &S::META, cell, timeout),
+            None => Err(None),
+        };
+        match tried {
+            Ok(place) => PlainState::Lone {
+                first: make(input, timeout),
+                _place: place,
+            },
+            Err(taken) => PlainState::Checked {
+                admit: admitted::<S>(cx, index, input, (timeout, taken)),
+                make,
+            },
         }
     } else {
         PlainState::Lone {
@@ -209,9 +227,10 @@ pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
     }
 }
 
-/// The admission of a `Plain` step on `input`: its input back, with the
-/// timeout of its attempt (the time it waited for room taken off) and the
-/// place it holds until it is done.
+/// The admission of a `Plain` step on `input`, when it found no place at
+/// once (`taken` says whether it tried its limits, and took the rate's
+/// token): its input back, with the timeout of its attempt (the time it
+/// waited for room taken off) and the place it holds until it is done.
 #[allow(
     clippy::manual_async_fn,
     reason = "an `async fn` would store its arguments twice in its future"
@@ -220,12 +239,12 @@ fn admitted<S: Step>(
     cx: Cx<'_>,
     index: usize,
     input: S::Input,
-    timeout: Duration,
+    (timeout, taken): (Duration, Option<RateTaken>),
 ) -> impl Future<Output = Result<(S::Input, Duration, Place), Error>> + '_ {
     async move {
         // Bound first: a scrutinee's temporary, and so the admission's
         // whole result, would live across the wait.
-        let next = admission(cx, index, &S::META, limits_of::<S>(), timeout)?;
+        let next = admit_rest(cx, index, &S::META, limits_of::<S>(), (timeout, taken))?;
         match next {
             Next::Go(place) => Ok((input, timeout, place)),
             Next::Wait(wait) => {
