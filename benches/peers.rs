@@ -5,11 +5,14 @@
 //! under `tokio::time::timeout`; tower-resilience's `RetryLayer` alone is
 //! measured too, without a timeout. All in the same run, on a
 //! current-thread runtime; prints the ratios and what each adds to the bare
-//! call.
+//! call. The same step as a plain one (no retries, the default timeout)
+//! through `Ndf::run` shows what retries add to an ndf run.
 //!
 //! Then a closed breaker (ndf's gate, which every run passes) against
 //! failsafe's and tower-resilience's circuit breakers, and a rate limit
-//! that never waits (`rate = "…/s"`) against governor alone.
+//! that never waits (`rate = "…/s"`) against governor alone; and what the
+//! rate limit adds to an ndf run of the same step without one, against
+//! what governor adds to the bare call.
 //!
 //! ndf's run also learns: it updates the step's and the workflow's
 //! confidence and breaker, counts metrics and judges alerts, none of which
@@ -69,6 +72,7 @@ async fn bare(x: u64) -> Result<u64, Flaky> {
 fn bench(c: &mut Criterion) {
     let (rt, ndf, ctx) = rig::rig();
     let flow = sequential!(name = "bench.peer_step"; step);
+    let plain_flow = sequential!(name = "bench.peer_plain"; gated);
     let service = rt.block_on(async {
         ServiceBuilder::new()
             .layer(
@@ -115,6 +119,10 @@ fn bench(c: &mut Criterion) {
     group.bench_function("ndf", |b| {
         b.to_async(&rt).iter(|| ndf.run(&flow, black_box(1), &ctx));
     });
+    group.bench_function("ndf_plain", |b| {
+        b.to_async(&rt)
+            .iter(|| ndf.run(&plain_flow, black_box(1), &ctx));
+    });
     group.finish();
 }
 
@@ -156,6 +164,7 @@ fn bench_rate_limits(c: &mut Criterion) {
     let (rt, ndf, ctx) = rig::rig();
     let mut group = c.benchmark_group("rate_limits");
     let limited_flow = sequential!(name = "bench.peer_limited"; limited);
+    let unlimited_flow = sequential!(name = "bench.peer_unlimited"; gated);
     let quota = governor::Quota::per_second(std::num::NonZeroU32::new(1_000_000_000).unwrap());
     let limiter = governor::RateLimiter::direct(quota);
     group.bench_function("bare", |b| b.to_async(&rt).iter(|| bare(black_box(1))));
@@ -168,6 +177,10 @@ fn bench_rate_limits(c: &mut Criterion) {
     group.bench_function("ndf", |b| {
         b.to_async(&rt)
             .iter(|| ndf.run(&limited_flow, black_box(1), &ctx));
+    });
+    group.bench_function("ndf_unlimited", |b| {
+        b.to_async(&rt)
+            .iter(|| ndf.run(&unlimited_flow, black_box(1), &ctx));
     });
     group.finish();
 }
@@ -188,6 +201,7 @@ fn main() {
     ratio::added("peers", "tower_resilience", "bare");
     ratio::added("peers", "tower_resilience_retry_only", "bare");
     ratio::added("peers", "backon", "bare");
+    ratio::added("peers", "ndf", "ndf_plain");
     ratio::report("breakers", "ndf", "failsafe");
     ratio::report("breakers", "ndf", "tower_resilience");
     ratio::added("breakers", "ndf", "bare");
@@ -196,4 +210,5 @@ fn main() {
     ratio::report("rate_limits", "ndf", "governor");
     ratio::added("rate_limits", "ndf", "bare");
     ratio::added("rate_limits", "governor", "bare");
+    ratio::added("rate_limits", "ndf", "ndf_unlimited");
 }
