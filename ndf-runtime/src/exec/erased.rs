@@ -35,7 +35,7 @@ use super::attempt::Placement;
 use super::attempt::{Failure, attempt, attempt_of, failed, first_attempt, first_succeeded};
 use super::compensate::Failed;
 use super::first::Policies;
-use super::stage::{ErrorAs, Stage};
+use super::stage::Stage;
 use super::step::{limits_of, run_erased};
 use super::{Cx, Finish, Step};
 use crate::context::PatternContext;
@@ -228,7 +228,7 @@ where
         'a: 'p,
     {
         *self.as_mut().project().input = Some(input);
-        ErrorAs::<_, Failed>::new(drive::<Own>(cx, Which::step::<S>(index), self, ()))
+        drive::<Own>(cx, Which::step::<S>(index), self, ())
     }
 
     /// The output the step ended with, with what compensation needs.
@@ -298,7 +298,9 @@ pub(super) fn step_of<S: Step>() -> &'static StepOf {
 /// makes of `arg`), and, when that fails, [`recover`]. Its output stays in
 /// the cell. Generic over the bound only: one copy serves every step.
 /// Not an `async fn`: an `async fn` stores its arguments twice in its
-/// future.
+/// future. Its error is boxed (see
+/// [`StageError`](super::compensate::StageError)), so that its result
+/// is a word, not 104 bytes, on the way out of every poll.
 #[allow(
     clippy::manual_async_fn,
     reason = "an `async fn` would store its arguments twice in its future"
@@ -308,19 +310,21 @@ pub(super) fn drive<'p, 'a: 'p, K: Bounds>(
     step: Which,
     mut cell: Erased<'p, 'a>,
     arg: K::Arg<'a>,
-) -> impl Future<Output = Result<(), Error>> + 'p {
+) -> impl Future<Output = Result<(), Failed>> + 'p {
     async move {
         // The place, if any, is held until the step is done.
         let mut _place = Place::NONE;
         let mut timeout = cx.bounded(cx.config().timeout_of(step.of.meta));
         if needs_admission(cx, step.of.meta, step.limits, timeout) {
-            let next = admission(cx, step.index, step.of.meta, step.limits, timeout)?;
+            let next = admission(cx, step.index, step.of.meta, step.limits, timeout)
+                .map_err(Failed::new)?;
             match next {
                 Next::Go(place) => _place = place,
-                Next::Wait(wait) => (timeout, _place) = wait.await?,
+                Next::Wait(wait) => (timeout, _place) = wait.await.map_err(Failed::new)?,
                 Next::Held(blocked) => {
                     return Box::pin(held(cx, step.index, step.of.meta, blocked.clone(), cell))
-                        .await;
+                        .await
+                        .map_err(Failed::new);
                 }
             }
         }
@@ -344,7 +348,13 @@ pub(super) fn drive<'p, 'a: 'p, K: Bounds>(
         };
         cell.as_mut().stop();
         if !step.of.meta.recovers() || failure.class() == ErrorClass::Rejected {
-            return Err(failed(cx, step.index, 0, failure, step.of.meta.name));
+            return Err(Failed::new(failed(
+                cx,
+                step.index,
+                0,
+                failure,
+                step.of.meta.name,
+            )));
         }
         let ended = Ended {
             index: step.index,
@@ -352,20 +362,31 @@ pub(super) fn drive<'p, 'a: 'p, K: Bounds>(
             timeout,
             started,
         };
-        Box::pin(recover(cx, ended, failure, cell)).await
+        Box::pin(recover(cx, ended, failure, cell))
+            .await
+            .map_err(Failed::new)
     }
 }
 
 /// Records a success slower than the step's `slow_call` threshold `limit`
 /// (`started` is when its first attempt started, for such steps only).
+/// Inlined: most steps have no threshold, and pay one test, not a call.
+#[inline]
 pub(super) fn mark_slow(
     cx: Cx<'_>,
     index: usize,
     started: Option<tokio::time::Instant>,
     limit: Option<Duration>,
 ) {
-    if let (Some(limit), Some(started)) = (limit, started)
-        && started.elapsed() > limit
+    if let (Some(limit), Some(started)) = (limit, started) {
+        slow_if_over(cx, index, started, limit);
+    }
+}
+
+/// [`mark_slow`] for a step with a threshold: reads the clock.
+#[inline(never)]
+fn slow_if_over(cx: Cx<'_>, index: usize, started: tokio::time::Instant, limit: Duration) {
+    if started.elapsed() > limit
         && let Some(record) = cx.record(index)
     {
         record.slow();

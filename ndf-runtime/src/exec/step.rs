@@ -471,7 +471,7 @@ pub(super) fn run_erased<'a, S: Step, P: Placement, K: Bounds>(
         let mut cell = std::pin::pin!(Cell::<S, _, _, Made>::new(cx, input, P::call::<S>));
         match drive::<K>(cx, Which::step::<S>(index), cell.as_mut(), arg).await {
             Ok(()) => Ok(Stage::finish(cell, ())),
-            Err(error) => Err(error),
+            Err(failed) => Err(failed.into_error()),
         }
     }
 }
