@@ -110,6 +110,8 @@ impl Failed {
 pub trait StageError: Sized + Send + 'static {
     /// The error, as it was made.
     fn of(error: Error) -> Self;
+    /// The error boxed in `failed`.
+    fn from_failed(failed: Failed) -> Self;
     /// Boxed, to end the stages with.
     fn into_failed(self) -> Failed;
     /// The error itself.
@@ -122,6 +124,11 @@ impl StageError for Error {
     #[inline]
     fn of(error: Error) -> Self {
         error
+    }
+
+    #[inline]
+    fn from_failed(failed: Failed) -> Self {
+        *failed.0
     }
 
     #[inline]
@@ -144,6 +151,11 @@ impl StageError for Failed {
     #[inline]
     fn of(error: Error) -> Self {
         Failed::new(error)
+    }
+
+    #[inline]
+    fn from_failed(failed: Failed) -> Self {
+        failed
     }
 
     #[inline]

@@ -34,10 +34,10 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use super::admit::{Next, admission, admit_rest, needs_admission, placed};
+use super::admit::{Next, Wait, admission, admit_rest, needs_admission, placed};
 use super::alarm::{Bounds, Deadlines, Joined, Own};
 use super::attempt::{Failure, Inline, Placement, Spawned, failed, first_attempt, succeeded};
-use super::compensate::StageError;
+use super::compensate::{Failed, StageError};
 use super::erased::{
     Cell, Ended, Which, drive, held, held_back_unserved, mark_slow, recover, step_of,
 };
@@ -47,6 +47,7 @@ use super::{Cx, Made, Step};
 use crate::error::{Error, ErrorClass, StepError};
 use crate::gating::{LimitsCell, Place, RateTaken};
 use crate::learning::Blocked;
+use crate::model::StepMeta;
 
 /// Runs step `S`, stage `index` of the workflow, under its policies, and
 /// returns its output with what must be kept to compensate it.
@@ -162,17 +163,17 @@ impl<S: Step, T, F: Future<Output = Result<T, Error>>> Future for Cancellable<'_
 /// the attempt, whose states, locals and drops cost more than the attempt.
 /// A step that needs checking before its attempt ([`needs_admission`]: a
 /// `rate` or a `concurrency`, a memory budget, a run held back in part or
-/// from the queue) is admitted first. A limited step with nothing else to
-/// check takes its start and place here when both are free, and then runs
-/// as a step without limits does; otherwise it is admitted at its first
-/// poll.
+/// from the queue) is admitted first, here. A limited step with nothing
+/// else to check takes its start and place when both are free (inline,
+/// then a call: [`placed`]), and runs as a step without limits does;
+/// otherwise the rest of its admission ([`admitting`], out of line) says
+/// whether it runs, waits for room (at its polls), or is refused.
 ///
 /// The attempt's timeout, bounded by the workflow's deadline, is read, and
-/// a limited step's start and place taken, here, when the run is made:
-/// every caller polls a step's run as soon as it makes it (a stage where
-/// it stands, a `parallel!`'s tasks in the pass that makes them, a
-/// fan-out's item when its slot frees), and a run dropped unpolled gives
-/// its place back.
+/// the admission decided, here, when the run is made: every caller polls a
+/// step's run as soon as it makes it (a stage where it stands, a
+/// `parallel!`'s tasks in the pass that makes them, a fan-out's item when
+/// its slot frees), and a run dropped unpolled gives its place back.
 #[allow(
     clippy::inline_always,
     reason = "the run is made where the workflow stores it: not made, then copied"
@@ -208,9 +209,16 @@ pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
                 first: make(input, timeout),
                 _place: place,
             },
-            Err(taken) => PlainState::Checked {
-                admit: admitted::<S>(cx, index, input, (timeout, taken)),
-                make,
+            Err(taken) => match admitting(cx, index, &S::META, limits, (timeout, taken)) {
+                Admitted::Go(place) => PlainState::Lone {
+                    first: make(input, timeout),
+                    _place: place,
+                },
+                Admitted::Wait(wait) => PlainState::Waiting {
+                    wait,
+                    input: Some(input),
+                    make,
+                },
             },
         }
     } else {
@@ -227,32 +235,38 @@ pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
     }
 }
 
-/// The admission of a `Plain` step on `input`, when it found no place at
-/// once (`taken` says whether it tried its limits, and took the rate's
-/// token): its input back, with the timeout of its attempt (the time it
-/// waited for room taken off) and the place it holds until it is done.
-#[allow(
-    clippy::manual_async_fn,
-    reason = "an `async fn` would store its arguments twice in its future"
-)]
-fn admitted<S: Step>(
-    cx: Cx<'_>,
+/// What the rest of a step's admission decided, when it found no place
+/// at once: small, and one type for every step.
+enum Admitted<'a> {
+    /// Its attempt runs now, holding the place.
+    Go(Place),
+    /// It waits for room, or for the run's completed stages to be stored;
+    /// or, refused (its gate held it back, or the workflow's deadline had
+    /// passed), its wait is its error, ready: a refused run allocates its
+    /// error anyway, and the run of every step keeps one state fewer.
+    Wait(Wait<'a>),
+}
+
+/// The rest of the admission of step `meta` (its `limits`), stage `index`,
+/// that found no place at once (`taken` says whether it tried its limits,
+/// and took the rate's token), decided when its run is made. Out of line:
+/// one copy for every step.
+#[inline(never)]
+fn admitting<'a>(
+    cx: Cx<'a>,
     index: usize,
-    input: S::Input,
+    meta: &'static StepMeta,
+    limits: Option<&'static LimitsCell>,
     (timeout, taken): (Duration, Option<RateTaken>),
-) -> impl Future<Output = Result<(S::Input, Duration, Place), Error>> + '_ {
-    async move {
-        // Bound first: a scrutinee's temporary, and so the admission's
-        // whole result, would live across the wait.
-        let next = admit_rest(cx, index, &S::META, limits_of::<S>(), (timeout, taken))?;
-        match next {
-            Next::Go(place) => Ok((input, timeout, place)),
-            Next::Wait(wait) => {
-                let (timeout, place) = wait.await?;
-                Ok((input, timeout, place))
-            }
-            Next::Held(blocked) => Err(held_back_unserved(cx, index, blocked.clone(), S::NAME)),
+) -> Admitted<'a> {
+    match admit_rest(cx, index, meta, limits, (timeout, taken)) {
+        Ok(Next::Go(place)) => Admitted::Go(place),
+        Ok(Next::Wait(wait)) => Admitted::Wait(wait),
+        Ok(Next::Held(blocked)) => {
+            let error = held_back_unserved(cx, index, blocked.clone(), meta.name);
+            Admitted::Wait(Box::pin(std::future::ready(Err(error))))
         }
+        Err(error) => Admitted::Wait(Box::pin(std::future::ready(Err(error)))),
     }
 }
 
@@ -268,29 +282,33 @@ pin_project_lite::pin_project! {
 }
 
 pin_project_lite::pin_project! {
-    /// Where a `Plain` step's run is.
+    /// Where a `Plain` step's run is. Only its attempt is polled where the
+    /// workflow awaits it; the other states are small, so that they add
+    /// nothing to the size of the run's future.
     #[project = PlainProj]
-    enum PlainState<F, A, M> {
+    enum PlainState<F, I, M, W> {
         /// Its one attempt, holding its place, if any, until it ends.
         Lone {
             #[pin]
             first: F,
             _place: Place,
         },
-        /// Being admitted; `make` makes the attempt once it is.
-        Checked {
-            #[pin]
-            admit: A,
+        /// Waiting for room (memory, a start under the rate, a place in
+        /// the bulkhead), for the run's completed stages to be stored, or
+        /// to give its refusal (see [`Admitted::Wait`]); `make` makes the
+        /// attempt on `input` once it has what it waits for.
+        Waiting {
+            wait: W,
+            input: Option<I>,
             make: M,
         },
     }
 }
 
-impl<S, I, F, A, M, E> Future for PlainRun<'_, S, PlainState<F, A, M>, E>
+impl<'a, S, I, F, M, E> Future for PlainRun<'a, S, PlainState<F, I, M, Wait<'a>>, E>
 where
     S: Step<Input = I>,
     F: Future<Output = Result<S::Output, Failure>>,
-    A: Future<Output = Result<(I, Duration, Place), Error>>,
     M: FnOnce(I, Duration) -> F + Copy,
     E: StageError,
 {
@@ -305,36 +323,36 @@ where
         let this = self.project();
         let (cx, index) = (*this.cx, *this.index);
         let mut state = this.state;
-        if let PlainProj::Checked { .. } = state.as_mut().project() {
-            std::task::ready!(admit::<S, _, _, _>(state.as_mut(), w)).map_err(E::of)?;
+        if let PlainProj::Waiting { .. } = state.as_mut().project() {
+            std::task::ready!(admit(state.as_mut(), w)).map_err(E::from_failed)?;
         }
         match state.project() {
             PlainProj::Lone { first, .. } => Poll::Ready(match std::task::ready!(first.poll(w)) {
                 Ok(out) => Ok(succeeded::<S>(cx, index, out)),
                 Err(failure) => Err(E::of(failed(cx, index, 0, failure, S::NAME))),
             }),
-            PlainProj::Checked { .. } => unreachable!("admitted above"),
+            PlainProj::Waiting { .. } => unreachable!("admitted above"),
         }
     }
 }
 
-/// Polls the admission of a `Plain` step and, once admitted, makes its
-/// attempt: out of line, not in every workflow's poll.
+/// Polls the wait of a `Plain` step's run for room and, once it has it,
+/// makes its attempt. Out of line, not in every workflow's poll.
 #[inline(never)]
-fn admit<S, F, A, M>(
-    mut state: Pin<&mut PlainState<F, A, M>>,
+fn admit<F, I, M: FnOnce(I, Duration) -> F + Copy>(
+    mut state: Pin<&mut PlainState<F, I, M, Wait<'_>>>,
     w: &mut std::task::Context<'_>,
-) -> Poll<Result<(), Error>>
-where
-    S: Step,
-    A: Future<Output = Result<(S::Input, Duration, Place), Error>>,
-    M: FnOnce(S::Input, Duration) -> F + Copy,
-{
-    let PlainProj::Checked { admit, make } = state.as_mut().project() else {
-        return Poll::Ready(Ok(()));
+) -> Poll<Result<(), Failed>> {
+    let (timeout, place, input, make) = match state.as_mut().project() {
+        PlainProj::Lone { .. } => return Poll::Ready(Ok(())),
+        PlainProj::Waiting { wait, input, make } => {
+            let (timeout, place) = std::task::ready!(wait.as_mut().poll(w)).map_err(Failed::new)?;
+            let input = input
+                .take()
+                .expect("a waiting step's run keeps its input until it has room");
+            (timeout, place, input, *make)
+        }
     };
-    let (input, timeout, place) = std::task::ready!(admit.poll(w))?;
-    let make = *make;
     state.set(PlainState::Lone {
         first: make(input, timeout),
         _place: place,
