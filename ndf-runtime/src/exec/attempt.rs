@@ -85,22 +85,22 @@ impl Failure {
 }
 
 /// One bounded, panic-safe attempt.
-pub(crate) fn attempt<'a, T, F: Future<Output = Result<T, StepError>>>(
+pub(crate) fn attempt<T, F: Future<Output = Result<T, StepError>>>(
     fut: F,
     timeout: Duration,
-) -> Attempt<'a, F, Timer> {
-    traced_by::<_, _, Own>(fut, timeout, Trace::Off, ())
+) -> Attempt<F, Timer> {
+    traced_by::<_, _, Own>(fut, timeout, Trace::OFF, ())
 }
 
 /// [`attempt`] in the span `trace` says, bounded by the bound `K` makes
 /// of `arg`, made here: not passed down by value through every layer.
 #[inline]
-fn traced_by<'a, T, F: Future<Output = Result<T, StepError>>, K: Bounds>(
+fn traced_by<T, F: Future<Output = Result<T, StepError>>, K: Bounds>(
     fut: F,
     timeout: Duration,
-    trace: Trace<'a>,
-    arg: K::Arg<'a>,
-) -> Attempt<'a, F, K::Of<'a>> {
+    trace: Trace,
+    arg: K::Arg<'_>,
+) -> Attempt<F, K::Of<'_>> {
     Attempt {
         fut,
         timeout,
@@ -117,18 +117,18 @@ pin_project_lite::pin_project! {
     /// under a `map` (each layer cost its own poll), and one type whether
     /// traced or not (a second type cost its own poll, per step, in code
     /// and compile time).
-    pub(crate) struct Attempt<'a, F, B> {
+    pub(crate) struct Attempt<F, B> {
         #[pin]
         fut: F,
         timeout: Duration,
         // Its own timer, or its `parallel!`'s alarm.
         #[pin]
         timer: B,
-        trace: Trace<'a>,
+        trace: Trace,
     }
 }
 
-impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Attempt<'_, F, B> {
+impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Attempt<F, B> {
     /// What a poll of the attempt does. Inlined into [`Attempt::poll`]
     /// and, for a step with one attempt, where the step awaits it
     /// ([`FirstAttempt`]); tracing's own code stays behind calls.
@@ -140,12 +140,11 @@ impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Attempt<'_, F, B> {
     fn poll_here(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, Failure>> {
         let this = self.project();
         let timeout = *this.timeout;
-        if let Trace::Off = this.trace {
+        let Some(span) = this.trace.0.as_deref() else {
             // Returned as it comes: a result first kept here, then copied
             // out, cost a store-forwarding stall on every step.
             return poll_bounded(this.fut, this.timer, timeout, cx);
-        }
-        let span = this.trace.span();
+        };
         let entered = enter(span);
         let poll = poll_bounded(this.fut, this.timer, timeout, cx);
         exit(entered);
@@ -156,7 +155,7 @@ impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Attempt<'_, F, B> {
     }
 }
 
-impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Future for Attempt<'_, F, B> {
+impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Future for Attempt<F, B> {
     type Output = Result<T, Failure>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -172,13 +171,13 @@ pin_project_lite::pin_project! {
     /// step shares (one copy per bound, not per step). Retries and hedged
     /// attempts go through [`Attempt`]'s own poll, so that their code is
     /// compiled once.
-    pub(crate) struct FirstAttempt<'a, F, B> {
+    pub(crate) struct FirstAttempt<F, B> {
         #[pin]
-        attempt: Attempt<'a, F, B>,
+        attempt: Attempt<F, B>,
     }
 }
 
-impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Future for FirstAttempt<'_, F, B> {
+impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Future for FirstAttempt<F, B> {
     type Output = Result<T, Failure>;
 
     #[allow(clippy::inline_always, reason = "see `Attempt::poll_here`")]
@@ -197,7 +196,7 @@ pub(crate) fn first_attempt<'a, T, F: Future<Output = Result<T, StepError>>, K: 
     fut: F,
     timeout: Duration,
     arg: K::Arg<'a>,
-) -> FirstAttempt<'a, F, K::Of<'a>> {
+) -> FirstAttempt<F, K::Of<'a>> {
     FirstAttempt {
         attempt: attempt_of::<_, _, K>(cx, step, 1, fut, timeout, arg),
     }
@@ -241,39 +240,43 @@ fn panicked(payload: Box<dyn std::any::Any + Send>) -> Failure {
     Failure::Failed(StepError::panicked(&*payload))
 }
 
-/// The `ndf.step` span of a step's attempt: none while no subscriber
-/// listens at debug level, else made at the attempt's first poll and
-/// entered only while polling, never across an `.await`.
-pub(crate) enum Trace<'a> {
-    Off,
-    Due {
-        cx: Cx<'a>,
-        step: &'static str,
-        number: u32,
-    },
-    On(tracing::Span),
-}
+/// The `ndf.step` span of a step's attempt, made with the attempt and
+/// entered only while polling, never across an `.await`: none unless a
+/// subscriber takes it (at debug level), and boxed, so that every
+/// attempt's future keeps a word for it, not a span's 40 bytes. Only a
+/// traced attempt pays the box, beside what its subscriber allocates.
+pub(crate) struct Trace(Option<Box<tracing::Span>>);
 
-impl Trace<'_> {
-    /// The span (pattern, step, domain, attempt number, outcome), made at
-    /// the first call. Context attributes are not recorded. Not generic:
-    /// its fields are written once for every step. Never called when off.
-    fn span(&mut self) -> &tracing::Span {
-        if let Trace::Due { cx, step, number } = *self {
-            *self = Trace::On(tracing::debug_span!(
-                "ndf.step",
-                pattern = cx.pattern(),
-                step,
-                domain = cx.context().domain(),
-                attempt = number,
-                outcome = tracing::field::Empty,
-            ));
-        }
-        match self {
-            Trace::On(span) => span,
-            _ => unreachable!("an attempt is traced only while a subscriber listens"),
+impl Trace {
+    /// No span.
+    const OFF: Trace = Trace(None);
+
+    /// The span of attempt `number` of step `step` of run `cx`: one level
+    /// check when nothing listens at debug level.
+    #[inline]
+    fn of(cx: Cx<'_>, step: &'static str, number: u32) -> Trace {
+        if tracing::level_enabled!(tracing::Level::DEBUG) {
+            Trace(span_of(cx, step, number))
+        } else {
+            Trace::OFF
         }
     }
+}
+
+/// The span (pattern, step, domain, attempt number, outcome), unless no
+/// subscriber takes it. Context attributes are not recorded. Not generic:
+/// its fields are written once for every step.
+#[inline(never)]
+fn span_of(cx: Cx<'_>, step: &'static str, number: u32) -> Option<Box<tracing::Span>> {
+    let span = tracing::debug_span!(
+        "ndf.step",
+        pattern = cx.pattern(),
+        step,
+        domain = cx.context().domain(),
+        attempt = number,
+        outcome = tracing::field::Empty,
+    );
+    (!span.is_disabled()).then(|| Box::new(span))
 }
 
 /// Enters `span`: a call where each step's attempt is polled, not
@@ -301,13 +304,13 @@ fn ended(span: &tracing::Span, failure: Option<&Failure>) {
 
 /// [`attempt`] number `number` of step `S`; when a subscriber listens at
 /// debug level, inside a `ndf.step` span. Without one, this costs one
-/// level check; the span costs its own few words and no allocation.
+/// level check; with one, the span's box (see [`Trace`]).
 pub(crate) fn step_attempt<'a, S: Step, T: 'a>(
     cx: Cx<'a>,
     number: u32,
     fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
     timeout: Duration,
-) -> Attempt<'a, impl Future<Output = Result<T, StepError>> + Send + 'a, Timer> {
+) -> Attempt<impl Future<Output = Result<T, StepError>> + Send + 'a, Timer> {
     attempt_of::<_, _, Own>(cx, S::NAME, number, fut, timeout, ())
 }
 
@@ -321,13 +324,8 @@ pub(crate) fn attempt_of<'a, T, F: Future<Output = Result<T, StepError>>, K: Bou
     fut: F,
     timeout: Duration,
     arg: K::Arg<'a>,
-) -> Attempt<'a, F, K::Of<'a>> {
-    let trace = if tracing::level_enabled!(tracing::Level::DEBUG) {
-        Trace::Due { cx, step, number }
-    } else {
-        Trace::Off
-    };
-    traced_by::<_, _, K>(fut, timeout, trace, arg)
+) -> Attempt<F, K::Of<'a>> {
+    traced_by::<_, _, K>(fut, timeout, Trace::of(cx, step, number), arg)
 }
 
 /// Step `S`'s output `out`, recorded as a success of its first attempt,
