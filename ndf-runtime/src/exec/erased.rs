@@ -600,7 +600,8 @@ impl<'a> Attempts<'a> for NoStep {
 /// Polls, once, what every step with retries, a fallback or a
 /// `slow_call` runs: [`drive`] (and through it the admission, the
 /// attempts, [`recover`] and [`held`]) with a step's own timer and with a
-/// `parallel!`'s alarm; and a run's admission.
+/// `parallel!`'s alarm. (A run's admission is not generic: its wait is
+/// boxed where the runtime makes it.)
 ///
 /// Never called. It is here so that this crate compiles those state
 /// machines itself: they are generic only over the runtime's own types,
@@ -629,6 +630,4 @@ pub fn shared_instances(cx: Cx<'_>, deadlines: &Deadlines, waker: &mut Context<'
     let joined = Pin::new(&mut joined);
     let joined: Erased<'_, '_> = joined;
     let _ = std::pin::pin!(drive::<super::alarm::Joined>(cx, which, joined, deadlines)).poll(waker);
-    // Awaited, so that what `.await` calls on it is compiled here too.
-    let _ = std::pin::pin!(async { cx.admission().admit_run(false).await }).poll(waker);
 }

@@ -61,6 +61,11 @@ impl std::fmt::Debug for Admission {
     }
 }
 
+/// The wait of a run for CPU or memory below their limits (see
+/// [`Admission::admit_run`]).
+pub(crate) type RunWait<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'a>>;
+
 impl Admission {
     pub(crate) fn new(probe: Box<dyn ResourceProbe>, limits: Limits) -> Self {
         Self { probe, limits }
@@ -87,7 +92,17 @@ impl Admission {
         over: impl Fn(ResourceUsage) -> Option<(&'static str, f64, f64)>,
         wait: Duration,
     ) -> Option<(&'static str, f64, f64)> {
-        let mut excess = over(self.probe.sample())?;
+        let excess = over(self.probe.sample())?;
+        self.wait_while_over(excess, over, wait).await
+    }
+
+    /// [`Self::wait_until_admitted`] once a reading found `excess`.
+    async fn wait_while_over(
+        &self,
+        mut excess: (&'static str, f64, f64),
+        over: impl Fn(ResourceUsage) -> Option<(&'static str, f64, f64)>,
+        wait: Duration,
+    ) -> Option<(&'static str, f64, f64)> {
         let deadline = Instant::now() + wait;
         let mut backoff = FIRST_BACKOFF;
         loop {
@@ -112,12 +127,22 @@ impl Admission {
     /// while CPU or memory use is above the configured limits, then fails
     /// with [`Error::ResourceExhausted`] naming the resource, the reading,
     /// the limit and the setting.
-    pub(crate) async fn admit_run(&self, can_degrade: bool) -> Result<(), Error> {
+    ///
+    /// `None` when the run is admitted at once; else its wait, boxed: rare
+    /// and slow, and so not kept, at its 200-odd bytes, in every run's
+    /// future.
+    pub(crate) fn admit_run(&self, can_degrade: bool) -> Option<RunWait<'_>> {
         if !self.limits.every_run || can_degrade {
-            return Ok(());
+            return None;
         }
+        let excess = self.limits.over(self.probe.sample())?;
+        Some(Box::pin(self.run_wait(excess)))
+    }
+
+    /// The wait of a run that found `excess` (see [`Self::admit_run`]).
+    async fn run_wait(&self, excess: (&'static str, f64, f64)) -> Result<(), Error> {
         match self
-            .wait_until_admitted(|u| self.limits.over(u), self.limits.resource_wait)
+            .wait_while_over(excess, |u| self.limits.over(u), self.limits.resource_wait)
             .await
         {
             None => Ok(()),

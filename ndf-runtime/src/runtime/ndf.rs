@@ -102,11 +102,14 @@ impl Ndf {
             let started = self.start(W::NAME, W::STEPS, W::METAS, ctx)?;
             // No local for the runtime's state across this wait: the run's
             // future would keep it (a word) to its end.
-            self.inner
+            if let Some(wait) = self
+                .inner
                 .env
                 .admission
                 .admit_run(W::SHAPE.degradation_chains > 0)
-                .await?;
+            {
+                wait.await?;
+            }
             let log = <W::Log as RunLog>::empty();
             // `started` moved whole into the run: none of it is kept beside
             // the run across the workflow's awaits.
