@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ndf::prelude::*;
 use tracing::span;
 
+mod common;
+
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
@@ -85,10 +87,7 @@ fn a_step_span_costs_its_box_and_nothing_more() {
         .enable_all()
         .build()
         .unwrap();
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
+    let ndf = common::ndf();
     // Three steps: plain, plain with a timeout of its own, retried.
     let flow = sequential!(name = "shop.parse_check_save"; parse => check => save);
 
