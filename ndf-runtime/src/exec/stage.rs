@@ -71,10 +71,9 @@ impl<Q, S> Direct<Q, S> {
 }
 
 pin_project_lite::pin_project! {
-    /// A step's run whose error leaves as `E` (see
-    /// [`StageError`](super::compensate::StageError)): boxed, for the
-    /// runs polled out of line (`Resilient` and hedged steps), which fail
-    /// with the error itself, when awaited in place.
+    /// A step's run whose error leaves as `E` (see [`StageError`]): a
+    /// hedged step's run, polled out of line, fails with the error itself,
+    /// which leaves boxed when the step is awaited in place.
     pub(super) struct ErrorAs<F, E> {
         #[pin]
         run: F,
