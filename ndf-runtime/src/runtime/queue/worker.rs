@@ -1,4 +1,4 @@
-//! The worker: takes runs from the queue and runs them on its [`Ndf`].
+//! The worker: takes runs from the queue and runs them on its [`Ndf`](crate::Ndf).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
