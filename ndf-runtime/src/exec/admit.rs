@@ -33,7 +33,7 @@ pub(crate) enum Next<'a> {
 }
 
 /// Whether step of options `meta` (its `limits` if it has a `rate` or a
-/// `concurrency`), whose attempts get `timeout`, needs [`admission`]: only
+/// `concurrency`), whose attempts get `timeout`, needs [`admit`]: only
 /// when it has limits, or something else to check ([`unchecked`] is
 /// false). Most steps need nothing, and their run moves no admission
 /// value around.
@@ -58,7 +58,7 @@ fn unchecked(cx: Cx<'_>, meta: &'static StepMeta, timeout: Duration) -> bool {
 
 /// A start and a place for a step with `limits` (its options `meta`),
 /// when nothing else needs checking and both are free: the admission of
-/// a healthy limited step, inline. Else what [`admit_rest`] needs to know:
+/// a healthy limited step, inline. Else what [`admit`] needs to know:
 /// whether the rate's token was taken already.
 #[inline]
 fn try_place(
@@ -76,7 +76,7 @@ fn try_place(
 /// The admission of a step of options `meta` (its `limits`), stage
 /// `index`, whose attempts get `timeout`, when it [`needs_admission`]. A
 /// limited step takes its start and place inline when both are free and
-/// nothing else needs checking; the rest of the admission ([`admit_rest`]) is
+/// nothing else needs checking; the rest of the admission ([`admit`]) is
 /// out of line.
 ///
 /// # Errors
@@ -96,28 +96,14 @@ pub(crate) fn admission<'a>(
     };
     match tried {
         Ok(place) => Ok(Next::Go(place)),
-        Err(taken) => admit_rest(cx, index, meta, limits, (timeout, taken)),
+        Err(taken) => admit(cx, index, meta, limits, (timeout, taken)),
     }
 }
 
-/// A start and a place for a step with `limits` (its options `meta`)
-/// whose attempts get `timeout`, when nothing else needs checking and
-/// both are free; else what [`admit_rest`] needs to know. [`try_place`]
-/// out of line: one copy for every step.
+/// [`admission`] out of line; `taken` when [`try_place`] tried the limits
+/// already.
 #[inline(never)]
-pub(crate) fn placed(
-    cx: Cx<'_>,
-    meta: &'static StepMeta,
-    limits: &'static LimitsCell,
-    timeout: Duration,
-) -> Result<Place, Option<RateTaken>> {
-    try_place(cx, meta, limits, timeout)
-}
-
-/// [`admission`] out of line, when its step found no place at once;
-/// `taken` when [`try_place`] tried the limits already.
-#[inline(never)]
-pub(crate) fn admit_rest<'a>(
+fn admit<'a>(
     cx: Cx<'a>,
     index: usize,
     meta: &'static StepMeta,

@@ -128,7 +128,7 @@ impl StageError for Error {
 
     #[inline]
     fn from_failed(failed: Failed) -> Self {
-        *failed.0
+        failed.into_error()
     }
 
     #[inline]
@@ -165,7 +165,7 @@ impl StageError for Failed {
 
     #[inline]
     fn into_error(self) -> Error {
-        *self.0
+        Failed::into_error(self)
     }
 
     #[inline]

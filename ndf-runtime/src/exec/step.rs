@@ -34,7 +34,7 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use super::admit::{Next, Wait, admission, admit_rest, needs_admission, placed};
+use super::admit::{Next, Wait, admission, needs_admission};
 use super::alarm::{Bounds, Deadlines, Joined, Own};
 use super::attempt::{Failure, Inline, Placement, Spawned, failed, first_attempt, succeeded};
 use super::compensate::{Failed, StageError};
@@ -45,7 +45,7 @@ use super::first::{Outlined, Policies, hedged_first};
 use super::stage::{ErrorAs, Stage};
 use super::{Cx, Made, Step};
 use crate::error::{Error, ErrorClass, StepError};
-use crate::gating::{LimitsCell, Place, RateTaken};
+use crate::gating::{LimitsCell, Place};
 use crate::learning::Blocked;
 use crate::model::StepMeta;
 
@@ -163,11 +163,10 @@ impl<S: Step, T, F: Future<Output = Result<T, Error>>> Future for Cancellable<'_
 /// the attempt, whose states, locals and drops cost more than the attempt.
 /// A step that needs checking before its attempt ([`needs_admission`]: a
 /// `rate` or a `concurrency`, a memory budget, a run held back in part or
-/// from the queue) is admitted first, here. A limited step with nothing
-/// else to check takes its start and place when both are free (inline,
-/// then a call: [`placed`]), and runs as a step without limits does;
-/// otherwise the rest of its admission ([`admitting`], out of line) says
-/// whether it runs, waits for room (at its polls), or is refused.
+/// from the queue) is admitted first, here ([`admitting`], out of line):
+/// it runs (a limited step whose start and place are free takes them,
+/// and runs as a step without limits does), waits for room (at its
+/// polls), or is refused.
 ///
 /// The attempt's timeout, bounded by the workflow's deadline, is read, and
 /// the admission decided, here, when the run is made: every caller polls a
@@ -198,27 +197,17 @@ pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
     };
     let limits = limits_of::<S>();
     let state = if needs_admission(cx, &S::META, limits, timeout) {
-        // A limited step whose start and place are free takes them here,
-        // and runs as a step without limits does.
-        let tried = match limits {
-            Some(cell) => placed(cx, &S::META, cell, timeout),
-            None => Err(None),
-        };
-        match tried {
-            Ok(place) => PlainState::Lone {
+        match admitting(cx, index, &S::META, limits, timeout) {
+            // A limited step whose start and place were free runs as a
+            // step without limits does.
+            Admitted::Go(place) => PlainState::Lone {
                 first: make(input, timeout),
                 _place: place,
             },
-            Err(taken) => match admitting(cx, index, &S::META, limits, (timeout, taken)) {
-                Admitted::Go(place) => PlainState::Lone {
-                    first: make(input, timeout),
-                    _place: place,
-                },
-                Admitted::Wait(wait) => PlainState::Waiting {
-                    wait,
-                    input: Some(input),
-                    make,
-                },
+            Admitted::Wait(wait) => PlainState::Waiting {
+                wait,
+                input: Some(input),
+                make,
             },
         }
     } else {
@@ -235,8 +224,8 @@ pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
     }
 }
 
-/// What the rest of a step's admission decided, when it found no place
-/// at once: small, and one type for every step.
+/// What a `Plain` step's admission decided: small, and one type for every
+/// step.
 enum Admitted<'a> {
     /// Its attempt runs now, holding the place.
     Go(Place),
@@ -247,9 +236,9 @@ enum Admitted<'a> {
     Wait(Wait<'a>),
 }
 
-/// The rest of the admission of step `meta` (its `limits`), stage `index`,
-/// that found no place at once (`taken` says whether it tried its limits,
-/// and took the rate's token), decided when its run is made. Out of line:
+/// The [`admission`] of step `meta` (its `limits`), stage `index`, whose
+/// attempt gets `timeout`, decided when its run is made, for a `Plain`
+/// step, which has no fallback to serve it when held back. Out of line:
 /// one copy for every step.
 #[inline(never)]
 fn admitting<'a>(
@@ -257,9 +246,9 @@ fn admitting<'a>(
     index: usize,
     meta: &'static StepMeta,
     limits: Option<&'static LimitsCell>,
-    (timeout, taken): (Duration, Option<RateTaken>),
+    timeout: Duration,
 ) -> Admitted<'a> {
-    match admit_rest(cx, index, meta, limits, (timeout, taken)) {
+    match admission(cx, index, meta, limits, timeout) {
         Ok(Next::Go(place)) => Admitted::Go(place),
         Ok(Next::Wait(wait)) => Admitted::Wait(wait),
         Ok(Next::Held(blocked)) => {
