@@ -83,10 +83,7 @@ where
 #[test]
 fn a_step_span_costs_its_box_and_nothing_more() {
     let _profiler = dhat::Profiler::builder().testing().build();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let ndf = common::ndf();
     // Three steps: plain, plain with a timeout of its own, retried.
     let flow = sequential!(name = "shop.parse_check_save"; parse => check => save);

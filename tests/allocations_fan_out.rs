@@ -17,10 +17,7 @@ async fn check(x: u64) -> Result<u64, StepError> {
 #[test]
 fn a_fan_out_allocates_nothing_per_item() {
     let _profiler = dhat::Profiler::builder().testing().build();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let ndf = common::ndf();
     let ctx = PatternContext::new("bench");
     let flow = parallel!(name = "bench.fan_out", max_concurrent = 8; each check);

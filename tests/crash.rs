@@ -27,10 +27,7 @@ fn crash_child() {
     let Ok(path) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let ndf = Ndf::builder()
         .resource_probe(ndf::IdleProbe)
         .store(SqliteStore::open(&path).unwrap())

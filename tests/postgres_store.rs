@@ -106,10 +106,7 @@ fn pg_crash_child() {
     let Ok(schema) = std::env::var(CRASH_ENV) else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     let ndf = runtime(&schema);
     rt.block_on(async {
         let mut next = 0;

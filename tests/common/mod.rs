@@ -117,6 +117,14 @@ impl ndf::ResourceProbe for BusyUntil {
     }
 }
 
+/// A current-thread tokio runtime with its clock and I/O on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime builds")
+}
+
 /// A current-thread tokio runtime whose clock starts paused: waits end at
 /// once, in order, when nothing else is ready.
 pub fn paused_runtime() -> tokio::runtime::Runtime {
