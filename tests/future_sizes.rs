@@ -176,3 +176,33 @@ fn the_tasks_of_a_parallel_share_one_timer() {
         "a task sharing the alarm: {shared} B; with a timer of its own: {own} B"
     );
 }
+
+/// The same step with a bulkhead.
+#[pattern(concurrency = 4)]
+async fn pooled(x: u64) -> u64 {
+    x.wrapping_add(1)
+}
+
+#[test]
+fn only_a_task_whose_step_has_a_bulkhead_keeps_room_for_its_place() {
+    let (ndf, ctx) = rig();
+    let small8 = parallel!(step, step, step, step, step, step, step, step);
+    let small16 = parallel!(
+        step, step, step, step, step, step, step, step, step, step, step, step, step, step, step,
+        step
+    );
+    let pooled8 = parallel!(pooled, pooled, pooled, pooled, pooled, pooled, pooled, pooled);
+    let pooled16 = parallel!(
+        pooled, pooled, pooled, pooled, pooled, pooled, pooled, pooled, pooled, pooled, pooled,
+        pooled, pooled, pooled, pooled, pooled
+    );
+    let plain = per_task(&ndf, &ctx, &small8, &small16);
+    let with_place = per_task(&ndf, &ctx, &pooled8, &pooled16);
+    println!("a task: {plain} B, {with_place} B when its step has a `concurrency`");
+    // The place (a permit of the step's semaphore) is two words; a step
+    // without a bulkhead never takes one.
+    assert!(
+        plain + 16 <= with_place,
+        "a task is {plain} B without a bulkhead, {with_place} B with one"
+    );
+}

@@ -180,3 +180,55 @@ async fn a_step_that_waited_for_its_place_retries_while_it_holds_it() {
     let stats = ndf.stats("flaky_pooled", "api").unwrap();
     assert_eq!((stats.executions, stats.retries), (2, 2));
 }
+
+/// A step with one place and no queue: a second run at once is refused.
+#[pattern(concurrency = 1, queue = 0, timeout = "60s")]
+async fn single(work: Duration) -> u32 {
+    tokio::time::sleep(work).await;
+    1
+}
+
+#[pattern]
+async fn fails_soon(_work: Duration) -> Result<u32, StepError> {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    Err(StepError::msg("down"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_place_is_given_back_when_its_run_is_cancelled_or_dropped() {
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    let ctx = PatternContext::new("api");
+    let once = sequential!(name = "api.single"; single);
+    // The other task fails while `single` holds the only place: the
+    // `parallel!` cancels it.
+    let both = parallel!(name = "api.single_or_fail"; single, fails_soon);
+    let failed = ndf.run(&both, Duration::from_secs(30), &ctx).await;
+    assert!(
+        matches!(failed, Err(ndf::Error::Execution { ref step, .. }) if step == "fails_soon"),
+        "{failed:?}"
+    );
+    let free = ndf.run(&once, Duration::from_millis(1), &ctx).await;
+    assert_eq!(free.unwrap(), 1, "the cancelled task gave its place back");
+    // A run dropped while `single` holds the place.
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(5),
+        ndf.run(&once, Duration::from_secs(30), &ctx),
+    )
+    .await;
+    assert!(dropped.is_err(), "the run was dropped: {dropped:?}");
+    let free = ndf.run(&once, Duration::from_millis(1), &ctx).await;
+    assert_eq!(free.unwrap(), 1, "the dropped run gave its place back");
+    // And it is one place: two runs at once, one is refused.
+    let (a, b) = tokio::join!(
+        ndf.run(&once, Duration::from_millis(10), &ctx),
+        ndf.run(&once, Duration::from_millis(10), &ctx)
+    );
+    let refused = [&a, &b]
+        .iter()
+        .filter(|r| matches!(r, Err(ndf::Error::Saturated { .. })))
+        .count();
+    assert_eq!((a.is_ok() || b.is_ok(), refused), (true, 1), "{a:?} {b:?}");
+}

@@ -4,13 +4,13 @@
 pub use crate::exec::{
     Alarm, Cx, Deadlines, Failed, FanOut, Gate, Indexed, Keep, PhaseRule, StageError, Step, Strict,
     Task, TaskPoll, Tolerant, Undos, Workflow, admit_level, alternative_failed, check_phase,
-    fan_out, insufficient, lost_result, record_level, restored, run_step, run_step_in_join,
-    run_step_in_task, run_step_spawned, shared_instances, stage_done, tolerate,
+    fan_out, insufficient, lost_result, record_level, restored, run_step, run_step_as_task,
+    run_step_in_join, run_step_in_task, run_step_spawned, shared_instances, stage_done, tolerate,
 };
 pub use crate::exec::{AllCheckpointable, Checkpointed, CheckpointedStep};
 pub use crate::exec::{Direct, Hedged, Placement, Plain, Policies, Resilient, Stage};
 pub use crate::exec::{Finish, Made, Wrapped};
-pub use crate::gating::LimitsCell;
+pub use crate::gating::{LimitsCell, NoPlace, Place};
 pub use crate::model::{
     Bulkhead, Hedge, Rate, RunLog, Shape, SlidingWindow, StepMeta, StepRecord, WindowBreaker,
 };

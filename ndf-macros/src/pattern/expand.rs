@@ -65,6 +65,7 @@ pub(crate) fn stub(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -> 
                 type Output = #output_ty;
                 type Undo = ();
                 type Policies = #p::Plain;
+                type Held = #p::NoPlace;
 
                 const NAME: &'static str = #name;
                 const META: #p::StepMeta = #p::StepMeta::new(#name);
@@ -125,6 +126,11 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
             }
         }
     });
+    let held = if opts.bulkhead.is_some() {
+        quote!(#p::Place)
+    } else {
+        quote!(#p::NoPlace)
+    };
     let name = &parts.name;
     let helpers = &parts.helpers;
     let doc =
@@ -149,6 +155,7 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
                 type Output = #output_ty;
                 type Undo = #undo_ty;
                 type Policies = #policies;
+                type Held = #held;
 
                 const NAME: &'static str = #name;
                 const META: #p::StepMeta = #meta;

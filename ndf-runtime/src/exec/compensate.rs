@@ -102,10 +102,12 @@ impl Failed {
 }
 
 /// What a stage's run fails with: the error itself, or boxed
-/// ([`Failed`]). A step awaited where it stands gives it boxed: its result
-/// is then 8 bytes wider than its output, not 104, and the copies of it
-/// on the way out of the step's poll cost nothing on the happy path (about
-/// 25 instructions a step before). The generated code takes either.
+/// ([`Failed`]). A step's run gives it boxed: its result is then 8 bytes
+/// wider than its output, not 104, so the copies of it on the way out of
+/// the step's poll cost nothing on the happy path (about 25 instructions
+/// a step before), and a `parallel!`'s task keeps a word for its error
+/// beside its output, not the error. A nested workflow gives the error
+/// itself. The generated code takes either.
 #[doc(hidden)]
 pub trait StageError: Sized + Send + 'static {
     /// The error, as it was made.

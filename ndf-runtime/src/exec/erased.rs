@@ -33,7 +33,7 @@ use super::admit::{Next, admission, needs_admission};
 use super::alarm::{Bounds, Deadlines, Own};
 use super::attempt::Placement;
 use super::attempt::{Failure, attempt, attempt_of, failed, first_attempt, first_succeeded};
-use super::compensate::Failed;
+use super::compensate::{Failed, StageError};
 use super::first::Policies;
 use super::stage::Stage;
 use super::step::{limits_of, run_erased};
@@ -190,13 +190,13 @@ where
 pub struct Resilient;
 
 impl Policies for Resilient {
-    fn run<'a, S: Step, P: Placement, K: Bounds>(
+    fn run<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
         cx: Cx<'a>,
         index: usize,
         input: S::Input,
         arg: K::Arg<'a>,
-    ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
-        run_erased::<S, P, K>(cx, index, input, arg)
+    ) -> impl Future<Output = Result<(S::Output, S::Undo), E>> + 'a {
+        run_erased::<S, P, K, E>(cx, index, input, arg)
     }
 
     fn cell<S: Step>(cx: Cx<'_>) -> impl Stage<'_, Step = S> {

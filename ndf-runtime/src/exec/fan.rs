@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
 use super::Cx;
+use super::compensate::StageError;
 use super::join::Gate;
 use crate::error::{Error, StepError};
 
@@ -211,14 +212,19 @@ impl<F> Indexed<F> {
     }
 }
 
-impl<F: Future> Future for Indexed<F> {
-    type Output = (usize, F::Output);
+/// The item's result, its error unboxed if its stage boxed it (a step's
+/// run does): a fan-out keeps only the first error, and its items in
+/// flight are futures, not results.
+impl<T, E: StageError, F: Future<Output = Result<T, E>>> Future for Indexed<F> {
+    type Output = (usize, Result<T, Error>);
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let index = *this.index;
-        this.fut.poll(cx).map(|out| (index, out))
+        this.fut
+            .poll(cx)
+            .map(|out| (index, out.map_err(StageError::into_error)))
     }
 }
 

@@ -9,11 +9,11 @@ use futures::future::Either;
 
 use super::alarm::{Bounds, Own};
 use super::attempt::{Failure, Inline, Placement, attempt_of, step_attempt};
-use super::compensate::Failed;
+use super::compensate::{Failed, StageError};
 use super::stage::{Direct, Stage};
 use super::step::{run_hedged, run_plain};
 use super::{Cx, Step};
-use crate::error::{Error, ErrorClass};
+use crate::error::ErrorClass;
 
 /// How a step runs, chosen by `#[pattern]` as [`Step::Policies`] from its
 /// options: a `Plain` step's run is generic over the step and inlined
@@ -24,13 +24,14 @@ use crate::error::{Error, ErrorClass};
 pub trait Policies: 'static {
     /// The run of step `S` (of which `P` places the code), stage
     /// `index`, on `input`; its first attempt bounded by the bound `K`
-    /// makes of `arg`.
-    fn run<'a, S: Step, P: Placement, K: Bounds>(
+    /// makes of `arg`; failing with `E` (the error boxed, for a task of a
+    /// `parallel!`, whose slot then keeps a word for it, not the error).
+    fn run<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
         cx: Cx<'a>,
         index: usize,
         input: S::Input,
         arg: K::Arg<'a>,
-    ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a;
+    ) -> impl Future<Output = Result<(S::Output, S::Undo), E>> + 'a;
 
     /// The cell of step `S` for a stage its workflow awaits where it
     /// stands: a local of the workflow's future (see `exec::stage`).
@@ -85,13 +86,13 @@ impl<F: Future> Future for Outlined<F> {
 macro_rules! generic_run {
     ($q:ty, $run:ident) => {
         impl Policies for $q {
-            fn run<'a, S: Step, P: Placement, K: Bounds>(
+            fn run<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
                 cx: Cx<'a>,
                 index: usize,
                 input: S::Input,
                 arg: K::Arg<'a>,
-            ) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
-                $run::<S, P, K, Error>(cx, index, input, arg)
+            ) -> impl Future<Output = Result<(S::Output, S::Undo), E>> + 'a {
+                $run::<S, P, K, E>(cx, index, input, arg)
             }
 
             #[inline]

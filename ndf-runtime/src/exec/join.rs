@@ -12,6 +12,7 @@ use futures::future::MaybeDone;
 use tokio::time::{Instant, Sleep};
 
 use super::Cx;
+use super::compensate::StageError;
 use crate::error::{Error, StepError};
 
 /// What polling a task slot found.
@@ -38,6 +39,8 @@ pin_project_lite::pin_project! {
         finished: bool,
         // Cancelled while running: polled to its end as cancelled.
         cancelling: bool,
+        // A step's run: dropped when cancelled, not polled to its end.
+        step: bool,
     }
 }
 
@@ -51,14 +54,26 @@ impl<F: Future> std::fmt::Debug for Task<F> {
     }
 }
 
-impl<T, F: Future<Output = Result<T, Error>>> Task<F> {
-    /// A task that has not started.
+impl<T, E: StageError, F: Future<Output = Result<T, E>>> Task<F> {
+    /// A task that has not started: a nested workflow, which, cancelled
+    /// while it runs, is driven to its end (it compensates what it did).
     pub fn new(fut: F) -> Self {
         Self {
             fut: MaybeDone::Future(fut),
             started: false,
             finished: false,
             cancelling: false,
+            step: false,
+        }
+    }
+
+    /// A task that has not started: a step's run, which, cancelled while
+    /// it runs, is dropped (it has nothing of its own to compensate until
+    /// it succeeds).
+    pub fn step(fut: F) -> Self {
+        Self {
+            step: true,
+            ..Self::new(fut)
         }
     }
 
@@ -92,20 +107,20 @@ impl<T, F: Future<Output = Result<T, Error>>> Task<F> {
 
     /// The task's result, once; `None` if it did not finish.
     #[must_use]
-    pub fn take(self: Pin<&mut Self>) -> Option<Result<T, Error>> {
+    pub fn take(self: Pin<&mut Self>) -> Option<Result<T, E>> {
         self.project().fut.take_output()
     }
 
-    /// Cancels the task if it has not finished: one that has not started is
-    /// dropped; one that runs is then driven to its end by
-    /// [`Task::poll_cancelled`], its steps stopping at once, so that the
-    /// workflows inside it compensate what they completed.
+    /// Cancels the task if it has not finished: one that has not started,
+    /// or a step's run, is dropped; a workflow that runs is then driven to
+    /// its end by [`Task::poll_cancelled`], its steps stopping at once, so
+    /// that the workflows inside it compensate what they completed.
     pub fn cancel(self: Pin<&mut Self>) {
         let mut this = self.project();
         if *this.finished {
             return;
         }
-        if *this.started {
+        if *this.started && !*this.step {
             *this.cancelling = true;
         } else {
             this.fut.set(MaybeDone::Gone);
@@ -225,10 +240,12 @@ impl Gate {
 
 /// A task of a tolerant `parallel!` (`min_success`): its result as the tuple
 /// element, and what to keep to compensate it.
-pub fn tolerate<O, U>(result: Option<Result<(O, U), Error>>) -> (Result<O, StepError>, Option<U>) {
+pub fn tolerate<O, U, E: StageError>(
+    result: Option<Result<(O, U), E>>,
+) -> (Result<O, StepError>, Option<U>) {
     match result {
         Some(Ok((out, undo))) => (Ok(out), Some(undo)),
-        Some(Err(error)) => (Err(StepError::new(error)), None),
+        Some(Err(error)) => (Err(StepError::new(error.into_error())), None),
         None => (Err(StepError::msg("the task was cancelled")), None),
     }
 }

@@ -37,7 +37,7 @@ pub use flow::{
 pub use join::{Gate, Task, TaskPoll, lost_result, tolerate};
 pub use results::TaskResults;
 pub use stage::{Direct, Stage};
-pub use step::{run_step, run_step_in_join, run_step_in_task, run_step_spawned};
+pub use step::{run_step, run_step_as_task, run_step_in_join, run_step_in_task, run_step_spawned};
 pub use traits::{Finish, Made, Step, Workflow, Wrapped};
 
 use crate::config::Config;

@@ -45,7 +45,7 @@ use super::first::{Outlined, Policies, hedged_first};
 use super::stage::{ErrorAs, Stage};
 use super::{Cx, Made, Step};
 use crate::error::{Error, ErrorClass, StepError};
-use crate::gating::{LimitsCell, Place};
+use crate::gating::{Held, LimitsCell, Place};
 use crate::learning::Blocked;
 use crate::model::StepMeta;
 
@@ -55,14 +55,16 @@ use crate::model::StepMeta;
 /// # Errors
 ///
 /// [`Error::Execution`] when the last attempt (and the fallback) failed or
-/// panicked, [`Error::Timeout`] when the last attempt timed out.
+/// panicked, [`Error::Timeout`] when the last attempt timed out; boxed
+/// ([`Failed`]), so that what keeps the run's result (a `parallel!`'s
+/// task, a fan-out's item) keeps a word for the error, not the error.
 pub fn run_step<S: Step>(
     cx: Cx<'_>,
     index: usize,
     input: S::Input,
-) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_ {
+) -> impl Future<Output = Result<(S::Output, S::Undo), Failed>> + '_ {
     // The run's own future, not one more layer around it.
-    <S::Policies as Policies>::run::<S, Inline, Own>(cx, index, input, ())
+    <S::Policies as Policies>::run::<S, Inline, Own, Failed>(cx, index, input, ())
 }
 
 /// [`run_step`] for a step inside a `parallel!` task: it stops at once,
@@ -75,10 +77,10 @@ pub fn run_step_in_task<S: Step>(
     cx: Cx<'_>,
     index: usize,
     input: S::Input,
-) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_ {
+) -> impl Future<Output = Result<(S::Output, S::Undo), Failed>> + '_ {
     Cancellable::<S, _>::new(
         cx,
-        <S::Policies as Policies>::run::<S, Inline, Own>(cx, index, input, ()),
+        <S::Policies as Policies>::run::<S, Inline, Own, Failed>(cx, index, input, ()),
     )
 }
 
@@ -96,11 +98,28 @@ pub fn run_step_in_join<'a, S: Step>(
     index: usize,
     input: S::Input,
     deadlines: &'a Deadlines,
-) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
+) -> impl Future<Output = Result<(S::Output, S::Undo), Failed>> + 'a {
     Cancellable::<S, _>::new(
         cx,
-        <S::Policies as Policies>::run::<S, Inline, Joined>(cx, index, input, deadlines),
+        <S::Policies as Policies>::run::<S, Inline, Joined, Failed>(cx, index, input, deadlines),
     )
+}
+
+/// [`run_step_in_join`] for a step that is itself a task of a `parallel!`,
+/// made with [`Task::step`](super::Task::step): the task drops the run
+/// when it is cancelled, so the run keeps no reference to check for that
+/// (a word less in every such task).
+///
+/// # Errors
+///
+/// As [`run_step`].
+pub fn run_step_as_task<'a, S: Step>(
+    cx: Cx<'a>,
+    index: usize,
+    input: S::Input,
+    deadlines: &'a Deadlines,
+) -> impl Future<Output = Result<(S::Output, S::Undo), Failed>> + 'a {
+    <S::Policies as Policies>::run::<S, Inline, Joined, Failed>(cx, index, input, deadlines)
 }
 
 /// [`run_step_in_task`], with each attempt of the step's code on a spawned
@@ -113,10 +132,10 @@ pub fn run_step_spawned<S: Step>(
     cx: Cx<'_>,
     index: usize,
     input: S::Input,
-) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + '_ {
+) -> impl Future<Output = Result<(S::Output, S::Undo), Failed>> + '_ {
     Cancellable::<S, _>::new(
         cx,
-        <S::Policies as Policies>::run::<S, Spawned, Own>(cx, index, input, ()),
+        <S::Policies as Policies>::run::<S, Spawned, Own, Failed>(cx, index, input, ()),
     )
 }
 
@@ -141,18 +160,18 @@ impl<'a, S, F> Cancellable<'a, S, F> {
     }
 }
 
-impl<S: Step, T, F: Future<Output = Result<T, Error>>> Future for Cancellable<'_, S, F> {
-    type Output = Result<T, Error>;
+impl<S: Step, T, E: StageError, F: Future<Output = Result<T, E>>> Future for Cancellable<'_, S, F> {
+    type Output = Result<T, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         if this.of.cancelling() {
             // Never reported: the cancelled task's error is dropped.
-            return Poll::Ready(Err(Error::Execution {
+            return Poll::Ready(Err(E::of(Error::Execution {
                 pattern: String::new(),
                 step: S::NAME.to_owned(),
                 source: StepError::msg("cancelled: another task of its `parallel!` failed"),
-            }));
+            })));
         }
         this.run.poll(cx)
     }
@@ -202,7 +221,7 @@ pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
             // step without limits does.
             Admitted::Go(place) => PlainState::Lone {
                 first: make(input, timeout),
-                _place: place,
+                _place: K::Held::<S::Held>::keep(place),
             },
             Admitted::Wait(wait) => PlainState::Waiting {
                 wait,
@@ -213,7 +232,7 @@ pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
     } else {
         PlainState::Lone {
             first: make(input, timeout),
-            _place: Place::NONE,
+            _place: K::Held::<S::Held>::keep(Place::NONE),
         }
     };
     PlainRun {
@@ -275,12 +294,12 @@ pin_project_lite::pin_project! {
     /// workflow awaits it; the other states are small, so that they add
     /// nothing to the size of the run's future.
     #[project = PlainProj]
-    enum PlainState<F, I, M, W> {
+    enum PlainState<F, I, M, W, H> {
         /// Its one attempt, holding its place, if any, until it ends.
         Lone {
             #[pin]
             first: F,
-            _place: Place,
+            _place: H,
         },
         /// Waiting for room (memory, a start under the rate, a place in
         /// the bulkhead), for the run's completed stages to be stored, or
@@ -294,9 +313,10 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<'a, S, I, F, M, E> Future for PlainRun<'a, S, PlainState<F, I, M, Wait<'a>>, E>
+impl<'a, S, I, F, M, H, E> Future for PlainRun<'a, S, PlainState<F, I, M, Wait<'a>, H>, E>
 where
     S: Step<Input = I>,
+    H: Held,
     F: Future<Output = Result<S::Output, Failure>>,
     M: FnOnce(I, Duration) -> F + Copy,
     E: StageError,
@@ -328,8 +348,8 @@ where
 /// Polls the wait of a `Plain` step's run for room and, once it has it,
 /// makes its attempt. Out of line, not in every workflow's poll.
 #[inline(never)]
-fn admit<F, I, M: FnOnce(I, Duration) -> F + Copy>(
-    mut state: Pin<&mut PlainState<F, I, M, Wait<'_>>>,
+fn admit<F, I, M: FnOnce(I, Duration) -> F + Copy, H: Held>(
+    mut state: Pin<&mut PlainState<F, I, M, Wait<'_>, H>>,
     w: &mut std::task::Context<'_>,
 ) -> Poll<Result<(), Failed>> {
     let (timeout, place, input, make) = match state.as_mut().project() {
@@ -344,7 +364,7 @@ fn admit<F, I, M: FnOnce(I, Duration) -> F + Copy>(
     };
     state.set(PlainState::Lone {
         first: make(input, timeout),
-        _place: place,
+        _place: H::keep(place),
     });
     Poll::Ready(Ok(()))
 }
@@ -468,17 +488,17 @@ async fn rest<S: Step, P: Placement>(
     clippy::manual_async_fn,
     reason = "an `async fn` would store its arguments twice in its future"
 )]
-pub(super) fn run_erased<'a, S: Step, P: Placement, K: Bounds>(
+pub(super) fn run_erased<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
     cx: Cx<'a>,
     index: usize,
     input: S::Input,
     arg: K::Arg<'a>,
-) -> impl Future<Output = Result<(S::Output, S::Undo), Error>> + 'a {
+) -> impl Future<Output = Result<(S::Output, S::Undo), E>> + 'a {
     async move {
         let mut cell = std::pin::pin!(Cell::<S, _, _, Made>::new(cx, input, P::call::<S>));
         match drive::<K>(cx, Which::step::<S>(index), cell.as_mut(), arg).await {
             Ok(()) => Ok(Stage::finish(cell, ())),
-            Err(failed) => Err(failed.into_error()),
+            Err(failed) => Err(E::from_failed(failed)),
         }
     }
 }

@@ -28,6 +28,11 @@ pub trait Step: Send + Sync + 'static {
     /// `#[pattern]` from its options.
     #[doc(hidden)]
     type Policies: super::first::Policies;
+    /// What a `Plain` step's run keeps of its place in the step's
+    /// bulkhead: the place for a step with a `concurrency`, nothing for
+    /// the others.
+    #[doc(hidden)]
+    type Held: crate::gating::Held;
 
     /// The step's pattern name (kept apart from [`Step::META`] so that
     /// steps can name each other in `after` without a const cycle).

@@ -60,16 +60,49 @@ pub(crate) enum Limited {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RateTaken(bool);
 
+#[doc(hidden)]
 #[derive(Debug)]
-pub(crate) struct Place(
-    #[allow(dead_code, reason = "held for its Drop")] Option<OwnedSemaphorePermit>,
-);
+pub struct Place(#[allow(dead_code, reason = "held for its Drop")] Option<OwnedSemaphorePermit>);
 
 impl Place {
     /// No place: the step has no bulkhead, or has not taken its place.
     /// One value of the type, not an `Option<Place>`, which took a word
     /// more in every step's future.
     pub(crate) const NONE: Place = Place(None);
+}
+
+/// What a `Plain` step's run keeps of the place it took in its bulkhead
+/// while its attempt runs: the [`Place`] for a step with a `concurrency`,
+/// nothing ([`NoPlace`]) for the others, which never take one. Chosen by
+/// `#[pattern]` as `Step::Held`, so that most steps' runs keep no room for
+/// a place (16 bytes in every such run, and in every task of a
+/// `parallel!`).
+#[doc(hidden)]
+pub trait Held: Send + 'static {
+    /// What is kept of `place`, the place the step's admission took.
+    #[doc(hidden)]
+    fn keep(place: Place) -> Self;
+}
+
+impl Held for Place {
+    #[inline]
+    fn keep(place: Place) -> Self {
+        place
+    }
+}
+
+/// The place a step without a bulkhead keeps: none.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct NoPlace;
+
+impl Held for NoPlace {
+    #[inline]
+    fn keep(place: Place) -> Self {
+        // A step without a bulkhead took no place: `place` holds nothing.
+        debug_assert!(place.0.is_none(), "a step without a bulkhead took a place");
+        NoPlace
+    }
 }
 
 /// The limits of one step type, in a static of its own that `#[pattern]`

@@ -9,7 +9,7 @@ mod sysinfo;
 
 pub(crate) use admission::{Admission, Limits};
 pub(crate) use budget::RetryBudgets;
-pub use limits::LimitsCell;
-pub(crate) use limits::{Limited, Place, RateTaken, StepLimits};
+pub use limits::{Held, LimitsCell, NoPlace, Place};
+pub(crate) use limits::{Limited, RateTaken, StepLimits};
 pub use probe::{IdleProbe, ResourceProbe, ResourceUsage};
 pub use sysinfo::SysinfoProbe;

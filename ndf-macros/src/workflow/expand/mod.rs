@@ -206,8 +206,8 @@ impl Expander {
     }
 
     /// An expression awaiting `stage` run on `input`: `Result<(Output,
-    /// Undo), E>`, where `E` is a `StageError`: a step awaited in place
-    /// fails with its error boxed, any other stage with the error itself.
+    /// Undo), E>`, where `E` is a `StageError`: a step's run fails with
+    /// its error boxed, a nested workflow with the error itself.
     fn run(&mut self, stage: &Stage, input: &TokenStream) -> TokenStream {
         match stage {
             Stage::Step(step) => {

@@ -14,7 +14,7 @@ use quote::quote;
 
 use super::Expander;
 use crate::typecheck::Rule;
-use crate::workflow::model::Workflow;
+use crate::workflow::model::{Stage, Workflow};
 
 impl Expander {
     pub(super) fn run_parallel(&mut self, w: &Workflow, input: &TokenStream) -> TokenStream {
@@ -25,7 +25,7 @@ impl Expander {
         let deadlines = self.ident("deadlines");
         let alarm = self.ident("alarm");
         let outer_join = self.join.replace(deadlines.clone());
-        let (tasks, task_defs) = self.parallel_tasks(w);
+        let (tasks, task_defs) = self.parallel_tasks(w, &deadlines);
         self.join = outer_join;
 
         let max = w.options.max_concurrent.unwrap_or(usize::MAX);
@@ -100,7 +100,11 @@ impl Expander {
 
     /// One pinned task per stage, each with its own copy of `__shared`
     /// (checked to be the type the stage takes): their names and definitions.
-    fn parallel_tasks(&mut self, w: &Workflow) -> (Vec<syn::Ident>, TokenStream) {
+    fn parallel_tasks(
+        &mut self,
+        w: &Workflow,
+        deadlines: &syn::Ident,
+    ) -> (Vec<syn::Ident>, TokenStream) {
         let p = self.p.clone();
         let n = w.stages.len();
         let tasks: Vec<syn::Ident> = (0..n).map(|_| self.ident("task")).collect();
@@ -145,12 +149,22 @@ impl Expander {
             let (outer_spawn, outer_task) = (self.spawn, self.in_task);
             self.spawn |= w.options.spawn;
             self.in_task = true;
-            let run = self.future(stage, &quote!(#own_input));
+            let made = match stage {
+                // A step's run, dropped if the task is cancelled.
+                Stage::Step(step) if !self.spawn => {
+                    let run = self.step_as_task(step, &quote!(#own_input), deadlines);
+                    quote!(#p::Task::step(#run))
+                }
+                _ => {
+                    let run = self.future(stage, &quote!(#own_input));
+                    quote!(#p::Task::new(#run))
+                }
+            };
             (self.spawn, self.in_task) = (outer_spawn, outer_task);
             let task = &tasks[i];
             task_defs.extend(quote! {
                 let #own_input = #task_input;
-                let mut #task = #p::pin!(#p::Task::new(#run));
+                let mut #task = #p::pin!(#made);
             });
         }
         (tasks, task_defs)
@@ -183,7 +197,7 @@ impl Expander {
                             #p::Some(#p::Ok((_, __undo))) => #p::Some(__undo),
                             #p::Some(#p::Err(__e)) => {
                                 if __error.is_none() {
-                                    __error = #p::Some(#p::Failed::new(__e));
+                                    __error = #p::Some(#p::StageError::into_failed(__e));
                                 }
                                 #p::None
                             }

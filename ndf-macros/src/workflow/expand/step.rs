@@ -45,6 +45,21 @@ impl Expander {
         }
     }
 
+    /// The run of step stage `step` on `input` that is itself a task of a
+    /// `parallel!` whose alarm is `deadlines`: the task drops it when
+    /// cancelled (`Task::step`), so it checks for that nowhere.
+    pub(super) fn step_as_task(
+        &self,
+        step: &StepRef,
+        input: &TokenStream,
+        deadlines: &syn::Ident,
+    ) -> TokenStream {
+        let (path, record) = (&step.alias(), step.record);
+        let p = &self.p;
+        let at = crate::typecheck::at(syn::spanned::Spanned::span(path));
+        quote_spanned!(at=> #p::run_step_as_task::<#path>(__cx, #record, #input, #deadlines))
+    }
+
     /// The future of a run of step stage `step` on `input`.
     pub(super) fn step_future(&self, step: &StepRef, input: &TokenStream) -> TokenStream {
         let (path, record) = (&step.alias(), step.record);
