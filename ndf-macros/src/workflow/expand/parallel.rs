@@ -35,45 +35,56 @@ impl Expander {
             .map_or_else(|| quote!(#p::None), |x| quote!(#p::Some(#x)));
         let required = w.options.min_success.map(|min| min.tasks);
         let allowed_failures = required.map_or(0, |k| n - k.min(n));
+        let results: Vec<syn::Ident> = tasks.iter().map(|_| self.ident("r")).collect();
+        // One `poll_fn` that owns the tasks' pinned references (a word a
+        // task; two closures borrowing them kept two words a task across
+        // their awaits): it joins the tasks, cancels what still runs and
+        // drives it to its end (its steps stop at once; the workflows
+        // inside compensate what they completed) before anything else is
+        // compensated, and gives every task's result.
         let join = quote! {
             let mut __gate = #p::Gate::new(#max, #threshold);
-            let __joined: #p::Result<(), #p::Failed> = #p::poll_fn(|__w| loop {
-                let (mut __running, mut __waiting, mut __failed) = (false, false, 0usize);
-                #(
-                    match #tasks.as_mut().poll_task(__w, &mut __gate, __cx) {
-                        #p::TaskPoll::Waiting => __waiting = true,
-                        #p::TaskPoll::Running => __running = true,
-                        #p::TaskPoll::Succeeded => {}
-                        #p::TaskPoll::Failed => __failed += 1,
-                    }
-                )*
-                if __failed > #allowed_failures || (!__running && !__waiting) {
-                    return #p::Poll::Ready(#p::Ok(()));
+            let mut __joined: #p::Option<#p::Result<(), #p::Failed>> = #p::None;
+            let (__joined, #(#results,)*) = #p::poll_fn(move |__w| {
+                if __joined.is_none() {
+                    __joined = #p::Some(loop {
+                        let (mut __running, mut __waiting, mut __failed) = (false, false, 0usize);
+                        #(
+                            match #tasks.as_mut().poll_task(__w, &mut __gate, __cx) {
+                                #p::TaskPoll::Waiting => __waiting = true,
+                                #p::TaskPoll::Running => __running = true,
+                                #p::TaskPoll::Succeeded => {}
+                                #p::TaskPoll::Failed => __failed += 1,
+                            }
+                        )*
+                        if __failed > #allowed_failures || (!__running && !__waiting) {
+                            break #p::Ok(());
+                        }
+                        if #alarm.as_mut().poll_rang(__w, #deadlines) {
+                            // Attempts' deadlines came: they time out in one more pass.
+                            continue;
+                        }
+                        match __gate.end_pass(__w, __cx, __waiting) {
+                            #p::Err(__error) => break #p::Err(#p::Failed::new(__error)),
+                            #p::Ok(true) => continue,
+                            #p::Ok(false) => return #p::Poll::Pending,
+                        }
+                    });
+                    #(#tasks.as_mut().cancel();)*
                 }
-                if #alarm.as_mut().poll_rang(__w, #deadlines) {
-                    // Attempts' deadlines came: they time out in one more pass.
-                    continue;
-                }
-                match __gate.end_pass(__w, __cx, __waiting) {
-                    #p::Err(__error) => return #p::Poll::Ready(#p::Err(#p::Failed::new(__error))),
-                    #p::Ok(true) => continue,
-                    #p::Ok(false) => return #p::Poll::Pending,
-                }
-            })
-            .await;
-            // Whatever still runs is cancelled, and driven to its end (its
-            // steps stop at once; the workflows inside compensate what they
-            // completed) before anything else is compensated.
-            #(#tasks.as_mut().cancel();)*
-            #p::poll_fn(|__w| {
                 let mut __ending = false;
                 #(__ending |= #tasks.as_mut().poll_cancelled(__w, __cx);)*
-                if __ending { #p::Poll::Pending } else { #p::Poll::Ready(()) }
+                if __ending {
+                    return #p::Poll::Pending;
+                }
+                #p::Poll::Ready((
+                    __joined.take().unwrap_or(#p::Ok(())),
+                    #(#tasks.as_mut().take(),)*
+                ))
             })
             .await;
         };
 
-        let results: Vec<syn::Ident> = tasks.iter().map(|_| self.ident("r")).collect();
         let done = self.label("done");
         let (settle, compensate, failed) = match required {
             None => self.parallel_all(w, &results, &done),
@@ -91,7 +102,6 @@ impl Expander {
                 let mut #alarm = #p::pin!(#p::Alarm::default());
                 #task_defs
                 #join
-                #(let #results = #tasks.as_mut().take();)*
                 #settle
             };
             #compensate
