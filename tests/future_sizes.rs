@@ -81,20 +81,25 @@ fn a_compensated_stage_adds_only_what_it_keeps() {
     );
 }
 
-#[test]
-fn a_parallel_task_stores_its_output_at_most_once() {
-    let (ndf, ctx) = rig();
+/// What a task of `step` (a `u64` output, no bulkhead) adds.
+fn per_small_task(ndf: &Ndf, ctx: &PatternContext) -> usize {
     let small8 = parallel!(step, step, step, step, step, step, step, step);
     let small16 = parallel!(
         step, step, step, step, step, step, step, step, step, step, step, step, step, step, step,
         step
     );
+    per_task(ndf, ctx, &small8, &small16)
+}
+
+#[test]
+fn a_parallel_task_stores_its_output_at_most_once() {
+    let (ndf, ctx) = rig();
     let wide8 = parallel!(wide, wide, wide, wide, wide, wide, wide, wide);
     let wide16 = parallel!(
         wide, wide, wide, wide, wide, wide, wide, wide, wide, wide, wide, wide, wide, wide, wide,
         wide
     );
-    let per_small = per_task(&ndf, &ctx, &small8, &small16);
+    let per_small = per_small_task(&ndf, &ctx);
     let per_wide = per_task(&ndf, &ctx, &wide8, &wide16);
     println!("a task: {per_small} B with a u64 output, {per_wide} B with a 256 B output");
     // Before the results were settled in a block of their own, each task's
@@ -154,17 +159,12 @@ fn the_tasks_of_a_parallel_share_one_timer() {
     let (ndf, ctx) = rig();
     // Steps in the tasks of a `parallel!` share the `parallel!`'s alarm;
     // with `spawn = true` each keeps a timer of its own.
-    let shared8 = parallel!(step, step, step, step, step, step, step, step);
-    let shared16 = parallel!(
-        step, step, step, step, step, step, step, step, step, step, step, step, step, step, step,
-        step
-    );
     let own8 = parallel!(spawn = true; step, step, step, step, step, step, step, step);
     let own16 = parallel!(spawn = true;
         step, step, step, step, step, step, step, step, step, step, step, step, step, step, step,
         step
     );
-    let shared = per_task(&ndf, &ctx, &shared8, &shared16);
+    let shared = per_small_task(&ndf, &ctx);
     let own = per_task(&ndf, &ctx, &own8, &own16);
     let timer = size_of::<tokio::time::Sleep>();
     println!("a task: {shared} B, {own} B with a timer of its own ({timer} B)");
@@ -186,17 +186,14 @@ async fn pooled(x: u64) -> u64 {
 #[test]
 fn only_a_task_whose_step_has_a_bulkhead_keeps_room_for_its_place() {
     let (ndf, ctx) = rig();
-    let small8 = parallel!(step, step, step, step, step, step, step, step);
-    let small16 = parallel!(
-        step, step, step, step, step, step, step, step, step, step, step, step, step, step, step,
-        step
+    let pooled8 = parallel!(
+        pooled, pooled, pooled, pooled, pooled, pooled, pooled, pooled
     );
-    let pooled8 = parallel!(pooled, pooled, pooled, pooled, pooled, pooled, pooled, pooled);
     let pooled16 = parallel!(
         pooled, pooled, pooled, pooled, pooled, pooled, pooled, pooled, pooled, pooled, pooled,
         pooled, pooled, pooled, pooled, pooled
     );
-    let plain = per_task(&ndf, &ctx, &small8, &small16);
+    let plain = per_small_task(&ndf, &ctx);
     let with_place = per_task(&ndf, &ctx, &pooled8, &pooled16);
     println!("a task: {plain} B, {with_place} B when its step has a `concurrency`");
     // The place (a permit of the step's semaphore) is two words; a step

@@ -8,6 +8,8 @@ use std::time::Duration;
 use ndf::prelude::*;
 use tokio::time::Instant;
 
+mod common;
+
 /// When each call started, and how many ran at once at most.
 #[derive(Clone, Default)]
 struct Probe {
@@ -43,10 +45,7 @@ async fn thousand<W>(flow: W, probe: &Probe) -> Vec<Result<u32, ndf::Error>>
 where
     W: Workflow<Input = Probe, Output = u32> + Copy + 'static,
 {
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
+    let ndf = common::ndf();
     let mut runs = Vec::new();
     for _ in 0..1_000 {
         let (ndf, probe) = (ndf.clone(), probe.clone());
@@ -117,10 +116,7 @@ async fn a_bulkhead_runs_at_most_its_concurrency_and_queues_within_its_bound() {
 #[tokio::test(start_paused = true)]
 async fn a_refused_start_is_backpressure_not_a_failure_of_the_pattern() {
     let probe = Probe::default();
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
+    let ndf = common::ndf();
     let flow = sequential!(name = "api.pooled_once"; pooled);
     let mut runs = Vec::new();
     for _ in 0..200 {
@@ -158,10 +154,7 @@ async fn flaky_pooled(run: Flaky) -> Result<u32, StepError> {
 
 #[tokio::test(start_paused = true)]
 async fn a_step_that_waited_for_its_place_retries_while_it_holds_it() {
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
+    let ndf = common::ndf();
     let flow = sequential!(name = "api.flaky_pooled"; flaky_pooled);
     let probe = Probe::default();
     let ctx = PatternContext::new("api");
@@ -196,10 +189,7 @@ async fn fails_soon(_work: Duration) -> Result<u32, StepError> {
 
 #[tokio::test(start_paused = true)]
 async fn a_place_is_given_back_when_its_run_is_cancelled_or_dropped() {
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .build()
-        .unwrap();
+    let ndf = common::ndf();
     let ctx = PatternContext::new("api");
     let once = sequential!(name = "api.single"; single);
     // The other task fails while `single` holds the only place: the

@@ -99,10 +99,7 @@ pub fn run_step_in_join<'a, S: Step>(
     input: S::Input,
     deadlines: &'a Deadlines,
 ) -> impl Future<Output = Result<(S::Output, S::Undo), Failed>> + 'a {
-    Cancellable::<S, _>::new(
-        cx,
-        <S::Policies as Policies>::run::<S, Inline, Joined, Failed>(cx, index, input, deadlines),
-    )
+    Cancellable::<S, _>::new(cx, run_step_as_task::<S>(cx, index, input, deadlines))
 }
 
 /// [`run_step_in_join`] for a step that is itself a task of a `parallel!`,
