@@ -86,6 +86,13 @@ impl<F: Future> Future for Outlined<F> {
 macro_rules! generic_run {
     ($q:ty, $run:ident) => {
         impl Policies for $q {
+            // The run is made where its task stores it: not made, then
+            // copied (a call and a copy per task of a `parallel!`).
+            #[allow(
+                clippy::inline_always,
+                reason = "the run is made where its task stores it: not made, then copied"
+            )]
+            #[inline(always)]
             fn run<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
                 cx: Cx<'a>,
                 index: usize,

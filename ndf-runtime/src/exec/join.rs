@@ -5,10 +5,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Context;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::future::MaybeDone;
 use tokio::time::{Instant, Sleep};
 
 use super::Cx;
@@ -29,12 +28,57 @@ pub enum TaskPoll {
 }
 
 pin_project_lite::pin_project! {
+    /// A task's future, then its result, then nothing once taken or
+    /// dropped. futures' `MaybeDone`, with its poll inlined where the
+    /// tasks are polled: a call, and a copy of the result, per task.
+    #[project = SlotProj]
+    #[project_replace = SlotReplace]
+    enum Slot<F: Future> {
+        Running { #[pin] fut: F },
+        Done { out: F::Output },
+        Gone,
+    }
+}
+
+impl<F: Future> Slot<F> {
+    /// Polls the future, if it runs: ready once it has finished (now or
+    /// before), its result kept.
+    #[inline]
+    fn poll_done(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if let SlotProj::Running { fut } = self.as_mut().project() {
+            let out = std::task::ready!(fut.poll(cx));
+            self.set(Slot::Done { out });
+        }
+        Poll::Ready(())
+    }
+
+    #[inline]
+    fn output_mut(self: Pin<&mut Self>) -> Option<&mut F::Output> {
+        match self.project() {
+            SlotProj::Done { out } => Some(out),
+            SlotProj::Running { .. } | SlotProj::Gone => None,
+        }
+    }
+
+    #[inline]
+    fn take_output(mut self: Pin<&mut Self>) -> Option<F::Output> {
+        if !matches!(self.as_mut().project(), SlotProj::Done { .. }) {
+            return None;
+        }
+        match self.project_replace(Slot::Gone) {
+            SlotReplace::Done { out } => Some(out),
+            SlotReplace::Running { .. } | SlotReplace::Gone => None,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
     /// One task of a `parallel!`: its future, whether it has started, and
     /// its result once finished.
     #[must_use = "futures do nothing unless polled"]
     pub struct Task<F: Future> {
         #[pin]
-        fut: MaybeDone<F>,
+        fut: Slot<F>,
         started: bool,
         finished: bool,
         // Cancelled while running: polled to its end as cancelled.
@@ -59,7 +103,7 @@ impl<T, E: StageError, F: Future<Output = Result<T, E>>> Task<F> {
     /// while it runs, is driven to its end (it compensates what it did).
     pub fn new(fut: F) -> Self {
         Self {
-            fut: MaybeDone::Future(fut),
+            fut: Slot::Running { fut },
             started: false,
             finished: false,
             cancelling: false,
@@ -78,6 +122,7 @@ impl<T, E: StageError, F: Future<Output = Result<T, E>>> Task<F> {
     }
 
     /// Polls the task, starting it first if the gate lets it.
+    #[inline]
     pub fn poll_task(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -92,7 +137,7 @@ impl<T, E: StageError, F: Future<Output = Result<T, E>>> Task<F> {
             *this.started = true;
         }
         if !*this.finished {
-            if this.fut.as_mut().poll(cx).is_pending() {
+            if this.fut.as_mut().poll_done(cx).is_pending() {
                 return TaskPoll::Running;
             }
             *this.finished = true;
@@ -123,7 +168,7 @@ impl<T, E: StageError, F: Future<Output = Result<T, E>>> Task<F> {
         if *this.started && !*this.step {
             *this.cancelling = true;
         } else {
-            this.fut.set(MaybeDone::Gone);
+            this.fut.set(Slot::Gone);
             *this.finished = true;
         }
     }
@@ -137,12 +182,15 @@ impl<T, E: StageError, F: Future<Output = Result<T, E>>> Task<F> {
         if !*this.cancelling || *this.finished {
             return false;
         }
-        if run.as_cancelled(|| this.fut.as_mut().poll(cx)).is_pending() {
+        if run
+            .as_cancelled(|| this.fut.as_mut().poll_done(cx))
+            .is_pending()
+        {
             return true;
         }
         *this.finished = true;
         if matches!(this.fut.as_mut().output_mut(), Some(Err(_))) {
-            this.fut.set(MaybeDone::Gone);
+            this.fut.set(Slot::Gone);
         }
         false
     }
@@ -179,6 +227,10 @@ impl Gate {
         }
     }
 
+    /// Whether a task may start now. Inlined where each task is polled:
+    /// a call per task otherwise (this crate's code, the tasks' in the
+    /// user's).
+    #[inline]
     pub(super) fn try_start(&mut self, run: Cx<'_>) -> bool {
         if self.in_flight >= self.max {
             return false;
@@ -193,6 +245,7 @@ impl Gate {
         true
     }
 
+    #[inline]
     pub(super) fn finish(&mut self) {
         self.in_flight = self.in_flight.saturating_sub(1);
     }

@@ -110,6 +110,11 @@ pub fn run_step_in_join<'a, S: Step>(
 /// # Errors
 ///
 /// As [`run_step`].
+#[allow(
+    clippy::inline_always,
+    reason = "the run is made where its task stores it: not made, then copied"
+)]
+#[inline(always)]
 pub fn run_step_as_task<'a, S: Step>(
     cx: Cx<'a>,
     index: usize,
