@@ -3,7 +3,8 @@
 //! bytes of a span. That box is the only allocation it costs: with a
 //! subscriber that takes every span and allocates nothing itself, a warm
 //! run allocates exactly one block per step attempt, and at info level
-//! (no step spans) none at all. In a binary of its own: dhat counts the
+//! (no step spans) none at all; nor does a warm run that is a latency
+//! outlier, noted for the log. In a binary of its own: dhat counts the
 //! whole process, and the subscriber is thread-wide state.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,5 +105,38 @@ fn a_step_span_costs_its_box_and_nothing_more() {
     assert!(!tracing::enabled!(tracing::Level::DEBUG));
     let untraced = blocks(&rt, &ndf, &flow, 100);
     dhat::assert_eq!(untraced, 0, "no step span, no box");
+    a_warm_outlier_allocates_nothing();
     drop(info);
+}
+
+/// Waits `ms` milliseconds.
+#[pattern]
+async fn napping(ms: u64) -> u64 {
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    ms
+}
+
+/// A warm run that is a latency outlier (on a busy machine, any run may
+/// be one) is noted for the log, which a subscriber at info level sees,
+/// without allocating. On paused time, so that every warm run takes
+/// exactly a millisecond and only the slow one is an outlier; an `Ndf` of
+/// its own, whose outlier log is new.
+fn a_warm_outlier_allocates_nothing() {
+    assert!(tracing::enabled!(target: "ndf::outlier", tracing::Level::WARN));
+    let rt = common::paused_runtime();
+    let ndf = common::ndf();
+    let ctx = PatternContext::new("shop");
+    let napping = sequential!(name = "shop.napping"; napping);
+    rt.block_on(async {
+        for _ in 0..300 {
+            ndf.run(&napping, 1, &ctx).await.unwrap();
+        }
+        assert_eq!(ndf.stats("shop.napping", "shop").unwrap().outliers, 0);
+        let before = dhat::HeapStats::get();
+        assert_eq!(ndf.run(&napping, 50, &ctx).await.unwrap(), 50);
+        let blocks = dhat::HeapStats::get().total_blocks - before.total_blocks;
+        let stats = ndf.stats("shop.napping", "shop").unwrap();
+        assert_eq!(stats.outliers, 1, "the slow run is an outlier: {stats:?}");
+        dhat::assert_eq!(blocks, 0, "an outlier noted for the log allocates nothing");
+    });
 }

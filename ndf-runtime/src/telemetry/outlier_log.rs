@@ -25,12 +25,26 @@ struct OutlierCount {
     worst: Duration,
 }
 
+/// The workflows (in a domain) whose outliers the log has room for when
+/// the runtime is made: their first outlier allocates nothing. A run's
+/// latency depends on the machine, so any warm run may be an outlier.
+const OUTLIERS_KEPT: usize = 8;
+
 /// The latency outliers waiting to be logged.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Outliers {
     counts: Vec<OutlierCount>,
     /// When the earliest interval with outliers to report ends.
     pub(super) due: Option<Instant>,
+}
+
+impl Default for Outliers {
+    fn default() -> Self {
+        Self {
+            counts: Vec::with_capacity(OUTLIERS_KEPT),
+            due: None,
+        }
+    }
 }
 
 impl Outliers {
