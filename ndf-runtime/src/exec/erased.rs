@@ -298,8 +298,7 @@ pub(super) fn step_of<S: Step>() -> &'static StepOf {
 /// makes of `arg`), and, when that fails, [`recover`]. Its output stays in
 /// the cell. Generic over the bound only: one copy serves every step.
 /// Not an `async fn`: an `async fn` stores its arguments twice in its
-/// future. Its error is boxed (see
-/// [`StageError`](super::compensate::StageError)), so that its result
+/// future. Its error is boxed (see [`StageError`]), so that its result
 /// is a word, not 104 bytes, on the way out of every poll.
 #[allow(
     clippy::manual_async_fn,
