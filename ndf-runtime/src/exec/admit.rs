@@ -33,7 +33,7 @@ pub(crate) enum Next<'a> {
 }
 
 /// Whether step of options `meta` (its `limits` if it has a `rate` or a
-/// `concurrency`), whose attempts get `timeout`, needs [`admit`]: only
+/// `concurrency`), whose attempts get `timeout`, needs [`admission`]: only
 /// when it has limits, or something else to check ([`unchecked`] is
 /// false). Most steps need nothing, and their run moves no admission
 /// value around.

@@ -94,6 +94,7 @@ impl<F: Future> std::fmt::Debug for Task<F> {
             .field("started", &self.started)
             .field("finished", &self.finished)
             .field("cancelling", &self.cancelling)
+            .field("step", &self.step)
             .finish_non_exhaustive()
     }
 }

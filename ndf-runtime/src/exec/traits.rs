@@ -28,9 +28,9 @@ pub trait Step: Send + Sync + 'static {
     /// `#[pattern]` from its options.
     #[doc(hidden)]
     type Policies: super::first::Policies;
-    /// What a `Plain` step's run keeps of its place in the step's
-    /// bulkhead: the place for a step with a `concurrency`, nothing for
-    /// the others.
+    /// What a `Plain` step's run in a task of a `parallel!` keeps of its
+    /// place in the step's bulkhead: the place for a step with a
+    /// `concurrency`, nothing for the others.
     #[doc(hidden)]
     type Held: crate::gating::Held;
 

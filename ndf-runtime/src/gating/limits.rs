@@ -74,9 +74,10 @@ impl Place {
 /// What a `Plain` step's run keeps of the place it took in its bulkhead
 /// while its attempt runs: the [`Place`] for a step with a `concurrency`,
 /// nothing ([`NoPlace`]) for the others, which never take one. Chosen by
-/// `#[pattern]` as `Step::Held`, so that most steps' runs keep no room for
-/// a place (16 bytes in every such run, and in every task of a
-/// `parallel!`).
+/// `#[pattern]` as `Step::Held`, so that a task of a `parallel!` whose
+/// step has no bulkhead keeps no room for a place (16 bytes a task). A
+/// step awaited where it stands keeps the [`Place`] whatever its step
+/// (`Bounds::Held` says why).
 #[doc(hidden)]
 pub trait Held: Send + 'static {
     /// What is kept of `place`, the place the step's admission took.
