@@ -1,6 +1,9 @@
 //! `parallel!`: tuple order, bounded concurrency with real overlap,
 //! fail-fast cancellation, `min_success`, resource gating, cancellation on
-//! drop, and `Send` futures.
+//! drop, and `Send` futures. Under `forbid(unsafe_code)`, as a crate that
+//! allows no `unsafe` of its own has it: what the macros generate there
+//! must compile.
+#![forbid(unsafe_code)]
 
 mod common;
 

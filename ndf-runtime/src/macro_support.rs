@@ -2,10 +2,11 @@
 //! without notice.
 
 pub use crate::exec::{
-    Alarm, Cx, Deadlines, Failed, FanOut, Gate, Indexed, Keep, PhaseRule, StageError, Step, Strict,
-    Task, TaskPoll, Tolerant, Undos, Workflow, admit_level, alternative_failed, check_phase,
-    fan_out, insufficient, lost_result, record_level, restored, run_step, run_step_as_task,
-    run_step_in_join, run_step_in_task, run_step_spawned, shared_instances, stage_done, tolerate,
+    Alarm, Cx, Deadlines, Failed, FanOut, Gate, Indexed, JoinTask, Keep, PhaseRule, StageError,
+    Step, Strict, Task, TaskPoll, Tolerant, Undos, Workflow, admit_level, alternative_failed,
+    check_phase, fan_out, insufficient, lost_result, record_level, restored, run_step,
+    run_step_in_join, run_step_in_task, run_step_spawned, shared_instances, stage_done, step_task,
+    tolerate,
 };
 pub use crate::exec::{AllCheckpointable, Checkpointed, CheckpointedStep};
 pub use crate::exec::{Direct, Hedged, Placement, Plain, Policies, Resilient, Stage};
@@ -22,6 +23,7 @@ pub use core::pin::pin;
 pub use core::result::Result::{self, Err, Ok};
 pub use core::task::Poll;
 pub use core::time::Duration;
+pub use pin_project_lite::pin_project;
 pub use tokio::time::Instant;
 
 pub use crate::deadline::{Cost, check_deadline};

@@ -6,12 +6,15 @@
 //! `parallel!` of 64 steps carry 64 of them. The tasks of a `parallel!` are
 //! polled together, in one pass, with the `parallel!`'s waker: one timer,
 //! armed for the earliest deadline any of them asked for, wakes them all.
-//! Each attempt keeps its deadline (a word) and a reference to its
-//! `parallel!`'s [`Deadlines`]; the `parallel!` keeps the [`Alarm`] and
-//! polls it after each pass over its tasks. When it rings, every attempt
-//! whose deadline has come times out on the next pass, and the others ask
-//! again for theirs. The deadline of each attempt counts, as a timer of its
-//! own would, from its first wait.
+//! Each attempt keeps its deadline ([`Due`], in whole milliseconds, as
+//! tokio's timers count) and reaches its `parallel!`'s [`Deadlines`]: a
+//! step that is itself a task is handed them at each poll (see
+//! `exec::task`); a step deeper inside a task keeps a reference to them
+//! ([`Shared`]). The `parallel!` keeps the [`Alarm`] and polls it after
+//! each pass over its tasks. When it rings, every attempt whose deadline
+//! has come times out on the next pass, and the others ask again for
+//! theirs. The deadline of each attempt counts, as a timer of its own
+//! would, from its first wait.
 //!
 //! `parallel!(each …)` keeps a timer per item: its set wakes only the item
 //! whose waker fired, so a shared alarm would not reach them.
@@ -121,6 +124,97 @@ impl Deadlines {
     }
 }
 
+/// An attempt's deadline on its `parallel!`'s alarm: whole milliseconds
+/// (rounded up, as tokio's timers round) from the run's start, in 40 bits
+/// (34 years, more than any timer is armed for: see
+/// `policy::deadline_from`), unset until the attempt's first wait. Six
+/// bytes, with room for whether the task whose attempt it is has started
+/// (see `exec::task`), and spare values in its [`Phase`] that an enum
+/// around it keeps its discriminant in.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Due {
+    low: u32,
+    high: u8,
+    phase: Phase,
+}
+
+/// Where a [`Due`] is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Phase {
+    /// Its task has not started.
+    Unstarted,
+    /// Not set: its attempt has not waited yet.
+    #[default]
+    Unset,
+    /// Set.
+    Set,
+}
+
+impl Due {
+    /// The most milliseconds 40 bits hold.
+    const MAX_MS: u64 = (1 << 40) - 1;
+
+    /// Not set, of a task that has not started.
+    pub(crate) const UNSTARTED: Due = Due {
+        low: 0,
+        high: 0,
+        phase: Phase::Unstarted,
+    };
+
+    /// Whether its task has started.
+    #[inline]
+    pub(crate) fn started(self) -> bool {
+        self.phase != Phase::Unstarted
+    }
+
+    /// Its task starts.
+    #[inline]
+    pub(crate) fn start(&mut self) {
+        if self.phase == Phase::Unstarted {
+            self.phase = Phase::Unset;
+        }
+    }
+
+    /// In the nanoseconds of [`Deadlines`].
+    #[inline]
+    fn nanos(self) -> u64 {
+        ((u64::from(self.high) << 32) | u64::from(self.low)) * 1_000_000
+    }
+}
+
+impl Deadlines {
+    /// Ready once the deadline `due` of an attempt has come. At the
+    /// attempt's first wait, `due` is set `after()` from then. Else asks
+    /// the alarm for it.
+    #[inline]
+    pub(crate) fn poll_due(&self, due: &mut Due, after: impl FnOnce() -> Duration) -> Poll<()> {
+        if due.phase != Phase::Set {
+            *due = self.due_after(after());
+        }
+        let at = due.nanos();
+        if self.rang.load(Ordering::Relaxed) >= at {
+            return Poll::Ready(());
+        }
+        self.asked.fetch_min(at, Ordering::Relaxed);
+        Poll::Pending
+    }
+
+    /// The deadline `after` from now. Out of line: once per attempt that
+    /// waits.
+    #[inline(never)]
+    fn due_after(&self, after: Duration) -> Due {
+        let since = Instant::now().saturating_duration_since(self.base);
+        let ms = since.saturating_add(after).as_nanos().div_ceil(1_000_000);
+        let ms = u64::try_from(ms).map_or(Due::MAX_MS, |ms| ms.clamp(1, Due::MAX_MS));
+        let [a, b, c, d, high, ..] = ms.to_le_bytes();
+        Due {
+            low: u32::from_le_bytes([a, b, c, d]),
+            high,
+            phase: Phase::Set,
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
     /// The one timer of a `parallel!`'s tasks, beside them: made at the
     /// first deadline one of them asks for, never before.
@@ -166,29 +260,22 @@ impl Alarm {
 #[derive(Debug)]
 pub struct Shared<'a> {
     deadlines: &'a Deadlines,
-    /// In the nanoseconds of [`Deadlines`]; 0 until the first wait.
-    due: u64,
+    due: Due,
 }
 
 impl<'a> Shared<'a> {
     #[inline]
     pub(crate) fn new(deadlines: &'a Deadlines) -> Self {
-        Self { deadlines, due: 0 }
+        Self {
+            deadlines,
+            due: Due::default(),
+        }
     }
 }
 
 impl Bound for Shared<'_> {
     fn poll_expired(mut self: Pin<&mut Self>, after: Duration, _: &mut Context<'_>) -> Poll<()> {
         let deadlines = self.deadlines;
-        if self.due == 0 {
-            let since = Instant::now().saturating_duration_since(deadlines.base);
-            let due = since.saturating_add(after).as_nanos();
-            self.due = u64::try_from(due).unwrap_or(u64::MAX - 1).max(1);
-        }
-        if deadlines.rang.load(Ordering::Relaxed) >= self.due {
-            return Poll::Ready(());
-        }
-        deadlines.asked.fetch_min(self.due, Ordering::Relaxed);
-        Poll::Pending
+        deadlines.poll_due(&mut self.due, || after)
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 
-use super::alarm::{Bound, Bounds, Own};
+use super::alarm::{Bound, Bounds, Deadlines, Due, Own};
 use super::{Cx, Finish, Step};
 use crate::context::PatternContext;
 use crate::error::{Error, ErrorClass, StepError};
@@ -225,6 +225,107 @@ fn poll_bounded<T, F: Future<Output = Result<T, StepError>>, B: Bound>(
             Poll::Ready(()) => Poll::Ready(Err(Failure::TimedOut(timeout))),
             Poll::Pending => Poll::Pending,
         },
+    }
+}
+
+/// Polls `fut` with a panic caught.
+#[allow(clippy::inline_always, reason = "see `poll_bounded`")]
+#[inline(always)]
+fn poll_caught<T, F: Future<Output = Result<T, StepError>>>(
+    mut fut: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, Failure>> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+        Ok(Poll::Ready(Ok(out))) => Poll::Ready(Ok(out)),
+        Ok(Poll::Ready(Err(error))) => Poll::Ready(Err(Failure::Failed(error))),
+        Err(payload) => Poll::Ready(Err(panicked(payload))),
+        Ok(Poll::Pending) => Poll::Pending,
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The one attempt of a `Plain` step that is itself a task of a
+    /// `parallel!` (see `exec::task`): the step's future, its deadline on
+    /// the `parallel!`'s alarm, and its span's word. Its timeout is not kept: it is read from the step's options
+    /// at its first wait, and again if it expires (16 bytes fewer in
+    /// every task).
+    pub(crate) struct TaskAttempt<F> {
+        due: Due,
+        trace: Trace,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<T, F: Future<Output = Result<T, StepError>>> TaskAttempt<F> {
+    /// The first attempt of the step named `step`, on `fut`, of a task
+    /// that has not started.
+    #[inline]
+    pub(crate) fn new(cx: Cx<'_>, step: &'static str, fut: F) -> Self {
+        Self {
+            fut,
+            due: Due::UNSTARTED,
+            trace: Trace::of(cx, step, 1),
+        }
+    }
+
+    /// Whether its task has started.
+    #[inline]
+    pub(crate) fn started(&self) -> bool {
+        self.due.started()
+    }
+
+    /// Its task starts.
+    #[inline]
+    pub(crate) fn start(self: Pin<&mut Self>) {
+        self.project().due.start();
+    }
+
+    /// Polls the attempt, as [`Attempt::poll_here`] does, bounded by the
+    /// alarm's `deadlines`: armed at its first wait for `after()` (the
+    /// timeout, never past the workflow's deadline), and, once that has
+    /// passed, failed as timed out after `timeout()`.
+    #[allow(clippy::inline_always, reason = "see `Attempt::poll_here`")]
+    #[inline(always)]
+    pub(crate) fn poll_in(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        deadlines: &Deadlines,
+        after: impl FnOnce() -> Duration,
+        timeout: impl FnOnce() -> Duration,
+    ) -> Poll<Result<T, Failure>> {
+        let this = self.project();
+        let Some(span) = this.trace.0.as_deref() else {
+            return poll_due(this.fut, deadlines, this.due, after, timeout, cx);
+        };
+        let entered = enter(span);
+        let poll = poll_due(this.fut, deadlines, this.due, after, timeout, cx);
+        exit(entered);
+        if let Poll::Ready(result) = &poll {
+            ended(span, result.as_ref().err());
+        }
+        poll
+    }
+}
+
+/// Polls `fut` with a panic caught, then, while it is pending, its
+/// deadline `due` on the alarm's `deadlines` (see [`TaskAttempt::poll_in`]).
+#[allow(clippy::inline_always, reason = "see `poll_bounded`")]
+#[inline(always)]
+fn poll_due<T, F: Future<Output = Result<T, StepError>>>(
+    fut: Pin<&mut F>,
+    deadlines: &Deadlines,
+    due: &mut Due,
+    after: impl FnOnce() -> Duration,
+    timeout: impl FnOnce() -> Duration,
+    cx: &mut Context<'_>,
+) -> Poll<Result<T, Failure>> {
+    match poll_caught(fut, cx) {
+        Poll::Pending => match deadlines.poll_due(due, after) {
+            Poll::Ready(()) => Poll::Ready(Err(Failure::TimedOut(timeout()))),
+            Poll::Pending => Poll::Pending,
+        },
+        ready @ Poll::Ready(_) => ready,
     }
 }
 

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use futures::future::Either;
 
-use super::alarm::{Bounds, Own};
+use super::alarm::{Bounds, Deadlines, Joined, Own};
 use super::attempt::{Failure, Inline, Placement, attempt_of, step_attempt};
 use super::compensate::{Failed, StageError};
+use super::join::{JoinTask, Task};
 use super::stage::{Direct, Stage};
 use super::step::{run_hedged, run_plain};
+use super::task::step_task;
 use super::{Cx, Step};
 use crate::error::ErrorClass;
 
@@ -36,6 +38,25 @@ pub trait Policies: 'static {
     /// The cell of step `S` for a stage its workflow awaits where it
     /// stands: a local of the workflow's future (see `exec::stage`).
     fn cell<S: Step>(cx: Cx<'_>) -> impl Stage<'_, Step = S>;
+
+    /// Step `S`, stage `index`, on `input`, as a task of a `parallel!`
+    /// whose alarm keeps `deadlines`: its run, dropped if the task is
+    /// cancelled; a `Plain` step's keeps only its state (see `exec::task`).
+    #[allow(
+        clippy::inline_always,
+        reason = "the task is made where its `parallel!` stores it: not made, then copied"
+    )]
+    #[inline(always)]
+    fn task<'a, S: Step>(
+        cx: Cx<'a>,
+        index: usize,
+        input: S::Input,
+        deadlines: &'a Deadlines,
+    ) -> impl JoinTask<'a, Output = Result<(S::Output, S::Undo), Failed>> + 'a {
+        Task::step(Self::run::<S, Inline, Joined, Failed>(
+            cx, index, input, deadlines,
+        ))
+    }
 }
 
 /// No hedge, and nothing after the attempt: no retries, fallback or
@@ -84,8 +105,10 @@ impl<F: Future> Future for Outlined<F> {
 /// `run_plain` and `run_hedged`), in a task and awaited in place alike
 /// (with an empty cell).
 macro_rules! generic_run {
-    ($q:ty, $run:ident) => {
+    ($q:ty, $run:ident $(, $task:item)?) => {
         impl Policies for $q {
+            $($task)?
+
             // The run is made where its task stores it: not made, then
             // copied (a call and a copy per task of a `parallel!`).
             #[allow(
@@ -137,7 +160,21 @@ macro_rules! generic_run {
     };
 }
 
-generic_run!(Plain, run_plain);
+generic_run!(
+    Plain,
+    run_plain,
+    // Its task keeps only its state (see `exec::task`).
+    #[allow(clippy::inline_always, reason = "see `Policies::task`")]
+    #[inline(always)]
+    fn task<'a, S: Step>(
+        cx: Cx<'a>,
+        index: usize,
+        input: S::Input,
+        _: &'a Deadlines,
+    ) -> impl JoinTask<'a, Output = Result<(S::Output, S::Undo), Failed>> + 'a {
+        step_task::<S, _, _>(cx, index, input, Inline::call::<S>)
+    }
+);
 generic_run!(Hedged, run_hedged);
 
 /// The first attempt of hedged step `S` (of which `P` places the code)

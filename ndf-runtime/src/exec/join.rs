@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
 use super::Cx;
+use super::alarm::Deadlines;
 use super::compensate::StageError;
 use crate::error::{Error, StepError};
 
@@ -121,14 +122,55 @@ impl<T, E: StageError, F: Future<Output = Result<T, E>>> Task<F> {
             ..Self::new(fut)
         }
     }
+}
 
-    /// Polls the task, starting it first if the gate lets it.
-    #[inline]
-    pub fn poll_task(
+/// A task of a `parallel!`. What every task of one `parallel!` shares —
+/// the run, the alarm's deadlines, its stage's index — comes with each
+/// poll rather than being kept in each task.
+#[doc(hidden)]
+pub trait JoinTask<'a> {
+    /// The task's result.
+    type Output;
+
+    /// Polls the task, starting it first if `gate` lets it; the task is
+    /// stage `index` of run `run`, bounded by its `parallel!`'s alarm's
+    /// `deadlines`.
+    fn poll_task(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         gate: &mut Gate,
-        run: Cx<'_>,
+        run: Cx<'a>,
+        deadlines: &Deadlines,
+        index: usize,
+    ) -> TaskPoll;
+
+    /// Cancels the task if it has not finished: one that has not started,
+    /// or a step's run, is dropped; a workflow that runs is then driven to
+    /// its end by [`JoinTask::poll_cancelled`], its steps stopping at once,
+    /// so that the workflows inside it compensate what they completed.
+    fn cancel(self: Pin<&mut Self>);
+
+    /// Polls a cancelled task towards its end; `true` while it has not
+    /// ended. Its error, if it ends in one, is dropped (the workflows inside
+    /// compensated themselves); a success is kept, to be compensated like
+    /// any completed task's.
+    fn poll_cancelled(self: Pin<&mut Self>, cx: &mut Context<'_>, run: Cx<'_>) -> bool;
+
+    /// The task's result, once; `None` if it did not finish.
+    fn take(self: Pin<&mut Self>) -> Option<Self::Output>;
+}
+
+impl<'a, T, E: StageError, F: Future<Output = Result<T, E>>> JoinTask<'a> for Task<F> {
+    type Output = Result<T, E>;
+
+    #[inline]
+    fn poll_task(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        gate: &mut Gate,
+        run: Cx<'a>,
+        _: &Deadlines,
+        _: usize,
     ) -> TaskPoll {
         let mut this = self.project();
         if !*this.started {
@@ -151,17 +193,11 @@ impl<T, E: StageError, F: Future<Output = Result<T, E>>> Task<F> {
         }
     }
 
-    /// The task's result, once; `None` if it did not finish.
-    #[must_use]
-    pub fn take(self: Pin<&mut Self>) -> Option<Result<T, E>> {
+    fn take(self: Pin<&mut Self>) -> Option<Result<T, E>> {
         self.project().fut.take_output()
     }
 
-    /// Cancels the task if it has not finished: one that has not started,
-    /// or a step's run, is dropped; a workflow that runs is then driven to
-    /// its end by [`Task::poll_cancelled`], its steps stopping at once, so
-    /// that the workflows inside it compensate what they completed.
-    pub fn cancel(self: Pin<&mut Self>) {
+    fn cancel(self: Pin<&mut Self>) {
         let mut this = self.project();
         if *this.finished {
             return;
@@ -174,11 +210,7 @@ impl<T, E: StageError, F: Future<Output = Result<T, E>>> Task<F> {
         }
     }
 
-    /// Polls a cancelled task towards its end; `true` while it has not
-    /// ended. Its error, if it ends in one, is dropped (the workflows inside
-    /// compensated themselves); a success is kept, to be compensated like
-    /// any completed task's.
-    pub fn poll_cancelled(self: Pin<&mut Self>, cx: &mut Context<'_>, run: Cx<'_>) -> bool {
+    fn poll_cancelled(self: Pin<&mut Self>, cx: &mut Context<'_>, run: Cx<'_>) -> bool {
         let mut this = self.project();
         if !*this.cancelling || *this.finished {
             return false;

@@ -16,6 +16,7 @@ mod join;
 mod results;
 mod stage;
 mod step;
+mod task;
 mod traits;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,10 +35,10 @@ pub use first::{Hedged, Plain, Policies};
 pub use flow::{
     PhaseRule, admit_level, alternative_failed, check_phase, insufficient, record_level,
 };
-pub use join::{Gate, Task, TaskPoll, lost_result, tolerate};
+pub use join::{Gate, JoinTask, Task, TaskPoll, lost_result, tolerate};
 pub use results::TaskResults;
 pub use stage::{Direct, Stage};
-pub use step::{run_step, run_step_as_task, run_step_in_join, run_step_in_task, run_step_spawned};
+pub use step::{run_step, run_step_in_join, run_step_in_task, run_step_spawned, step_task};
 pub use traits::{Finish, Made, Step, Workflow, Wrapped};
 
 use crate::config::Config;

@@ -42,6 +42,7 @@ use super::erased::{
     Cell, Ended, Which, drive, held, held_back_unserved, mark_slow, recover, step_of,
 };
 use super::first::{Outlined, Policies, hedged_first};
+use super::join::JoinTask;
 use super::stage::{ErrorAs, Stage};
 use super::{Cx, Made, Step};
 use crate::error::{Error, ErrorClass, StepError};
@@ -102,20 +103,29 @@ pub fn run_step_in_join<'a, S: Step>(
     Cancellable::<S, _>::new(cx, run_step_as_task::<S>(cx, index, input, deadlines))
 }
 
-/// [`run_step_in_join`] for a step that is itself a task of a `parallel!`,
-/// made with [`Task::step`](super::Task::step): the task drops the run
-/// when it is cancelled, so the run keeps no reference to check for that
-/// (a word less in every such task).
-///
-/// # Errors
-///
-/// As [`run_step`].
+/// Step `S`, stage `index`, on `input`, as a task of a `parallel!` whose
+/// alarm keeps `deadlines`: its run, which the task drops when it is
+/// cancelled, so that the run keeps no reference to check for that; a
+/// `Plain` step's keeps only its state (see `exec::task`).
+#[allow(clippy::inline_always, reason = "see `Policies::task`")]
+#[inline(always)]
+pub fn step_task<'a, S: Step>(
+    cx: Cx<'a>,
+    index: usize,
+    input: S::Input,
+    deadlines: &'a Deadlines,
+) -> impl JoinTask<'a, Output = Result<(S::Output, S::Undo), Failed>> + 'a {
+    <S::Policies as Policies>::task::<S>(cx, index, input, deadlines)
+}
+
+/// The run of step `S` bounded by its `parallel!`'s alarm, inside a task
+/// of that `parallel!` (see [`run_step_in_join`]).
 #[allow(
     clippy::inline_always,
     reason = "the run is made where its task stores it: not made, then copied"
 )]
 #[inline(always)]
-pub fn run_step_as_task<'a, S: Step>(
+fn run_step_as_task<'a, S: Step>(
     cx: Cx<'a>,
     index: usize,
     input: S::Input,
@@ -247,7 +257,7 @@ pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
 
 /// What a `Plain` step's admission decided: small, and one type for every
 /// step.
-enum Admitted<'a> {
+pub(super) enum Admitted<'a> {
     /// Its attempt runs now, holding the place.
     Go(Place),
     /// It waits for room, or for the run's completed stages to be stored;
@@ -262,7 +272,7 @@ enum Admitted<'a> {
 /// step, which has no fallback to serve it when held back. Out of line:
 /// one copy for every step.
 #[inline(never)]
-fn admitting<'a>(
+pub(super) fn admitting<'a>(
     cx: Cx<'a>,
     index: usize,
     meta: &'static StepMeta,

@@ -10,7 +10,7 @@
 //! tuple is a `Result`, and the group fails only when too few succeed.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{format_ident, quote};
 
 use super::Expander;
 use crate::typecheck::Rule;
@@ -25,7 +25,7 @@ impl Expander {
         let deadlines = self.ident("deadlines");
         let alarm = self.ident("alarm");
         let outer_join = self.join.replace(deadlines.clone());
-        let (tasks, task_defs) = self.parallel_tasks(w, &deadlines);
+        let (tasks, indexes, task_defs) = self.parallel_tasks(w, &deadlines);
         self.join = outer_join;
 
         let max = w.options.max_concurrent.unwrap_or(usize::MAX);
@@ -36,21 +36,28 @@ impl Expander {
         let required = w.options.min_success.map(|min| min.tasks);
         let allowed_failures = required.map_or(0, |k| n - k.min(n));
         let results: Vec<syn::Ident> = tasks.iter().map(|_| self.ident("r")).collect();
-        // One `poll_fn` that owns the tasks' pinned references (a word a
-        // task; two closures borrowing them kept two words a task across
-        // their awaits): it joins the tasks, cancels what still runs and
-        // drives it to its end (its steps stop at once; the workflows
-        // inside compensate what they completed) before anything else is
-        // compensated, and gives every task's result.
+        // Each task's pinned reference, split from the one the `poll_fn`
+        // keeps to all of them.
+        let split = quote! {
+            let __each = __tasks.as_mut().project();
+            #(let mut #tasks = __each.#tasks;)*
+        };
+        // One `poll_fn` that owns the tasks' pinned reference (two closures
+        // borrowing it kept two words across their awaits): it joins the
+        // tasks, cancels what still runs and drives it to its end (its
+        // steps stop at once; the workflows inside compensate what they
+        // completed) before anything else is compensated, and gives every
+        // task's result.
         let join = quote! {
             let mut __gate = #p::Gate::new(#max, #threshold);
             let mut __joined: #p::Option<#p::Result<(), #p::Failed>> = #p::None;
             let (__joined, #(#results,)*) = #p::poll_fn(move |__w| {
+                #split
                 if __joined.is_none() {
                     __joined = #p::Some(loop {
                         let (mut __running, mut __waiting, mut __failed) = (false, false, 0usize);
                         #(
-                            match #tasks.as_mut().poll_task(__w, &mut __gate, __cx) {
+                            match #p::JoinTask::poll_task(#tasks.as_mut(), __w, &mut __gate, __cx, #deadlines, #indexes) {
                                 #p::TaskPoll::Waiting => __waiting = true,
                                 #p::TaskPoll::Running => __running = true,
                                 #p::TaskPoll::Succeeded => {}
@@ -70,16 +77,16 @@ impl Expander {
                             #p::Ok(false) => return #p::Poll::Pending,
                         }
                     });
-                    #(#tasks.as_mut().cancel();)*
+                    #(#p::JoinTask::cancel(#tasks.as_mut());)*
                 }
                 let mut __ending = false;
-                #(__ending |= #tasks.as_mut().poll_cancelled(__w, __cx);)*
+                #(__ending |= #p::JoinTask::poll_cancelled(#tasks.as_mut(), __w, __cx);)*
                 if __ending {
                     return #p::Poll::Pending;
                 }
                 #p::Poll::Ready((
                     __joined.take().unwrap_or(#p::Ok(())),
-                    #(#tasks.as_mut().take(),)*
+                    #(#p::JoinTask::take(#tasks.as_mut()),)*
                 ))
             })
             .await;
@@ -108,17 +115,21 @@ impl Expander {
         }}
     }
 
-    /// One pinned task per stage, each with its own copy of `__shared`
-    /// (checked to be the type the stage takes): their names and definitions.
+    /// One task per stage, each with its own copy of `__shared` (checked
+    /// to be the type the stage takes), pinned together in `__tasks`:
+    /// their names, the stage index each is polled with (a step's record;
+    /// 0, unread, for a workflow) and their definitions.
     fn parallel_tasks(
         &mut self,
         w: &Workflow,
         deadlines: &syn::Ident,
-    ) -> (Vec<syn::Ident>, TokenStream) {
+    ) -> (Vec<syn::Ident>, Vec<usize>, TokenStream) {
         let p = self.p.clone();
         let n = w.stages.len();
         let tasks: Vec<syn::Ident> = (0..n).map(|_| self.ident("task")).collect();
         let mut task_defs = TokenStream::new();
+        let mut indexes = Vec::with_capacity(n);
+        let mut made_tasks = Vec::with_capacity(n);
         for (i, stage) in w.stages.iter().enumerate() {
             let task_input = if i == 0 && n == 1 {
                 quote!(__shared)
@@ -162,22 +173,32 @@ impl Expander {
             let made = match stage {
                 // A step's run, dropped if the task is cancelled.
                 Stage::Step(step) if !self.spawn => {
-                    let run = self.step_as_task(step, &quote!(#own_input), deadlines);
-                    quote!(#p::Task::step(#run))
+                    indexes.push(step.record);
+                    self.step_as_task(step, &quote!(#own_input), deadlines)
                 }
                 _ => {
+                    indexes.push(0);
                     let run = self.future(stage, &quote!(#own_input));
                     quote!(#p::Task::new(#run))
                 }
             };
             (self.spawn, self.in_task) = (outer_spawn, outer_task);
-            let task = &tasks[i];
-            task_defs.extend(quote! {
-                let #own_input = #task_input;
-                let mut #task = #p::pin!(#made);
-            });
+            task_defs.extend(quote!(let #own_input = #task_input;));
+            made_tasks.push(made);
         }
-        (tasks, task_defs)
+        // The tasks pinned together, in a struct of this `parallel!`'s own
+        // (its fields' types are the tasks', inferred): made as one struct
+        // literal, each task moved into place once.
+        let types: Vec<syn::Ident> = (0..n).map(|i| format_ident!("__T{i}")).collect();
+        task_defs.extend(quote! {
+            #p::pin_project! {
+                struct __NdfTasks<#(#types,)*> {
+                    #(#[pin] #tasks: #types,)*
+                }
+            }
+            let mut __tasks = #p::pin!(__NdfTasks { #(#tasks: #made_tasks,)* });
+        });
+        (tasks, indexes, task_defs)
     }
 
     /// Every task must succeed. Returns what settles the tasks' results

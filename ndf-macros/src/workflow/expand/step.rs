@@ -45,9 +45,9 @@ impl Expander {
         }
     }
 
-    /// The run of step stage `step` on `input` that is itself a task of a
-    /// `parallel!` whose alarm is `deadlines`: the task drops it when
-    /// cancelled (`Task::step`), so it checks for that nowhere.
+    /// Step stage `step` on `input` as a task of a `parallel!` whose alarm
+    /// is `deadlines`: the task drops its run when cancelled, so the run
+    /// checks for that nowhere.
     pub(super) fn step_as_task(
         &self,
         step: &StepRef,
@@ -57,7 +57,7 @@ impl Expander {
         let (path, record) = (&step.alias(), step.record);
         let p = &self.p;
         let at = crate::typecheck::at(syn::spanned::Spanned::span(path));
-        quote_spanned!(at=> #p::run_step_as_task::<#path>(__cx, #record, #input, #deadlines))
+        quote_spanned!(at=> #p::step_task::<#path>(__cx, #record, #input, #deadlines))
     }
 
     /// The future of a run of step stage `step` on `input`.
