@@ -149,3 +149,60 @@ async fn a_deadline_counts_from_the_steps_own_first_wait_inside_a_task() {
             .map(|(name, at)| (name.to_owned(), at))
     );
 }
+
+/// A runtime whose steps' timeout, unless they set one, is `timeout`.
+fn ndf_timing_out_after(timeout: Duration) -> Ndf {
+    let mut config = Config::default();
+    config.step_timeout = timeout;
+    Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .config(config)
+        .build()
+        .unwrap()
+}
+
+#[pattern]
+async fn hangs(clock: Clock) -> u64 {
+    clock.work("hangs", 3600).await;
+    0
+}
+
+#[pattern]
+async fn sleeps_3s(clock: Clock) -> u64 {
+    clock.work("sleeps_3s", 3).await;
+    3
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_times_out_at_the_whole_millisecond_as_a_timer_of_its_own_does() {
+    // 1.5 ms: tokio's timers fire at whole milliseconds, and a task's
+    // deadline on its `parallel!`'s alarm is kept in them, rounded up.
+    let timeout = Duration::from_micros(1500);
+    let ndf = ndf_timing_out_after(timeout);
+    let ctx = PatternContext::new("ops");
+    let started = Instant::now();
+    let alone = bounded(ndf.run(&sequential!(hangs), Clock::new(), &ctx)).await;
+    assert!(
+        matches!(alone, Err(ndf::Error::Timeout { after, .. }) if after == timeout),
+        "a step's own timer: {alone:?}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_millis(2));
+    let started = Instant::now();
+    let tasks = bounded(ndf.run(&parallel!(hangs, hangs), Clock::new(), &ctx)).await;
+    assert!(
+        matches!(tasks, Err(ndf::Error::Timeout { after, .. }) if after == timeout),
+        "a task's alarm: {tasks:?}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_millis(2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_whose_timeout_is_longer_than_any_timer_does_not_time_out() {
+    // Past what an `Instant` or a task's deadline holds: as good as none.
+    let ndf = ndf_timing_out_after(Duration::MAX);
+    let clock = Clock::new();
+    let flow = parallel!(sleeps_3s, sleeps_3s);
+    let out = bounded(ndf.run(&flow, clock.clone(), &PatternContext::new("ops"))).await;
+    assert_eq!(out.unwrap(), (3, 3));
+    assert_eq!(clock.start.elapsed(), Duration::from_secs(3));
+}
