@@ -85,7 +85,7 @@ where
 fn a_step_span_costs_its_box_and_nothing_more() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let rt = common::runtime();
-    let ndf = common::ndf();
+    let ndf = common::ndf_alone();
     // Three steps: plain, plain with a timeout of its own, retried.
     let flow = sequential!(name = "shop.parse_check_save"; parse => check => save);
 
@@ -124,7 +124,7 @@ async fn napping(ms: u64) -> u64 {
 fn a_warm_outlier_allocates_nothing() {
     assert!(tracing::enabled!(target: "ndf::outlier", tracing::Level::WARN));
     let rt = common::paused_runtime();
-    let ndf = common::ndf();
+    let ndf = common::ndf_alone();
     let ctx = PatternContext::new("shop");
     let napping = sequential!(name = "shop.napping"; napping);
     rt.block_on(async {

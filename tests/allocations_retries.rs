@@ -60,7 +60,7 @@ fn allocated(
 fn a_retry_allocates_only_the_steps_own_error() {
     let _profiler = dhat::Profiler::builder().testing().build();
     let rt = common::paused_runtime();
-    let ndf = common::ndf();
+    let ndf = common::ndf_alone();
     let flow = sequential!(name = "retries.flaky"; flaky);
     let before = dhat::HeapStats::get().total_blocks;
     drop(std::hint::black_box(down()));

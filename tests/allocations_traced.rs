@@ -94,8 +94,11 @@ fn a_warm_traced_run_of_waiting_steps_allocates_nothing() {
         .enable_all()
         .build()
         .unwrap();
+    // Without background tasks: the learner's batches are the runtime's
+    // allocations, not a run's (see `common::ndf_alone`).
     let ndf = Ndf::builder()
         .resource_probe(ndf::IdleProbe)
+        .background_tasks(false)
         .build()
         .unwrap();
     let ctx = PatternContext::new("shop");

@@ -161,32 +161,109 @@ async fn clean_runs_are_counted_within_the_learning_interval() {
     assert_eq!(confidence.samples, 3);
 }
 
-/// A runtime built outside tokio has no background learner: its clean
-/// runs' steps are counted as each run ends, with nothing reading.
+/// The successes counted of `pattern`'s `double` step, in what
+/// `snapshotter` holds now: `None` if it holds no counter of them.
+fn doubles(snapshotter: &Snapshotter, pattern: &str) -> Option<u64> {
+    let key = format!("ndf_step_executions_total{{outcome=ok,pattern={pattern},step=double}}");
+    match snapshot(snapshotter).remove(&key)? {
+        DebugValue::Counter(n) => Some(n),
+        _ => None,
+    }
+}
+
+/// A current-thread tokio runtime on a paused clock.
+fn paused() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+/// Outside any tokio runtime there is no background learner: clean runs'
+/// steps are counted as each run ends, with nothing reading.
 #[test]
-fn without_a_learner_clean_runs_are_counted_as_they_end() {
+fn outside_tokio_clean_runs_are_counted_as_they_end() {
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let _guard = metrics::set_default_local_recorder(&recorder);
 
     let ndf = runtime();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let flow = sequential!(name = "sync.unattended"; store => double);
     let ctx = PatternContext::new("sync");
     for n in 0..3 {
-        assert_eq!(rt.block_on(ndf.run(&flow, n, &ctx)).unwrap(), n * 2);
+        let out = futures::executor::block_on(ndf.run(&flow, n, &ctx));
+        assert_eq!(out.unwrap(), n * 2);
         // (A snapshot takes the counters' values: each holds one run's.)
-        let seen = snapshot(&snapshotter);
-        let key = "ndf_step_executions_total{outcome=ok,pattern=sync.unattended,step=double}";
-        assert!(
-            matches!(seen.get(key), Some(DebugValue::Counter(1))),
-            "after run {n}: {:?}",
-            seen.get(key)
-        );
+        let seen = doubles(&snapshotter, "sync.unattended");
+        assert_eq!(seen, Some(1), "after run {n}");
     }
+}
+
+/// A runtime built outside tokio (in a `static`, before `main` enters
+/// tokio) starts its background tasks at its first run inside a tokio
+/// runtime, and again on the next one when that one shuts down: its runs
+/// leave what waits for a learner to it, as a runtime built inside does.
+#[test]
+fn a_runtime_built_outside_tokio_starts_its_tasks_where_it_runs() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    let ndf = runtime();
+    let flow = sequential!(name = "sync.late"; store => double);
+    let ctx = PatternContext::new("sync");
+    let interval = ndf.config().learning_interval;
+    for round in 0..2 {
+        let rt = paused();
+        rt.block_on(async {
+            let tasks = || {
+                tokio::runtime::Handle::current()
+                    .metrics()
+                    .num_alive_tasks()
+            };
+            assert_eq!(tasks(), 0, "round {round}: before the first run");
+            assert_eq!(ndf.run(&flow, 1, &ctx).await.unwrap(), 2);
+            assert!(tasks() >= 3, "round {round}: learner, sampler and saver");
+            for n in 2..4 {
+                assert_eq!(ndf.run(&flow, n, &ctx).await.unwrap(), n * 2);
+            }
+            tokio::time::sleep(interval * 2).await;
+        });
+        // Folded by the learner of this round's runtime: three runs more.
+        let seen = doubles(&snapshotter, "sync.late");
+        assert_eq!(seen, Some(3), "round {round}");
+        // The runtime shuts down here, and its tasks with it.
+        drop(rt);
+    }
+}
+
+/// Built with `background_tasks(false)`, a runtime starts none, inside
+/// tokio as outside: its runs learn what waits for a learner as they end.
+#[test]
+fn without_background_tasks_none_starts_and_runs_are_counted_as_they_end() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _guard = metrics::set_default_local_recorder(&recorder);
+
+    paused().block_on(async {
+        let tasks = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+        let mut config = Config::default();
+        config.learning_batch = 1;
+        let ndf = Ndf::builder()
+            .resource_probe(ndf::IdleProbe)
+            .config(config)
+            .background_tasks(false)
+            .build()
+            .unwrap();
+        let flow = sequential!(name = "sync.alone"; store => double);
+        let ctx = PatternContext::new("sync");
+        for n in 0..3 {
+            assert_eq!(ndf.run(&flow, n, &ctx).await.unwrap(), n * 2);
+            assert_eq!(tasks(), 0, "after run {n}");
+            assert_eq!(doubles(&snapshotter, "sync.alone"), Some(1), "after run {n}");
+        }
+    });
 }
 
 #[pattern]

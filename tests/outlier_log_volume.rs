@@ -31,7 +31,7 @@ fn field(line: &str, field: &str) -> Option<u64> {
 fn outliers_are_counted_per_interval_under_their_own_target() {
     let (log, _guard) = common::capture_at_info();
     let rt = common::paused_runtime();
-    let ndf = common::ndf();
+    let ndf = common::ndf_alone();
     let outliers = rt.block_on(async {
         let flow = sequential!(name = "search.lookup"; lookup);
         let ctx = PatternContext::new("search");

@@ -142,6 +142,19 @@ pub fn ndf() -> ndf::Ndf {
         .expect("default config is valid")
 }
 
+/// [`ndf`] without background tasks, for tests that count what runs alone
+/// allocate or log: the learner's batches (a blocking task every
+/// `learning_interval` while runs end), the timeline's points and the
+/// saves are the runtime's, and would fall in the runs' counts at times
+/// of the scheduler's choosing.
+pub fn ndf_alone() -> ndf::Ndf {
+    ndf::Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .background_tasks(false)
+        .build()
+        .expect("default config is valid")
+}
+
 /// A plain HTTP/1.1 GET of `path` on `addr`: the status code and the body.
 /// Blocking: call it from a blocking task in async tests.
 pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {

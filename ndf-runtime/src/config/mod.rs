@@ -136,8 +136,9 @@ pub struct Config {
     /// latency alert; `None` (the default) raises none.
     pub latency_alert: Option<Duration>,
     /// How often learning data is saved to the store in the background
-    /// (when the runtime is built inside a tokio runtime, and only if a run
-    /// finished since the last save). Default: 5 s.
+    /// (while the runtime's background tasks run on a tokio runtime: the
+    /// one it was built in, else the one its runs end in; and only if a
+    /// run finished since the last save). Default: 5 s.
     pub flush_interval: Duration,
     /// Runs after which learning data is saved to the store without waiting
     /// for the interval. Default: 10 000.

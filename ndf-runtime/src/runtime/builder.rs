@@ -2,6 +2,7 @@
 //! validated and loaded into a running [`Ndf`].
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use super::inner::{FlushState, Inner};
 use super::ndf::Ndf;
@@ -46,6 +47,8 @@ pub struct NdfBuilder {
     store: Option<Box<dyn LearningStore>>,
     probe: Option<Box<dyn ResourceProbe>>,
     alerts: Option<Box<dyn AlertSink>>,
+    /// Set by `background_tasks(false)`.
+    no_background_tasks: bool,
 }
 
 impl std::fmt::Debug for NdfBuilder {
@@ -55,6 +58,7 @@ impl std::fmt::Debug for NdfBuilder {
             .field("store", &self.store.as_ref().map(|_| "…"))
             .field("resource_probe", &self.probe.as_ref().map(|_| "…"))
             .field("alert_sink", &self.alerts.as_ref().map(|_| "…"))
+            .field("background_tasks", &!self.no_background_tasks)
             .finish()
     }
 }
@@ -88,8 +92,22 @@ impl NdfBuilder {
         self
     }
 
+    /// Whether the runtime runs its background tasks (default: `true`):
+    /// the learner, the timeline sampler and the saver. Without them, runs
+    /// learn what waits for the learner as they end, the timeline takes no
+    /// point, and learning data is saved only by [`Ndf::flush`],
+    /// [`Ndf::shutdown`] and [`Ndf::drain`]: for tests that count what a
+    /// run alone allocates or logs.
+    pub fn background_tasks(mut self, on: bool) -> Self {
+        self.no_background_tasks = !on;
+        self
+    }
+
     /// Validates the configuration, loads what the store holds and returns
-    /// the runtime.
+    /// the runtime. Its background tasks (the learner, the timeline
+    /// sampler, the saver) start on the tokio runtime it is built in; built
+    /// outside tokio (in a `static`, say), on the one its first run ends
+    /// in, and again on another when that one shuts down.
     ///
     /// # Errors
     ///
@@ -148,8 +166,10 @@ impl NdfBuilder {
             flush: FlushState::default(),
             timeline,
             learning: Arc::default(),
-            // What `tasks::start` checks: built inside tokio.
-            background: tokio::runtime::Handle::try_current().is_ok(),
+            // Set by `tasks::start`, here when built inside tokio, else at
+            // the first run that ends inside it.
+            background: AtomicBool::new(false),
+            background_allowed: !self.no_background_tasks,
             alive: tokio::sync::watch::Sender::new(()),
             life: super::inner::Lifecycle::default(),
         });

@@ -28,9 +28,12 @@ pub(crate) struct Inner {
     pub(super) timeline: Timeline,
     /// Wakes the learner: runs were left queued.
     pub(super) learning: Arc<LearnerWake>,
-    /// Whether the background tasks run (the runtime was built inside
-    /// tokio): without a learner, what waits for it is learned at once.
-    pub(super) background: bool,
+    /// Whether the background tasks run, on the tokio runtime that the
+    /// runtime was built in or first ran in (see `tasks::start`): without
+    /// a learner, what waits for it is learned at once.
+    pub(super) background: AtomicBool,
+    /// `false` when built with `background_tasks(false)`: they never start.
+    pub(super) background_allowed: bool,
     /// Dropped with the runtime: its background tasks see the channel close.
     pub(super) alive: tokio::sync::watch::Sender<()>,
     /// Runs in flight, and whether the runtime drains or was shut down.
@@ -115,7 +118,7 @@ impl Inner {
     /// `learning_interval`).
     pub(super) fn learned(&self, learned: &Learned) {
         if learned.clean_waiting {
-            if self.background {
+            if self.background.load(Ordering::Relaxed) {
                 self.learning.wake();
             } else {
                 // No learner to fold them: their metrics must not wait

@@ -213,7 +213,13 @@ impl Ndf {
     }
 
     /// Queues or learns one ended run (see [`StatsTable::record_run`](crate::learning::StatsTable::record_run)).
+    #[inline]
     fn learn_run(&self, record: &RunRecord<'_>, now: tokio::time::Instant) {
+        if self.inner.background_allowed && !self.inner.background.load(Ordering::Relaxed) {
+            // Built outside tokio, or the tokio runtime its background
+            // tasks ran on shut down: started on this one, if any.
+            super::tasks::start(&self.inner);
+        }
         let inner = &*self.inner;
         let (queued, learned) = inner.env.stats.record_run(record, &inner.env.config, now);
         inner.learned(&learned);

@@ -6,23 +6,59 @@
 //! [`Ndf`]: super::Ndf
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use tokio::time::Instant;
 
 use super::inner::Inner;
 
-/// Starts the background tasks when the runtime is built inside tokio.
+/// Starts the background tasks on the tokio runtime this is called in, if
+/// they do not run already: when the runtime is built, and, from
+/// `Ndf::learn_run`, when a run ends while they do not run (the
+/// runtime was built outside tokio, or the tokio runtime they ran on shut
+/// down). Outside tokio, starts nothing: runs learn what waits for the
+/// learner as they end.
+#[cold]
+#[inline(never)]
 pub(super) fn start(inner: &Arc<Inner>) {
-    if !inner.background {
+    if !inner.background_allowed {
         return;
     }
-    let handle = tokio::runtime::Handle::current();
-    handle.spawn(until_stopped(inner, learner(Arc::downgrade(inner))));
-    handle.spawn(until_stopped(inner, sampler(inner)));
-    handle.spawn(until_stopped(inner, saver(inner)));
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if inner.background.swap(true, Ordering::AcqRel) {
+        // Another thread started them.
+        return;
+    }
+    // A learner that died woken would never be woken again.
+    inner.learning.learning();
+    let running = Arc::new(Running(Arc::downgrade(inner)));
+    handle.spawn(until_stopped(
+        inner,
+        learner(Arc::downgrade(inner)),
+        &running,
+    ));
+    handle.spawn(until_stopped(inner, sampler(inner), &running));
+    handle.spawn(until_stopped(inner, saver(inner), &running));
     if inner.store.is_shared() {
-        handle.spawn(until_stopped(inner, syncer(inner)));
+        handle.spawn(until_stopped(inner, syncer(inner), &running));
+    }
+    // What waited for a learner while none ran.
+    inner.learning.wake();
+}
+
+/// Held by each background task: when the last is dropped — the runtime is
+/// dropped, or the tokio runtime they ran on shut down and dropped them —
+/// the tasks no longer run, and the next run to end starts them again.
+struct Running(Weak<Inner>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.background.store(false, Ordering::Release);
+        }
     }
 }
 
@@ -30,9 +66,12 @@ pub(super) fn start(inner: &Arc<Inner>) {
 fn until_stopped(
     inner: &Inner,
     task: impl Future<Output = ()> + Send + 'static,
+    running: &Arc<Running>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let stopped = inner.stopped();
+    let running = Arc::clone(running);
     async move {
+        let _running = running;
         tokio::select! {
             () = stopped => {}
             () = task => {}
@@ -100,7 +139,7 @@ fn saver(inner: &Arc<Inner>) -> impl Future<Output = ()> + Send + 'static {
                 () = wake.notified() => {}
             }
             let Some(inner) = weak.upgrade() else { return };
-            if inner.life.closed.load(std::sync::atomic::Ordering::Acquire) {
+            if inner.life.closed.load(Ordering::Acquire) {
                 // Shut down: the last save was `shutdown`'s.
                 return;
             }
@@ -128,7 +167,7 @@ fn syncer(inner: &Arc<Inner>) -> impl Future<Output = ()> + Send + 'static {
         loop {
             ticks.tick().await;
             let Some(inner) = weak.upgrade() else { return };
-            if inner.life.closed.load(std::sync::atomic::Ordering::Acquire) {
+            if inner.life.closed.load(Ordering::Acquire) {
                 return;
             }
             match super::persist::sync(&inner).await {
