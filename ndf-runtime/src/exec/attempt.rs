@@ -228,7 +228,10 @@ fn poll_bounded<T, F: Future<Output = Result<T, StepError>>, B: Bound>(
     }
 }
 
-/// Polls `fut` with a panic caught.
+/// Polls `fut` with a panic caught: what [`poll_bounded`] does before its
+/// timer, for a task's attempt. `poll_bounded` keeps its own copy: calling
+/// this from it changed how LLVM laid out every `sequential!` step's poll,
+/// 16 instructions a step more (callgrind, 10 plain steps).
 #[allow(clippy::inline_always, reason = "see `poll_bounded`")]
 #[inline(always)]
 fn poll_caught<T, F: Future<Output = Result<T, StepError>>>(
