@@ -9,7 +9,9 @@
 //! through `Ndf::run` shows what retries add to an ndf run.
 //!
 //! Then a closed breaker (ndf's gate, which every run passes) against
-//! failsafe's and tower-resilience's circuit breakers, and a rate limit
+//! failsafe's and tower-resilience's circuit breakers, and what a step's
+//! own sliding-window breaker (`breaker(window = 100, …)`) adds to that
+//! run; and a rate limit
 //! that never waits (`rate = "…/s"`) against governor alone; and what the
 //! rate limit adds to an ndf run of the same step without one, against
 //! what governor adds to the bare call.
@@ -52,6 +54,13 @@ async fn step(x: u64) -> Result<u64, Flaky> {
 /// A step with no policy of its own: what every run passes is the gate.
 #[pattern]
 async fn gated(x: u64) -> Result<u64, Flaky> {
+    Ok(x.wrapping_mul(3).wrapping_add(1))
+}
+
+/// The same step with a breaker on a sliding window of its own, as
+/// failsafe's and tower-resilience's are.
+#[pattern(breaker(window = 100, failure_ratio = 0.5))]
+async fn windowed(x: u64) -> Result<u64, Flaky> {
     Ok(x.wrapping_mul(3).wrapping_add(1))
 }
 
@@ -130,6 +139,7 @@ fn bench_breakers(c: &mut Criterion) {
     let (rt, ndf, ctx) = rig::rig();
     let mut group = c.benchmark_group("breakers");
     let gated_flow = sequential!(name = "bench.peer_gated"; gated);
+    let windowed_flow = sequential!(name = "bench.peer_windowed"; windowed);
     let failsafe_breaker = failsafe::Config::new().build();
     let tower_breaker = rt.block_on(async {
         ServiceBuilder::new()
@@ -156,6 +166,10 @@ fn bench_breakers(c: &mut Criterion) {
     group.bench_function("ndf", |b| {
         b.to_async(&rt)
             .iter(|| ndf.run(&gated_flow, black_box(1), &ctx));
+    });
+    group.bench_function("ndf_window", |b| {
+        b.to_async(&rt)
+            .iter(|| ndf.run(&windowed_flow, black_box(1), &ctx));
     });
     group.finish();
 }
@@ -207,6 +221,7 @@ fn main() {
     ratio::added("breakers", "ndf", "bare");
     ratio::added("breakers", "failsafe", "bare");
     ratio::added("breakers", "tower_resilience", "bare");
+    ratio::added("breakers", "ndf_window", "ndf");
     ratio::report("rate_limits", "ndf", "governor");
     ratio::added("rate_limits", "ndf", "bare");
     ratio::added("rate_limits", "governor", "bare");

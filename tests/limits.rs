@@ -222,3 +222,36 @@ async fn a_place_is_given_back_when_its_run_is_cancelled_or_dropped() {
         .count();
     assert_eq!((a.is_ok() || b.is_ok(), refused), (true, 1), "{a:?} {b:?}");
 }
+
+/// One place, and a queue for the others.
+#[pattern(concurrency = 1, queue = 8, timeout = "60s")]
+async fn one_at_a_time(probe: Probe) -> u32 {
+    probe.call(Duration::from_millis(10)).await;
+    1
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_tasks_of_a_parallel_wait_for_their_step_s_place_in_turn() {
+    let ndf = common::ndf();
+    let ctx = PatternContext::new("api");
+    let probe = Probe::default();
+    // The first task takes the place; the others wait for it, one after
+    // another, each its attempt's timeout counted from its own start.
+    let all = parallel!(name = "api.turns"; one_at_a_time, one_at_a_time, one_at_a_time);
+    let started = Instant::now();
+    assert_eq!(ndf.run(&all, probe.clone(), &ctx).await.unwrap(), (1, 1, 1));
+    assert_eq!(probe.peak.load(Ordering::SeqCst), 1);
+    assert_eq!(started.elapsed(), Duration::from_millis(30));
+    // With `max_concurrent = 1`, a task's gate holds it before it asks
+    // for the place: the same turns.
+    let gated = parallel!(name = "api.gated_turns", max_concurrent = 1;
+        one_at_a_time, one_at_a_time, one_at_a_time);
+    let started = Instant::now();
+    assert_eq!(
+        ndf.run(&gated, probe.clone(), &ctx).await.unwrap(),
+        (1, 1, 1)
+    );
+    assert_eq!(probe.peak.load(Ordering::SeqCst), 1);
+    assert_eq!(started.elapsed(), Duration::from_millis(30));
+    assert_eq!(probe.starts.lock().unwrap().len(), 6);
+}
