@@ -247,7 +247,11 @@ fn without_background_tasks_none_starts_and_runs_are_counted_as_they_end() {
     let _guard = metrics::set_default_local_recorder(&recorder);
 
     paused().block_on(async {
-        let tasks = || tokio::runtime::Handle::current().metrics().num_alive_tasks();
+        let tasks = || {
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        };
         let mut config = Config::default();
         config.learning_batch = 1;
         let ndf = Ndf::builder()
@@ -261,7 +265,11 @@ fn without_background_tasks_none_starts_and_runs_are_counted_as_they_end() {
         for n in 0..3 {
             assert_eq!(ndf.run(&flow, n, &ctx).await.unwrap(), n * 2);
             assert_eq!(tasks(), 0, "after run {n}");
-            assert_eq!(doubles(&snapshotter, "sync.alone"), Some(1), "after run {n}");
+            assert_eq!(
+                doubles(&snapshotter, "sync.alone"),
+                Some(1),
+                "after run {n}"
+            );
         }
     });
 }

@@ -1,10 +1,11 @@
 //! A `parallel!` task that is the run of a `Plain` step: one small state,
 //! polled with what every task of its `parallel!` shares.
 //!
-//! A `Plain` step's run (`step::run_plain`) keeps the run's context, its
-//! stage's index, its timeout and a reference to its `parallel!`'s alarm,
-//! and, as a task, flags saying whether it started and finished: 92 bytes
-//! for a step on a `u64`. All of it is either the same for every task of a
+//! A task that was a `Plain` step's run (`step::run_plain` in a
+//! `join::Task`) kept the run's context, its stage's index, its timeout
+//! and a reference to its `parallel!`'s alarm, and flags saying whether it
+//! started and finished: 92 bytes for a step on a `u64`, and the join kept
+//! a reference to each task. All of it is either the same for every task of a
 //! `parallel!` (the context, the alarm), fixed for the task (the index,
 //! the timeout, read from the step's options), or what the task's state
 //! says anyway. A [`StepTask`] keeps none of it: it is running its one
