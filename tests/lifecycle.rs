@@ -57,6 +57,50 @@ async fn dropped_runtimes_leave_no_task_behind() {
     );
 }
 
+/// Built outside tokio, a runtime starts its background tasks when its
+/// first runs end inside it: one set, however many end at once on a
+/// multi-threaded runtime.
+#[test]
+fn runs_ending_at_once_start_one_set_of_background_tasks() {
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let runs: Vec<_> = (0..64)
+            .map(|i| {
+                let ndf = ndf.clone();
+                tokio::spawn(async move {
+                    let flow = sequential!(name = "ops.first_ticks"; tick);
+                    ndf.run(&flow, i, &PatternContext::new("ops")).await
+                })
+            })
+            .collect();
+        for (i, run) in (0..).zip(runs) {
+            assert_eq!(run.await.unwrap().unwrap(), i + 1);
+        }
+        let metrics = tokio::runtime::Handle::current().metrics();
+        // The runs' own tasks are gone once joined, but are counted until
+        // their last reference goes.
+        for _ in 0..1000 {
+            if metrics.num_alive_tasks() <= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(
+            metrics.num_alive_tasks(),
+            3,
+            "the learner, the sampler and the saver, once"
+        );
+    });
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_runtime_keeps_its_tasks_while_a_handle_lives() {
     let before = tokio::runtime::Handle::current()
