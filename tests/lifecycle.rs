@@ -101,6 +101,54 @@ fn runs_ending_at_once_start_one_set_of_background_tasks() {
     });
 }
 
+/// Without tokio's time driver, the background tasks panic as they start
+/// (their timers cannot be made). A runtime built outside tokio starts
+/// them once, at its first run, not at every run: they would panic again
+/// each time.
+#[test]
+fn background_tasks_that_panicked_are_not_started_again() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static PANICS: AtomicUsize = AtomicUsize::new(0);
+    let this = std::thread::current().id();
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() == this {
+            PANICS.fetch_add(1, Ordering::SeqCst);
+        } else {
+            hook(info);
+        }
+    }));
+    let ndf = Ndf::builder()
+        .resource_probe(ndf::IdleProbe)
+        .build()
+        .unwrap();
+    // No `enable_time`: ready steps run, timers cannot be made.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let flow = sequential!(name = "ops.untimed"; tick);
+    let ctx = PatternContext::new("ops");
+    let mut after_first = 0;
+    for i in 0..5 {
+        rt.block_on(async {
+            assert_eq!(ndf.run(&flow, i, &ctx).await.unwrap(), i + 1);
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        });
+        if i == 0 {
+            after_first = PANICS.load(Ordering::SeqCst);
+        }
+    }
+    let _ = std::panic::take_hook();
+    assert!(after_first > 0, "the tasks started, and panicked");
+    assert_eq!(
+        PANICS.load(Ordering::SeqCst),
+        after_first,
+        "and were not started again"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_runtime_keeps_its_tasks_while_a_handle_lives() {
     let before = tokio::runtime::Handle::current()

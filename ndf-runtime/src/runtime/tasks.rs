@@ -52,10 +52,15 @@ pub(super) fn start(inner: &Arc<Inner>) {
 /// Held by each background task: when the last is dropped — the runtime is
 /// dropped, or the tokio runtime they ran on shut down and dropped them —
 /// the tasks no longer run, and the next run to end starts them again.
+/// Not after a task panicked (a tokio runtime without its time driver, say):
+/// started again, they would panic again at every run.
 struct Running(Weak<Inner>);
 
 impl Drop for Running {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
         if let Some(inner) = self.0.upgrade() {
             inner.background.store(false, Ordering::Release);
         }
