@@ -249,9 +249,9 @@ fn poll_caught<T, F: Future<Output = Result<T, StepError>>>(
 pin_project_lite::pin_project! {
     /// The one attempt of a `Plain` step that is itself a task of a
     /// `parallel!` (see `exec::task`): the step's future, its deadline on
-    /// the `parallel!`'s alarm, and its span's word. Its timeout is not kept: it is read from the step's options
-    /// at its first wait, and again if it expires (16 bytes fewer in
-    /// every task).
+    /// the `parallel!`'s alarm, and its span's word. Its timeout is not
+    /// kept: it is read from the step's options at its first wait, and
+    /// again if it expires (16 bytes fewer in every task).
     pub(crate) struct TaskAttempt<F> {
         due: Due,
         trace: Trace,
@@ -299,10 +299,10 @@ impl<T, F: Future<Output = Result<T, StepError>>> TaskAttempt<F> {
     ) -> Poll<Result<T, Failure>> {
         let this = self.project();
         let Some(span) = this.trace.0.as_deref() else {
-            return poll_due(this.fut, deadlines, this.due, after, timeout, cx);
+            return poll_on_alarm(this.fut, deadlines, this.due, after, timeout, cx);
         };
         let entered = enter(span);
-        let poll = poll_due(this.fut, deadlines, this.due, after, timeout, cx);
+        let poll = poll_on_alarm(this.fut, deadlines, this.due, after, timeout, cx);
         exit(entered);
         if let Poll::Ready(result) = &poll {
             ended(span, result.as_ref().err());
@@ -315,7 +315,7 @@ impl<T, F: Future<Output = Result<T, StepError>>> TaskAttempt<F> {
 /// deadline `due` on the alarm's `deadlines` (see [`TaskAttempt::poll_in`]).
 #[allow(clippy::inline_always, reason = "see `poll_bounded`")]
 #[inline(always)]
-fn poll_due<T, F: Future<Output = Result<T, StepError>>>(
+fn poll_on_alarm<T, F: Future<Output = Result<T, StepError>>>(
     fut: Pin<&mut F>,
     deadlines: &Deadlines,
     due: &mut Due,
