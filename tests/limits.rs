@@ -255,3 +255,132 @@ async fn the_tasks_of_a_parallel_wait_for_their_step_s_place_in_turn() {
     assert_eq!(started.elapsed(), Duration::from_millis(30));
     assert_eq!(probe.starts.lock().unwrap().len(), 6);
 }
+
+/// One start a second, no burst: each start needs the bucket's one token.
+#[pattern(rate = "1/s", timeout = "5s")]
+async fn each_second(probe: Probe) -> u32 {
+    probe.call(Duration::ZERO).await;
+    1
+}
+
+/// The same, with a limiter of its own, for the traced run below.
+#[pattern(rate = "1/s", timeout = "5s")]
+async fn each_second_traced(probe: Probe) -> u32 {
+    probe.call(Duration::ZERO).await;
+    1
+}
+
+#[pattern(timeout = "30s")]
+async fn naps(probe: Probe) -> Probe {
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    probe
+}
+
+/// A run checks a step's rate at its own start while it has not waited
+/// (no new reading of the clock), and at a new reading once it has: a
+/// start after ten seconds' wait takes the token of that moment. Counted
+/// at the run's start instead, the start would take a token of the past,
+/// and the next run would start at once.
+async fn a_start_after_a_wait_counts_when_it_is_made<S, W>(limited: S, waits_first: W)
+where
+    S: Workflow<Input = Probe, Output = u32>,
+    W: Workflow<Input = Probe, Output = u32>,
+{
+    let ndf = common::ndf();
+    let ctx = PatternContext::new("api");
+    let probe = Probe::default();
+    let t0 = Instant::now();
+    ndf.run(&limited, probe.clone(), &ctx).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Started at 2 s, with the bucket full again; its limited step starts
+    // at 12 s.
+    ndf.run(&waits_first, probe.clone(), &ctx).await.unwrap();
+    ndf.run(&limited, probe.clone(), &ctx).await.unwrap();
+    let starts: Vec<Duration> = probe
+        .starts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| *s - t0)
+        .collect();
+    assert_eq!(
+        starts,
+        [0, 12, 13].map(Duration::from_secs),
+        "the third start waits for the token the second took at 12 s"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rate_counts_a_start_when_it_is_made_after_its_run_waited() {
+    a_start_after_a_wait_counts_when_it_is_made(
+        sequential!(name = "api.each_second"; each_second),
+        sequential!(name = "api.waits_first"; naps => each_second),
+    )
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_traced_run_counts_a_start_when_it_is_made_after_its_run_waited() {
+    let captured = common::Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    a_start_after_a_wait_counts_when_it_is_made(
+        sequential!(name = "api.each_second_traced"; each_second_traced),
+        sequential!(name = "api.waits_first_traced"; naps => each_second_traced),
+    )
+    .await;
+    assert!(
+        captured.text().contains("ndf.workflow"),
+        "the runs were traced: {}",
+        captured.text()
+    );
+}
+
+#[pattern(rate = "1/s", timeout = "5s")]
+async fn each_second_gated(probe: Probe) -> u32 {
+    probe.call(Duration::ZERO).await;
+    1
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_that_waited_to_be_admitted_counts_its_start_when_it_is_made() {
+    let t0 = Instant::now();
+    let idle = common::ndf();
+    // Every run waits while the CPU is busy: until 12 s, for this one.
+    let mut config = ndf::Config::default();
+    config.resource_gating = true;
+    config.resource_wait = Duration::from_secs(30);
+    let busy = Ndf::builder()
+        .config(config)
+        .resource_probe(common::BusyUntil {
+            idle_at: t0 + Duration::from_secs(12),
+        })
+        .build()
+        .unwrap();
+    let (ctx, probe) = (PatternContext::new("api"), Probe::default());
+    let limited = sequential!(name = "api.each_second_gated"; each_second_gated);
+    idle.run(&limited, probe.clone(), &ctx).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Started at 2 s, with the bucket full again, and admitted at 12 s.
+    busy.run(&limited, probe.clone(), &ctx).await.unwrap();
+    idle.run(&limited, probe.clone(), &ctx).await.unwrap();
+    let starts: Vec<Duration> = probe
+        .starts
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| *s - t0)
+        .collect();
+    assert!(starts[1] >= Duration::from_secs(12), "{starts:?}");
+    assert_eq!(
+        starts[2],
+        starts[1] + Duration::from_secs(1),
+        "the third start waits for the token the second took: {starts:?}"
+    );
+}

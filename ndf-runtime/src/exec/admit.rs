@@ -70,7 +70,7 @@ fn try_place(
     if !unchecked(cx, meta, timeout) {
         return Err(None);
     }
-    limits.get(meta).try_enter().map_err(Some)
+    limits.get(meta).try_enter(cx.first_poll_at()).map_err(Some)
 }
 
 /// The admission of a step of options `meta` (its `limits`), stage
@@ -190,7 +190,7 @@ fn room(cx: Cx<'_>, ask: Ask) -> Result<Place, Wait<'_>> {
     let Some(limits) = limits else {
         return Ok(Place::NONE);
     };
-    match taken.map_or_else(|| limits.try_enter(), Err) {
+    match taken.map_or_else(|| limits.try_enter(cx.first_poll_at()), Err) {
         Ok(place) => Ok(place),
         Err(taken) => {
             let room = Room {
@@ -234,7 +234,8 @@ impl Room {
         };
         let taken = match self.taken {
             Some(taken) => taken,
-            None => match limits.try_enter() {
+            // After the wait for memory, if any: a new reading.
+            None => match limits.try_enter(None) {
                 Ok(place) => return Ok((self.timeout, place)),
                 Err(taken) => taken,
             },

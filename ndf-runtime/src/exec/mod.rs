@@ -19,7 +19,7 @@ mod step;
 mod task;
 mod traits;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 pub use alarm::{Alarm, Deadlines};
 pub use attempt::Placement;
@@ -81,6 +81,11 @@ pub(crate) struct Run<'a> {
     blocked: HeldBack,
     /// When the run started.
     at: tokio::time::Instant,
+    /// Whether the run has not waited since `at`: nothing it did since
+    /// returned `Pending`, so `at` is as good a reading of the clock as a
+    /// new one, short of the work of this first poll (see
+    /// [`Cx::first_poll_at`]). Cleared at the run's first `Pending`.
+    unwaited: AtomicBool,
     /// The workflow's `deadline`, from `at` (`None` without a load).
     deadline: Option<&'static std::time::Duration>,
     /// How deep this run is inside polls of cancelled `parallel!` tasks
@@ -140,7 +145,7 @@ impl<'a> Run<'a> {
         entry: usize,
         log: &'a [StepRecord],
         blocked: HeldBack,
-        at: tokio::time::Instant,
+        (at, unwaited): (tokio::time::Instant, bool),
         deadline: Option<&'static std::time::Duration>,
     ) -> Self {
         Self {
@@ -152,6 +157,7 @@ impl<'a> Run<'a> {
             watched: blocked.is_some(),
             blocked,
             at,
+            unwaited: AtomicBool::new(unwaited),
             deadline,
             cancelling: AtomicU32::new(0),
             durable: None,
@@ -176,6 +182,13 @@ impl<'a> Run<'a> {
     #[cfg_attr(not(debug_assertions), inline)]
     pub(crate) fn started(&self) -> (usize, tokio::time::Instant) {
         (self.entry, self.at)
+    }
+
+    /// The run has returned `Pending`: `at` is no longer a reading of the
+    /// clock for what it does next.
+    #[cfg_attr(not(debug_assertions), inline)]
+    pub(crate) fn waited(&self) {
+        self.unwaited.store(false, Ordering::Relaxed);
     }
 
     /// The run's step records, by step index.
@@ -293,6 +306,17 @@ impl<'a> Cx<'a> {
             .deadline
             .copied()
             .filter(|&d| tokio::time::Instant::now() >= self.0.at + d)
+    }
+
+    /// When the run started, while it has not yet waited for anything: a
+    /// reading of tokio's clock that a step admitted in the run's first
+    /// poll uses rather than reading the clock again (about 22 ns, the
+    /// most of what a `rate` costs). It is behind the clock by the work
+    /// the run did since, in that one poll: on paused time, where the
+    /// clock moves only while the runtime waits, not at all.
+    #[inline]
+    pub(crate) fn first_poll_at(self) -> Option<tokio::time::Instant> {
+        self.0.unwaited.load(Ordering::Relaxed).then_some(self.0.at)
     }
 
     /// Whether a cancelled `parallel!` task of this run is being polled to

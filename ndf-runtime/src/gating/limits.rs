@@ -2,6 +2,7 @@
 //! GCRA token bucket, on tokio's clock so that paused time drives it) and a
 //! bulkhead (tokio's `Semaphore`, with a bounded queue).
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -30,9 +31,30 @@ impl Clock for TokioClock {
 
     #[inline]
     fn now(&self) -> Nanos {
-        let since = self.start.elapsed().as_nanos();
+        let now = READING.get().unwrap_or_else(tokio::time::Instant::now);
+        let since = now.saturating_duration_since(self.start).as_nanos();
         Nanos::new(u64::try_from(since).unwrap_or(u64::MAX))
     }
+}
+
+std::thread_local! {
+    /// The reading of tokio's clock a check is made at, when its caller
+    /// has one as good as a new one ([`StepLimits::try_enter`]): set for
+    /// the one check, on its thread, and read by [`TokioClock::now`], as
+    /// governor's limiter reads its own clock and takes no time.
+    static READING: Cell<Option<tokio::time::Instant>> = const { Cell::new(None) };
+}
+
+/// Whether `limiter` lets a start through now, or at `at` when given.
+#[inline]
+fn check_at(limiter: &Limiter, at: Option<tokio::time::Instant>) -> bool {
+    let Some(at) = at else {
+        return limiter.check().is_ok();
+    };
+    READING.set(Some(at));
+    let allowed = limiter.check().is_ok();
+    READING.set(None);
+    allowed
 }
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
@@ -168,16 +190,21 @@ impl StepLimits {
         Self { rate, bulkhead }
     }
 
-    /// Waits for a start allowed by the rate (at most `wait`), then for a
-    /// place in the bulkhead (queueing within its bound).
     /// A start and a place if both are free now, without waiting: the path
     /// of a step under its limits, taken without boxing a wait. `Err` says
     /// to wait with [`StepLimits::enter`], and whether the rate's token
     /// was taken already (it is not given back).
-    pub(crate) fn try_enter(&self) -> Result<Place, RateTaken> {
+    ///
+    /// `at`, when given, is the time to check the rate at, rather than a
+    /// new reading of the clock: the start of a run that has not waited
+    /// since (`Cx::first_poll_at`). Behind the clock by the work of one
+    /// poll, it makes the check stricter, and the start counts as made
+    /// then: in any span of time, the starts let through are at most the
+    /// burst and the rate over that span and that poll's work.
+    pub(crate) fn try_enter(&self, at: Option<tokio::time::Instant>) -> Result<Place, RateTaken> {
         let mut taken = RateTaken(false);
         if let Some((_, limiter, _)) = &self.rate {
-            if limiter.check().is_err() {
+            if !check_at(limiter, at) {
                 return Err(taken);
             }
             taken = RateTaken(true);
@@ -191,6 +218,8 @@ impl StepLimits {
         }
     }
 
+    /// Waits for a start allowed by the rate (at most `wait`), then for a
+    /// place in the bulkhead (queueing within its bound).
     pub(crate) async fn enter(&self, wait: Duration, taken: RateTaken) -> Result<Place, Limited> {
         if let Some((rate, limiter, clock)) = self.rate.as_ref().filter(|_| !taken.0) {
             let deadline = tokio::time::Instant::now() + wait;
@@ -222,5 +251,44 @@ impl StepLimits {
         waiting.fetch_sub(1, Ordering::AcqRel);
         // The semaphore is never closed.
         Ok(Place(permit.ok()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn once_a_second() -> StepLimits {
+        let meta = StepMeta {
+            rate: Some(Rate {
+                count: 1,
+                per: Duration::from_secs(1),
+            }),
+            ..StepMeta::new("limited")
+        };
+        StepLimits::new(&meta)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_given_a_reading_is_made_at_that_reading_and_only_that_check() {
+        let limits = once_a_second();
+        let t0 = tokio::time::Instant::now();
+        assert!(limits.try_enter(None).is_ok(), "the bucket's one token");
+        assert!(limits.try_enter(None).is_err(), "none left at 0 s");
+        assert!(
+            limits.try_enter(Some(t0)).is_err(),
+            "none left at a reading of 0 s"
+        );
+        // The clock has not moved: only the reading says a second passed.
+        assert!(
+            limits.try_enter(Some(t0 + Duration::from_secs(1))).is_ok(),
+            "a token again at a reading of 1 s"
+        );
+        assert_eq!(tokio::time::Instant::now(), t0);
+        assert!(
+            limits.try_enter(None).is_err(),
+            "the next check reads the clock again: 0 s, and no token until 2 s"
+        );
+        assert_eq!(READING.get(), None);
     }
 }

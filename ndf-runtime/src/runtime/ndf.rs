@@ -99,7 +99,7 @@ impl Ndf {
             }
             // What is not generic over the workflow is in `start` and `end`,
             // compiled once for every workflow.
-            let started = self.start(W::NAME, W::STEPS, W::METAS, ctx)?;
+            let mut started = self.start(W::NAME, W::STEPS, W::METAS, ctx)?;
             // No local for the runtime's state across this wait: the run's
             // future would keep it (a word) to its end.
             if let Some(wait) = self
@@ -109,6 +109,7 @@ impl Ndf {
                 .admit_run(W::SHAPE.degradation_chains > 0)
             {
                 wait.await?;
+                started.unwaited = false;
             }
             let log = <W::Log as RunLog>::empty();
             // `started` moved whole into the run: none of it is kept beside
@@ -126,7 +127,12 @@ impl Ndf {
                 let steps = workflow.execute_as::<DURABLE>(run.cx(), input);
                 Traced::new(steps, span, &run).await
             } else {
-                workflow.execute_as::<DURABLE>(run.cx(), input).await
+                Unwaited {
+                    steps: workflow.execute_as::<DURABLE>(run.cx(), input),
+                    run: &run,
+                    polled: false,
+                }
+                .await
             };
             let error = result.as_ref().err();
             let end = RunEnd::of(error);
@@ -178,6 +184,7 @@ impl Ndf {
             entry: gates.entry,
             blocked: crate::exec::held_back(gates.steps),
             at,
+            unwaited: true,
             in_flight,
         })
     }
@@ -435,6 +442,8 @@ struct Started<'a> {
     entry: usize,
     blocked: crate::exec::HeldBack,
     at: tokio::time::Instant,
+    /// Whether the run has not waited since `at` (for its admission).
+    unwaited: bool,
     in_flight: super::inner::InFlight<'a>,
 }
 
@@ -459,7 +468,7 @@ impl<'a> Started<'a> {
             self.entry,
             log,
             self.blocked,
-            self.at,
+            (self.at, self.unwaited),
             deadline,
         );
         (run, self.in_flight)
@@ -512,13 +521,43 @@ impl<T, F: Future<Output = Result<T, Error>>> Future for Traced<'_, F> {
         let Some(run) = this.run.as_pin_mut() else {
             unreachable!("a run's future is polled after it is dropped")
         };
-        let result = std::task::ready!(run.poll(cx));
+        let Poll::Ready(result) = run.poll(cx) else {
+            this.run_state.waited();
+            return Poll::Pending;
+        };
         close_span(
             this.span,
             RunEnd::of(result.as_ref().err()),
             this.run_state.log(),
         );
         Poll::Ready(result)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A run's future, untraced, that tells the run it has waited when it
+    /// is polled again (see `Cx::first_poll_at`); [`Traced`] does the
+    /// same. Told before the poll, not after a `Pending`: the poll's result
+    /// is returned as it comes, not copied out past a check.
+    struct Unwaited<'l, F> {
+        #[pin]
+        steps: F,
+        run: &'l Run<'l>,
+        polled: bool,
+    }
+}
+
+impl<F: Future> Future for Unwaited<'_, F> {
+    type Output = F::Output;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        if *this.polled {
+            this.run.waited();
+        }
+        *this.polled = true;
+        this.steps.poll(cx)
     }
 }
 
