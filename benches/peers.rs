@@ -11,10 +11,11 @@
 //! Then a closed breaker (ndf's gate, which every run passes) against
 //! failsafe's and tower-resilience's circuit breakers, and what a step's
 //! own sliding-window breaker (`breaker(window = 100, …)`) adds to that
-//! run; and a rate limit
-//! that never waits (`rate = "…/s"`) against governor alone; and what the
-//! rate limit adds to an ndf run of the same step without one, against
-//! what governor adds to the bare call.
+//! run; and a rate limit that never waits (`rate = "…/s"`) against
+//! governor alone; and what the rate limit adds to an ndf run of the same
+//! step without one, against what governor adds to the bare call. Both
+//! read the same clock: governor, built without quanta, reads
+//! `std::time::Instant`, which tokio's clock is outside paused time.
 //!
 //! ndf's run also learns: it updates the step's and the workflow's
 //! confidence and breaker, counts metrics and judges alerts, none of which
