@@ -26,6 +26,12 @@ impl Probe {
         tokio::time::sleep(work).await;
         self.running.fetch_sub(1, Ordering::SeqCst);
     }
+
+    /// When each call started, counted from `t0`.
+    fn starts_since(&self, t0: Instant) -> Vec<Duration> {
+        let starts = self.starts.lock().unwrap();
+        starts.iter().map(|start| *start - t0).collect()
+    }
 }
 
 #[pattern(rate = "10/s", timeout = "2s")]
@@ -296,13 +302,7 @@ where
     // at 12 s.
     ndf.run(&waits_first, probe.clone(), &ctx).await.unwrap();
     ndf.run(&limited, probe.clone(), &ctx).await.unwrap();
-    let starts: Vec<Duration> = probe
-        .starts
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|s| *s - t0)
-        .collect();
+    let starts = probe.starts_since(t0);
     assert_eq!(
         starts,
         [0, 12, 13].map(Duration::from_secs),
@@ -370,13 +370,7 @@ async fn a_run_that_waited_to_be_admitted_counts_its_start_when_it_is_made() {
     // Started at 2 s, with the bucket full again, and admitted at 12 s.
     busy.run(&limited, probe.clone(), &ctx).await.unwrap();
     idle.run(&limited, probe.clone(), &ctx).await.unwrap();
-    let starts: Vec<Duration> = probe
-        .starts
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|s| *s - t0)
-        .collect();
+    let starts = probe.starts_since(t0);
     assert!(starts[1] >= Duration::from_secs(12), "{starts:?}");
     assert_eq!(
         starts[2],
