@@ -51,10 +51,16 @@ fn check_at(limiter: &Limiter, at: Option<tokio::time::Instant>) -> bool {
     let Some(at) = at else {
         return limiter.check().is_ok();
     };
+    /// Clears the reading after the check, however it ends.
+    struct Cleared;
+    impl Drop for Cleared {
+        fn drop(&mut self) {
+            READING.set(None);
+        }
+    }
     READING.set(Some(at));
-    let allowed = limiter.check().is_ok();
-    READING.set(None);
-    allowed
+    let _cleared = Cleared;
+    limiter.check().is_ok()
 }
 
 type Limiter = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
