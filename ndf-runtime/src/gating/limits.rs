@@ -45,19 +45,21 @@ std::thread_local! {
     static READING: Cell<Option<tokio::time::Instant>> = const { Cell::new(None) };
 }
 
+/// Clears [`READING`] after a check, however it ends.
+struct Cleared;
+
+impl Drop for Cleared {
+    fn drop(&mut self) {
+        READING.set(None);
+    }
+}
+
 /// Whether `limiter` lets a start through now, or at `at` when given.
 #[inline]
 fn check_at(limiter: &Limiter, at: Option<tokio::time::Instant>) -> bool {
     let Some(at) = at else {
         return limiter.check().is_ok();
     };
-    /// Clears the reading after the check, however it ends.
-    struct Cleared;
-    impl Drop for Cleared {
-        fn drop(&mut self) {
-            READING.set(None);
-        }
-    }
     READING.set(Some(at));
     let _cleared = Cleared;
     limiter.check().is_ok()
