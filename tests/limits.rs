@@ -378,3 +378,43 @@ async fn a_run_that_waited_to_be_admitted_counts_its_start_when_it_is_made() {
         "the third start waits for the token the second took: {starts:?}"
     );
 }
+
+#[pattern(rate = "1/s", timeout = "5s")]
+async fn each_second_in_time(probe: Probe) -> u32 {
+    probe.call(Duration::ZERO).await;
+    1
+}
+
+/// A step that works for 1.5 s without waiting: its run does not return
+/// `Pending` meanwhile.
+#[pattern(timeout = "30s")]
+async fn works_without_waiting(probe: Probe) -> Probe {
+    std::thread::sleep(Duration::from_millis(1_500));
+    probe
+}
+
+/// On real time, a start made before its run has waited for anything is
+/// counted at the run's start: here 1.5 s behind the clock, after a step
+/// that worked that long without waiting. Its token is then 1.5 s old, and
+/// the next run starts at once rather than a second later.
+#[tokio::test]
+async fn a_start_before_its_run_waited_counts_at_the_run_s_start() {
+    let ndf = common::ndf();
+    let (ctx, probe) = (PatternContext::new("api"), Probe::default());
+    let works_first =
+        sequential!(name = "api.works_first"; works_without_waiting => each_second_in_time);
+    let limited = sequential!(name = "api.each_second_in_time"; each_second_in_time);
+    // The limiter's first token, then a bucket full again.
+    ndf.run(&limited, probe.clone(), &ctx).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    ndf.run(&works_first, probe.clone(), &ctx).await.unwrap();
+    ndf.run(&limited, probe.clone(), &ctx).await.unwrap();
+    let starts = probe.starts.lock().unwrap().clone();
+    let between = starts[2].saturating_duration_since(starts[1]);
+    // Counted when it was made, the first start's token would keep the
+    // second waiting for a second.
+    assert!(
+        between < Duration::from_millis(500),
+        "the second start came {between:?} after the first"
+    );
+}
