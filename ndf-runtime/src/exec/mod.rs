@@ -84,7 +84,8 @@ pub(crate) struct Run<'a> {
     /// Whether the run has not waited since `at`: nothing it did since
     /// returned `Pending`, so `at` is as good a reading of the clock as a
     /// new one, short of the work of this first poll (see
-    /// [`Cx::first_poll_at`]). Cleared at the run's first `Pending`.
+    /// [`Cx::first_poll_at`]). Never set after a wait for the run's
+    /// admission; cleared when the run is polled again after a `Pending`.
     unwaited: AtomicBool,
     /// The workflow's `deadline`, from `at` (`None` without a load).
     deadline: Option<&'static std::time::Duration>,
