@@ -69,10 +69,9 @@ pub struct Cx<'a>(&'a Run<'a>);
 pub(crate) struct Run<'a> {
     env: &'a Env,
     ctx: &'a PatternContext,
-    /// The workflow's name and deadline are constants of its type: a
-    /// word each, to them, rather than a copy (16 bytes less in every
-    /// run's future).
-    pattern: &'static &'static str,
+    /// The workflow's name and deadline, constants of its type: one word,
+    /// to them, rather than a copy (24 bytes less in every run's future).
+    workflow: &'static WorkflowConsts,
     /// The id of the run's statistics entry.
     entry: usize,
     log: &'a [StepRecord],
@@ -87,8 +86,6 @@ pub(crate) struct Run<'a> {
     /// [`Cx::first_poll_at`]). Never set after a wait for the run's
     /// admission; cleared when the run is polled again after a `Pending`.
     unwaited: AtomicBool,
-    /// The workflow's `deadline`, from `at` (`None` without a load).
-    deadline: Option<&'static std::time::Duration>,
     /// How deep this run is inside polls of cancelled `parallel!` tasks
     /// (0: not cancelled). Per run, never per thread: other runs polled
     /// meanwhile (a compensation calling `Ndf::run`) are not cancelled.
@@ -99,6 +96,16 @@ pub(crate) struct Run<'a> {
     /// step held back, or checkpoints to store. One load on every step's
     /// path, for both.
     watched: bool,
+}
+
+/// What a run keeps of its workflow's constants, made once per workflow
+/// type (a constant, in read-only memory) and reached through one word.
+#[derive(Debug)]
+pub(crate) struct WorkflowConsts {
+    /// The workflow's pattern name.
+    pub(crate) name: &'static str,
+    /// The workflow's `deadline`, from the run's start.
+    pub(crate) deadline: Option<std::time::Duration>,
 }
 
 /// The records a run's gates hold back, with why: boxed, as a run rarely
@@ -142,24 +149,22 @@ impl<'a> Run<'a> {
     pub(crate) fn new(
         env: &'a Env,
         ctx: &'a PatternContext,
-        pattern: &'static &'static str,
+        workflow: &'static WorkflowConsts,
         entry: usize,
         log: &'a [StepRecord],
         blocked: HeldBack,
         (at, unwaited): (tokio::time::Instant, bool),
-        deadline: Option<&'static std::time::Duration>,
     ) -> Self {
         Self {
             env,
             ctx,
-            pattern,
+            workflow,
             entry,
             log,
             watched: blocked.is_some(),
             blocked,
             at,
             unwaited: AtomicBool::new(unwaited),
-            deadline,
             cancelling: AtomicU32::new(0),
             durable: None,
         }
@@ -176,7 +181,7 @@ impl<'a> Run<'a> {
     /// When the workflow's deadline passes, if it has one.
     #[inline]
     fn deadline_at(&self) -> Option<tokio::time::Instant> {
-        self.deadline.map(|d| self.at + *d)
+        self.workflow.deadline.map(|d| self.at + d)
     }
 
     /// The id of the run's statistics entry, and when the run started.
@@ -207,7 +212,7 @@ impl<'a> Run<'a> {
 impl std::fmt::Debug for Cx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cx")
-            .field("pattern", &self.0.pattern)
+            .field("pattern", &self.0.workflow.name)
             .field("ctx", self.0.ctx)
             .finish_non_exhaustive()
     }
@@ -224,7 +229,7 @@ impl<'a> Cx<'a> {
     /// The workflow's pattern name.
     #[inline]
     pub(crate) fn pattern(self) -> &'static str {
-        self.0.pattern
+        self.0.workflow.name
     }
 
     #[inline]
@@ -304,8 +309,8 @@ impl<'a> Cx<'a> {
     #[inline]
     pub(crate) fn deadline_passed(self) -> Option<std::time::Duration> {
         self.0
+            .workflow
             .deadline
-            .copied()
             .filter(|&d| tokio::time::Instant::now() >= self.0.at + d)
     }
 

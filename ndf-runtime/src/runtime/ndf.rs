@@ -10,7 +10,7 @@ use super::inner::Inner;
 use crate::config::Config;
 use crate::context::PatternContext;
 use crate::error::Error;
-use crate::exec::{Durable, Run, Workflow};
+use crate::exec::{Durable, Run, Workflow, WorkflowConsts};
 use crate::learning::{GateQuery, RunRecord};
 use crate::model::{
     BreakerState, Clock, Confidence, PatternStats, RunEnd, RunLog, StepMeta, StepRecord,
@@ -71,7 +71,7 @@ impl Ndf {
         input: W::Input,
         ctx: &PatternContext,
     ) -> impl Future<Output = Result<W::Output, Error>> + Send {
-        self.run_from::<W, false>(workflow, input, ctx, None)
+        self.run_from::<W, false>(workflow, input, ctx, NotDurable)
     }
 
     /// [`Ndf::run`], resuming from and storing to `checkpoints` when the
@@ -84,12 +84,12 @@ impl Ndf {
         clippy::manual_async_fn,
         reason = "an `async fn` would store its arguments twice in its future"
     )]
-    pub(crate) fn run_from<W: Workflow, const DURABLE: bool>(
+    pub(crate) fn run_from<'d, W: Workflow, const DURABLE: bool>(
         &self,
         workflow: &W,
         input: W::Input,
         ctx: &PatternContext,
-        checkpoints: Option<&Durable<'_>>,
+        checkpoints: impl Resumes<'d>,
     ) -> impl Future<Output = Result<W::Output, Error>> {
         async move {
             // A constant: a workflow whose steps need no permission checks
@@ -114,11 +114,15 @@ impl Ndf {
             let log = <W::Log as RunLog>::empty();
             // `started` moved whole into the run: none of it is kept beside
             // the run across the workflow's awaits.
-            let (name, deadline) = (const { &W::NAME }, const { W::DEADLINE.as_ref() });
+            let consts = const {
+                &WorkflowConsts {
+                    name: W::NAME,
+                    deadline: W::DEADLINE,
+                }
+            };
             // Counted in flight until the run's future is done or dropped.
-            let (run, _in_flight) =
-                started.into_run(&self.inner.env, ctx, name, log.records(), deadline);
-            let run = run.durable(checkpoints);
+            let (run, _in_flight) = started.into_run(&self.inner.env, ctx, consts, log.records());
+            let run = run.durable(checkpoints.durable());
             let result = if tracing::level_enabled!(tracing::Level::INFO) {
                 // A `ndf.workflow` span, attached to the run's future. The two
                 // branches' futures share the run future's storage (one is live
@@ -457,19 +461,17 @@ impl<'a> Started<'a> {
         self,
         env: &'a crate::exec::Env,
         ctx: &'a PatternContext,
-        pattern: &'static &'static str,
+        workflow: &'static WorkflowConsts,
         log: &'a [StepRecord],
-        deadline: Option<&'static std::time::Duration>,
     ) -> (Run<'a>, super::inner::InFlight<'a>) {
         let run = Run::new(
             env,
             ctx,
-            pattern,
+            workflow,
             self.entry,
             log,
             self.blocked,
             (self.at, self.unwaited),
-            deadline,
         );
         (run, self.in_flight)
     }
@@ -531,6 +533,32 @@ impl<T, F: Future<Output = Result<T, Error>>> Future for Traced<'_, F> {
             this.run_state.log(),
         );
         Poll::Ready(result)
+    }
+}
+
+/// Where a run resumes from and stores its stages, if it is durable: a
+/// type, so that a run of [`Ndf::run`] keeps no word for the checkpoints
+/// it does not have.
+pub(crate) trait Resumes<'d>: Copy + Send {
+    /// The run's checkpoints, if any.
+    fn durable(self) -> Option<&'d Durable<'d>>;
+}
+
+/// No checkpoints: a run of [`Ndf::run`].
+#[derive(Clone, Copy)]
+pub(crate) struct NotDurable;
+
+impl<'d> Resumes<'d> for NotDurable {
+    #[inline]
+    fn durable(self) -> Option<&'d Durable<'d>> {
+        None
+    }
+}
+
+impl<'d> Resumes<'d> for &'d Durable<'d> {
+    #[inline]
+    fn durable(self) -> Option<&'d Durable<'d>> {
+        Some(self)
     }
 }
 

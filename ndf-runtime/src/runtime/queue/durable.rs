@@ -90,9 +90,7 @@ where
                 ))
             })?;
             let durable = Durable::new(checkpoints);
-            let ran = ndf
-                .run_from::<W, true>(self, input, ctx, Some(&durable))
-                .await;
+            let ran = ndf.run_from::<W, true>(self, input, ctx, &durable).await;
             // The stages completed since the last step was admitted (the
             // last stage's, or those before a failed step held back).
             let stored = durable.store().await;
