@@ -19,7 +19,7 @@ mod step;
 mod task;
 mod traits;
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 pub use alarm::{Alarm, Deadlines};
 pub use attempt::Placement;
@@ -80,12 +80,11 @@ pub(crate) struct Run<'a> {
     blocked: HeldBack,
     /// When the run started.
     at: tokio::time::Instant,
-    /// Whether the run has not waited since `at`: nothing it did since
-    /// returned `Pending`, so `at` is as good a reading of the clock as a
-    /// new one, short of the work of this first poll (see
-    /// [`Cx::first_poll_at`]). Never set after a wait for the run's
-    /// admission; cleared when the run is polled again after a `Pending`.
-    unwaited: AtomicBool,
+    /// How far the run is in its polls ([`UNPOLLED`], 1, [`WAITED`]):
+    /// while it is in its first, it has not waited since `at`, and `at` is
+    /// as good a reading of the clock as a new one, short of the work of
+    /// that poll (see [`Cx::first_poll_at`]).
+    polls: AtomicU8,
     /// How deep this run is inside polls of cancelled `parallel!` tasks
     /// (0: not cancelled). Per run, never per thread: other runs polled
     /// meanwhile (a compensation calling `Ndf::run`) are not cancelled.
@@ -107,6 +106,12 @@ pub(crate) struct WorkflowConsts {
     /// The workflow's `deadline`, from the run's start.
     pub(crate) deadline: Option<std::time::Duration>,
 }
+
+/// `Run::polls` of a run not polled yet. 1: in its first poll.
+const UNPOLLED: u8 = 0;
+/// `Run::polls` of a run polled again after it waited, or that waited for
+/// its admission before its first poll.
+const WAITED: u8 = 2;
 
 /// The records a run's gates hold back, with why: boxed, as a run rarely
 /// has any, so that a run's state keeps one word for them.
@@ -164,7 +169,7 @@ impl<'a> Run<'a> {
             watched: blocked.is_some(),
             blocked,
             at,
-            unwaited: AtomicBool::new(unwaited),
+            polls: AtomicU8::new(if unwaited { UNPOLLED } else { WAITED }),
             cancelling: AtomicU32::new(0),
             durable: None,
         }
@@ -190,11 +195,16 @@ impl<'a> Run<'a> {
         (self.entry, self.at)
     }
 
-    /// The run has returned `Pending`: `at` is no longer a reading of the
-    /// clock for what it does next.
+    /// The run's future is polled: its first poll, or a later one, which
+    /// comes only after it returned `Pending`, so that `at` is no longer a
+    /// reading of the clock for what it does next. Called at the start of
+    /// every poll by what wraps the workflow's future.
     #[cfg_attr(not(debug_assertions), inline)]
-    pub(crate) fn waited(&self) {
-        self.unwaited.store(false, Ordering::Relaxed);
+    pub(crate) fn polled(&self) {
+        let polls = self.polls.load(Ordering::Relaxed);
+        if polls < WAITED {
+            self.polls.store(polls + 1, Ordering::Relaxed);
+        }
     }
 
     /// The run's step records, by step index.
@@ -322,7 +332,7 @@ impl<'a> Cx<'a> {
     /// clock moves only while the runtime waits, not at all.
     #[inline]
     pub(crate) fn first_poll_at(self) -> Option<tokio::time::Instant> {
-        self.0.unwaited.load(Ordering::Relaxed).then_some(self.0.at)
+        (self.0.polls.load(Ordering::Relaxed) < WAITED).then_some(self.0.at)
     }
 
     /// Whether a cancelled `parallel!` task of this run is being polled to

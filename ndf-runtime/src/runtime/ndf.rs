@@ -131,10 +131,9 @@ impl Ndf {
                 let steps = workflow.execute_as::<DURABLE>(run.cx(), input);
                 Traced::new(steps, span, &run).await
             } else {
-                Unwaited {
+                Untraced {
                     steps: workflow.execute_as::<DURABLE>(run.cx(), input),
                     run: &run,
-                    polled: false,
                 }
                 .await
             };
@@ -519,14 +518,12 @@ impl<T, F: Future<Output = Result<T, Error>>> Future for Traced<'_, F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        this.run_state.polled();
         let _entered = this.span.enter();
         let Some(run) = this.run.as_pin_mut() else {
             unreachable!("a run's future is polled after it is dropped")
         };
-        let Poll::Ready(result) = run.poll(cx) else {
-            this.run_state.waited();
-            return Poll::Pending;
-        };
+        let result = std::task::ready!(run.poll(cx));
         close_span(
             this.span,
             RunEnd::of(result.as_ref().err()),
@@ -563,28 +560,24 @@ impl<'d> Resumes<'d> for &'d Durable<'d> {
 }
 
 pin_project_lite::pin_project! {
-    /// A run's future, untraced, that tells the run it has waited when it
-    /// is polled again (see `Cx::first_poll_at`); [`Traced`] does the
-    /// same. Told before the poll, not after a `Pending`: the poll's result
-    /// is returned as it comes, not copied out past a check.
-    struct Unwaited<'l, F> {
+    /// A run's future, untraced, that tells the run of each poll before
+    /// polling it (see `Run::polled`), as [`Traced`] does: told before, so
+    /// that the poll's result is returned as it comes, not copied out past
+    /// a check of it.
+    struct Untraced<'l, F> {
         #[pin]
         steps: F,
         run: &'l Run<'l>,
-        polled: bool,
     }
 }
 
-impl<F: Future> Future for Unwaited<'_, F> {
+impl<F: Future> Future for Untraced<'_, F> {
     type Output = F::Output;
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
-        if *this.polled {
-            this.run.waited();
-        }
-        *this.polled = true;
+        this.run.polled();
         this.steps.poll(cx)
     }
 }
