@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use ndf::prelude::*;
 
+mod common;
+
 #[derive(Clone, Default)]
 struct Flaky(std::sync::Arc<std::sync::Mutex<u32>>);
 
@@ -171,13 +173,11 @@ fn doubles(snapshotter: &Snapshotter, pattern: &str) -> Option<u64> {
     }
 }
 
-/// A current-thread tokio runtime on a paused clock.
-fn paused() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap()
+/// The tasks alive on the tokio runtime this is called in.
+fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
 }
 
 /// Outside any tokio runtime there is no background learner: clean runs'
@@ -215,16 +215,14 @@ fn a_runtime_built_outside_tokio_starts_its_tasks_where_it_runs() {
     let ctx = PatternContext::new("sync");
     let interval = ndf.config().learning_interval;
     for round in 0..2 {
-        let rt = paused();
+        let rt = common::paused_runtime();
         rt.block_on(async {
-            let tasks = || {
-                tokio::runtime::Handle::current()
-                    .metrics()
-                    .num_alive_tasks()
-            };
-            assert_eq!(tasks(), 0, "round {round}: before the first run");
+            assert_eq!(alive_tasks(), 0, "round {round}: before the first run");
             assert_eq!(ndf.run(&flow, 1, &ctx).await.unwrap(), 2);
-            assert!(tasks() >= 3, "round {round}: learner, sampler and saver");
+            assert!(
+                alive_tasks() >= 3,
+                "round {round}: learner, sampler and saver"
+            );
             for n in 2..4 {
                 assert_eq!(ndf.run(&flow, n, &ctx).await.unwrap(), n * 2);
             }
@@ -246,12 +244,7 @@ fn without_background_tasks_none_starts_and_runs_are_counted_as_they_end() {
     let snapshotter = recorder.snapshotter();
     let _guard = metrics::set_default_local_recorder(&recorder);
 
-    paused().block_on(async {
-        let tasks = || {
-            tokio::runtime::Handle::current()
-                .metrics()
-                .num_alive_tasks()
-        };
+    common::paused_runtime().block_on(async {
         let mut config = Config::default();
         config.learning_batch = 1;
         let ndf = Ndf::builder()
@@ -264,7 +257,7 @@ fn without_background_tasks_none_starts_and_runs_are_counted_as_they_end() {
         let ctx = PatternContext::new("sync");
         for n in 0..3 {
             assert_eq!(ndf.run(&flow, n, &ctx).await.unwrap(), n * 2);
-            assert_eq!(tasks(), 0, "after run {n}");
+            assert_eq!(alive_tasks(), 0, "after run {n}");
             assert_eq!(
                 doubles(&snapshotter, "sync.alone"),
                 Some(1),
