@@ -13,6 +13,8 @@ use ndf::prelude::*;
 use tracing::Instrument as _;
 use tracing_subscriber::layer::SubscriberExt as _;
 
+mod common;
+
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
 
@@ -90,17 +92,10 @@ fn a_warm_traced_run_of_waiting_steps_allocates_nothing() {
         );
     let guard = tracing::subscriber::set_default(subscriber);
     assert!(tracing::enabled!(tracing::Level::INFO));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = common::runtime();
     // Without background tasks: the learner's batches are the runtime's
     // allocations, not a run's (see `common::ndf_alone`).
-    let ndf = Ndf::builder()
-        .resource_probe(ndf::IdleProbe)
-        .background_tasks(false)
-        .build()
-        .unwrap();
+    let ndf = common::ndf_alone();
     let ctx = PatternContext::new("shop");
     let flow = sequential!(name = "shop.fetch_store"; fetch => parallel!(store, store) => first_of);
     rt.block_on(async {
