@@ -2,11 +2,11 @@
 //! without notice.
 
 pub use crate::exec::{
-    Alarm, Cx, Deadlines, Failed, FanOut, Gate, Indexed, JoinTask, Keep, PhaseRule, StageError,
-    Step, Strict, Task, TaskPoll, Tolerant, Undos, Workflow, admit_level, alternative_failed,
-    check_phase, fan_out, insufficient, lost_result, record_level, restored, run_step,
-    run_step_in_join, run_step_in_task, run_step_spawned, shared_instances, stage_done, step_task,
-    tolerate,
+    Alarm, Cx, Deadlines, Failed, FanOut, Gate, Indexed, JoinTask, Keep, NoUndo, PhaseRule,
+    StageError, Step, Strict, Task, TaskPoll, Tolerant, UndoSlot, Undos, Workflow, admit_level,
+    alternative_failed, check_phase, fan_out, insufficient, lost_result, record_level, restored,
+    run_step, run_step_in_join, run_step_in_task, run_step_spawned, shared_instances, stage_done,
+    step_task, tolerate,
 };
 pub use crate::exec::{AllCheckpointable, Checkpointed, CheckpointedStep};
 pub use crate::exec::{Direct, Hedged, Placement, Plain, Policies, Resilient, Stage};

@@ -64,6 +64,7 @@ pub(crate) fn stub(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -> 
                 type Input = #input_ty;
                 type Output = #output_ty;
                 type Undo = ();
+                type Slot = #p::NoUndo;
                 type Policies = #p::Plain;
                 type Held = #p::NoPlace;
 
@@ -126,6 +127,12 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
             }
         }
     });
+    // A step without `compensate` keeps nothing in its workflow's run.
+    let slot = if opts.compensate.is_some() {
+        quote!(#p::Option<Self::Undo>)
+    } else {
+        quote!(#p::NoUndo)
+    };
     let held = if opts.bulkhead.is_some() {
         quote!(#p::Place)
     } else {
@@ -154,6 +161,7 @@ pub(crate) fn expand(f: &syn::ItemFn, opts: &StepOptions, sig: &StepSignature) -
                 type Input = #input_ty;
                 type Output = #output_ty;
                 type Undo = #undo_ty;
+                type Slot = #slot;
                 type Policies = #policies;
                 type Held = #held;
 

@@ -49,6 +49,68 @@ impl<'a> Undos<'a> {
     }
 }
 
+/// Where a workflow keeps, until its run ends, what a completed stage
+/// kept to be compensated ([`Step::Slot`]): an `Option` of it for a step
+/// with `compensate`; for a step without, [`NoUndo`], which takes no
+/// byte, where an `Option<()>` took one (and its padding) for every
+/// stage of a run.
+#[doc(hidden)]
+pub trait UndoSlot: Sized {
+    /// What the stage kept.
+    type Of;
+    /// Nothing kept yet (the stage has not completed).
+    fn empty() -> Self;
+    /// What the completed stage kept.
+    fn fill(kept: Self::Of) -> Self;
+    /// What is kept, taken, to compensate the stage: `None` if it did not
+    /// complete, or if it has nothing to compensate.
+    fn take(&mut self) -> Option<Self::Of>;
+}
+
+impl<U> UndoSlot for Option<U> {
+    type Of = U;
+
+    #[inline]
+    fn empty() -> Self {
+        None
+    }
+
+    #[inline]
+    fn fill(kept: U) -> Self {
+        Some(kept)
+    }
+
+    #[inline]
+    fn take(&mut self) -> Option<U> {
+        Option::take(self)
+    }
+}
+
+/// The slot of a step without `compensate`: nothing to keep, nothing to
+/// compensate.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct NoUndo;
+
+impl UndoSlot for NoUndo {
+    type Of = ();
+
+    #[inline]
+    fn empty() -> Self {
+        Self
+    }
+
+    #[inline]
+    fn fill((): ()) -> Self {
+        Self
+    }
+
+    #[inline]
+    fn take(&mut self) -> Option<()> {
+        None
+    }
+}
+
 impl std::fmt::Debug for Undos<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Undos")

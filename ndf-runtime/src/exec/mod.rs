@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 pub use alarm::{Alarm, Deadlines};
 pub use attempt::Placement;
-pub use compensate::{Failed, StageError, Undos};
+pub use compensate::{Failed, NoUndo, StageError, UndoSlot, Undos};
 pub(crate) use durable::Durable;
 pub use durable::{AllCheckpointable, Checkpointed, CheckpointedStep, restored, stage_done};
 #[cfg(feature = "fleet")]

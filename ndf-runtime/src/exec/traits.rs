@@ -24,6 +24,11 @@ pub trait Step: Send + Sync + 'static {
     /// What is kept of a completed step so that it can be compensated: `()`
     /// for a step without `compensate`, a copy of the output otherwise.
     type Undo: Send + 'static;
+    /// Where a workflow keeps [`Step::Undo`] once the step completed:
+    /// [`NoUndo`](super::NoUndo), no byte, for a step without
+    /// `compensate`; `Option<Self::Undo>` for one with it.
+    #[doc(hidden)]
+    type Slot: super::UndoSlot<Of = Self::Undo> + Send;
     /// The code of the step's policies after its admission, chosen by
     /// `#[pattern]` from its options.
     #[doc(hidden)]

@@ -38,6 +38,33 @@ impl Expander {
         }
     }
 
+    /// Where the run keeps what `stage` kept for its compensation, empty:
+    /// for a step, its `Step::Slot` (no byte for a step without
+    /// `compensate`); for a nested workflow, an `Option` of its own slots.
+    pub(super) fn slot_empty(&self, stage: &Stage) -> TokenStream {
+        let p = &self.p;
+        match stage {
+            Stage::Step(step) => {
+                let path = step.alias();
+                quote!(<<#path as #p::Step>::Slot as #p::UndoSlot>::empty())
+            }
+            Stage::Nested(_) => quote!(#p::None),
+        }
+    }
+
+    /// The slot of [`Self::slot_empty`] holding `kept`, what `stage` kept
+    /// when it completed.
+    pub(super) fn slot_fill(&self, stage: &Stage, kept: &TokenStream) -> TokenStream {
+        let p = &self.p;
+        match stage {
+            Stage::Step(step) => {
+                let path = step.alias();
+                quote!(<<#path as #p::Step>::Slot as #p::UndoSlot>::fill(#kept))
+            }
+            Stage::Nested(_) => quote!(#p::Some(#kept)),
+        }
+    }
+
     /// A workflow's compensation: `body` gathers what its completed
     /// stages compensate (see [`Self::undo`]), then one future the runtime
     /// compiled runs it all. The workflow's future keeps the gathered list
@@ -54,8 +81,8 @@ impl Expander {
         }}
     }
 
-    /// Compensates the `stages` whose kept values (`Option`s, in `undos`)
-    /// are `Some`, last first, taking them.
+    /// Compensates the `stages` whose kept values (slots, in `undos`) are
+    /// filled, last first, taking them.
     pub(super) fn compensate_reversed(
         &mut self,
         stages: &[Stage],
@@ -67,7 +94,7 @@ impl Expander {
             let kept = self.ident("kept");
             let fut = self.undo(stage, &quote!(#kept));
             out.extend(quote! {
-                if let #p::Some(#kept) = #undo.take() {
+                if let #p::Some(#kept) = #p::UndoSlot::take(&mut #undo) {
                     #fut;
                 }
             });

@@ -79,13 +79,15 @@ impl Expander {
                 )
             };
             let (stage_input, out) = self.alternative_io(w, level, copied);
-            let undo = (0..n).map(|i| {
-                if i == level {
-                    quote!(#p::Some(__undo))
-                } else {
-                    quote!(#p::None)
-                }
-            });
+            let undo: Vec<TokenStream> = (w.stages.iter().enumerate())
+                .map(|(i, s)| {
+                    if i == level {
+                        self.slot_fill(s, &quote!(__undo))
+                    } else {
+                        self.slot_empty(s)
+                    }
+                })
+                .collect();
             let own_input = self.ident("input");
             let run = self.run(stage, &quote!(#own_input));
             let gate_record = match stage {

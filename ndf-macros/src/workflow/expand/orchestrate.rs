@@ -98,11 +98,12 @@ impl Expander {
             let out = self.ident("out");
             let undo = &undos[i];
             let (start, check) = self.phase_rule(phase, stage, i, &label);
+            let fill = self.slot_fill(stage, &quote!(__undo));
             body.extend(quote! {
                 #start
                 let #out = match #run {
                     #p::Ok((__out, __undo)) => {
-                        #undo = #p::Some(__undo);
+                        #undo = #fill;
                         #check
                         __out
                     }
@@ -122,7 +123,7 @@ impl Expander {
                     let kept = self.ident("kept");
                     let fut = self.undo(stage, &quote!(#kept));
                     arms.extend(quote! {
-                        #i => if let #p::Some(#kept) = #undo.take() {
+                        #i => if let #p::Some(#kept) = #p::UndoSlot::take(&mut #undo) {
                             #fut;
                         },
                     });
@@ -136,11 +137,12 @@ impl Expander {
             }
         };
         let rollback = self.compensation(&rollback);
+        let empties: Vec<TokenStream> = w.stages.iter().map(|s| self.slot_empty(s)).collect();
         // As in `sequential!`: the outputs leave by the outer label, and
         // the failed phase's error waits boxed while the others compensate.
         let done = self.label("done");
         quote! {{
-            #(let mut #undos = #p::None;)*
+            #(let mut #undos = #empties;)*
             #done: {
                 let (__phase, __failed): (usize, #p::Failed) = #label: {
                     #body

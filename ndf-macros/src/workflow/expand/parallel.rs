@@ -216,23 +216,32 @@ impl Expander {
         let undos: Vec<syn::Ident> = results.iter().map(|_| self.ident("u")).collect();
         let compensate = self.compensate_reversed(&w.stages, &undos);
         let compensate = self.compensation(&compensate);
+        let filled: Vec<TokenStream> = (w.stages.iter().zip(&undos))
+            .map(|(s, u)| self.slot_fill(s, &quote!(#u)))
+            .collect();
+        let kept: Vec<TokenStream> = w
+            .stages
+            .iter()
+            .map(|s| self.slot_fill(s, &quote!(__undo)))
+            .collect();
+        let empty: Vec<TokenStream> = w.stages.iter().map(|s| self.slot_empty(s)).collect();
         let settle = quote! {
             match (__joined, #(#results,)*) {
                 (#p::Ok(()), #(#p::Some(#p::Ok((#outs, #undos))),)*) => {
-                    break #done #p::Ok(((#(#outs,)*), (#(#p::Some(#undos),)*)));
+                    break #done #p::Ok(((#(#outs,)*), (#(#filled,)*)));
                 }
                 (__joined, #(#results,)*) => {
                     let mut __error = __joined.err();
                     #(
                         let #undos = match #results {
-                            #p::Some(#p::Ok((_, __undo))) => #p::Some(__undo),
+                            #p::Some(#p::Ok((_, __undo))) => #kept,
                             #p::Some(#p::Err(__e)) => {
                                 if __error.is_none() {
                                     __error = #p::Some(#p::StageError::into_failed(__e));
                                 }
-                                #p::None
+                                #empty
                             }
-                            #p::None => #p::None,
+                            #p::None => #empty,
                         };
                     )*
                     (__error, #(#undos,)*)

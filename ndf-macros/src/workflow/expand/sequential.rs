@@ -3,8 +3,8 @@
 //!
 //! A sequence expands to a plain block, not an `async` block: its awaits
 //! belong to the enclosing state machine, so nesting adds no layer. What each
-//! completed stage kept for compensation waits in an `Option` (one byte for
-//! steps without `compensate`).
+//! completed stage kept for compensation waits in its slot (`Step::Slot`:
+//! an `Option`, or nothing at all for a step without `compensate`).
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
@@ -77,10 +77,11 @@ impl Expander {
             let run = self.run(stage, &stage_input);
             let out = self.ident("out");
             let undo = &undos[i];
+            let fill = self.slot_fill(stage, &quote!(__undo));
             let ran = quote! {
                 match #run {
                     #p::Ok((__out, __undo)) => {
-                        #undo = #p::Some(__undo);
+                        #undo = #fill;
                         __out
                     }
                     #p::Err(__error) => break #label #p::StageError::into_failed(__error),
@@ -94,18 +95,15 @@ impl Expander {
             }
             prev_out = Some(out);
         }
+        let empties: Vec<TokenStream> = w.stages.iter().map(|s| self.slot_empty(s)).collect();
         let compensate = self.compensate_reversed(&w.stages, &undos);
         let compensate = self.compensation(&compensate);
-        let resume = durable.then(
-            || quote!(let __ndf_resume = if __NDF_DURABLE { __cx.resume_stage() } else { 0 };),
-        );
         // The error is the labeled block's value, and the outputs leave
         // by the outer label: no `Result` of the whole sequence is stored
         // beside every stage it awaits.
         let done = self.label("done");
         quote! {{
-            #resume
-            #(let mut #undos = #p::None;)*
+            #(let mut #undos = #empties;)*
             #done: {
                 let __failed: #p::Failed = #label: {
                     #body
@@ -137,14 +135,17 @@ impl Expander {
         let rebuild = match stage {
             Stage::Step(step) => {
                 let path = step.alias();
-                quote!(#undo = #p::Some(<#path as #p::Step>::keep(&__out));)
+                let fill = self.slot_fill(stage, &quote!(<#path as #p::Step>::keep(&__out)));
+                quote!(#undo = #fill;)
             }
             // A nested workflow's compensation is not rebuilt: it kept what
             // its own stages returned, which no checkpoint holds.
             Stage::Nested(_) => TokenStream::new(),
         };
         quote! {
-            if __NDF_DURABLE && __ndf_resume > #i {
+            // Asked at each stage, not kept in a local: a local would be
+            // a word of every run's future, durable or not.
+            if __NDF_DURABLE && __cx.resume_stage() > #i {
                 match #restore {
                     #p::Ok(__out) => {
                         #rebuild
