@@ -82,3 +82,68 @@ async fn no_retry_starts_past_the_deadline() {
         "within the deadline, the step's own error: {err}"
     );
 }
+
+/// Works 2.4 s before it returns, past its own timeout: synchronous work
+/// cannot be interrupted, and its timeout counts from a first wait that
+/// never comes.
+#[pattern(timeout = "500ms")]
+async fn busy(n: u32) -> u32 {
+    std::thread::sleep(Duration::from_millis(2400));
+    n
+}
+
+/// Works 0.5 s, then waits for ever.
+#[pattern(timeout = "1s")]
+async fn busy_then_stuck(n: u32) -> u32 {
+    std::thread::sleep(Duration::from_millis(500));
+    std::future::pending::<()>().await;
+    n
+}
+
+/// The same, retried.
+#[pattern(timeout = "1s", retry(max = 1, initial = "10ms", jitter = false))]
+async fn busy_then_stuck_retried(n: u32) -> u32 {
+    std::thread::sleep(Duration::from_millis(500));
+    std::future::pending::<()>().await;
+    n
+}
+
+/// Runs `flow` (deadline 3 s; its first step works 2.4 s, its second
+/// 0.5 s and then waits) on real time: the run ends at its deadline, in
+/// `DeadlineExceeded` naming `step`.
+async fn ends_at_the_deadline<W: Workflow<Input = u32, Output = u32>>(flow: &W, step: &str) {
+    let ndf = Ndf::builder().build().unwrap();
+    let started = std::time::Instant::now();
+    let err = ndf
+        .run(flow, 1, &PatternContext::new("etl"))
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    match &err {
+        ndf::Error::DeadlineExceeded { step: named, .. } => assert_eq!(named, step),
+        other => panic!("expected DeadlineExceeded, got {other:?}"),
+    }
+    // The second step's attempt is made at 2.4 s, when 0.6 s are left,
+    // and first waits at 2.9 s, when 0.1 s is. Its timeout cut to the
+    // first (0.6 s from its wait) ended the run at 3.5 s; cut to the
+    // second, at 3.0 s. The margin is half that gap, not a speed.
+    assert!(
+        took < Duration::from_millis(3250),
+        "the run ended {took:?} after its start, past its 3 s deadline"
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_that_works_before_it_waits_ends_at_the_deadline() {
+    // Worst case: 0.5 s + 1 s, within 3 s.
+    let flow = sequential!(name = "etl.busy", deadline = "3s"; busy => busy_then_stuck);
+    ends_at_the_deadline(&flow, "busy_then_stuck").await;
+}
+
+#[tokio::test]
+async fn a_retried_attempt_that_works_before_it_waits_ends_at_the_deadline() {
+    // Worst case: 0.5 s + 2 × 1 s + 10 ms, within 3 s.
+    let flow =
+        sequential!(name = "etl.busy_retried", deadline = "3s"; busy => busy_then_stuck_retried);
+    ends_at_the_deadline(&flow, "busy_then_stuck_retried").await;
+}

@@ -34,13 +34,21 @@ use crate::policy::{Timer, deadline_from};
 #[doc(hidden)]
 pub trait Bound: Send {
     /// Called while the attempt is pending: ready once `after` has passed
-    /// since the first call.
-    fn poll_expired(self: Pin<&mut Self>, after: Duration, cx: &mut Context<'_>) -> Poll<()>;
+    /// since the first call. `after` is asked for at the first call only.
+    fn poll_expired(
+        self: Pin<&mut Self>,
+        after: impl FnOnce() -> Duration,
+        cx: &mut Context<'_>,
+    ) -> Poll<()>;
 }
 
 impl Bound for Timer {
     #[inline]
-    fn poll_expired(self: Pin<&mut Self>, after: Duration, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_expired(
+        self: Pin<&mut Self>,
+        after: impl FnOnce() -> Duration,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
         Timer::poll_expired(self, after, cx)
     }
 }
@@ -274,8 +282,12 @@ impl<'a> Shared<'a> {
 }
 
 impl Bound for Shared<'_> {
-    fn poll_expired(mut self: Pin<&mut Self>, after: Duration, _: &mut Context<'_>) -> Poll<()> {
+    fn poll_expired(
+        mut self: Pin<&mut Self>,
+        after: impl FnOnce() -> Duration,
+        _: &mut Context<'_>,
+    ) -> Poll<()> {
         let deadlines = self.deadlines;
-        deadlines.poll_due(&mut self.due, || after)
+        deadlines.poll_due(&mut self.due, after)
     }
 }

@@ -84,23 +84,54 @@ impl Failure {
     }
 }
 
+/// What an attempt keeps of its timeout: the timeout itself (a
+/// `Duration`), or nothing ([`Asked`]).
+pub(crate) trait KeptTimeout: Copy {
+    /// The attempt's timeout: the one kept, or else what `ask` says.
+    fn or_ask(self, ask: impl FnOnce() -> Duration) -> Duration;
+}
+
+impl KeptTimeout for Duration {
+    #[inline]
+    fn or_ask(self, _: impl FnOnce() -> Duration) -> Duration {
+        self
+    }
+}
+
+/// The timeout of a step's attempt, not kept: the step's run asks for it
+/// when the attempt first waits, and again if it expires, as a task's
+/// attempt does (16 bytes fewer in every plain step a workflow awaits,
+/// and nothing more done by a step that never waits). Asked when the
+/// attempt first waits, it is cut to what is left of the workflow's
+/// deadline then, not when the attempt was made. A compensation's
+/// attempt keeps its timeout: a failed run compensates past its deadline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Asked;
+
+impl KeptTimeout for Asked {
+    #[inline]
+    fn or_ask(self, ask: impl FnOnce() -> Duration) -> Duration {
+        ask()
+    }
+}
+
 /// One bounded, panic-safe attempt.
-pub(crate) fn attempt<T, F: Future<Output = Result<T, StepError>>>(
+pub(crate) fn attempt<T, F: Future<Output = Result<T, StepError>>, D: KeptTimeout>(
     fut: F,
-    timeout: Duration,
-) -> Attempt<F, Timer> {
-    traced_by::<_, _, Own>(fut, timeout, Trace::OFF, ())
+    timeout: D,
+) -> Attempt<F, Timer, D> {
+    traced_by::<_, _, Own, _>(fut, timeout, Trace::OFF, ())
 }
 
 /// [`attempt`] in the span `trace` says, bounded by the bound `K` makes
 /// of `arg`, made here: not passed down by value through every layer.
 #[inline]
-fn traced_by<T, F: Future<Output = Result<T, StepError>>, K: Bounds>(
+fn traced_by<T, F: Future<Output = Result<T, StepError>>, K: Bounds, D: KeptTimeout>(
     fut: F,
-    timeout: Duration,
+    timeout: D,
     trace: Trace,
     arg: K::Arg<'_>,
-) -> Attempt<F, K::Of<'_>> {
+) -> Attempt<F, K::Of<'_>, D> {
     Attempt {
         fut,
         timeout,
@@ -117,10 +148,11 @@ pin_project_lite::pin_project! {
     /// under a `map` (each layer cost its own poll), and one type whether
     /// traced or not (a second type cost its own poll, per step, in code
     /// and compile time).
-    pub(crate) struct Attempt<F, B> {
+    pub(crate) struct Attempt<F, B, D = Duration> {
         #[pin]
         fut: F,
-        timeout: Duration,
+        // The timeout, or nothing (see `Asked`).
+        timeout: D,
         // Its own timer, or its `parallel!`'s alarm.
         #[pin]
         timer: B,
@@ -128,18 +160,24 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Attempt<F, B> {
+impl<T, F: Future<Output = Result<T, StepError>>, B: Bound, D: KeptTimeout> Attempt<F, B, D> {
     /// What a poll of the attempt does. Inlined into [`Attempt::poll`]
     /// and, for a step with one attempt, where the step awaits it
-    /// ([`FirstAttempt`]); tracing's own code stays behind calls.
+    /// ([`FirstAttempt`]); tracing's own code stays behind calls. `ask`
+    /// gives the timeout the attempt does not keep, if it keeps none.
     #[allow(
         clippy::inline_always,
         reason = "a plain step's attempt, inlined where it is awaited: no call, and no result copied out, per step"
     )]
     #[inline(always)]
-    fn poll_here(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, Failure>> {
+    fn poll_here(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        ask: impl Fn() -> Duration + Copy,
+    ) -> Poll<Result<T, Failure>> {
         let this = self.project();
-        let timeout = *this.timeout;
+        let kept = *this.timeout;
+        let timeout = move || kept.or_ask(ask);
         let Some(span) = this.trace.0.as_deref() else {
             // Returned as it comes: a result first kept here, then copied
             // out, cost a store-forwarding stall on every step.
@@ -159,7 +197,9 @@ impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Future for Attempt<F
     type Output = Result<T, Failure>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.poll_here(cx)
+        self.poll_here(cx, || {
+            unreachable!("an attempt that keeps its timeout asks for none")
+        })
     }
 }
 
@@ -171,9 +211,9 @@ pin_project_lite::pin_project! {
     /// step shares (one copy per bound, not per step). Retries and hedged
     /// attempts go through [`Attempt`]'s own poll, so that their code is
     /// compiled once.
-    pub(crate) struct FirstAttempt<F, B> {
+    pub(crate) struct FirstAttempt<F, B, D = Duration> {
         #[pin]
-        attempt: Attempt<F, B>,
+        attempt: Attempt<F, B, D>,
     }
 }
 
@@ -183,22 +223,108 @@ impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Future for FirstAtte
     #[allow(clippy::inline_always, reason = "see `Attempt::poll_here`")]
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().attempt.poll_here(cx)
+        self.project().attempt.poll_here(cx, || {
+            unreachable!("an attempt that keeps its timeout asks for none")
+        })
+    }
+}
+
+/// An attempt that keeps no timeout ([`Asked`]): polled with `ask`, which
+/// gives it; for a `Plain` step's one attempt, where the step's run is
+/// polled.
+pub(crate) trait AskingAttempt {
+    /// What the attempt returns.
+    type Out;
+    /// Polls the attempt; `ask` gives its timeout when it first waits.
+    fn poll_asking(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        ask: impl Fn() -> Duration + Copy,
+    ) -> Poll<Result<Self::Out, Failure>>;
+}
+
+impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> AskingAttempt for Attempt<F, B, Asked> {
+    type Out = T;
+
+    fn poll_asking(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        ask: impl Fn() -> Duration + Copy,
+    ) -> Poll<Result<T, Failure>> {
+        self.poll_here(cx, ask)
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An attempt that keeps no timeout ([`Asked`]), as a future: with
+    /// `ask`, which gives it.
+    pub(crate) struct Asking<A, G> {
+        #[pin]
+        attempt: A,
+        ask: G,
+    }
+}
+
+impl<A: AskingAttempt, G: Fn() -> Duration + Copy> Future for Asking<A, G> {
+    type Output = Result<A::Out, Failure>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        this.attempt.poll_asking(cx, *this.ask)
+    }
+}
+
+/// `attempt`, of a step of run `cx` whose timeout is `timeout`, as a
+/// future: the timeout is cut to what is left of the workflow's deadline
+/// when the attempt first waits (and again if it expires), not when it
+/// was made.
+#[inline]
+pub(crate) fn asking<A: AskingAttempt>(
+    attempt: A,
+    cx: Cx<'_>,
+    timeout: Duration,
+) -> Asking<A, impl Fn() -> Duration + Copy + '_> {
+    Asking {
+        attempt,
+        ask: move || cx.bounded(timeout),
+    }
+}
+
+impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> AskingAttempt
+    for FirstAttempt<F, B, Asked>
+{
+    type Out = T;
+
+    #[allow(clippy::inline_always, reason = "see `Attempt::poll_here`")]
+    #[inline(always)]
+    fn poll_asking(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        ask: impl Fn() -> Duration + Copy,
+    ) -> Poll<Result<T, Failure>> {
+        self.project().attempt.poll_here(cx, ask)
     }
 }
 
 /// The first attempt of step `step` on `fut`, polled where it is awaited
 /// (see [`FirstAttempt`]).
 #[inline]
-pub(crate) fn first_attempt<'a, T, F: Future<Output = Result<T, StepError>>, K: Bounds>(
+pub(crate) fn first_attempt<
+    'a,
+    T,
+    F: Future<Output = Result<T, StepError>>,
+    K: Bounds,
+    D: KeptTimeout,
+>(
     cx: Cx<'a>,
     step: &'static str,
     fut: F,
-    timeout: Duration,
+    timeout: D,
     arg: K::Arg<'a>,
-) -> FirstAttempt<F, K::Of<'a>> {
+) -> FirstAttempt<F, K::Of<'a>, D> {
     FirstAttempt {
-        attempt: attempt_of::<_, _, K>(cx, step, 1, fut, timeout, arg),
+        attempt: traced_by::<_, _, K, D>(fut, timeout, Trace::of(cx, step, 1), arg),
     }
 }
 
@@ -212,7 +338,7 @@ pub(crate) fn first_attempt<'a, T, F: Future<Output = Result<T, StepError>>, K: 
 fn poll_bounded<T, F: Future<Output = Result<T, StepError>>, B: Bound>(
     mut fut: Pin<&mut F>,
     timer: Pin<&mut B>,
-    timeout: Duration,
+    timeout: impl Fn() -> Duration,
     cx: &mut Context<'_>,
 ) -> Poll<Result<T, Failure>> {
     match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
@@ -221,8 +347,8 @@ fn poll_bounded<T, F: Future<Output = Result<T, StepError>>, B: Bound>(
         Err(payload) => Poll::Ready(Err(panicked(payload))),
         // A `match`, not `Poll::map` and a closure: two functions fewer to
         // compile for every step in a debug build.
-        Ok(Poll::Pending) => match timer.poll_expired(timeout, cx) {
-            Poll::Ready(()) => Poll::Ready(Err(Failure::TimedOut(timeout))),
+        Ok(Poll::Pending) => match timer.poll_expired(&timeout, cx) {
+            Poll::Ready(()) => Poll::Ready(Err(Failure::TimedOut(timeout()))),
             Poll::Pending => Poll::Pending,
         },
     }
@@ -414,22 +540,32 @@ pub(crate) fn step_attempt<'a, S: Step, T: 'a>(
     number: u32,
     fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
     timeout: Duration,
-) -> Attempt<impl Future<Output = Result<T, StepError>> + Send + 'a, Timer> {
-    attempt_of::<_, _, Own>(cx, S::NAME, number, fut, timeout, ())
+) -> impl Future<Output = Result<T, Failure>> + Send + 'a {
+    asking(
+        attempt_of::<_, _, Own, _>(cx, S::NAME, number, fut, Asked, ()),
+        cx,
+        timeout,
+    )
 }
 
 /// Attempt `number` of the step named `step`, in its span as
 /// [`step_attempt`]'s, bounded by what `K` makes of `arg`.
 #[inline]
-pub(crate) fn attempt_of<'a, T, F: Future<Output = Result<T, StepError>>, K: Bounds>(
+pub(crate) fn attempt_of<
+    'a,
+    T,
+    F: Future<Output = Result<T, StepError>>,
+    K: Bounds,
+    D: KeptTimeout,
+>(
     cx: Cx<'a>,
     step: &'static str,
     number: u32,
     fut: F,
-    timeout: Duration,
+    timeout: D,
     arg: K::Arg<'a>,
-) -> Attempt<F, K::Of<'a>> {
-    traced_by::<_, _, K>(fut, timeout, Trace::of(cx, step, number), arg)
+) -> Attempt<F, K::Of<'a>, D> {
+    traced_by::<_, _, K, _>(fut, timeout, Trace::of(cx, step, number), arg)
 }
 
 /// Step `S`'s output `out`, recorded as a success of its first attempt,

@@ -32,7 +32,9 @@ use std::time::Duration;
 use super::admit::{Next, admission, needs_admission};
 use super::alarm::{Bounds, Deadlines, Own};
 use super::attempt::Placement;
-use super::attempt::{Failure, attempt, attempt_of, failed, first_attempt, first_succeeded};
+use super::attempt::{
+    Asked, Failure, asking, attempt, attempt_of, failed, first_attempt, first_succeeded,
+};
 use super::compensate::{Failed, StageError};
 use super::first::Policies;
 use super::stage::Stage;
@@ -177,7 +179,12 @@ where
         }
         let this = self.project();
         let input = this.input.take()?;
-        into_slot(S::fallback(input, this.cx.context()), this.out, timeout)
+        into_slot(
+            S::fallback(input, this.cx.context()),
+            this.out,
+            *this.cx,
+            timeout,
+        )
     }
 }
 
@@ -313,13 +320,15 @@ pub(super) fn drive<'p, 'a: 'p, K: Bounds>(
     async move {
         // The place, if any, is held until the step is done.
         let mut _place = Place::NONE;
-        let mut timeout = cx.bounded(cx.config().timeout_of(step.of.meta));
+        // Each attempt cuts it to the deadline when it first waits.
+        let timeout = cx.config().timeout_of(step.of.meta);
         if needs_admission(cx, step.of.meta, step.limits, timeout) {
-            let next = admission(cx, step.index, step.of.meta, step.limits, timeout)
+            let bounded = cx.bounded(timeout);
+            let next = admission(cx, step.index, step.of.meta, step.limits, bounded)
                 .map_err(Failed::new)?;
             match next {
                 Next::Go(place) => _place = place,
-                Next::Wait(wait) => (timeout, _place) = wait.await.map_err(Failed::new)?,
+                Next::Wait(wait) => (_, _place) = wait.await.map_err(Failed::new)?,
                 Next::Held(blocked) => {
                     return Box::pin(held(cx, step.index, step.of.meta, blocked.clone(), cell))
                         .await
@@ -336,7 +345,8 @@ pub(super) fn drive<'p, 'a: 'p, K: Bounds>(
         // shared by every step, so this is one more copy of the attempt's
         // poll per bound, not per step.
         let first =
-            first_attempt::<_, _, K>(cx, step.of.meta.name, Running(cell.as_mut()), timeout, arg);
+            first_attempt::<_, _, K, _>(cx, step.of.meta.name, Running(cell.as_mut()), Asked, arg);
+        let first = asking(first, cx, timeout);
         let failure = match first.await {
             Ok(()) => {
                 mark_slow(cx, step.index, started, step.of.meta.slow_call);
@@ -399,6 +409,7 @@ fn slow_if_over(cx: Cx<'_>, index: usize, started: tokio::time::Instant, limit: 
 fn into_slot<'p, F, O>(
     fallback: Option<F>,
     out: &'p mut Option<O>,
+    cx: Cx<'p>,
     timeout: Duration,
 ) -> Option<FallbackAttempt<'p>>
 where
@@ -406,7 +417,7 @@ where
     O: Send,
 {
     Some(Box::pin(Slotted {
-        attempt: attempt(fallback?, timeout),
+        attempt: asking(attempt(fallback?, Asked), cx, timeout),
         out,
     }))
 }
@@ -468,9 +479,9 @@ pub(super) async fn recover<'a>(
             break;
         }
         retries += 1;
-        let timeout = cx.bounded(step.timeout);
         let attempt =
-            attempt_of::<_, _, Own>(cx, name, retries + 1, Running(cell.as_mut()), timeout, ());
+            attempt_of::<_, _, Own, _>(cx, name, retries + 1, Running(cell.as_mut()), Asked, ());
+        let attempt = asking(attempt, cx, step.timeout);
         match attempt.await {
             Ok(()) => {
                 mark_slow(cx, step.index, step.started, step.of.meta.slow_call);
@@ -488,12 +499,11 @@ pub(super) async fn recover<'a>(
     if failure.class() == ErrorClass::Rejected {
         return Err(failed(cx, step.index, retries, failure, name));
     }
-    let timeout = cx.bounded(
-        step.of
-            .meta
-            .fallback_timeout
-            .unwrap_or(cx.config().step_timeout),
-    );
+    let timeout = step
+        .of
+        .meta
+        .fallback_timeout
+        .unwrap_or(cx.config().step_timeout);
     let Some(fallback) = cell.as_mut().fallback(timeout) else {
         return Err(failed(cx, step.index, retries, failure, name));
     };

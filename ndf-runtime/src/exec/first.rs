@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::future::Either;
 
 use super::alarm::{Bounds, Deadlines, Joined, Own};
-use super::attempt::{Failure, Inline, Placement, attempt_of, step_attempt};
+use super::attempt::{Asked, Failure, Inline, Placement, asking, attempt_of, step_attempt};
 use super::compensate::{Failed, StageError};
 use super::join::{JoinTask, Task};
 use super::stage::{Direct, Stage};
@@ -193,13 +193,17 @@ pub(super) fn hedged_first<'a, S: Step, P: Placement, K: Bounds>(
     let hedge = S::META.hedge.expect("`Hedged` is chosen for hedged steps");
     match S::dup(&input) {
         Some(spare) => Either::Left(Box::pin(hedged::<S, P>(cx, input, spare, timeout, hedge))),
-        None => Either::Right(attempt_of::<_, _, K>(
+        None => Either::Right(asking(
+            attempt_of::<_, _, K, _>(
+                cx,
+                S::NAME,
+                1,
+                P::call::<S>(input, cx.context()),
+                Asked,
+                arg,
+            ),
             cx,
-            S::NAME,
-            1,
-            P::call::<S>(input, cx.context()),
             timeout,
-            arg,
         )),
     }
 }
@@ -255,7 +259,7 @@ async fn hedged<S: Step, P: Placement>(
                 timeout,
             ));
         } else if flights.is_empty() {
-            return Err(last.unwrap_or(Failure::TimedOut(timeout)));
+            return Err(last.unwrap_or(Failure::TimedOut(cx.bounded(timeout))));
         }
     }
 }

@@ -36,7 +36,9 @@ use std::time::Duration;
 
 use super::admit::{Next, Wait, admission, needs_admission};
 use super::alarm::{Bounds, Deadlines, Joined, Own};
-use super::attempt::{Failure, Inline, Placement, Spawned, failed, first_attempt, succeeded};
+use super::attempt::{
+    Asked, AskingAttempt, Failure, Inline, Placement, Spawned, failed, first_attempt, succeeded,
+};
 use super::compensate::{Failed, StageError};
 use super::erased::{
     Cell, Ended, Which, drive, held, held_back_unserved, mark_slow, recover, step_of,
@@ -217,14 +219,9 @@ pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
 ) -> impl Future<Output = Result<(S::Output, S::Undo), E>> + 'a {
     // Never past the workflow's deadline.
     let timeout = cx.bounded(cx.config().timeout_of(&S::META));
-    let make = move |input, timeout| {
-        first_attempt::<_, _, K>(
-            cx,
-            S::NAME,
-            P::call::<S>(input, cx.context()),
-            timeout,
-            bound,
-        )
+    // Its attempt keeps no timeout: the run asks for it at the first wait.
+    let make = move |input| {
+        first_attempt::<_, _, K, _>(cx, S::NAME, P::call::<S>(input, cx.context()), Asked, bound)
     };
     let limits = limits_of::<S>();
     let state = if needs_admission(cx, &S::META, limits, timeout) {
@@ -232,7 +229,7 @@ pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
             // A limited step whose start and place were free runs as a
             // step without limits does.
             Admitted::Go(place) => PlainState::Lone {
-                first: make(input, timeout),
+                first: make(input),
                 _place: K::Held::<S::Held>::keep(place),
             },
             Admitted::Wait(wait) => PlainState::Waiting {
@@ -243,7 +240,7 @@ pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
         }
     } else {
         PlainState::Lone {
-            first: make(input, timeout),
+            first: make(input),
             _place: K::Held::<S::Held>::keep(Place::NONE),
         }
     };
@@ -329,8 +326,8 @@ impl<'a, S, I, F, M, H, E> Future for PlainRun<'a, S, PlainState<F, I, M, Wait<'
 where
     S: Step<Input = I>,
     H: Held,
-    F: Future<Output = Result<S::Output, Failure>>,
-    M: FnOnce(I, Duration) -> F + Copy,
+    F: AskingAttempt<Out = S::Output>,
+    M: FnOnce(I) -> F + Copy,
     E: StageError,
 {
     type Output = Result<(S::Output, S::Undo), E>;
@@ -347,11 +344,15 @@ where
         if let PlainProj::Waiting { .. } = state.as_mut().project() {
             std::task::ready!(admit(state.as_mut(), w)).map_err(E::from_failed)?;
         }
+        // The attempt's timeout, asked for only when it waits.
+        let timeout = || cx.bounded(cx.config().timeout_of(&S::META));
         match state.project() {
-            PlainProj::Lone { first, .. } => Poll::Ready(match std::task::ready!(first.poll(w)) {
-                Ok(out) => Ok(succeeded::<S>(cx, index, out)),
-                Err(failure) => Err(E::of(failed(cx, index, 0, failure, S::NAME))),
-            }),
+            PlainProj::Lone { first, .. } => {
+                Poll::Ready(match std::task::ready!(first.poll_asking(w, timeout)) {
+                    Ok(out) => Ok(succeeded::<S>(cx, index, out)),
+                    Err(failure) => Err(E::of(failed(cx, index, 0, failure, S::NAME))),
+                })
+            }
             PlainProj::Waiting { .. } => unreachable!("admitted above"),
         }
     }
@@ -360,22 +361,23 @@ where
 /// Polls the wait of a `Plain` step's run for room and, once it has it,
 /// makes its attempt. Out of line, not in every workflow's poll.
 #[inline(never)]
-fn admit<F, I, M: FnOnce(I, Duration) -> F + Copy, H: Held>(
+fn admit<F, I, M: FnOnce(I) -> F + Copy, H: Held>(
     mut state: Pin<&mut PlainState<F, I, M, Wait<'_>, H>>,
     w: &mut std::task::Context<'_>,
 ) -> Poll<Result<(), Failed>> {
-    let (timeout, place, input, make) = match state.as_mut().project() {
+    let (place, input, make) = match state.as_mut().project() {
         PlainProj::Lone { .. } => return Poll::Ready(Ok(())),
         PlainProj::Waiting { wait, input, make } => {
-            let (timeout, place) = std::task::ready!(wait.as_mut().poll(w)).map_err(Failed::new)?;
+            // The attempt asks for its timeout when it waits (`Asked`).
+            let (_, place) = std::task::ready!(wait.as_mut().poll(w)).map_err(Failed::new)?;
             let input = input
                 .take()
                 .expect("a waiting step's run keeps its input until it has room");
-            (timeout, place, input, *make)
+            (place, input, *make)
         }
     };
     state.set(PlainState::Lone {
-        first: make(input, timeout),
+        first: make(input),
         _place: H::keep(place),
     });
     Poll::Ready(Ok(()))
@@ -405,15 +407,16 @@ pub(super) fn run_hedged<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
         // Held back, or its first attempt failed: the step goes on in a
         // boxed future; both are rare.
         let rest: Rest<'_, S> = 'rest: {
-            // Never past the workflow's deadline.
-            let mut timeout = cx.bounded(cx.config().timeout_of(&S::META));
-            if needs_admission(cx, &S::META, limits_of::<S>(), timeout) {
+            // Never past the workflow's deadline: each attempt cuts it to
+            // what is left when it first waits.
+            let timeout = cx.config().timeout_of(&S::META);
+            if needs_admission(cx, &S::META, limits_of::<S>(), cx.bounded(timeout)) {
                 // Bound first: a scrutinee's temporary, and so the
                 // admission's whole result, would live across the wait.
-                let next = admission(cx, index, &S::META, limits_of::<S>(), timeout)?;
+                let next = admission(cx, index, &S::META, limits_of::<S>(), cx.bounded(timeout))?;
                 match next {
                     Next::Go(place) => _place = place,
-                    Next::Wait(wait) => (timeout, _place) = wait.await?,
+                    Next::Wait(wait) => (_, _place) = wait.await?,
                     Next::Held(blocked) if const { S::META.fallback.is_none() } => {
                         return Err(held_back_unserved(cx, index, blocked.clone(), S::NAME));
                     }

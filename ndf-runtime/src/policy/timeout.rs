@@ -25,15 +25,16 @@ pin_project_lite::pin_project! {
 
 impl Timer {
     /// Called when the future it bounds is pending: arms the timer for
-    /// `after` at the first call, and is ready once that has passed.
+    /// `after` (asked for then) at the first call, and is ready once that
+    /// has passed.
     pub(crate) fn poll_expired(
         mut self: Pin<&mut Self>,
-        after: Duration,
+        after: impl FnOnce() -> Duration,
         cx: &mut Context<'_>,
     ) -> Poll<()> {
         let at = match self.as_mut().project() {
             TimerProj::Armed { sleep } => sleep.deadline(),
-            TimerProj::Idle => deadline_from(Instant::now(), after),
+            TimerProj::Idle => deadline_from(Instant::now(), after()),
         };
         self.poll_until(at, cx)
     }
