@@ -3,17 +3,14 @@
 //! and what an ended attempt records.
 
 use std::future::Future;
-use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::FutureExt as _;
-
 use super::alarm::{Bound, Bounds, Deadlines, Due, Own};
-use super::{Cx, Finish, Step};
-use crate::context::PatternContext;
+use super::asked::{Asked, AskingAttempt, KeptTimeout, asking};
+use super::{Cx, Step};
 use crate::error::{Error, ErrorClass, StepError};
 use crate::policy::Timer;
 
@@ -81,37 +78,6 @@ impl Failure {
                 after,
             },
         }
-    }
-}
-
-/// What an attempt keeps of its timeout: the timeout itself (a
-/// `Duration`), or nothing ([`Asked`]).
-pub(crate) trait KeptTimeout: Copy {
-    /// The attempt's timeout: the one kept, or else what `ask` says.
-    fn or_ask(self, ask: impl FnOnce() -> Duration) -> Duration;
-}
-
-impl KeptTimeout for Duration {
-    #[inline]
-    fn or_ask(self, _: impl FnOnce() -> Duration) -> Duration {
-        self
-    }
-}
-
-/// The timeout of a step's attempt, not kept: the step's run asks for it
-/// when the attempt first waits, and again if it expires, as a task's
-/// attempt does (16 bytes fewer in every plain step a workflow awaits,
-/// and nothing more done by a step that never waits). Asked when the
-/// attempt first waits, it is cut to what is left of the workflow's
-/// deadline then, not when the attempt was made. A compensation's
-/// attempt keeps its timeout: a failed run compensates past its deadline.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Asked;
-
-impl KeptTimeout for Asked {
-    #[inline]
-    fn or_ask(self, ask: impl FnOnce() -> Duration) -> Duration {
-        ask()
     }
 }
 
@@ -229,20 +195,6 @@ impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Future for FirstAtte
     }
 }
 
-/// An attempt that keeps no timeout ([`Asked`]): polled with `ask`, which
-/// gives it; for a `Plain` step's one attempt, where the step's run is
-/// polled.
-pub(crate) trait AskingAttempt {
-    /// What the attempt returns.
-    type Out;
-    /// Polls the attempt; `ask` gives its timeout when it first waits.
-    fn poll_asking(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        ask: impl Fn() -> Duration + Copy,
-    ) -> Poll<Result<Self::Out, Failure>>;
-}
-
 impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> AskingAttempt for Attempt<F, B, Asked> {
     type Out = T;
 
@@ -252,42 +204,6 @@ impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> AskingAttempt for At
         ask: impl Fn() -> Duration + Copy,
     ) -> Poll<Result<T, Failure>> {
         self.poll_here(cx, ask)
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// An attempt that keeps no timeout ([`Asked`]), as a future: with
-    /// `ask`, which gives it.
-    pub(crate) struct Asking<A, G> {
-        #[pin]
-        attempt: A,
-        ask: G,
-    }
-}
-
-impl<A: AskingAttempt, G: Fn() -> Duration + Copy> Future for Asking<A, G> {
-    type Output = Result<A::Out, Failure>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        this.attempt.poll_asking(cx, *this.ask)
-    }
-}
-
-/// `attempt`, of a step of run `cx` whose timeout is `timeout`, as a
-/// future: the timeout is cut to what is left of the workflow's deadline
-/// when the attempt first waits (and again if it expires), not when it
-/// was made.
-#[inline]
-pub(crate) fn asking<A: AskingAttempt>(
-    attempt: A,
-    cx: Cx<'_>,
-    timeout: Duration,
-) -> Asking<A, impl Fn() -> Duration + Copy + '_> {
-    Asking {
-        attempt,
-        ask: move || cx.bounded(timeout),
     }
 }
 
@@ -619,96 +535,6 @@ pub(crate) fn past_deadline(cx: Cx<'_>, step: &'static str) -> Option<Error> {
             step: step.to_owned(),
             deadline,
         })
-}
-
-/// Where a step's own code runs: on the task that polls the workflow, or on
-/// a task of its own that the runtime's scheduler may move to another worker.
-#[doc(hidden)]
-pub trait Placement: 'static {
-    /// Calls step `S` once.
-    fn call<S: Step>(
-        input: S::Input,
-        ctx: &PatternContext,
-    ) -> impl Future<Output = Result<S::Output, StepError>> + Send + '_;
-}
-
-/// The step's code runs inside the workflow's own state machine.
-pub(crate) struct Inline;
-
-impl Placement for Inline {
-    fn call<S: Step>(
-        input: S::Input,
-        ctx: &PatternContext,
-    ) -> impl Future<Output = Result<S::Output, StepError>> + Send + '_ {
-        Resulted::<S, _> {
-            fut: S::call(input, ctx),
-            step: PhantomData,
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A step fn's future, its output made a step result by the step's
-    /// [`Step::Finish`].
-    struct Resulted<S, F> {
-        #[pin]
-        fut: F,
-        step: PhantomData<fn() -> S>,
-    }
-}
-
-impl<S: Step, F: Future<Output = S::Returned>> Future for Resulted<S, F> {
-    type Output = Result<S::Output, StepError>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().fut.poll(cx) {
-            Poll::Ready(returned) => Poll::Ready(S::Finish::finish(returned)),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-/// The step's code runs on a spawned task, with its own copy of the
-/// context; dropping the attempt aborts the task.
-pub(crate) struct Spawned;
-
-impl Placement for Spawned {
-    fn call<S: Step>(
-        input: S::Input,
-        ctx: &PatternContext,
-    ) -> impl Future<Output = Result<S::Output, StepError>> + Send + '_ {
-        let ctx = ctx.clone();
-        let task = AbortOnDrop(tokio::spawn(async move {
-            S::Finish::finish(S::call(input, &ctx).await)
-        }));
-        task.map(|joined| match joined {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => Err(StepError::panicked(&*e.into_panic())),
-            Err(_) => Err(StepError::msg("the spawned step was cancelled")),
-        })
-    }
-}
-
-/// A spawned task that is aborted when its handle is dropped, so that
-/// cancelling a workflow cancels its spawned steps too.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl<T> Future for AbortOnDrop<T> {
-    type Output = Result<T, tokio::task::JoinError>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        std::pin::Pin::new(&mut self.0).poll(cx)
-    }
 }
 
 #[cfg(test)]

@@ -31,12 +31,11 @@ use std::time::Duration;
 
 use super::admit::{Next, admission, needs_admission};
 use super::alarm::{Bounds, Deadlines, Own};
-use super::attempt::Placement;
-use super::attempt::{
-    Asked, Failure, asking, attempt, attempt_of, failed, first_attempt, first_succeeded,
-};
+use super::asked::{Asked, asking};
+use super::attempt::{Failure, attempt, attempt_of, failed, first_attempt, first_succeeded};
 use super::compensate::{Failed, StageError};
 use super::first::Policies;
+use super::placement::Placement;
 use super::stage::Stage;
 use super::step::{limits_of, run_erased};
 use super::{Cx, Finish, Step};

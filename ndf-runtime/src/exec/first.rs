@@ -8,9 +8,11 @@ use std::time::Duration;
 use futures::future::Either;
 
 use super::alarm::{Bounds, Deadlines, Joined, Own};
-use super::attempt::{Asked, Failure, Inline, Placement, asking, attempt_of, step_attempt};
+use super::asked::{Asked, asking};
+use super::attempt::{Failure, attempt_of, step_attempt};
 use super::compensate::{Failed, StageError};
 use super::join::{JoinTask, Task};
+use super::placement::{Inline, Placement};
 use super::stage::{Direct, Stage};
 use super::step::{run_hedged, run_plain};
 use super::task::step_task;

@@ -5,6 +5,7 @@
 
 mod admit;
 mod alarm;
+mod asked;
 mod attempt;
 mod compensate;
 mod durable;
@@ -13,6 +14,7 @@ mod fan;
 mod first;
 mod flow;
 mod join;
+mod placement;
 mod results;
 mod stage;
 mod step;
@@ -22,7 +24,6 @@ mod traits;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 pub use alarm::{Alarm, Deadlines};
-pub use attempt::Placement;
 pub use compensate::{Failed, NoUndo, StageError, UndoSlot, Undos};
 pub(crate) use durable::Durable;
 pub use durable::{AllCheckpointable, Checkpointed, CheckpointedStep, restored, stage_done};
@@ -36,6 +37,7 @@ pub use flow::{
     PhaseRule, admit_level, alternative_failed, check_phase, insufficient, record_level,
 };
 pub use join::{Gate, JoinTask, Task, TaskPoll, lost_result, tolerate};
+pub use placement::Placement;
 pub use results::TaskResults;
 pub use stage::{Direct, Stage};
 pub use step::{run_step, run_step_in_join, run_step_in_task, run_step_spawned, step_task};
