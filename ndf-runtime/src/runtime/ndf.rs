@@ -484,9 +484,11 @@ pin_project_lite::pin_project! {
     /// workflow rather than some twenty (in a debug build, each is
     /// compiled, with its debuginfo, in the workflow's crate).
     struct Traced<'l, F> {
+        // Declared before the span: dropped first, inside it (see the
+        // `PinnedDrop`).
         #[pin]
-        run: Option<F>,
-        span: tracing::Span,
+        run: F,
+        span: LeftOnDrop,
         // The run, whose step records `close_span` reads: a word, where
         // the records themselves take two.
         run_state: &'l Run<'l>,
@@ -495,19 +497,37 @@ pin_project_lite::pin_project! {
     impl<F> PinnedDrop for Traced<'_, F> {
         fn drop(this: Pin<&mut Self>) {
             // A run dropped before its end (cancelled) drops its steps'
-            // futures inside its span, as it polled them.
-            let mut this = this.project();
-            let _entered = this.span.enter();
-            this.run.set(None);
+            // futures inside its span, as it polled them: entered here,
+            // before the fields are dropped, and left by the span's
+            // field, dropped after the run's future. No `Option` around
+            // the future to drop it here: its tag was a word of every
+            // traced run.
+            this.project().span.enter_for_drop();
         }
+    }
+}
+
+/// A run's span, entered by [`Traced`]'s drop and left when it is itself
+/// dropped, after the run's future.
+struct LeftOnDrop(tracing::Span);
+
+impl LeftOnDrop {
+    fn enter_for_drop(&self) {
+        self.0.with_subscriber(|(id, dispatch)| dispatch.enter(id));
+    }
+}
+
+impl Drop for LeftOnDrop {
+    fn drop(&mut self) {
+        self.0.with_subscriber(|(id, dispatch)| dispatch.exit(id));
     }
 }
 
 impl<'l, F> Traced<'l, F> {
     fn new(run: F, span: tracing::Span, run_state: &'l Run<'l>) -> Self {
         Self {
-            run: Some(run),
-            span,
+            run,
+            span: LeftOnDrop(span),
             run_state,
         }
     }
@@ -519,13 +539,11 @@ impl<T, F: Future<Output = Result<T, Error>>> Future for Traced<'_, F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         this.run_state.polled();
-        let _entered = this.span.enter();
-        let Some(run) = this.run.as_pin_mut() else {
-            unreachable!("a run's future is polled after it is dropped")
-        };
-        let result = std::task::ready!(run.poll(cx));
+        let span = &this.span.0;
+        let _entered = span.enter();
+        let result = std::task::ready!(this.run.poll(cx));
         close_span(
-            this.span,
+            span,
             RunEnd::of(result.as_ref().err()),
             this.run_state.log(),
         );
