@@ -21,6 +21,7 @@ mod step;
 mod task;
 mod traits;
 
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 pub use alarm::{Alarm, Deadlines};
@@ -45,7 +46,7 @@ pub use traits::{Finish, Made, Step, Workflow, Wrapped};
 
 use crate::config::Config;
 use crate::context::PatternContext;
-use crate::gating::{Admission, RetryBudgets};
+use crate::gating::{Admission, InFlight, Lifecycle, RetryBudgets};
 use crate::learning::{Blocked, StatsTable};
 use crate::model::StepRecord;
 
@@ -56,6 +57,8 @@ pub(crate) struct Env {
     pub(crate) admission: Admission,
     pub(crate) stats: StatsTable,
     pub(crate) budgets: RetryBudgets,
+    /// Runs in flight, and whether the runtime drains or was shut down.
+    pub(crate) life: Lifecycle,
 }
 
 /// The runtime's handle, passed down a running workflow. Opaque to users.
@@ -78,8 +81,9 @@ pub(crate) struct Run<'a> {
     entry: usize,
     log: &'a [StepRecord],
     /// Records held back by their gates in this run: usually none, and
-    /// then no box.
-    blocked: HeldBack,
+    /// then no box. Dropped by the run's own drop, out of line when there
+    /// is a box (see `Drop for Run`).
+    blocked: ManuallyDrop<HeldBack>,
     /// When the run started.
     at: tokio::time::Instant,
     /// How far the run is in its polls ([`UNPOLLED`], 1, [`WAITED`]):
@@ -142,10 +146,32 @@ fn boxed_held_back(steps: Vec<(usize, Blocked)>) -> Box<Vec<(usize, Blocked)>> {
     Box::new(steps)
 }
 
+/// A run's end, counted when it is dropped, however it ended (cancelled
+/// included): the run counts itself, with no guard beside it in its
+/// future (a word). Its drop is small, so that it is inlined where the
+/// run ends: the records held back, rare, are dropped out of line.
+impl Drop for Run<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.blocked.is_some() {
+            drop_held_back(self.blocked.take());
+        }
+        self.env.life.ended();
+    }
+}
+
+/// Drops the records a run's gates held back.
+#[cold]
+#[inline(never)]
+fn drop_held_back(blocked: HeldBack) {
+    drop(blocked);
+}
+
 impl<'a> Run<'a> {
     /// The run of `pattern` in `ctx`, started `at`, learned into statistics
     /// entry `entry`, recording its steps in `log`, with the records its
-    /// gates hold back and the workflow's deadline.
+    /// gates hold back and the workflow's deadline; counted in flight
+    /// (`in_flight`) until it is dropped.
     ///
     /// This and the other helpers a workflow's run calls are `#[inline]`
     /// in optimized builds only: in a debug build, where inlining does
@@ -161,7 +187,9 @@ impl<'a> Run<'a> {
         log: &'a [StepRecord],
         blocked: HeldBack,
         (at, unwaited): (tokio::time::Instant, bool),
+        in_flight: InFlight<'a>,
     ) -> Self {
+        in_flight.counted_by_run();
         Self {
             env,
             ctx,
@@ -169,7 +197,7 @@ impl<'a> Run<'a> {
             entry,
             log,
             watched: blocked.is_some(),
-            blocked,
+            blocked: ManuallyDrop::new(blocked),
             at,
             polls: AtomicU8::new(if unwaited { UNPOLLED } else { WAITED }),
             cancelling: AtomicU32::new(0),

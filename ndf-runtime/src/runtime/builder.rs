@@ -158,6 +158,7 @@ impl NdfBuilder {
                 config: self.config,
                 admission,
                 stats,
+                life: crate::gating::Lifecycle::default(),
             },
             sink: self.alerts.unwrap_or_else(|| Box::new(TracingSink)),
             board,
@@ -171,7 +172,6 @@ impl NdfBuilder {
             background: AtomicBool::new(false),
             background_allowed: !self.no_background_tasks,
             alive: tokio::sync::watch::Sender::new(()),
-            life: super::inner::Lifecycle::default(),
         });
         super::tasks::start(&inner);
         Ok(Ndf { inner })

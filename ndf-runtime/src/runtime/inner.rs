@@ -11,7 +11,6 @@ use super::registry::Registry;
 use crate::exec::Env;
 use crate::learning::Learned;
 use crate::store::LearningStore;
-use crate::stripes::StripedCount;
 use crate::telemetry::{AlertBoard, AlertSink, Timeline};
 
 /// The runtime's state, shared by its handles; background tasks hold it
@@ -36,70 +35,6 @@ pub(crate) struct Inner {
     pub(super) background_allowed: bool,
     /// Dropped with the runtime: its background tasks see the channel close.
     pub(super) alive: tokio::sync::watch::Sender<()>,
-    /// Runs in flight, and whether the runtime drains or was shut down.
-    pub(super) life: Lifecycle,
-}
-
-/// What [`Ndf::drain`](super::Ndf::drain) and `shutdown` need: the runs in
-/// flight (kept on a line of their own: every run touches it) and the
-/// flags that stop new runs and the background saves.
-#[derive(Debug, Default)]
-pub(crate) struct Lifecycle {
-    /// Striped (see `crate::stripes`): one shared counter, moved twice by
-    /// every run, made two threads ending runs side by side slower than one.
-    in_flight: StripedCount,
-    draining: AtomicBool,
-    /// Set by `shutdown`: the background saver stops.
-    pub(super) closed: AtomicBool,
-    /// Woken when the last run in flight of a draining runtime ends.
-    idle: Notify,
-}
-
-impl Lifecycle {
-    /// A run starting: `None` when the runtime drains (the run must not
-    /// start); otherwise a guard that counts it until it ends.
-    #[inline]
-    pub(super) fn enter(&self) -> Option<InFlight<'_>> {
-        // Counted before the flag is read; `drain` sets the flag before it
-        // reads the count: one of the two sees the other.
-        self.in_flight.add();
-        let guard = InFlight(self);
-        (!self.draining.load(Ordering::SeqCst)).then_some(guard)
-    }
-
-    /// Starts no new run from now on; waits for those in flight, at most
-    /// until `deadline`; returns how many are still running.
-    pub(super) async fn drain(&self, deadline: tokio::time::Instant) -> usize {
-        self.draining.store(true, Ordering::SeqCst);
-        loop {
-            // Made before the count is read: a run ending after the read
-            // wakes it.
-            let idle = self.idle.notified();
-            let running = self.in_flight.sum();
-            if running == 0 {
-                return 0;
-            }
-            if tokio::time::timeout_at(deadline, idle).await.is_err() {
-                return self.in_flight.sum();
-            }
-        }
-    }
-}
-
-/// A run in flight; its end is counted when it is dropped, however the run
-/// ended (cancelled included).
-pub(crate) struct InFlight<'a>(&'a Lifecycle);
-
-impl Drop for InFlight<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        self.0.in_flight.sub();
-        // Only its stripe is known here, not whether it was the last run:
-        // while draining, every run that ends wakes `drain` to count again.
-        if self.0.draining.load(Ordering::SeqCst) {
-            self.0.idle.notify_waiters();
-        }
-    }
 }
 
 impl Inner {

@@ -10,6 +10,7 @@ mod dynamic;
 mod inner;
 mod ndf;
 mod persist;
+mod polled;
 #[cfg(feature = "fleet")]
 mod queue;
 mod registry;

@@ -1,12 +1,11 @@
 //! [`Ndf`], the runtime handle: running workflows, and what it learned.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::inner::Inner;
+use super::polled::{Traced, Untraced, workflow_span};
 use crate::config::Config;
 use crate::context::PatternContext;
 use crate::error::Error;
@@ -121,7 +120,7 @@ impl Ndf {
                 }
             };
             // Counted in flight until the run's future is done or dropped.
-            let (run, _in_flight) = started.into_run(&self.inner.env, ctx, consts, log.records());
+            let run = started.into_run(&self.inner.env, ctx, consts, log.records());
             let run = run.durable(checkpoints.durable());
             let result = if tracing::level_enabled!(tracing::Level::INFO) {
                 // A `ndf.workflow` span, attached to the run's future. The two
@@ -161,7 +160,7 @@ impl Ndf {
         metas: &'static [Option<&'static StepMeta>],
         ctx: &PatternContext,
     ) -> Result<Started<'_>, Error> {
-        let Some(in_flight) = self.inner.life.enter() else {
+        let Some(in_flight) = self.inner.env.life.enter() else {
             return Err(Error::Draining {
                 pattern: workflow.to_owned(),
             });
@@ -402,7 +401,7 @@ impl Ndf {
     /// [`Error::Store`] when the store cannot be written.
     pub async fn shutdown(&self) -> Result<(), Error> {
         // No background save after this one: the process is about to go.
-        self.inner.life.closed.store(true, Ordering::Release);
+        self.inner.env.life.closed.store(true, Ordering::Release);
         super::persist::save(&self.inner, true).await
     }
 
@@ -433,7 +432,7 @@ impl Ndf {
     /// [`Error::Store`] when the store cannot be written.
     pub async fn drain(&self, grace: Duration) -> Result<usize, Error> {
         let deadline = tokio::time::Instant::now() + grace;
-        let unfinished = self.inner.life.drain(deadline).await;
+        let unfinished = self.inner.env.life.drain(deadline).await;
         self.shutdown().await?;
         Ok(unfinished)
     }
@@ -447,7 +446,7 @@ struct Started<'a> {
     at: tokio::time::Instant,
     /// Whether the run has not waited since `at` (for its admission).
     unwaited: bool,
-    in_flight: super::inner::InFlight<'a>,
+    in_flight: crate::gating::InFlight<'a>,
 }
 
 impl<'a> Started<'a> {
@@ -462,8 +461,8 @@ impl<'a> Started<'a> {
         ctx: &'a PatternContext,
         workflow: &'static WorkflowConsts,
         log: &'a [StepRecord],
-    ) -> (Run<'a>, super::inner::InFlight<'a>) {
-        let run = Run::new(
+    ) -> Run<'a> {
+        Run::new(
             env,
             ctx,
             workflow,
@@ -471,83 +470,8 @@ impl<'a> Started<'a> {
             log,
             self.blocked,
             (self.at, self.unwaited),
-        );
-        (run, self.in_flight)
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A run's future in its `ndf.workflow` span (one span, not a second
-    /// handle of it beside the future), entered while the run is polled
-    /// and while it is dropped, and closed with how the run ended: what
-    /// `tracing`'s `Instrumented` does, in a handful of functions per
-    /// workflow rather than some twenty (in a debug build, each is
-    /// compiled, with its debuginfo, in the workflow's crate).
-    struct Traced<'l, F> {
-        // Declared before the span: dropped first, inside it (see the
-        // `PinnedDrop`).
-        #[pin]
-        run: F,
-        span: LeftOnDrop,
-        // The run, whose step records `close_span` reads: a word, where
-        // the records themselves take two.
-        run_state: &'l Run<'l>,
-    }
-
-    impl<F> PinnedDrop for Traced<'_, F> {
-        fn drop(this: Pin<&mut Self>) {
-            // A run dropped before its end (cancelled) drops its steps'
-            // futures inside its span, as it polled them: entered here,
-            // before the fields are dropped, and left by the span's
-            // field, dropped after the run's future. No `Option` around
-            // the future to drop it here: its tag was a word of every
-            // traced run.
-            this.project().span.enter_for_drop();
-        }
-    }
-}
-
-/// A run's span, entered by [`Traced`]'s drop and left when it is itself
-/// dropped, after the run's future.
-struct LeftOnDrop(tracing::Span);
-
-impl LeftOnDrop {
-    fn enter_for_drop(&self) {
-        self.0.with_subscriber(|(id, dispatch)| dispatch.enter(id));
-    }
-}
-
-impl Drop for LeftOnDrop {
-    fn drop(&mut self) {
-        self.0.with_subscriber(|(id, dispatch)| dispatch.exit(id));
-    }
-}
-
-impl<'l, F> Traced<'l, F> {
-    fn new(run: F, span: tracing::Span, run_state: &'l Run<'l>) -> Self {
-        Self {
-            run,
-            span: LeftOnDrop(span),
-            run_state,
-        }
-    }
-}
-
-impl<T, F: Future<Output = Result<T, Error>>> Future for Traced<'_, F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        this.run_state.polled();
-        let span = &this.span.0;
-        let _entered = span.enter();
-        let result = std::task::ready!(this.run.poll(cx));
-        close_span(
-            span,
-            RunEnd::of(result.as_ref().err()),
-            this.run_state.log(),
-        );
-        Poll::Ready(result)
+            self.in_flight,
+        )
     }
 }
 
@@ -574,49 +498,6 @@ impl<'d> Resumes<'d> for &'d Durable<'d> {
     #[inline]
     fn durable(self) -> Option<&'d Durable<'d>> {
         Some(self)
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A run's future, untraced, that tells the run of each poll before
-    /// polling it (see `Run::polled`), as [`Traced`] does: told before, so
-    /// that the poll's result is returned as it comes, not copied out past
-    /// a check of it.
-    struct Untraced<'l, F> {
-        #[pin]
-        steps: F,
-        run: &'l Run<'l>,
-    }
-}
-
-impl<F: Future> Future for Untraced<'_, F> {
-    type Output = F::Output;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.project();
-        this.run.polled();
-        this.steps.poll(cx)
-    }
-}
-
-/// The `ndf.workflow` span of a run of `workflow` in `domain`.
-fn workflow_span(workflow: &'static str, domain: &str) -> tracing::Span {
-    tracing::info_span!(
-        "ndf.workflow",
-        pattern = workflow,
-        domain,
-        outcome = tracing::field::Empty,
-        degradation_level = tracing::field::Empty,
-    )
-}
-
-/// Records how the run of `span` ended, and the deepest degradation
-/// level its `log` served, if any.
-fn close_span(span: &tracing::Span, end: RunEnd, log: &[StepRecord]) {
-    span.record("outcome", end.as_str());
-    if let Some(level) = log.iter().filter_map(StepRecord::level_served).max() {
-        span.record("degradation_level", level);
     }
 }
 

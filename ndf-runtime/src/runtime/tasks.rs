@@ -144,7 +144,7 @@ fn saver(inner: &Arc<Inner>) -> impl Future<Output = ()> + Send + 'static {
                 () = wake.notified() => {}
             }
             let Some(inner) = weak.upgrade() else { return };
-            if inner.life.closed.load(Ordering::Acquire) {
+            if inner.env.life.closed.load(Ordering::Acquire) {
                 // Shut down: the last save was `shutdown`'s.
                 return;
             }
@@ -172,7 +172,7 @@ fn syncer(inner: &Arc<Inner>) -> impl Future<Output = ()> + Send + 'static {
         loop {
             ticks.tick().await;
             let Some(inner) = weak.upgrade() else { return };
-            if inner.life.closed.load(Ordering::Acquire) {
+            if inner.env.life.closed.load(Ordering::Acquire) {
                 return;
             }
             match super::persist::sync(&inner).await {
