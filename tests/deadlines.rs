@@ -147,3 +147,40 @@ async fn a_retried_attempt_that_works_before_it_waits_ends_at_the_deadline() {
         sequential!(name = "etl.busy_retried", deadline = "3s"; busy => busy_then_stuck_retried);
     ends_at_the_deadline(&flow, "busy_then_stuck_retried").await;
 }
+
+/// Works 1.1 s before it returns: past the deadline of the run below.
+#[pattern(timeout = "100ms")]
+async fn overrun(n: u32) -> u32 {
+    std::thread::sleep(Duration::from_millis(1100));
+    n
+}
+
+static RETRIED_RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Would complete at once, without waiting.
+#[pattern(timeout = "200ms", retry(max = 1, initial = "10ms", jitter = false))]
+async fn retried_after_overrun(n: u32) -> u32 {
+    RETRIED_RAN.store(true, std::sync::atomic::Ordering::SeqCst);
+    n
+}
+
+#[tokio::test]
+async fn a_retried_step_does_not_start_past_the_deadline() {
+    // Worst case: 0.1 s + 2 × 0.2 s + 10 ms, within 1 s; the first step's
+    // synchronous work takes the run past it.
+    let flow = sequential!(name = "etl.overrun", deadline = "1s"; overrun => retried_after_overrun);
+    let err = Ndf::builder()
+        .build()
+        .unwrap()
+        .run(&flow, 1, &PatternContext::new("etl"))
+        .await
+        .unwrap_err();
+    match &err {
+        ndf::Error::DeadlineExceeded { step, .. } => assert_eq!(step, "retried_after_overrun"),
+        other => panic!("expected DeadlineExceeded, got {other:?}"),
+    }
+    assert!(
+        !RETRIED_RAN.load(std::sync::atomic::Ordering::SeqCst),
+        "the step started past the deadline"
+    );
+}

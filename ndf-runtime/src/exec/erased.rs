@@ -319,10 +319,11 @@ pub(super) fn drive<'p, 'a: 'p, K: Bounds>(
     async move {
         // The place, if any, is held until the step is done.
         let mut _place = Place::NONE;
-        // Each attempt cuts it to the deadline when it first waits.
+        // Each attempt cuts it to the deadline when it first waits; the
+        // admission, to what is left now (none: the deadline has passed).
         let timeout = cx.config().timeout_of(step.of.meta);
-        if needs_admission(cx, step.of.meta, step.limits, timeout) {
-            let bounded = cx.bounded(timeout);
+        let bounded = cx.bounded(timeout);
+        if needs_admission(cx, step.of.meta, step.limits, bounded) {
             let next = admission(cx, step.index, step.of.meta, step.limits, bounded)
                 .map_err(Failed::new)?;
             match next {
