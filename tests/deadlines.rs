@@ -156,6 +156,7 @@ async fn overrun(n: u32) -> u32 {
 }
 
 static RETRIED_RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static PLAIN_RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Would complete at once, without waiting.
 #[pattern(timeout = "200ms", retry(max = 1, initial = "10ms", jitter = false))]
@@ -164,23 +165,47 @@ async fn retried_after_overrun(n: u32) -> u32 {
     n
 }
 
+/// The same, without retries.
+#[pattern(timeout = "200ms")]
+async fn plain_after_overrun(n: u32) -> u32 {
+    PLAIN_RAN.store(true, std::sync::atomic::Ordering::SeqCst);
+    n
+}
+
+/// Runs `flow` (deadline 1 s; its first step works 1.1 s): its second
+/// step, `step`, is refused with `DeadlineExceeded`, and `ran` stays false.
+async fn refused_past_the_deadline<W: Workflow<Input = u32, Output = u32>>(
+    flow: &W,
+    step: &str,
+    ran: &std::sync::atomic::AtomicBool,
+) {
+    let err = Ndf::builder()
+        .build()
+        .unwrap()
+        .run(flow, 1, &PatternContext::new("etl"))
+        .await
+        .unwrap_err();
+    match &err {
+        ndf::Error::DeadlineExceeded { step: named, .. } => assert_eq!(named, step),
+        other => panic!("expected DeadlineExceeded, got {other:?}"),
+    }
+    assert!(
+        !ran.load(std::sync::atomic::Ordering::SeqCst),
+        "the step started past the deadline"
+    );
+}
+
 #[tokio::test]
 async fn a_retried_step_does_not_start_past_the_deadline() {
     // Worst case: 0.1 s + 2 × 0.2 s + 10 ms, within 1 s; the first step's
     // synchronous work takes the run past it.
     let flow = sequential!(name = "etl.overrun", deadline = "1s"; overrun => retried_after_overrun);
-    let err = Ndf::builder()
-        .build()
-        .unwrap()
-        .run(&flow, 1, &PatternContext::new("etl"))
-        .await
-        .unwrap_err();
-    match &err {
-        ndf::Error::DeadlineExceeded { step, .. } => assert_eq!(step, "retried_after_overrun"),
-        other => panic!("expected DeadlineExceeded, got {other:?}"),
-    }
-    assert!(
-        !RETRIED_RAN.load(std::sync::atomic::Ordering::SeqCst),
-        "the step started past the deadline"
-    );
+    refused_past_the_deadline(&flow, "retried_after_overrun", &RETRIED_RAN).await;
+}
+
+#[tokio::test]
+async fn a_plain_step_does_not_start_past_the_deadline() {
+    let flow =
+        sequential!(name = "etl.overrun_plain", deadline = "1s"; overrun => plain_after_overrun);
+    refused_past_the_deadline(&flow, "plain_after_overrun", &PLAIN_RAN).await;
 }
