@@ -22,7 +22,7 @@ mod task;
 mod traits;
 
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU16, Ordering};
 
 pub use alarm::{Alarm, Deadlines};
 pub use compensate::{Failed, NoUndo, StageError, UndoSlot, Undos};
@@ -77,8 +77,9 @@ pub(crate) struct Run<'a> {
     /// The workflow's name and deadline, constants of its type: one word,
     /// to them, rather than a copy (24 bytes less in every run's future).
     workflow: &'static WorkflowConsts,
-    /// The id of the run's statistics entry.
-    entry: usize,
+    /// The id of the run's statistics entry: 4 bytes, beside the run's
+    /// other small fields in one word (see [`Run::new`]).
+    entry: u32,
     log: &'a [StepRecord],
     /// Records held back by their gates in this run: usually none, and
     /// then no box. Dropped by the run's own drop, out of line when there
@@ -94,7 +95,7 @@ pub(crate) struct Run<'a> {
     /// How deep this run is inside polls of cancelled `parallel!` tasks
     /// (0: not cancelled). Per run, never per thread: other runs polled
     /// meanwhile (a compensation calling `Ndf::run`) are not cancelled.
-    cancelling: AtomicU32,
+    cancelling: AtomicU16,
     /// A run from the queue: where it resumes and stores its stages.
     durable: Option<&'a Durable<'a>>,
     /// Whether a step's admission has anything of the run to check: a
@@ -194,13 +195,14 @@ impl<'a> Run<'a> {
             env,
             ctx,
             workflow,
-            entry,
+            // Entries are a kilobyte or more each: no process holds 2^32.
+            entry: u32::try_from(entry).expect("fewer than 2^32 statistics entries"),
             log,
             watched: blocked.is_some(),
             blocked: ManuallyDrop::new(blocked),
             at,
             polls: AtomicU8::new(if unwaited { UNPOLLED } else { WAITED }),
-            cancelling: AtomicU32::new(0),
+            cancelling: AtomicU16::new(0),
             durable: None,
         }
     }
@@ -222,7 +224,7 @@ impl<'a> Run<'a> {
     /// The id of the run's statistics entry, and when the run started.
     #[cfg_attr(not(debug_assertions), inline)]
     pub(crate) fn started(&self) -> (usize, tokio::time::Instant) {
-        (self.entry, self.at)
+        (self.entry as usize, self.at)
     }
 
     /// The run's future is polled: its first poll, or a later one, which
@@ -295,7 +297,7 @@ impl<'a> Cx<'a> {
     /// The id of the run's statistics entry.
     #[inline]
     pub(crate) fn entry(self) -> usize {
-        self.0.entry
+        self.0.entry as usize
     }
 
     /// What step record `index` holds.
@@ -377,7 +379,7 @@ impl<'a> Cx<'a> {
     /// that the workflows around those steps fail and compensate what they
     /// completed; compensation itself runs normally.
     pub(crate) fn as_cancelled<R>(self, poll: impl FnOnce() -> R) -> R {
-        struct Leave<'a>(&'a AtomicU32);
+        struct Leave<'a>(&'a AtomicU16);
         impl Drop for Leave<'_> {
             fn drop(&mut self) {
                 self.0.fetch_sub(1, Ordering::Relaxed);
