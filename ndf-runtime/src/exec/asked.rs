@@ -42,8 +42,8 @@ impl KeptTimeout for Asked {
 }
 
 /// An attempt that keeps no timeout ([`Asked`]): polled with `ask`, which
-/// gives it; for a `Plain` step's one attempt, where the step's run is
-/// polled.
+/// gives it; where a `Plain` step's run is polled, for its one attempt,
+/// and through [`Asking`] for the others.
 pub(crate) trait AskingAttempt {
     /// What the attempt returns.
     type Out;
