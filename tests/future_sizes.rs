@@ -186,6 +186,31 @@ fn a_retried_step_keeps_at_most_one_more_copy_of_its_input() {
     );
 }
 
+#[pattern]
+async fn plain_boxed(x: Box<[u64; 32]>) -> u64 {
+    x[0]
+}
+
+#[test]
+fn a_run_keeps_its_input_at_most_three_times_and_a_boxed_one_as_a_word() {
+    let (ndf, ctx) = rig();
+    let small = size_of_val(&ndf.run(&sequential!(plain_small), 1, &ctx));
+    let wide = size_of_val(&ndf.run(&sequential!(plain_wide), [1; 32], &ctx));
+    let boxed = size_of_val(&ndf.run(&sequential!(plain_boxed), Box::new([1; 32]), &ctx));
+    let more = size_of::<[u64; 32]>() - size_of::<u64>();
+    println!("a run of a u64 input: {small} B, of 256 B: {wide} B, of 256 B boxed: {boxed} B");
+    // The README's advice: while the first step runs, the input is in
+    // `Ndf::run`'s future, in the workflow's and in the step's own (an
+    // `async` block keeps what it captured to its end, rust-lang/rust#62958);
+    // boxed, each of the three is a word.
+    assert!(
+        wide - small <= 3 * more,
+        "a 256-byte input makes the run {} B larger than a u64 one",
+        wide - small
+    );
+    assert_eq!(boxed, small, "a boxed input costs the run what a u64 does");
+}
+
 #[test]
 fn the_tasks_of_a_parallel_share_one_timer() {
     let (ndf, ctx) = rig();
