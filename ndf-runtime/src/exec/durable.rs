@@ -125,13 +125,16 @@ impl<'a> Cx<'a> {
     #[inline]
     #[must_use]
     pub fn resume_stage(self) -> usize {
-        self.0.durable.map_or(0, |d| d.checkpoints.resume_at())
+        self.0
+            .workflow
+            .durable
+            .map_or(0, |d| d.checkpoints.resume_at())
     }
 
     /// The run's checkpoints, when a completed stage waits to be stored.
     #[inline]
     pub(crate) fn unsaved(self) -> Option<&'a Durable<'a>> {
-        self.0.durable.filter(|d| d.pending())
+        self.0.workflow.durable.filter(|d| d.pending())
     }
 
     /// Stores the completed stages not stored yet, if any: before a step
@@ -161,7 +164,7 @@ pub fn restored<T: Any>(cx: Cx<'_>, stage: usize) -> Result<T, Error> {
             cx.pattern()
         ))
     };
-    let Some(durable) = cx.0.durable else {
+    let Some(durable) = cx.0.workflow.durable else {
         return Err(unreadable("the run has no checkpoints".to_owned()));
     };
     let value = durable.checkpoints.restored(stage).map_err(unreadable)?;
@@ -181,7 +184,7 @@ pub fn restored<T: Any>(cx: Cx<'_>, stage: usize) -> Result<T, Error> {
 /// [`Error::Queue`] when the output cannot be encoded: the run stops
 /// there, as a failure.
 pub fn stage_done<T: Any>(cx: Cx<'_>, stage: usize, output: &T) -> Result<(), Error> {
-    let Some(durable) = cx.0.durable else {
+    let Some(durable) = cx.0.workflow.durable else {
         return Ok(());
     };
     match durable.checkpoints.encode(stage, output) {

@@ -74,9 +74,10 @@ pub struct Cx<'a>(&'a Run<'a>);
 pub(crate) struct Run<'a> {
     env: &'a Env,
     ctx: &'a PatternContext,
-    /// The workflow's name and deadline, constants of its type: one word,
-    /// to them, rather than a copy (24 bytes less in every run's future).
-    workflow: &'static WorkflowConsts,
+    /// The workflow's name and deadline, constants of its type, and the
+    /// run's checkpoints, if any: one word, to them, rather than a copy
+    /// (32 bytes less in every run's future).
+    workflow: &'a WorkflowConsts<'a>,
     /// The id of the run's statistics entry: 4 bytes, beside the run's
     /// other small fields in one word (see [`Run::new`]).
     entry: u32,
@@ -96,22 +97,46 @@ pub(crate) struct Run<'a> {
     /// (0: not cancelled). Per run, never per thread: other runs polled
     /// meanwhile (a compensation calling `Ndf::run`) are not cancelled.
     cancelling: AtomicU16,
-    /// A run from the queue: where it resumes and stores its stages.
-    durable: Option<&'a Durable<'a>>,
     /// Whether a step's admission has anything of the run to check: a
     /// step held back, or checkpoints to store. One load on every step's
     /// path, for both.
     watched: bool,
 }
 
-/// What a run keeps of its workflow's constants, made once per workflow
-/// type (a constant, in read-only memory) and reached through one word.
-#[derive(Debug)]
-pub(crate) struct WorkflowConsts {
+/// What a run keeps of its workflow's constants, and its checkpoints if
+/// it is durable, reached through one word: for a run of `Ndf::run`, made
+/// once per workflow type (a constant, in read-only memory); for a durable
+/// run, kept in its future beside the run.
+pub(crate) struct WorkflowConsts<'a> {
     /// The workflow's pattern name.
     pub(crate) name: &'static str,
     /// The workflow's `deadline`, from the run's start.
     pub(crate) deadline: Option<std::time::Duration>,
+    /// A run from the queue: where it resumes and stores its stages.
+    pub(crate) durable: Option<&'a Durable<'a>>,
+}
+
+#[cfg(feature = "fleet")]
+impl<'a> WorkflowConsts<'a> {
+    /// The constants of a run of `W` from the queue, which resumes from
+    /// and stores to `checkpoints`.
+    pub(crate) fn durable<W: Workflow>(checkpoints: &'a Durable<'a>) -> Self {
+        Self {
+            name: W::NAME,
+            deadline: W::DEADLINE,
+            durable: Some(checkpoints),
+        }
+    }
+}
+
+impl std::fmt::Debug for WorkflowConsts<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowConsts")
+            .field("name", &self.name)
+            .field("deadline", &self.deadline)
+            .field("durable", &self.durable.is_some())
+            .finish()
+    }
 }
 
 /// `Run::polls` of a run not polled yet. 1: in its first poll.
@@ -183,7 +208,7 @@ impl<'a> Run<'a> {
     pub(crate) fn new(
         env: &'a Env,
         ctx: &'a PatternContext,
-        workflow: &'static WorkflowConsts,
+        workflow: &'a WorkflowConsts<'a>,
         entry: usize,
         log: &'a [StepRecord],
         blocked: HeldBack,
@@ -198,21 +223,12 @@ impl<'a> Run<'a> {
             // Entries are a kilobyte or more each: no process holds 2^32.
             entry: u32::try_from(entry).expect("fewer than 2^32 statistics entries"),
             log,
-            watched: blocked.is_some(),
+            watched: blocked.is_some() || workflow.durable.is_some(),
             blocked: ManuallyDrop::new(blocked),
             at,
             polls: AtomicU8::new(if unwaited { UNPOLLED } else { WAITED }),
             cancelling: AtomicU16::new(0),
-            durable: None,
         }
-    }
-
-    /// This run, resuming from and storing to `checkpoints`.
-    #[must_use]
-    pub(crate) fn durable(mut self, checkpoints: Option<&'a Durable<'a>>) -> Self {
-        self.durable = checkpoints;
-        self.watched |= checkpoints.is_some();
-        self
     }
 
     /// When the workflow's deadline passes, if it has one.

@@ -9,7 +9,7 @@ use super::polled::{Traced, Untraced, workflow_span};
 use crate::config::Config;
 use crate::context::PatternContext;
 use crate::error::Error;
-use crate::exec::{Durable, Run, Workflow, WorkflowConsts};
+use crate::exec::{Run, Workflow, WorkflowConsts};
 use crate::learning::{GateQuery, RunRecord};
 use crate::model::{
     BreakerState, Clock, Confidence, PatternStats, RunEnd, RunLog, StepMeta, StepRecord,
@@ -70,7 +70,7 @@ impl Ndf {
         input: W::Input,
         ctx: &PatternContext,
     ) -> impl Future<Output = Result<W::Output, Error>> + Send {
-        self.run_from::<W, false>(workflow, input, ctx, NotDurable)
+        self.run_from::<W, _, false>(workflow, input, ctx, NotDurable)
     }
 
     /// [`Ndf::run`], resuming from and storing to `checkpoints` when the
@@ -83,12 +83,12 @@ impl Ndf {
         clippy::manual_async_fn,
         reason = "an `async fn` would store its arguments twice in its future"
     )]
-    pub(crate) fn run_from<'d, W: Workflow, const DURABLE: bool>(
+    pub(crate) fn run_from<'d, W: Workflow, C: Resumes<'d>, const DURABLE: bool>(
         &self,
         workflow: &W,
         input: W::Input,
         ctx: &PatternContext,
-        checkpoints: impl Resumes<'d>,
+        checkpoints: C,
     ) -> impl Future<Output = Result<W::Output, Error>> {
         async move {
             // A constant: a workflow whose steps need no permission checks
@@ -113,15 +113,11 @@ impl Ndf {
             let log = <W::Log as RunLog>::empty();
             // `started` moved whole into the run: none of it is kept beside
             // the run across the workflow's awaits.
-            let consts = const {
-                &WorkflowConsts {
-                    name: W::NAME,
-                    deadline: W::DEADLINE,
-                }
-            };
+            // A constant for a run of `Ndf::run`; a durable run's, with its
+            // checkpoints, kept in its future.
+            let consts = checkpoints.consts::<W>();
             // Counted in flight until the run's future is done or dropped.
             let run = started.into_run(&self.inner.env, ctx, consts, log.records());
-            let run = run.durable(checkpoints.durable());
             let result = if tracing::level_enabled!(tracing::Level::INFO) {
                 // A `ndf.workflow` span, attached to the run's future. The two
                 // branches' futures share the run future's storage (one is live
@@ -459,7 +455,7 @@ impl<'a> Started<'a> {
         self,
         env: &'a crate::exec::Env,
         ctx: &'a PatternContext,
-        workflow: &'static WorkflowConsts,
+        workflow: &'a WorkflowConsts<'a>,
         log: &'a [StepRecord],
     ) -> Run<'a> {
         Run::new(
@@ -475,12 +471,15 @@ impl<'a> Started<'a> {
     }
 }
 
-/// Where a run resumes from and stores its stages, if it is durable: a
-/// type, so that a run of [`Ndf::run`] keeps no word for the checkpoints
-/// it does not have.
-pub(crate) trait Resumes<'d>: Copy + Send {
-    /// The run's checkpoints, if any.
-    fn durable(self) -> Option<&'d Durable<'d>>;
+/// Where a run resumes from and stores its stages, if it is durable, and
+/// its workflow's constants: a type, so that a run of [`Ndf::run`] keeps
+/// no word for the checkpoints it does not have, and reaches its
+/// workflow's constants through a constant.
+pub(crate) trait Resumes<'d>: Send + Sync {
+    /// The constants of a run of `W`, with its checkpoints if any.
+    fn consts<'k, W: Workflow>(&'k self) -> &'k WorkflowConsts<'k>
+    where
+        'd: 'k;
 }
 
 /// No checkpoints: a run of [`Ndf::run`].
@@ -489,15 +488,29 @@ pub(crate) struct NotDurable;
 
 impl<'d> Resumes<'d> for NotDurable {
     #[inline]
-    fn durable(self) -> Option<&'d Durable<'d>> {
-        None
+    fn consts<'k, W: Workflow>(&'k self) -> &'k WorkflowConsts<'k>
+    where
+        'd: 'k,
+    {
+        const {
+            &WorkflowConsts {
+                name: W::NAME,
+                deadline: W::DEADLINE,
+                durable: None,
+            }
+        }
     }
 }
 
-impl<'d> Resumes<'d> for &'d Durable<'d> {
+/// A durable run's constants, with its checkpoints, made by the queue's
+/// worker (see [`WorkflowConsts::durable`]): kept in the run's future.
+impl<'d> Resumes<'d> for WorkflowConsts<'d> {
     #[inline]
-    fn durable(self) -> Option<&'d Durable<'d>> {
-        Some(self)
+    fn consts<'k, W: Workflow>(&'k self) -> &'k WorkflowConsts<'k>
+    where
+        'd: 'k,
+    {
+        self
     }
 }
 

@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 
 use crate::context::PatternContext;
 use crate::error::Error;
-use crate::exec::{AllCheckpointable, Checkpoints, Decoded, Durable, Encoded, Workflow};
+use crate::exec::{
+    AllCheckpointable, Checkpoints, Decoded, Durable, Encoded, Workflow, WorkflowConsts,
+};
 use crate::runtime::Ndf;
 
 /// What running a queued run gives: its output as JSON, or why not.
@@ -90,7 +92,9 @@ where
                 ))
             })?;
             let durable = Durable::new(checkpoints);
-            let ran = ndf.run_from::<W, true>(self, input, ctx, &durable).await;
+            let ran = ndf
+                .run_from::<W, _, true>(self, input, ctx, WorkflowConsts::durable::<W>(&durable))
+                .await;
             // The stages completed since the last step was admitted (the
             // last stage's, or those before a failed step held back).
             let stored = durable.store().await;
