@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::Cx;
-use super::attempt::Failure;
+use super::failure::Failure;
 
 /// What an attempt keeps of its timeout: the timeout itself (a
 /// `Duration`), or nothing ([`Asked`]).

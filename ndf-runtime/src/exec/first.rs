@@ -9,8 +9,9 @@ use futures::future::Either;
 
 use super::alarm::{Bounds, Deadlines, Joined, Own};
 use super::asked::{Asked, asking};
-use super::attempt::{Failure, attempt_of, step_attempt};
+use super::attempt::{attempt_of, step_attempt};
 use super::compensate::{Failed, StageError};
+use super::failure::Failure;
 use super::join::{JoinTask, Task};
 use super::placement::{Inline, Placement};
 use super::stage::{Direct, Stage};

@@ -10,6 +10,7 @@ mod attempt;
 mod compensate;
 mod durable;
 mod erased;
+mod failure;
 mod fan;
 mod first;
 mod flow;

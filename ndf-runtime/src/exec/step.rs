@@ -37,11 +37,12 @@ use std::time::Duration;
 use super::admit::{Next, Wait, admission, needs_admission};
 use super::alarm::{Bounds, Deadlines, Joined, Own};
 use super::asked::{Asked, AskingAttempt};
-use super::attempt::{Failure, failed, first_attempt, succeeded};
+use super::attempt::{failed, first_attempt, succeeded};
 use super::compensate::{Failed, StageError};
 use super::erased::{
     Cell, Ended, Which, drive, held, held_back_unserved, mark_slow, recover, step_of,
 };
+use super::failure::Failure;
 use super::first::{Outlined, Policies, hedged_first};
 use super::join::JoinTask;
 use super::placement::{Inline, Placement, Spawned};
