@@ -109,23 +109,12 @@ pin_project_lite::pin_project! {
     /// `Plain` step's one attempt, in its workflow's poll, and the first
     /// attempt of a `Resilient` step, in `erased::drive`, which every such
     /// step shares (one copy per bound, not per step). Retries and hedged
-    /// attempts go through [`Attempt`]'s own poll, so that their code is
-    /// compiled once.
-    pub(crate) struct FirstAttempt<F, B, D = Duration> {
+    /// attempts go through [`Asking`]'s poll, so that their code is
+    /// compiled once. It keeps no timeout ([`Asked`]): it is polled with
+    /// what gives it ([`AskingAttempt`]).
+    pub(crate) struct FirstAttempt<F, B> {
         #[pin]
-        attempt: Attempt<F, B, D>,
-    }
-}
-
-impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> Future for FirstAttempt<F, B> {
-    type Output = Result<T, Failure>;
-
-    #[allow(clippy::inline_always, reason = "see `Attempt::poll_here`")]
-    #[inline(always)]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().attempt.poll_here(cx, || {
-            unreachable!("an attempt that keeps its timeout asks for none")
-        })
+        attempt: Attempt<F, B, Asked>,
     }
 }
 
@@ -141,9 +130,7 @@ impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> AskingAttempt for At
     }
 }
 
-impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> AskingAttempt
-    for FirstAttempt<F, B, Asked>
-{
+impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> AskingAttempt for FirstAttempt<F, B> {
     type Out = T;
 
     #[allow(clippy::inline_always, reason = "see `Attempt::poll_here`")]
@@ -160,21 +147,14 @@ impl<T, F: Future<Output = Result<T, StepError>>, B: Bound> AskingAttempt
 /// The first attempt of step `step` on `fut`, polled where it is awaited
 /// (see [`FirstAttempt`]).
 #[inline]
-pub(crate) fn first_attempt<
-    'a,
-    T,
-    F: Future<Output = Result<T, StepError>>,
-    K: Bounds,
-    D: KeptTimeout,
->(
+pub(crate) fn first_attempt<'a, T, F: Future<Output = Result<T, StepError>>, K: Bounds>(
     cx: Cx<'a>,
     step: &'static str,
     fut: F,
-    timeout: D,
     arg: K::Arg<'a>,
-) -> FirstAttempt<F, K::Of<'a>, D> {
+) -> FirstAttempt<F, K::Of<'a>> {
     FirstAttempt {
-        attempt: traced_by::<_, _, K, D>(fut, timeout, Trace::of(cx, step, 1), arg),
+        attempt: traced_by::<_, _, K, _>(fut, Asked, Trace::of(cx, step, 1), arg),
     }
 }
 
@@ -391,31 +371,24 @@ pub(crate) fn step_attempt<'a, S: Step, T: 'a>(
     fut: impl Future<Output = Result<T, StepError>> + Send + 'a,
     timeout: Duration,
 ) -> impl Future<Output = Result<T, Failure>> + Send + 'a {
-    asking(
-        attempt_of::<_, _, Own, _>(cx, S::NAME, number, fut, Asked, ()),
-        cx,
-        timeout,
-    )
+    attempt_of::<_, _, Own>(cx, S::NAME, number, fut, timeout, ())
 }
 
 /// Attempt `number` of the step named `step`, in its span as
-/// [`step_attempt`]'s, bounded by what `K` makes of `arg`.
+/// [`step_attempt`]'s, bounded by what `K` makes of `arg`, under
+/// `timeout` cut to the workflow's deadline at its first wait (see
+/// [`asking`]).
 #[inline]
-pub(crate) fn attempt_of<
-    'a,
-    T,
-    F: Future<Output = Result<T, StepError>>,
-    K: Bounds,
-    D: KeptTimeout,
->(
+pub(crate) fn attempt_of<'a, T: 'a, F: Future<Output = Result<T, StepError>> + 'a, K: Bounds>(
     cx: Cx<'a>,
     step: &'static str,
     number: u32,
     fut: F,
-    timeout: D,
+    timeout: Duration,
     arg: K::Arg<'a>,
-) -> Attempt<F, K::Of<'a>, D> {
-    traced_by::<_, _, K, _>(fut, timeout, Trace::of(cx, step, number), arg)
+) -> impl Future<Output = Result<T, Failure>> + 'a {
+    let attempt = traced_by::<_, _, K, _>(fut, Asked, Trace::of(cx, step, number), arg);
+    asking(attempt, cx, timeout)
 }
 
 /// Step `S`'s output `out`, recorded as a success of its first attempt,

@@ -345,8 +345,7 @@ pub(super) fn drive<'p, 'a: 'p, K: Bounds>(
         // Polled in `drive`'s own poll, not through a call: `drive` is
         // shared by every step, so this is one more copy of the attempt's
         // poll per bound, not per step.
-        let first =
-            first_attempt::<_, _, K, _>(cx, step.of.meta.name, Running(cell.as_mut()), Asked, arg);
+        let first = first_attempt::<_, _, K>(cx, step.of.meta.name, Running(cell.as_mut()), arg);
         let first = asking(first, cx, timeout);
         let failure = match first.await {
             Ok(()) => {
@@ -480,9 +479,14 @@ pub(super) async fn recover<'a>(
             break;
         }
         retries += 1;
-        let attempt =
-            attempt_of::<_, _, Own, _>(cx, name, retries + 1, Running(cell.as_mut()), Asked, ());
-        let attempt = asking(attempt, cx, step.timeout);
+        let attempt = attempt_of::<_, _, Own>(
+            cx,
+            name,
+            retries + 1,
+            Running(cell.as_mut()),
+            step.timeout,
+            (),
+        );
         match attempt.await {
             Ok(()) => {
                 mark_slow(cx, step.index, step.started, step.of.meta.slow_call);

@@ -8,7 +8,6 @@ use std::time::Duration;
 use futures::future::Either;
 
 use super::alarm::{Bounds, Deadlines, Joined, Own};
-use super::asked::{Asked, asking};
 use super::attempt::{attempt_of, step_attempt};
 use super::compensate::{Failed, StageError};
 use super::failure::Failure;
@@ -196,17 +195,13 @@ pub(super) fn hedged_first<'a, S: Step, P: Placement, K: Bounds>(
     let hedge = S::META.hedge.expect("`Hedged` is chosen for hedged steps");
     match S::dup(&input) {
         Some(spare) => Either::Left(Box::pin(hedged::<S, P>(cx, input, spare, timeout, hedge))),
-        None => Either::Right(asking(
-            attempt_of::<_, _, K, _>(
-                cx,
-                S::NAME,
-                1,
-                P::call::<S>(input, cx.context()),
-                Asked,
-                arg,
-            ),
+        None => Either::Right(attempt_of::<_, _, K>(
             cx,
+            S::NAME,
+            1,
+            P::call::<S>(input, cx.context()),
             timeout,
+            arg,
         )),
     }
 }

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use super::admit::{Next, Wait, admission, needs_admission};
 use super::alarm::{Bounds, Deadlines, Joined, Own};
-use super::asked::{Asked, AskingAttempt};
+use super::asked::AskingAttempt;
 use super::attempt::{failed, first_attempt, succeeded};
 use super::compensate::{Failed, StageError};
 use super::erased::{
@@ -222,7 +222,7 @@ pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
     let timeout = cx.bounded(cx.config().timeout_of(&S::META));
     // Its attempt keeps no timeout: the run asks for it at the first wait.
     let make = move |input| {
-        first_attempt::<_, _, K, _>(cx, S::NAME, P::call::<S>(input, cx.context()), Asked, bound)
+        first_attempt::<_, _, K>(cx, S::NAME, P::call::<S>(input, cx.context()), bound)
     };
     let limits = limits_of::<S>();
     let state = if needs_admission(cx, &S::META, limits, timeout) {
