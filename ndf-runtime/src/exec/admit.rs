@@ -15,9 +15,10 @@ use crate::learning::Blocked;
 use crate::model::StepMeta;
 
 /// A wait for room (memory, a start under the rate, a place in the
-/// bulkhead): rare and slow, so boxed, and one type for every step.
-pub(crate) type Wait<'a> =
-    Pin<Box<dyn Future<Output = Result<(Duration, Place), Error>> + Send + 'a>>;
+/// bulkhead): rare and slow, so boxed, and one type for every step. Its
+/// place, or why the step may not run; the step's attempts ask for their
+/// timeout themselves, when they first wait.
+pub(crate) type Wait<'a> = Pin<Box<dyn Future<Output = Result<Place, Error>> + Send + 'a>>;
 
 /// What the admission of a step decided, when it did not refuse the step
 /// (the workflow's deadline has passed): small, so that a step's future
@@ -152,10 +153,10 @@ struct Ask {
 
 /// Stores the durable run's completed stages (see `exec::durable`), then
 /// waits for [`room`].
-async fn stored_then_room(cx: Cx<'_>, ask: Ask) -> Result<(Duration, Place), Error> {
+async fn stored_then_room(cx: Cx<'_>, ask: Ask) -> Result<Place, Error> {
     cx.store_checkpoints().await?;
     match room(cx, ask) {
-        Ok(place) => Ok((ask.timeout, place)),
+        Ok(place) => Ok(place),
         Err(wait) => wait.await,
     }
 }
@@ -221,8 +222,8 @@ struct Room {
 
 impl Room {
     /// Waits for free memory, then for a start and a place: the
-    /// step's timeout and place, or why it may not run.
-    async fn wait(self, cx: Cx<'_>) -> Result<(Duration, Place), Error> {
+    /// step's place, or why it may not run.
+    async fn wait(self, cx: Cx<'_>) -> Result<Place, Error> {
         if let Some(budget) = self.memory {
             let wait = cx.bounded(cx.config().resource_wait);
             if let Err(error) = cx.admission().admit_memory(budget, wait).await {
@@ -230,18 +231,18 @@ impl Room {
             }
         }
         let Some(limits) = self.limits else {
-            return Ok((self.timeout, Place::NONE));
+            return Ok(Place::NONE);
         };
         let taken = match self.taken {
             Some(taken) => taken,
             // After the wait for memory, if any: a new reading.
             None => match limits.try_enter(None) {
-                Ok(place) => return Ok((self.timeout, place)),
+                Ok(place) => return Ok(place),
                 Err(taken) => taken,
             },
         };
         match limits.enter(self.timeout, taken).await {
-            Ok(place) => Ok((self.timeout, place)),
+            Ok(place) => Ok(place),
             Err(limited) => Err(limited_error(cx, self.index, limited, self.step)),
         }
     }

@@ -329,7 +329,7 @@ pub(super) fn drive<'p, 'a: 'p, K: Bounds>(
                 .map_err(Failed::new)?;
             match next {
                 Next::Go(place) => _place = place,
-                Next::Wait(wait) => (_, _place) = wait.await.map_err(Failed::new)?,
+                Next::Wait(wait) => _place = wait.await.map_err(Failed::new)?,
                 Next::Held(blocked) => {
                     return Box::pin(held(cx, step.index, step.of.meta, blocked.clone(), cell))
                         .await

@@ -370,7 +370,7 @@ fn admit<F, I, M: FnOnce(I) -> F + Copy, H: Held>(
         PlainProj::Lone { .. } => return Poll::Ready(Ok(())),
         PlainProj::Waiting { wait, input, make } => {
             // The attempt asks for its timeout when it waits (`Asked`).
-            let (_, place) = std::task::ready!(wait.as_mut().poll(w)).map_err(Failed::new)?;
+            let place = std::task::ready!(wait.as_mut().poll(w)).map_err(Failed::new)?;
             let input = input
                 .take()
                 .expect("a waiting step's run keeps its input until it has room");
@@ -417,7 +417,7 @@ pub(super) fn run_hedged<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
                 let next = admission(cx, index, &S::META, limits_of::<S>(), cx.bounded(timeout))?;
                 match next {
                     Next::Go(place) => _place = place,
-                    Next::Wait(wait) => (_, _place) = wait.await?,
+                    Next::Wait(wait) => _place = wait.await?,
                     Next::Held(blocked) if const { S::META.fallback.is_none() } => {
                         return Err(held_back_unserved(cx, index, blocked.clone(), S::NAME));
                     }

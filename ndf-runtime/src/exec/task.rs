@@ -257,7 +257,7 @@ where
     };
     match wait.as_mut().poll(w) {
         Poll::Pending => Some(TaskPoll::Running),
-        Poll::Ready(Ok((_, place))) => {
+        Poll::Ready(Ok(place)) => {
             if let LoneReplace::Admitting { input, make, .. } =
                 state.as_mut().project_replace(Lone::Gone)
             {
