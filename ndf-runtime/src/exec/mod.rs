@@ -117,15 +117,14 @@ pub(crate) struct WorkflowConsts<'a> {
     pub(crate) durable: Option<&'a Durable<'a>>,
 }
 
-#[cfg(feature = "fleet")]
 impl<'a> WorkflowConsts<'a> {
-    /// The constants of a run of `W` from the queue, which resumes from
-    /// and stores to `checkpoints`.
-    pub(crate) fn durable<W: Workflow>(checkpoints: &'a Durable<'a>) -> Self {
+    /// The constants of a run of `W`, which resumes from and stores to
+    /// `durable`, if any: a constant for a run of `Ndf::run`.
+    pub(crate) const fn of<W: Workflow>(durable: Option<&'a Durable<'a>>) -> Self {
         Self {
             name: W::NAME,
             deadline: W::DEADLINE,
-            durable: Some(checkpoints),
+            durable,
         }
     }
 }

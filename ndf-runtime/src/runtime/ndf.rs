@@ -492,18 +492,12 @@ impl<'d> Resumes<'d> for NotDurable {
     where
         'd: 'k,
     {
-        const {
-            &WorkflowConsts {
-                name: W::NAME,
-                deadline: W::DEADLINE,
-                durable: None,
-            }
-        }
+        const { &WorkflowConsts::of::<W>(None) }
     }
 }
 
 /// A durable run's constants, with its checkpoints, made by the queue's
-/// worker (see [`WorkflowConsts::durable`]): kept in the run's future.
+/// worker (see [`WorkflowConsts::of`]): kept in the run's future.
 impl<'d> Resumes<'d> for WorkflowConsts<'d> {
     #[inline]
     fn consts<'k, W: Workflow>(&'k self) -> &'k WorkflowConsts<'k>

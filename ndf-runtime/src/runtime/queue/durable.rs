@@ -93,7 +93,7 @@ where
             })?;
             let durable = Durable::new(checkpoints);
             let ran = ndf
-                .run_from::<W, _, true>(self, input, ctx, WorkflowConsts::durable::<W>(&durable))
+                .run_from::<W, _, true>(self, input, ctx, WorkflowConsts::of::<W>(Some(&durable)))
                 .await;
             // The stages completed since the last step was admitted (the
             // last stage's, or those before a failed step held back).
