@@ -328,13 +328,7 @@ async fn items_wait_while_resources_are_above_the_threshold() {
     let start = tokio::time::Instant::now();
     let mut config = Config::default();
     config.cpu_limit = 1.0;
-    let ndf = Ndf::builder()
-        .config(config)
-        .resource_probe(common::BusyUntil {
-            idle_at: start + Duration::from_millis(300),
-        })
-        .build()
-        .unwrap();
+    let ndf = common::busy_until(config, start + Duration::from_millis(300));
     let flow = parallel!(name = "ops.each_gated", resource_threshold = 0.7; each busy);
     let load = Load::default();
     let items = vec![(load.clone(), 1), (load.clone(), 2)];

@@ -356,13 +356,7 @@ async fn a_run_that_waited_to_be_admitted_counts_its_start_when_it_is_made() {
     let mut config = ndf::Config::default();
     config.resource_gating = true;
     config.resource_wait = Duration::from_secs(30);
-    let busy = Ndf::builder()
-        .config(config)
-        .resource_probe(common::BusyUntil {
-            idle_at: t0 + Duration::from_secs(12),
-        })
-        .build()
-        .unwrap();
+    let busy = common::busy_until(config, t0 + Duration::from_secs(12));
     let (ctx, probe) = (PatternContext::new("api"), Probe::default());
     let limited = sequential!(name = "api.each_second_gated"; each_second_gated);
     idle.run(&limited, probe.clone(), &ctx).await.unwrap();

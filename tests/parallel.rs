@@ -222,10 +222,7 @@ async fn dropping_the_run_cancels_every_task() {
 #[tokio::test(start_paused = true)]
 async fn tasks_wait_while_resources_are_above_the_threshold() {
     let idle_at = tokio::time::Instant::now() + Duration::from_millis(500);
-    let ndf = Ndf::builder()
-        .resource_probe(common::BusyUntil { idle_at })
-        .build()
-        .unwrap();
+    let ndf = common::busy_until(Config::default(), idle_at);
     let flow = parallel!(name = "ops.gated", resource_threshold = 0.7; busy, busy);
     let load = Load::default();
     ndf.run(&flow, load.clone(), &PatternContext::new("ops"))
@@ -246,11 +243,7 @@ async fn resources_that_stay_high_end_in_resource_exhausted() {
     config.resource_wait = Duration::from_secs(2);
     // Runs are admitted up to 100% CPU: only the group's own threshold gates.
     config.cpu_limit = 1.0;
-    let ndf = Ndf::builder()
-        .config(config)
-        .resource_probe(common::BusyUntil { idle_at })
-        .build()
-        .unwrap();
+    let ndf = common::busy_until(config, idle_at);
     let flow = parallel!(resource_threshold = 0.7; busy, busy);
     let load = Load::default();
     let err = ndf

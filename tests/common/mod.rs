@@ -117,6 +117,16 @@ impl ndf::ResourceProbe for BusyUntil {
     }
 }
 
+/// A runtime with `config` whose machine is busy until `idle_at`
+/// ([`BusyUntil`]).
+pub fn busy_until(config: ndf::Config, idle_at: tokio::time::Instant) -> ndf::Ndf {
+    ndf::Ndf::builder()
+        .config(config)
+        .resource_probe(BusyUntil { idle_at })
+        .build()
+        .expect("a valid configuration")
+}
+
 /// A current-thread tokio runtime with its clock and I/O on.
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
