@@ -3,7 +3,9 @@
 //! with steps that complete without waiting. Prints the time ratio and the
 //! size of both futures (and of the chain by hand with a timeout on each
 //! step, as ndf bounds every attempt); with a one-step run of each, what
-//! each extra step costs over a hand-written one.
+//! each extra step costs over a hand-written one, over 9 and over 99 more
+//! steps (the second steadier: the fixed cost of a run, and its noise,
+//! spread over more steps).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -73,12 +75,32 @@ async fn hand_written_with_timeouts(x: u64) -> Result<u64, tokio::time::error::E
     tokio::time::timeout(STEP, h9(x)).await
 }
 
+/// The ten steps ten times over: 100 steps, to measure what each step
+/// adds against a run's fixed cost, and its noise, spread over 99 steps.
+async fn hand_written_hundred(x: u64) -> Result<u64, StepError> {
+    let mut x = x;
+    for _ in 0..10 {
+        x = h0(x).await;
+        x = h1(x).await;
+        x = h2(x).await;
+        x = h3(x).await;
+        x = h4(x).await;
+        x = h5(x).await;
+        x = h6(x).await;
+        x = h7(x).await;
+        x = h8(x).await;
+        x = h9(x).await;
+    }
+    Ok(x)
+}
+
 async fn hand_written_one(x: u64) -> Result<u64, StepError> {
     Ok(h0(x).await)
 }
 
 const GROUP: &str = "sequential_10_steps";
 const ONE: &str = "sequential_1_step";
+const HUNDRED: &str = "sequential_100_steps";
 
 fn bench(c: &mut Criterion) {
     let (rt, ndf, ctx) = rig::rig();
@@ -106,6 +128,31 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
+    let hundred = sequential!(name = "bench.hundred_steps";
+        s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9 =>
+        s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9 =>
+        s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9 =>
+        s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9 =>
+        s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9 =>
+        s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9 =>
+        s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9 =>
+        s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9 =>
+        s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9 =>
+        s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9);
+    assert_eq!(
+        rt.block_on(ndf.run(&hundred, 1, &ctx)).unwrap(),
+        rt.block_on(hand_written_hundred(1)).unwrap()
+    );
+    let mut group = c.benchmark_group(HUNDRED);
+    group.bench_function("hand_written", |b| {
+        b.to_async(&rt).iter(|| hand_written_hundred(black_box(1)));
+    });
+    group.bench_function("ndf", |b| {
+        b.to_async(&rt)
+            .iter(|| ndf.run(&hundred, black_box(1), &ctx));
+    });
+    group.finish();
+
     println!(
         "future size: ndf {} bytes, hand-written {} bytes, hand-written with a timeout per step {} bytes",
         size_of_val(&ndf.run(&flow, 1, &ctx)),
@@ -125,5 +172,9 @@ fn main() {
     Criterion::default().configure_from_args().final_summary();
     ratio::report(GROUP, "ndf", "hand_written");
     ratio::report(ONE, "ndf", "hand_written");
+    ratio::report(HUNDRED, "ndf", "hand_written");
     ratio::per_extra_step(GROUP, ONE, 9);
+    // The steadier figure: a run's fixed cost, and the noise of measuring
+    // it, spread over 99 steps rather than 9.
+    ratio::per_extra_step(HUNDRED, ONE, 99);
 }
