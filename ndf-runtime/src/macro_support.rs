@@ -9,7 +9,7 @@ pub use crate::exec::{
     step_task, tolerate,
 };
 pub use crate::exec::{AllCheckpointable, Checkpointed, CheckpointedStep};
-pub use crate::exec::{Direct, Hedged, Placement, Plain, Policies, Resilient, Stage};
+pub use crate::exec::{Direct, Hedged, Outlined, Placement, Plain, Policies, Resilient, Stage};
 pub use crate::exec::{Finish, Made, Wrapped};
 pub use crate::gating::{LimitsCell, NoPlace, Place};
 pub use crate::model::{

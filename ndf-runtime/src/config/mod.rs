@@ -256,7 +256,11 @@ impl Config {
     }
 
     /// A step's setting: its own, else its domain preset's.
-    #[inline]
+    #[allow(
+        clippy::inline_always,
+        reason = "a step's start: inlined in the poll of a long workflow too"
+    )]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn step_setting<T>(
         &self,
         own: Option<T>,
@@ -268,7 +272,11 @@ impl Config {
 
     /// A step's per-attempt timeout: its own, else its domain preset's, else
     /// `step_timeout`.
-    #[inline]
+    #[allow(
+        clippy::inline_always,
+        reason = "a step's start: inlined in the poll of a long workflow too"
+    )]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn timeout_of(&self, meta: &StepMeta) -> Duration {
         self.step_setting(meta.timeout, meta, |p| p.step_timeout)
             .unwrap_or(self.step_timeout)
@@ -287,7 +295,11 @@ impl Config {
     }
 
     /// A step's memory budget: its own, else its domain preset's.
-    #[inline]
+    #[allow(
+        clippy::inline_always,
+        reason = "a step's start: inlined in the poll of a long workflow too"
+    )]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn memory_of(&self, meta: &StepMeta) -> Option<u64> {
         self.step_setting(meta.memory, meta, |p| p.memory)
             .filter(|bytes| *bytes > 0)

@@ -38,7 +38,11 @@ pub(crate) enum Next<'a> {
 /// when it has limits, or something else to check ([`unchecked`] is
 /// false). Most steps need nothing, and their run moves no admission
 /// value around.
-#[inline]
+#[allow(
+    clippy::inline_always,
+    reason = "a step's start: inlined in the poll of a long workflow too"
+)]
+#[cfg_attr(not(debug_assertions), inline(always))]
 pub(crate) fn needs_admission(
     cx: Cx<'_>,
     meta: &'static StepMeta,
@@ -52,7 +56,11 @@ pub(crate) fn needs_admission(
 /// nothing to check but its limits: the workflow's deadline has not
 /// passed, the run is neither held back in part nor from the queue (where
 /// a completed stage may wait to be stored), and it has no memory budget.
-#[inline]
+#[allow(
+    clippy::inline_always,
+    reason = "a step's start: inlined in the poll of a long workflow too"
+)]
+#[cfg_attr(not(debug_assertions), inline(always))]
 fn unchecked(cx: Cx<'_>, meta: &'static StepMeta, timeout: Duration) -> bool {
     !timeout.is_zero() && !cx.watched() && cx.config().memory_of(meta).is_none()
 }

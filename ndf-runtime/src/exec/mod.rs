@@ -34,7 +34,7 @@ pub(crate) use durable::{Checkpoints, Decoded, Encoded};
 pub use erased::Resilient;
 pub use erased::shared_instances;
 pub use fan::{FanOut, Indexed, Keep, Strict, Tolerant, fan_out};
-pub use first::{Hedged, Plain, Policies};
+pub use first::{Hedged, Outlined, Plain, Policies};
 pub use flow::{
     PhaseRule, admit_level, alternative_failed, check_phase, insufficient, record_level,
 };
@@ -232,7 +232,11 @@ impl<'a> Run<'a> {
     }
 
     /// When the workflow's deadline passes, if it has one.
-    #[inline]
+    #[allow(
+        clippy::inline_always,
+        reason = "a step's start: inlined in the poll of a long workflow too"
+    )]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     fn deadline_at(&self) -> Option<tokio::time::Instant> {
         self.workflow.deadline.map(|d| self.at + d)
     }
@@ -279,7 +283,11 @@ impl std::fmt::Debug for Cx<'_> {
 impl<'a> Cx<'a> {
     /// The context of the run.
     #[must_use]
-    #[cfg_attr(not(debug_assertions), inline)]
+    #[allow(
+        clippy::inline_always,
+        reason = "a step's start: inlined in the poll of a long workflow too"
+    )]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub fn context(&self) -> &'a PatternContext {
         self.0.ctx
     }
@@ -290,7 +298,11 @@ impl<'a> Cx<'a> {
         self.0.workflow.name
     }
 
-    #[inline]
+    #[allow(
+        clippy::inline_always,
+        reason = "a step's start: inlined in the poll of a long workflow too"
+    )]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn config(self) -> &'a Config {
         &self.0.env.config
     }
@@ -330,7 +342,11 @@ impl<'a> Cx<'a> {
 
     /// Whether a step's admission may have something of the run to check:
     /// a gate holds back a step of it, or it is a run from the queue.
-    #[inline]
+    #[allow(
+        clippy::inline_always,
+        reason = "a step's start: inlined in the poll of a long workflow too"
+    )]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn watched(self) -> bool {
         self.0.watched
     }
@@ -347,7 +363,11 @@ impl<'a> Cx<'a> {
     }
 
     /// `timeout`, cut to what is left before the workflow's deadline.
-    #[inline]
+    #[allow(
+        clippy::inline_always,
+        reason = "a step's start: inlined in the poll of a long workflow too"
+    )]
+    #[cfg_attr(not(debug_assertions), inline(always))]
     pub(crate) fn bounded(self, timeout: std::time::Duration) -> std::time::Duration {
         match self.0.deadline_at() {
             Some(at) => timeout.min(at.saturating_duration_since(tokio::time::Instant::now())),

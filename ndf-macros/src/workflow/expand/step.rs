@@ -20,12 +20,17 @@ impl Expander {
         let (path, record) = (&step.alias(), step.record);
         let p = &self.p;
         let at = crate::typecheck::at(syn::spanned::Spanned::span(path));
+        let mut go =
+            quote_spanned!(at=> #p::Stage::go(__ndf_cell.as_mut(), __cx, #record, __ndf_input));
+        if self.outlined {
+            go = quote_spanned!(at=> #p::Outlined::new(#go));
+        }
         Some(quote_spanned! {at=> {
             let __ndf_input = #input;
             let mut __ndf_cell = #p::pin!(
                 <<#path as #p::Step>::Policies as #p::Policies>::cell::<#path>(__cx)
             );
-            match #p::Stage::go(__ndf_cell.as_mut(), __cx, #record, __ndf_input).await {
+            match #go.await {
                 #p::Ok(__ndf_done) => #p::Ok(#p::Stage::finish(__ndf_cell, __ndf_done)),
                 #p::Err(__ndf_error) => #p::Err(__ndf_error),
             }
