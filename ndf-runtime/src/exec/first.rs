@@ -83,13 +83,13 @@ pin_project_lite::pin_project! {
     ///
     /// So is every step awaited in place in a workflow of more than 12
     /// steps (the generated code wraps them; `ndf-macros` says why 12).
-    /// Inlined, the steps of a
-    /// `sequential!` of 100 made its poll too large for the processor's
-    /// instruction cache, and for the compiler to inline what each step
-    /// calls: each step cost about 170 instructions and 13 cache misses,
-    /// against 92 and none in a sequence of 10. Polled in a call, each
-    /// costs about 115 and 8, whatever the length of the sequence; a short
-    /// sequence keeps its steps inlined, where they cost less.
+    /// Inlined, the steps of a `sequential!` of 100 made its poll too
+    /// large for the processor's instruction cache, and for the compiler
+    /// to inline what each step calls: each step cost about 170
+    /// instructions and 13 cache misses, against 92 and none in a
+    /// sequence of 10. Polled in a call, each costs about 110 and 8,
+    /// whatever the length of the sequence; a short sequence keeps its
+    /// steps inlined, where they cost less.
     #[doc(hidden)]
     #[derive(Debug)]
     pub struct Outlined<F> {

@@ -58,12 +58,12 @@ pub(crate) struct Expander {
 }
 
 /// The number of steps above which a workflow's steps awaited in place
-/// are polled in calls of their own. Measured with callgrind, instructions
-/// and instruction-cache misses (32 KiB) a run of a `sequential!` of plain
-/// steps, inlined against called: 10 steps, 2 580 against 2 900 (inlined
-/// costs less); 20 steps, 5 140 against 4 190; 100 steps, 27 900 against
-/// 21 080 (in a call, each step costs the same whatever the length, and
-/// less than inlined above some 12 steps).
+/// are polled in calls of their own. Measured with callgrind's model of
+/// the processor (instructions, and 10 cycles for each miss of a 32 KiB
+/// instruction cache) a run of a `sequential!` of plain steps, inlined
+/// against called: 10 steps, 2 580 against 2 900 (inlined costs less);
+/// 20 steps, 5 140 against 4 190; 100 steps, 27 900 against 21 080. In a
+/// call, each step costs the same whatever the length of the sequence.
 const OUTLINED_ABOVE: usize = 12;
 
 impl Expander {
