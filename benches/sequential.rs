@@ -102,31 +102,40 @@ const GROUP: &str = "sequential_10_steps";
 const ONE: &str = "sequential_1_step";
 const HUNDRED: &str = "sequential_100_steps";
 
+/// Benchmarks, in criterion group `group`, a run of `flow` through `ndf`
+/// against `hand`, the same chain by hand, once both give the same output.
+fn versus<W, F>(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    (ndf, ctx): (&Ndf, &PatternContext),
+    group: &str,
+    flow: &W,
+    hand: impl Fn(u64) -> F,
+) where
+    W: Workflow<Input = u64, Output = u64>,
+    F: Future<Output = Result<u64, StepError>>,
+{
+    assert_eq!(
+        rt.block_on(ndf.run(flow, 1, ctx)).unwrap(),
+        rt.block_on(hand(1)).unwrap()
+    );
+    let mut group = c.benchmark_group(group);
+    group.bench_function("hand_written", |b| {
+        b.to_async(rt).iter(|| hand(black_box(1)));
+    });
+    group.bench_function("ndf", |b| {
+        b.to_async(rt).iter(|| ndf.run(flow, black_box(1), ctx));
+    });
+    group.finish();
+}
+
 fn bench(c: &mut Criterion) {
     let (rt, ndf, ctx) = rig::rig();
     let flow = sequential!(name = "bench.ten_steps"; s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9);
-
-    let expected = rt.block_on(hand_written(1)).unwrap();
-    assert_eq!(rt.block_on(ndf.run(&flow, 1, &ctx)).unwrap(), expected);
-
-    let mut group = c.benchmark_group(GROUP);
-    group.bench_function("hand_written", |b| {
-        b.to_async(&rt).iter(|| hand_written(black_box(1)));
-    });
-    group.bench_function("ndf", |b| {
-        b.to_async(&rt).iter(|| ndf.run(&flow, black_box(1), &ctx));
-    });
-    group.finish();
+    versus(c, &rt, (&ndf, &ctx), GROUP, &flow, hand_written);
 
     let one = sequential!(name = "bench.one_step"; s0);
-    let mut group = c.benchmark_group(ONE);
-    group.bench_function("hand_written", |b| {
-        b.to_async(&rt).iter(|| hand_written_one(black_box(1)));
-    });
-    group.bench_function("ndf", |b| {
-        b.to_async(&rt).iter(|| ndf.run(&one, black_box(1), &ctx));
-    });
-    group.finish();
+    versus(c, &rt, (&ndf, &ctx), ONE, &one, hand_written_one);
 
     let hundred = sequential!(name = "bench.hundred_steps";
         s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9 =>
@@ -139,19 +148,14 @@ fn bench(c: &mut Criterion) {
         s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9 =>
         s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9 =>
         s0 => s1 => s2 => s3 => s4 => s5 => s6 => s7 => s8 => s9);
-    assert_eq!(
-        rt.block_on(ndf.run(&hundred, 1, &ctx)).unwrap(),
-        rt.block_on(hand_written_hundred(1)).unwrap()
+    versus(
+        c,
+        &rt,
+        (&ndf, &ctx),
+        HUNDRED,
+        &hundred,
+        hand_written_hundred,
     );
-    let mut group = c.benchmark_group(HUNDRED);
-    group.bench_function("hand_written", |b| {
-        b.to_async(&rt).iter(|| hand_written_hundred(black_box(1)));
-    });
-    group.bench_function("ndf", |b| {
-        b.to_async(&rt)
-            .iter(|| ndf.run(&hundred, black_box(1), &ctx));
-    });
-    group.finish();
 
     println!(
         "future size: ndf {} bytes, hand-written {} bytes, hand-written with a timeout per step {} bytes",
