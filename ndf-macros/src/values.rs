@@ -17,11 +17,18 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => 3600.0,
         _ => return Err(fail()),
     };
+    let zero = || format!("duration `{text}` must be longer than zero");
     let secs = number * scale;
     if secs <= 0.0 {
-        return Err(format!("duration `{text}` must be longer than zero"));
+        return Err(zero());
     }
-    Duration::try_from_secs_f64(secs).map_err(|_| fail())
+    // Shorter than a nanosecond is zero too: the runtime relies on every
+    // timeout being longer than zero.
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d.is_zero() => Err(zero()),
+        Ok(d) => Ok(d),
+        Err(_) => Err(fail()),
+    }
 }
 
 /// Parses `"512MB"`, `"2GB"`, `"64KiB"`: binary multiples (1 KB = 1024 bytes,
@@ -96,7 +103,18 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_mins(5)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_hours(1)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        for bad in ["", "30", "30 secs", "s", "-1s", "0s", "1d", "1e3s"] {
+        // "0.0000001ms" is 0.1 ns: zero once a `Duration`, and refused so.
+        for bad in [
+            "",
+            "30",
+            "30 secs",
+            "s",
+            "-1s",
+            "0s",
+            "0.0000001ms",
+            "1d",
+            "1e3s",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

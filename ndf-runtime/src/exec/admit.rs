@@ -7,8 +7,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use super::Cx;
 use super::attempt::past_deadline;
+use super::{Cx, DEADLINE};
 use crate::error::Error;
 use crate::gating::{Limited, LimitsCell, Place, RateTaken, StepLimits};
 use crate::learning::Blocked;
@@ -34,10 +34,10 @@ pub(crate) enum Next<'a> {
 }
 
 /// Whether step of options `meta` (its `limits` if it has a `rate` or a
-/// `concurrency`), whose attempts get `timeout`, needs [`admission`]: only
-/// when it has limits, or something else to check ([`unchecked`] is
-/// false). Most steps need nothing, and their run moves no admission
-/// value around.
+/// `concurrency`), whose attempts get `timeout` (asked only if the run has
+/// a deadline), needs [`admission`]: only when it has limits, or something
+/// else to check ([`unchecked`] is false). Most steps need nothing, and
+/// their run moves no admission value around.
 #[allow(
     clippy::inline_always,
     reason = "a step's start: inlined in the poll of a long workflow too"
@@ -47,7 +47,7 @@ pub(crate) fn needs_admission(
     cx: Cx<'_>,
     meta: &'static StepMeta,
     limits: Option<&'static LimitsCell>,
-    timeout: Duration,
+    timeout: impl FnOnce() -> Duration,
 ) -> bool {
     limits.is_some() || !unchecked(cx, meta, timeout)
 }
@@ -56,13 +56,19 @@ pub(crate) fn needs_admission(
 /// nothing to check but its limits: the workflow's deadline has not
 /// passed, the run is neither held back in part nor from the queue (where
 /// a completed stage may wait to be stored), and it has no memory budget.
+/// The timeout is asked for only in a run with a deadline: the timeouts a
+/// step is given are longer than zero (the config and `#[pattern]` refuse
+/// zero), so only what is left of a deadline can make it zero; a run
+/// without one reads neither the clock nor the step's timeout here.
 #[allow(
     clippy::inline_always,
     reason = "a step's start: inlined in the poll of a long workflow too"
 )]
 #[cfg_attr(not(debug_assertions), inline(always))]
-fn unchecked(cx: Cx<'_>, meta: &'static StepMeta, timeout: Duration) -> bool {
-    !timeout.is_zero() && !cx.watched() && cx.config().memory_of(meta).is_none()
+fn unchecked(cx: Cx<'_>, meta: &'static StepMeta, timeout: impl FnOnce() -> Duration) -> bool {
+    let checks = cx.checks();
+    (checks == 0 || (checks == DEADLINE && !timeout().is_zero()))
+        && cx.config().memory_of(meta).is_none()
 }
 
 /// A start and a place for a step with `limits` (its options `meta`),
@@ -76,7 +82,7 @@ fn try_place(
     limits: &'static LimitsCell,
     timeout: Duration,
 ) -> Result<Place, Option<RateTaken>> {
-    if !unchecked(cx, meta, timeout) {
+    if !unchecked(cx, meta, || timeout) {
         return Err(None);
     }
     limits.get(meta).try_enter(cx.first_poll_at()).map_err(Some)

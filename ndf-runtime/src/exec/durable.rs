@@ -68,7 +68,7 @@ impl<'a> Durable<'a> {
 
 impl Durable<'_> {
     /// Whether a completed stage waits to be stored. Asked by each step of
-    /// a run from the queue only (`Run::watched`), so the lock costs a
+    /// a run from the queue only (`Run::checks`), so the lock costs a
     /// plain `Ndf::run` nothing.
     pub(crate) fn pending(&self) -> bool {
         !self.unsaved().is_empty()

@@ -324,7 +324,7 @@ pub(super) fn drive<'p, 'a: 'p, K: Bounds>(
         // admission, to what is left now (none: the deadline has passed).
         let timeout = cx.config().timeout_of(step.of.meta);
         let bounded = cx.bounded(timeout);
-        if needs_admission(cx, step.of.meta, step.limits, bounded) {
+        if needs_admission(cx, step.of.meta, step.limits, || bounded) {
             let next = admission(cx, step.index, step.of.meta, step.limits, bounded)
                 .map_err(Failed::new)?;
             match next {

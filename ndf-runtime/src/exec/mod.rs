@@ -98,10 +98,12 @@ pub(crate) struct Run<'a> {
     /// (0: not cancelled). Per run, never per thread: other runs polled
     /// meanwhile (a compensation calling `Ndf::run`) are not cancelled.
     cancelling: AtomicU16,
-    /// Whether a step's admission has anything of the run to check: a
-    /// step held back, or checkpoints to store. One load on every step's
-    /// path, for both.
-    watched: bool,
+    /// What a step's start has to check of the run, beyond the step's
+    /// own options: [`WATCHED`] (a step held back, or checkpoints to
+    /// store), [`DEADLINE`] (the workflow's deadline, which may have
+    /// passed). Most runs have neither: one load and a test at every
+    /// step's start, and no timeout read or clock read there.
+    checks: u8,
 }
 
 /// What a run keeps of its workflow's constants, and its checkpoints if
@@ -144,6 +146,13 @@ const UNPOLLED: u8 = 0;
 /// `Run::polls` of a run polled again after it waited, or that waited for
 /// its admission before its first poll.
 const WAITED: u8 = 2;
+
+/// `Run::checks` of a run whose steps' admissions have something of it to
+/// check: a gate holds back a step of it, or it is a run from the queue.
+const WATCHED: u8 = 1;
+/// `Run::checks` of a run with a deadline: a step's timeout is cut to
+/// what is left of it, and the step refused once it has passed.
+pub(crate) const DEADLINE: u8 = 2;
 
 /// The records a run's gates hold back, with why: boxed, as a run rarely
 /// has any, so that a run's state keeps one word for them.
@@ -223,7 +232,15 @@ impl<'a> Run<'a> {
             // Entries are a kilobyte or more each: no process holds 2^32.
             entry: u32::try_from(entry).expect("fewer than 2^32 statistics entries"),
             log,
-            watched: blocked.is_some() || workflow.durable.is_some(),
+            checks: if blocked.is_some() || workflow.durable.is_some() {
+                WATCHED
+            } else {
+                0
+            } | if workflow.deadline.is_some() {
+                DEADLINE
+            } else {
+                0
+            },
             blocked: ManuallyDrop::new(blocked),
             at,
             polls: AtomicU8::new(if unwaited { UNPOLLED } else { WAITED }),
@@ -340,15 +357,15 @@ impl<'a> Cx<'a> {
         self.0.log.get(range).unwrap_or_default()
     }
 
-    /// Whether a step's admission may have something of the run to check:
-    /// a gate holds back a step of it, or it is a run from the queue.
+    /// What a step's start has to check of the run ([`WATCHED`],
+    /// [`DEADLINE`]; 0 for most runs).
     #[allow(
         clippy::inline_always,
         reason = "a step's start: inlined in the poll of a long workflow too"
     )]
     #[cfg_attr(not(debug_assertions), inline(always))]
-    pub(crate) fn watched(self) -> bool {
-        self.0.watched
+    pub(crate) fn checks(self) -> u8 {
+        self.0.checks
     }
 
     /// Why record `index` is held back in this run, if it is.

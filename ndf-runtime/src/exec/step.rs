@@ -32,7 +32,6 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::Poll;
-use std::time::Duration;
 
 use super::admit::{Next, Wait, admission, needs_admission};
 use super::alarm::{Bounds, Deadlines, Joined, Own};
@@ -218,15 +217,16 @@ pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
     input: S::Input,
     bound: K::Arg<'a>,
 ) -> impl Future<Output = Result<(S::Output, S::Undo), E>> + 'a {
-    // Never past the workflow's deadline.
-    let timeout = cx.bounded(cx.config().timeout_of(&S::META));
     // Its attempt keeps no timeout: the run asks for it at the first wait.
     let make = move |input| {
         first_attempt::<_, _, K>(cx, S::NAME, P::call::<S>(input, cx.context()), bound)
     };
     let limits = limits_of::<S>();
+    // Never past the workflow's deadline: the timeout, cut to it, is
+    // asked for here only if the run has one.
+    let timeout = || cx.bounded(cx.config().timeout_of(&S::META));
     let state = if needs_admission(cx, &S::META, limits, timeout) {
-        match admitting(cx, index, &S::META, limits, timeout) {
+        match admitting(cx, index, &S::META, limits) {
             // A limited step whose start and place were free runs as a
             // step without limits does.
             Admitted::Go(place) => PlainState::Lone {
@@ -265,18 +265,18 @@ pub(super) enum Admitted<'a> {
     Wait(Wait<'a>),
 }
 
-/// The [`admission`] of step `meta` (its `limits`), stage `index`, whose
-/// attempt gets `timeout`, decided when its run is made, for a `Plain`
-/// step, which has no fallback to serve it when held back. Out of line:
-/// one copy for every step.
+/// The [`admission`] of step `meta` (its `limits`), stage `index`,
+/// decided when its run is made, for a `Plain` step, which has no fallback
+/// to serve it when held back. Out of line: one copy for every step; the
+/// attempt's timeout, cut to the workflow's deadline, read here.
 #[inline(never)]
 pub(super) fn admitting<'a>(
     cx: Cx<'a>,
     index: usize,
     meta: &'static StepMeta,
     limits: Option<&'static LimitsCell>,
-    timeout: Duration,
 ) -> Admitted<'a> {
+    let timeout = cx.bounded(cx.config().timeout_of(meta));
     match admission(cx, index, meta, limits, timeout) {
         Ok(Next::Go(place)) => Admitted::Go(place),
         Ok(Next::Wait(wait)) => Admitted::Wait(wait),
@@ -411,7 +411,7 @@ pub(super) fn run_hedged<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
             // Never past the workflow's deadline: each attempt cuts it to
             // what is left when it first waits.
             let timeout = cx.config().timeout_of(&S::META);
-            if needs_admission(cx, &S::META, limits_of::<S>(), cx.bounded(timeout)) {
+            if needs_admission(cx, &S::META, limits_of::<S>(), || cx.bounded(timeout)) {
                 // Bound first: a scrutinee's temporary, and so the
                 // admission's whole result, would live across the wait.
                 let next = admission(cx, index, &S::META, limits_of::<S>(), cx.bounded(timeout))?;

@@ -111,10 +111,10 @@ where
     // (returning what it decided, or taking a closure for each outcome),
     // every plain step cost 10 to 80 instructions more (callgrind, a
     // `sequential!` of 10), as LLVM no longer made each outcome in place.
-    let timeout = cx.bounded(cx.config().timeout_of(&S::META));
+    let timeout = || cx.bounded(cx.config().timeout_of(&S::META));
     let limits = limits_of::<S>();
     let state = if needs_admission(cx, &S::META, limits, timeout) {
-        match admitting(cx, index, &S::META, limits, timeout) {
+        match admitting(cx, index, &S::META, limits) {
             Admitted::Go(place) => running::<S, _, _>(cx, input, make, place),
             Admitted::Wait(wait) => Lone::Waiting { wait, input, make },
         }
