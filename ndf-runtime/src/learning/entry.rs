@@ -344,14 +344,13 @@ impl Tables {
         {
             return false;
         }
-        let mut records = 0;
-        for bits in steps {
-            if !StepOutcome::clean(bits) {
-                return false;
-            }
-            records += 1;
-        }
-        if records != entry.step_slots.len() {
+        // Every record read, without a branch for each: a loop that stops
+        // at the first record not clean is not vectorized, and cost 8
+        // instructions a step (callgrind, a `sequential!` of 100).
+        let (records, unclean) = steps.fold((0, false), |(records, unclean), bits| {
+            (records + 1, unclean | !StepOutcome::clean(bits))
+        });
+        if unclean || records != entry.step_slots.len() {
             return false;
         }
         let seen = (self.epoch, run.metas.as_ptr() as usize);
