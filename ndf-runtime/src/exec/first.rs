@@ -94,7 +94,7 @@ pin_project_lite::pin_project! {
     #[derive(Debug)]
     pub struct Outlined<F> {
         #[pin]
-        run: F,
+        run: Option<F>,
     }
 }
 
@@ -102,7 +102,7 @@ impl<F> Outlined<F> {
     #[doc(hidden)]
     #[inline]
     pub const fn new(run: F) -> Self {
-        Self { run }
+        Self { run: Some(run) }
     }
 }
 
@@ -114,7 +114,16 @@ impl<F: Future> Future for Outlined<F> {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<F::Output> {
-        self.project().run.poll(cx)
+        let mut run = self.project().run;
+        let poll = run
+            .as_mut()
+            .as_pin_mut()
+            .expect("an outlined run polled after it ended")
+            .poll(cx);
+        if poll.is_ready() {
+            run.set(None);
+        }
+        poll
     }
 }
 
