@@ -313,8 +313,9 @@ impl Drop for Trace {
     /// and 9 instructions a step).
     #[inline]
     fn drop(&mut self) {
-        if let Some(span) = self.0.take() {
-            close(span);
+        // Tested before it is taken: no store where there is no span.
+        if self.0.is_some() {
+            close(self.0.take());
         }
     }
 }
@@ -322,7 +323,7 @@ impl Drop for Trace {
 /// Closes and frees an attempt's span.
 #[cold]
 #[inline(never)]
-fn close(span: Box<tracing::Span>) {
+fn close(span: Option<Box<tracing::Span>>) {
     drop(span);
 }
 
