@@ -5,7 +5,8 @@
 //! step, as ndf bounds every attempt); with a one-step run of each, what
 //! each extra step costs over a hand-written one, over 9 and over 99 more
 //! steps (the second steadier: the fixed cost of a run, and its noise,
-//! spread over more steps).
+//! spread over more steps), and over 99 with each 100-step run timed
+//! together with a 1-step run (the steadiest: see `paired`).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -101,6 +102,7 @@ async fn hand_written_one(x: u64) -> Result<u64, StepError> {
 const GROUP: &str = "sequential_10_steps";
 const ONE: &str = "sequential_1_step";
 const HUNDRED: &str = "sequential_100_steps";
+const PAIRED: &str = "sequential_99_more_steps";
 
 /// Benchmarks, in criterion group `group`, a run of `flow` through `ndf`
 /// against `hand`, the same chain by hand, once both give the same output.
@@ -125,6 +127,65 @@ fn versus<W, F>(
     });
     group.bench_function("ndf", |b| {
         b.to_async(rt).iter(|| ndf.run(flow, black_box(1), ctx));
+    });
+    group.finish();
+}
+
+/// How much longer a run of `many` (`W`) takes than a run of `one`
+/// (`V`): each iteration times one run of each, one right after the
+/// other, and counts the difference. Measured in groups of their own, the
+/// two drift apart with this machine's slow and fast spells (a 1-step
+/// run took 280 ns in one minute and 400 ns in another); measured in
+/// pairs, the spells fall on both alike.
+async fn paired<A: Future, B: Future>(
+    iters: u64,
+    many: impl Fn() -> A,
+    one: impl Fn() -> B,
+) -> Duration {
+    let mut longer = Duration::ZERO;
+    let mut shorter = Duration::ZERO;
+    for _ in 0..iters {
+        let start = std::time::Instant::now();
+        black_box(many().await);
+        let between = std::time::Instant::now();
+        black_box(one().await);
+        let end = std::time::Instant::now();
+        longer += between - start;
+        shorter += end - between;
+    }
+    longer.saturating_sub(shorter)
+}
+
+/// What 99 more steps add to a run, through `ndf` (`hundred` against
+/// `one`) and by hand, each pair timed together (see [`paired`]).
+fn paired_steps<W, V>(
+    c: &mut Criterion,
+    rt: &tokio::runtime::Runtime,
+    (ndf, ctx): (&Ndf, &PatternContext),
+    hundred: &W,
+    one: &V,
+) where
+    W: Workflow<Input = u64, Output = u64>,
+    V: Workflow<Input = u64, Output = u64>,
+{
+    let mut group = c.benchmark_group(PAIRED);
+    group.bench_function("hand_written", |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            paired(
+                iters,
+                || hand_written_hundred(black_box(1)),
+                || hand_written_one(black_box(1)),
+            )
+        });
+    });
+    group.bench_function("ndf", |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            paired(
+                iters,
+                || ndf.run(hundred, black_box(1), ctx),
+                || ndf.run(one, black_box(1), ctx),
+            )
+        });
     });
     group.finish();
 }
@@ -156,6 +217,7 @@ fn bench(c: &mut Criterion) {
         &hundred,
         hand_written_hundred,
     );
+    paired_steps(c, &rt, (&ndf, &ctx), &hundred, &one);
 
     println!(
         "future size: ndf {} bytes, hand-written {} bytes, hand-written with a timeout per step {} bytes",
@@ -181,4 +243,6 @@ fn main() {
     // The steadier figure: a run's fixed cost, and the noise of measuring
     // it, spread over 99 steps rather than 9.
     ratio::per_extra_step(HUNDRED, ONE, 99);
+    // The steadiest: the 100-step and the 1-step runs timed in pairs.
+    ratio::per_step_paired(PAIRED, 99);
 }

@@ -53,6 +53,19 @@ pub fn per_extra_step(many: &str, few: &str, extra: u32) {
     }
 }
 
+/// Prints what each of `extra` more steps costs when group `group` timed
+/// what they add to a run itself (`ndf`, `hand_written`): the first less
+/// the second, divided by `extra`.
+#[allow(dead_code, reason = "only the sequential benchmark compares lengths")]
+pub fn per_step_paired(group: &str, extra: u32) {
+    if let (Some(n), Some(h)) = (mean_ns(group, "ndf"), mean_ns(group, "hand_written")) {
+        println!(
+            "each extra step: ndf adds {:.1} ns over a hand-written step ({group}: {extra} more steps timed in pairs, ndf {n:.1} ns, hand-written {h:.1} ns)",
+            (n - h) / f64::from(extra)
+        );
+    }
+}
+
 /// Prints how many times the items a second of `one` thread, `many` on
 /// `threads` threads give (each thread doing what `one` does).
 #[allow(dead_code, reason = "not every benchmark measures scaling")]
