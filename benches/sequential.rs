@@ -131,9 +131,9 @@ fn versus<W, F>(
     group.finish();
 }
 
-/// How much longer a run of `many` (`W`) takes than a run of `one`
-/// (`V`): each iteration times one run of each, one right after the
-/// other, and counts the difference. Measured in groups of their own, the
+/// How much longer, over `iters` iterations, the runs `many` makes take
+/// than those `one` makes: each iteration times one run of each, one
+/// right after the other. Measured in groups of their own, the
 /// two drift apart with this machine's slow and fast spells (a 1-step
 /// run took 280 ns in one minute and 400 ns in another); measured in
 /// pairs, the spells fall on both alike.
