@@ -44,8 +44,7 @@ pub fn throughput(group: &str, id: &str, items: u64) {
 /// `few`, divided by `extra`.
 #[allow(dead_code, reason = "only the sequential benchmark compares lengths")]
 pub fn per_extra_step(many: &str, few: &str, extra: u32) {
-    let added = |group| Some(mean_ns(group, "ndf")? - mean_ns(group, "hand_written")?);
-    if let (Some(m), Some(f)) = (added(many), added(few)) {
+    if let (Some(m), Some(f)) = (ndf_over_hand(many), ndf_over_hand(few)) {
         println!(
             "each extra step: ndf adds {:.1} ns over a hand-written step ({many} against {few})",
             (m - f) / f64::from(extra)
@@ -58,12 +57,17 @@ pub fn per_extra_step(many: &str, few: &str, extra: u32) {
 /// the second, divided by `extra`.
 #[allow(dead_code, reason = "only the sequential benchmark compares lengths")]
 pub fn per_step_paired(group: &str, extra: u32) {
-    if let (Some(n), Some(h)) = (mean_ns(group, "ndf"), mean_ns(group, "hand_written")) {
+    if let Some(added) = ndf_over_hand(group) {
         println!(
-            "each extra step: ndf adds {:.1} ns over a hand-written step ({group}: {extra} more steps timed in pairs, ndf {n:.1} ns, hand-written {h:.1} ns)",
-            (n - h) / f64::from(extra)
+            "each extra step: ndf adds {:.1} ns over a hand-written step ({group}: {extra} more steps timed in pairs)",
+            added / f64::from(extra)
         );
     }
+}
+
+/// The mean time of `ndf` less that of `hand_written` in `group`.
+fn ndf_over_hand(group: &str) -> Option<f64> {
+    Some(mean_ns(group, "ndf")? - mean_ns(group, "hand_written")?)
 }
 
 /// Prints how many times the items a second of `one` thread, `many` on
