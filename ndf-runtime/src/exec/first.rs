@@ -93,6 +93,16 @@ pin_project_lite::pin_project! {
     /// it ends, its drop inlined in this poll: the workflow's poll then
     /// drops the ended stage with a check rather than a call to the run's
     /// drop glue.
+    ///
+    /// The run is made where the workflow's poll stores it, so that poll
+    /// still keeps about 390 bytes of code a stage (the step's start, its
+    /// admission and span paths). Made here at the first poll instead,
+    /// from the stage's arguments, a stage kept a third of that and the
+    /// simulated instruction-cache misses of a 100-step run fell from 709
+    /// to 82; but the run, made on the stack and copied into place, cost
+    /// a third more instructions (about 134 a step, against 96), and the
+    /// 100-step run took about 16 % longer: here, the instructions that
+    /// making the run in place saves outweigh the misses its code costs.
     #[doc(hidden)]
     #[derive(Debug)]
     pub struct Outlined<F> {
