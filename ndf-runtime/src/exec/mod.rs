@@ -49,7 +49,7 @@ use crate::config::Config;
 use crate::context::PatternContext;
 use crate::gating::{Admission, InFlight, Lifecycle, RetryBudgets};
 use crate::learning::{Blocked, StatsTable};
-use crate::model::StepRecord;
+use crate::model::{StepMeta, StepRecord};
 
 /// What the run path reads of the runtime.
 #[derive(Debug)]
@@ -390,6 +390,17 @@ impl<'a> Cx<'a> {
             Some(at) => timeout.min(at.saturating_duration_since(tokio::time::Instant::now())),
             None => timeout,
         }
+    }
+
+    /// The timeout of an attempt of step `meta`, cut to what is left of
+    /// the workflow's deadline, if it has one.
+    #[allow(
+        clippy::inline_always,
+        reason = "a step's start: inlined in the poll of a long workflow too"
+    )]
+    #[cfg_attr(not(debug_assertions), inline(always))]
+    pub(crate) fn step_timeout(self, meta: &StepMeta) -> std::time::Duration {
+        self.bounded(self.config().timeout_of(meta))
     }
 
     /// Whether the workflow's deadline passes within `wait` from now.

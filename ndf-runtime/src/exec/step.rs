@@ -224,7 +224,7 @@ pub(super) fn run_plain<'a, S: Step, P: Placement, K: Bounds, E: StageError>(
     let limits = limits_of::<S>();
     // Never past the workflow's deadline: the timeout, cut to it, is
     // asked for here only if the run has one.
-    let timeout = || cx.bounded(cx.config().timeout_of(&S::META));
+    let timeout = || cx.step_timeout(&S::META);
     let state = if needs_admission(cx, &S::META, limits, timeout) {
         match admitting(cx, index, &S::META, limits) {
             // A limited step whose start and place were free runs as a
@@ -276,7 +276,7 @@ pub(super) fn admitting<'a>(
     meta: &'static StepMeta,
     limits: Option<&'static LimitsCell>,
 ) -> Admitted<'a> {
-    let timeout = cx.bounded(cx.config().timeout_of(meta));
+    let timeout = cx.step_timeout(meta);
     match admission(cx, index, meta, limits, timeout) {
         Ok(Next::Go(place)) => Admitted::Go(place),
         Ok(Next::Wait(wait)) => Admitted::Wait(wait),
@@ -346,7 +346,7 @@ where
             std::task::ready!(admit(state.as_mut(), w)).map_err(E::from_failed)?;
         }
         // The attempt's timeout, asked for only when it waits.
-        let timeout = || cx.bounded(cx.config().timeout_of(&S::META));
+        let timeout = || cx.step_timeout(&S::META);
         match state.project() {
             PlainProj::Lone { first, .. } => {
                 Poll::Ready(match std::task::ready!(first.poll_asking(w, timeout)) {

@@ -111,7 +111,7 @@ where
     // (returning what it decided, or taking a closure for each outcome),
     // every plain step cost 10 to 80 instructions more (callgrind, a
     // `sequential!` of 10), as LLVM no longer made each outcome in place.
-    let timeout = || cx.bounded(cx.config().timeout_of(&S::META));
+    let timeout = || cx.step_timeout(&S::META);
     let limits = limits_of::<S>();
     let state = if needs_admission(cx, &S::META, limits, timeout) {
         match admitting(cx, index, &S::META, limits) {
@@ -169,7 +169,7 @@ where
                         }
                         attempt.as_mut().start();
                     }
-                    let after = || cx.bounded(cx.config().timeout_of(&S::META));
+                    let after = || cx.step_timeout(&S::META);
                     // A timeout bounded by the workflow's deadline ends in
                     // `Error::DeadlineExceeded`, which does not say it.
                     let timeout = || cx.config().timeout_of(&S::META);
