@@ -6,7 +6,8 @@
 //! each extra step costs over a hand-written one, over 9 and over 99 more
 //! steps (the second steadier: the fixed cost of a run, and its noise,
 //! spread over more steps), and over 99 with each 100-step run timed
-//! together with a 1-step run (the steadiest: see `paired`).
+//! together with a 1-step run (what drifts between groups taken out:
+//! see `paired`).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -243,6 +244,7 @@ fn main() {
     // The steadier figure: a run's fixed cost, and the noise of measuring
     // it, spread over 99 steps rather than 9.
     ratio::per_extra_step(HUNDRED, ONE, 99);
-    // The steadiest: the 100-step and the 1-step runs timed in pairs.
+    // Without the drift between groups: the 100-step and the 1-step runs
+    // timed in pairs.
     ratio::per_step_paired(PAIRED, 99);
 }
